@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""ratchet: keep a code change only when a benchmark proves it helped.
+
+Usage: ratchet.py VERB [flags]    (ratchet.py --help lists the verbs)
+
+This file only parses flags and prints; the work is in ratchetlib/:
+  config   validate the init flags          runner   run one trial, kill its tree
+  metrics  read the number from a report    decision keep/revert, stop conditions
+  store    .ratchet/ files (FORMATS.md)     gitops   every git call
+  engine   the verbs' workflows             views    the short texts printed
+Exit codes: 0 ok, 2 usage or configuration error (nothing changed),
+1 unexpected runtime failure (state left consistent), 130/143 interrupted.
+"""
+
+import sys
+
+if sys.version_info < (3, 10):
+    sys.stderr.write("ratchet: error: Python 3.10 or newer is required (this is %d.%d)\n" % sys.version_info[:2])
+    sys.exit(2)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+
+from ratchetlib import engine, views  # noqa: E402
+from ratchetlib.errors import RatchetError, UsageError  # noqa: E402
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line and exit 2."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _float(text):
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _int(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ratchet.py", description="Keep a code change only when a benchmark proves it helped.")
+    p.add_argument("-C", dest="cwd", default=".", metavar="DIR", help="run as if started in DIR")
+    sub = p.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+
+    def verb(name, help_text):
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.add_argument("-C", dest="cwd", default=argparse.SUPPRESS, metavar="DIR", help=argparse.SUPPRESS)
+        return sp
+
+    sp = verb("init", "start a run: validate the flags, create the experiment branch")
+    sp.add_argument("--run-command", required=True, help="shell command that prints the metric")
+    sp.add_argument("--direction", required=True, choices=("max", "min"))
+    sp.add_argument("--metric-name", required=True)
+    sp.add_argument("--report-source", required=True, help="stdout, stderr, or a file path inside the repository")
+    sp.add_argument("--metric-pattern", help="regex with one capture group, when no `NAME: value` line exists")
+    sp.add_argument("--trials", type=_int, default=1, help="runs per iteration, averaged (default 1)")
+    sp.add_argument("--iterations", type=_int, default=20, help="hard cap on iterations (default 20)")
+    sp.add_argument("--threshold", type=_float, help="stop when the best crosses this value")
+    sp.add_argument("--patience", type=_int, default=0, help="stop after K iterations without a keep (0 = off)")
+    sp.add_argument("--min-improvement", default="0", help="margin to keep: absolute (0.5) or relative (2%%)")
+    sp.add_argument("--max-consecutive-crashes", type=_int, default=3)
+    sp.add_argument("--trial-timeout-seconds", type=_float)
+    sp.add_argument("--critic", action="store_true", help="critic mode: two proposers and a critic per iteration")
+    sp.add_argument("--instructions", default="", help="run-specific integrity rules, echoed every iteration")
+    sp.add_argument("--instructions-file")
+    sp.add_argument("--editable", nargs="+", default=[], metavar="PATHSPEC", help="what the agent may change")
+    sp.add_argument("--protect", nargs="+", default=[], metavar="PATHSPEC", help="harness files, never edited")
+    sp.add_argument("--branch", help="experiment branch name (default ratchet/<run-id>)")
+    sp.add_argument("--no-branch", action="store_true", help="stay on the current branch")
+    sp.add_argument("--json", action="store_true")
+
+    sp = verb("baseline", "measure the unmodified start commit (iteration 0)")
+    sp.add_argument("--json", action="store_true")
+
+    for name, help_text in (("iterate", "measure the agent's change, keep or revert it (one call per iteration)"),
+                            ("decide", "decide on the trials recorded with run-trial/score")):
+        sp = verb(name, help_text)
+        sp.add_argument("--hypothesis", required=True, help="one line: what should improve and why")
+        sp.add_argument("--description", default="", help="one line: what was changed")
+        sp.add_argument("--critic-pick", help="critic mode: the proposal the critic chose")
+        sp.add_argument("--critic-reason", help="critic mode: why")
+        sp.add_argument("--json", action="store_true")
+
+    sp = verb("status", "compact state of the run")
+    sp.add_argument("--json", action="store_true")
+    sp = verb("history", "the records of the run")
+    sp.add_argument("--last", type=_int, help="only the last N records")
+    sp.add_argument("--json", action="store_true")
+    sp = verb("tail", "the end of a trial's report, from the traceback when there is one")
+    sp.add_argument("--iter", type=_int, dest="iteration")
+    sp.add_argument("--trial", type=_int)
+    sp.add_argument("--lines", type=_int, default=80)
+    sp = verb("stop", "end the run and return to the branch you started from")
+    sp.add_argument("--json", action="store_true")
+    sp = verb("run-trial", "run one trial of the current change and save its report")
+    sp.add_argument("--json", action="store_true")
+    sp = verb("score", "record the metric you read from the last trial's report")
+    sp.add_argument("value")
+    sp.add_argument("--trial", type=_int)
+    sp = verb("demo", "run the whole loop on a built-in example, no LLM needed")
+    sp.add_argument("--keep", action="store_true", help="keep the demo repository and print its path")
+    return p
+
+
+def _emit(args, human: str, data) -> None:
+    print(json.dumps(data, indent=1) if getattr(args, "json", False) else human)
+
+
+def _critic(args):
+    if args.critic_pick or args.critic_reason:
+        return {"pick": args.critic_pick, "reason": args.critic_reason}
+    return None
+
+
+def _verdict_json(run, rec, notes):
+    return {"record": rec, "recovered": notes, "next": "stop" if run.state.get("stop") else "continue",
+            "stop": run.state.get("stop")}
+
+
+def cmd_init(a):
+    flags = {k: v for k, v in vars(a).items() if k not in ("verb", "cwd", "json")}
+    run = engine.init(a.cwd, flags)
+    cfg = run.config
+    human = (f"run {cfg.run_id} started on branch {cfg.branch} (from {cfg.original_branch or cfg.start_commit[:10]})\n"
+             f"protected: {', '.join(cfg.protect)}\n"
+             f"editable: {', '.join(cfg.editable) or 'every other path'}\n"
+             + (f"archived the previous run to .ratchet/runs/{run.state['archived']}\n" if run.state.get("archived") else "")
+             + "next: run `ratchet.py baseline`")
+    _emit(a, human, {"config": cfg.to_dict(), "archived": run.state.get("archived")})
+
+
+def cmd_baseline(a):
+    run, rec, notes = engine.baseline(a.cwd)
+    _emit(a, views.baseline(run, rec, notes), _verdict_json(run, rec, notes))
+
+
+def cmd_iterate(a):
+    run, rec, notes = engine.iterate(a.cwd, a.hypothesis, a.description, _critic(a))
+    _emit(a, views.verdict(run, rec, notes), _verdict_json(run, rec, notes))
+
+
+def cmd_decide(a):
+    run, rec, notes = engine.decide(a.cwd, a.hypothesis, a.description, _critic(a))
+    _emit(a, views.verdict(run, rec, notes), _verdict_json(run, rec, notes))
+
+
+def cmd_status(a):
+    run = engine.load(a.cwd)
+    recent = run.store.records(last=5)
+    st = run.state
+    data = {"run_id": run.config.run_id, "iteration": st.get("iteration"), "best": st.get("best"),
+            "baseline": st.get("baseline"), "stop": st.get("stop"), "state": st,
+            "config": run.config.to_dict(), "recent": recent}
+    _emit(a, views.status(run, recent), data)
+
+
+def cmd_history(a):
+    run = engine.load(a.cwd)
+    recs = run.store.records(last=a.last) if a.last else run.store.records()
+    _emit(a, "\n".join(views.history_line(r) for r in recs) or "no records yet", recs)
+
+
+def cmd_tail(a):
+    run = engine.load(a.cwd)
+    store = run.store
+    it = a.iteration
+    if it is None:
+        cur, last = store.read_current(), store.records(last=1)
+        it = cur["iter"] if cur and cur.get("trials") else (last[-1]["iter"] if last else 0)
+    rec = next((r for r in store.records(last=50) if r["iter"] == it), None)
+    trials = (rec or {}).get("trials") or []
+    k = a.trial or next((t["trial"] for t in trials if t.get("status") != "ok"), None) or len(trials) or 1
+    candidates = [store.report_path(it, k, ext) for ext in ("err", "txt", "out")]
+    found = [p for p in candidates if os.path.exists(p) and os.path.getsize(p) > 0]
+    if not found:
+        raise UsageError(f"no captured output for iteration {it} trial {k}")
+    tb = next((p for p in found if "Traceback (most recent call last)" in views.tail_text(p, 10 ** 6)), found[0])
+    print(f"== {os.path.relpath(tb, run.repo)} (iteration {it}, trial {k}) ==")
+    print(views.tail_text(tb, max(a.lines, 5)))
+
+
+def cmd_stop(a):
+    run, notes = engine.stop(a.cwd)
+    cfg = run.config
+    human = "\n".join([f"recovered: {n}" for n in notes] + [
+        f"run {cfg.run_id} stopped: {run.state['stop']}",
+        f"you are on {cfg.original_branch or 'the run branch'}; the experiment stays on {cfg.branch}",
+        f"inspect it: git log --oneline {cfg.start_commit[:10]}..{cfg.branch}   "
+        f"git diff {cfg.start_commit[:10]} {cfg.branch}"])
+    _emit(a, human, {"run_id": cfg.run_id, "stop": run.state["stop"], "branch": cfg.branch, "recovered": notes})
+
+
+def cmd_run_trial(a):
+    run, trial, rec, notes = engine.run_one(a.cwd)
+    if rec is not None:
+        _emit(a, views.verdict(run, rec, notes), _verdict_json(run, rec, notes))
+        return
+    report = os.path.join(run.store.root, trial["report"])
+    if trial["status"] == "ok":
+        msg = f"trial {trial['trial']}: {run.config.metric_name} = {trial['score']!r} ({trial['detail']})"
+    else:
+        msg = (f"trial {trial['trial']}: {trial['status']} ({trial['detail']}); if the report holds the metric, "
+               f"read it and run `ratchet.py score VALUE`")
+    _emit(a, "\n".join([f"recovered: {n}" for n in notes] + [msg, f"report: {report}"]), {"trial": trial, "report": report})
+
+
+def cmd_score(a):
+    t = engine.score(a.cwd, a.value, a.trial)
+    print(f"trial {t['trial']}: score {t['score']!r} recorded; run `run-trial` for more trials or `decide`")
+
+
+def cmd_demo(a):
+    from ratchetlib import demo
+    return demo.main(keep=a.keep)
+
+
+COMMANDS = {"init": cmd_init, "baseline": cmd_baseline, "iterate": cmd_iterate, "decide": cmd_decide,
+            "status": cmd_status, "history": cmd_history, "tail": cmd_tail, "stop": cmd_stop,
+            "run-trial": cmd_run_trial, "score": cmd_score, "demo": cmd_demo}
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so cleanup (finally, locks) runs."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def main(argv=None) -> int:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        args = build_parser().parse_args(argv)
+        if not args.verb:
+            build_parser().print_help()
+            return 2
+        return COMMANDS[args.verb](args) or 0
+    except (UsageError, RatchetError) as e:
+        print(f"ratchet: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("ratchet: interrupted; the trial's processes were stopped", file=sys.stderr)
+        return 130
+    except Terminated:
+        print("ratchet: terminated; the trial's processes were stopped", file=sys.stderr)
+        return 143
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

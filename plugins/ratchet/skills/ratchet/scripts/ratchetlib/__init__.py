@@ -1,0 +1,1 @@
+"""ratchet's CLI core: one module per job; see ../ratchet.py for the verbs."""

@@ -1,0 +1,210 @@
+"""The run configuration: validated once at `init`, then read-only.
+
+`build()` turns the raw `init` flags into a `Config`, rejecting every mistake
+with a one-line `UsageError` before anything touches the repository. The
+config round-trips through `config.json` (see FORMATS.md); `from_dict` refuses
+a format newer than this code understands instead of guessing.
+"""
+
+import dataclasses
+import math
+import os
+import re
+from typing import Optional
+
+from . import paths
+from .errors import UsageError
+
+FORMAT = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Margin:
+    """The practical-significance margin: absolute units or percent."""
+
+    value: float = 0.0
+    relative: bool = False
+
+    def over(self, incumbent: float) -> float:
+        """The margin in metric units when measured against `incumbent`."""
+        return abs(incumbent) * self.value / 100.0 if self.relative else self.value
+
+    def __str__(self) -> str:
+        return f"{self.value:g}%" if self.relative else f"{self.value:g}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    run_command: str
+    direction: str
+    metric_name: str
+    report_source: str = "stdout"
+    metric_pattern: Optional[str] = None
+    trials: int = 1
+    iterations: int = 20
+    threshold: Optional[float] = None
+    patience: int = 0
+    min_improvement: Margin = Margin()
+    max_consecutive_crashes: int = 3
+    trial_timeout_seconds: Optional[float] = None
+    critic: bool = False
+    instructions: str = ""
+    instructions_file: Optional[str] = None
+    editable: tuple = ()
+    protect: tuple = ()
+    run_id: str = ""
+    branch: Optional[str] = None
+    original_branch: Optional[str] = None
+    start_commit: str = ""
+    created: str = ""
+
+    @property
+    def report_path(self) -> Optional[str]:
+        """The report file relative to the repo root, or None for a stream."""
+        return None if self.report_source in ("stdout", "stderr") else self.report_source
+
+    def better(self, a: float, b: float) -> bool:
+        """True when `a` is strictly better than `b` in the run's direction."""
+        return a > b if self.direction == "max" else a < b
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["editable"], d["protect"] = list(self.editable), list(self.protect)
+        return {"format": FORMAT, **d}
+
+
+def from_dict(d: dict) -> Config:
+    """Load a config written by `to_dict`; unknown keys are ignored."""
+    fmt = d.get("format", FORMAT)
+    if not isinstance(fmt, int) or fmt > FORMAT:
+        raise UsageError(
+            f"config.json has format {fmt!r}, newer than this ratchet understands ({FORMAT}); upgrade ratchet"
+        )
+    names = {f.name for f in dataclasses.fields(Config)}
+    kw = {k: v for k, v in d.items() if k in names}
+    mi = kw.get("min_improvement") or {}
+    kw["min_improvement"] = Margin(float(mi.get("value", 0.0)), bool(mi.get("relative", False)))
+    kw["editable"] = tuple(kw.get("editable") or ())
+    kw["protect"] = tuple(kw.get("protect") or ())
+    return Config(**kw)
+
+
+def parse_margin(text: str) -> Margin:
+    """'0.5' -> absolute 0.5; '2%' -> relative 2 percent. Must be >= 0."""
+    raw = str(text).strip()
+    relative = raw.endswith("%")
+    try:
+        value = float(raw[:-1] if relative else raw)
+    except ValueError:
+        raise UsageError(f"--min-improvement {text!r} is not a number; use e.g. 0.5 or 2%") from None
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"--min-improvement {text!r} must be a finite number >= 0")
+    return Margin(value, relative)
+
+
+def _positive_int(name: str, value, minimum: int = 1) -> int:
+    if value is None or isinstance(value, bool) or int(value) != value or value < minimum:
+        raise UsageError(f"{name} must be a whole number >= {minimum} (got {value!r})")
+    return int(value)
+
+
+def _check_report_source(source: str, repo_root: str) -> str:
+    if source in ("stdout", "stderr"):
+        return source
+    if not source.strip():
+        raise UsageError("--report-source is empty; use stdout, stderr or a file path inside the repository")
+    full = os.path.realpath(os.path.join(repo_root, source))
+    root = os.path.realpath(repo_root)
+    if os.path.commonpath([full, root]) != root or full == root:
+        raise UsageError(f"--report-source {source!r} is outside the repository; give a path inside {root}")
+    return os.path.relpath(full, root).replace(os.sep, "/")
+
+
+def _check_pattern(pattern: Optional[str]) -> Optional[str]:
+    if pattern is None:
+        return None
+    try:
+        compiled = re.compile(pattern)
+    except re.error as e:
+        raise UsageError(f"--metric-pattern is not a valid regular expression: {e}") from None
+    if compiled.groups < 1:
+        raise UsageError("--metric-pattern needs one capture group around the number, e.g. 'took ([0-9.]+) ms'")
+    return pattern
+
+
+def _read_instructions(path: Optional[str], repo_root: str) -> str:
+    if path is None:
+        return ""
+    full = os.path.join(repo_root, path) if not os.path.isabs(path) else path
+    try:
+        with open(full, encoding="utf-8") as f:
+            return f.read().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--instructions-file {path!r} cannot be read: {e.strerror or e}") from None
+
+
+def _repo_relative(path: str, repo_root: str) -> Optional[str]:
+    full = os.path.realpath(os.path.join(repo_root, path))
+    root = os.path.realpath(repo_root)
+    if os.path.commonpath([full, root]) != root:
+        return None
+    return os.path.relpath(full, root).replace(os.sep, "/")
+
+
+def build(args: dict, repo_root: str) -> Config:
+    """Validate raw `init` flags (a dict of argparse values) into a Config.
+
+    Raises UsageError naming the first mistake; never touches the repository.
+    """
+    run_command = (args.get("run_command") or "").strip()
+    if not run_command:
+        raise UsageError("--run-command is required: the command that prints the metric")
+    direction = args.get("direction")
+    if direction not in ("max", "min"):
+        raise UsageError(f"--direction must be max or min (got {direction!r})")
+    metric_name = (args.get("metric_name") or "").strip()
+    if not metric_name or any(c.isspace() for c in metric_name):
+        raise UsageError("--metric-name is required and must not contain spaces")
+    threshold = args.get("threshold")
+    if threshold is not None and not math.isfinite(threshold):
+        raise UsageError("--threshold must be a finite number")
+    timeout = args.get("trial_timeout_seconds")
+    if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
+        raise UsageError(f"--trial-timeout-seconds must be > 0 (got {timeout!r})")
+    source = _check_report_source(args.get("report_source") or "", repo_root)
+    instructions_file = args.get("instructions_file")
+    text = "\n".join(t for t in ((args.get("instructions") or "").strip(),
+                                 _read_instructions(instructions_file, repo_root)) if t)
+    editable = tuple(paths.normalize(s) for s in args.get("editable") or ())
+    protect = [".ratchet"] + [paths.normalize(s) for s in args.get("protect") or ()]
+    if source not in ("stdout", "stderr"):
+        protect.append(source)
+    if instructions_file:
+        rel = _repo_relative(instructions_file, repo_root)
+        if rel:
+            protect.append(rel)
+    protect = tuple(dict.fromkeys(protect))
+    for spec in editable:
+        if spec == "." and not args.get("protect"):
+            continue
+        if paths.matches_any(spec, protect):
+            raise UsageError(f"--editable {spec!r} is also protected; a path cannot be both")
+    return Config(
+        run_command=run_command,
+        direction=direction,
+        metric_name=metric_name,
+        report_source=source,
+        metric_pattern=_check_pattern(args.get("metric_pattern")),
+        trials=_positive_int("--trials", args.get("trials", 1)),
+        iterations=_positive_int("--iterations", args.get("iterations", 20)),
+        threshold=threshold,
+        patience=_positive_int("--patience", args.get("patience", 0), minimum=0),
+        min_improvement=parse_margin(args.get("min_improvement") or "0"),
+        max_consecutive_crashes=_positive_int("--max-consecutive-crashes", args.get("max_consecutive_crashes", 3)),
+        trial_timeout_seconds=timeout,
+        critic=bool(args.get("critic")),
+        instructions=text,
+        instructions_file=instructions_file,
+        editable=editable,
+        protect=protect,
+    )

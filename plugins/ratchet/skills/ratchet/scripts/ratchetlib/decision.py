@@ -1,0 +1,92 @@
+"""Keep or revert, and whether the run should stop: pure functions only.
+
+`judge` turns the trials of one iteration into a decision against the
+incumbent's score; `stop_reason` reads the run's counters after a decision.
+Nothing here touches a file or a process, so every rule is unit-testable and
+the same code serves `iterate`, `decide` and the benchmarks.
+"""
+
+import dataclasses
+import math
+from typing import Optional
+
+KEEP, REVERT, CRASH, TIMEOUT, INVALID, NO_CHANGE, BASELINE = (
+    "keep", "revert", "crash", "timeout", "invalid", "no-change", "baseline")
+FAILURES = (CRASH, TIMEOUT)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    decision: str
+    avg: Optional[float]
+    delta: Optional[float]
+    reason: str
+
+
+def mean(values) -> Optional[float]:
+    vals = [v for v in values if v is not None]
+    return math.fsum(vals) / len(vals) if vals else None
+
+
+def fmt(x: Optional[float], sign: bool = False) -> str:
+    """A number short enough to read but exact enough to tell scores apart."""
+    if x is None:
+        return "-"
+    plus = "+" if sign else ""
+    if x == int(x) and abs(x) < 1e15:
+        return f"{int(x):{plus}d}"
+    return f"{x:{plus}.6g}"
+
+
+def failed_trial(trials) -> Optional[dict]:
+    """The first trial that did not produce a valid score, if any."""
+    return next((t for t in trials if t["status"] != "ok"), None)
+
+
+def judge(trials: list, incumbent: float, config) -> Verdict:
+    """Decide on an iteration's trials (dicts with status/score/exit_code).
+
+    Any timed-out trial makes the iteration a timeout and any other invalid
+    trial a crash: a broken candidate is never kept on its good runs. A valid
+    candidate is kept only when its mean beats the incumbent by more than the
+    margin in the configured direction; a tie is a revert.
+    """
+    bad = failed_trial(trials)
+    if bad is not None:
+        kind = TIMEOUT if bad["status"] == "timeout" else CRASH
+        return Verdict(kind, mean(t.get("score") for t in trials), None,
+                       f"trial {bad['trial']}: {bad.get('detail') or bad['status']}")
+    avg = mean(t["score"] for t in trials)
+    delta = avg - incumbent
+    margin = config.min_improvement.over(incumbent)
+    bar = incumbent + margin if config.direction == "max" else incumbent - margin
+    pct = f" ({delta / abs(incumbent) * 100:+.2f}%)" if incumbent else ""
+    if config.better(avg, bar):
+        return Verdict(KEEP, avg, delta, f"kept: {fmt(avg)} beats {fmt(incumbent)}{pct} by more than margin {config.min_improvement}")
+    word = "ties" if avg == incumbent else ("is worse than" if config.better(incumbent, avg) else "does not beat")
+    return Verdict(REVERT, avg, delta, f"reverted: {fmt(avg)} {word} {fmt(incumbent)}{pct} + margin {config.min_improvement}")
+
+
+def stop_reason(state: dict, config) -> Optional[str]:
+    """The first stop condition that holds after a decision, else None."""
+    best = state.get("best")
+    if config.threshold is not None and best is not None and not config.better(config.threshold, best):
+        return f"threshold reached ({fmt(best)} vs {fmt(config.threshold)})"
+    if state.get("consecutive_crashes", 0) >= config.max_consecutive_crashes:
+        return f"crash budget exhausted ({state['consecutive_crashes']} crashes in a row)"
+    if config.patience and state.get("since_keep", 0) >= config.patience:
+        return f"patience exhausted ({state['since_keep']} iterations without improvement)"
+    if state.get("iteration", -1) >= config.iterations:
+        return f"iteration cap reached ({config.iterations})"
+    return None
+
+
+def progress(state: dict, config) -> list:
+    """One short phrase per stop condition, for `status`."""
+    parts = [f"iteration {max(state.get('iteration', -1), 0)}/{config.iterations}"]
+    if config.patience:
+        parts.append(f"patience {state.get('since_keep', 0)}/{config.patience}")
+    parts.append(f"crashes in a row {state.get('consecutive_crashes', 0)}/{config.max_consecutive_crashes}")
+    if config.threshold is not None:
+        parts.append(f"threshold {fmt(config.threshold)}")
+    return parts

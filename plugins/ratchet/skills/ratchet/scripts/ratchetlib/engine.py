@@ -1,0 +1,465 @@
+"""The verbs' workflows: where config, runner, metrics, decision, store and
+git meet. The CLI parses flags and prints; everything it does goes through
+one of the public functions here, each of which takes the repository lock.
+
+Crash safety rests on one ordering, used by every decision:
+  1. current.json records the decision (phase `decided`) and the candidate's
+     paths, before git is touched;
+  2. git acts (commit with a `Ratchet-Iteration` trailer, or save the patch
+     and restore the incumbent);
+  3. the record is appended to results.jsonl;
+  4. state.json is replaced, current.json removed.
+A command that starts after a kill at any point runs `recover()`, which
+finishes step 2-4 from the buffer (idempotently) or rolls state forward from
+a record already written, and reports what it did.
+"""
+
+import dataclasses
+import os
+import secrets
+import shutil
+import time
+from typing import Optional
+
+from . import config as configmod
+from . import decision, gitops, metrics, paths, runner
+from .errors import UsageError
+from .store import Lock, Store, atomic_write, now_iso
+
+
+@dataclasses.dataclass
+class Run:
+    repo: str
+    store: Store
+    config: configmod.Config
+    state: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """What the agent changed since the incumbent, sorted by scope."""
+
+    tracked: tuple
+    new: tuple
+    protected: tuple
+    outside: tuple
+    note: Optional[str] = None
+
+    @property
+    def paths(self) -> list:
+        return list(self.tracked) + list(self.new)
+
+    def to_dict(self) -> dict:
+        return {"tracked": list(self.tracked), "new": list(self.new), "note": self.note}
+
+
+# --- opening a run ------------------------------------------------------------
+
+def load(cwd: str) -> Run:
+    repo = gitops.find_root(cwd)
+    store = Store(repo)
+    cfg = store.read_config()
+    if cfg is None:
+        raise UsageError("no ratchet run in this repository; start one with `ratchet.py init --run-command ...`")
+    state = store.read_state() or {}
+    return Run(repo, store, configmod.from_dict(cfg), state)
+
+
+def _initial_state(cfg: configmod.Config, repo: str) -> dict:
+    return {"run_id": cfg.run_id, "iteration": -1, "incumbent_sha": cfg.start_commit,
+            "incumbent_score": None, "baseline": None, "best": None, "best_iter": None,
+            "last_score": None, "since_keep": 0, "consecutive_crashes": 0,
+            "counts": {}, "stop": None, "untracked_before": gitops.untracked(repo)}
+
+
+def init(cwd: str, args: dict) -> Run:
+    """Validate flags, check the repository, create the experiment branch."""
+    repo = gitops.find_root(cwd)
+    head = gitops.head_sha(repo)
+    if head is None:
+        raise UsageError("the repository has no commits yet; commit your project first, then run init")
+    original = gitops.current_branch(repo)
+    if original is None and not args.get("no_branch"):
+        raise UsageError("HEAD is detached; check out a branch first (git switch -c NAME)")
+    dirty = gitops.tracked_changes(repo)
+    if dirty:
+        more = f" and {len(dirty) - 3} more" if len(dirty) > 3 else ""
+        raise UsageError(f"uncommitted changes to tracked files ({', '.join(dirty[:3])}{more}); commit or stash them first")
+    cfg = configmod.build(args, repo)
+    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    branch = None if args.get("no_branch") else (args.get("branch") or f"ratchet/{run_id}")
+    if branch is not None:
+        if not gitops.valid_branch_name(repo, branch):
+            raise UsageError(f"--branch {branch!r} is not a valid git branch name")
+        if gitops.branch_exists(repo, branch):
+            raise UsageError(f"branch {branch!r} already exists; pick another with --branch")
+    store = Store(repo)
+    gitops.ensure_excluded(repo, "/.ratchet/")
+    with Lock(store, "init"):
+        archived = store.archive() if store.exists() else None
+        store.ensure_dirs()
+        if branch is not None:
+            gitops.checkout_new_branch(repo, branch)
+        cfg = dataclasses.replace(cfg, run_id=run_id, branch=branch or original, original_branch=original,
+                                  start_commit=head, created=now_iso())
+        store.write_config(cfg.to_dict())
+        state = _initial_state(cfg, repo)
+        state["archived"] = archived
+        store.write_state(state)
+    return Run(repo, store, cfg, state)
+
+
+# --- trials -------------------------------------------------------------------
+
+def _tracked(repo: str, rel: str) -> bool:
+    return bool(gitops.git(repo, "ls-files", "--", rel).strip())
+
+
+def _move_stale_report(run: Run) -> None:
+    """Move an old report file aside so it cannot pass for this trial's."""
+    rel = run.config.report_path
+    full = os.path.join(run.repo, rel)
+    if not os.path.isfile(full) or _tracked(run.repo, rel):
+        return
+    name = os.path.basename(rel)
+    original = run.store.path("reports", "original-" + name)
+    dest = original if not os.path.exists(original) else run.store.path("reports", "stale-" + name)
+    os.replace(full, dest)
+
+
+def run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None) -> dict:
+    """Run trial k of `iteration`, capture its report, extract the metric."""
+    cfg, store = run.config, run.store
+    out, err, report = (store.report_path(iteration, k, ext) for ext in ("out", "err", "txt"))
+    if cfg.report_path:
+        _move_stale_report(run)
+    tr = runner.run(cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env)
+    if cfg.report_source == "stdout":
+        os.replace(out, report)
+    elif cfg.report_source == "stderr":
+        os.replace(err, report)
+    else:
+        src = os.path.join(run.repo, cfg.report_path)
+        if os.path.isfile(src) and os.path.getmtime(src) >= tr.started - 1.0:
+            shutil.copyfile(src, report)
+    trial = {"trial": k, "exit_code": tr.exit_code, "seconds": round(tr.seconds, 4), "score": None,
+             "report": os.path.relpath(report, store.root)}
+    if tr.survivors:
+        trial["survivors"] = tr.survivors
+    if tr.timed_out:
+        return {**trial, "status": "timeout", "detail": f"timed out after {cfg.trial_timeout_seconds:g}s (process tree killed)"}
+    if tr.exit_code != 0:
+        return {**trial, "status": "crash", "detail": f"exit code {tr.exit_code}"}
+    if cfg.report_path and not os.path.exists(report):
+        return {**trial, "status": "no-metric", "detail": f"the command did not write {cfg.report_path}"}
+    ex = metrics.extract(report, cfg.metric_name, cfg.metric_pattern)
+    return {**trial, "status": ex.status, "score": ex.value, "detail": ex.detail}
+
+
+def _measure(run: Run, cur: dict, count: int) -> list:
+    """Run trials until `count` are done or one fails; buffer each one."""
+    while len(cur["trials"]) < count:
+        t = run_trial(run, cur["iter"], len(cur["trials"]) + 1)
+        cur["trials"].append(t)
+        run.store.write_current(cur)
+        if t["status"] != "ok":
+            break
+    return cur["trials"]
+
+
+# --- candidates and decisions -------------------------------------------------
+
+def candidate(run: Run) -> Candidate:
+    """The agent's change against the incumbent, undoing self-made commits."""
+    repo, st, cfg = run.repo, run.state, run.config
+    note = None
+    head = gitops.head_sha(repo)
+    if head != st["incumbent_sha"]:
+        branch = gitops.current_branch(repo)
+        if branch != cfg.branch:
+            raise UsageError(f"HEAD is on {branch or 'a detached commit'}, not the run's branch {cfg.branch}; "
+                             f"`git checkout {cfg.branch}` and retry")
+        gitops.soft_reset(repo, st["incumbent_sha"])
+        note = (f"the agent committed {head[:10]} itself; its change is measured as this iteration's candidate "
+                f"(the commit was undone and is re-made on keep)")
+    before = set(st.get("untracked_before") or ())
+    changes = gitops.status(repo)
+    tracked = sorted(c.path for c in changes if not c.untracked)
+    new = sorted(c.path for c in changes if c.untracked and c.path not in before)
+    scope = {p: paths.classify(p, cfg.editable, cfg.protect) for p in tracked + new}
+    return Candidate(tuple(tracked), tuple(new),
+                     tuple(p for p, s in scope.items() if s == paths.PROTECTED),
+                     tuple(p for p, s in scope.items() if s == paths.OUTSIDE), note)
+
+
+def _scope_verdict(cand: Candidate) -> Optional[decision.Verdict]:
+    if not cand.paths:
+        return decision.Verdict(decision.NO_CHANGE, None, None, "no change: the working tree equals the incumbent")
+    if cand.protected:
+        return decision.Verdict(decision.INVALID, None, None,
+                                f"invalid: changed protected path(s) {', '.join(cand.protected[:5])}; the harness is never edited")
+    if cand.outside:
+        return decision.Verdict(decision.INVALID, None, None,
+                                f"invalid: changed path(s) outside the editable scope: {', '.join(cand.outside[:5])}")
+    return None
+
+
+def _record(iteration: int, v: decision.Verdict, trials: list, incumbent, cur: dict, cand: Candidate) -> dict:
+    return {"iter": iteration, "hypothesis": cur.get("hypothesis", ""), "description": cur.get("description", ""),
+            "trial_scores": [t.get("score") for t in trials], "avg": v.avg, "decision": v.decision,
+            "kept": v.decision == decision.KEEP, "sha": None, "incumbent": incumbent, "delta": v.delta,
+            "timestamp": now_iso(), "reason": v.reason + (f" ({cand.note})" if cand.note else ""),
+            "trials": trials, "changed": cand.paths, "patch": None, "critic": cur.get("critic"),
+            "seconds": round(time.time() - cur.get("t0", time.time()), 3)}
+
+
+def apply_record(state: dict, rec: dict, cfg: configmod.Config) -> dict:
+    """The run state after `rec`: pure, so recovery can replay it."""
+    st = dict(state)
+    counts = dict(st.get("counts") or {})
+    counts[rec["decision"]] = counts.get(rec["decision"], 0) + 1
+    st["counts"], st["iteration"] = counts, rec["iter"]
+    d = rec["decision"]
+    if rec.get("avg") is not None:
+        st["last_score"] = rec["avg"]
+    if d in (decision.KEEP, decision.BASELINE):
+        st["incumbent_sha"], st["incumbent_score"] = rec["sha"], rec["avg"]
+        if st.get("best") is None or cfg.better(rec["avg"], st["best"]):
+            st["best"], st["best_iter"] = rec["avg"], rec["iter"]
+        if d == decision.BASELINE:
+            st["baseline"] = rec["avg"]
+        st["since_keep"] = 0
+    else:
+        st["since_keep"] = st.get("since_keep", 0) + 1
+    if d in decision.FAILURES:
+        st["consecutive_crashes"] = st.get("consecutive_crashes", 0) + 1
+    elif d in (decision.KEEP, decision.REVERT, decision.BASELINE):
+        st["consecutive_crashes"] = 0
+    st["stop"] = st.get("stop") or decision.stop_reason(st, cfg)
+    return st
+
+
+def _apply_git(run: Run, rec: dict, cand: dict) -> dict:
+    """Commit (keep) or save the patch and restore the incumbent (others).
+
+    Idempotent, so recovery can call it again after a kill part-way.
+    """
+    repo, it = run.repo, rec["iter"]
+    tracked, new = cand.get("tracked", []), cand.get("new", [])
+    if rec["decision"] == decision.KEEP:
+        head = gitops.head_sha(repo)
+        if head != run.state["incumbent_sha"] and gitops.commit_trailer(repo, head) == it:
+            return {**rec, "sha": head}
+        title = (rec.get("description") or rec.get("hypothesis") or "change").splitlines()[0][:72]
+        msg = f"ratchet: iter {it}: {title}\n\n{rec['reason']}\n\n{gitops.TRAILER}: {it}\n"
+        return {**rec, "sha": gitops.commit_paths(repo, tracked + new, msg)}
+    if tracked or new:
+        patch_file = run.store.patch_path(it)
+        if not os.path.exists(patch_file):
+            atomic_write(patch_file, gitops.diff_patch(repo, tracked, new).encode("utf-8", "surrogateescape"))
+        gitops.restore(repo, tracked, new)
+        rec = {**rec, "patch": os.path.relpath(patch_file, run.store.root)}
+    return rec
+
+
+def _finalize(run: Run, rec: dict, cand: dict) -> dict:
+    """Steps 1-4 of the module docstring for one decided iteration."""
+    run.store.write_current({"iter": rec["iter"], "phase": "decided", "decision": rec, "candidate": cand})
+    rec = _apply_git(run, rec, cand)
+    run.store.append_record(rec)
+    _commit_state(run, rec)
+    return rec
+
+
+def _commit_state(run: Run, rec: dict) -> None:
+    st = apply_record(run.state, rec, run.config)
+    st["untracked_before"] = gitops.untracked(run.repo)
+    run.store.write_state(st)
+    run.store.clear_current()
+    run.state = st
+
+
+def recover(run: Run) -> list:
+    """Finish whatever a killed command left half-done; return notes."""
+    notes = []
+    fixed = run.store.repair()
+    if fixed:
+        notes.append(fixed)
+    last = run.store.records(last=1)
+    cur = run.store.read_current()
+    if last and last[-1]["iter"] > run.state.get("iteration", -1):
+        rec = last[-1]
+        if rec.get("kept") and rec.get("sha") and gitops.head_sha(run.repo) != rec["sha"]:
+            notes.append(f"record of iteration {rec['iter']} found but HEAD is not its commit; state left as is")
+        else:
+            _commit_state(run, rec)
+            notes.append(f"iteration {rec['iter']} was recorded but the state was not updated; state rolled forward")
+        cur = None
+    if cur and cur.get("phase") == "decided":
+        if last and last[-1]["iter"] == cur["iter"]:
+            run.store.clear_current()
+        else:
+            rec = _finalize(run, cur["decision"], cur.get("candidate") or {})
+            notes.append(f"finished iteration {rec['iter']} ({rec['decision']}) that a killed command had decided")
+    return notes
+
+
+# --- the verbs ------------------------------------------------------------------
+
+def _require_active(run: Run, baseline_done: bool = True) -> None:
+    if run.state.get("stop"):
+        raise UsageError(f"the run has stopped ({run.state['stop']}); start a new one with `init`")
+    if baseline_done and run.state.get("iteration", -1) < 0:
+        raise UsageError("no baseline yet; run `ratchet.py baseline` first")
+
+
+def baseline(cwd: str) -> tuple:
+    run = load(cwd)
+    with Lock(run.store, "baseline"):
+        notes = recover(run)
+        if run.state.get("iteration", -1) >= 0:
+            raise UsageError("the baseline is already recorded (iteration 0); continue with `iterate`")
+        _require_active(run, baseline_done=False)
+        if gitops.tracked_changes(run.repo):
+            raise UsageError("baseline measures the unmodified start commit, but tracked files have changes; "
+                             "commit or undo them first")
+        cur = {"iter": 0, "phase": "measuring", "hypothesis": "baseline", "description": "unmodified start commit",
+               "started": now_iso(), "t0": time.time(), "trials": []}
+        run.store.write_current(cur)
+        trials = _measure(run, cur, run.config.trials)
+        bad = decision.failed_trial(trials)
+        if bad is not None:
+            run.store.clear_current()
+            raise UsageError(f"baseline failed on trial {bad['trial']}: {bad['detail']}; fix the benchmark "
+                             f"(see `ratchet.py tail --iter 0`) and run `baseline` again")
+        avg = decision.mean(t["score"] for t in trials)
+        v = decision.Verdict(decision.BASELINE, avg, None, f"baseline: mean of {len(trials)} trial(s)")
+        cand = Candidate((), (), (), ())
+        rec = _record(0, v, trials, None, cur, cand)
+        rec["kept"], rec["sha"] = True, run.state["incumbent_sha"]
+        run.store.append_record(rec)
+        _commit_state(run, rec)
+    return run, rec, notes
+
+
+def iterate(cwd: str, hypothesis: str, description: str = "", critic: Optional[dict] = None) -> tuple:
+    """Measure the working tree as the agent left it, decide, commit or revert."""
+    if not hypothesis.strip():
+        raise UsageError("--hypothesis is required: one line saying what the change should improve and why")
+    run = load(cwd)
+    with Lock(run.store, "iterate"):
+        notes = recover(run)
+        _require_active(run)
+        it = run.state["iteration"] + 1
+        stale = run.store.read_current()
+        if stale and stale.get("phase") == "measuring":
+            notes.append(f"discarded {len(stale.get('trials', []))} unfinished trial(s) of iteration {stale['iter']}; measuring again")
+        cur = {"iter": it, "phase": "measuring", "hypothesis": hypothesis.strip(), "description": description.strip(),
+               "critic": critic, "started": now_iso(), "t0": time.time(), "trials": []}
+        rec = _decide(run, cur, run_trials=True)
+    return run, rec, notes
+
+
+def _decide(run: Run, cur: dict, run_trials: bool) -> dict:
+    cand = candidate(run)
+    if cand.note:
+        cur["note"] = cand.note
+    v = _scope_verdict(cand)
+    trials = cur.get("trials", [])
+    if v is None:
+        if run_trials:
+            cur["candidate"] = cand.to_dict()
+            run.store.write_current(cur)
+            trials = _measure(run, cur, run.config.trials)
+        v = decision.judge(trials, run.state["incumbent_score"], run.config)
+    rec = _record(cur["iter"], v, trials, run.state["incumbent_score"], cur, cand)
+    return _finalize(run, rec, cand.to_dict())
+
+
+def run_one(cwd: str) -> tuple:
+    """`run-trial`: one more trial of the current candidate, buffered."""
+    run = load(cwd)
+    with Lock(run.store, "run-trial"):
+        notes = recover(run)
+        _require_active(run)
+        it = run.state["iteration"] + 1
+        cur = run.store.read_current()
+        if not cur or cur.get("iter") != it or cur.get("phase") != "measuring":
+            cur = {"iter": it, "phase": "measuring", "started": now_iso(), "t0": time.time(), "trials": []}
+        cand = candidate(run)
+        v = _scope_verdict(cand)
+        if v is not None:
+            rec = _finalize(run, _record(it, v, [], run.state["incumbent_score"], cur, cand), cand.to_dict())
+            return run, None, rec, notes
+        cur["candidate"] = cand.to_dict()
+        t = run_trial(run, it, len(cur["trials"]) + 1)
+        cur["trials"].append(t)
+        run.store.write_current(cur)
+    return run, t, None, notes
+
+
+def score(cwd: str, value: str, trial: Optional[int] = None) -> dict:
+    """`score VALUE`: the agent's reading of a report no extractor could read."""
+    try:
+        x = float(value)
+    except ValueError:
+        raise UsageError(f"score {value!r} is not a number") from None
+    if x != x or x in (float("inf"), float("-inf")):
+        raise UsageError(f"score {value!r} is not finite; a nan/inf result is a crash, not a score")
+    run = load(cwd)
+    with Lock(run.store, "score"):
+        cur = run.store.read_current()
+        if not cur or cur.get("phase") != "measuring" or not cur.get("trials"):
+            raise UsageError("no trial to score; run `ratchet.py run-trial` first")
+        idx = (trial or len(cur["trials"])) - 1
+        if not 0 <= idx < len(cur["trials"]):
+            raise UsageError(f"--trial {trial} does not exist; trials run so far: {len(cur['trials'])}")
+        t = cur["trials"][idx]
+        if t["status"] in ("crash", "timeout"):
+            raise UsageError(f"trial {t['trial']} {t['status']}ed ({t['detail']}); a failed run cannot be scored")
+        cur["trials"][idx] = {**t, "score": x, "status": "ok", "detail": "scored by the agent"}
+        run.store.write_current(cur)
+        return cur["trials"][idx]
+
+
+def decide(cwd: str, hypothesis: str, description: str = "", critic: Optional[dict] = None) -> tuple:
+    """`decide`: judge the buffered trials of this iteration."""
+    if not hypothesis.strip():
+        raise UsageError("--hypothesis is required")
+    run = load(cwd)
+    with Lock(run.store, "decide"):
+        notes = recover(run)
+        _require_active(run)
+        cur = run.store.read_current()
+        if not cur or cur.get("phase") != "measuring" or not cur.get("trials"):
+            raise UsageError("no trials recorded for this iteration; use `run-trial` first (or `iterate`)")
+        n, failed = len(cur["trials"]), decision.failed_trial(cur["trials"])
+        if failed is None and n < run.config.trials:
+            raise UsageError(f"{n} of {run.config.trials} trials run; run `run-trial` again before deciding")
+        cur.update(hypothesis=hypothesis.strip(), description=description.strip(), critic=critic)
+        rec = _decide(run, cur, run_trials=False)
+    return run, rec, notes
+
+
+def stop(cwd: str) -> tuple:
+    """End the run and return to the user's branch; the experiment stays."""
+    run = load(cwd)
+    with Lock(run.store, "stop"):
+        notes = recover(run)
+        cand = candidate(run) if run.state.get("iteration", -1) >= 0 else None
+        if cand and cand.paths:
+            it = run.state["iteration"] + 1
+            patch = run.store.path("patches", f"iter-{it:04d}-unfinished.patch")
+            atomic_write(patch, gitops.diff_patch(run.repo, list(cand.tracked), list(cand.new)).encode("utf-8", "surrogateescape"))
+            gitops.restore(run.repo, list(cand.tracked), list(cand.new))
+            notes.append(f"an unfinished change was saved to {os.path.relpath(patch, run.repo)} and undone")
+        elif gitops.tracked_changes(run.repo):
+            raise UsageError("tracked files have uncommitted changes; commit or stash them before `stop`")
+        st = dict(run.state)
+        st["stop"] = st.get("stop") or "stopped by user"
+        run.store.write_state(st)
+        run.state = st
+        cfg = run.config
+        if cfg.original_branch and cfg.branch != cfg.original_branch and gitops.current_branch(run.repo) != cfg.original_branch:
+            gitops.checkout(run.repo, cfg.original_branch)
+    return run, notes

@@ -1,0 +1,223 @@
+"""The narrow edge between ratchet and git: every git subprocess goes here.
+
+Each function runs one or two git commands and returns plain data. Paths are
+passed literally (GIT_LITERAL_PATHSPECS), so a file named `*.py` is never read
+as a glob. A missing git or a failed command raises: UsageError when it is
+the user's repository state that is wrong, RatchetError otherwise.
+"""
+
+import dataclasses
+import os
+import subprocess
+from typing import Optional
+
+from .errors import RatchetError, UsageError
+
+_ENV = {**os.environ, "GIT_LITERAL_PATHSPECS": "1", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
+_FALLBACK_IDENTITY = ["-c", "user.name=ratchet", "-c", "user.email=ratchet@localhost"]
+TRAILER = "Ratchet-Iteration"
+
+
+def git(repo: str, *args: str, check: bool = True, input: Optional[bytes] = None) -> str:
+    """Run `git args` in `repo`; return stdout as text, raise on failure."""
+    try:
+        p = subprocess.run(["git", *args], cwd=repo, env=_ENV, input=input,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise UsageError("git is not installed or not on PATH; install git and retry") from None
+    if check and p.returncode != 0:
+        msg = p.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise RatchetError(f"git {args[0]} failed: {msg[-1] if msg else 'exit ' + str(p.returncode)}")
+    return p.stdout.decode("utf-8", "surrogateescape")
+
+
+def find_root(cwd: str) -> str:
+    """The work tree root containing `cwd`; UsageError when there is none."""
+    if not os.path.isdir(cwd):
+        raise UsageError(f"{cwd} is not a directory")
+    out = subprocess.run(["git", "rev-parse", "--is-bare-repository", "--show-toplevel"],
+                         cwd=cwd, env=_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE) \
+        if _has_git() else None
+    if out is None:
+        raise UsageError("git is not installed or not on PATH; install git and retry")
+    lines = out.stdout.decode().split()
+    if out.returncode != 0 or not lines:
+        raise UsageError("not inside a git repository; run ratchet from your project's git work tree (git init first)")
+    if lines[0] == "true" or len(lines) < 2:
+        raise UsageError("this is a bare git repository; run ratchet inside a work tree")
+    return lines[1]
+
+
+def _has_git() -> bool:
+    try:
+        subprocess.run(["git", "--version"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def head_sha(repo: str) -> Optional[str]:
+    """The commit HEAD points at, or None in a repository with no commits."""
+    out = git(repo, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False).strip()
+    return out or None
+
+
+def current_branch(repo: str) -> Optional[str]:
+    """The checked-out branch name, or None on a detached HEAD."""
+    out = git(repo, "symbolic-ref", "-q", "--short", "HEAD", check=False).strip()
+    return out or None
+
+
+def is_shallow(repo: str) -> bool:
+    return git(repo, "rev-parse", "--is-shallow-repository").strip() == "true"
+
+
+def branch_exists(repo: str, name: str) -> bool:
+    return bool(git(repo, "rev-parse", "--verify", "-q", f"refs/heads/{name}", check=False).strip())
+
+
+def valid_branch_name(repo: str, name: str) -> bool:
+    return subprocess.run(["git", "check-ref-format", "--branch", name], cwd=repo, env=_ENV,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One entry of `git status`: `xy` is porcelain v1's two status letters."""
+
+    xy: str
+    path: str
+
+    @property
+    def untracked(self) -> bool:
+        return self.xy == "??"
+
+
+def status(repo: str) -> list:
+    """Changed tracked paths and untracked (not ignored) files, as Changes.
+
+    A rename is reported as its two sides (delete + add) so callers reason
+    about plain paths only.
+    """
+    raw = git(repo, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames")
+    out, parts = [], raw.split("\0")
+    for entry in parts:
+        if len(entry) > 3:
+            out.append(Change(entry[:2], entry[3:]))
+    return out
+
+
+def tracked_changes(repo: str) -> list:
+    return [c.path for c in status(repo) if not c.untracked]
+
+
+def untracked(repo: str) -> list:
+    return sorted(c.path for c in status(repo) if c.untracked)
+
+
+def checkout_new_branch(repo: str, name: str) -> None:
+    git(repo, "checkout", "-q", "-b", name)
+
+
+def checkout(repo: str, name: str) -> None:
+    git(repo, "checkout", "-q", name)
+
+
+def _identity(repo: str) -> list:
+    has = git(repo, "config", "user.email", check=False).strip() and git(repo, "config", "user.name", check=False).strip()
+    return [] if has else _FALLBACK_IDENTITY
+
+
+def commit_paths(repo: str, paths: list, message: str) -> str:
+    """Commit exactly `paths` (adds, edits, deletions) and return the new sha.
+
+    Everything else staged is unstaged first, so nothing outside `paths` can
+    ride along; hooks are skipped because a hook that rewrites files would
+    commit something that was never measured.
+    """
+    git(repo, "reset", "-q")
+    git(repo, "add", "-A", "--", *paths)
+    git(repo, *_identity(repo), "commit", "-q", "--no-verify", "-m", message)
+    return head_sha(repo)
+
+
+def soft_reset(repo: str, sha: str) -> None:
+    """Move the branch back to `sha`, keeping the work tree as it is."""
+    git(repo, "reset", "-q", "--soft", sha)
+    git(repo, "reset", "-q")
+
+
+def is_ancestor(repo: str, a: str, b: str) -> bool:
+    return subprocess.run(["git", "merge-base", "--is-ancestor", a, b], cwd=repo, env=_ENV,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+
+def commit_trailer(repo: str, sha: str) -> Optional[int]:
+    """The Ratchet-Iteration number in `sha`'s message, if it has one."""
+    body = git(repo, "log", "-1", "--format=%B", sha, check=False)
+    for line in body.splitlines():
+        if line.startswith(TRAILER + ":"):
+            try:
+                return int(line.split(":", 1)[1])
+            except ValueError:
+                return None
+    return None
+
+
+def restore(repo: str, tracked_paths: list, new_files: list) -> None:
+    """Put `tracked_paths` back to HEAD and delete `new_files` (untracked).
+
+    Callers pass only files this iteration created as `new_files`; anything
+    the user had is never in that list.
+    """
+    git(repo, "reset", "-q")
+    if tracked_paths:
+        in_head = set(git(repo, "ls-tree", "-r", "-z", "--name-only", "HEAD", "--", *tracked_paths).split("\0")) - {""}
+        if in_head:
+            git(repo, "checkout", "-q", "HEAD", "--", *sorted(in_head))
+        new_files = list(new_files) + [p for p in tracked_paths if p not in in_head]
+    for p in new_files:
+        full = os.path.join(repo, p)
+        if os.path.lexists(full) and not os.path.isdir(full):
+            os.remove(full)
+            _prune_empty_dirs(repo, os.path.dirname(p))
+
+
+def _prune_empty_dirs(repo: str, rel: str) -> None:
+    while rel:
+        full = os.path.join(repo, rel)
+        try:
+            os.rmdir(full)
+        except OSError:
+            return
+        rel = os.path.dirname(rel)
+
+
+def diff_patch(repo: str, tracked_paths: list, new_files: list) -> str:
+    """A `git apply`-able binary patch of the candidate against HEAD."""
+    if new_files:
+        git(repo, "add", "-N", "--", *new_files)
+    try:
+        paths = list(tracked_paths) + list(new_files)
+        return git(repo, "diff", "--binary", "HEAD", "--", *paths) if paths else ""
+    finally:
+        if new_files:
+            git(repo, "reset", "-q", "--", *new_files)
+
+
+def exclude_path(repo: str) -> str:
+    rel = git(repo, "rev-parse", "--git-path", "info/exclude").strip()
+    return rel if os.path.isabs(rel) else os.path.join(repo, rel)
+
+
+def ensure_excluded(repo: str, pattern: str) -> None:
+    """Add `pattern` to .git/info/exclude once; the user's .gitignore is untouched."""
+    path = exclude_path(repo)
+    try:
+        with open(path, encoding="utf-8") as f:
+            if pattern in (line.strip() for line in f):
+                return
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(f"\n{pattern}\n")

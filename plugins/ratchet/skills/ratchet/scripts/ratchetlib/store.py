@@ -1,0 +1,285 @@
+"""Persistence under `.ratchet/`: the only module that writes state files.
+
+The formats and every field are documented in FORMATS.md (format 1). Whole
+files are replaced atomically (temp file in the same folder, fsync, rename,
+fsync of the folder), so a kill at any instant leaves either the old or the
+new version. `results.jsonl` is append-only; a torn last line (a kill in the
+middle of an append) is ignored by readers and cut off by `repair()`.
+"""
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+from typing import Optional
+
+from .errors import RatchetError, UsageError
+
+FORMAT = 1
+DIRNAME = ".ratchet"
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Replace `path` with `data` so a reader never sees a partial file."""
+    folder = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json(path: str, obj: dict) -> None:
+    atomic_write(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode())
+
+
+def read_json(path: str, what: str) -> Optional[dict]:
+    """Load a state file; None when absent, UsageError when unreadable."""
+    try:
+        with open(path, "rb") as f:
+            obj = json.loads(f.read())
+    except FileNotFoundError:
+        return None
+    except (ValueError, UnicodeDecodeError):
+        raise UsageError(f"{what} ({path}) is corrupt; restore it or start a new run with `init`") from None
+    if not isinstance(obj, dict):
+        raise UsageError(f"{what} ({path}) is not a JSON object; restore it or start a new run with `init`")
+    fmt = obj.get("format", FORMAT)
+    if not isinstance(fmt, int) or fmt > FORMAT:
+        raise UsageError(f"{what} has format {fmt!r}, newer than this ratchet understands ({FORMAT}); upgrade ratchet")
+    return obj
+
+
+class Store:
+    """The `.ratchet/` folder of one repository."""
+
+    def __init__(self, repo: str):
+        self.repo = repo
+        self.root = os.path.join(repo, DIRNAME)
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    def exists(self) -> bool:
+        return os.path.exists(self.path("config.json"))
+
+    def ensure_dirs(self) -> None:
+        for sub in ("reports", "patches"):
+            os.makedirs(self.path(sub), exist_ok=True)
+
+    # --- whole-file state -------------------------------------------------
+    def read_config(self) -> Optional[dict]:
+        return read_json(self.path("config.json"), "config.json")
+
+    def write_config(self, cfg: dict) -> None:
+        write_json(self.path("config.json"), cfg)
+
+    def read_state(self) -> Optional[dict]:
+        return read_json(self.path("state.json"), "state.json")
+
+    def write_state(self, state: dict) -> None:
+        write_json(self.path("state.json"), {"format": FORMAT, **state, "updated": now_iso()})
+
+    def read_current(self) -> Optional[dict]:
+        return read_json(self.path("current.json"), "current.json")
+
+    def write_current(self, cur: dict) -> None:
+        write_json(self.path("current.json"), {"format": FORMAT, **cur})
+
+    def clear_current(self) -> None:
+        try:
+            os.unlink(self.path("current.json"))
+        except FileNotFoundError:
+            pass
+
+    # --- records ----------------------------------------------------------
+    def append_record(self, record: dict) -> None:
+        """Append one complete line and fsync it before returning."""
+        line = (json.dumps({"format": FORMAT, **record}, separators=(",", ":")) + "\n").encode()
+        fd = os.open(self.path("results.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def records(self, last: Optional[int] = None) -> list:
+        """Finished records, oldest first; `last` reads only the file's tail."""
+        path = self.path("results.jsonl")
+        try:
+            with open(path, "rb") as f:
+                data = _tail_lines(f, last) if last else f.read().splitlines(keepends=True)
+        except FileNotFoundError:
+            return []
+        out = []
+        for raw in data:
+            if not raw.endswith(b"\n"):
+                continue  # torn final line: the append never completed
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                out.append(rec)
+        return out[-last:] if last else out
+
+    def repair(self) -> Optional[str]:
+        """Cut a torn final line off results.jsonl; say what was done."""
+        path = self.path("results.jsonl")
+        try:
+            with open(path, "rb+") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                if size == 0:
+                    return None
+                f.seek(max(0, size - 1))
+                if f.read(1) == b"\n":
+                    return None
+                chunk = 1 << 16
+                pos = size
+                while pos > 0:
+                    start = max(0, pos - chunk)
+                    f.seek(start)
+                    buf = f.read(pos - start)
+                    i = buf.rfind(b"\n")
+                    if i >= 0:
+                        cut = start + i + 1
+                        break
+                    pos = start
+                else:
+                    cut = 0
+                f.truncate(cut)
+                os.fsync(f.fileno())
+                return f"removed a torn last line ({size - cut} bytes) from results.jsonl"
+        except FileNotFoundError:
+            return None
+
+    # --- run archive --------------------------------------------------------
+    def archive(self) -> Optional[str]:
+        """Move the current run's files to runs/<run-id>/; return that id."""
+        cfg = self.read_config()
+        if cfg is None:
+            return None
+        run_id = cfg.get("run_id") or time.strftime("%Y%m%d-%H%M%S")
+        dest = self.path("runs", run_id)
+        os.makedirs(dest, exist_ok=False)
+        for name in os.listdir(self.root):
+            if name in ("runs", "lock"):
+                continue
+            shutil.move(self.path(name), os.path.join(dest, name))
+        return run_id
+
+    def report_path(self, iteration: int, trial: int, ext: str = "txt") -> str:
+        return self.path("reports", f"iter-{iteration:04d}-trial-{trial:02d}.{ext}")
+
+    def patch_path(self, iteration: int) -> str:
+        return self.path("patches", f"iter-{iteration:04d}.patch")
+
+
+def _tail_lines(f, n: int) -> list:
+    """The last `n` complete lines (plus a torn one, if any) of a binary file."""
+    f.seek(0, os.SEEK_END)
+    pos = f.tell()
+    buf = b""
+    while pos > 0 and buf.count(b"\n") <= n:
+        step = min(1 << 16, pos)
+        pos -= step
+        f.seek(pos)
+        buf = f.read(step) + buf
+    lines = buf.splitlines(keepends=True)
+    return lines if pos == 0 else lines[1:]
+
+
+class Lock:
+    """An exclusive lock on the repository's `.ratchet/` for one command.
+
+    Created with O_EXCL; a lock whose pid no longer runs on this host is
+    stale (its holder was killed) and is taken over.
+    """
+
+    def __init__(self, store: Store, verb: str):
+        self.path = store.path("lock")
+        self.verb = verb
+        self.taken_over = None
+
+    def __enter__(self):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        body = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                           "started": now_iso(), "verb": self.verb}).encode()
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder and _alive(holder):
+                    raise UsageError(
+                        f"another ratchet command (`{holder.get('verb')}`, pid {holder.get('pid')}) is working "
+                        f"on this repository; wait for it, or stop it first")
+                self.taken_over = holder
+                try:
+                    os.unlink(self.path)
+                except FileNotFoundError:
+                    pass
+                continue
+            except PermissionError:
+                raise UsageError(f"cannot write {os.path.dirname(self.path)}: permission denied; make it writable") from None
+            with os.fdopen(fd, "wb") as f:
+                f.write(body)
+            return self
+        raise RatchetError("could not take the ratchet lock; retry")
+
+    def _holder(self) -> Optional[dict]:
+        try:
+            with open(self.path, "rb") as f:
+                obj = json.loads(f.read() or b"{}")
+            return obj if isinstance(obj, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def __exit__(self, *exc):
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        return False
+
+
+def _alive(holder: dict) -> bool:
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or holder.get("host") not in (None, socket.gethostname()):
+        return holder.get("host") not in (None, socket.gethostname())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,100 @@
+"""Human-readable text for the agent and the user: short, fixed-size views.
+
+Every view is bounded whatever the history length: the agent reads these
+lines every iteration, so their size is its context cost.
+"""
+
+import os
+from typing import Optional
+
+from .decision import fmt, progress
+
+_MAX_LINE = 160
+
+
+def _clip(text: str, n: int = _MAX_LINE) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def next_line(state: dict) -> str:
+    return f"next: stop ({state['stop']})" if state.get("stop") else "next: continue"
+
+
+def _pct(delta: Optional[float], base: Optional[float]) -> str:
+    if delta is None or not base:
+        return ""
+    return f" ({delta / abs(base) * 100:+.2f}%)"
+
+
+def verdict(run, rec: dict, notes: list) -> str:
+    """The ~6-line answer to `iterate`/`decide`; last line is `next: ...`."""
+    cfg, st = run.config, run.state
+    lines = [f"recovered: {n}" for n in notes]
+    scores = " ".join(fmt(s) for s in rec["trial_scores"]) or "none"
+    head = f"iter {rec['iter']}: {rec['decision'].upper()}"
+    if rec.get("avg") is not None:
+        head += f"  {cfg.metric_name} {fmt(rec['avg'])} vs {fmt(rec.get('incumbent'))}{_pct(rec.get('delta'), rec.get('incumbent'))}"
+    lines.append(head + f"  [trials: {scores}]")
+    lines.append(_clip(rec["reason"], 300))
+    if rec.get("sha") and rec["decision"] == "keep":
+        lines.append(f"committed {rec['sha'][:10]} on {cfg.branch}")
+    elif rec.get("patch"):
+        lines.append(f"reverted; the change is saved in .ratchet/{rec['patch']}")
+    if rec["decision"] in ("crash", "timeout"):
+        lines.append(f"diagnose with: ratchet.py tail --iter {rec['iter']}")
+    lines.append(f"best {fmt(st.get('best'))} (iter {st.get('best_iter')}) · " + " · ".join(progress(st, cfg)))
+    if cfg.instructions:
+        lines.append("instructions: " + _clip(cfg.instructions, 240))
+    lines.append(next_line(st))
+    return "\n".join(lines)
+
+
+def baseline(run, rec: dict, notes: list) -> str:
+    lines = [f"recovered: {n}" for n in notes]
+    scores = " ".join(fmt(s) for s in rec["trial_scores"])
+    lines.append(f"baseline: {run.config.metric_name} {fmt(rec['avg'])}  [trials: {scores}]")
+    lines.append(next_line(run.state))
+    return "\n".join(lines)
+
+
+def status(run, recent: list) -> str:
+    cfg, st = run.config, run.state
+    base, best = st.get("baseline"), st.get("best")
+    gain = _pct(None if best is None or base is None else best - base, base)
+    lines = [
+        f"run {cfg.run_id} on {cfg.branch} · {cfg.metric_name} ({'higher' if cfg.direction == 'max' else 'lower'} is better)",
+        f"baseline {fmt(base)} · best {fmt(best)}{gain} at iter {st.get('best_iter')} · last {fmt(st.get('last_score'))}",
+        " · ".join(progress(st, cfg)),
+    ]
+    counts = st.get("counts") or {}
+    if counts:
+        lines.append("so far: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if k != "baseline"))
+    if recent:
+        lines.append("recent: " + ", ".join(f"{r['iter']} {r['decision']}" for r in recent))
+    if cfg.instructions:
+        lines.append("instructions: " + _clip(cfg.instructions, 300))
+    lines.append(next_line(st) if st.get("iteration", -1) >= 0 or st.get("stop") else "next: run `ratchet.py baseline`")
+    return "\n".join(lines)
+
+
+def history_line(r: dict) -> str:
+    delta = "" if r.get("delta") is None else " " + fmt(r["delta"], sign=True)
+    hyp = _clip(r.get("hypothesis", ""), 120)
+    return f"{r['iter']:>4} {r['decision']:<9} {fmt(r.get('avg')):>12}{delta:<12}  {hyp}"
+
+
+def tail_text(path: str, lines: int) -> str:
+    """The last `lines` lines of `path`, starting at the last Python traceback
+    when there is one, so a crash's cause is in view without the noise."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        f.seek(max(0, size - 256 * 1024))
+        data = f.read().decode("utf-8", "replace").splitlines()
+    start = max((i for i, l in enumerate(data) if l.startswith("Traceback (most recent call last)")), default=None)
+    chosen = data[start:] if start is not None else data
+    if len(chosen) > lines:
+        keep_head = min(10, lines // 4) if start is not None else 0
+        cut = len(chosen) - lines + keep_head
+        chosen = chosen[:keep_head] + [f"... ({cut} lines cut) ..."] + chosen[-(lines - keep_head):]
+    return "\n".join(chosen)

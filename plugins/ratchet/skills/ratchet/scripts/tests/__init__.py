@@ -1,0 +1,1 @@
+"""ratchet's test suite (stdlib unittest). Run it with ../test.sh."""

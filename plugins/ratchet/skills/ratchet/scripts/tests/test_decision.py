@@ -1,0 +1,67 @@
+"""Keep/revert rules and stop conditions (pure)."""
+
+import unittest
+
+from ratchetlib import config, decision
+
+CFG = config.Config(run_command="x", direction="max", metric_name="m")
+
+
+def ok(*scores):
+    return [{"trial": i + 1, "status": "ok", "score": s} for i, s in enumerate(scores)]
+
+
+class JudgeTest(unittest.TestCase):
+    def test_keep_revert_tie(self):
+        self.assertEqual(decision.judge(ok(11, 13), 10.0, CFG).decision, "keep")
+        self.assertEqual(decision.judge(ok(11, 13), 10.0, CFG).avg, 12.0)
+        self.assertEqual(decision.judge(ok(10), 10.0, CFG).decision, "revert")
+        self.assertIn("ties", decision.judge(ok(10), 10.0, CFG).reason)
+        self.assertEqual(decision.judge(ok(9), 10.0, CFG).decision, "revert")
+
+    def test_min_direction(self):
+        cfg = config.Config(run_command="x", direction="min", metric_name="m")
+        self.assertEqual(decision.judge(ok(9), 10.0, cfg).decision, "keep")
+        self.assertEqual(decision.judge(ok(11), 10.0, cfg).decision, "revert")
+
+    def test_margins(self):
+        rel = config.Config(run_command="x", direction="min", metric_name="m", min_improvement=config.Margin(5, True))
+        self.assertEqual(decision.judge(ok(96), 100.0, rel).decision, "revert")
+        self.assertEqual(decision.judge(ok(94.9), 100.0, rel).decision, "keep")
+        ab = config.Config(run_command="x", direction="max", metric_name="m", min_improvement=config.Margin(0.5))
+        self.assertEqual(decision.judge(ok(10.5), 10.0, ab).decision, "revert")
+        self.assertEqual(decision.judge(ok(10.51), 10.0, ab).decision, "keep")
+
+    def test_full_precision(self):
+        self.assertEqual(decision.judge(ok(1.0000000001), 1.0, CFG).decision, "keep")
+
+    def test_failures_win_over_good_trials(self):
+        trials = ok(50) + [{"trial": 2, "status": "timeout", "score": None, "detail": "timed out"}]
+        self.assertEqual(decision.judge(trials, 10.0, CFG).decision, "timeout")
+        trials = ok(50) + [{"trial": 2, "status": "not-finite", "score": None, "detail": "nan"}]
+        self.assertEqual(decision.judge(trials, 10.0, CFG).decision, "crash")
+
+
+class StopTest(unittest.TestCase):
+    def cfg(self, **kw):
+        return config.Config(run_command="x", direction="max", metric_name="m", **kw)
+
+    def test_each_condition(self):
+        self.assertIsNone(decision.stop_reason({"iteration": 3, "best": 5}, self.cfg()))
+        self.assertIn("iteration cap", decision.stop_reason({"iteration": 20}, self.cfg()))
+        self.assertIn("threshold", decision.stop_reason({"iteration": 1, "best": 7}, self.cfg(threshold=7.0)))
+        self.assertIsNone(decision.stop_reason({"iteration": 1, "best": 6.9}, self.cfg(threshold=7.0)))
+        self.assertIn("patience", decision.stop_reason({"iteration": 4, "since_keep": 4}, self.cfg(patience=4)))
+        self.assertIsNone(decision.stop_reason({"iteration": 4, "since_keep": 4}, self.cfg()))
+        self.assertIn("crash budget", decision.stop_reason({"iteration": 2, "consecutive_crashes": 3}, self.cfg()))
+
+    def test_fmt(self):
+        self.assertEqual(decision.fmt(857571.0), "857571")
+        self.assertEqual(decision.fmt(0.123456789), "0.123457")
+        self.assertEqual(decision.fmt(None), "-")
+        self.assertEqual(decision.fmt(-3.0, sign=True), "-3")
+        self.assertEqual(decision.fmt(2.5, sign=True), "+2.5")
+
+
+if __name__ == "__main__":
+    unittest.main()

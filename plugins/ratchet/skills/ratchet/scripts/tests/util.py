@@ -1,0 +1,103 @@
+"""Shared fixtures: throwaway git repositories and an in-process CLI runner."""
+
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RATCHET = os.path.join(SCRIPTS, "ratchet.py")
+PY = sys.executable
+
+# A deterministic benchmark: prints the number stored in value.txt.
+BENCH = "print('score:', open('value.txt').read().strip())\n"
+
+
+def git(repo, *args):
+    return subprocess.run(["git", *args], cwd=repo, check=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True).stdout
+
+
+def write(repo, rel, text):
+    full = os.path.join(repo, rel)
+    os.makedirs(os.path.dirname(full) or ".", exist_ok=True)
+    with open(full, "w") as f:
+        f.write(text)
+
+
+def read(repo, rel):
+    with open(os.path.join(repo, rel)) as f:
+        return f.read()
+
+
+def make_repo(testcase, files=None, commit=True):
+    """A new git repo (cleaned up after the test) holding `files`."""
+    root = tempfile.mkdtemp(prefix="ratchet-test-")
+    testcase.addCleanup(shutil.rmtree, root, True)
+    repo = os.path.join(root, "repo")
+    os.makedirs(repo)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.name", "t")
+    git(repo, "config", "user.email", "t@example.invalid")
+    for rel, text in (files or {"bench.py": BENCH, "value.txt": "10\n"}).items():
+        write(repo, rel, text)
+    if commit:
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "start")
+    return repo
+
+
+def cli(*argv, cwd=None):
+    """Run ratchet.main in-process; return (exit code, stdout, stderr)."""
+    import ratchet  # noqa: the CLI module, importable from the scripts folder
+    out, err = io.StringIO(), io.StringIO()
+    args = (["-C", cwd] if cwd else []) + list(argv)
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = ratchet.main(args)
+    return code, out.getvalue(), err.getvalue()
+
+
+INIT = ["init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+        "--report-source", "stdout", "--protect", "bench.py"]
+
+
+class RepoTest(unittest.TestCase):
+    """Base class: a repo with bench.py (protected) and value.txt (editable)."""
+
+    files = None
+
+    def setUp(self):
+        self.repo = make_repo(self, self.files)
+
+    def run_ok(self, *argv):
+        code, out, err = cli(*argv, cwd=self.repo)
+        self.assertEqual(code, 0, f"{argv}: {err}{out}")
+        return out
+
+    def run_fail(self, *argv, code=2):
+        got, out, err = cli(*argv, cwd=self.repo)
+        self.assertEqual(got, code, f"{argv}: expected exit {code}, got {got}: {err}{out}")
+        self.assertTrue(err.startswith("ratchet: error: "), err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        return err
+
+    def start(self, *extra):
+        self.run_ok(*INIT, *extra)
+        return self.run_ok("baseline")
+
+    def records(self):
+        import json
+        with open(os.path.join(self.repo, ".ratchet", "results.jsonl")) as f:
+            return [json.loads(l) for l in f]
+
+    def state(self):
+        import json
+        with open(os.path.join(self.repo, ".ratchet", "state.json")) as f:
+            return json.load(f)
+
+    def set_value(self, v):
+        write(self.repo, "value.txt", f"{v}\n")
