@@ -12,7 +12,8 @@ from typing import Optional
 
 KEEP, REVERT, CRASH, TIMEOUT, INVALID, NO_CHANGE, BASELINE = (
     "keep", "revert", "crash", "timeout", "invalid", "no-change", "baseline")
-FAILURES = (CRASH, TIMEOUT)
+AGENT_ERROR, INTERRUPTED = "agent-error", "interrupted"  # headless loop only
+FAILURES = (CRASH, TIMEOUT, AGENT_ERROR)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,7 @@ import shutil
 import time
 from typing import Optional
 
+from . import budget
 from . import config as configmod
 from . import decision, gitops, metrics, paths, runner
 from .errors import UsageError
@@ -133,7 +134,8 @@ def run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None) -> d
     out, err, report = (store.report_path(iteration, k, ext) for ext in ("out", "err", "txt"))
     if cfg.report_path:
         _move_stale_report(run)
-    tr = runner.run(cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env)
+    tr = runner.run(cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env,
+                    cancel_command=cfg.cancel_command, cancel_log=store.report_path(iteration, k, "cancel"))
     if cfg.report_source == "stdout":
         os.replace(out, report)
     elif cfg.report_source == "stderr":
@@ -146,6 +148,8 @@ def run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None) -> d
              "report": os.path.relpath(report, store.root)}
     if tr.survivors:
         trial["survivors"] = tr.survivors
+    if tr.cancel:
+        trial["cancel"] = tr.cancel
     if tr.timed_out:
         return {**trial, "status": "timeout", "detail": f"timed out after {cfg.trial_timeout_seconds:g}s (process tree killed)"}
     if tr.exit_code != 0:
@@ -210,7 +214,7 @@ def _record(iteration: int, v: decision.Verdict, trials: list, incumbent, cur: d
             "kept": v.decision == decision.KEEP, "sha": None, "incumbent": incumbent, "delta": v.delta,
             "timestamp": now_iso(), "reason": v.reason + (f" ({cand.note})" if cand.note else ""),
             "trials": trials, "changed": cand.paths, "patch": None, "critic": cur.get("critic"),
-            "seconds": round(time.time() - cur.get("t0", time.time()), 3)}
+            "seconds": round(time.time() - cur.get("t0", time.time()), 3), "agent": cur.get("agent")}
 
 
 def apply_record(state: dict, rec: dict, cfg: configmod.Config) -> dict:
@@ -229,12 +233,15 @@ def apply_record(state: dict, rec: dict, cfg: configmod.Config) -> dict:
         if d == decision.BASELINE:
             st["baseline"] = rec["avg"]
         st["since_keep"] = 0
-    else:
+    elif d != decision.INTERRUPTED:
         st["since_keep"] = st.get("since_keep", 0) + 1
     if d in decision.FAILURES:
         st["consecutive_crashes"] = st.get("consecutive_crashes", 0) + 1
     elif d in (decision.KEEP, decision.REVERT, decision.BASELINE):
         st["consecutive_crashes"] = 0
+    agent = budget.fold(st.get("agent"), rec)
+    if agent is not None:
+        st["agent"] = agent
     st["stop"] = st.get("stop") or decision.stop_reason(st, cfg)
     return st
 
@@ -301,6 +308,14 @@ def recover(run: Run) -> list:
         else:
             rec = _finalize(run, cur["decision"], cur.get("candidate") or {})
             notes.append(f"finished iteration {rec['iter']} ({rec['decision']}) that a killed command had decided")
+    elif cur and cur.get("phase") == "agent":
+        runner.kill_marked(cur.get("markers") or [])
+        if cur.get("iter") == run.state.get("iteration", -1) + 1 and not run.state.get("stop"):
+            rec = abandon(run, decision.INTERRUPTED, "interrupted: the loop was killed while the agent worked", cur)
+            notes.append(f"iteration {rec['iter']} was cut short by a killed `loop`; recorded as interrupted"
+                         + (f", its change saved in .ratchet/{rec['patch']} and undone" if rec.get("patch") else ""))
+        else:
+            run.store.clear_current()
     return notes
 
 
@@ -349,15 +364,49 @@ def iterate(cwd: str, hypothesis: str, description: str = "", critic: Optional[d
     run = load(cwd)
     with Lock(run.store, "iterate"):
         notes = recover(run)
-        _require_active(run)
-        it = run.state["iteration"] + 1
-        stale = run.store.read_current()
-        if stale and stale.get("phase") == "measuring":
-            notes.append(f"discarded {len(stale.get('trials', []))} unfinished trial(s) of iteration {stale['iter']}; measuring again")
-        cur = {"iter": it, "phase": "measuring", "hypothesis": hypothesis.strip(), "description": description.strip(),
-               "critic": critic, "started": now_iso(), "t0": time.time(), "trials": []}
-        rec = _decide(run, cur, run_trials=True)
+        rec = step(run, hypothesis, description, critic, notes)
     return run, rec, notes
+
+
+def step(run: Run, hypothesis: str, description: str = "", critic: Optional[dict] = None,
+         notes: Optional[list] = None, agent: Optional[dict] = None, t0: Optional[float] = None) -> dict:
+    """One `iterate` for a caller that holds the lock and has run `recover`.
+
+    The headless loop calls it after its agent exits, passing the agent's
+    usage (`agent`, recorded as the record's `agent` field) and when the
+    iteration began (`t0`, so the record's `seconds` include the agent).
+    """
+    _require_active(run)
+    it = run.state["iteration"] + 1
+    stale = run.store.read_current()
+    if stale and stale.get("phase") == "measuring" and notes is not None:
+        notes.append(f"discarded {len(stale.get('trials', []))} unfinished trial(s) of iteration {stale['iter']}; measuring again")
+    cur = {"iter": it, "phase": "measuring", "hypothesis": hypothesis.strip(), "description": description.strip(),
+           "critic": critic, "started": now_iso(), "t0": t0 or time.time(), "trials": [], "agent": agent}
+    return _decide(run, cur, run_trials=True)
+
+
+def abandon(run: Run, kind: str, reason: str, cur: dict) -> dict:
+    """Record iteration `cur["iter"]` as `kind` (agent-error, interrupted)
+    without judging it: the trials run so far are kept, the candidate in the
+    tree is saved as the patch and undone. The caller holds the lock."""
+    return settle(run, cur, decision.Verdict(kind, None, None, reason), cur.get("trials") or [])
+
+
+def check(run: Run) -> tuple:
+    """(Candidate, the scope verdict or None): the tree's change before trials."""
+    cand = candidate(run)
+    return cand, _scope_verdict(cand)
+
+
+def settle(run: Run, cur: dict, v: decision.Verdict, trials: list, extra: Optional[dict] = None) -> dict:
+    """Finish iteration `cur["iter"]` on a verdict reached by the caller (a
+    parallel round, an abandoned iteration): a keep commits the candidate in
+    the tree, anything else saves it as the patch and undoes it; `extra`
+    fields join the record. The caller holds the lock."""
+    cand = candidate(run)
+    rec = {**_record(cur["iter"], v, trials, run.state.get("incumbent_score"), cur, cand), **(extra or {})}
+    return _finalize(run, rec, cand.to_dict())
 
 
 def _decide(run: Run, cur: dict, run_trials: bool) -> dict:

@@ -85,5 +85,30 @@ time.sleep(300)
         self.assertFalse(alive(int(open(pidfile).read())))
 
 
+    def test_stdin_file_and_stderr_joined_to_stdout(self):
+        src = os.path.join(self.dir, "in")
+        with open(src, "w") as f:
+            f.write("the prompt\n")
+        r = runner.run("cat; echo oops >&2", self.dir, self.out, None, stdin_path=src)
+        self.assertEqual(r.exit_code, 0)
+        self.assertEqual(open(self.out).read(), "the prompt\noops\n")
+
+    def test_cancel_command_runs_on_timeout_with_the_trials_id(self):
+        log = os.path.join(self.dir, "cancel.log")
+        r = runner.run("sleep 30", self.dir, self.out, self.err, 0.3,
+                       cancel_command='echo "id=$RATCHET_TRIAL_ID out=$RATCHET_TRIAL_STDOUT err=$RATCHET_TRIAL_STDERR"',
+                       cancel_log=log)
+        self.assertTrue(r.timed_out)
+        self.assertEqual(r.cancel["exit_code"], 0)
+        text = open(log).read()
+        self.assertRegex(text, r"^id=[0-9a-f]{32} ")
+        self.assertIn(f"out={self.out} err={self.err}", text)
+
+    def test_cancel_command_is_not_run_for_a_finished_trial(self):
+        r = runner.run("true", self.dir, self.out, self.err, 5, cancel_command="touch cancelled")
+        self.assertIsNone(r.cancel)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "cancelled")))
+
+
 if __name__ == "__main__":
     unittest.main()
