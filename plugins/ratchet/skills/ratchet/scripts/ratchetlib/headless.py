@@ -36,7 +36,7 @@ from typing import Optional
 
 from . import agent, budget, decision, engine, gitops, prompt, runner, views
 from .errors import UsageError
-from .store import Lock, Store, atomic_write, now_iso
+from .store import Lock, Store, now_iso
 
 FINISHED, PAUSED = 0, 3
 DEFAULT_AGENT_TIMEOUT = 1800.0
@@ -89,7 +89,8 @@ class AgentCall:
         k = slot[0] if slot else None
         self.prompt_file = store.agent_path(it, "prompt.md", k)
         self.out_file, self.err_file = store.agent_path(it, "out", k), store.agent_path(it, "err", k)
-        atomic_write(self.prompt_file, prompt.build(run, it, slot=slot).encode("utf-8"))
+        with open(self.prompt_file, "w", encoding="utf-8") as f:  # regenerated on resume: no fsync needed
+            f.write(prompt.build(run, it, slot=slot))
         cmd, on_stdin = agent.command(opts.agent_command, self.prompt_file)
         env = {"RATCHET_PROMPT_FILE": self.prompt_file, "RATCHET_ITERATION": str(it), "RATCHET_REPO": run.repo}
         if slot:
@@ -173,6 +174,17 @@ class Loop:
         return self.opts.agent_timeout_seconds, False
 
     def begin(self, it: int, t0: float, markers: list, extra: Optional[dict] = None) -> dict:
+        """Buffer the iteration (phase `agent`) before any agent starts.
+
+        Untracked files that appeared since the last decision (a log a
+        wrapper writes, a cache) are not the agent's: they join
+        `untracked_before`, so they are never committed or deleted."""
+        st = self.run.state
+        now = gitops.untracked(self.run.repo)
+        if set(now) - set(st.get("untracked_before") or ()):
+            st = {**st, "untracked_before": sorted(set(now) | set(st.get("untracked_before") or ()))}
+            self.run.store.write_state(st)
+            self.run.state = st
         cur = {"iter": it, "phase": "agent", "started": now_iso(), "t0": t0, "trials": [], "markers": markers,
                "hypothesis": "", "description": "", **(extra or {})}
         self.run.store.write_current(cur)

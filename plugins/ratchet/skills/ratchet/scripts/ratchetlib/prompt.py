@@ -13,6 +13,7 @@ the same at iteration 5 and at iteration 5,000.
 from the run. Callers add sections with `extra=[(title, text), ...]`.
 """
 
+import functools
 import os
 from typing import Optional
 
@@ -123,20 +124,27 @@ def incumbent_diff(run, limit: int = MAX_DIFF_BYTES) -> str:
     """`git diff start..incumbent` over the editable changed paths, capped.
 
     When it is longer than `limit`, the per-file stat comes first and the
-    diff is cut, so the agent still sees which files changed.
+    diff is cut, so the agent still sees which files changed. Commits never
+    change, so the text is cached per (start, incumbent): a revert costs no
+    git call here.
     """
     cfg, st = run.config, run.state
     start, inc = cfg.start_commit, st.get("incumbent_sha")
     if not inc or inc == start:
         return ""
-    changed = [p for p in gitops.git(run.repo, "diff", "--name-only", "-z", start, inc).split("\0") if p]
-    mine = [p for p in changed if paths.classify(p, cfg.editable, cfg.protect) == paths.EDITABLE]
+    return _diff(run.repo, start, inc, tuple(cfg.editable), tuple(cfg.protect), limit)
+
+
+@functools.lru_cache(maxsize=8)
+def _diff(repo: str, start: str, inc: str, editable: tuple, protect: tuple, limit: int) -> str:
+    changed = [p for p in gitops.git(repo, "diff", "--name-only", "-z", start, inc).split("\0") if p]
+    mine = [p for p in changed if paths.classify(p, editable, protect) == paths.EDITABLE]
     if not mine:
         return ""
-    text = gitops.git(run.repo, "diff", "--no-color", start, inc, "--", *mine)
+    text = gitops.git(repo, "diff", "--no-color", start, inc, "--", *mine)
     if len(text.encode("utf-8", "surrogateescape")) <= limit:
         return text.rstrip()
-    stat = gitops.git(run.repo, "diff", "--stat=100", start, inc, "--", *mine).rstrip()
+    stat = gitops.git(repo, "diff", "--stat=100", start, inc, "--", *mine).rstrip()
     room = max(limit - len(stat) - 200, 500)
     body = text.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore")
     body = body[: body.rfind("\n")] if "\n" in body else body

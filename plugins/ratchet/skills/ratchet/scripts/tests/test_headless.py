@@ -124,6 +124,15 @@ class BasicLoopTest(LoopTest):
         self.assertEqual(log, ["ratchet: iter 3: edit 3", "start"])
         self.assertEqual(self.head_value(), "14")
 
+    def test_an_untracked_file_written_before_the_loop_is_not_the_agents(self):
+        self.start("--iterations", "1")
+        write(self.repo, "wrapper.log", "a wrapper's log in the repository\n")
+        self.loop("--agent-command", self.plan({1: {"write": {"value.txt": "12\n"}}}))
+        rec = self.records()[-1]
+        self.assertEqual((rec["decision"], rec["changed"]), ("keep", ["value.txt"]))
+        self.assertTrue(os.path.exists(os.path.join(self.repo, "wrapper.log")))
+        self.assertNotIn("wrapper.log", git(self.repo, "ls-files"))
+
     def test_without_a_hypothesis_line_the_last_line_is_recorded(self):
         self.start("--iterations", "1")
         self.loop("--agent-command", self.plan({1: {"write": {"value.txt": "12\n"}, "say": "made it bigger"}}))
@@ -387,6 +396,20 @@ class ParallelTest(LoopTest):
         self.assertEqual(git(self.repo, "worktree", "list").count("\n"), 1)
         self.assertEqual(git(self.repo, "status", "--porcelain"), "")
         self.assertFalse(os.path.exists(os.path.join(self.repo, "extra.txt")))
+
+    def test_a_hanging_proposer_is_cut_at_the_shared_timeout_and_the_other_is_kept(self):
+        self.start("--iterations", "1")
+        agent = self.plan({"1:1": {"write": {"value.txt": "30\n"}, "hang": 60},
+                           "1:2": {"write": {"value.txt": "11\n"}}})
+        t0 = time.monotonic()
+        self.loop("--agent-command", agent, "--parallel", "2", "--agent-timeout-seconds", "1")
+        self.assertLess(time.monotonic() - t0, 15)
+        rec = self.records()[-1]
+        self.assertEqual((rec["decision"], rec["slot"]), ("keep", 2))
+        alt = rec["alternatives"][0]
+        self.assertEqual((alt["slot"], alt["decision"]), (1, "agent-error"))
+        self.assertIn("+30", read(self.repo, ".ratchet/" + alt["patch"]))
+        self.assertEqual(self.head_value(), "11")
 
 
 if __name__ == "__main__":
