@@ -196,7 +196,7 @@ def cmd_status(a):
     st = run.state
     data = {"run_id": run.config.run_id, "iteration": st.get("iteration"), "best": st.get("best"),
             "baseline": st.get("baseline"), "stop": st.get("stop"), "state": st,
-            "config": run.config.to_dict(), "recent": recent}
+            "config": run.config.to_dict(), "recent": recent, "loop": run.store.read_loop()}
     _emit(a, views.status(run, recent), data)
 
 

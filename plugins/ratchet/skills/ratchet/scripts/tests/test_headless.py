@@ -297,11 +297,19 @@ class SignalTest(LoopTest):
 
     def spawn_loop(self, *argv):
         env = {**os.environ, "SLOW_MARK": self.tmp_path("slow")}
+        # A test run started in the background may have SIGINT ignored, which a child inherits (and Python then
+        # installs no KeyboardInterrupt handler): give the loop the default disposition, as in a terminal.
         return subprocess.Popen([PY, RATCHET, "-C", self.repo, "loop", *argv], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def finish(self, proc):
-        out, err = proc.communicate(timeout=30)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            self.fail(f"the loop did not exit within 30 s of the signal\n{out}{err}")
         return proc.returncode, out, err
 
     def test_sigterm_mid_trial_cleans_up_and_loop_resumes(self):
