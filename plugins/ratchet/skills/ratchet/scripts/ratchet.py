@@ -62,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--run-command", required=True, help="shell command that prints the metric")
     sp.add_argument("--direction", required=True, choices=("max", "min"))
     sp.add_argument("--metric-name", required=True)
-    sp.add_argument("--report-source", required=True, help="stdout, stderr, or a file path inside the repository")
+    sp.add_argument("--report-source", required=True,
+                    help="where the metric is read: stdout, stderr, a report file, or KIND:PATH[#KEY] for the files "
+                         "trainers write (json, jsonl, csv, hf, wandb, tensorboard, lightning; e.g. "
+                         "jsonl:metrics.jsonl#val_loss; see FORMATS.md)")
     sp.add_argument("--metric-pattern", help="regex with one capture group, when no `NAME: value` line exists")
     sp.add_argument("--trials", type=_int, default=1, help="runs per iteration, averaged (default 1)")
     sp.add_argument("--iterations", type=_int, default=20, help="hard cap on iterations (default 20)")
@@ -76,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--instructions-file")
     sp.add_argument("--editable", nargs="+", default=[], metavar="PATHSPEC", help="what the agent may change")
     sp.add_argument("--protect", nargs="+", default=[], metavar="PATHSPEC", help="harness files, never edited")
+    sp.add_argument("--artifact-glob", action="append", default=[], metavar="GLOB",
+                    help="checkpoint files to keep: after a keep the newest match is copied to .ratchet/best/ "
+                         "(repeatable)")
+    sp.add_argument("--artifacts-on-revert", choices=("keep", "remove"), default="keep",
+                    help="what happens to artifacts a reverted iteration's trials created (default keep)")
     sp.add_argument("--branch", help="experiment branch name (default ratchet/<run-id>)")
     sp.add_argument("--no-branch", action="store_true", help="stay on the current branch")
     sp.add_argument("--json", action="store_true")

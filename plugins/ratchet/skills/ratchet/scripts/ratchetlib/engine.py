@@ -22,7 +22,7 @@ import time
 from typing import Optional
 
 from . import config as configmod
-from . import decision, gitops, metrics, paths, runner
+from . import artifacts, capture, decision, gitops, heartbeat, metrics, paths, runner, unclean
 from .errors import UsageError
 from .store import Lock, Store, atomic_write, now_iso
 
@@ -111,45 +111,40 @@ def init(cwd: str, args: dict) -> Run:
 
 # --- trials -------------------------------------------------------------------
 
-def _tracked(repo: str, rel: str) -> bool:
-    return bool(gitops.git(repo, "ls-files", "--", rel).strip())
-
-
-def _move_stale_report(run: Run) -> None:
-    """Move an old report file aside so it cannot pass for this trial's."""
-    rel = run.config.report_path
-    full = os.path.join(run.repo, rel)
-    if not os.path.isfile(full) or _tracked(run.repo, rel):
-        return
-    name = os.path.basename(rel)
-    original = run.store.path("reports", "original-" + name)
-    dest = original if not os.path.exists(original) else run.store.path("reports", "stale-" + name)
-    os.replace(full, dest)
-
-
 def run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None) -> dict:
     """Run trial k of `iteration`, capture its report, extract the metric."""
     cfg, store = run.config, run.store
     out, err, report = (store.report_path(iteration, k, ext) for ext in ("out", "err", "txt"))
-    if cfg.report_path:
-        _move_stale_report(run)
-    tr = runner.run(cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env)
+    unclean.refuse_if_marked(store)
+    src = cfg.source
+    capture.move_aside(run.repo, store.path("reports"), src)
+    before = artifacts.snapshot(run.repo, cfg.artifact_globs)
+    beat = heartbeat.for_trial(f"iter {iteration} trial {k}/{cfg.trials}", cfg.trial_timeout_seconds)
+    tr = runner.run(cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env, progress=beat)
+    ended = time.time()
+    if tr.survivors:
+        unclean.mark(store, tr, iteration, k)
     if cfg.report_source == "stdout":
         os.replace(out, report)
     elif cfg.report_source == "stderr":
         os.replace(err, report)
-    else:
-        src = os.path.join(run.repo, cfg.report_path)
-        if os.path.isfile(src) and os.path.getmtime(src) >= tr.started - 1.0:
-            shutil.copyfile(src, report)
+    elif cfg.report_path:
+        full = os.path.join(run.repo, cfg.report_path)
+        if os.path.isfile(full) and os.path.getmtime(full) >= tr.started - 1.0:
+            shutil.copyfile(full, report)
+    found = capture.read(run.repo, src, cfg.metric_name, cfg.direction, tr.started, report) \
+        if src.structured else None
     trial = {"trial": k, "exit_code": tr.exit_code, "seconds": round(tr.seconds, 4), "score": None,
              "report": os.path.relpath(report, store.root)}
-    if tr.survivors:
-        trial["survivors"] = tr.survivors
+    trial.update(artifacts.written(run.repo, cfg.artifact_globs, before, tr.started))
+    if src.structured:
+        capture.settle(ended, next((p for p in (out, err, report) if os.path.exists(p)), None))
     if tr.timed_out:
         return {**trial, "status": "timeout", "detail": f"timed out after {cfg.trial_timeout_seconds:g}s (process tree killed)"}
     if tr.exit_code != 0:
         return {**trial, "status": "crash", "detail": f"exit code {tr.exit_code}"}
+    if found is not None:
+        return {**trial, **found}
     if cfg.report_path and not os.path.exists(report):
         return {**trial, "status": "no-metric", "detail": f"the command did not write {cfg.report_path}"}
     ex = metrics.extract(report, cfg.metric_name, cfg.metric_pattern)
@@ -266,6 +261,7 @@ def _finalize(run: Run, rec: dict, cand: dict) -> dict:
     """Steps 1-4 of the module docstring for one decided iteration."""
     run.store.write_current({"iter": rec["iter"], "phase": "decided", "decision": rec, "candidate": cand})
     rec = _apply_git(run, rec, cand)
+    rec = artifacts.apply(run.store.root, run.repo, run.config, rec)
     run.store.append_record(rec)
     _commit_state(run, rec)
     return rec
@@ -285,6 +281,7 @@ def recover(run: Run) -> list:
     fixed = run.store.repair()
     if fixed:
         notes.append(fixed)
+    notes += artifacts.recover(run.store.root)
     last = run.store.records(last=1)
     cur = run.store.read_current()
     if last and last[-1]["iter"] > run.state.get("iteration", -1):
@@ -337,6 +334,7 @@ def baseline(cwd: str) -> tuple:
         cand = Candidate((), (), (), ())
         rec = _record(0, v, trials, None, cur, cand)
         rec["kept"], rec["sha"] = True, run.state["incumbent_sha"]
+        rec = artifacts.apply(run.store.root, run.repo, run.config, rec)
         run.store.append_record(rec)
         _commit_state(run, rec)
     return run, rec, notes
