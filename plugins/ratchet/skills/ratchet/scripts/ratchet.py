@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = verb("score", "record the metric you read from the last trial's report")
     sp.add_argument("value")
     sp.add_argument("--trial", type=_int)
+    sp = verb("clean", "after a trial's processes survived the kill: kill them again, check, unblock trials")
+    sp.add_argument("--json", action="store_true")
     sp = verb("demo", "run the whole loop on a built-in example, no LLM needed")
     sp.add_argument("--keep", action="store_true", help="keep the demo repository and print its path")
     return p
@@ -228,6 +230,17 @@ def cmd_score(a):
     print(f"trial {t['trial']}: score {t['score']!r} recorded; run `run-trial` for more trials or `decide`")
 
 
+def cmd_clean(a):
+    from ratchetlib import gitops, unclean
+    killed = unclean.clean(gitops.find_root(a.cwd))
+    if killed is None:
+        human = "nothing to clean: no trial left processes behind"
+    else:
+        human = (f"killed {len(killed)} leftover process(es); " if killed else "") + \
+            "no process of the earlier trial is left; trials may run again"
+    _emit(a, human, {"marker": killed is not None, "killed": killed or []})
+
+
 def cmd_demo(a):
     from ratchetlib import demo
     return demo.main(keep=a.keep)
@@ -235,7 +248,7 @@ def cmd_demo(a):
 
 COMMANDS = {"init": cmd_init, "baseline": cmd_baseline, "iterate": cmd_iterate, "decide": cmd_decide,
             "status": cmd_status, "history": cmd_history, "tail": cmd_tail, "stop": cmd_stop,
-            "run-trial": cmd_run_trial, "score": cmd_score, "demo": cmd_demo}
+            "run-trial": cmd_run_trial, "score": cmd_score, "clean": cmd_clean, "demo": cmd_demo}
 
 
 class Terminated(BaseException):

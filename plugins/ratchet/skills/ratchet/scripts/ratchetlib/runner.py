@@ -4,11 +4,13 @@ The command runs through the shell in its own session (so its whole process
 group can be signalled), with stdout and stderr streamed straight to files
 (a command that prints gigabytes costs disk, not ratchet's memory), stdin
 closed, and a marker in its environment. When the trial ends, for any reason,
-its descendants (found through /proc parent links while the tree is still
-whole) and its group are killed and, on Linux, /proc is swept for any process
-still carrying the marker: launcher workers started in their own session
-(torchrun, accelerate) or double-forked daemons escape the group but not
-their parent link or their inherited environment. Whatever is still alive
+its descendants and its group are killed and, on Linux, /proc is swept for
+any process still carrying the marker. Descendants are found through /proc
+parent links; ratchet makes itself a child subreaper (Linux prctl), so a
+worker whose launcher already exited is re-parented to ratchet instead of
+init and is still found. So launcher workers started in their own session
+(torchrun, accelerate), double-forked daemons, and even a worker that also
+dropped its environment are all caught. Whatever is still alive
 after that is returned as `survivors` (pid, start time, command line).
 
 `progress`, when given, is told the elapsed time every `progress.interval`
@@ -19,6 +21,7 @@ import dataclasses
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from typing import Optional
@@ -45,6 +48,7 @@ def run(command: str, cwd: str, out_path: str, err_path: str,
     started = time.time()
     t0 = time.monotonic()
     deadline = None if timeout is None else t0 + timeout
+    mine = _own_tree() if _become_subreaper() else None
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(command, shell=True, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=err, start_new_session=True)
@@ -68,6 +72,8 @@ def run(command: str, cwd: str, out_path: str, err_path: str,
         finally:
             if progress is not None:
                 progress.done()
+        if mine is not None:  # orphans the trial left, re-parented to us
+            known.update((pid, start) for pid, start in _own_tree().items() if mine.get(pid) != start)
         survivors = kill_tree(proc.pid, marker, known)
         proc.wait()
     return TrialRun(None if timed_out else proc.returncode, time.monotonic() - t0, timed_out, started,
@@ -99,6 +105,28 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
+_SUBREAPER = []
+
+
+def _become_subreaper() -> bool:
+    """Make this process the child subreaper of its descendants (Linux; once)."""
+    if not _SUBREAPER:
+        ok = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+                ok = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+            except (OSError, AttributeError):
+                ok = False
+        _SUBREAPER.append(ok)
+    return _SUBREAPER[0]
+
+
+def _own_tree() -> dict:
+    """{pid: start time} of every live descendant of this process."""
+    return {i["pid"]: i["start"] for i in map(process_info, descendants(os.getpid())) if i}
+
+
 def _signal(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
@@ -118,22 +146,33 @@ def kill_tree(pgid: int, marker: str, known: Optional[dict] = None) -> list:
     tree = descendants(pgid)
     for pid, start in (known or {}).items():
         info = process_info(pid)
-        if info and info["start"] == start and pid not in tree:
-            tree.append(pid)
+        if info and info["start"] == start and pid not in tree and pid != pgid:
+            tree.append(pid)  # pgid itself is the Popen child: Popen reaps it
     for pid in tree:
         _signal(pid, signal.SIGSTOP)  # frozen, they cannot fork new workers while we kill
     _signal_group(pgid, signal.SIGKILL)
     for pid in tree:
         _signal(pid, signal.SIGKILL)
+    _reap(tree)
     left = []
     for _ in range(3):
         left = [pid for pid in set(find_marked(marker)) | {p for p in tree if _alive(p)}]
         if not left:
+            _reap(tree)
             return []
         for pid in left:
             _signal(pid, signal.SIGKILL)
         time.sleep(0.05)
     return [info for info in (process_info(pid) for pid in sorted(left)) if info is not None]
+
+
+def _reap(pids) -> None:
+    """Collect the exit status of killed processes that were re-parented to us."""
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except (ChildProcessError, OSError):
+            pass
 
 
 def kill_pid(pid: int) -> None:

@@ -62,12 +62,12 @@ def still_running(marker: dict) -> list:
 def clean(repo: str) -> list:
     """`ratchet.py clean`: kill what is left, re-check, clear the marker.
 
-    Returns the processes it killed. UsageError (marker kept) when some still
-    live; when there is no marker, returns [] and changes nothing.
+    Returns the processes it killed, or None when there is no marker (then
+    nothing changes). UsageError, marker kept, when some still live.
     """
     store = Store(repo)
     if not os.path.exists(path(store)):
-        return []
+        return None
     with Lock(store, "clean"):
         marker = read_json(path(store), NAME) or {}
         left = still_running(marker)
