@@ -142,12 +142,16 @@ def promote(root: str, repo: str, rec: dict, globs, metric: str) -> list:
     return files
 
 
+def _rename(src: str, dest: str) -> None:
+    os.rename(src, dest)
+
+
 def _swap(root: str, tmp: str, iteration: int) -> None:
     best = os.path.join(root, BEST)
     old = os.path.join(root, f"{BEST}.old-{iteration:04d}-{secrets.token_hex(3)}")
     if os.path.exists(best):
-        os.rename(best, old)
-    os.rename(tmp, best)
+        _rename(best, old)
+    _rename(tmp, best)
     _fsync_dir(root)
     if os.path.exists(old):
         shutil.rmtree(old)

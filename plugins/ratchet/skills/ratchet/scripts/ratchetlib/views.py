@@ -73,6 +73,9 @@ def status(run, recent: list) -> str:
         lines.append("so far: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if k != "baseline"))
     if recent:
         lines.append("recent: " + ", ".join(f"{r['iter']} {r['decision']}" for r in recent))
+    if cfg.artifact_globs:
+        from .artifacts import summary
+        lines.append(_clip(summary(run.store.root) or "best artifacts: none copied yet"))
     if cfg.instructions:
         lines.append("instructions: " + _clip(cfg.instructions, 300))
     lines.append(next_line(st) if st.get("iteration", -1) >= 0 or st.get("stop") else "next: run `ratchet.py baseline`")
