@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = verb("score", "record the metric you read from the last trial's report")
     sp.add_argument("value")
     sp.add_argument("--trial", type=_int)
+    sp = verb("detect", "inspect the project: commands, tracker files, metrics, and a proposed init")
+    sp.add_argument("--json", action="store_true")
     sp = verb("clean", "after a trial's processes survived the kill: kill them again, check, unblock trials")
     sp.add_argument("--json", action="store_true")
     sp = verb("demo", "run the whole loop on a built-in example, no LLM needed")
@@ -230,6 +232,18 @@ def cmd_score(a):
     print(f"trial {t['trial']}: score {t['score']!r} recorded; run `run-trial` for more trials or `decide`")
 
 
+def cmd_detect(a):
+    from ratchetlib import detect, gitops
+    if not os.path.isdir(a.cwd):
+        raise UsageError(f"{a.cwd} is not a directory")
+    try:  # commands and report paths are relative to the repository root, so look from there
+        root = gitops.find_root(a.cwd)
+    except UsageError:
+        root = a.cwd
+    report = detect.detect(root)
+    _emit(a, detect.human(report), report)
+
+
 def cmd_clean(a):
     from ratchetlib import gitops, unclean
     killed = unclean.clean(gitops.find_root(a.cwd))
@@ -248,7 +262,8 @@ def cmd_demo(a):
 
 COMMANDS = {"init": cmd_init, "baseline": cmd_baseline, "iterate": cmd_iterate, "decide": cmd_decide,
             "status": cmd_status, "history": cmd_history, "tail": cmd_tail, "stop": cmd_stop,
-            "run-trial": cmd_run_trial, "score": cmd_score, "clean": cmd_clean, "demo": cmd_demo}
+            "run-trial": cmd_run_trial, "score": cmd_score, "clean": cmd_clean, "detect": cmd_detect,
+            "demo": cmd_demo}
 
 
 class Terminated(BaseException):

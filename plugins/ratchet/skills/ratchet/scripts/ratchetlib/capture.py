@@ -24,7 +24,7 @@ import shutil
 import time
 from typing import Optional
 
-from . import gitops, sources
+from . import gitops, paths, sources
 
 COPY_LIMIT = 64 * 1024 * 1024
 """A report file larger than this is not copied into .ratchet/ (its path is noted instead)."""
@@ -33,6 +33,18 @@ COPY_LIMIT = 64 * 1024 * 1024
 def flat_name(rel: str) -> str:
     """A repo-relative path as one file name (`a/b.csv` -> `a__b.csv`)."""
     return rel.replace("/", "__")
+
+
+def tracked_outputs(repo: str, source: sources.Source) -> list:
+    """Files git tracks that the source names (its file, or files in its folder or glob).
+
+    A trial rewrites them, which would show up as an edit of a protected path
+    in the next iteration, so `init` refuses such a source.
+    """
+    if source.path is None:
+        return []
+    listed = gitops.git(repo, "ls-files", "-z").split("\0")
+    return [p for p in listed if p and paths.matches(p, source.path)][:5]
 
 
 def to_move(repo: str, source: sources.Source) -> list:

@@ -86,6 +86,11 @@ def init(cwd: str, args: dict) -> Run:
         more = f" and {len(dirty) - 3} more" if len(dirty) > 3 else ""
         raise UsageError(f"uncommitted changes to tracked files ({', '.join(dirty[:3])}{more}); commit or stash them first")
     cfg = configmod.build(args, repo)
+    tracked = capture.tracked_outputs(repo, cfg.source)
+    if tracked:
+        raise UsageError(f"--report-source {cfg.report_source} names file(s) git tracks ({', '.join(tracked)}); every "
+                         f"trial rewrites them, so they must not be committed: `git rm --cached` them (and ignore "
+                         f"them), then init again")
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
     branch = None if args.get("no_branch") else (args.get("branch") or f"ratchet/{run_id}")
     if branch is not None:

@@ -211,6 +211,21 @@ class SourceDetailsTest(RepoTest):
         self.assertIn("INVALID", out)
         self.assertFalse(os.path.exists(os.path.join(self.repo, "wandb", "run-29991231_000000-fake")))
 
+    def test_a_tracked_report_file_is_refused_at_init(self):
+        # Each trial rewrites it: committed, it would read as an edit of a protected file every other iteration.
+        for spec, rel in (("jsonl:metrics.jsonl", "metrics.jsonl"), ("report.txt", "report.txt"),
+                          ("lightning:logs", "logs/version_0/metrics.csv")):
+            with self.subTest(spec=spec):
+                write(self.repo, rel, "score: 1\n")
+                git(self.repo, "add", rel)
+                git(self.repo, "commit", "-qm", "tracked log")
+                err = self.run_fail("init", "--run-command", "true", "--direction", "max", "--metric-name", "score",
+                                    "--report-source", spec)
+                self.assertIn(f"git tracks ({rel})", err)
+                git(self.repo, "rm", "-q", "--cached", rel)
+                git(self.repo, "commit", "-qm", "untrack")
+        self.assertFalse(os.path.exists(os.path.join(self.repo, ".ratchet", "config.json")))
+
     def test_invalid_specs_are_one_line_usage_errors(self):
         for spec, fragment in (("yaml:x.yaml", "unknown report source kind"), ("json:", "names no path"),
                                ("jsonl:m.jsonl#", "empty key"), ("wandb:.", "whole repository"),
