@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-branch", action="store_true", help="stay on the current branch")
     sp.add_argument("--json", action="store_true")
 
+    init_parser = sp
+    sp = verb("chain", "start a follow-up run at a stopped run's best commit, with some init flags changed")
+    sp.add_argument("--rationale", required=True, help="one line: why this follow-up run, what it changes")
+    _as_overrides(init_parser, sp)
+    sp.add_argument("--json", action="store_true")
+
     sp = verb("baseline", "measure the unmodified start commit (iteration 0)")
     sp.add_argument("--json", action="store_true")
 
@@ -104,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp = verb("history", "the records of the run")
     sp.add_argument("--last", type=_int, help="only the last N records")
+    sp.add_argument("--all", action="store_true", help="the whole chain: earlier runs' records, then this run's")
     sp.add_argument("--json", action="store_true")
     sp = verb("tail", "the end of a trial's report, from the traceback when there is one")
     sp.add_argument("--iter", type=_int, dest="iteration")
@@ -123,6 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp = verb("demo", "run the whole loop on a built-in example, no LLM needed")
     sp.add_argument("--keep", action="store_true", help="keep the demo repository and print its path")
     return p
+
+
+def _as_overrides(init_parser, sp) -> None:
+    """Give `sp` every init flag, optional and absent unless given (for `chain`)."""
+    for act in init_parser._actions:
+        if not act.option_strings or act.dest in ("help", "cwd", "json"):
+            continue
+        kw = {"dest": act.dest, "default": argparse.SUPPRESS, "help": act.help}
+        if act.nargs == 0:
+            kw["action"] = "store_true"
+        elif isinstance(act, argparse._AppendAction):
+            kw.update(action="append", type=act.type, metavar=act.metavar)
+        else:
+            kw.update(type=act.type, choices=act.choices, nargs=act.nargs, metavar=act.metavar)
+        sp.add_argument(*act.option_strings, **kw)
 
 
 def _emit(args, human: str, data) -> None:
@@ -178,9 +200,37 @@ def cmd_status(a):
 
 
 def cmd_history(a):
+    if a.all:
+        return _history_all(a)
     run = engine.load(a.cwd)
     recs = run.store.records(last=a.last) if a.last else run.store.records()
     _emit(a, "\n".join(views.history_line(r) for r in recs) or "no records yet", recs)
+
+
+def _history_all(a):
+    from ratchetlib import lineage
+    run = engine.load(a.cwd)
+    runs = lineage.runs(run.store, run.config.run_id)
+    lines = []
+    for r in runs:
+        p = r["parent"]
+        head = f"== run {r['run_id']}"
+        if p:
+            head += f" (chained from {p.get('parent_run_id')} at its best {p.get('best')!r}: {p.get('rationale', '')})"
+        lines.append(views._clip(head + " ==", 200) if not r["missing"] else head + " (archive missing) ==")
+        recs = r["records"][-a.last:] if a.last else r["records"]
+        lines += [views.history_line(x) for x in recs] or ["no records"]
+    _emit(a, "\n".join(lines), runs)
+
+
+def cmd_chain(a):
+    from ratchetlib import chain
+    run, record = chain.chain(a.cwd, a.rationale, chain.verb_flags(vars(a)))
+    cfg = run.config
+    human = (chain.describe(record, cfg.branch) + "\n"
+             + (f"archived the previous run to .ratchet/runs/{run.state['archived']}\n" if run.state.get("archived") else "")
+             + "next: run `ratchet.py baseline`")
+    _emit(a, human, {"config": cfg.to_dict(), "parent": record, "archived": run.state.get("archived")})
 
 
 def cmd_tail(a):
@@ -260,7 +310,7 @@ def cmd_demo(a):
     return demo.main(keep=a.keep)
 
 
-COMMANDS = {"init": cmd_init, "baseline": cmd_baseline, "iterate": cmd_iterate, "decide": cmd_decide,
+COMMANDS = {"init": cmd_init, "chain": cmd_chain, "baseline": cmd_baseline, "iterate": cmd_iterate, "decide": cmd_decide,
             "status": cmd_status, "history": cmd_history, "tail": cmd_tail, "stop": cmd_stop,
             "run-trial": cmd_run_trial, "score": cmd_score, "clean": cmd_clean, "detect": cmd_detect,
             "demo": cmd_demo}

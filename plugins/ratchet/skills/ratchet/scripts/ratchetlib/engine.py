@@ -22,7 +22,7 @@ import time
 from typing import Optional
 
 from . import config as configmod
-from . import artifacts, capture, decision, gitops, heartbeat, metrics, paths, runner, unclean
+from . import artifacts, capture, decision, gitops, heartbeat, lineage, metrics, paths, runner, unclean
 from .errors import UsageError
 from .store import Lock, Store, atomic_write, now_iso
 
@@ -72,13 +72,21 @@ def _initial_state(cfg: configmod.Config, repo: str) -> dict:
             "counts": {}, "stop": None, "untracked_before": gitops.untracked(repo)}
 
 
-def init(cwd: str, args: dict) -> Run:
-    """Validate flags, check the repository, create the experiment branch."""
+def init(cwd: str, args: dict, start: Optional[dict] = None) -> Run:
+    """Validate flags, check the repository, create the experiment branch.
+
+    `start` (from `chain`) makes the run begin at another commit than HEAD:
+    {"sha", "original_branch", "parent"}; `parent` is written to the
+    read-only `.ratchet/parent.json` of the new run.
+    """
     repo = gitops.find_root(cwd)
-    head = gitops.head_sha(repo)
+    head = gitops.head_sha(repo) if start is None else start["sha"]
     if head is None:
         raise UsageError("the repository has no commits yet; commit your project first, then run init")
-    original = gitops.current_branch(repo)
+    original = gitops.current_branch(repo) if start is None else start["original_branch"]
+    if start is not None and args.get("no_branch") and gitops.head_sha(repo) != head:
+        raise UsageError(f"--no-branch would start the follow-up run at HEAD, not at the parent's best commit "
+                         f"{head[:10]}; drop --no-branch (or check out {head[:10]} first)")
     if original is None and not args.get("no_branch"):
         raise UsageError("HEAD is detached; check out a branch first (git switch -c NAME)")
     dirty = gitops.tracked_changes(repo)
@@ -103,8 +111,9 @@ def init(cwd: str, args: dict) -> Run:
     with Lock(store, "init"):
         archived = store.archive() if store.exists() else None
         store.ensure_dirs()
+        lineage.write_parent(store, start.get("parent") if start else None)
         if branch is not None:
-            gitops.checkout_new_branch(repo, branch)
+            gitops.checkout_new_branch(repo, branch, head if start is not None else None)
         cfg = dataclasses.replace(cfg, run_id=run_id, branch=branch or original, original_branch=original,
                                   start_commit=head, created=now_iso())
         store.write_config(cfg.to_dict())

@@ -73,6 +73,10 @@ def status(run, recent: list) -> str:
         lines.append("so far: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if k != "baseline"))
     if recent:
         lines.append("recent: " + ", ".join(f"{r['iter']} {r['decision']}" for r in recent))
+    from .lineage import summary as chained
+    origin = chained(run.store)
+    if origin:
+        lines.append(_clip(origin))
     if cfg.artifact_globs:
         from .artifacts import summary
         lines.append(_clip(summary(run.store.root) or "best artifacts: none copied yet"))
