@@ -39,7 +39,7 @@ class HeartbeatTest(unittest.TestCase):
         import shutil
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def run_with(self, beat, seconds=0.35, timeout=None):
+    def run_with(self, beat, seconds=0.5, timeout=None):
         return runner.run(f"{PY} -c 'import time; time.sleep({seconds})'", self.dir, self.out, self.err,
                           timeout, progress=beat)
 
@@ -49,7 +49,7 @@ class HeartbeatTest(unittest.TestCase):
         r = self.run_with(beat)
         self.assertEqual(r.exit_code, 0)
         lines = stream.getvalue().splitlines()
-        self.assertGreaterEqual(len(lines), 3, lines)
+        self.assertGreaterEqual(len(lines), 2, lines)  # ~10 expected; 2 leaves room for a loaded machine
         self.assertTrue(all(l == "ratchet: iter 3 trial 1/2 running 0:00 (timeout 5:00)" for l in lines), lines)
         self.assertNotIn("\r", stream.getvalue())
 
@@ -64,7 +64,7 @@ class HeartbeatTest(unittest.TestCase):
             with self.subTest(environ=environ):
                 stream = _Tty()
                 beat = heartbeat.Heartbeat("iter 1 trial 1/1", None, stream=stream, interval=0.05, environ=environ)
-                self.run_with(beat, 0.2)
+                self.run_with(beat, 0.4)
                 text = stream.getvalue()
                 self.assertNotIn("\n", text)
                 self.assertTrue(text.startswith("\r"), repr(text))
@@ -192,7 +192,7 @@ class LauncherTreeTest(RepoTest):
     def test_timeout_kills_workers_in_their_own_sessions_and_their_children(self):
         self.addCleanup(self.kill_leftovers)
         self.run_ok("init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
-                    "--report-source", "stdout", "--protect", "bench.py", "--trial-timeout-seconds", "1.5")
+                    "--report-source", "stdout", "--protect", "bench.py", "--trial-timeout-seconds", "3")
         self.run_ok("baseline")
         self.assertEqual(self.tree()[1], [])  # a finished trial's lingering workers are killed too
         self.set_value("hang")
