@@ -32,6 +32,10 @@ PROPOSAL_CAP = 300
 STATUS_HINTS = 3
 VERDICT_HINTS = 2
 STATUS_IDEAS = 3
+HINT_CLIP = 140
+URGENT_HINTS = ("failure streak:", "plateau:")
+STATUS_BUDGET = 750   # bytes of learning lines in `status` (the rest of it is at most ~730)
+VERDICT_BUDGET = 550  # bytes of learning lines in a verdict (the rest of it is at most ~930)
 
 
 def _cfg(cfg) -> dict:
@@ -85,8 +89,8 @@ def similar(hypothesis: str, state: dict) -> Optional[dict]:
 
 def similar_line(sim: dict) -> str:
     where = f"iter {sim['iter']}" if sim.get("iter") is not None else "one"
-    return (f"warning: this hypothesis is {sim['ratio']:.0%} similar to {where}, already reverted: "
-            f"\"{hints.clip(sim['hypothesis'], 80)}\"; change the mechanism, not the wording")
+    return (f"warning: {sim['ratio']:.0%} similar to reverted {where} (\"{hints.clip(sim['hypothesis'], 60)}\"); "
+            f"change the mechanism, not the wording")
 
 
 # --- the state fold (pure) ------------------------------------------------------
@@ -242,11 +246,13 @@ def critic_summary(stats: Optional[dict], counts: Optional[dict]) -> Optional[di
               "kept": sum(get(k)["kept"] for k in ("a", "b", "other"))}
     counts = counts or {}
     overall = {"n": sum(v for k, v in counts.items() if k != "baseline"), "kept": counts.get("keep", 0)}
+    short = (f"critic: picks kept {_rate(picked['n'], picked['kept'])} · own ideas "
+             f"{_rate(get('none')['n'], get('none')['kept'])} · all {_rate(overall['n'], overall['kept'])}")
     line = (f"critic: picks kept {_rate(picked['n'], picked['kept'])} (A {_rate(get('a')['n'], get('a')['kept'])}, "
             f"B {_rate(get('b')['n'], get('b')['kept'])}) · own ideas {_rate(get('none')['n'], get('none')['kept'])}"
             f" · all iterations {_rate(overall['n'], overall['kept'])}")
     return {"picked": picked, "a": get("a"), "b": get("b"), "none": get("none"), "other": get("other"),
-            "overall": overall, "line": line}
+            "overall": overall, "line": line, "short": short}
 
 
 def critic_summary_of(records: list) -> Optional[dict]:
@@ -285,47 +291,66 @@ def _arm_line(snap: dict) -> Optional[str]:
 def _ideas_line(snap: dict) -> Optional[str]:
     if not snap["ideas"]:
         return None
-    shown = "; ".join(f"#{i['id']} {hints.clip(i['text'], 60)}" for i in snap["ideas"])
+    shown = "; ".join(f"#{i['id']} {hints.clip(i['text'], 45)}" for i in snap["ideas"])
     more = snap["open_ideas"] - len(snap["ideas"])
     return f"ideas ({snap['open_ideas']} open{f', {more} more in `ideas list`' if more else ''}): {shown}"
 
 
+def _within(items: list, budget: int) -> list:
+    """The lines of `items` ((priority, line) in display order) that fit in
+    `budget` bytes, most important (lowest priority number) first."""
+    chosen, used = set(), 0
+    for i in sorted(range(len(items)), key=lambda i: items[i][0]):
+        size = len(items[i][1].encode("utf-8")) + 1
+        if used + size <= budget:
+            chosen.add(i)
+            used += size
+    return [line for i, (_, line) in enumerate(items) if i in chosen]
+
+
+def _hint_items(found: list, priorities: tuple, clip: int) -> list:
+    return [(p, "hint: " + hints.clip(h, clip)) for p, h in zip(priorities, found)]
+
+
 def status_lines(run, snap: dict) -> list:
-    """The learning lines of `status`: at most 7, each clipped."""
-    lines = []
+    """The learning lines of `status`: at most 7, within STATUS_BUDGET bytes
+    (escalation, hints, arm, ideas, critic; the least urgent dropped first)."""
+    items = []
     active = not run.state.get("stop")
     if active and snap["escalation"]["level"] != "NORMAL":
-        lines.append("escalation " + hints.clip(snap["escalation"]["directive"], 150))
-    lines += ["hint: " + hints.clip(h, 150) for h in snap["hints"][:STATUS_HINTS]]
+        items.append((0, "escalation " + hints.clip(snap["escalation"]["directive"], HINT_CLIP)))
+    items += _hint_items(snap["hints"], (1, 3, 6)[:STATUS_HINTS], 120)
     if active and _arm_line(snap):
-        lines.append(_arm_line(snap))
+        items.append((2, _arm_line(snap)))
     if _ideas_line(snap):
-        lines.append(hints.clip(_ideas_line(snap), 220))
+        items.append((5, hints.clip(_ideas_line(snap), 170)))
     if snap["critic"]:
-        lines.append(snap["critic"]["line"])
-    return lines
+        items.append((4, snap["critic"]["short"]))
+    return _within(items, STATUS_BUDGET)
 
 
 def verdict_lines(run, rec: dict, snap: dict) -> list:
-    """The learning lines of a verdict: at most 6, each clipped; none of the
-    advice once the run has stopped."""
-    lines = []
+    """The learning lines of a verdict: at most 6, within VERDICT_BUDGET
+    bytes; none of the advice once the run has stopped. Only the urgent hints
+    (failure streak, plateau) repeat here every iteration; what to avoid and
+    the biggest win are in `status` and program.md, read after a break."""
+    items = []
     if rec.get("similar"):
-        lines.append(similar_line(rec["similar"]))
+        items.append((0, similar_line(rec["similar"])))
     miss = None
     if rec.get("decision") == "revert":
         miss = next((i for i in ideas.list_open(ideas_path(run)) if i.get("source") == "near-miss"
                      and (i.get("figures") or {}).get("iter") == rec.get("iter")), None)
     if miss is not None:
-        lines.append(f"near miss saved as idea #{miss['id']} (`ideas list`); retry it stronger later")
-    if run.state.get("stop"):
-        return lines
-    if snap["escalation"]["level"] != "NORMAL":
-        lines.append("escalation " + hints.clip(snap["escalation"]["directive"], 150))
-    lines += ["hint: " + hints.clip(h, 150) for h in snap["hints"][:VERDICT_HINTS]]
-    if _arm_line(snap):
-        lines.append(_arm_line(snap))
-    return lines
+        items.append((1, f"near miss saved as idea #{miss['id']} (`ideas list`); retry it stronger later"))
+    if not run.state.get("stop"):
+        if snap["escalation"]["level"] != "NORMAL":
+            items.append((2, "escalation " + hints.clip(snap["escalation"]["directive"], HINT_CLIP)))
+        urgent = [h for h in snap["hints"] if h.startswith(URGENT_HINTS)]
+        items += _hint_items(urgent, (3, 5)[:VERDICT_HINTS], HINT_CLIP)
+        if _arm_line(snap):
+            items.append((4, _arm_line(snap)))
+    return _within(items, VERDICT_BUDGET)
 
 
 # --- the `ideas` verb ----------------------------------------------------------------
