@@ -319,7 +319,7 @@ def status_lines(run, snap: dict) -> list:
     active = not run.state.get("stop")
     if active and snap["escalation"]["level"] != "NORMAL":
         items.append((0, "escalation " + hints.clip(snap["escalation"]["directive"], HINT_CLIP)))
-    items += _hint_items(snap["hints"], (1, 3, 6)[:STATUS_HINTS], 120)
+    items += _hint_items(snap["hints"], (1, 3, 6)[:STATUS_HINTS], HINT_CLIP)
     if active and _arm_line(snap):
         items.append((2, _arm_line(snap)))
     if _ideas_line(snap):
