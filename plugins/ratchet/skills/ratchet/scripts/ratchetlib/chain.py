@@ -29,7 +29,9 @@ def parent_flags(cfg: Config) -> dict:
             "trial_timeout_seconds": cfg.trial_timeout_seconds, "critic": cfg.critic,
             "instructions": cfg.instructions, "instructions_file": None, "editable": list(cfg.editable),
             "protect": [p for p in cfg.protect if p not in auto], "artifact_glob": list(cfg.artifact_globs),
-            "artifacts_on_revert": cfg.artifacts_on_revert}
+            "artifacts_on_revert": cfg.artifacts_on_revert, "strategy": cfg.strategy,
+            "arms": ",".join(cfg.arms) if cfg.strategy else None,
+            "escalation": ",".join(f"{k}={v}" for k, v in sorted((cfg.escalation or {}).items())) or None}
 
 
 def chain(cwd: str, rationale: str, changes: dict) -> tuple:

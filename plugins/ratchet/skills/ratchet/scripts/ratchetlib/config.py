@@ -13,7 +13,7 @@ import posixpath
 import re
 from typing import Optional
 
-from . import paths, sources
+from . import bandit, escalation, paths, sources
 from .errors import UsageError
 
 FORMAT = 1
@@ -55,6 +55,9 @@ class Config:
     protect: tuple = ()
     artifact_globs: tuple = ()
     artifacts_on_revert: str = "keep"
+    strategy: Optional[str] = None
+    arms: tuple = ()
+    escalation: dict = dataclasses.field(default_factory=dict)
     run_id: str = ""
     branch: Optional[str] = None
     original_branch: Optional[str] = None
@@ -80,6 +83,7 @@ class Config:
         d = dataclasses.asdict(self)
         d["editable"], d["protect"] = list(self.editable), list(self.protect)
         d["artifact_globs"] = list(self.artifact_globs)
+        d["arms"] = list(self.arms)
         return {"format": FORMAT, **d}
 
 
@@ -97,6 +101,8 @@ def from_dict(d: dict) -> Config:
     kw["editable"] = tuple(kw.get("editable") or ())
     kw["protect"] = tuple(kw.get("protect") or ())
     kw["artifact_globs"] = tuple(kw.get("artifact_globs") or ())
+    kw["arms"] = tuple(kw.get("arms") or ())
+    kw["escalation"] = dict(kw.get("escalation") or {})
     return Config(**kw)
 
 
@@ -190,6 +196,38 @@ def _read_instructions(path: Optional[str], repo_root: str) -> str:
         raise UsageError(f"--instructions-file {path!r} cannot be read: {e.strerror or e}") from None
 
 
+ESCALATION_KEYS = {"refine": "refine", "pivot": "pivot", "search": "search_pivots", "halt": "halt_pivots"}
+
+
+def parse_escalation(text: Optional[str]) -> dict:
+    """'refine=3,pivot=5,search=2,halt=3' (any subset) -> the full escalation
+    counts, defaults filled in. `search` and `halt` count failed pivots."""
+    raw = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        key, sep, value = part.partition("=")
+        key = ESCALATION_KEYS.get(key.strip(), key.strip())
+        if not sep or key not in escalation.DEFAULTS:
+            raise UsageError(f"--escalation {part!r}: use NAME=COUNT with NAME one of {', '.join(ESCALATION_KEYS)}")
+        try:
+            raw[key] = int(value)
+        except ValueError:
+            raise UsageError(f"--escalation {part!r}: {value.strip()!r} is not a whole number") from None
+    return escalation.settings({"escalation": raw})
+
+
+def parse_arms(strategy: Optional[str], text: Optional[str]) -> tuple:
+    """The bandit's arms: `--arms a,b,c`, else the defaults; none without a bandit."""
+    if strategy not in (None, "bandit"):
+        raise UsageError(f"--strategy {strategy!r} is not known; use --strategy bandit")
+    if strategy is None:
+        if text:
+            raise UsageError("--arms needs --strategy bandit")
+        return ()
+    if text is None:
+        return tuple(bandit.DEFAULT_ARMS)
+    return tuple(bandit.new_state([a.strip() for a in text.split(",") if a.strip()])["arms"])
+
+
 def _repo_relative(path: str, repo_root: str) -> Optional[str]:
     full = os.path.realpath(os.path.join(repo_root, path))
     root = os.path.realpath(repo_root)
@@ -257,4 +295,7 @@ def build(args: dict, repo_root: str) -> Config:
         protect=protect,
         artifact_globs=artifact_globs,
         artifacts_on_revert=args.get("artifacts_on_revert") or "keep",
+        strategy=args.get("strategy"),
+        arms=parse_arms(args.get("strategy"), args.get("arms")),
+        escalation=parse_escalation(args.get("escalation")),
     )

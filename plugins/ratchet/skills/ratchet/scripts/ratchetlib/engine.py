@@ -22,7 +22,7 @@ import time
 from typing import Optional
 
 from . import config as configmod
-from . import artifacts, capture, decision, gitops, heartbeat, lineage, metrics, paths, runner, unclean
+from . import artifacts, capture, decision, gitops, heartbeat, learning, lineage, metrics, paths, runner, unclean
 from .errors import UsageError
 from .store import Lock, Store, atomic_write, now_iso
 
@@ -120,7 +120,9 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> Run:
         state = _initial_state(cfg, repo)
         state["archived"] = archived
         store.write_state(state)
-    return Run(repo, store, cfg, state)
+        run = Run(repo, store, cfg, state)
+        learning.start(run)
+    return run
 
 
 # --- trials -------------------------------------------------------------------
@@ -245,6 +247,7 @@ def apply_record(state: dict, rec: dict, cfg: configmod.Config) -> dict:
     elif d in (decision.KEEP, decision.REVERT, decision.BASELINE):
         st["consecutive_crashes"] = 0
     st["stop"] = st.get("stop") or decision.stop_reason(st, cfg)
+    st = learning.fold(st, rec, cfg)
     return st
 
 
@@ -284,6 +287,7 @@ def _finalize(run: Run, rec: dict, cand: dict) -> dict:
 def _commit_state(run: Run, rec: dict) -> None:
     st = apply_record(run.state, rec, run.config)
     st["untracked_before"] = gitops.untracked(run.repo)
+    learning.persist(run, rec, st)
     run.store.write_state(st)
     run.store.clear_current()
     run.state = st
@@ -354,11 +358,13 @@ def baseline(cwd: str) -> tuple:
     return run, rec, notes
 
 
-def iterate(cwd: str, hypothesis: str, description: str = "", critic: Optional[dict] = None) -> tuple:
+def iterate(cwd: str, hypothesis: str, description: str = "", critic: Optional[dict] = None,
+            arm: Optional[str] = None) -> tuple:
     """Measure the working tree as the agent left it, decide, commit or revert."""
     if not hypothesis.strip():
         raise UsageError("--hypothesis is required: one line saying what the change should improve and why")
     run = load(cwd)
+    learning.check_arm(run.config, arm)
     with Lock(run.store, "iterate"):
         notes = recover(run)
         _require_active(run)
@@ -368,6 +374,7 @@ def iterate(cwd: str, hypothesis: str, description: str = "", critic: Optional[d
             notes.append(f"discarded {len(stale.get('trials', []))} unfinished trial(s) of iteration {stale['iter']}; measuring again")
         cur = {"iter": it, "phase": "measuring", "hypothesis": hypothesis.strip(), "description": description.strip(),
                "critic": critic, "started": now_iso(), "t0": time.time(), "trials": []}
+        cur.update(arm=arm, similar=learning.similar(hypothesis, run.state))
         rec = _decide(run, cur, run_trials=True)
     return run, rec, notes
 
@@ -385,6 +392,7 @@ def _decide(run: Run, cur: dict, run_trials: bool) -> dict:
             trials = _measure(run, cur, run.config.trials)
         v = decision.judge(trials, run.state["incumbent_score"], run.config)
     rec = _record(cur["iter"], v, trials, run.state["incumbent_score"], cur, cand)
+    rec.update(arm=cur.get("arm"), similar=cur.get("similar"))
     return _finalize(run, rec, cand.to_dict())
 
 
@@ -434,11 +442,13 @@ def score(cwd: str, value: str, trial: Optional[int] = None) -> dict:
         return cur["trials"][idx]
 
 
-def decide(cwd: str, hypothesis: str, description: str = "", critic: Optional[dict] = None) -> tuple:
+def decide(cwd: str, hypothesis: str, description: str = "", critic: Optional[dict] = None,
+           arm: Optional[str] = None) -> tuple:
     """`decide`: judge the buffered trials of this iteration."""
     if not hypothesis.strip():
         raise UsageError("--hypothesis is required")
     run = load(cwd)
+    learning.check_arm(run.config, arm)
     with Lock(run.store, "decide"):
         notes = recover(run)
         _require_active(run)
@@ -449,6 +459,7 @@ def decide(cwd: str, hypothesis: str, description: str = "", critic: Optional[di
         if failed is None and n < run.config.trials:
             raise UsageError(f"{n} of {run.config.trials} trials run; run `run-trial` again before deciding")
         cur.update(hypothesis=hypothesis.strip(), description=description.strip(), critic=critic)
+        cur.update(arm=arm, similar=learning.similar(hypothesis, run.state))
         rec = _decide(run, cur, run_trials=False)
     return run, rec, notes
 
@@ -471,6 +482,7 @@ def stop(cwd: str) -> tuple:
         st["stop"] = st.get("stop") or "stopped by user"
         run.store.write_state(st)
         run.state = st
+        learning.write_program(run, st)
         cfg = run.config
         if cfg.original_branch and cfg.branch != cfg.original_branch and gitops.current_branch(run.repo) != cfg.original_branch:
             gitops.checkout(run.repo, cfg.original_branch)

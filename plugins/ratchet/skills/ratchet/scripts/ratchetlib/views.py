@@ -8,6 +8,7 @@ import os
 import re
 from typing import Optional
 
+from . import learning
 from .decision import fmt, progress
 
 _MAX_LINE = 160
@@ -28,8 +29,10 @@ def _pct(delta: Optional[float], base: Optional[float]) -> str:
     return f" ({delta / abs(base) * 100:+.2f}%)"
 
 
-def verdict(run, rec: dict, notes: list) -> str:
-    """The ~6-line answer to `iterate`/`decide`; last line is `next: ...`."""
+def verdict(run, rec: dict, notes: list, snap: Optional[dict] = None) -> str:
+    """The ~6-line answer to `iterate`/`decide` (plus at most 6 learning
+    lines: similarity warning, near miss, escalation, hints, arm); last line
+    is `next: ...`."""
     cfg, st = run.config, run.state
     lines = [f"recovered: {n}" for n in notes]
     scores = " ".join(fmt(s) for s in rec["trial_scores"]) or "none"
@@ -45,6 +48,7 @@ def verdict(run, rec: dict, notes: list) -> str:
     if rec["decision"] in ("crash", "timeout"):
         lines.append(f"diagnose with: ratchet.py tail --iter {rec['iter']}")
     lines.append(f"best {fmt(st.get('best'))} (iter {st.get('best_iter')}) · " + " · ".join(progress(st, cfg)))
+    lines += learning.verdict_lines(run, rec, snap or learning.snapshot(run))
     if cfg.instructions:
         lines.append("instructions: " + _clip(cfg.instructions, 240))
     lines.append(next_line(st))
@@ -59,7 +63,7 @@ def baseline(run, rec: dict, notes: list) -> str:
     return "\n".join(lines)
 
 
-def status(run, recent: list) -> str:
+def status(run, recent: list, snap: Optional[dict] = None) -> str:
     cfg, st = run.config, run.state
     base, best = st.get("baseline"), st.get("best")
     gain = _pct(None if best is None or base is None else best - base, base)
@@ -73,13 +77,11 @@ def status(run, recent: list) -> str:
         lines.append("so far: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if k != "baseline"))
     if recent:
         lines.append("recent: " + ", ".join(f"{r['iter']} {r['decision']}" for r in recent))
+    lines += learning.status_lines(run, snap or learning.snapshot(run))
     from .lineage import summary as chained
     origin = chained(run.store)
     if origin:
         lines.append(_clip(origin))
-    if cfg.artifact_globs:
-        from .artifacts import summary
-        lines.append(_clip(summary(run.store.root) or "best artifacts: none copied yet"))
     if cfg.instructions:
         lines.append("instructions: " + _clip(cfg.instructions, 300))
     lines.append(next_line(st) if st.get("iteration", -1) >= 0 or st.get("stop") else "next: run `ratchet.py baseline`")

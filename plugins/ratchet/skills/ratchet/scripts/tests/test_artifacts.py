@@ -59,7 +59,7 @@ class ArtifactTest(RepoTest):
         self.assertEqual(rec["artifacts"], {"best": [f"ckpt/{self.models()[-1]}", "tok.json"], "removed": []})
         self.assertEqual([len(t["artifacts"]) for t in rec["trials"]], [2, 2])
         self.assertEqual(self.leftovers(), [])
-        self.assertIn("best artifacts (iter 1)", self.run_ok("status"))
+        self.assertIn("best artifacts (iter 1): .ratchet/best/files/", self.run_ok("stop"))
 
     def test_revert_keeps_artifacts_by_default_and_best_is_unchanged(self):
         self.start()

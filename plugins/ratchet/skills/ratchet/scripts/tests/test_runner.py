@@ -12,6 +12,11 @@ from ratchetlib import runner
 PY = sys.executable
 
 
+def slurp(path):
+    with open(path) as f:
+        return f.read()
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -36,17 +41,17 @@ class RunTest(unittest.TestCase):
     def test_streams_to_files_and_reports_exit_code(self):
         r = self.run_cmd(f"{PY} -c \"import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)\"")
         self.assertEqual((r.exit_code, r.timed_out), (3, False))
-        self.assertEqual(open(self.out).read(), "out\n")
-        self.assertEqual(open(self.err).read(), "err\n")
+        self.assertEqual(slurp(self.out), "out\n")
+        self.assertEqual(slurp(self.err), "err\n")
 
     def test_stdin_is_closed(self):
         r = self.run_cmd(f"{PY} -c \"import sys; print(repr(sys.stdin.read()))\"")
         self.assertEqual(r.exit_code, 0)
-        self.assertEqual(open(self.out).read(), "''\n")
+        self.assertEqual(slurp(self.out), "''\n")
 
     def test_marker_is_in_the_environment(self):
         self.run_cmd(f"{PY} -c \"import os; print(os.environ['{runner.MARKER}'])\"")
-        self.assertEqual(len(open(self.out).read().strip()), 32)
+        self.assertEqual(len(slurp(self.out).strip()), 32)
 
     @unittest.skipUnless(os.path.isdir("/proc"), "needs /proc (Linux)")
     def test_timeout_kills_children_grandchildren_and_setsid_escapees(self):
@@ -71,7 +76,7 @@ time.sleep(300)
         self.assertTrue(r.timed_out)
         self.assertIsNone(r.exit_code)
         self.assertLess(time.monotonic() - t0, 10)
-        victims = [int(p) for p in open(pids).read().split()] + [int(open(pids + ".daemon").read())]
+        victims = [int(p) for p in slurp(pids).split()] + [int(slurp(pids + ".daemon"))]
         time.sleep(0.1)
         self.assertEqual([p for p in victims if alive(p)], [])
         self.assertEqual(r.survivors, ())
@@ -82,7 +87,7 @@ time.sleep(300)
         r = self.run_cmd(f"(setsid sleep 300 & echo $! > {pidfile}); echo done")
         self.assertEqual(r.exit_code, 0)
         time.sleep(0.1)
-        self.assertFalse(alive(int(open(pidfile).read())))
+        self.assertFalse(alive(int(slurp(pidfile))))
 
 
 if __name__ == "__main__":
