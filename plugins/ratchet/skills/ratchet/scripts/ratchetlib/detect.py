@@ -23,6 +23,7 @@ import sys
 from typing import Optional
 
 from . import sources
+from .errors import UsageError
 
 FORMAT = 1
 MAX_DEPTH = 4
@@ -192,7 +193,10 @@ def _hf_keys(full: str) -> list:
 
 def _wandb_keys(root: str, folder: str) -> list:
     full = os.path.join(root, folder)
-    runs = sorted(n for n in os.listdir(full) if re.match(r"(offline-)?run-\d{8}_\d{6}-", n))
+    try:
+        runs = sorted(n for n in os.listdir(full) if re.match(r"(offline-)?run-\d{8}_\d{6}-", n))
+    except OSError:
+        return []
     pick = "latest-run" if os.path.isdir(os.path.join(full, "latest-run")) else (runs[-1] if runs else None)
     if pick is None:
         return []
@@ -305,7 +309,7 @@ def _git_facts(root: str) -> dict:
     from . import gitops
     try:
         top = gitops.find_root(root)
-    except Exception:  # not a repository, or no git: a fact to report, not an error
+    except UsageError:  # not a repository, or no git: a fact to report, not an error
         return {"repo": False, "branch": None, "commits": False, "dirty": []}
     return {"repo": True, "branch": gitops.current_branch(top), "commits": gitops.head_sha(top) is not None,
             "dirty": gitops.tracked_changes(top)[:20] if gitops.head_sha(top) else []}
