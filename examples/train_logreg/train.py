@@ -7,8 +7,9 @@ and the batch order, which is the run-to-run noise ratchet's repeated trials
 average out. Hyperparameters live in config.py.
 
 Writes, next to this file:
-  metrics.jsonl  one record per epoch: epoch, train_loss, val_loss, val_acc
-  metrics.json   the final record, written once at the end (atomically)
+  metrics.jsonl    one record per epoch: epoch, train_loss, val_loss, val_acc
+  metrics.json     the final record, written once at the end (atomically)
+  checkpoint.json  the trained weights and the config that produced them (atomically)
 and prints the final `val_loss: X` on stdout.
 """
 
@@ -123,6 +124,8 @@ def main():
             log.write(json.dumps(record) + "\n")
             log.flush()
     write_json_atomic(os.path.join(HERE, "metrics.json"), record)
+    settings = {k: getattr(config, k) for k in dir(config) if k.isupper()}
+    write_json_atomic(os.path.join(HERE, "checkpoint.json"), {"w": w, "b": b, "config": settings, **record})
     print(f"val_acc: {record.get('val_acc', float('nan')):.4f}")
     print(f"val_loss: {record.get('val_loss', float('nan')):.6f}")
     return 0 if record and math.isfinite(record["val_loss"]) else 1

@@ -63,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--run-command", required=True, help="shell command that prints the metric")
     sp.add_argument("--direction", required=True, choices=("max", "min"))
     sp.add_argument("--metric-name", required=True)
-    sp.add_argument("--report-source", required=True, help="stdout, stderr, or a file path inside the repository")
+    sp.add_argument("--report-source", required=True,
+                    help="where the metric is read: stdout, stderr, a report file, or KIND:PATH[#KEY] for the files "
+                         "trainers write (json, jsonl, csv, hf, wandb, tensorboard, lightning; e.g. "
+                         "jsonl:metrics.jsonl#val_loss; see FORMATS.md)")
     sp.add_argument("--metric-pattern", help="regex with one capture group, when no `NAME: value` line exists")
     sp.add_argument("--trials", type=_int, default=1, help="runs per iteration, averaged (default 1)")
     sp.add_argument("--iterations", type=_int, default=20, help="hard cap on iterations (default 20)")
@@ -81,8 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--instructions-file")
     sp.add_argument("--editable", nargs="+", default=[], metavar="PATHSPEC", help="what the agent may change")
     sp.add_argument("--protect", nargs="+", default=[], metavar="PATHSPEC", help="harness files, never edited")
+    sp.add_argument("--artifact-glob", action="append", default=[], metavar="GLOB",
+                    help="checkpoint files to keep: after a keep the newest match is copied to .ratchet/best/ "
+                         "(repeatable)")
+    sp.add_argument("--artifacts-on-revert", choices=("keep", "remove"), default="keep",
+                    help="what happens to artifacts a reverted iteration's trials created (default keep)")
     sp.add_argument("--branch", help="experiment branch name (default ratchet/<run-id>)")
     sp.add_argument("--no-branch", action="store_true", help="stay on the current branch")
+    sp.add_argument("--json", action="store_true")
+
+    init_parser = sp
+    sp = verb("chain", "start a follow-up run at a stopped run's best commit, with some init flags changed")
+    sp.add_argument("--rationale", required=True, help="one line: why this follow-up run, what it changes")
+    _as_overrides(init_parser, sp)
     sp.add_argument("--json", action="store_true")
 
     sp = verb("baseline", "measure the unmodified start commit (iteration 0)")
@@ -104,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp = verb("history", "the records of the run")
     sp.add_argument("--last", type=_int, help="only the last N records")
+    sp.add_argument("--all", action="store_true", help="the whole chain: earlier runs' records, then this run's")
     sp.add_argument("--json", action="store_true")
     sp = verb("tail", "the end of a trial's report, from the traceback when there is one")
     sp.add_argument("--iter", type=_int, dest="iteration")
@@ -116,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = verb("score", "record the metric you read from the last trial's report")
     sp.add_argument("value")
     sp.add_argument("--trial", type=_int)
+    sp = verb("detect", "inspect the project: commands, tracker files, metrics, and a proposed init")
+    sp.add_argument("--json", action="store_true")
+    sp = verb("clean", "after a trial's processes survived the kill: kill them again, check, unblock trials")
+    sp.add_argument("--json", action="store_true")
     sp = verb("ideas", "the ideas backlog: add TEXT, list, done N")
     sp.add_argument("action", choices=("add", "list", "done"))
     sp.add_argument("arg", nargs="*", metavar="TEXT|N")
@@ -123,6 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp = verb("demo", "run the whole loop on a built-in example, no LLM needed")
     sp.add_argument("--keep", action="store_true", help="keep the demo repository and print its path")
     return p
+
+
+def _as_overrides(init_parser, sp) -> None:
+    """Give `sp` every init flag, optional and absent unless given (for `chain`)."""
+    for act in init_parser._actions:
+        if not act.option_strings or act.dest in ("help", "cwd", "json"):
+            continue
+        kw = {"dest": act.dest, "default": argparse.SUPPRESS, "help": act.help}
+        if act.nargs == 0:
+            kw["action"] = "store_true"
+        elif isinstance(act, argparse._AppendAction):
+            kw.update(action="append", type=act.type, metavar=act.metavar)
+        else:
+            kw.update(type=act.type, choices=act.choices, nargs=act.nargs, metavar=act.metavar)
+        sp.add_argument(*act.option_strings, **kw)
 
 
 def _emit(args, human: str, data) -> None:
@@ -180,11 +214,39 @@ def cmd_status(a):
 
 
 def cmd_history(a):
+    if a.all:
+        return _history_all(a)
     run = engine.load(a.cwd)
     recs = run.store.records(last=a.last) if a.last else run.store.records()
     summary = learning.critic_summary_of(recs)
     lines = [views.history_line(r) for r in recs] + ([summary["line"]] if summary else [])
     _emit(a, "\n".join(lines) or "no records yet", recs)
+
+
+def _history_all(a):
+    from ratchetlib import lineage
+    run = engine.load(a.cwd)
+    runs = lineage.runs(run.store, run.config.run_id)
+    lines = []
+    for r in runs:
+        p = r["parent"]
+        head = f"== run {r['run_id']}"
+        if p:
+            head += f" (chained from {p.get('parent_run_id')} at its best {p.get('best')!r}: {p.get('rationale', '')})"
+        lines.append(views._clip(head + " ==", 200) if not r["missing"] else head + " (archive missing) ==")
+        recs = r["records"][-a.last:] if a.last else r["records"]
+        lines += [views.history_line(x) for x in recs] or ["no records"]
+    _emit(a, "\n".join(lines), runs)
+
+
+def cmd_chain(a):
+    from ratchetlib import chain
+    run, record = chain.chain(a.cwd, a.rationale, chain.verb_flags(vars(a)))
+    cfg = run.config
+    human = (chain.describe(record, cfg.branch) + "\n"
+             + (f"archived the previous run to .ratchet/runs/{run.state['archived']}\n" if run.state.get("archived") else "")
+             + "next: run `ratchet.py baseline`")
+    _emit(a, human, {"config": cfg.to_dict(), "parent": record, "archived": run.state.get("archived")})
 
 
 def cmd_tail(a):
@@ -206,6 +268,12 @@ def cmd_tail(a):
     print(views.tail_text(tb, max(a.lines, 5)))
 
 
+def _best_artifacts(run) -> list:
+    from ratchetlib import artifacts
+    line = artifacts.summary(run.store.root) if run.config.artifact_globs else ""
+    return [line] if line else []
+
+
 def cmd_stop(a):
     run, notes = engine.stop(a.cwd)
     cfg = run.config
@@ -213,7 +281,7 @@ def cmd_stop(a):
         f"run {cfg.run_id} stopped: {run.state['stop']}",
         f"you are on {cfg.original_branch or 'the run branch'}; the experiment stays on {cfg.branch}",
         f"inspect it: git log --oneline {cfg.start_commit[:10]}..{cfg.branch}   "
-        f"git diff {cfg.start_commit[:10]} {cfg.branch}"])
+        f"git diff {cfg.start_commit[:10]} {cfg.branch}"] + _best_artifacts(run))
     _emit(a, human, {"run_id": cfg.run_id, "stop": run.state["stop"], "branch": cfg.branch, "recovered": notes})
 
 
@@ -234,6 +302,29 @@ def cmd_run_trial(a):
 def cmd_score(a):
     t = engine.score(a.cwd, a.value, a.trial)
     print(f"trial {t['trial']}: score {t['score']!r} recorded; run `run-trial` for more trials or `decide`")
+
+
+def cmd_detect(a):
+    from ratchetlib import detect, gitops
+    if not os.path.isdir(a.cwd):
+        raise UsageError(f"{a.cwd} is not a directory")
+    try:  # commands and report paths are relative to the repository root, so look from there
+        root = gitops.find_root(a.cwd)
+    except UsageError:
+        root = a.cwd
+    report = detect.detect(root)
+    _emit(a, detect.human(report), report)
+
+
+def cmd_clean(a):
+    from ratchetlib import gitops, unclean
+    killed = unclean.clean(gitops.find_root(a.cwd))
+    if killed is None:
+        human = "nothing to clean: no trial left processes behind"
+    else:
+        human = (f"killed {len(killed)} leftover process(es); " if killed else "") + \
+            "no process of the earlier trial is left; trials may run again"
+    _emit(a, human, {"marker": killed is not None, "killed": killed or []})
 
 
 def cmd_ideas(a):
@@ -260,9 +351,10 @@ def cmd_demo(a):
     return demo.main(keep=a.keep)
 
 
-COMMANDS = {"init": cmd_init, "baseline": cmd_baseline, "iterate": cmd_iterate, "decide": cmd_decide,
+COMMANDS = {"init": cmd_init, "chain": cmd_chain, "baseline": cmd_baseline, "iterate": cmd_iterate, "decide": cmd_decide,
             "status": cmd_status, "history": cmd_history, "tail": cmd_tail, "stop": cmd_stop,
-            "run-trial": cmd_run_trial, "score": cmd_score, "ideas": cmd_ideas, "demo": cmd_demo}
+            "run-trial": cmd_run_trial, "score": cmd_score, "ideas": cmd_ideas, "clean": cmd_clean,
+            "detect": cmd_detect, "demo": cmd_demo}
 
 
 class Terminated(BaseException):

@@ -9,10 +9,11 @@ a format newer than this code understands instead of guessing.
 import dataclasses
 import math
 import os
+import posixpath
 import re
 from typing import Optional
 
-from . import bandit, escalation, paths
+from . import bandit, escalation, paths, sources
 from .errors import UsageError
 
 FORMAT = 1
@@ -52,6 +53,8 @@ class Config:
     instructions_file: Optional[str] = None
     editable: tuple = ()
     protect: tuple = ()
+    artifact_globs: tuple = ()
+    artifacts_on_revert: str = "keep"
     strategy: Optional[str] = None
     arms: tuple = ()
     escalation: dict = dataclasses.field(default_factory=dict)
@@ -62,9 +65,15 @@ class Config:
     created: str = ""
 
     @property
+    def source(self) -> sources.Source:
+        """The parsed report source (a stream, a plain report file, or a `KIND:` source)."""
+        return sources.parse_source(self.report_source)
+
+    @property
     def report_path(self) -> Optional[str]:
-        """The report file relative to the repo root, or None for a stream."""
-        return None if self.report_source in ("stdout", "stderr") else self.report_source
+        """The plain report file relative to the repo root; None for a stream or a `KIND:` source."""
+        src = self.source
+        return src.path if src.kind == sources.TEXT else None
 
     def better(self, a: float, b: float) -> bool:
         """True when `a` is strictly better than `b` in the run's direction."""
@@ -73,6 +82,7 @@ class Config:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["editable"], d["protect"] = list(self.editable), list(self.protect)
+        d["artifact_globs"] = list(self.artifact_globs)
         d["arms"] = list(self.arms)
         return {"format": FORMAT, **d}
 
@@ -90,6 +100,7 @@ def from_dict(d: dict) -> Config:
     kw["min_improvement"] = Margin(float(mi.get("value", 0.0)), bool(mi.get("relative", False)))
     kw["editable"] = tuple(kw.get("editable") or ())
     kw["protect"] = tuple(kw.get("protect") or ())
+    kw["artifact_globs"] = tuple(kw.get("artifact_globs") or ())
     kw["arms"] = tuple(kw.get("arms") or ())
     kw["escalation"] = dict(kw.get("escalation") or {})
     return Config(**kw)
@@ -114,16 +125,52 @@ def _positive_int(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
-def _check_report_source(source: str, repo_root: str) -> str:
-    if source in ("stdout", "stderr"):
-        return source
-    if not source.strip():
-        raise UsageError("--report-source is empty; use stdout, stderr or a file path inside the repository")
-    full = os.path.realpath(os.path.join(repo_root, source))
+def _check_report_source(source: str, repo_root: str):
+    """(the report source as stored, the repo-relative path to protect or None)."""
     root = os.path.realpath(repo_root)
+    if os.path.isabs(source.strip()):  # a plain report file given by its absolute path
+        full = os.path.realpath(source.strip())
+        if os.path.commonpath([full, root]) != root or full == root:
+            raise UsageError(f"--report-source {source!r} is outside the repository; give a path inside {root}")
+        source = "./" + os.path.relpath(full, root).replace(os.sep, "/")
+    try:
+        src = sources.parse_source(source)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if src.kind in sources.STREAMS:
+        return src.kind, None
+    if src.kind != sources.TEXT:
+        if src.path == ".":
+            raise UsageError(f"--report-source '{src.spec}' names the whole repository; name the file or "
+                             f"folder the trainer writes instead (e.g. {src.kind}:logs)")
+        return src.spec, src.path
+    full = os.path.realpath(os.path.join(repo_root, src.path))
     if os.path.commonpath([full, root]) != root or full == root:
         raise UsageError(f"--report-source {source!r} is outside the repository; give a path inside {root}")
-    return os.path.relpath(full, root).replace(os.sep, "/")
+    rel = os.path.relpath(full, root).replace(os.sep, "/")
+    # A file named like `kind:x` or `stdout` keeps a `./` so it is never re-read as a source kind.
+    return (rel if _is_plain_path(rel) else "./" + rel), rel
+
+
+def _is_plain_path(rel: str) -> bool:
+    try:
+        return sources.parse_source(rel).kind == sources.TEXT
+    except ValueError:
+        return False
+
+
+def _check_artifacts(globs, on_revert) -> tuple:
+    out = []
+    for g in globs or ():
+        spec = paths.normalize(posixpath.normpath(str(g).replace("\\", "/"))) if str(g).strip() else ""
+        if not spec or spec == "." or os.path.isabs(g) or spec == ".." or spec.startswith("../"):
+            raise UsageError(f"--artifact-glob {g!r} must be a glob relative to the repository root, inside it")
+        if spec == ".ratchet" or spec.startswith(".ratchet/"):
+            raise UsageError(f"--artifact-glob {g!r} points into .ratchet/, which ratchet owns")
+        out.append(spec)
+    if on_revert not in ("keep", "remove"):
+        raise UsageError(f"--artifacts-on-revert must be keep or remove (got {on_revert!r})")
+    return tuple(dict.fromkeys(out))
 
 
 def _check_pattern(pattern: Optional[str]) -> Optional[str]:
@@ -209,14 +256,15 @@ def build(args: dict, repo_root: str) -> Config:
     timeout = args.get("trial_timeout_seconds")
     if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
         raise UsageError(f"--trial-timeout-seconds must be > 0 (got {timeout!r})")
-    source = _check_report_source(args.get("report_source") or "", repo_root)
+    source, source_path = _check_report_source(args.get("report_source") or "", repo_root)
+    artifact_globs = _check_artifacts(args.get("artifact_glob"), args.get("artifacts_on_revert") or "keep")
     instructions_file = args.get("instructions_file")
     text = "\n".join(t for t in ((args.get("instructions") or "").strip(),
                                  _read_instructions(instructions_file, repo_root)) if t)
     editable = tuple(paths.normalize(s) for s in args.get("editable") or ())
     protect = [".ratchet"] + [paths.normalize(s) for s in args.get("protect") or ()]
-    if source not in ("stdout", "stderr"):
-        protect.append(source)
+    if source_path:
+        protect.append(source_path)
     if instructions_file:
         rel = _repo_relative(instructions_file, repo_root)
         if rel:
@@ -245,6 +293,8 @@ def build(args: dict, repo_root: str) -> Config:
         instructions_file=instructions_file,
         editable=editable,
         protect=protect,
+        artifact_globs=artifact_globs,
+        artifacts_on_revert=args.get("artifacts_on_revert") or "keep",
         strategy=args.get("strategy"),
         arms=parse_arms(args.get("strategy"), args.get("arms")),
         escalation=parse_escalation(args.get("escalation")),

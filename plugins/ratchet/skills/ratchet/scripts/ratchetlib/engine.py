@@ -22,7 +22,7 @@ import time
 from typing import Optional
 
 from . import config as configmod
-from . import decision, gitops, learning, metrics, paths, runner
+from . import artifacts, capture, decision, gitops, heartbeat, learning, lineage, metrics, paths, runner, unclean
 from .errors import UsageError
 from .store import Lock, Store, atomic_write, now_iso
 
@@ -72,13 +72,21 @@ def _initial_state(cfg: configmod.Config, repo: str) -> dict:
             "counts": {}, "stop": None, "untracked_before": gitops.untracked(repo)}
 
 
-def init(cwd: str, args: dict) -> Run:
-    """Validate flags, check the repository, create the experiment branch."""
+def init(cwd: str, args: dict, start: Optional[dict] = None) -> Run:
+    """Validate flags, check the repository, create the experiment branch.
+
+    `start` (from `chain`) makes the run begin at another commit than HEAD:
+    {"sha", "original_branch", "parent"}; `parent` is written to the
+    read-only `.ratchet/parent.json` of the new run.
+    """
     repo = gitops.find_root(cwd)
-    head = gitops.head_sha(repo)
+    head = gitops.head_sha(repo) if start is None else start["sha"]
     if head is None:
         raise UsageError("the repository has no commits yet; commit your project first, then run init")
-    original = gitops.current_branch(repo)
+    original = gitops.current_branch(repo) if start is None else start["original_branch"]
+    if start is not None and args.get("no_branch") and gitops.head_sha(repo) != head:
+        raise UsageError(f"--no-branch would start the follow-up run at HEAD, not at the parent's best commit "
+                         f"{head[:10]}; drop --no-branch (or check out {head[:10]} first)")
     if original is None and not args.get("no_branch"):
         raise UsageError("HEAD is detached; check out a branch first (git switch -c NAME)")
     dirty = gitops.tracked_changes(repo)
@@ -86,6 +94,11 @@ def init(cwd: str, args: dict) -> Run:
         more = f" and {len(dirty) - 3} more" if len(dirty) > 3 else ""
         raise UsageError(f"uncommitted changes to tracked files ({', '.join(dirty[:3])}{more}); commit or stash them first")
     cfg = configmod.build(args, repo)
+    tracked = capture.tracked_outputs(repo, cfg.source)
+    if tracked:
+        raise UsageError(f"--report-source {cfg.report_source} names file(s) git tracks ({', '.join(tracked)}); every "
+                         f"trial rewrites them, so they must not be committed: `git rm --cached` them (and ignore "
+                         f"them), then init again")
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
     branch = None if args.get("no_branch") else (args.get("branch") or f"ratchet/{run_id}")
     if branch is not None:
@@ -98,8 +111,9 @@ def init(cwd: str, args: dict) -> Run:
     with Lock(store, "init"):
         archived = store.archive() if store.exists() else None
         store.ensure_dirs()
+        lineage.write_parent(store, start.get("parent") if start else None)
         if branch is not None:
-            gitops.checkout_new_branch(repo, branch)
+            gitops.checkout_new_branch(repo, branch, head if start is not None else None)
         cfg = dataclasses.replace(cfg, run_id=run_id, branch=branch or original, original_branch=original,
                                   start_commit=head, created=now_iso())
         store.write_config(cfg.to_dict())
@@ -113,45 +127,40 @@ def init(cwd: str, args: dict) -> Run:
 
 # --- trials -------------------------------------------------------------------
 
-def _tracked(repo: str, rel: str) -> bool:
-    return bool(gitops.git(repo, "ls-files", "--", rel).strip())
-
-
-def _move_stale_report(run: Run) -> None:
-    """Move an old report file aside so it cannot pass for this trial's."""
-    rel = run.config.report_path
-    full = os.path.join(run.repo, rel)
-    if not os.path.isfile(full) or _tracked(run.repo, rel):
-        return
-    name = os.path.basename(rel)
-    original = run.store.path("reports", "original-" + name)
-    dest = original if not os.path.exists(original) else run.store.path("reports", "stale-" + name)
-    os.replace(full, dest)
-
-
 def run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None) -> dict:
     """Run trial k of `iteration`, capture its report, extract the metric."""
     cfg, store = run.config, run.store
     out, err, report = (store.report_path(iteration, k, ext) for ext in ("out", "err", "txt"))
-    if cfg.report_path:
-        _move_stale_report(run)
-    tr = runner.run(cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env)
+    unclean.refuse_if_marked(store)
+    src = cfg.source
+    capture.move_aside(run.repo, store.path("reports"), src)
+    before = artifacts.snapshot(run.repo, cfg.artifact_globs)
+    beat = heartbeat.for_trial(f"iter {iteration} trial {k}/{cfg.trials}", cfg.trial_timeout_seconds)
+    tr = runner.run(cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env, progress=beat)
+    ended = time.time()
+    if tr.survivors:
+        unclean.mark(store, tr, iteration, k)
     if cfg.report_source == "stdout":
         os.replace(out, report)
     elif cfg.report_source == "stderr":
         os.replace(err, report)
-    else:
-        src = os.path.join(run.repo, cfg.report_path)
-        if os.path.isfile(src) and os.path.getmtime(src) >= tr.started - 1.0:
-            shutil.copyfile(src, report)
+    elif cfg.report_path:
+        full = os.path.join(run.repo, cfg.report_path)
+        if os.path.isfile(full) and os.path.getmtime(full) >= tr.started - 1.0:
+            shutil.copyfile(full, report)
+    found = capture.read(run.repo, src, cfg.metric_name, cfg.direction, tr.started, report) \
+        if src.structured else None
     trial = {"trial": k, "exit_code": tr.exit_code, "seconds": round(tr.seconds, 4), "score": None,
              "report": os.path.relpath(report, store.root)}
-    if tr.survivors:
-        trial["survivors"] = tr.survivors
+    trial.update(artifacts.written(run.repo, cfg.artifact_globs, before, tr.started))
+    if src.structured:
+        capture.settle(ended, next((p for p in (out, err, report) if os.path.exists(p)), None))
     if tr.timed_out:
         return {**trial, "status": "timeout", "detail": f"timed out after {cfg.trial_timeout_seconds:g}s (process tree killed)"}
     if tr.exit_code != 0:
         return {**trial, "status": "crash", "detail": f"exit code {tr.exit_code}"}
+    if found is not None:
+        return {**trial, **found}
     if cfg.report_path and not os.path.exists(report):
         return {**trial, "status": "no-metric", "detail": f"the command did not write {cfg.report_path}"}
     ex = metrics.extract(report, cfg.metric_name, cfg.metric_pattern)
@@ -269,6 +278,7 @@ def _finalize(run: Run, rec: dict, cand: dict) -> dict:
     """Steps 1-4 of the module docstring for one decided iteration."""
     run.store.write_current({"iter": rec["iter"], "phase": "decided", "decision": rec, "candidate": cand})
     rec = _apply_git(run, rec, cand)
+    rec = artifacts.apply(run.store.root, run.repo, run.config, rec)
     run.store.append_record(rec)
     _commit_state(run, rec)
     return rec
@@ -289,6 +299,7 @@ def recover(run: Run) -> list:
     fixed = run.store.repair()
     if fixed:
         notes.append(fixed)
+    notes += artifacts.recover(run.store.root)
     last = run.store.records(last=1)
     cur = run.store.read_current()
     if last and last[-1]["iter"] > run.state.get("iteration", -1):
@@ -341,6 +352,7 @@ def baseline(cwd: str) -> tuple:
         cand = Candidate((), (), (), ())
         rec = _record(0, v, trials, None, cur, cand)
         rec["kept"], rec["sha"] = True, run.state["incumbent_sha"]
+        rec = artifacts.apply(run.store.root, run.repo, run.config, rec)
         run.store.append_record(rec)
         _commit_state(run, rec)
     return run, rec, notes

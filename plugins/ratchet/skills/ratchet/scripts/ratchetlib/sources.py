@@ -707,6 +707,38 @@ def read_tfevents_scalars(path: str, tag: str):
     return out, note
 
 
+def scalar_tags(path: str, max_records: int = 2000) -> list:
+    """Sorted tags of the scalars in the first `max_records` records of an event file.
+
+    For `ratchet.py detect`: best effort, so checksums are not verified and
+    damage simply ends the scan.
+    """
+    tags = set()
+    try:
+        with open(path, "rb") as f:
+            for _ in range(max_records):
+                header = f.read(12)
+                if len(header) < 12:
+                    break
+                length = struct.unpack("<Q", header[:8])[0]
+                if length > 64 << 20:
+                    break
+                data = f.read(length)
+                if len(f.read(4)) < 4:
+                    break
+                for number, wire, value in _fields(data):
+                    if number == 5 and wire == 2:
+                        for n, w, v in _fields(value):
+                            if n == 1 and w == 2:
+                                tag = [bytes(x) for k, kw, x in _fields(v) if k == 1 and kw == 2]
+                                kinds = {k for k, kw, x in _fields(v)}
+                                if tag and kinds & {2, 8}:
+                                    tags.add(tag[0].decode("utf-8", "replace"))
+    except (OSError, TFRecordError, struct.error, MemoryError, OverflowError):
+        pass
+    return sorted(tags)
+
+
 def _varint(buf, pos: int):
     result = shift = 0
     while True:

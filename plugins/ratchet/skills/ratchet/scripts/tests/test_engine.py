@@ -278,7 +278,7 @@ class ReportFileTest(RepoTest):
         self.assertIn("did not write out/report.txt", self.records()[-1]["reason"])
 
     def test_report_path_outside_repo_rejected(self):
-        self.assertIn("outside the repository", self.run_fail(*INIT[:-4], "--report-source", "../x.txt"))
+        self.assertIn("leaves the repository", self.run_fail(*INIT[:-4], "--report-source", "../x.txt"))
 
 
 class RecoveryTest(RepoTest):

@@ -79,7 +79,7 @@ time.sleep(300)
         victims = [int(p) for p in slurp(pids).split()] + [int(slurp(pids + ".daemon"))]
         time.sleep(0.1)
         self.assertEqual([p for p in victims if alive(p)], [])
-        self.assertEqual(r.survivors, 0)
+        self.assertEqual(r.survivors, ())
 
     @unittest.skipUnless(os.path.isdir("/proc"), "needs /proc (Linux)")
     def test_background_leftovers_of_a_finished_trial_are_killed(self):
