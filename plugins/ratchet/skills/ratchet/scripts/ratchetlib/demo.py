@@ -3,7 +3,7 @@
 It plays the agent's part with four scripted edits, one of each outcome the
 user should see: a real improvement (kept), a regression (reverted), a crash
 (reverted, diagnosable with `tail`) and an edit of the protected benchmark
-(refused). The benchmark counts comparisons, so the demo is deterministic.
+(recorded `tampered`, undone). The benchmark counts comparisons, so the demo is deterministic.
 """
 
 import os
