@@ -221,7 +221,7 @@ def _tail_guard(run, it, lines):
 
 def cmd_holdout(a):
     run = engine.run_holdout(a.cwd)
-    _emit(a, run.holdout["summary"], run.holdout)
+    _emit(a, "holdout: " + run.holdout["summary"], run.holdout)
 
 
 def cmd_stop(a):

@@ -112,8 +112,8 @@ def run(cfg, repo: str, store_root: str, state: dict) -> dict:
         doc["held"] = cfg.better(b, s + m if cfg.direction == "max" else s - m)
         gain = "" if doc["gain_pct"] is None else f" ({doc['gain_pct']:+.2f}%)"
         bench = doc["benchmark"]["gain_pct"]
-        doc["summary"] = (f"holdout {cfg.metric_name}: start {fmt(s)} -> final {fmt(b)}{gain}"
-                          + ("" if bench is None else f", benchmark {bench:+.2f}%")
+        doc["summary"] = (f"{cfg.metric_name} start {fmt(s)} -> final {fmt(b)}{gain}"
+                          + ("" if bench is None else f" vs {bench:+.2f}% on the benchmark")
                           + (": the gain held" if doc["held"] else ": the gain did NOT hold (overfit to the benchmark?)"))
     doc["finished"] = store.now_iso()
     store.write_json(path(store_root), doc)
