@@ -96,7 +96,7 @@ def main(keep: bool = False) -> int:
     print(f"demo repository: {repo}  (bench.py is the protected benchmark, search.py the code to improve)")
     rc = _ratchet(repo, "init", "--run-command", f"{shlex.quote(sys.executable)} bench.py", "--direction", "min",
                   "--metric-name", "comparisons", "--report-source", "stdout", "--trials", "2",
-                  "--iterations", "10", "--protect", "bench.py", "--instructions", "Never edit bench.py.")
+                  "--iterations", "10", "--instructions", "Never edit bench.py.")
     rc = rc or _ratchet(repo, "baseline")
     for hypothesis, description, files in STEPS:
         if rc:

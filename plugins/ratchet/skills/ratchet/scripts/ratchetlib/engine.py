@@ -6,7 +6,8 @@ Crash safety rests on one ordering, used by every decision:
   1. current.json records the decision (phase `decided`) and the candidate's
      paths, before git is touched;
   2. git acts (commit with a `Ratchet-Iteration` trailer, or save the patch
-     and restore the incumbent);
+     and restore the incumbent; a `tampered` decision first restores the
+     pinned harness, see harness.py);
   3. the record is appended to results.jsonl;
   4. state.json is replaced, current.json removed.
 A command that starts after a kill at any point runs `recover()`, which

@@ -155,6 +155,30 @@ class TamperTest(RepoTest):
         self.assertEqual(read(self.repo, "data/x.txt"), "1\n")
 
 
+class TamperRecoveryTest(RepoTest):
+    files = SOL_BENCH
+
+    def test_run_trial_catches_a_rewrite_and_recovery_finishes_a_decided_tamper(self):
+        self.run_ok(*INIT_SOL, "--metric-pattern", "score: ([0-9]+)")
+        self.run_ok("baseline")
+        write(self.repo, "sol.py", "open('bench.py', 'w').write('print(1)')\ndef score():\n    return 99\n")
+        out = self.run_ok("run-trial")
+        self.assertIn("iter 1: TAMPERED", out)
+        self.assertEqual(read(self.repo, "bench.py"), SOL_BENCH["bench.py"])
+        # A kill after the decision was buffered but before git acted: the next command finishes it.
+        from ratchetlib import engine
+        write(self.repo, "bench.py", "print('score: 999')\n")
+        run = engine.load(self.repo)
+        cand = engine.candidate(run)
+        v, extra = engine._integrity_verdict(run, cand)
+        rec = engine._record(2, v, [], 10.0, {"hypothesis": "h"}, cand, extra)
+        run.store.write_current({"iter": 2, "phase": "decided", "decision": rec, "candidate": cand.to_dict()})
+        out = self.run_ok("iterate", "--hypothesis", "next")
+        self.assertIn("recovered: finished iteration 2 (tampered)", out)
+        self.assertEqual(read(self.repo, "bench.py"), SOL_BENCH["bench.py"])
+        self.assertEqual(self.records()[2]["tampered"], {"bench.py": "edited"})
+
+
 class ScopeTest(RepoTest):
     files = {"bench.py": BENCH, "value.txt": "10\n", "README": "readme\n", "src/a.py": "a = 1\n"}
 
