@@ -23,7 +23,8 @@ import json  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 
-from ratchetlib import engine, views  # noqa: E402
+from ratchetlib import engine, learning, views  # noqa: E402
+from ratchetlib.bandit import DEFAULT_ARMS  # noqa: E402
 from ratchetlib.errors import RatchetError, UsageError  # noqa: E402
 
 
@@ -72,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-consecutive-crashes", type=_int, default=3)
     sp.add_argument("--trial-timeout-seconds", type=_float)
     sp.add_argument("--critic", action="store_true", help="critic mode: two proposers and a critic per iteration")
+    sp.add_argument("--strategy", choices=("bandit",), help="bandit: suggest a strategy arm each iteration (UCB1)")
+    sp.add_argument("--arms", metavar="A,B,C", help="the bandit's arms (default: " + ",".join(DEFAULT_ARMS) + ")")
+    sp.add_argument("--escalation", metavar="refine=3,pivot=5,search=2,halt=3",
+                    help="non-keeps before REFINE / PIVOT, failed pivots before SEARCH / HALT (any subset)")
     sp.add_argument("--instructions", default="", help="run-specific integrity rules, echoed every iteration")
     sp.add_argument("--instructions-file")
     sp.add_argument("--editable", nargs="+", default=[], metavar="PATHSPEC", help="what the agent may change")
@@ -97,8 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp = verb(name, help_text)
         sp.add_argument("--hypothesis", required=True, help="one line: what should improve and why")
         sp.add_argument("--description", default="", help="one line: what was changed")
-        sp.add_argument("--critic-pick", help="critic mode: the proposal the critic chose")
+        sp.add_argument("--critic-pick", help="critic mode: a, b, or none (the critic rejected both)")
         sp.add_argument("--critic-reason", help="critic mode: why")
+        sp.add_argument("--proposal-a", help="critic mode: proposer A's summary and plan, one line")
+        sp.add_argument("--proposal-b", help="critic mode: proposer B's summary and plan, one line")
+        sp.add_argument("--arm", help="--strategy bandit: the strategy arm this change used")
         sp.add_argument("--json", action="store_true")
 
     sp = verb("status", "compact state of the run")
@@ -120,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--trial", type=_int)
     sp = verb("holdout", "evaluate the holdout on the start and the final commit now")
     sp.add_argument("--json", action="store_true")
+    sp = verb("ideas", "the ideas backlog: add TEXT, list, done N")
+    sp.add_argument("action", choices=("add", "list", "done"))
+    sp.add_argument("arg", nargs="*", metavar="TEXT|N")
+    sp.add_argument("--json", action="store_true")
     sp = verb("demo", "run the whole loop on a built-in example, no LLM needed")
     sp.add_argument("--keep", action="store_true", help="keep the demo repository and print its path")
     return p
@@ -130,9 +142,7 @@ def _emit(args, human: str, data) -> None:
 
 
 def _critic(args):
-    if args.critic_pick or args.critic_reason:
-        return {"pick": args.critic_pick, "reason": args.critic_reason}
-    return None
+    return learning.critic_record(args.critic_pick, args.critic_reason, args.proposal_a, args.proposal_b)
 
 
 def _verdict_json(run, rec, notes):
@@ -151,6 +161,7 @@ def cmd_init(a):
              + f"pinned: {run.state['harness']['files']} protected file(s), SHA-256 checked around every trial batch\n"
              f"editable: {', '.join(cfg.editable) or 'every other path'}\n"
              + (f"archived the previous run to .ratchet/runs/{run.state['archived']}\n" if run.state.get("archived") else "")
+             + "".join(line + "\n" for line in learning.init_lines(cfg))
              + "next: run `ratchet.py baseline`")
     _emit(a, human, {"config": cfg.to_dict(), "archived": run.state.get("archived")})
 
@@ -161,12 +172,12 @@ def cmd_baseline(a):
 
 
 def cmd_iterate(a):
-    run, rec, notes = engine.iterate(a.cwd, a.hypothesis, a.description, _critic(a))
+    run, rec, notes = engine.iterate(a.cwd, a.hypothesis, a.description, _critic(a), a.arm)
     _emit(a, views.verdict(run, rec, notes), _verdict_json(run, rec, notes))
 
 
 def cmd_decide(a):
-    run, rec, notes = engine.decide(a.cwd, a.hypothesis, a.description, _critic(a))
+    run, rec, notes = engine.decide(a.cwd, a.hypothesis, a.description, _critic(a), a.arm)
     _emit(a, views.verdict(run, rec, notes), _verdict_json(run, rec, notes))
 
 
@@ -178,13 +189,18 @@ def cmd_status(a):
             "baseline": st.get("baseline"), "stop": st.get("stop"), "state": st,
             "config": run.config.to_dict(), "recent": recent, "pareto": st.get("pareto"),
             "holdout": views.holdout_view(run)}
-    _emit(a, views.status(run, recent), data)
+    snap = learning.snapshot(run)
+    data.update(hints=snap["hints"], escalation=snap["escalation"], arm=snap["arm"], ideas=snap["ideas"],
+                open_ideas=snap["open_ideas"], critic=snap["critic"])
+    _emit(a, views.status(run, recent, snap), data)
 
 
 def cmd_history(a):
     run = engine.load(a.cwd)
     recs = run.store.records(last=a.last) if a.last else run.store.records()
-    _emit(a, "\n".join(views.history_line(r) for r in recs) or "no records yet", recs)
+    summary = learning.critic_summary_of(recs)
+    lines = [views.history_line(r) for r in recs] + ([summary["line"]] if summary else [])
+    _emit(a, "\n".join(lines) or "no records yet", recs)
 
 
 def cmd_tail(a):
@@ -256,6 +272,25 @@ def cmd_score(a):
     print(f"trial {t['trial']}: score {t['score']!r} recorded; run `run-trial` for more trials or `decide`")
 
 
+def cmd_ideas(a):
+    run = engine.load(a.cwd)
+    text = " ".join(a.arg)
+    if a.action == "add":
+        idea = learning.ideas_add(run, text)
+        _emit(a, f"idea #{idea['id']}: {idea['text']}", idea)
+    elif a.action == "done":
+        if len(a.arg) != 1:
+            raise UsageError("usage: ideas done N (the number `ideas list` shows)")
+        idea = learning.ideas_done(run, a.arg[0])
+        _emit(a, f"idea #{idea['id']} done", idea)
+    else:
+        if a.arg:
+            raise UsageError("`ideas list` takes no arguments")
+        shown = learning.top_ideas(run)[0]
+        _emit(a, "\n".join(f"#{i['id']} [{i['source']}] {i['text']}" for i in shown) or
+              "no open ideas; add one with `ratchet.py ideas add TEXT`", shown)
+
+
 def cmd_demo(a):
     from ratchetlib import demo
     return demo.main(keep=a.keep)
@@ -263,7 +298,8 @@ def cmd_demo(a):
 
 COMMANDS = {"init": cmd_init, "baseline": cmd_baseline, "iterate": cmd_iterate, "decide": cmd_decide,
             "status": cmd_status, "history": cmd_history, "tail": cmd_tail, "stop": cmd_stop,
-            "run-trial": cmd_run_trial, "score": cmd_score, "demo": cmd_demo, "holdout": cmd_holdout}
+            "run-trial": cmd_run_trial, "score": cmd_score, "ideas": cmd_ideas, "demo": cmd_demo,
+            "holdout": cmd_holdout}
 
 
 class Terminated(BaseException):

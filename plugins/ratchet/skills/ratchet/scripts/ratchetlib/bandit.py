@@ -30,7 +30,7 @@ from .errors import UsageError
 FORMAT = 1
 DEFAULT_ARMS = ("algorithm", "data-structure", "micro-optimization",
                 "parallelism", "memory-layout", "rewrite")
-OUTCOMES = ("keep", "revert", "crash", "timeout", "no-change", "tampered", "out-of-scope", "constraint", "guard-failed")
+OUTCOMES = ("keep", "revert", "crash", "timeout", "invalid", "no-change")
 KEEP_BASE = 0.5
 EFFECT_CAP = 0.10
 _NAME = re.compile(r"^[\w][\w.+-]*$")

@@ -12,7 +12,7 @@ import os
 import re
 from typing import Optional
 
-from . import paths
+from . import bandit, escalation, paths
 from .errors import UsageError
 
 FORMAT = 1
@@ -52,6 +52,9 @@ class Config:
     instructions_file: Optional[str] = None
     editable: tuple = ()
     protect: tuple = ()
+    strategy: Optional[str] = None
+    arms: tuple = ()
+    escalation: dict = dataclasses.field(default_factory=dict)
     run_id: str = ""
     branch: Optional[str] = None
     original_branch: Optional[str] = None
@@ -95,6 +98,7 @@ class Config:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["editable"], d["protect"] = list(self.editable), list(self.protect)
+        d["arms"] = list(self.arms)
         return {"format": FORMAT, **d}
 
 
@@ -113,6 +117,8 @@ def from_dict(d: dict) -> Config:
     kw["protect"] = tuple(kw.get("protect") or ())
     for key in ("metrics", "constraints", "warnings", "guard_metrics", "auto_protected"):
         kw[key] = tuple(kw.get(key) or ())
+    kw["arms"] = tuple(kw.get("arms") or ())
+    kw["escalation"] = dict(kw.get("escalation") or {})
     return Config(**kw)
 
 
@@ -168,6 +174,38 @@ def _read_instructions(path: Optional[str], repo_root: str) -> str:
             return f.read().strip()
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"--instructions-file {path!r} cannot be read: {e.strerror or e}") from None
+
+
+ESCALATION_KEYS = {"refine": "refine", "pivot": "pivot", "search": "search_pivots", "halt": "halt_pivots"}
+
+
+def parse_escalation(text: Optional[str]) -> dict:
+    """'refine=3,pivot=5,search=2,halt=3' (any subset) -> the full escalation
+    counts, defaults filled in. `search` and `halt` count failed pivots."""
+    raw = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        key, sep, value = part.partition("=")
+        key = ESCALATION_KEYS.get(key.strip(), key.strip())
+        if not sep or key not in escalation.DEFAULTS:
+            raise UsageError(f"--escalation {part!r}: use NAME=COUNT with NAME one of {', '.join(ESCALATION_KEYS)}")
+        try:
+            raw[key] = int(value)
+        except ValueError:
+            raise UsageError(f"--escalation {part!r}: {value.strip()!r} is not a whole number") from None
+    return escalation.settings({"escalation": raw})
+
+
+def parse_arms(strategy: Optional[str], text: Optional[str]) -> tuple:
+    """The bandit's arms: `--arms a,b,c`, else the defaults; none without a bandit."""
+    if strategy not in (None, "bandit"):
+        raise UsageError(f"--strategy {strategy!r} is not known; use --strategy bandit")
+    if strategy is None:
+        if text:
+            raise UsageError("--arms needs --strategy bandit")
+        return ()
+    if text is None:
+        return tuple(bandit.DEFAULT_ARMS)
+    return tuple(bandit.new_state([a.strip() for a in text.split(",") if a.strip()])["arms"])
 
 
 def _repo_relative(path: str, repo_root: str) -> Optional[str]:
@@ -245,6 +283,9 @@ def build(args: dict, repo_root: str) -> Config:
         editable=editable,
         protect=protect,
         **integrity,
+        strategy=args.get("strategy"),
+        arms=parse_arms(args.get("strategy"), args.get("arms")),
+        escalation=parse_escalation(args.get("escalation")),
     )
 
 

@@ -23,7 +23,7 @@ import time
 from typing import Optional
 
 from . import config as configmod
-from . import decision, gitops, metrics, paths, runner
+from . import decision, gitops, learning, metrics, paths, runner
 from . import constraints, guard, harness, holdout, pareto
 from .errors import RatchetError, UsageError
 from .store import Lock, Store, atomic_write, now_iso
@@ -116,7 +116,9 @@ def init(cwd: str, args: dict) -> Run:
         state["archived"] = archived
         state["harness"] = pinned
         store.write_state(state)
-    return Run(repo, store, cfg, state)
+        run = Run(repo, store, cfg, state)
+        learning.start(run)
+    return run
 
 
 def pin_exclude(cfg: configmod.Config) -> list:
@@ -348,6 +350,7 @@ def apply_record(state: dict, rec: dict, cfg: configmod.Config) -> dict:
         st["stop"] = st.get("stop") or (f"harness could not be restored ({', '.join(rec['unrestorable'][:3])}); "
                                         f"restore it by hand and start a new run")
     st["stop"] = st.get("stop") or decision.stop_reason(st, cfg)
+    st = learning.fold(st, rec, cfg)
     return st
 
 
@@ -392,6 +395,7 @@ def _finalize(run: Run, rec: dict, cand: dict) -> dict:
 def _commit_state(run: Run, rec: dict) -> None:
     st = apply_record(run.state, rec, run.config)
     st["untracked_before"] = gitops.untracked(run.repo)
+    learning.persist(run, rec, st)
     run.store.write_state(st)
     run.store.clear_current()
     run.state = st
@@ -518,11 +522,13 @@ def run_holdout(cwd: str) -> Run:
     return run
 
 
-def iterate(cwd: str, hypothesis: str, description: str = "", critic: Optional[dict] = None) -> tuple:
+def iterate(cwd: str, hypothesis: str, description: str = "", critic: Optional[dict] = None,
+            arm: Optional[str] = None) -> tuple:
     """Measure the working tree as the agent left it, decide, commit or revert."""
     if not hypothesis.strip():
         raise UsageError("--hypothesis is required: one line saying what the change should improve and why")
     run = load(cwd)
+    learning.check_arm(run.config, arm)
     with Lock(run.store, "iterate"):
         notes = recover(run)
         _require_active(run)
@@ -532,6 +538,7 @@ def iterate(cwd: str, hypothesis: str, description: str = "", critic: Optional[d
             notes.append(f"discarded {len(stale.get('trials', []))} unfinished trial(s) of iteration {stale['iter']}; measuring again")
         cur = {"iter": it, "phase": "measuring", "hypothesis": hypothesis.strip(), "description": description.strip(),
                "critic": critic, "started": now_iso(), "t0": time.time(), "trials": []}
+        cur.update(arm=arm, similar=learning.similar(hypothesis, run.state))
         rec = _decide(run, cur, run_trials=True)
     return run, rec, notes
 
@@ -549,6 +556,7 @@ def _decide(run: Run, cur: dict, run_trials: bool) -> dict:
             trials = _measure(run, cur, run.config.trials)
         v, extra = _after_batch(run, "while the candidate ran") or _judge(run, cur["iter"], trials)
     rec = _record(cur["iter"], v, trials, run.state["incumbent_score"], cur, cand, extra)
+    rec.update(arm=cur.get("arm"), similar=cur.get("similar"))
     rec = _finalize(run, rec, cand.to_dict())
     _holdout_at_stop(run)
     return rec
@@ -605,11 +613,13 @@ def score(cwd: str, value: str, trial: Optional[int] = None) -> dict:
         return cur["trials"][idx]
 
 
-def decide(cwd: str, hypothesis: str, description: str = "", critic: Optional[dict] = None) -> tuple:
+def decide(cwd: str, hypothesis: str, description: str = "", critic: Optional[dict] = None,
+           arm: Optional[str] = None) -> tuple:
     """`decide`: judge the buffered trials of this iteration."""
     if not hypothesis.strip():
         raise UsageError("--hypothesis is required")
     run = load(cwd)
+    learning.check_arm(run.config, arm)
     with Lock(run.store, "decide"):
         notes = recover(run)
         _require_active(run)
@@ -620,6 +630,7 @@ def decide(cwd: str, hypothesis: str, description: str = "", critic: Optional[di
         if failed is None and n < run.config.trials:
             raise UsageError(f"{n} of {run.config.trials} trials run; run `run-trial` again before deciding")
         cur.update(hypothesis=hypothesis.strip(), description=description.strip(), critic=critic)
+        cur.update(arm=arm, similar=learning.similar(hypothesis, run.state))
         rec = _decide(run, cur, run_trials=False)
     return run, rec, notes
 
@@ -647,6 +658,7 @@ def stop(cwd: str) -> tuple:
         st["stop"] = st.get("stop") or "stopped by user"
         run.store.write_state(st)
         run.state = st
+        learning.write_program(run, st)
         _holdout_at_stop(run)
         cfg = run.config
         if cfg.original_branch and cfg.branch != cfg.original_branch and gitops.current_branch(run.repo) != cfg.original_branch:

@@ -183,10 +183,12 @@ def _win_hint(memory):
 
 
 def _avoid_hint(memory):
-    recent = [r["hypothesis"] for r in memory["reverted"][-3:]][::-1]
+    """The last three distinct reverted hypotheses, newest first (a retried
+    idea is named once)."""
+    recent = list(dict.fromkeys(clip(r["hypothesis"], 40) for r in memory["reverted"][::-1]))[:3]
     if not recent:
         return None
-    quoted = "; ".join(f"\"{clip(h, 40)}\"" for h in recent)
+    quoted = "; ".join(f"\"{h}\"" for h in recent)
     return f"recently reverted, do not repeat: {quoted}"
 
 

@@ -7,6 +7,7 @@ lines every iteration, so their size is its context cost.
 import os
 from typing import Optional
 
+from . import learning
 from .decision import fmt, progress
 
 _MAX_LINE = 160
@@ -27,8 +28,10 @@ def _pct(delta: Optional[float], base: Optional[float]) -> str:
     return f" ({delta / abs(base) * 100:+.2f}%)"
 
 
-def verdict(run, rec: dict, notes: list) -> str:
-    """The ~6-line answer to `iterate`/`decide`; last line is `next: ...`."""
+def verdict(run, rec: dict, notes: list, snap: Optional[dict] = None) -> str:
+    """The ~6-line answer to `iterate`/`decide` (plus at most 6 learning
+    lines: similarity warning, near miss, escalation, hints, arm); last line
+    is `next: ...`."""
     cfg, st = run.config, run.state
     lines = [f"recovered: {n}" for n in notes]
     scores = " ".join(fmt(s) for s in rec["trial_scores"]) or "none"
@@ -47,6 +50,7 @@ def verdict(run, rec: dict, notes: list) -> str:
     if getattr(run, "holdout", None):
         lines.append("holdout: evaluated on the start and final commits; `ratchet.py status` shows it to the user")
     lines.append(f"best {fmt(st.get('best'))} (iter {st.get('best_iter')}) · " + " · ".join(progress(st, cfg)))
+    lines += learning.verdict_lines(run, rec, snap or learning.snapshot(run))
     if cfg.instructions:
         lines.append("instructions: " + _clip(cfg.instructions, 240))
     lines.append(next_line(st))
@@ -58,7 +62,7 @@ def integrity_lines(rec: dict) -> list:
     lines = []
     if rec.get("compare"):
         m = rec.get("metrics") or {}
-        lines.append("metrics: " + " · ".join(f"{n} {fmt(m.get(n))} {v}" for n, v in rec["compare"].items()))
+        lines.append(_clip("metrics: " + " · ".join(f"{n} {fmt(m.get(n))} {v}" for n, v in rec["compare"].items()), 200))
     if rec.get("warnings"):
         lines.append(_clip("warnings (soft limits, not a revert): " + "; ".join(rec["warnings"]), 240))
     if rec["decision"] == "guard-failed":
@@ -72,14 +76,14 @@ def baseline(run, rec: dict, notes: list) -> str:
     scores = " ".join(fmt(s) for s in rec["trial_scores"])
     lines.append(f"baseline: {run.config.metric_name} {fmt(rec['avg'])}  [trials: {scores}]")
     if len(rec.get("metrics") or {}) > 1:
-        lines.append("metrics: " + " · ".join(f"{n} {fmt(v)}" for n, v in rec["metrics"].items()))
+        lines.append(_clip("metrics: " + " · ".join(f"{n} {fmt(v)}" for n, v in rec["metrics"].items()), 200))
     if rec.get("warnings"):
         lines.append(_clip("warnings (soft limits): " + "; ".join(rec["warnings"]), 240))
     lines.append(next_line(run.state))
     return "\n".join(lines)
 
 
-def status(run, recent: list) -> str:
+def status(run, recent: list, snap: Optional[dict] = None) -> str:
     cfg, st = run.config, run.state
     base, best = st.get("baseline"), st.get("best")
     gain = _pct(None if best is None or base is None else best - base, base)
@@ -93,12 +97,13 @@ def status(run, recent: list) -> str:
         lines.append("so far: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if k != "baseline"))
     if recent:
         lines.append("recent: " + ", ".join(f"{r['iter']} {r['decision']}" for r in recent))
+    lines += learning.status_lines(run, snap or learning.snapshot(run))
     warned = next((r for r in reversed(recent) if r.get("warnings")), None)
     if warned:
         lines.append(_clip(f"warnings at iter {warned['iter']}: " + "; ".join(warned["warnings"]), 200))
     if st.get("pareto"):
-        lines.append(f"pareto frontier: {len(st['pareto'])} kept result(s) (iters "
-                     f"{', '.join(str(p['iter']) for p in st['pareto'][-8:])}); `status --json` has them")
+        lines.append(_clip(f"pareto frontier: {len(st['pareto'])} kept result(s) (iters "
+                           f"{', '.join(str(p['iter']) for p in st['pareto'][-8:])}); `status --json` has them", 160))
     if holdout_line(run):
         lines.append(holdout_line(run))
     if cfg.instructions:

@@ -11,7 +11,7 @@ from ratchetlib.errors import UsageError
 
 class RewardTest(unittest.TestCase):
     def test_non_keeps_earn_nothing(self):
-        for outcome in ("revert", "crash", "timeout", "tampered", "no-change"):
+        for outcome in ("revert", "crash", "timeout", "invalid", "no-change"):
             self.assertEqual(bandit.reward(outcome, 0.5), 0.0)
 
     def test_a_keep_earns_half_plus_a_bounded_effect_bonus(self):
