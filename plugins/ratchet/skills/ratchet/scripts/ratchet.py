@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--editable", nargs="+", default=[], metavar="PATHSPEC", help="what the agent may change")
     sp.add_argument("--protect", nargs="+", default=[], metavar="PATHSPEC", help="harness files, never edited")
     sp.add_argument("--metric", action="append", metavar="NAME:max|min[:MARGIN]",
-                    help="another primary metric (repeatable): keep when better on one, worse on none")
+                    help="another primary metric, read like NAME: value (repeatable): keep when better on one, worse on none")
     sp.add_argument("--constraint", action="append", metavar="'NAME>=X'",
                     help="hard limit read from the report (>=, <=, >, <; repeatable): a violation reverts")
     sp.add_argument("--warn", action="append", metavar="'NAME<=X'", help="soft limit: recorded and shown, never reverts")
