@@ -95,15 +95,20 @@ def run(cfg, repo: str, store_root: str, state: dict) -> dict:
     final = state.get("incumbent_sha") or cfg.start_commit
     doc = {"format": store.FORMAT, "command": cfg.holdout_command, "metric": cfg.metric_name,
            "direction": cfg.direction, "started": store.now_iso()}
-    doc["start"] = _evaluate(cfg, repo, store_root, cfg.start_commit, "start")
-    doc["best"] = doc["start"] if final == cfg.start_commit else _evaluate(cfg, repo, store_root, final, "best")
-    s, b = doc["start"]["avg"], doc["best"]["avg"]
     doc["benchmark"] = {"start": state.get("baseline"), "best": state.get("incumbent_score"),
                         "gain_pct": _pct(state.get("incumbent_score"), state.get("baseline"))}
+    if final == cfg.start_commit:  # nothing kept: nothing to check, and nothing to run
+        doc.update(start={"sha": final, "trials": [], "avg": None, "status": "skipped", "detail": "nothing kept"},
+                   held=None, gain_pct=None, summary="no change was kept, so there is nothing to check on the holdout")
+        doc["best"] = doc["start"]
+        doc["finished"] = store.now_iso()
+        store.write_json(path(store_root), doc)
+        return doc
+    doc["start"] = _evaluate(cfg, repo, store_root, cfg.start_commit, "start")
+    doc["best"] = _evaluate(cfg, repo, store_root, final, "best")
+    s, b = doc["start"]["avg"], doc["best"]["avg"]
     doc["gain_pct"] = _pct(b, s)
-    if final == cfg.start_commit:
-        doc["held"], doc["summary"] = None, "no change was kept, so there is nothing to check on the holdout"
-    elif s is None or b is None:
+    if s is None or b is None:
         which = doc["start"] if s is None else doc["best"]
         doc["held"] = None
         doc["summary"] = f"holdout failed on the {'start' if s is None else 'final'} commit: {which['detail']}"

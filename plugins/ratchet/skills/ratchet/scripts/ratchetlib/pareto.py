@@ -14,9 +14,10 @@ own, else `--min-improvement`). The rule, in `judge`:
 
 Edge cases: every primary metric must be in every trial; a trial without
 one is `no-metric`, so the iteration is a crash before this rule runs (a
-missing number is never read as a tie). An incumbent without a value for an
-objective (a run configured before the metric existed) counts that objective
-as `same`.
+missing number is never read as a tie). A candidate mean that is missing all
+the same (possible only when the agent scored the primary metric by hand with
+`score`) counts as `worse`. An incumbent without a value for an objective (a
+run configured before the metric existed) counts that objective as `same`.
 
 `compare_one` is the only place that says what "significantly" means. Today
 it compares means against the margin, like the single-metric rule; the paired
@@ -41,6 +42,8 @@ def _beats(a: float, b: float, direction: str) -> bool:
 
 def compare_one(candidate: float, incumbent: Optional[float], direction: str, margin) -> str:
     """BETTER, WORSE or SAME for one objective (means; `margin` has `.over`)."""
+    if candidate is None:
+        return WORSE
     if incumbent is None:
         return SAME
     m = margin.over(incumbent)

@@ -101,6 +101,14 @@ class GuardTest(GateTest):
         self.assertFalse(os.path.exists(os.path.join(self.repo, ".ratchet", "reports", "iter-0001-guard.txt")))
         self.assertTrue(os.path.exists(os.path.join(self.repo, ".ratchet", "reports", "iter-0000-guard.txt")))
 
+    def test_a_guard_that_hangs_is_killed_and_fails(self):
+        write(self.repo, "check.py", "import time\nif open('value.txt').read().strip() == '20':\n    time.sleep(60)\n")
+        git(self.repo, "commit", "-qam", "slow guard")
+        self.start_guard("--guard-timeout-seconds", "0.5")
+        rec, _ = self.iterate("guard-failed", **{"value.txt": 20})
+        self.assertEqual(rec["guard"]["status"], "timeout")
+        self.assertIn("guard timed out after 0.5s", rec["reason"])
+
     def test_guard_metric(self):
         self.start_guard("--guard-metric", "passed>=3")
         self.iterate("keep", **{"value.txt": 20})
@@ -194,6 +202,25 @@ class HoldoutTest(GateTest):
         doc = json.loads(read(self.repo, ".ratchet/holdout.json"))
         self.assertIs(doc["held"], False)
         self.assertIn("did NOT hold", self.run_ok("status"))
+
+    def test_nothing_kept_means_nothing_to_run(self):
+        write(self.repo, "holdout.py", "raise SystemExit('the holdout must not run')\n")
+        git(self.repo, "commit", "-qam", "failing holdout")
+        self.run_ok(*BASE, "--holdout-command", f"{PY} holdout.py")
+        self.run_ok("baseline")
+        self.iterate("revert", **{"value.txt": 5})
+        self.assertIn("holdout: no change was kept", self.run_ok("stop"))
+        self.assertIsNone(json.loads(read(self.repo, ".ratchet/holdout.json"))["held"])
+
+    def test_a_failing_holdout_is_reported_not_fatal(self):
+        write(self.repo, "holdout.py", "raise SystemExit(3)\n")
+        git(self.repo, "commit", "-qam", "failing holdout")
+        self.run_ok(*BASE, "--holdout-command", f"{PY} holdout.py")
+        self.run_ok("baseline")
+        self.iterate("keep", **{"value.txt": 12})
+        out = self.run_ok("stop")
+        self.assertIn("holdout: holdout failed on the start commit: exit code 3", out)
+        self.assertEqual(git(self.repo, "branch", "--show-current").strip(), "main")
 
     def test_holdout_verb_needs_a_holdout_command(self):
         self.run_ok(*BASE)

@@ -66,6 +66,7 @@ class ParetoTest(unittest.TestCase):
         self.assertEqual(pareto.compare_one(8.5, 10.0, "min", m), pareto.BETTER)
         self.assertEqual(pareto.compare_one(11.5, 10.0, "min", m), pareto.WORSE)
         self.assertEqual(pareto.compare_one(1.0, None, "min", m), pareto.SAME)    # incumbent never had it
+        self.assertEqual(pareto.compare_one(None, 1.0, "min", m), pareto.WORSE)   # a missing value never wins
 
     def test_keep_only_when_better_on_one_and_worse_on_none(self):
         inc = {"speed": 100.0, "mem": 100.0}
