@@ -62,9 +62,9 @@ def integrity_lines(rec: dict) -> list:
     lines = []
     if rec.get("compare"):
         m = rec.get("metrics") or {}
-        lines.append(_clip("metrics: " + " · ".join(f"{n} {fmt(m.get(n))} {v}" for n, v in rec["compare"].items()), 200))
+        lines.append(_clip("metrics: " + " · ".join(f"{n} {fmt(m.get(n))} {v}" for n, v in rec["compare"].items()), 160))
     if rec.get("warnings"):
-        lines.append(_clip("warnings (soft limits, not a revert): " + "; ".join(rec["warnings"]), 240))
+        lines.append(_clip("warnings (soft limits, not a revert): " + "; ".join(rec["warnings"]), 160))
     if rec["decision"] == "guard-failed":
         lines.append(f"guard output: ratchet.py tail --guard --iter {rec['iter']}"
                      + (f"; fix and re-apply: git apply .ratchet/{rec['patch']}" if rec.get("patch") else ""))
