@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = verb("init", "start a run: validate the flags, create the experiment branch")
     sp.add_argument("--run-command", required=True, help="shell command that prints the metric")
-    sp.add_argument("--direction", required=True, choices=("max", "min"))
-    sp.add_argument("--metric-name", required=True)
+    sp.add_argument("--direction", choices=("max", "min"), help="required unless --metric is given")
+    sp.add_argument("--metric-name", help="the primary metric (required unless --metric is given)")
     sp.add_argument("--report-source", required=True,
                     help="where the metric is read: stdout, stderr, a report file, or KIND:PATH[#KEY] for the files "
                          "trainers write (json, jsonl, csv, hf, wandb, tensorboard, lightning; e.g. "
@@ -89,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "(repeatable)")
     sp.add_argument("--artifacts-on-revert", choices=("keep", "remove"), default="keep",
                     help="what happens to artifacts a reverted iteration's trials created (default keep)")
+    sp.add_argument("--metric", action="append", metavar="NAME:max|min[:MARGIN]",
+                    help="another primary metric, read like NAME: value (repeatable): keep when better on one, worse on none")
+    sp.add_argument("--constraint", action="append", metavar="'NAME>=X'",
+                    help="hard limit read from the report (>=, <=, >, <; repeatable): a violation reverts")
+    sp.add_argument("--warn", action="append", metavar="'NAME<=X'", help="soft limit: recorded and shown, never reverts")
+    sp.add_argument("--guard-command", help="regression gate (e.g. the tests) run on a candidate the metric would keep")
+    sp.add_argument("--guard-metric", action="append", metavar="'NAME>=X'", help="limit read from the guard's output")
+    sp.add_argument("--guard-timeout-seconds", type=_float)
+    sp.add_argument("--holdout-command", help="evaluation the agent never sees, run on the start and final commits at the end")
     sp.add_argument("--branch", help="experiment branch name (default ratchet/<run-id>)")
     sp.add_argument("--no-branch", action="store_true", help="stay on the current branch")
     sp.add_argument("--json", action="store_true")
@@ -124,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--iter", type=_int, dest="iteration")
     sp.add_argument("--trial", type=_int)
     sp.add_argument("--lines", type=_int, default=80)
+    sp.add_argument("--guard", action="store_true", help="the guard's output instead of a trial's")
     sp = verb("stop", "end the run and return to the branch you started from")
     sp.add_argument("--json", action="store_true")
     sp = verb("run-trial", "run one trial of the current change and save its report")
@@ -134,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = verb("detect", "inspect the project: commands, tracker files, metrics, and a proposed init")
     sp.add_argument("--json", action="store_true")
     sp = verb("clean", "after a trial's processes survived the kill: kill them again, check, unblock trials")
+    sp.add_argument("--json", action="store_true")
+    sp = verb("holdout", "evaluate the holdout on the start and the final commit now")
     sp.add_argument("--json", action="store_true")
     sp = verb("ideas", "the ideas backlog: add TEXT, list, done N")
     sp.add_argument("action", choices=("add", "list", "done"))
@@ -178,6 +190,9 @@ def cmd_init(a):
     cfg = run.config
     human = (f"run {cfg.run_id} started on branch {cfg.branch} (from {cfg.original_branch or cfg.start_commit[:10]})\n"
              f"protected: {', '.join(cfg.protect)}\n"
+             + (f"auto-protected because a command names them: {', '.join(cfg.auto_protected)} "
+                f"(list them in --editable to let the agent change them)\n" if cfg.auto_protected else "")
+             + f"pinned: {run.state['harness']['files']} protected file(s), SHA-256 checked around every trial batch\n"
              f"editable: {', '.join(cfg.editable) or 'every other path'}\n"
              + (f"archived the previous run to .ratchet/runs/{run.state['archived']}\n" if run.state.get("archived") else "")
              + "".join(line + "\n" for line in learning.init_lines(cfg))
@@ -206,7 +221,8 @@ def cmd_status(a):
     st = run.state
     data = {"run_id": run.config.run_id, "iteration": st.get("iteration"), "best": st.get("best"),
             "baseline": st.get("baseline"), "stop": st.get("stop"), "state": st,
-            "config": run.config.to_dict(), "recent": recent}
+            "config": run.config.to_dict(), "recent": recent, "pareto": st.get("pareto"),
+            "holdout": views.holdout_view(run)}
     snap = learning.snapshot(run)
     data.update(hints=snap["hints"], escalation=snap["escalation"], arm=snap["arm"], ideas=snap["ideas"],
                 open_ideas=snap["open_ideas"], critic=snap["critic"])
@@ -253,6 +269,8 @@ def cmd_tail(a):
     run = engine.load(a.cwd)
     store = run.store
     it = a.iteration
+    if a.guard:
+        return _tail_guard(run, it, a.lines)
     if it is None:
         cur, last = store.read_current(), store.records(last=1)
         it = cur["iter"] if cur and cur.get("trials") else (last[-1]["iter"] if last else 0)
@@ -274,15 +292,33 @@ def _best_artifacts(run) -> list:
     return [line] if line else []
 
 
+def _tail_guard(run, it, lines):
+    from ratchetlib import guard
+    if it is None:
+        it = next((r["iter"] for r in reversed(run.store.records(last=50)) if r.get("guard")), None)
+    path = guard.report_path(run.store, it) if it is not None else None
+    if path is None or not os.path.exists(path):
+        raise UsageError("no guard output" + (f" for iteration {it}" if it is not None else " yet"))
+    print(f"== {os.path.relpath(path, run.repo)} (guard, iteration {it}) ==")
+    print(views.tail_text(path, max(lines, 5)))
+
+
+def cmd_holdout(a):
+    run = engine.run_holdout(a.cwd)
+    _emit(a, "holdout: " + run.holdout["summary"], run.holdout)
+
+
 def cmd_stop(a):
     run, notes = engine.stop(a.cwd)
     cfg = run.config
     human = "\n".join([f"recovered: {n}" for n in notes] + [
-        f"run {cfg.run_id} stopped: {run.state['stop']}",
+        f"run {cfg.run_id} stopped: {run.state['stop']}"] + (
+        [f"holdout: {run.holdout['summary']}"] if run.holdout else []) + [
         f"you are on {cfg.original_branch or 'the run branch'}; the experiment stays on {cfg.branch}",
         f"inspect it: git log --oneline {cfg.start_commit[:10]}..{cfg.branch}   "
         f"git diff {cfg.start_commit[:10]} {cfg.branch}"] + _best_artifacts(run))
-    _emit(a, human, {"run_id": cfg.run_id, "stop": run.state["stop"], "branch": cfg.branch, "recovered": notes})
+    _emit(a, human, {"run_id": cfg.run_id, "stop": run.state["stop"], "branch": cfg.branch, "recovered": notes,
+                     "holdout": run.holdout})
 
 
 def cmd_run_trial(a):
@@ -354,7 +390,7 @@ def cmd_demo(a):
 COMMANDS = {"init": cmd_init, "chain": cmd_chain, "baseline": cmd_baseline, "iterate": cmd_iterate, "decide": cmd_decide,
             "status": cmd_status, "history": cmd_history, "tail": cmd_tail, "stop": cmd_stop,
             "run-trial": cmd_run_trial, "score": cmd_score, "ideas": cmd_ideas, "clean": cmd_clean,
-            "detect": cmd_detect, "demo": cmd_demo}
+            "detect": cmd_detect, "holdout": cmd_holdout, "demo": cmd_demo}
 
 
 class Terminated(BaseException):

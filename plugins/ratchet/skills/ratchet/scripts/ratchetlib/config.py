@@ -63,6 +63,15 @@ class Config:
     original_branch: Optional[str] = None
     start_commit: str = ""
     created: str = ""
+    # Integrity (see constraints.py, pareto.py, guard.py, holdout.py, harness.py).
+    metrics: tuple = ()          # more primary metrics: {"name", "direction", "margin": {..} or None}
+    constraints: tuple = ()      # hard limits {"name", "op", "value"}: a violation reverts
+    warnings: tuple = ()         # soft limits, recorded only
+    guard_command: Optional[str] = None
+    guard_metrics: tuple = ()    # limits on the guard's output
+    guard_timeout_seconds: Optional[float] = None
+    holdout_command: Optional[str] = None
+    auto_protected: tuple = ()   # protected because a command names them
 
     @property
     def source(self) -> sources.Source:
@@ -78,6 +87,22 @@ class Config:
     def better(self, a: float, b: float) -> bool:
         """True when `a` is strictly better than `b` in the run's direction."""
         return a > b if self.direction == "max" else a < b
+
+    @property
+    def objectives(self) -> list:
+        """[(name, direction, Margin)]: the primary metric, then each --metric."""
+        out = [(self.metric_name, self.direction, self.min_improvement)]
+        for m in self.metrics:
+            mg = m.get("margin")
+            out.append((m["name"], m["direction"],
+                        Margin(float(mg["value"]), bool(mg["relative"])) if mg else self.min_improvement))
+        return out
+
+    @property
+    def extra_names(self) -> list:
+        """Every metric read from a trial's report besides the primary one."""
+        names = [m["name"] for m in self.metrics] + [c["name"] for c in self.constraints + self.warnings]
+        return [n for n in dict.fromkeys(names) if n != self.metric_name]
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -101,6 +126,8 @@ def from_dict(d: dict) -> Config:
     kw["editable"] = tuple(kw.get("editable") or ())
     kw["protect"] = tuple(kw.get("protect") or ())
     kw["artifact_globs"] = tuple(kw.get("artifact_globs") or ())
+    for key in ("metrics", "constraints", "warnings", "guard_metrics", "auto_protected"):
+        kw[key] = tuple(kw.get(key) or ())
     kw["arms"] = tuple(kw.get("arms") or ())
     kw["escalation"] = dict(kw.get("escalation") or {})
     return Config(**kw)
@@ -244,6 +271,15 @@ def build(args: dict, repo_root: str) -> Config:
     run_command = (args.get("run_command") or "").strip()
     if not run_command:
         raise UsageError("--run-command is required: the command that prints the metric")
+    extra_metrics = [_parse_metric(t) for t in args.get("metric") or ()]
+    if not args.get("metric_name") and not args.get("direction") and extra_metrics:
+        first = extra_metrics.pop(0)
+        args = {**args, "metric_name": first["name"], "direction": first["direction"]}
+        if first["margin"] is not None:  # the primary's own margin; the others keep the global one
+            glob = parse_margin(args.get("min_improvement") or "0")
+            extra_metrics = [m if m["margin"] else {**m, "margin": {"value": glob.value, "relative": glob.relative}}
+                             for m in extra_metrics]
+            args["min_improvement"] = f"{first['margin']['value']}{'%' if first['margin']['relative'] else ''}"
     direction = args.get("direction")
     if direction not in ("max", "min"):
         raise UsageError(f"--direction must be max or min (got {direction!r})")
@@ -269,7 +305,8 @@ def build(args: dict, repo_root: str) -> Config:
         rel = _repo_relative(instructions_file, repo_root)
         if rel:
             protect.append(rel)
-    protect = tuple(dict.fromkeys(protect))
+    integrity = _integrity(args, repo_root, run_command, editable, protect, metric_name, extra_metrics)
+    protect = tuple(dict.fromkeys(protect + list(integrity["auto_protected"])))
     for spec in editable:
         if spec == "." and not args.get("protect"):
             continue
@@ -295,7 +332,55 @@ def build(args: dict, repo_root: str) -> Config:
         protect=protect,
         artifact_globs=artifact_globs,
         artifacts_on_revert=args.get("artifacts_on_revert") or "keep",
+        **integrity,
         strategy=args.get("strategy"),
         arms=parse_arms(args.get("strategy"), args.get("arms")),
         escalation=parse_escalation(args.get("escalation")),
     )
+
+
+def _parse_metric(text: str) -> dict:
+    """'NAME:max', 'NAME:min:2%' -> {"name", "direction", "margin"} for --metric."""
+    parts = str(text).strip().split(":")
+    margin = None
+    if len(parts) >= 3 and parts[-2] in ("max", "min"):
+        try:
+            margin = parse_margin(parts.pop())
+        except UsageError:
+            raise UsageError(f"--metric {text!r}: the margin must be a number >= 0 or a percentage (e.g. 0.5 or 2%)") from None
+    if len(parts) < 2 or parts[-1] not in ("max", "min") or not ":".join(parts[:-1]).strip():
+        raise UsageError(f"--metric {text!r} is not NAME:max or NAME:min (optionally NAME:max:MARGIN, e.g. mem_mb:min:2%)")
+    name = ":".join(parts[:-1]).strip()
+    if any(c.isspace() for c in name):
+        raise UsageError(f"--metric {text!r}: the name must not contain spaces")
+    return {"name": name, "direction": parts[-1],
+            "margin": None if margin is None else {"value": margin.value, "relative": margin.relative}}
+
+
+def _integrity(args: dict, repo_root: str, run_command: str, editable: tuple, protect: list,
+               metric_name: str, extra_metrics: list) -> dict:
+    """The integrity fields of the Config: more metrics, limits, guard, holdout,
+    and the files the commands name, protected unless listed in --editable."""
+    from . import constraints, harness  # noqa: here, so config stays cheap to import
+    names = [metric_name] + [m["name"] for m in extra_metrics]
+    if len(set(names)) != len(names):
+        raise UsageError(f"--metric names repeat: {', '.join(names)}")
+    guard = (args.get("guard_command") or "").strip() or None
+    holdout = (args.get("holdout_command") or "").strip() or None
+    guard_metrics = tuple(constraints.parse(t, "--guard-metric") for t in args.get("guard_metric") or ())
+    if guard_metrics and not guard:
+        raise UsageError("--guard-metric needs --guard-command (the command whose output it is read from)")
+    timeout = args.get("guard_timeout_seconds")
+    if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
+        raise UsageError(f"--guard-timeout-seconds must be > 0 (got {timeout!r})")
+    named = []
+    for cmd in (run_command, guard, holdout):
+        named += harness.named_files(cmd, repo_root) if cmd else []
+    listed = [s for s in editable if s != "."]
+    auto = tuple(p for p in dict.fromkeys(named)
+                 if not paths.matches_any(p, protect) and not paths.matches_any(p, listed))
+    return {"metrics": tuple(extra_metrics),
+            "constraints": tuple(constraints.parse(t) for t in args.get("constraint") or ()),
+            "warnings": tuple(constraints.parse(t, "--warn") for t in args.get("warn") or ()),
+            "guard_command": guard, "guard_metrics": guard_metrics, "guard_timeout_seconds": timeout,
+            "holdout_command": holdout, "auto_protected": auto}

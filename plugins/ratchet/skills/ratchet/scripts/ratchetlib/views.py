@@ -47,6 +47,9 @@ def verdict(run, rec: dict, notes: list, snap: Optional[dict] = None) -> str:
         lines.append(f"reverted; the change is saved in .ratchet/{rec['patch']}")
     if rec["decision"] in ("crash", "timeout"):
         lines.append(f"diagnose with: ratchet.py tail --iter {rec['iter']}")
+    lines += integrity_lines(rec)
+    if getattr(run, "holdout", None):
+        lines.append("holdout: evaluated on the start and final commits; `ratchet.py status` shows it to the user")
     lines.append(f"best {fmt(st.get('best'))} (iter {st.get('best_iter')}) · " + " · ".join(progress(st, cfg)))
     lines += learning.verdict_lines(run, rec, snap or learning.snapshot(run))
     if cfg.instructions:
@@ -55,10 +58,28 @@ def verdict(run, rec: dict, notes: list, snap: Optional[dict] = None) -> str:
     return "\n".join(lines)
 
 
+def integrity_lines(rec: dict) -> list:
+    """The extra verdict lines of issue 4: metrics compared, warnings, the guard."""
+    lines = []
+    if rec.get("compare"):
+        m = rec.get("metrics") or {}
+        lines.append(_clip("metrics: " + " · ".join(f"{n} {fmt(m.get(n))} {v}" for n, v in rec["compare"].items()), 160))
+    if rec.get("warnings"):
+        lines.append(_clip("warnings (soft limits, not a revert): " + "; ".join(rec["warnings"]), 160))
+    if rec["decision"] == "guard-failed":
+        lines.append(f"guard output: ratchet.py tail --guard --iter {rec['iter']}"
+                     + (f"; fix and re-apply: git apply .ratchet/{rec['patch']}" if rec.get("patch") else ""))
+    return lines
+
+
 def baseline(run, rec: dict, notes: list) -> str:
     lines = [f"recovered: {n}" for n in notes]
     scores = " ".join(fmt(s) for s in rec["trial_scores"])
     lines.append(f"baseline: {run.config.metric_name} {fmt(rec['avg'])}  [trials: {scores}]")
+    if len(rec.get("metrics") or {}) > 1:
+        lines.append(_clip("metrics: " + " · ".join(f"{n} {fmt(v)}" for n, v in rec["metrics"].items()), 200))
+    if rec.get("warnings"):
+        lines.append(_clip("warnings (soft limits): " + "; ".join(rec["warnings"]), 240))
     lines.append(next_line(run.state))
     return "\n".join(lines)
 
@@ -78,6 +99,14 @@ def status(run, recent: list, snap: Optional[dict] = None) -> str:
     if recent:
         lines.append("recent: " + ", ".join(f"{r['iter']} {r['decision']}" for r in recent))
     lines += learning.status_lines(run, snap or learning.snapshot(run))
+    warned = next((r for r in reversed(recent) if r.get("warnings")), None)
+    if warned:
+        lines.append(_clip(f"warnings at iter {warned['iter']}: " + "; ".join(warned["warnings"]), 200))
+    if st.get("pareto"):
+        lines.append(_clip(f"pareto frontier: {len(st['pareto'])} kept result(s) (iters "
+                           f"{', '.join(str(p['iter']) for p in st['pareto'][-8:])}); `status --json` has them", 160))
+    if holdout_line(run):
+        lines.append(holdout_line(run))
     from .lineage import summary as chained
     origin = chained(run.store)
     if origin:
@@ -86,6 +115,23 @@ def status(run, recent: list, snap: Optional[dict] = None) -> str:
         lines.append("instructions: " + _clip(cfg.instructions, 300))
     lines.append(next_line(st) if st.get("iteration", -1) >= 0 or st.get("stop") else "next: run `ratchet.py baseline`")
     return "\n".join(lines)
+
+
+def holdout_view(run) -> Optional[dict]:
+    """What `status` may show of the holdout: all of it once the run has
+    stopped, only whether it ran while the agent is still optimizing."""
+    if not run.config.holdout_command:
+        return None
+    from .holdout import load
+    doc = load(run.store.root)
+    if run.state.get("stop"):
+        return doc or {"summary": "not run yet; run `ratchet.py holdout`"}
+    return {"measured": doc is not None, "summary": "hidden until the run stops"}
+
+
+def holdout_line(run) -> Optional[str]:
+    view = holdout_view(run)
+    return None if view is None else _clip("holdout: " + view.get("summary", ""), 240)
 
 
 def history_line(r: dict) -> str:

@@ -198,7 +198,7 @@ class SourceDetailsTest(RepoTest):
         self.assertIn("trial 2", err)
         self.assertIn("does not exist", err)
 
-    def test_a_fake_run_folder_planted_by_the_agent_is_invalid(self):
+    def test_a_fake_run_folder_planted_by_the_agent_is_tampering(self):
         write(self.repo, "bench.py", bench("wandb"))
         git(self.repo, "add", "-A")
         git(self.repo, "commit", "-qm", "wandb bench")
@@ -208,7 +208,7 @@ class SourceDetailsTest(RepoTest):
         write(self.repo, "wandb/run-29991231_000000-fake/files/wandb-summary.json", '{"score": 1e9}')
         self.set_value(11)
         out = self.run_ok("iterate", "--hypothesis", "plant a result")
-        self.assertIn("INVALID", out)
+        self.assertIn("TAMPERED", out)
         self.assertFalse(os.path.exists(os.path.join(self.repo, "wandb", "run-29991231_000000-fake")))
 
     def test_a_tracked_report_file_is_refused_at_init(self):
