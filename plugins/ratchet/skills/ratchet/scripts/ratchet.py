@@ -25,7 +25,8 @@ import json  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 
-from ratchetlib import engine, views  # noqa: E402
+from ratchetlib import engine, learning, views  # noqa: E402
+from ratchetlib.bandit import DEFAULT_ARMS  # noqa: E402
 from ratchetlib.errors import RatchetError, UsageError  # noqa: E402
 
 
@@ -62,9 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = verb("init", "start a run: validate the flags, create the experiment branch")
     sp.add_argument("--run-command", required=True, help="shell command that prints the metric")
-    sp.add_argument("--direction", required=True, choices=("max", "min"))
-    sp.add_argument("--metric-name", required=True)
-    sp.add_argument("--report-source", required=True, help="stdout, stderr, or a file path inside the repository")
+    sp.add_argument("--direction", choices=("max", "min"), help="required unless --metric is given")
+    sp.add_argument("--metric-name", help="the primary metric (required unless --metric is given)")
+    sp.add_argument("--report-source", required=True,
+                    help="where the metric is read: stdout, stderr, a report file, or KIND:PATH[#KEY] for the files "
+                         "trainers write (json, jsonl, csv, hf, wandb, tensorboard, lightning; e.g. "
+                         "jsonl:metrics.jsonl#val_loss; see FORMATS.md)")
     sp.add_argument("--metric-pattern", help="regex with one capture group, when no `NAME: value` line exists")
     sp.add_argument("--trials", type=_int, default=1, help="runs per iteration, averaged (default 1)")
     sp.add_argument("--iterations", type=_int, default=20, help="hard cap on iterations (default 20)")
@@ -76,14 +80,37 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--cancel-command", help="run when a trial times out or is interrupted, with RATCHET_TRIAL_ID set "
                                              "(cancels a remote job: scancel, ray job stop, sky cancel)")
     sp.add_argument("--critic", action="store_true", help="critic mode: two proposers and a critic per iteration")
+    sp.add_argument("--strategy", choices=("bandit",), help="bandit: suggest a strategy arm each iteration (UCB1)")
+    sp.add_argument("--arms", metavar="A,B,C", help="the bandit's arms (default: " + ",".join(DEFAULT_ARMS) + ")")
+    sp.add_argument("--escalation", metavar="refine=3,pivot=5,search=2,halt=3",
+                    help="non-keeps before REFINE / PIVOT, failed pivots before SEARCH / HALT (any subset)")
     sp.add_argument("--instructions", default="", help="run-specific integrity rules, echoed every iteration")
     sp.add_argument("--instructions-file")
     sp.add_argument("--editable", nargs="+", default=[], metavar="PATHSPEC", help="what the agent may change")
     sp.add_argument("--protect", nargs="+", default=[], metavar="PATHSPEC", help="harness files, never edited")
+    sp.add_argument("--artifact-glob", action="append", default=[], metavar="GLOB",
+                    help="checkpoint files to keep: after a keep the newest match is copied to .ratchet/best/ "
+                         "(repeatable)")
+    sp.add_argument("--artifacts-on-revert", choices=("keep", "remove"), default="keep",
+                    help="what happens to artifacts a reverted iteration's trials created (default keep)")
+    sp.add_argument("--metric", action="append", metavar="NAME:max|min[:MARGIN]",
+                    help="another primary metric, read like NAME: value (repeatable): keep when better on one, worse on none")
+    sp.add_argument("--constraint", action="append", metavar="'NAME>=X'",
+                    help="hard limit read from the report (>=, <=, >, <; repeatable): a violation reverts")
+    sp.add_argument("--warn", action="append", metavar="'NAME<=X'", help="soft limit: recorded and shown, never reverts")
+    sp.add_argument("--guard-command", help="regression gate (e.g. the tests) run on a candidate the metric would keep")
+    sp.add_argument("--guard-metric", action="append", metavar="'NAME>=X'", help="limit read from the guard's output")
+    sp.add_argument("--guard-timeout-seconds", type=_float)
+    sp.add_argument("--holdout-command", help="evaluation the agent never sees, run on the start and final commits at the end")
     sp.add_argument("--branch", help="experiment branch name (default ratchet/<run-id>)")
     sp.add_argument("--no-branch", action="store_true", help="stay on the current branch")
     sp.add_argument("--json", action="store_true")
+
     init_parser = sp
+    sp = verb("chain", "start a follow-up run at a stopped run's best commit, with some init flags changed")
+    sp.add_argument("--rationale", required=True, help="one line: why this follow-up run, what it changes")
+    _as_overrides(init_parser, sp)
+    sp.add_argument("--json", action="store_true")
 
     sp = verb("baseline", "measure the unmodified start commit (iteration 0)")
     sp.add_argument("--json", action="store_true")
@@ -93,19 +120,24 @@ def build_parser() -> argparse.ArgumentParser:
         sp = verb(name, help_text)
         sp.add_argument("--hypothesis", required=True, help="one line: what should improve and why")
         sp.add_argument("--description", default="", help="one line: what was changed")
-        sp.add_argument("--critic-pick", help="critic mode: the proposal the critic chose")
+        sp.add_argument("--critic-pick", help="critic mode: a, b, or none (the critic rejected both)")
         sp.add_argument("--critic-reason", help="critic mode: why")
+        sp.add_argument("--proposal-a", help="critic mode: proposer A's summary and plan, one line")
+        sp.add_argument("--proposal-b", help="critic mode: proposer B's summary and plan, one line")
+        sp.add_argument("--arm", help="--strategy bandit: the strategy arm this change used")
         sp.add_argument("--json", action="store_true")
 
     sp = verb("status", "compact state of the run")
     sp.add_argument("--json", action="store_true")
     sp = verb("history", "the records of the run")
     sp.add_argument("--last", type=_int, help="only the last N records")
+    sp.add_argument("--all", action="store_true", help="the whole chain: earlier runs' records, then this run's")
     sp.add_argument("--json", action="store_true")
     sp = verb("tail", "the end of a trial's report, from the traceback when there is one")
     sp.add_argument("--iter", type=_int, dest="iteration")
     sp.add_argument("--trial", type=_int)
     sp.add_argument("--lines", type=_int, default=80)
+    sp.add_argument("--guard", action="store_true", help="the guard's output instead of a trial's")
     sp = verb("stop", "end the run and return to the branch you started from")
     sp.add_argument("--json", action="store_true")
     sp = verb("run-trial", "run one trial of the current change and save its report")
@@ -125,6 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.epilog = ("Every `init` flag is accepted too: when the repository has no run, `loop` starts one with them "
                  "(init, then baseline); an existing run is continued. Exit 0: the run is over; 3: a budget ran out.")
 
+    sp = verb("detect", "inspect the project: commands, tracker files, metrics, and a proposed init")
+    sp.add_argument("--json", action="store_true")
+    sp = verb("clean", "after a trial's processes survived the kill: kill them again, check, unblock trials")
+    sp.add_argument("--json", action="store_true")
+    sp = verb("holdout", "evaluate the holdout on the start and the final commit now")
+    sp.add_argument("--json", action="store_true")
+    sp = verb("ideas", "the ideas backlog: add TEXT, list, done N")
+    sp.add_argument("action", choices=("add", "list", "done"))
+    sp.add_argument("arg", nargs="*", metavar="TEXT|N")
+    sp.add_argument("--json", action="store_true")
     sp = verb("demo", "run the whole loop on a built-in example, no LLM needed")
     sp.add_argument("--keep", action="store_true", help="keep the demo repository and print its path")
     return p
@@ -143,9 +185,26 @@ def _copy_init_flags(src, dst) -> None:
         kw = {"dest": "init_" + action.dest, "default": action.default, "help": argparse.SUPPRESS}
         if action.nargs == 0:
             kw["action"] = "store_true"
+        elif isinstance(action, argparse._AppendAction):
+            kw.update(action="append", type=action.type, metavar=action.metavar)
         else:
             kw.update(type=action.type, choices=action.choices, nargs=action.nargs, metavar=action.metavar)
         dst.add_argument(*action.option_strings, **kw)
+
+
+def _as_overrides(init_parser, sp) -> None:
+    """Give `sp` every init flag, optional and absent unless given (for `chain`)."""
+    for act in init_parser._actions:
+        if not act.option_strings or act.dest in ("help", "cwd", "json"):
+            continue
+        kw = {"dest": act.dest, "default": argparse.SUPPRESS, "help": act.help}
+        if act.nargs == 0:
+            kw["action"] = "store_true"
+        elif isinstance(act, argparse._AppendAction):
+            kw.update(action="append", type=act.type, metavar=act.metavar)
+        else:
+            kw.update(type=act.type, choices=act.choices, nargs=act.nargs, metavar=act.metavar)
+        sp.add_argument(*act.option_strings, **kw)
 
 
 def _emit(args, human: str, data) -> None:
@@ -153,9 +212,7 @@ def _emit(args, human: str, data) -> None:
 
 
 def _critic(args):
-    if args.critic_pick or args.critic_reason:
-        return {"pick": args.critic_pick, "reason": args.critic_reason}
-    return None
+    return learning.critic_record(args.critic_pick, args.critic_reason, args.proposal_a, args.proposal_b)
 
 
 def _verdict_json(run, rec, notes):
@@ -169,8 +226,12 @@ def cmd_init(a):
     cfg = run.config
     human = (f"run {cfg.run_id} started on branch {cfg.branch} (from {cfg.original_branch or cfg.start_commit[:10]})\n"
              f"protected: {', '.join(cfg.protect)}\n"
+             + (f"auto-protected because a command names them: {', '.join(cfg.auto_protected)} "
+                f"(list them in --editable to let the agent change them)\n" if cfg.auto_protected else "")
+             + f"pinned: {run.state['harness']['files']} protected file(s), SHA-256 checked around every trial batch\n"
              f"editable: {', '.join(cfg.editable) or 'every other path'}\n"
              + (f"archived the previous run to .ratchet/runs/{run.state['archived']}\n" if run.state.get("archived") else "")
+             + "".join(line + "\n" for line in learning.init_lines(cfg))
              + "next: run `ratchet.py baseline`")
     _emit(a, human, {"config": cfg.to_dict(), "archived": run.state.get("archived")})
 
@@ -181,12 +242,12 @@ def cmd_baseline(a):
 
 
 def cmd_iterate(a):
-    run, rec, notes = engine.iterate(a.cwd, a.hypothesis, a.description, _critic(a))
+    run, rec, notes = engine.iterate(a.cwd, a.hypothesis, a.description, _critic(a), a.arm)
     _emit(a, views.verdict(run, rec, notes), _verdict_json(run, rec, notes))
 
 
 def cmd_decide(a):
-    run, rec, notes = engine.decide(a.cwd, a.hypothesis, a.description, _critic(a))
+    run, rec, notes = engine.decide(a.cwd, a.hypothesis, a.description, _critic(a), a.arm)
     _emit(a, views.verdict(run, rec, notes), _verdict_json(run, rec, notes))
 
 
@@ -196,20 +257,56 @@ def cmd_status(a):
     st = run.state
     data = {"run_id": run.config.run_id, "iteration": st.get("iteration"), "best": st.get("best"),
             "baseline": st.get("baseline"), "stop": st.get("stop"), "state": st,
-            "config": run.config.to_dict(), "recent": recent, "loop": run.store.read_loop()}
-    _emit(a, views.status(run, recent), data)
+            "config": run.config.to_dict(), "recent": recent, "pareto": st.get("pareto"),
+            "holdout": views.holdout_view(run), "loop": run.store.read_loop()}
+    snap = learning.snapshot(run)
+    data.update(hints=snap["hints"], escalation=snap["escalation"], arm=snap["arm"], ideas=snap["ideas"],
+                open_ideas=snap["open_ideas"], critic=snap["critic"])
+    _emit(a, views.status(run, recent, snap), data)
 
 
 def cmd_history(a):
+    if a.all:
+        return _history_all(a)
     run = engine.load(a.cwd)
     recs = run.store.records(last=a.last) if a.last else run.store.records()
-    _emit(a, "\n".join(views.history_line(r) for r in recs) or "no records yet", recs)
+    summary = learning.critic_summary_of(recs)
+    lines = [views.history_line(r) for r in recs] + ([summary["line"]] if summary else [])
+    _emit(a, "\n".join(lines) or "no records yet", recs)
+
+
+def _history_all(a):
+    from ratchetlib import lineage
+    run = engine.load(a.cwd)
+    runs = lineage.runs(run.store, run.config.run_id)
+    lines = []
+    for r in runs:
+        p = r["parent"]
+        head = f"== run {r['run_id']}"
+        if p:
+            head += f" (chained from {p.get('parent_run_id')} at its best {p.get('best')!r}: {p.get('rationale', '')})"
+        lines.append(views._clip(head + " ==", 200) if not r["missing"] else head + " (archive missing) ==")
+        recs = r["records"][-a.last:] if a.last else r["records"]
+        lines += [views.history_line(x) for x in recs] or ["no records"]
+    _emit(a, "\n".join(lines), runs)
+
+
+def cmd_chain(a):
+    from ratchetlib import chain
+    run, record = chain.chain(a.cwd, a.rationale, chain.verb_flags(vars(a)))
+    cfg = run.config
+    human = (chain.describe(record, cfg.branch) + "\n"
+             + (f"archived the previous run to .ratchet/runs/{run.state['archived']}\n" if run.state.get("archived") else "")
+             + "next: run `ratchet.py baseline`")
+    _emit(a, human, {"config": cfg.to_dict(), "parent": record, "archived": run.state.get("archived")})
 
 
 def cmd_tail(a):
     run = engine.load(a.cwd)
     store = run.store
     it = a.iteration
+    if a.guard:
+        return _tail_guard(run, it, a.lines)
     if it is None:
         cur, last = store.read_current(), store.records(last=1)
         it = cur["iter"] if cur and cur.get("trials") else (last[-1]["iter"] if last else 0)
@@ -226,15 +323,39 @@ def cmd_tail(a):
     print(views.tail_text(tb, max(a.lines, 5)))
 
 
+def _best_artifacts(run) -> list:
+    from ratchetlib import artifacts
+    line = artifacts.summary(run.store.root) if run.config.artifact_globs else ""
+    return [line] if line else []
+
+
+def _tail_guard(run, it, lines):
+    from ratchetlib import guard
+    if it is None:
+        it = next((r["iter"] for r in reversed(run.store.records(last=50)) if r.get("guard")), None)
+    path = guard.report_path(run.store, it) if it is not None else None
+    if path is None or not os.path.exists(path):
+        raise UsageError("no guard output" + (f" for iteration {it}" if it is not None else " yet"))
+    print(f"== {os.path.relpath(path, run.repo)} (guard, iteration {it}) ==")
+    print(views.tail_text(path, max(lines, 5)))
+
+
+def cmd_holdout(a):
+    run = engine.run_holdout(a.cwd)
+    _emit(a, "holdout: " + run.holdout["summary"], run.holdout)
+
+
 def cmd_stop(a):
     run, notes = engine.stop(a.cwd)
     cfg = run.config
     human = "\n".join([f"recovered: {n}" for n in notes] + [
-        f"run {cfg.run_id} stopped: {run.state['stop']}",
+        f"run {cfg.run_id} stopped: {run.state['stop']}"] + (
+        [f"holdout: {run.holdout['summary']}"] if run.holdout else []) + [
         f"you are on {cfg.original_branch or 'the run branch'}; the experiment stays on {cfg.branch}",
         f"inspect it: git log --oneline {cfg.start_commit[:10]}..{cfg.branch}   "
-        f"git diff {cfg.start_commit[:10]} {cfg.branch}"])
-    _emit(a, human, {"run_id": cfg.run_id, "stop": run.state["stop"], "branch": cfg.branch, "recovered": notes})
+        f"git diff {cfg.start_commit[:10]} {cfg.branch}"] + _best_artifacts(run))
+    _emit(a, human, {"run_id": cfg.run_id, "stop": run.state["stop"], "branch": cfg.branch, "recovered": notes,
+                     "holdout": run.holdout})
 
 
 def cmd_run_trial(a):
@@ -263,14 +384,57 @@ def cmd_loop(a):
     return headless.main(a.cwd, given, init_flags if init_flags.get("run_command") else None)
 
 
+def cmd_detect(a):
+    from ratchetlib import detect, gitops
+    if not os.path.isdir(a.cwd):
+        raise UsageError(f"{a.cwd} is not a directory")
+    try:  # commands and report paths are relative to the repository root, so look from there
+        root = gitops.find_root(a.cwd)
+    except UsageError:
+        root = a.cwd
+    report = detect.detect(root)
+    _emit(a, detect.human(report), report)
+
+
+def cmd_clean(a):
+    from ratchetlib import gitops, unclean
+    killed = unclean.clean(gitops.find_root(a.cwd))
+    if killed is None:
+        human = "nothing to clean: no trial left processes behind"
+    else:
+        human = (f"killed {len(killed)} leftover process(es); " if killed else "") + \
+            "no process of the earlier trial is left; trials may run again"
+    _emit(a, human, {"marker": killed is not None, "killed": killed or []})
+
+
+def cmd_ideas(a):
+    run = engine.load(a.cwd)
+    text = " ".join(a.arg)
+    if a.action == "add":
+        idea = learning.ideas_add(run, text)
+        _emit(a, f"idea #{idea['id']}: {idea['text']}", idea)
+    elif a.action == "done":
+        if len(a.arg) != 1:
+            raise UsageError("usage: ideas done N (the number `ideas list` shows)")
+        idea = learning.ideas_done(run, a.arg[0])
+        _emit(a, f"idea #{idea['id']} done", idea)
+    else:
+        if a.arg:
+            raise UsageError("`ideas list` takes no arguments")
+        shown = learning.top_ideas(run)[0]
+        _emit(a, "\n".join(f"#{i['id']} [{i['source']}] {i['text']}" for i in shown) or
+              "no open ideas; add one with `ratchet.py ideas add TEXT`", shown)
+
+
 def cmd_demo(a):
     from ratchetlib import demo
     return demo.main(keep=a.keep)
 
 
-COMMANDS = {"init": cmd_init, "baseline": cmd_baseline, "iterate": cmd_iterate, "decide": cmd_decide,
+COMMANDS = {"init": cmd_init, "chain": cmd_chain, "baseline": cmd_baseline, "iterate": cmd_iterate, "decide": cmd_decide,
             "status": cmd_status, "history": cmd_history, "tail": cmd_tail, "stop": cmd_stop,
-            "run-trial": cmd_run_trial, "score": cmd_score, "demo": cmd_demo, "loop": cmd_loop}
+            "run-trial": cmd_run_trial, "score": cmd_score, "ideas": cmd_ideas, "clean": cmd_clean,
+            "detect": cmd_detect, "holdout": cmd_holdout, "demo": cmd_demo, "loop": cmd_loop}
 
 
 class Terminated(BaseException):

@@ -9,10 +9,11 @@ a format newer than this code understands instead of guessing.
 import dataclasses
 import math
 import os
+import posixpath
 import re
 from typing import Optional
 
-from . import paths
+from . import bandit, escalation, paths, sources
 from .errors import UsageError
 
 FORMAT = 1
@@ -53,24 +54,62 @@ class Config:
     instructions_file: Optional[str] = None
     editable: tuple = ()
     protect: tuple = ()
+    artifact_globs: tuple = ()
+    artifacts_on_revert: str = "keep"
+    strategy: Optional[str] = None
+    arms: tuple = ()
+    escalation: dict = dataclasses.field(default_factory=dict)
     run_id: str = ""
     branch: Optional[str] = None
     original_branch: Optional[str] = None
     start_commit: str = ""
     created: str = ""
+    # Integrity (see constraints.py, pareto.py, guard.py, holdout.py, harness.py).
+    metrics: tuple = ()          # more primary metrics: {"name", "direction", "margin": {..} or None}
+    constraints: tuple = ()      # hard limits {"name", "op", "value"}: a violation reverts
+    warnings: tuple = ()         # soft limits, recorded only
+    guard_command: Optional[str] = None
+    guard_metrics: tuple = ()    # limits on the guard's output
+    guard_timeout_seconds: Optional[float] = None
+    holdout_command: Optional[str] = None
+    auto_protected: tuple = ()   # protected because a command names them
+
+    @property
+    def source(self) -> sources.Source:
+        """The parsed report source (a stream, a plain report file, or a `KIND:` source)."""
+        return sources.parse_source(self.report_source)
 
     @property
     def report_path(self) -> Optional[str]:
-        """The report file relative to the repo root, or None for a stream."""
-        return None if self.report_source in ("stdout", "stderr") else self.report_source
+        """The plain report file relative to the repo root; None for a stream or a `KIND:` source."""
+        src = self.source
+        return src.path if src.kind == sources.TEXT else None
 
     def better(self, a: float, b: float) -> bool:
         """True when `a` is strictly better than `b` in the run's direction."""
         return a > b if self.direction == "max" else a < b
 
+    @property
+    def objectives(self) -> list:
+        """[(name, direction, Margin)]: the primary metric, then each --metric."""
+        out = [(self.metric_name, self.direction, self.min_improvement)]
+        for m in self.metrics:
+            mg = m.get("margin")
+            out.append((m["name"], m["direction"],
+                        Margin(float(mg["value"]), bool(mg["relative"])) if mg else self.min_improvement))
+        return out
+
+    @property
+    def extra_names(self) -> list:
+        """Every metric read from a trial's report besides the primary one."""
+        names = [m["name"] for m in self.metrics] + [c["name"] for c in self.constraints + self.warnings]
+        return [n for n in dict.fromkeys(names) if n != self.metric_name]
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["editable"], d["protect"] = list(self.editable), list(self.protect)
+        d["artifact_globs"] = list(self.artifact_globs)
+        d["arms"] = list(self.arms)
         return {"format": FORMAT, **d}
 
 
@@ -87,6 +126,11 @@ def from_dict(d: dict) -> Config:
     kw["min_improvement"] = Margin(float(mi.get("value", 0.0)), bool(mi.get("relative", False)))
     kw["editable"] = tuple(kw.get("editable") or ())
     kw["protect"] = tuple(kw.get("protect") or ())
+    kw["artifact_globs"] = tuple(kw.get("artifact_globs") or ())
+    for key in ("metrics", "constraints", "warnings", "guard_metrics", "auto_protected"):
+        kw[key] = tuple(kw.get(key) or ())
+    kw["arms"] = tuple(kw.get("arms") or ())
+    kw["escalation"] = dict(kw.get("escalation") or {})
     return Config(**kw)
 
 
@@ -109,16 +153,52 @@ def _positive_int(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
-def _check_report_source(source: str, repo_root: str) -> str:
-    if source in ("stdout", "stderr"):
-        return source
-    if not source.strip():
-        raise UsageError("--report-source is empty; use stdout, stderr or a file path inside the repository")
-    full = os.path.realpath(os.path.join(repo_root, source))
+def _check_report_source(source: str, repo_root: str):
+    """(the report source as stored, the repo-relative path to protect or None)."""
     root = os.path.realpath(repo_root)
+    if os.path.isabs(source.strip()):  # a plain report file given by its absolute path
+        full = os.path.realpath(source.strip())
+        if os.path.commonpath([full, root]) != root or full == root:
+            raise UsageError(f"--report-source {source!r} is outside the repository; give a path inside {root}")
+        source = "./" + os.path.relpath(full, root).replace(os.sep, "/")
+    try:
+        src = sources.parse_source(source)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if src.kind in sources.STREAMS:
+        return src.kind, None
+    if src.kind != sources.TEXT:
+        if src.path == ".":
+            raise UsageError(f"--report-source '{src.spec}' names the whole repository; name the file or "
+                             f"folder the trainer writes instead (e.g. {src.kind}:logs)")
+        return src.spec, src.path
+    full = os.path.realpath(os.path.join(repo_root, src.path))
     if os.path.commonpath([full, root]) != root or full == root:
         raise UsageError(f"--report-source {source!r} is outside the repository; give a path inside {root}")
-    return os.path.relpath(full, root).replace(os.sep, "/")
+    rel = os.path.relpath(full, root).replace(os.sep, "/")
+    # A file named like `kind:x` or `stdout` keeps a `./` so it is never re-read as a source kind.
+    return (rel if _is_plain_path(rel) else "./" + rel), rel
+
+
+def _is_plain_path(rel: str) -> bool:
+    try:
+        return sources.parse_source(rel).kind == sources.TEXT
+    except ValueError:
+        return False
+
+
+def _check_artifacts(globs, on_revert) -> tuple:
+    out = []
+    for g in globs or ():
+        spec = paths.normalize(posixpath.normpath(str(g).replace("\\", "/"))) if str(g).strip() else ""
+        if not spec or spec == "." or os.path.isabs(g) or spec == ".." or spec.startswith("../"):
+            raise UsageError(f"--artifact-glob {g!r} must be a glob relative to the repository root, inside it")
+        if spec == ".ratchet" or spec.startswith(".ratchet/"):
+            raise UsageError(f"--artifact-glob {g!r} points into .ratchet/, which ratchet owns")
+        out.append(spec)
+    if on_revert not in ("keep", "remove"):
+        raise UsageError(f"--artifacts-on-revert must be keep or remove (got {on_revert!r})")
+    return tuple(dict.fromkeys(out))
 
 
 def _check_pattern(pattern: Optional[str]) -> Optional[str]:
@@ -144,6 +224,38 @@ def _read_instructions(path: Optional[str], repo_root: str) -> str:
         raise UsageError(f"--instructions-file {path!r} cannot be read: {e.strerror or e}") from None
 
 
+ESCALATION_KEYS = {"refine": "refine", "pivot": "pivot", "search": "search_pivots", "halt": "halt_pivots"}
+
+
+def parse_escalation(text: Optional[str]) -> dict:
+    """'refine=3,pivot=5,search=2,halt=3' (any subset) -> the full escalation
+    counts, defaults filled in. `search` and `halt` count failed pivots."""
+    raw = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        key, sep, value = part.partition("=")
+        key = ESCALATION_KEYS.get(key.strip(), key.strip())
+        if not sep or key not in escalation.DEFAULTS:
+            raise UsageError(f"--escalation {part!r}: use NAME=COUNT with NAME one of {', '.join(ESCALATION_KEYS)}")
+        try:
+            raw[key] = int(value)
+        except ValueError:
+            raise UsageError(f"--escalation {part!r}: {value.strip()!r} is not a whole number") from None
+    return escalation.settings({"escalation": raw})
+
+
+def parse_arms(strategy: Optional[str], text: Optional[str]) -> tuple:
+    """The bandit's arms: `--arms a,b,c`, else the defaults; none without a bandit."""
+    if strategy not in (None, "bandit"):
+        raise UsageError(f"--strategy {strategy!r} is not known; use --strategy bandit")
+    if strategy is None:
+        if text:
+            raise UsageError("--arms needs --strategy bandit")
+        return ()
+    if text is None:
+        return tuple(bandit.DEFAULT_ARMS)
+    return tuple(bandit.new_state([a.strip() for a in text.split(",") if a.strip()])["arms"])
+
+
 def _repo_relative(path: str, repo_root: str) -> Optional[str]:
     full = os.path.realpath(os.path.join(repo_root, path))
     root = os.path.realpath(repo_root)
@@ -160,6 +272,15 @@ def build(args: dict, repo_root: str) -> Config:
     run_command = (args.get("run_command") or "").strip()
     if not run_command:
         raise UsageError("--run-command is required: the command that prints the metric")
+    extra_metrics = [_parse_metric(t) for t in args.get("metric") or ()]
+    if not args.get("metric_name") and not args.get("direction") and extra_metrics:
+        first = extra_metrics.pop(0)
+        args = {**args, "metric_name": first["name"], "direction": first["direction"]}
+        if first["margin"] is not None:  # the primary's own margin; the others keep the global one
+            glob = parse_margin(args.get("min_improvement") or "0")
+            extra_metrics = [m if m["margin"] else {**m, "margin": {"value": glob.value, "relative": glob.relative}}
+                             for m in extra_metrics]
+            args["min_improvement"] = f"{first['margin']['value']}{'%' if first['margin']['relative'] else ''}"
     direction = args.get("direction")
     if direction not in ("max", "min"):
         raise UsageError(f"--direction must be max or min (got {direction!r})")
@@ -172,19 +293,21 @@ def build(args: dict, repo_root: str) -> Config:
     timeout = args.get("trial_timeout_seconds")
     if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
         raise UsageError(f"--trial-timeout-seconds must be > 0 (got {timeout!r})")
-    source = _check_report_source(args.get("report_source") or "", repo_root)
+    source, source_path = _check_report_source(args.get("report_source") or "", repo_root)
+    artifact_globs = _check_artifacts(args.get("artifact_glob"), args.get("artifacts_on_revert") or "keep")
     instructions_file = args.get("instructions_file")
     text = "\n".join(t for t in ((args.get("instructions") or "").strip(),
                                  _read_instructions(instructions_file, repo_root)) if t)
     editable = tuple(paths.normalize(s) for s in args.get("editable") or ())
     protect = [".ratchet"] + [paths.normalize(s) for s in args.get("protect") or ()]
-    if source not in ("stdout", "stderr"):
-        protect.append(source)
+    if source_path:
+        protect.append(source_path)
     if instructions_file:
         rel = _repo_relative(instructions_file, repo_root)
         if rel:
             protect.append(rel)
-    protect = tuple(dict.fromkeys(protect))
+    integrity = _integrity(args, repo_root, run_command, editable, protect, metric_name, extra_metrics)
+    protect = tuple(dict.fromkeys(protect + list(integrity["auto_protected"])))
     for spec in editable:
         if spec == "." and not args.get("protect"):
             continue
@@ -209,4 +332,57 @@ def build(args: dict, repo_root: str) -> Config:
         instructions_file=instructions_file,
         editable=editable,
         protect=protect,
+        artifact_globs=artifact_globs,
+        artifacts_on_revert=args.get("artifacts_on_revert") or "keep",
+        **integrity,
+        strategy=args.get("strategy"),
+        arms=parse_arms(args.get("strategy"), args.get("arms")),
+        escalation=parse_escalation(args.get("escalation")),
     )
+
+
+def _parse_metric(text: str) -> dict:
+    """'NAME:max', 'NAME:min:2%' -> {"name", "direction", "margin"} for --metric."""
+    parts = str(text).strip().split(":")
+    margin = None
+    if len(parts) >= 3 and parts[-2] in ("max", "min"):
+        try:
+            margin = parse_margin(parts.pop())
+        except UsageError:
+            raise UsageError(f"--metric {text!r}: the margin must be a number >= 0 or a percentage (e.g. 0.5 or 2%)") from None
+    if len(parts) < 2 or parts[-1] not in ("max", "min") or not ":".join(parts[:-1]).strip():
+        raise UsageError(f"--metric {text!r} is not NAME:max or NAME:min (optionally NAME:max:MARGIN, e.g. mem_mb:min:2%)")
+    name = ":".join(parts[:-1]).strip()
+    if any(c.isspace() for c in name):
+        raise UsageError(f"--metric {text!r}: the name must not contain spaces")
+    return {"name": name, "direction": parts[-1],
+            "margin": None if margin is None else {"value": margin.value, "relative": margin.relative}}
+
+
+def _integrity(args: dict, repo_root: str, run_command: str, editable: tuple, protect: list,
+               metric_name: str, extra_metrics: list) -> dict:
+    """The integrity fields of the Config: more metrics, limits, guard, holdout,
+    and the files the commands name, protected unless listed in --editable."""
+    from . import constraints, harness  # noqa: here, so config stays cheap to import
+    names = [metric_name] + [m["name"] for m in extra_metrics]
+    if len(set(names)) != len(names):
+        raise UsageError(f"--metric names repeat: {', '.join(names)}")
+    guard = (args.get("guard_command") or "").strip() or None
+    holdout = (args.get("holdout_command") or "").strip() or None
+    guard_metrics = tuple(constraints.parse(t, "--guard-metric") for t in args.get("guard_metric") or ())
+    if guard_metrics and not guard:
+        raise UsageError("--guard-metric needs --guard-command (the command whose output it is read from)")
+    timeout = args.get("guard_timeout_seconds")
+    if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
+        raise UsageError(f"--guard-timeout-seconds must be > 0 (got {timeout!r})")
+    named = []
+    for cmd in (run_command, guard, holdout):
+        named += harness.named_files(cmd, repo_root) if cmd else []
+    listed = [s for s in editable if s != "."]
+    auto = tuple(p for p in dict.fromkeys(named)
+                 if not paths.matches_any(p, protect) and not paths.matches_any(p, listed))
+    return {"metrics": tuple(extra_metrics),
+            "constraints": tuple(constraints.parse(t) for t in args.get("constraint") or ()),
+            "warnings": tuple(constraints.parse(t, "--warn") for t in args.get("warn") or ()),
+            "guard_command": guard, "guard_metrics": guard_metrics, "guard_timeout_seconds": timeout,
+            "holdout_command": holdout, "auto_protected": auto}

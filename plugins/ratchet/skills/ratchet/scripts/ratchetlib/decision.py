@@ -10,8 +10,11 @@ import dataclasses
 import math
 from typing import Optional
 
-KEEP, REVERT, CRASH, TIMEOUT, INVALID, NO_CHANGE, BASELINE = (
-    "keep", "revert", "crash", "timeout", "invalid", "no-change", "baseline")
+KEEP, REVERT, CRASH, TIMEOUT, NO_CHANGE, BASELINE = (
+    "keep", "revert", "crash", "timeout", "no-change", "baseline")
+# Integrity outcomes (issue 4): the harness changed, a path outside the
+# editable scope changed, a hard constraint failed, the guard failed.
+TAMPERED, OUT_OF_SCOPE, CONSTRAINT, GUARD_FAILED = ("tampered", "out-of-scope", "constraint", "guard-failed")
 AGENT_ERROR, INTERRUPTED = "agent-error", "interrupted"  # headless loop only
 FAILURES = (CRASH, TIMEOUT, AGENT_ERROR)
 

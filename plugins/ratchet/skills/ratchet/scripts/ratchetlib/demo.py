@@ -3,7 +3,7 @@
 It plays the agent's part with four scripted edits, one of each outcome the
 user should see: a real improvement (kept), a regression (reverted), a crash
 (reverted, diagnosable with `tail`) and an edit of the protected benchmark
-(refused). The benchmark counts comparisons, so the demo is deterministic.
+(recorded `tampered`, undone). The benchmark counts comparisons, so the demo is deterministic.
 """
 
 import os
@@ -96,7 +96,7 @@ def main(keep: bool = False) -> int:
     print(f"demo repository: {repo}  (bench.py is the protected benchmark, search.py the code to improve)")
     rc = _ratchet(repo, "init", "--run-command", f"{shlex.quote(sys.executable)} bench.py", "--direction", "min",
                   "--metric-name", "comparisons", "--report-source", "stdout", "--trials", "2",
-                  "--iterations", "10", "--protect", "bench.py", "--instructions", "Never edit bench.py.")
+                  "--iterations", "10", "--instructions", "Never edit bench.py.")
     rc = rc or _ratchet(repo, "baseline")
     for hypothesis, description, files in STEPS:
         if rc:

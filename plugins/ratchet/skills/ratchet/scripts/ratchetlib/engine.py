@@ -6,7 +6,8 @@ Crash safety rests on one ordering, used by every decision:
   1. current.json records the decision (phase `decided`) and the candidate's
      paths, before git is touched;
   2. git acts (commit with a `Ratchet-Iteration` trailer, or save the patch
-     and restore the incumbent);
+     and restore the incumbent; a `tampered` decision first restores the
+     pinned harness, see harness.py);
   3. the record is appended to results.jsonl;
   4. state.json is replaced, current.json removed.
 A command that starts after a kill at any point runs `recover()`, which
@@ -23,8 +24,9 @@ from typing import Optional
 
 from . import budget
 from . import config as configmod
-from . import decision, gitops, metrics, paths, runner
-from .errors import UsageError
+from . import artifacts, capture, decision, gitops, heartbeat, learning, lineage, metrics, paths, runner, unclean
+from . import constraints, guard, harness, holdout, pareto, sources
+from .errors import RatchetError, UsageError
 from .store import Lock, Store, atomic_write, now_iso
 
 
@@ -34,6 +36,8 @@ class Run:
     store: Store
     config: configmod.Config
     state: dict
+    holdout: Optional[dict] = None  # set when this command ran the holdout
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Candidate:
     protected: tuple
     outside: tuple
     note: Optional[str] = None
+    kinds: tuple = ()  # (path, edited|deleted|added|staged) for each protected path git reports
 
     @property
     def paths(self) -> list:
@@ -73,13 +78,21 @@ def _initial_state(cfg: configmod.Config, repo: str) -> dict:
             "counts": {}, "stop": None, "untracked_before": gitops.untracked(repo)}
 
 
-def init(cwd: str, args: dict) -> Run:
-    """Validate flags, check the repository, create the experiment branch."""
+def init(cwd: str, args: dict, start: Optional[dict] = None) -> Run:
+    """Validate flags, check the repository, create the experiment branch.
+
+    `start` (from `chain`) makes the run begin at another commit than HEAD:
+    {"sha", "original_branch", "parent"}; `parent` is written to the
+    read-only `.ratchet/parent.json` of the new run.
+    """
     repo = gitops.find_root(cwd)
-    head = gitops.head_sha(repo)
+    head = gitops.head_sha(repo) if start is None else start["sha"]
     if head is None:
         raise UsageError("the repository has no commits yet; commit your project first, then run init")
-    original = gitops.current_branch(repo)
+    original = gitops.current_branch(repo) if start is None else start["original_branch"]
+    if start is not None and args.get("no_branch") and gitops.head_sha(repo) != head:
+        raise UsageError(f"--no-branch would start the follow-up run at HEAD, not at the parent's best commit "
+                         f"{head[:10]}; drop --no-branch (or check out {head[:10]} first)")
     if original is None and not args.get("no_branch"):
         raise UsageError("HEAD is detached; check out a branch first (git switch -c NAME)")
     dirty = gitops.tracked_changes(repo)
@@ -87,6 +100,11 @@ def init(cwd: str, args: dict) -> Run:
         more = f" and {len(dirty) - 3} more" if len(dirty) > 3 else ""
         raise UsageError(f"uncommitted changes to tracked files ({', '.join(dirty[:3])}{more}); commit or stash them first")
     cfg = configmod.build(args, repo)
+    tracked = capture.tracked_outputs(repo, cfg.source)
+    if tracked:
+        raise UsageError(f"--report-source {cfg.report_source} names file(s) git tracks ({', '.join(tracked)}); every "
+                         f"trial rewrites them, so they must not be committed: `git rm --cached` them (and ignore "
+                         f"them), then init again")
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
     branch = None if args.get("no_branch") else (args.get("branch") or f"ratchet/{run_id}")
     if branch is not None:
@@ -99,65 +117,87 @@ def init(cwd: str, args: dict) -> Run:
     with Lock(store, "init"):
         archived = store.archive() if store.exists() else None
         store.ensure_dirs()
+        lineage.write_parent(store, start.get("parent") if start else None)
+        try:
+            pinned = harness.pin(repo, store.root, cfg.protect, pin_exclude(cfg))
+        except OSError as e:
+            raise UsageError(f"cannot read protected file {e.filename}: {e.strerror}; fix its permissions or --protect") from None
         if branch is not None:
-            gitops.checkout_new_branch(repo, branch)
+            gitops.checkout_new_branch(repo, branch, head if start is not None else None)
         cfg = dataclasses.replace(cfg, run_id=run_id, branch=branch or original, original_branch=original,
                                   start_commit=head, created=now_iso())
         store.write_config(cfg.to_dict())
         state = _initial_state(cfg, repo)
         state["archived"] = archived
+        state["harness"] = pinned
         store.write_state(state)
-    return Run(repo, store, cfg, state)
+        run = Run(repo, store, cfg, state)
+        learning.start(run)
+    return run
+
+
+def pin_exclude(cfg: configmod.Config) -> list:
+    """Protected but never pinned: ratchet's state and the report (file, tracker
+    folder or glob) that every trial rewrites."""
+    src = cfg.source
+    return [".ratchet"] + ([src.path] if src.kind not in sources.STREAMS and src.path else [])
 
 
 # --- trials -------------------------------------------------------------------
-
-def _tracked(repo: str, rel: str) -> bool:
-    return bool(gitops.git(repo, "ls-files", "--", rel).strip())
-
-
-def _move_stale_report(run: Run) -> None:
-    """Move an old report file aside so it cannot pass for this trial's."""
-    rel = run.config.report_path
-    full = os.path.join(run.repo, rel)
-    if not os.path.isfile(full) or _tracked(run.repo, rel):
-        return
-    name = os.path.basename(rel)
-    original = run.store.path("reports", "original-" + name)
-    dest = original if not os.path.exists(original) else run.store.path("reports", "stale-" + name)
-    os.replace(full, dest)
-
 
 def run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None) -> dict:
     """Run trial k of `iteration`, capture its report, extract the metric."""
     cfg, store = run.config, run.store
     out, err, report = (store.report_path(iteration, k, ext) for ext in ("out", "err", "txt"))
-    if cfg.report_path:
-        _move_stale_report(run)
-    tr = runner.run(cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env,
+    unclean.refuse_if_marked(store)
+    src = cfg.source
+    capture.move_aside(run.repo, store.path("reports"), src)
+    before = artifacts.snapshot(run.repo, cfg.artifact_globs)
+    beat = heartbeat.for_trial(f"iter {iteration} trial {k}/{cfg.trials}", cfg.trial_timeout_seconds)
+    tr = runner.run(cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env, progress=beat,
                     cancel_command=cfg.cancel_command, cancel_log=store.report_path(iteration, k, "cancel"))
+    ended = time.time()
+    if tr.survivors:
+        unclean.mark(store, tr, iteration, k)
     if cfg.report_source == "stdout":
         os.replace(out, report)
     elif cfg.report_source == "stderr":
         os.replace(err, report)
-    else:
-        src = os.path.join(run.repo, cfg.report_path)
-        if os.path.isfile(src) and os.path.getmtime(src) >= tr.started - 1.0:
-            shutil.copyfile(src, report)
+    elif cfg.report_path:
+        full = os.path.join(run.repo, cfg.report_path)
+        if os.path.isfile(full) and os.path.getmtime(full) >= tr.started - 1.0:
+            shutil.copyfile(full, report)
+    found = capture.read(run.repo, src, cfg.metric_name, cfg.direction, tr.started, report) \
+        if src.structured else None
     trial = {"trial": k, "exit_code": tr.exit_code, "seconds": round(tr.seconds, 4), "score": None,
              "report": os.path.relpath(report, store.root)}
-    if tr.survivors:
-        trial["survivors"] = tr.survivors
     if tr.cancel:
         trial["cancel"] = tr.cancel
+    trial.update(artifacts.written(run.repo, cfg.artifact_globs, before, tr.started))
+    if src.structured:
+        capture.settle(ended, next((p for p in (out, err, report) if os.path.exists(p)), None))
     if tr.timed_out:
         return {**trial, "status": "timeout", "detail": f"timed out after {cfg.trial_timeout_seconds:g}s (process tree killed)"}
     if tr.exit_code != 0:
         return {**trial, "status": "crash", "detail": f"exit code {tr.exit_code}"}
+    if found is not None:
+        return {**trial, **found}
     if cfg.report_path and not os.path.exists(report):
         return {**trial, "status": "no-metric", "detail": f"the command did not write {cfg.report_path}"}
     ex = metrics.extract(report, cfg.metric_name, cfg.metric_pattern)
-    return {**trial, "status": ex.status, "score": ex.value, "detail": ex.detail}
+    trial = {**trial, "status": ex.status, "score": ex.value, "detail": ex.detail}
+    return _extra_metrics(cfg, report, trial) if cfg.extra_names and ex.status == metrics.OK else trial
+
+
+def _extra_metrics(cfg: configmod.Config, report: str, trial: dict) -> dict:
+    """Every other metric of the report into trial["metrics"]; a trial missing
+    one of the primary metrics (--metric) is `no-metric`, like the first one."""
+    found = {n: metrics.extract(report, n) for n in cfg.extra_names}
+    trial = {**trial, "metrics": {cfg.metric_name: trial["score"], **{n: e.value for n, e in found.items()}}}
+    for name, _, _ in cfg.objectives[1:]:
+        if found[name].status != metrics.OK:
+            return {**trial, "status": found[name].status, "score": None, "detail": f"metric {name}: {found[name].detail}"}
+    return trial
 
 
 def _measure(run: Run, cur: dict, count: int) -> list:
@@ -188,33 +228,111 @@ def candidate(run: Run) -> Candidate:
                 f"(the commit was undone and is re-made on keep)")
     before = set(st.get("untracked_before") or ())
     changes = gitops.status(repo)
+    mode_only = [c.path for c in changes if c.xy == " M" and paths.classify(c.path, cfg.editable, cfg.protect)
+                 == paths.PROTECTED and harness.content_unchanged(repo, run.store.root, c.path)]
+    if mode_only:  # a chmod is not tampering; put the mode back so git sees no change
+        gitops.git(repo, "checkout", "-q", "HEAD", "--", *mode_only)
+        changes = [c for c in changes if c.path not in mode_only]
+        note = (note + "; " if note else "") + f"mode change of protected {', '.join(mode_only[:3])} undone (content unchanged)"
     tracked = sorted(c.path for c in changes if not c.untracked)
     new = sorted(c.path for c in changes if c.untracked and c.path not in before)
     scope = {p: paths.classify(p, cfg.editable, cfg.protect) for p in tracked + new}
-    return Candidate(tuple(tracked), tuple(new),
-                     tuple(p for p, s in scope.items() if s == paths.PROTECTED),
-                     tuple(p for p, s in scope.items() if s == paths.OUTSIDE), note)
+    xy = {c.path: c.xy for c in changes}
+    protected = tuple(p for p, s in scope.items() if s == paths.PROTECTED)
+    return Candidate(tuple(tracked), tuple(new), protected,
+                     tuple(p for p, s in scope.items() if s == paths.OUTSIDE), note,
+                     tuple((p, _git_kind(xy[p], repo, run.store.root, p)) for p in protected))
 
 
-def _scope_verdict(cand: Candidate) -> Optional[decision.Verdict]:
+def _git_kind(xy: str, repo: str, store_root: str, path: str) -> str:
+    """How git sees a protected path: `staged` is a change in the index only."""
+    if xy == "??" or "A" in xy:
+        return harness.ADDED
+    if "D" in xy:
+        return harness.DELETED
+    return "staged" if harness.content_unchanged(repo, store_root, path) else harness.EDITED
+
+
+def _listing(changes: dict, n: int = 5) -> str:
+    items = [f"{p} ({k})" for p, k in list(changes.items())[:n]]
+    return ", ".join(items) + (f" and {len(changes) - n} more" if len(changes) > n else "")
+
+
+def _tampered(run: Run, changes: dict, when: str) -> tuple:
+    """The `tampered` verdict and its record fields for harness `changes`."""
+    lost = harness.unrestorable(run.store.root, changes)
+    reason = (f"tampered: protected file(s) changed {when}: {_listing(changes)}; "
+              f"the harness was restored and the candidate reverted")
+    if lost:
+        reason += f"; no copy to restore {', '.join(lost[:3])}: the run stops"
+    extra = {"tampered": changes, **({"unrestorable": lost} if lost else {})}
+    return decision.Verdict(decision.TAMPERED, None, None, reason), extra
+
+
+def _integrity_verdict(run: Run, cand: Candidate) -> tuple:
+    """Before trials: (verdict, record fields) for a tampered harness, no
+    change, or a change outside the editable scope; (None, {}) otherwise."""
+    changes = harness.verify(run.repo, run.store.root)
+    for p, kind in cand.kinds:
+        changes.setdefault(p, kind)
+    if changes:
+        return _tampered(run, dict(sorted(changes.items())), "before the trials")
     if not cand.paths:
-        return decision.Verdict(decision.NO_CHANGE, None, None, "no change: the working tree equals the incumbent")
-    if cand.protected:
-        return decision.Verdict(decision.INVALID, None, None,
-                                f"invalid: changed protected path(s) {', '.join(cand.protected[:5])}; the harness is never edited")
+        return decision.Verdict(decision.NO_CHANGE, None, None, "no change: the working tree equals the incumbent"), {}
     if cand.outside:
-        return decision.Verdict(decision.INVALID, None, None,
-                                f"invalid: changed path(s) outside the editable scope: {', '.join(cand.outside[:5])}")
-    return None
+        return (decision.Verdict(decision.OUT_OF_SCOPE, None, None,
+                                 f"out-of-scope: changed path(s) outside the editable scope: {', '.join(cand.outside[:5])}"),
+                {"out_of_scope": list(cand.outside)})
+    return None, {}
 
 
-def _record(iteration: int, v: decision.Verdict, trials: list, incumbent, cur: dict, cand: Candidate) -> dict:
-    return {"iter": iteration, "hypothesis": cur.get("hypothesis", ""), "description": cur.get("description", ""),
+def _after_batch(run: Run, when: str) -> Optional[tuple]:
+    """After trials or the guard ran candidate code: `tampered` if the harness moved."""
+    changes = harness.verify(run.repo, run.store.root)
+    return _tampered(run, changes, when) if changes else None
+
+
+def _judge(run: Run, it: int, trials: list) -> tuple:
+    """Crash/timeout, then constraints, then the metric(s), then the guard."""
+    cfg, st = run.config, run.state
+    avgs = pareto.averages(trials, [cfg.metric_name] + cfg.extra_names)
+    extra = {"metrics": avgs}
+    if decision.failed_trial(trials) is not None:
+        return decision.judge(trials, st["incumbent_score"], cfg), extra
+    if cfg.warnings:
+        extra["warnings"] = constraints.warnings(avgs, cfg.warnings)
+    why = constraints.violation(trials, cfg.constraints, cfg.metric_name)
+    if why:
+        inc = st["incumbent_score"]
+        return decision.Verdict(decision.CONSTRAINT, avgs[cfg.metric_name], avgs[cfg.metric_name] - inc,
+                                f"{why}; reverted"), extra
+    if len(cfg.objectives) > 1:
+        incumbent = st.get("incumbent_metrics") or {cfg.metric_name: st["incumbent_score"]}
+        v, extra["compare"] = pareto.judge(avgs, incumbent, cfg.objectives)
+    else:
+        v = decision.judge(trials, st["incumbent_score"], cfg)
+    if v.decision == decision.KEEP and cfg.guard_command:
+        extra["guard"] = g = guard.run(cfg, run.repo, run.store, it)
+        tampered = _after_batch(run, "while the guard ran")
+        if tampered:
+            return tampered[0], {**extra, **tampered[1]}
+        if g["status"] != "ok":
+            return decision.Verdict(decision.GUARD_FAILED, v.avg, v.delta,
+                                    f"guard-failed: {g['detail']}; reverted although the metric would keep it "
+                                    f"({v.reason})"), extra
+    return v, extra
+
+
+def _record(iteration: int, v: decision.Verdict, trials: list, incumbent, cur: dict, cand: Candidate,
+            extra: Optional[dict] = None) -> dict:
+    rec = {"iter": iteration, "hypothesis": cur.get("hypothesis", ""), "description": cur.get("description", ""),
             "trial_scores": [t.get("score") for t in trials], "avg": v.avg, "decision": v.decision,
             "kept": v.decision == decision.KEEP, "sha": None, "incumbent": incumbent, "delta": v.delta,
             "timestamp": now_iso(), "reason": v.reason + (f" ({cand.note})" if cand.note else ""),
             "trials": trials, "changed": cand.paths, "patch": None, "critic": cur.get("critic"),
             "seconds": round(time.time() - cur.get("t0", time.time()), 3), "agent": cur.get("agent")}
+    rec.update(extra or {})
+    return rec
 
 
 def apply_record(state: dict, rec: dict, cfg: configmod.Config) -> dict:
@@ -228,6 +346,10 @@ def apply_record(state: dict, rec: dict, cfg: configmod.Config) -> dict:
         st["last_score"] = rec["avg"]
     if d in (decision.KEEP, decision.BASELINE):
         st["incumbent_sha"], st["incumbent_score"] = rec["sha"], rec["avg"]
+        st["incumbent_metrics"] = rec.get("metrics") or {cfg.metric_name: rec["avg"]}
+        if len(cfg.objectives) > 1:
+            point = {"iter": rec["iter"], "sha": rec["sha"], "metrics": st["incumbent_metrics"]}
+            st["pareto"] = pareto.update_frontier(st.get("pareto"), point, cfg.objectives)
         if st.get("best") is None or cfg.better(rec["avg"], st["best"]):
             st["best"], st["best_iter"] = rec["avg"], rec["iter"]
         if d == decision.BASELINE:
@@ -242,7 +364,11 @@ def apply_record(state: dict, rec: dict, cfg: configmod.Config) -> dict:
     agent = budget.fold(st.get("agent"), rec)
     if agent is not None:
         st["agent"] = agent
+    if rec.get("unrestorable"):
+        st["stop"] = st.get("stop") or (f"harness could not be restored ({', '.join(rec['unrestorable'][:3])}); "
+                                        f"restore it by hand and start a new run")
     st["stop"] = st.get("stop") or decision.stop_reason(st, cfg)
+    st = learning.fold(st, rec, cfg)
     return st
 
 
@@ -260,12 +386,18 @@ def _apply_git(run: Run, rec: dict, cand: dict) -> dict:
         title = (rec.get("description") or rec.get("hypothesis") or "change").splitlines()[0][:72]
         msg = f"ratchet: iter {it}: {title}\n\n{rec['reason']}\n\n{gitops.TRAILER}: {it}\n"
         return {**rec, "sha": gitops.commit_paths(repo, tracked + new, msg)}
+    if rec["decision"] == decision.TAMPERED:
+        harness.restore(repo, run.store.root)
     if tracked or new:
         patch_file = run.store.patch_path(it)
-        if not os.path.exists(patch_file):
-            atomic_write(patch_file, gitops.diff_patch(repo, tracked, new).encode("utf-8", "surrogateescape"))
+        # The patch never carries harness changes: re-applying it must not tamper again.
+        mine = [p for p in tracked + new if paths.classify(p, run.config.editable, run.config.protect) != paths.PROTECTED]
+        if mine and not os.path.exists(patch_file):
+            patch = gitops.diff_patch(repo, [p for p in tracked if p in mine], [p for p in new if p in mine])
+            atomic_write(patch_file, patch.encode("utf-8", "surrogateescape"))
         gitops.restore(repo, tracked, new)
-        rec = {**rec, "patch": os.path.relpath(patch_file, run.store.root)}
+        if mine:
+            rec = {**rec, "patch": os.path.relpath(patch_file, run.store.root)}
     return rec
 
 
@@ -273,6 +405,7 @@ def _finalize(run: Run, rec: dict, cand: dict) -> dict:
     """Steps 1-4 of the module docstring for one decided iteration."""
     run.store.write_current({"iter": rec["iter"], "phase": "decided", "decision": rec, "candidate": cand})
     rec = _apply_git(run, rec, cand)
+    rec = artifacts.apply(run.store.root, run.repo, run.config, rec)
     run.store.append_record(rec)
     _commit_state(run, rec)
     return rec
@@ -281,6 +414,7 @@ def _finalize(run: Run, rec: dict, cand: dict) -> dict:
 def _commit_state(run: Run, rec: dict) -> None:
     st = apply_record(run.state, rec, run.config)
     st["untracked_before"] = gitops.untracked(run.repo)
+    learning.persist(run, rec, st)
     run.store.write_state(st)
     run.store.clear_current()
     run.state = st
@@ -292,6 +426,7 @@ def recover(run: Run) -> list:
     fixed = run.store.repair()
     if fixed:
         notes.append(fixed)
+    notes += artifacts.recover(run.store.root)
     last = run.store.records(last=1)
     cur = run.store.read_current()
     if last and last[-1]["iter"] > run.state.get("iteration", -1):
@@ -335,6 +470,9 @@ def baseline(cwd: str) -> tuple:
         if run.state.get("iteration", -1) >= 0:
             raise UsageError("the baseline is already recorded (iteration 0); continue with `iterate`")
         _require_active(run, baseline_done=False)
+        changed = harness.verify(run.repo, run.store.root)
+        if changed:
+            raise UsageError(f"protected files changed since init: {_listing(changed)}; undo that or run init again")
         if gitops.tracked_changes(run.repo):
             raise UsageError("baseline measures the unmodified start commit, but tracked files have changes; "
                              "commit or undo them first")
@@ -347,34 +485,94 @@ def baseline(cwd: str) -> tuple:
             run.store.clear_current()
             raise UsageError(f"baseline failed on trial {bad['trial']}: {bad['detail']}; fix the benchmark "
                              f"(see `ratchet.py tail --iter 0`) and run `baseline` again")
+        extra = _baseline_checks(run, trials)
         avg = decision.mean(t["score"] for t in trials)
         v = decision.Verdict(decision.BASELINE, avg, None, f"baseline: mean of {len(trials)} trial(s)")
         cand = Candidate((), (), (), ())
-        rec = _record(0, v, trials, None, cur, cand)
+        rec = _record(0, v, trials, None, cur, cand, extra)
         rec["kept"], rec["sha"] = True, run.state["incumbent_sha"]
+        rec = artifacts.apply(run.store.root, run.repo, run.config, rec)
         run.store.append_record(rec)
         _commit_state(run, rec)
     return run, rec, notes
 
 
-def iterate(cwd: str, hypothesis: str, description: str = "", critic: Optional[dict] = None) -> tuple:
+def _baseline_checks(run: Run, trials: list) -> dict:
+    """The unmodified code must pass what every candidate must pass: the
+    harness stays as pinned, constraints hold, the guard passes. Otherwise
+    the run is misconfigured, and saying so now beats rejecting every change."""
+    cfg = run.config
+    problem = None
+    changed = harness.verify(run.repo, run.store.root)
+    if changed:
+        problem = (f"the benchmark itself changed protected files ({_listing(changed, 3)}); make it write "
+                   f"elsewhere or narrow --protect, then run init again")
+    why = None if problem else constraints.violation(trials, cfg.constraints, cfg.metric_name)
+    if why:
+        problem = f"the unmodified code fails {why}; fix the limit or the code, then run init again"
+    extra = {"metrics": pareto.averages(trials, [cfg.metric_name] + cfg.extra_names)}
+    if cfg.warnings:
+        extra["warnings"] = constraints.warnings(extra["metrics"], cfg.warnings)
+    if not problem and cfg.guard_command:
+        extra["guard"] = g = guard.run(cfg, run.repo, run.store, 0)
+        if g["status"] != "ok":
+            problem = (f"the guard fails on the unmodified code: {g['detail']} (see `ratchet.py tail --guard "
+                       f"--iter 0`); fix it and run `baseline` again")
+    if problem:
+        run.store.clear_current()
+        raise UsageError(problem)
+    return extra
+
+
+def _holdout_at_stop(run: Run) -> None:
+    """Once the run has stopped, evaluate the holdout (once per final commit)."""
+    cfg, st = run.config, run.state
+    if not (st.get("stop") and cfg.holdout_command and st.get("iteration", -1) >= 0):
+        return
+    done = holdout.load(run.store.root)
+    if done and (done.get("best") or {}).get("sha") == st.get("incumbent_sha"):
+        return
+    try:
+        run.holdout = holdout.run(cfg, run.repo, run.store.root, st)
+    except (RatchetError, OSError) as e:  # the run's record stands; say why there is no holdout
+        run.holdout = {"held": None, "summary": f"the holdout could not run: {e}"}
+
+
+def run_holdout(cwd: str) -> Run:
+    """`holdout`: evaluate the start and the final commit now."""
+    run = load(cwd)
+    if not run.config.holdout_command:
+        raise UsageError("this run has no holdout; give --holdout-command CMD to `init` to have one")
+    with Lock(run.store, "holdout"):
+        recover(run)
+        if run.state.get("iteration", -1) < 0:
+            raise UsageError("no baseline yet; run `ratchet.py baseline` first")
+        run.holdout = holdout.run(run.config, run.repo, run.store.root, run.state)
+    return run
+
+
+def iterate(cwd: str, hypothesis: str, description: str = "", critic: Optional[dict] = None,
+            arm: Optional[str] = None) -> tuple:
     """Measure the working tree as the agent left it, decide, commit or revert."""
     if not hypothesis.strip():
         raise UsageError("--hypothesis is required: one line saying what the change should improve and why")
     run = load(cwd)
+    learning.check_arm(run.config, arm)
     with Lock(run.store, "iterate"):
         notes = recover(run)
-        rec = step(run, hypothesis, description, critic, notes)
+        rec = step(run, hypothesis, description, critic, notes, arm=arm)
     return run, rec, notes
 
 
 def step(run: Run, hypothesis: str, description: str = "", critic: Optional[dict] = None,
-         notes: Optional[list] = None, agent: Optional[dict] = None, t0: Optional[float] = None) -> dict:
+         notes: Optional[list] = None, agent: Optional[dict] = None, t0: Optional[float] = None,
+         arm: Optional[str] = None) -> dict:
     """One `iterate` for a caller that holds the lock and has run `recover`.
 
     The headless loop calls it after its agent exits, passing the agent's
-    usage (`agent`, recorded as the record's `agent` field) and when the
-    iteration began (`t0`, so the record's `seconds` include the agent).
+    usage (`agent`, recorded as the record's `agent` field), when the
+    iteration began (`t0`, so the record's `seconds` include the agent) and
+    the bandit arm the prompt asked for (`arm`).
     """
     _require_active(run)
     it = run.state["iteration"] + 1
@@ -383,46 +581,78 @@ def step(run: Run, hypothesis: str, description: str = "", critic: Optional[dict
         notes.append(f"discarded {len(stale.get('trials', []))} unfinished trial(s) of iteration {stale['iter']}; measuring again")
     cur = {"iter": it, "phase": "measuring", "hypothesis": hypothesis.strip(), "description": description.strip(),
            "critic": critic, "started": now_iso(), "t0": t0 or time.time(), "trials": [], "agent": agent}
+    cur.update(arm=arm, similar=learning.similar(hypothesis, run.state))
     return _decide(run, cur, run_trials=True)
 
 
 def abandon(run: Run, kind: str, reason: str, cur: dict) -> dict:
     """Record iteration `cur["iter"]` as `kind` (agent-error, interrupted)
     without judging it: the trials run so far are kept, the candidate in the
-    tree is saved as the patch and undone. The caller holds the lock."""
-    return settle(run, cur, decision.Verdict(kind, None, None, reason), cur.get("trials") or [])
+    tree is saved as the patch and undone. A harness the agent changed makes
+    it `tampered` instead (the harness is restored). The caller holds the lock."""
+    cand = candidate(run)
+    v, extra = _integrity_verdict(run, cand)
+    if v is None or v.decision != decision.TAMPERED:
+        v, extra = decision.Verdict(kind, None, None, reason), {}
+    else:
+        v = dataclasses.replace(v, reason=f"{v.reason} ({reason.split(':', 1)[0]} as well)")
+    return settle(run, cur, v, cur.get("trials") or [], extra, cand)
 
 
 def check(run: Run) -> tuple:
-    """(Candidate, the scope verdict or None): the tree's change before trials."""
+    """(Candidate, verdict or None, record fields): the integrity checks of
+    the tree's change before trials (tampered, no change, out of scope)."""
     cand = candidate(run)
-    return cand, _scope_verdict(cand)
+    v, extra = _integrity_verdict(run, cand)
+    return cand, v, extra
 
 
-def settle(run: Run, cur: dict, v: decision.Verdict, trials: list, extra: Optional[dict] = None) -> dict:
+def measure(run: Run, it: int, first: int = 1) -> tuple:
+    """Trials of the candidate in the tree from trial number `first`, then the
+    integrity check after them and the judgement (constraints, metric(s),
+    guard): (verdict, record fields, trials). For callers that hold the lock
+    and buffer the iteration themselves (`loop --parallel`)."""
+    trials = []
+    while len(trials) < run.config.trials:
+        t = run_trial(run, it, first + len(trials))
+        trials.append(t)
+        if t["status"] != "ok":
+            break
+    v, extra = _after_batch(run, "while the candidate ran") or _judge(run, it, trials)
+    return v, extra, trials
+
+
+def settle(run: Run, cur: dict, v: decision.Verdict, trials: list, extra: Optional[dict] = None,
+           cand: Optional[Candidate] = None) -> dict:
     """Finish iteration `cur["iter"]` on a verdict reached by the caller (a
     parallel round, an abandoned iteration): a keep commits the candidate in
     the tree, anything else saves it as the patch and undoes it; `extra`
     fields join the record. The caller holds the lock."""
-    cand = candidate(run)
-    rec = {**_record(cur["iter"], v, trials, run.state.get("incumbent_score"), cur, cand), **(extra or {})}
-    return _finalize(run, rec, cand.to_dict())
+    cand = cand or candidate(run)
+    rec = _record(cur["iter"], v, trials, run.state.get("incumbent_score"), cur, cand, extra)
+    rec.update(arm=cur.get("arm"), similar=cur.get("similar"))
+    rec = _finalize(run, rec, cand.to_dict())
+    _holdout_at_stop(run)
+    return rec
 
 
 def _decide(run: Run, cur: dict, run_trials: bool) -> dict:
     cand = candidate(run)
     if cand.note:
         cur["note"] = cand.note
-    v = _scope_verdict(cand)
+    v, extra = _integrity_verdict(run, cand)
     trials = cur.get("trials", [])
     if v is None:
         if run_trials:
             cur["candidate"] = cand.to_dict()
             run.store.write_current(cur)
             trials = _measure(run, cur, run.config.trials)
-        v = decision.judge(trials, run.state["incumbent_score"], run.config)
-    rec = _record(cur["iter"], v, trials, run.state["incumbent_score"], cur, cand)
-    return _finalize(run, rec, cand.to_dict())
+        v, extra = _after_batch(run, "while the candidate ran") or _judge(run, cur["iter"], trials)
+    rec = _record(cur["iter"], v, trials, run.state["incumbent_score"], cur, cand, extra)
+    rec.update(arm=cur.get("arm"), similar=cur.get("similar"))
+    rec = _finalize(run, rec, cand.to_dict())
+    _holdout_at_stop(run)
+    return rec
 
 
 def run_one(cwd: str) -> tuple:
@@ -436,15 +666,20 @@ def run_one(cwd: str) -> tuple:
         if not cur or cur.get("iter") != it or cur.get("phase") != "measuring":
             cur = {"iter": it, "phase": "measuring", "started": now_iso(), "t0": time.time(), "trials": []}
         cand = candidate(run)
-        v = _scope_verdict(cand)
-        if v is not None:
-            rec = _finalize(run, _record(it, v, [], run.state["incumbent_score"], cur, cand), cand.to_dict())
-            return run, None, rec, notes
-        cur["candidate"] = cand.to_dict()
-        t = run_trial(run, it, len(cur["trials"]) + 1)
-        cur["trials"].append(t)
-        run.store.write_current(cur)
-    return run, t, None, notes
+        v, extra = _integrity_verdict(run, cand)
+        if v is None:
+            cur["candidate"] = cand.to_dict()
+            t = run_trial(run, it, len(cur["trials"]) + 1)
+            cur["trials"].append(t)
+            run.store.write_current(cur)
+            after = _after_batch(run, "while the candidate ran")
+            if after is None:
+                return run, t, None, notes
+            v, extra = after
+        rec = _record(it, v, cur["trials"], run.state["incumbent_score"], cur, cand, extra)
+        rec = _finalize(run, rec, cand.to_dict())
+        _holdout_at_stop(run)
+        return run, None, rec, notes
 
 
 def score(cwd: str, value: str, trial: Optional[int] = None) -> dict:
@@ -471,11 +706,13 @@ def score(cwd: str, value: str, trial: Optional[int] = None) -> dict:
         return cur["trials"][idx]
 
 
-def decide(cwd: str, hypothesis: str, description: str = "", critic: Optional[dict] = None) -> tuple:
+def decide(cwd: str, hypothesis: str, description: str = "", critic: Optional[dict] = None,
+           arm: Optional[str] = None) -> tuple:
     """`decide`: judge the buffered trials of this iteration."""
     if not hypothesis.strip():
         raise UsageError("--hypothesis is required")
     run = load(cwd)
+    learning.check_arm(run.config, arm)
     with Lock(run.store, "decide"):
         notes = recover(run)
         _require_active(run)
@@ -486,6 +723,7 @@ def decide(cwd: str, hypothesis: str, description: str = "", critic: Optional[di
         if failed is None and n < run.config.trials:
             raise UsageError(f"{n} of {run.config.trials} trials run; run `run-trial` again before deciding")
         cur.update(hypothesis=hypothesis.strip(), description=description.strip(), critic=critic)
+        cur.update(arm=arm, similar=learning.similar(hypothesis, run.state))
         rec = _decide(run, cur, run_trials=False)
     return run, rec, notes
 
@@ -504,10 +742,17 @@ def stop(cwd: str) -> tuple:
             notes.append(f"an unfinished change was saved to {os.path.relpath(patch, run.repo)} and undone")
         elif gitops.tracked_changes(run.repo):
             raise UsageError("tracked files have uncommitted changes; commit or stash them before `stop`")
+        changed = harness.verify(run.repo, run.store.root)
+        if changed:
+            lost = harness.restore(run.repo, run.store.root, changed)
+            notes.append(f"restored protected files changed since init: {_listing(changed)}"
+                         + (f"; could not restore {', '.join(lost[:3])}" if lost else ""))
         st = dict(run.state)
         st["stop"] = st.get("stop") or "stopped by user"
         run.store.write_state(st)
         run.state = st
+        learning.write_program(run, st)
+        _holdout_at_stop(run)
         cfg = run.config
         if cfg.original_branch and cfg.branch != cfg.original_branch and gitops.current_branch(run.repo) != cfg.original_branch:
             gitops.checkout(run.repo, cfg.original_branch)

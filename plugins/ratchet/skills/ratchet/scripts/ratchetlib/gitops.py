@@ -115,8 +115,9 @@ def untracked(repo: str) -> list:
     return sorted(c.path for c in status(repo) if c.untracked)
 
 
-def checkout_new_branch(repo: str, name: str) -> None:
-    git(repo, "checkout", "-q", "-b", name)
+def checkout_new_branch(repo: str, name: str, start: Optional[str] = None) -> None:
+    """Create branch `name` at `start` (default HEAD) and check it out."""
+    git(repo, "checkout", "-q", "-b", name, *([start] if start else []))
 
 
 def checkout(repo: str, name: str) -> None:

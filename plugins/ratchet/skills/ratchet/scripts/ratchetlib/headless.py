@@ -34,7 +34,7 @@ import time
 import uuid
 from typing import Optional
 
-from . import agent, budget, decision, engine, gitops, prompt, runner, views
+from . import agent, budget, decision, engine, gitops, learning, prompt, runner, unclean, views
 from .errors import UsageError
 from .store import Lock, Store, now_iso
 
@@ -84,13 +84,15 @@ class AgentCall:
     """One agent process for iteration `it` in `workdir`: the prompt is
     written, the process started; `collect` waits for it and reads it."""
 
-    def __init__(self, run, opts: Options, it: int, workdir: str, slot: Optional[tuple] = None):
+    def __init__(self, run, opts: Options, it: int, workdir: str, slot: Optional[tuple] = None,
+                 arm: Optional[str] = None):
         store = run.store
         k = slot[0] if slot else None
+        self.arm = arm
         self.prompt_file = store.agent_path(it, "prompt.md", k)
         self.out_file, self.err_file = store.agent_path(it, "out", k), store.agent_path(it, "err", k)
         with open(self.prompt_file, "w", encoding="utf-8") as f:  # regenerated on resume: no fsync needed
-            f.write(prompt.build(run, it, slot=slot))
+            f.write(prompt.build(run, it, slot=slot, arm=arm))
         cmd, on_stdin = agent.command(opts.agent_command, self.prompt_file)
         env = {"RATCHET_PROMPT_FILE": self.prompt_file, "RATCHET_ITERATION": str(it), "RATCHET_REPO": run.repo}
         if slot:
@@ -195,8 +197,8 @@ class Loop:
         run = self.run
         it = run.state["iteration"] + 1
         t0 = time.time()
-        call = AgentCall(run, self.opts, it, run.repo)
-        cur = self.begin(it, t0, [call.marker])
+        call = AgentCall(run, self.opts, it, run.repo, arm=learning.loop_arms(run)[0])
+        cur = self.begin(it, t0, [call.marker], {"arm": call.arm})
         timeout, wall_limited = self.agent_timeout()
         self.calls = [call.start()]
         tr, rep, info = call.collect(timeout)
@@ -209,13 +211,13 @@ class Loop:
         why = failure(tr, rep, timeout, info["log"])
         if why:
             return engine.abandon(run, decision.AGENT_ERROR, why, cur), None
-        return engine.step(run, rep.hypothesis, rep.description, agent=info, t0=t0), None
+        return engine.step(run, rep.hypothesis, rep.description, agent=info, t0=t0, arm=call.arm), None
 
     def resume_measuring(self, cur: dict) -> dict:
         """A killed loop (or `iterate`) left a candidate half-measured: measure it again."""
         self.out(f"loop: iteration {cur['iter']} was being measured when its command was killed; measuring it again")
         return engine.step(self.run, cur.get("hypothesis") or "(resumed candidate)", cur.get("description") or "",
-                           cur.get("critic"), agent=cur.get("agent"))
+                           cur.get("critic"), agent=cur.get("agent"), arm=cur.get("arm"))
 
     def go(self) -> tuple:
         """Iterate until a stop condition or a budget: (exit code, reason)."""
@@ -346,6 +348,7 @@ def main(cwd: str, given: dict, init_flags: Optional[dict] = None, out=None) -> 
     with Lock(run.store, "loop"):
         for n in engine.recover(run):
             out(f"recovered: {n}")
+        unclean.refuse_if_marked(run.store)  # before an agent spends anything on an iteration no trial could measure
         if not run.store.read_current():
             head = gitops.head_sha(run.repo)
             if head != run.state["incumbent_sha"] or gitops.tracked_changes(run.repo):

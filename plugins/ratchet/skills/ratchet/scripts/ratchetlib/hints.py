@@ -33,7 +33,7 @@ from .errors import UsageError
 RECENT = 10            # window for "keeps in window" and the resume document
 REVERTED_CAP = 20      # reverted hypotheses remembered for the similarity check
 HYPOTHESIS_CAP = 120   # characters of a hypothesis kept in memory
-FAILURES = ("crash", "timeout")
+FAILURES = ("crash", "timeout", "agent-error")  # agent-error: the headless loop's agent failed its step
 DEFAULT_PLATEAU_AFTER = 5
 DEFAULT_FAILURE_STREAK = 2
 MAX_HINTS = 4
@@ -170,6 +170,9 @@ def _failure_hint(memory, settings):
     if streak < settings["failure_streak"]:
         return None
     kind = memory.get("last_failure") or "crash"
+    if kind == "agent-error":
+        return (f"failure streak: {streak} failures in a row (last: agent-error, the agent itself failed); "
+                "check the agent's log in .ratchet/agents/ and its command, timeout and budget.")
     return (f"failure streak: {streak} crashes/timeouts in a row (last: {kind}); "
             "make the code run again before trying new ideas.")
 
@@ -183,10 +186,12 @@ def _win_hint(memory):
 
 
 def _avoid_hint(memory):
-    recent = [r["hypothesis"] for r in memory["reverted"][-3:]][::-1]
+    """The last three distinct reverted hypotheses, newest first (a retried
+    idea is named once)."""
+    recent = list(dict.fromkeys(clip(r["hypothesis"], 40) for r in memory["reverted"][::-1]))[:3]
     if not recent:
         return None
-    quoted = "; ".join(f"\"{clip(h, 40)}\"" for h in recent)
+    quoted = "; ".join(f"\"{h}\"" for h in recent)
     return f"recently reverted, do not repeat: {quoted}"
 
 

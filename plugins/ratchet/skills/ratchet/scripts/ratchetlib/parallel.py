@@ -26,13 +26,18 @@ import os
 import shutil
 import time
 
-from . import decision, engine, gitops
+from . import decision, engine, gitops, harness, learning
 from .errors import RatchetError
 from .headless import AgentCall, failure
 from .store import atomic_write
 
-_ORDER = {decision.REVERT: 0, decision.CRASH: 1, decision.TIMEOUT: 1, decision.INVALID: 2,
-          decision.NO_CHANGE: 3, decision.AGENT_ERROR: 4}
+_ORDER = {decision.REVERT: 0, decision.CONSTRAINT: 1, decision.GUARD_FAILED: 1, decision.CRASH: 2,
+          decision.TIMEOUT: 2, decision.TAMPERED: 3, decision.OUT_OF_SCOPE: 3, decision.NO_CHANGE: 4,
+          decision.AGENT_ERROR: 5}
+
+
+# Record fields of a proposal's judgement that the round's record carries (engine._judge, _integrity_verdict).
+_JUDGED = ("metrics", "warnings", "compare", "guard", "tampered", "unrestorable", "out_of_scope")
 
 
 def worktree(run, k: int, sha: str) -> str:
@@ -71,21 +76,12 @@ def _save_patch(run, it: int, k: int, patch: bytes):
     return os.path.relpath(path, run.store.root)
 
 
-def _measure(run, it: int, first: int, incumbent: float) -> tuple:
-    """Trials of the candidate in the main tree from trial number `first`: (verdict, trials)."""
-    trials = []
-    while len(trials) < run.config.trials:
-        t = engine.run_trial(run, it, first + len(trials))
-        trials.append(t)
-        if t["status"] != "ok":
-            break
-    return decision.judge(trials, incumbent, run.config), trials
-
-
-def _sub(k, rep, info, v, trials, changed, patch) -> dict:
+def _sub(k, rep, info, v, trials, changed, patch, extra=None, arm=None) -> dict:
+    """One proposal's sub-record; `extra` holds the judgement's record fields
+    (metrics, guard, tampered, ...), `arm` the bandit arm its prompt named."""
     return {"slot": k, "hypothesis": rep.hypothesis, "description": rep.description, "decision": v.decision,
             "avg": v.avg, "delta": v.delta, "trial_scores": [t.get("score") for t in trials], "trials": trials,
-            "reason": v.reason, "changed": changed, "patch": patch, "agent": info}
+            "reason": v.reason, "changed": changed, "patch": patch, "agent": info, "arm": arm, **(extra or {})}
 
 
 def run_round(loop) -> tuple:
@@ -93,9 +89,10 @@ def run_round(loop) -> tuple:
     run, opts = loop.run, loop.opts
     n = opts.parallel
     it = run.state["iteration"] + 1
-    sha, incumbent = run.state["incumbent_sha"], run.state["incumbent_score"]
+    sha = run.state["incumbent_sha"]
     t0 = time.time()
-    calls = [AgentCall(run, opts, it, worktree(run, k, sha), (k, n)) for k in range(1, n + 1)]
+    arms = learning.loop_arms(run, n)
+    calls = [AgentCall(run, opts, it, worktree(run, k, sha), (k, n), arms[k - 1]) for k in range(1, n + 1)]
     cur = loop.begin(it, t0, [c.marker for c in calls], {"parallel": n})
     timeout, wall_limited = loop.agent_timeout()
     deadline = time.monotonic() + timeout
@@ -110,36 +107,42 @@ def run_round(loop) -> tuple:
     if wall_limited and any(tr.timed_out for tr, _, _ in results):
         why = f"wall-clock budget reached ({opts.max_wall_seconds:g}s)"
         v = decision.Verdict(decision.INTERRUPTED, None, None, f"interrupted: {why} while the agents worked")
-        subs = [_sub(k, rep, info, v, [], [], rel) for k, ((_, rep, info), rel) in enumerate(zip(results, patches), 1)]
-        cur.update(hypothesis=subs[0]["hypothesis"], description=subs[0]["description"], agent=subs[0]["agent"])
+        subs = [_sub(k, rep, info, v, [], [], rel, arm=c.arm)
+                for k, ((_, rep, info), rel, c) in enumerate(zip(results, patches, calls), 1)]
+        cur.update(hypothesis=subs[0]["hypothesis"], description=subs[0]["description"], agent=subs[0]["agent"],
+                   arm=subs[0]["arm"])
         return engine.settle(run, cur, v, [], {"slot": 1, "alternatives": subs[1:], "patch": subs[0]["patch"]}), why
 
     subs, trial_no = [], 1
-    for k, ((tr, rep, info), rel) in enumerate(zip(results, patches), 1):
+    for k, ((tr, rep, info), rel, c) in enumerate(zip(results, patches, calls), 1):
         patch = b""
         if rel:
             with open(os.path.join(run.store.root, rel), "rb") as f:
                 patch = f.read()
         why = failure(tr, rep, timeout, info["log"])
         if why:
-            subs.append(_sub(k, rep, info, decision.Verdict(decision.AGENT_ERROR, None, None, why), [], [], rel))
+            subs.append(_sub(k, rep, info, decision.Verdict(decision.AGENT_ERROR, None, None, why), [], [], rel,
+                             arm=c.arm))
             continue
         if not rel:
             v = decision.Verdict(decision.NO_CHANGE, None, None, "no change: the proposal equals the incumbent")
-            subs.append(_sub(k, rep, info, v, [], [], None))
+            subs.append(_sub(k, rep, info, v, [], [], None, arm=c.arm))
             continue
         err = gitops.apply_patch(run.repo, patch)
         if err:
-            v = decision.Verdict(decision.INVALID, None, None, f"invalid: the proposal does not apply to the main tree ({err})")
-            subs.append(_sub(k, rep, info, v, [], [], rel))
+            v = decision.Verdict(decision.AGENT_ERROR, None, None,
+                                 f"agent-error: the proposal does not apply to the main tree ({err})")
+            subs.append(_sub(k, rep, info, v, [], [], rel, arm=c.arm))
             continue
-        cand, v = engine.check(run)
+        cand, v, extra = engine.check(run)
         trials = []
         if v is None:
-            v, trials = _measure(run, it, trial_no, incumbent)
+            v, extra, trials = engine.measure(run, it, trial_no)
             trial_no += len(trials)
         gitops.restore(run.repo, list(cand.tracked), list(cand.new))
-        subs.append(_sub(k, rep, info, v, trials, cand.paths, rel))
+        if v.decision == decision.TAMPERED:  # the next proposal is measured against the pinned harness
+            harness.restore(run.repo, run.store.root)
+        subs.append(_sub(k, rep, info, v, trials, cand.paths, rel, extra, c.arm))
 
     keeps = [s for s in subs if s["decision"] == decision.KEEP]
     best = None
@@ -160,8 +163,9 @@ def run_round(loop) -> tuple:
             s = {**s, "decision": decision.REVERT,
                  "reason": f"not kept: {s['reason']}, but proposal {best['slot']} measured better"}
         others.append(s)
-    cur.update(hypothesis=best["hypothesis"], description=best["description"], agent=best["agent"])
-    extra = {"slot": best["slot"], "alternatives": others}
+    cur.update(hypothesis=best["hypothesis"], description=best["description"], agent=best["agent"], arm=best["arm"])
+    extra = {"slot": best["slot"], "alternatives": others,
+             **{k: best[k] for k in _JUDGED if k in best}}
     v = decision.Verdict(best["decision"], best["avg"], best["delta"], best["reason"])
     if best["decision"] == decision.KEEP:
         with open(os.path.join(run.store.root, best["patch"]), "rb") as f:

@@ -6,8 +6,10 @@ carries the goal, the rules (integrity.md and the run's instructions), the
 editable and protected paths, what has been kept so far (the incumbent's
 diff against the start, editable paths only), the last few iterations, and
 `.ratchet/program.md` when it exists (the resume document with hints,
-escalation and the bandit's arm). Every part is capped, so the prompt costs
-the same at iteration 5 and at iteration 5,000.
+escalation and the bandit's arm), and, with `--strategy bandit`, the arm
+this agent is to use (the loop credits the arm with the result). Every
+part is capped, so the prompt costs the same at iteration 5 and at
+iteration 5,000.
 
 `render` is pure (strings and dicts in, text out); `build` gathers its inputs
 from the run. Callers add sections with `extra=[(title, text), ...]`.
@@ -22,7 +24,7 @@ from . import decision, gitops, paths
 INTEGRITY_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                               "instructions", "integrity.md")
 MAX_DIFF_BYTES = 6000
-MAX_INTEGRITY_BYTES = 4000
+MAX_INTEGRITY_BYTES = 6000  # integrity.md whole (about 4.6 KB since the integrity work added examples)
 MAX_PROGRAM_BYTES = 3500
 MAX_EXTRA_BYTES = 2000
 RECENT = 8
@@ -102,7 +104,14 @@ def render(config, state: dict, iteration: int, *, integrity: str, diff: str, re
         "", "## Paths",
         f"- editable: {_paths(list(cfg.editable), 'every path that is not protected')}",
         f"- protected (never edit, create, delete or rename): {_paths(list(cfg.protect), 'none')}",
-        "A change to a protected path or outside the editable paths is rejected as `invalid`.",
+    ]
+    auto = list(getattr(cfg, "auto_protected", ()) or ())
+    if auto:
+        lines += [f"  (of these, {_paths(auto, '')} are protected because the run, guard or holdout command names them)"]
+    lines += [
+        "A change to a protected path is `tampered` (the harness is restored from its pinned copy); a change "
+        "outside the editable paths is `out-of-scope`; both are reverted. Hard constraints and the guard "
+        "command (when the run has them) must pass too, or the change is reverted.",
         "", "## Rules (integrity)",
         _cap(integrity, MAX_INTEGRITY_BYTES, "integrity rules"),
     ]
@@ -175,8 +184,13 @@ def integrity_rules(text: str) -> str:
     return "\n".join(out).strip()
 
 
-def build(run, iteration: int, slot: Optional[tuple] = None, extra=()) -> str:
-    """The prompt for `iteration` of `run`, from the run's files and git."""
+def build(run, iteration: int, slot: Optional[tuple] = None, extra=(), arm: Optional[str] = None) -> str:
+    """The prompt for `iteration` of `run`, from the run's files and git;
+    `arm` is the bandit arm this agent is asked to use (learning.loop_arms)."""
+    if arm:
+        from . import learning
+        extra = [("Strategy for this iteration", learning.arm_text(run, arm)
+                  + " This overrides the arm program.md suggests.")] + list(extra)
     return render(run.config, run.state, iteration,
                   integrity=integrity_rules(_read(INTEGRITY_FILE, MAX_INTEGRITY_BYTES)),
                   diff=incumbent_diff(run),

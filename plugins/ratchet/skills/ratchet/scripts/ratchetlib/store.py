@@ -192,7 +192,7 @@ class Store:
         dest = self.path("runs", run_id)
         os.makedirs(dest, exist_ok=False)
         for name in os.listdir(self.root):
-            if name in ("runs", "lock"):
+            if name in ("runs", "lock", "UNCLEAN"):  # UNCLEAN guards the machine, not one run
                 continue
             shutil.move(self.path(name), os.path.join(dest, name))
         return run_id

@@ -66,7 +66,7 @@ class DemoTest(unittest.TestCase):
     def test_demo_runs_every_outcome(self):
         p = subprocess.run([sys.executable, RATCHET, "demo"], capture_output=True, text=True, timeout=120)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        for word in ("iter 1: KEEP", "iter 2: REVERT", "iter 3: CRASH", "iter 4: INVALID", "NameError",
+        for word in ("iter 1: KEEP", "iter 2: REVERT", "iter 3: CRASH", "iter 4: TAMPERED", "NameError",
                      "untouched untracked file notes.txt", "demo finished"):
             self.assertIn(word, p.stdout)
 

@@ -47,7 +47,7 @@ class BuildTest(unittest.TestCase):
         self.bad("--threshold", threshold=float("nan"))
         self.bad("--min-improvement", min_improvement="abc")
         self.bad("--min-improvement", min_improvement="-1%")
-        self.bad("outside the repository", report_source="../r.txt")
+        self.bad("leaves the repository", report_source="../r.txt")
         self.bad("outside the repository", report_source="/etc/passwd")
         self.bad("capture group", metric_pattern="[0-9]+")
         self.bad("not a valid regular expression", metric_pattern="(")

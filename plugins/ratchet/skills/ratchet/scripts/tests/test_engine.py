@@ -116,12 +116,12 @@ class LoopTest(RepoTest):
         self.set_value(11.1)
         self.assertIn("KEEP", self.run_ok("iterate", "--hypothesis", "over margin"))
 
-    def test_protected_and_out_of_scope_edits_are_invalid(self):
+    def test_protected_edit_is_tampered_and_out_of_scope_edit_is_out_of_scope(self):
         self.start("--editable", "value.txt")
         write(self.repo, "bench.py", BENCH + "print('score: 999')\n")
         out = self.run_ok("iterate", "--hypothesis", "cheat")
-        self.assertIn("INVALID", out)
-        self.assertIn("protected", out)
+        self.assertIn("TAMPERED", out)
+        self.assertIn("bench.py (edited)", out)
         self.assertEqual(read(self.repo, "bench.py"), BENCH)
         write(self.repo, "README", "x")
         git(self.repo, "add", "README")
@@ -130,7 +130,8 @@ class LoopTest(RepoTest):
         self.assertIn("outside the editable scope", out)
         self.assertFalse(os.path.exists(os.path.join(self.repo, "stray.txt")))
         self.assertFalse(os.path.exists(os.path.join(self.repo, "README")))
-        self.assertEqual([r["decision"] for r in self.records()], ["baseline", "invalid", "invalid"])
+        self.assertEqual([r["decision"] for r in self.records()], ["baseline", "tampered", "out-of-scope"])
+        self.assertEqual(self.records()[-1]["out_of_scope"], ["README", "stray.txt"])
 
     def test_no_change(self):
         self.start()
@@ -278,7 +279,7 @@ class ReportFileTest(RepoTest):
         self.assertIn("did not write out/report.txt", self.records()[-1]["reason"])
 
     def test_report_path_outside_repo_rejected(self):
-        self.assertIn("outside the repository", self.run_fail(*INIT[:-4], "--report-source", "../x.txt"))
+        self.assertIn("leaves the repository", self.run_fail(*INIT[:-4], "--report-source", "../x.txt"))
 
 
 class RecoveryTest(RepoTest):

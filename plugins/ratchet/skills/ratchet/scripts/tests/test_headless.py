@@ -90,6 +90,10 @@ class BasicLoopTest(LoopTest):
         self.assertIn("Maximize `score`", p1)
         self.assertIn("`bench.py`", p1)
         self.assertIn("Forbidden moves", p1)
+        self.assertIn("## Examples", p1)
+        self.assertNotIn("integrity rules cut", p1)
+        self.assertIn("is `tampered`", p1)
+        self.assertIn("`out-of-scope`", p1)
         self.assertIn("Nothing kept yet", p1)
         self.assertIn("HYPOTHESIS:", p1)
         self.assertIn("+12", p3)
@@ -100,6 +104,33 @@ class BasicLoopTest(LoopTest):
         status = self.run_ok("status")
         self.assertIn("agent: 3 call(s)", status)
         self.assertLessEqual(len(status.splitlines()), 10)
+
+    def test_a_failing_agent_that_edited_the_harness_is_tampered_and_the_harness_restored(self):
+        self.start("--iterations", "1")
+        agent = self.plan({1: {"write": {"bench.py": "print('score: 99')\n", "value.txt": "30\n"}, "exit": 1}})
+        self.loop("--agent-command", agent)
+        rec = self.records()[-1]
+        self.assertEqual(rec["decision"], "tampered")
+        self.assertEqual(rec["tampered"], {"bench.py": "edited"})
+        self.assertIn("agent-error as well", rec["reason"])
+        self.assertEqual(read(self.repo, "bench.py"), git(self.repo, "show", "HEAD:bench.py"))
+        self.assertEqual(git(self.repo, "status", "--porcelain"), "")
+        self.assertNotIn("bench.py", read(self.repo, ".ratchet/" + rec["patch"]))
+
+    def test_bandit_arm_named_in_the_prompt_and_credited(self):
+        self.start("--iterations", "2", "--strategy", "bandit", "--arms", "algo,micro")
+        agent = self.plan({1: {"write": {"value.txt": "12\n"}, "prompt_copy": self.tmp_path("p1")},
+                           2: {"exit": 1, "prompt_copy": self.tmp_path("p2")}})
+        self.loop("--agent-command", agent)
+        recs = self.records()
+        self.assertEqual([(r["decision"], r.get("arm")) for r in recs[1:]], [("keep", "algo"), ("agent-error", "micro")])
+        self.assertIn("Use the `algo` strategy", read(self.tmp, "p1"))
+        self.assertIn("Use the `micro` strategy", read(self.tmp, "p2"))
+        band = json.loads(read(self.repo, ".ratchet/bandit.json"))
+        self.assertEqual((band["stats"]["algo"]["keeps"], band["stats"]["micro"]["n"], band["stats"]["micro"]["reward"]),
+                         (1, 1, 0.0))
+        mem = self.state()["memory"]
+        self.assertEqual((mem["failure_streak"], mem["last_failure"]), (1, "agent-error"))
 
     def test_prompt_file_placeholder_instead_of_stdin(self):
         self.start("--iterations", "1")
@@ -115,7 +146,7 @@ class BasicLoopTest(LoopTest):
                            3: {"write": {"value.txt": "14\n"}, "commit": "agent's own commit"}})
         self.loop("--agent-command", agent)
         recs = self.records()
-        self.assertEqual([r["decision"] for r in recs[1:]], ["no-change", "invalid", "keep"])
+        self.assertEqual([r["decision"] for r in recs[1:]], ["no-change", "tampered", "keep"])
         self.assertEqual(recs[1]["hypothesis"], "nothing worth trying")
         self.assertIn("protected", recs[2]["reason"])
         self.assertEqual(read(self.repo, "bench.py"), git(self.repo, "show", "HEAD:bench.py"))
@@ -239,6 +270,14 @@ class BudgetTest(LoopTest):
         self.set_value(12)
         self.assertIn("not the incumbent", self.run_fail("loop", "--agent-command", "true"))
 
+    def test_an_unclean_machine_stops_the_loop_before_any_agent_runs(self):
+        self.start()
+        write(self.repo, ".ratchet/UNCLEAN", json.dumps({"format": 1, "marker": "x", "processes": [{"pid": 1}]}))
+        agent = self.plan({"default": {"mark": self.tmp_path("ran")}})
+        self.assertIn("ratchet.py clean", self.run_fail("loop", "--agent-command", agent))
+        self.assertFalse(os.path.exists(self.tmp_path("ran")))
+        self.assertEqual(len(self.records()), 1)
+
     def test_loop_without_a_run_needs_the_init_flags(self):
         self.assertIn("give `loop` the init flags", self.run_fail("loop", "--agent-command", "true"))
         self.assertFalse(os.path.exists(os.path.join(self.repo, ".ratchet")))
@@ -250,10 +289,25 @@ class CancelCommandTest(LoopTest):
     def init_remote(self, seconds, score, *extra):
         jobs = self.tmp_path("jobs")
         os.makedirs(jobs)
+        daemon = subprocess.Popen([PY, SCHED, "serve", jobs], stdin=subprocess.DEVNULL)
+        self.addCleanup(daemon.wait)
+        self.addCleanup(daemon.kill)
+        self.addCleanup(self.kill_jobs, jobs)
         sched = f"{shlex.quote(PY)} {shlex.quote(SCHED)}"
         self.run_ok("init", "--run-command", f"{sched} submit {shlex.quote(jobs)} {seconds} {score}",
                     "--direction", "max", "--metric-name", "score", "--report-source", "stdout", *extra)
         return jobs, sched
+
+    def kill_jobs(self, jobs):
+        for p in self.job_pids(jobs):
+            if alive(p):
+                os.kill(p, signal.SIGKILL)
+
+    def subprocess_fail(self, *argv):
+        """The verb in a `ratchet.py` process of its own, which the scheduler daemon is not part of."""
+        r = subprocess.run([PY, RATCHET, "-C", self.repo, *argv], capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r.stdout + r.stderr
 
     def job_pids(self, jobs):
         return [json.loads(read(jobs, n))["pid"] for n in os.listdir(jobs) if n.endswith(".job")]
@@ -262,7 +316,7 @@ class CancelCommandTest(LoopTest):
         sched = f"{shlex.quote(PY)} {shlex.quote(SCHED)}"
         jobs, _ = self.init_remote(60, 5, "--trial-timeout-seconds", "1",
                                    "--cancel-command", f"{sched} cancel {shlex.quote(self.tmp_path('jobs'))}")
-        self.assertIn("timed out", self.run_fail("baseline"))
+        self.assertIn("timed out", self.subprocess_fail("baseline"))
         cancelled = [n for n in os.listdir(jobs) if n.endswith(".cancelled")]
         self.assertEqual(len(cancelled), 1)
         self.assertTrue(read(jobs, cancelled[0]).endswith("iter-0000-trial-01.out"))
@@ -270,11 +324,9 @@ class CancelCommandTest(LoopTest):
 
     def test_without_a_cancel_command_the_remote_job_is_orphaned(self):
         jobs, _ = self.init_remote(60, 5, "--trial-timeout-seconds", "1")
-        self.run_fail("baseline")
+        self.subprocess_fail("baseline")
         pids = self.job_pids(jobs)
         self.assertEqual(len([p for p in pids if alive(p)]), 1, "the control case: the worker outlives the trial")
-        for p in pids:
-            os.kill(p, signal.SIGKILL)
 
     def test_a_finished_remote_trial_is_not_cancelled(self):
         jobs, sched = self.init_remote(0, 7, "--cancel-command", f"{shlex.quote(PY)} {shlex.quote(SCHED)} cancel "
@@ -397,7 +449,8 @@ class ParallelTest(LoopTest):
         self.assertEqual(r1["description"], "edit 1 (slot 2)")
         # round 2: a protected edit and a regression; the measured one is the record
         self.assertEqual((r2["decision"], r2["slot"], r2["avg"]), ("revert", 2, 9.0))
-        self.assertEqual(r2["alternatives"][0]["decision"], "invalid")
+        self.assertEqual(r2["alternatives"][0]["decision"], "tampered")
+        self.assertEqual(r2["alternatives"][0]["tampered"], {"bench.py": "edited"})
         self.assertIn("+9", read(self.repo, ".ratchet/" + r2["patch"]))
         self.assertEqual(self.state()["agent"]["calls"], 4)
         self.assertFalse(os.path.exists(os.path.join(self.repo, ".ratchet", "worktrees")))

@@ -118,6 +118,12 @@ class HintsTest(unittest.TestCase):
         avoid = [h for h in hints.hints(mem, CONFIG, {}) if h.startswith("recently reverted")]
         self.assertEqual(avoid, ['recently reverted, do not repeat: "idea 5"; "idea 4"; "idea 3"'])
 
+    def test_a_retried_reverted_idea_is_named_once(self):
+        mem = fold([record(1, "revert", "idea a", -1.0), record(2, "revert", "idea b", -1.0),
+                    record(3, "revert", "idea a", -1.0)])
+        avoid = [h for h in hints.hints(mem, CONFIG, {}) if h.startswith("recently reverted")]
+        self.assertEqual(avoid, ['recently reverted, do not repeat: "idea a"; "idea b"'])
+
     def test_at_most_four_one_line_hints_most_urgent_first(self):
         config = {"direction": "max", "hints": {"plateau_after": 2}}
         mem = fold([record(1, "keep", "win", 5.0), record(2, "revert", "loss\nwith newline", -1.0),

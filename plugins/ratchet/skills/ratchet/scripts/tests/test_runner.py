@@ -12,6 +12,11 @@ from ratchetlib import runner
 PY = sys.executable
 
 
+def slurp(path):
+    with open(path) as f:
+        return f.read()
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -36,17 +41,17 @@ class RunTest(unittest.TestCase):
     def test_streams_to_files_and_reports_exit_code(self):
         r = self.run_cmd(f"{PY} -c \"import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)\"")
         self.assertEqual((r.exit_code, r.timed_out), (3, False))
-        self.assertEqual(open(self.out).read(), "out\n")
-        self.assertEqual(open(self.err).read(), "err\n")
+        self.assertEqual(slurp(self.out), "out\n")
+        self.assertEqual(slurp(self.err), "err\n")
 
     def test_stdin_is_closed(self):
         r = self.run_cmd(f"{PY} -c \"import sys; print(repr(sys.stdin.read()))\"")
         self.assertEqual(r.exit_code, 0)
-        self.assertEqual(open(self.out).read(), "''\n")
+        self.assertEqual(slurp(self.out), "''\n")
 
     def test_marker_is_in_the_environment(self):
         self.run_cmd(f"{PY} -c \"import os; print(os.environ['{runner.MARKER}'])\"")
-        self.assertEqual(len(open(self.out).read().strip()), 32)
+        self.assertEqual(len(slurp(self.out).strip()), 32)
 
     @unittest.skipUnless(os.path.isdir("/proc"), "needs /proc (Linux)")
     def test_timeout_kills_children_grandchildren_and_setsid_escapees(self):
@@ -71,10 +76,10 @@ time.sleep(300)
         self.assertTrue(r.timed_out)
         self.assertIsNone(r.exit_code)
         self.assertLess(time.monotonic() - t0, 10)
-        victims = [int(p) for p in open(pids).read().split()] + [int(open(pids + ".daemon").read())]
+        victims = [int(p) for p in slurp(pids).split()] + [int(slurp(pids + ".daemon"))]
         time.sleep(0.1)
         self.assertEqual([p for p in victims if alive(p)], [])
-        self.assertEqual(r.survivors, 0)
+        self.assertEqual(r.survivors, ())
 
     @unittest.skipUnless(os.path.isdir("/proc"), "needs /proc (Linux)")
     def test_background_leftovers_of_a_finished_trial_are_killed(self):
@@ -82,7 +87,7 @@ time.sleep(300)
         r = self.run_cmd(f"(setsid sleep 300 & echo $! > {pidfile}); echo done")
         self.assertEqual(r.exit_code, 0)
         time.sleep(0.1)
-        self.assertFalse(alive(int(open(pidfile).read())))
+        self.assertFalse(alive(int(slurp(pidfile))))
 
 
     def test_stdin_file_and_stderr_joined_to_stdout(self):
@@ -108,6 +113,32 @@ time.sleep(300)
         r = runner.run("true", self.dir, self.out, self.err, 5, cancel_command="touch cancelled")
         self.assertIsNone(r.cancel)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "cancelled")))
+
+    def test_a_child_gets_the_same_tree_hygiene_as_a_trial(self):
+        # a double-forked grandchild that left the session and dropped the marker: only the subreaper finds it
+        pidfile = os.path.join(self.dir, "orphan")
+        c = runner.Child(f"(env -u {runner.MARKER} setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' &) ; "
+                         f"while [ ! -s {pidfile} ]; do sleep 0.01; done", self.dir, self.out)
+        r = c.finish(10)
+        self.assertEqual((r.exit_code, r.survivors), (0, ()))
+        self.assertFalse(alive(int(slurp(pidfile))))
+
+    def test_ending_one_child_leaves_another_childs_orphans_alone(self):
+        mark = os.path.join(self.dir, "b-orphan")
+        a = runner.Child("sleep 300", self.dir, os.path.join(self.dir, "a.out"))
+        b = runner.Child(f"(env -u {runner.MARKER} sh -c 'echo $$ > {mark}; exec sleep 300' &) ; sleep 300",
+                         self.dir, os.path.join(self.dir, "b.out"))
+        try:
+            end = time.monotonic() + 10
+            while not (os.path.exists(mark) and slurp(mark).strip()) and time.monotonic() < end:
+                time.sleep(0.01)
+            orphan = int(slurp(mark))
+            a.kill()
+            self.assertTrue(alive(orphan), "A's kill took B's re-parented, unmarked worker")
+        finally:
+            a.kill()
+            b.kill()
+        self.assertFalse(alive(orphan))
 
 
 if __name__ == "__main__":

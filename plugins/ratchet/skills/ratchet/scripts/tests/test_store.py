@@ -21,7 +21,7 @@ class StoreTest(unittest.TestCase):
         p = self.s.path("x.json")
         store.write_json(p, {"a": 1})
         store.write_json(p, {"a": 2})
-        self.assertEqual(json.load(open(p))["a"], 2)
+        self.assertEqual(store.read_json(p, "x")["a"], 2)
         self.assertEqual([n for n in os.listdir(self.s.root) if n.startswith(".tmp")], [])
 
     def test_records_ignore_torn_line_and_repair_cuts_it(self):

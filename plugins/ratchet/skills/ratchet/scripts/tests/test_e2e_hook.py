@@ -1,0 +1,100 @@
+"""End to end: the plugin's PreToolUse hook in the real Claude Code client.
+
+A ratchet run is active in a scratch repository (`init` named bench.py in its
+run command, so bench.py is auto-protected). The scripted fake model (see
+test_e2e_claude.py for the setup: loopback model, scratch HOME, no network)
+reads and tries to Edit bench.py, then reads and Edits the editable sol.py.
+The hook must deny the first edit (bench.py unchanged, the model gets the
+reason as an error tool_result) and let the second through.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+from . import fake_anthropic as fa
+from .test_e2e_claude import (BENCH, CLAUDE_TIMEOUT_SECONDS, PLUGIN_DIR, SOL_AFTER, SOL_BEFORE, client_env,
+                              find_claude, make_repo)
+from .util import cli
+
+
+class HookUser:
+    """The fake model: Read+Edit the protected bench.py, then Read+Edit sol.py."""
+
+    def __init__(self, repo):
+        self.repo = repo
+        self.results = []
+
+    def _note(self, body, step):
+        results = fa.tool_results(body)
+        if results:
+            self.results.append({"after": step, "is_error": bool(results[-1].get("is_error")),
+                                 "text": fa.last_tool_result_text(body)})
+
+    def script(self):
+        bench, sol = os.path.join(self.repo, "bench.py"), os.path.join(self.repo, "sol.py")
+        return [
+            lambda body: fa.tool_use("Read", {"file_path": bench}),
+            lambda body: (self._note(body, "read bench"),
+                          fa.tool_use("Edit", {"file_path": bench, "old_string": "sol.score()",
+                                               "new_string": "sol.score() * 100"}))[1],
+            lambda body: (self._note(body, "edit bench"), fa.tool_use("Read", {"file_path": sol}))[1],
+            lambda body: (self._note(body, "read sol"),
+                          fa.tool_use("Edit", {"file_path": sol, "old_string": "return 10",
+                                               "new_string": "return 20"}))[1],
+            lambda body: (self._note(body, "edit sol"), "Done: the benchmark is protected, sol.py is edited.")[1],
+        ]
+
+
+class HookEndToEnd(unittest.TestCase):
+    def setUp(self):
+        self.claude = find_claude()
+        if self.claude is None:
+            if os.environ.get("CI") == "true" and os.environ.get("RATCHET_E2E") != "0":
+                self.fail("CI=true but no claude binary: set RATCHET_CLAUDE_BIN or run bash .ci/run")
+            self.skipTest("claude not found (set RATCHET_CLAUDE_BIN, run bash .ci/run, or put claude on PATH)")
+        self.scratch = tempfile.mkdtemp(prefix="ratchet-e2e-hook-")
+        self.addCleanup(shutil.rmtree, self.scratch, True)
+
+    def test_protected_edit_is_denied_and_editable_edit_goes_through(self):
+        repo = os.path.join(self.scratch, "repo")
+        make_repo(repo)
+        code, out, err = cli("init", "--run-command", "python3 bench.py", "--direction", "max",
+                             "--metric-name", "score", "--report-source", "stdout", cwd=repo)
+        self.assertEqual(code, 0, err)
+        self.assertIn("auto-protected because a command names them: bench.py", out)
+        user = HookUser(repo)
+        with fa.FakeAnthropic(user.script()) as fake:
+            cmd = [self.claude, "-p", "Improve the score.", "--plugin-dir", PLUGIN_DIR,
+                   "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions"]
+            proc = subprocess.run(cmd, cwd=repo, env=client_env(fake.base_url, self.scratch),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, timeout=CLAUDE_TIMEOUT_SECONDS)
+        context = "\n".join(["exit code: %s" % proc.returncode,
+                             "tool results: %s" % json.dumps(user.results, indent=1),
+                             "fake errors: %s, turns used: %d" % (fake.errors, fake.turns_used()),
+                             "stderr tail: %s" % proc.stderr[-2000:], "stdout tail: %s" % proc.stdout[-3000:]])
+        self.assertEqual(fake.errors, [], context)
+        self.assertEqual(proc.returncode, 0, context)
+        self.assertFalse(fake.exhausted, context)
+        self.assertEqual([r["after"] for r in user.results], ["read bench", "edit bench", "read sol", "edit sol"],
+                         context)
+        denied = user.results[1]
+        self.assertTrue(denied["is_error"], context)
+        self.assertIn("PreToolUse:Edit hook", denied["text"], context)
+        self.assertIn("bench.py is part of the evaluation harness of the active ratchet run", denied["text"], context)
+        self.assertFalse(user.results[3]["is_error"], context)
+        with open(os.path.join(repo, "bench.py")) as f:
+            self.assertEqual(f.read(), BENCH)
+        with open(os.path.join(repo, "sol.py")) as f:
+            self.assertEqual(f.read(), SOL_AFTER)
+        self.assertNotEqual(SOL_BEFORE, SOL_AFTER)
+        print("\ne2e hook: denial reached the model as: %s" % denied["text"][:120], file=sys.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
