@@ -9,7 +9,9 @@ stdout is empty (allow) or one PreToolUse JSON with permissionDecision
 Deny only when the target path is inside a folder holding an active ratchet
 run (`.ratchet/config.json` and `.ratchet/state.json` both readable, state
 `stop` null) and matches that run's protected pathspecs, by the CLI's own
-rules (ratchetlib/paths.py). Both the path as given and its resolved form
+rules (ratchetlib/paths.py); a path in one of `loop --parallel`'s slot
+worktrees (`.ratchet/worktrees/slot-K/`) is checked as the same path in the
+repository. Both the path as given and its resolved form
 (symlinks followed) are checked. Anything else is allowed, and so is every
 doubt: no run, a stopped run, a path outside the repository, a missing or
 unreadable state file, an event this script does not understand. The CLI's
@@ -25,6 +27,7 @@ import os
 import sys
 
 TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
+WORKTREES = ".ratchet/worktrees/"
 SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "skills", "ratchet", "scripts")
 
 
@@ -78,6 +81,10 @@ def decide(event):
             rel = os.path.relpath(candidate, root).replace(os.sep, "/")
             if rel == "." or rel.startswith("../"):
                 continue
+            if rel.startswith(WORKTREES):  # `loop --parallel`: a slot's worktree is a copy of the repository
+                rel = rel.split("/", 3)[3] if rel.count("/") >= 3 else "."
+                if rel == ".":
+                    continue
             protect = cfg.get("protect")
             for spec in protect if isinstance(protect, list) else ():
                 if isinstance(spec, str) and paths.matches(rel, spec):

@@ -8,8 +8,10 @@ This file only parses flags and prints; the work is in ratchetlib/:
   metrics  read the number from a report    decision keep/revert, stop conditions
   store    .ratchet/ files (FORMATS.md)     gitops   every git call
   engine   the verbs' workflows             views    the short texts printed
+  headless `loop`: a fresh agent per iteration (prompt, agent, budget, parallel)
 Exit codes: 0 ok, 2 usage or configuration error (nothing changed),
-1 unexpected runtime failure (state left consistent), 130/143 interrupted.
+1 unexpected runtime failure (state left consistent), 130/143 interrupted;
+`loop` also exits 3 when one of its budgets ran out (the run can go on).
 """
 
 import sys
@@ -75,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--min-improvement", default="0", help="margin to keep: absolute (0.5) or relative (2%%)")
     sp.add_argument("--max-consecutive-crashes", type=_int, default=3)
     sp.add_argument("--trial-timeout-seconds", type=_float)
+    sp.add_argument("--cancel-command", help="run when a trial times out or is interrupted, with RATCHET_TRIAL_ID set "
+                                             "(cancels a remote job: scancel, ray job stop, sky cancel)")
     sp.add_argument("--critic", action="store_true", help="critic mode: two proposers and a critic per iteration")
     sp.add_argument("--strategy", choices=("bandit",), help="bandit: suggest a strategy arm each iteration (UCB1)")
     sp.add_argument("--arms", metavar="A,B,C", help="the bandit's arms (default: " + ",".join(DEFAULT_ARMS) + ")")
@@ -141,6 +145,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp = verb("score", "record the metric you read from the last trial's report")
     sp.add_argument("value")
     sp.add_argument("--trial", type=_int)
+    sp = verb("loop", "headless: run a fresh agent per iteration until the run stops or a budget runs out")
+    sp.add_argument("--agent-command", help="shell command for one agent step; the prompt is its stdin, or the file "
+                                            "named by {prompt_file} in it (saved for later `loop` calls)")
+    sp.add_argument("--agent-timeout-seconds", type=_float, help="per agent call (default 1800)")
+    sp.add_argument("--max-wall-seconds", type=_float, help="this loop's wall-clock budget")
+    sp.add_argument("--max-agent-cost-usd", type=_float, help="the run's agent cost budget (agents that report it)")
+    sp.add_argument("--max-agent-tokens", type=_int, help="the run's agent token budget (agents that report it)")
+    sp.add_argument("--parallel", type=_int, help="N agents propose at once, each in its own git worktree")
+    _copy_init_flags(init_parser, sp)
+    sp.epilog = ("Every `init` flag is accepted too: when the repository has no run, `loop` starts one with them "
+                 "(init, then baseline); an existing run is continued. Exit 0: the run is over; 3: a budget ran out.")
+
     sp = verb("detect", "inspect the project: commands, tracker files, metrics, and a proposed init")
     sp.add_argument("--json", action="store_true")
     sp = verb("clean", "after a trial's processes survived the kill: kill them again, check, unblock trials")
@@ -154,6 +170,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp = verb("demo", "run the whole loop on a built-in example, no LLM needed")
     sp.add_argument("--keep", action="store_true", help="keep the demo repository and print its path")
     return p
+
+
+LOOP_FLAGS = ("agent_command", "agent_timeout_seconds", "max_wall_seconds", "max_agent_cost_usd",
+              "max_agent_tokens", "parallel")
+
+
+def _copy_init_flags(src, dst) -> None:
+    """Give `loop` every `init` flag (none required), so one command line can
+    start a run and loop on it; a flag added to `init` is a `loop` flag too."""
+    for action in src._actions:
+        if not action.option_strings or action.dest in ("help", "cwd", "json"):
+            continue
+        kw = {"dest": "init_" + action.dest, "default": action.default, "help": argparse.SUPPRESS}
+        if action.nargs == 0:
+            kw["action"] = "store_true"
+        elif isinstance(action, argparse._AppendAction):
+            kw.update(action="append", type=action.type, metavar=action.metavar)
+        else:
+            kw.update(type=action.type, choices=action.choices, nargs=action.nargs, metavar=action.metavar)
+        dst.add_argument(*action.option_strings, **kw)
 
 
 def _as_overrides(init_parser, sp) -> None:
@@ -222,7 +258,7 @@ def cmd_status(a):
     data = {"run_id": run.config.run_id, "iteration": st.get("iteration"), "best": st.get("best"),
             "baseline": st.get("baseline"), "stop": st.get("stop"), "state": st,
             "config": run.config.to_dict(), "recent": recent, "pareto": st.get("pareto"),
-            "holdout": views.holdout_view(run)}
+            "holdout": views.holdout_view(run), "loop": run.store.read_loop()}
     snap = learning.snapshot(run)
     data.update(hints=snap["hints"], escalation=snap["escalation"], arm=snap["arm"], ideas=snap["ideas"],
                 open_ideas=snap["open_ideas"], critic=snap["critic"])
@@ -276,7 +312,8 @@ def cmd_tail(a):
         it = cur["iter"] if cur and cur.get("trials") else (last[-1]["iter"] if last else 0)
     rec = next((r for r in store.records(last=50) if r["iter"] == it), None)
     trials = (rec or {}).get("trials") or []
-    k = a.trial or next((t["trial"] for t in trials if t.get("status") != "ok"), None) or len(trials) or 1
+    k = a.trial or next((t["trial"] for t in trials if t.get("status") != "ok"), None) or \
+        (trials[-1]["trial"] if trials else 1)
     candidates = [store.report_path(it, k, ext) for ext in ("err", "txt", "out")]
     found = [p for p in candidates if os.path.exists(p) and os.path.getsize(p) > 0]
     if not found:
@@ -340,6 +377,13 @@ def cmd_score(a):
     print(f"trial {t['trial']}: score {t['score']!r} recorded; run `run-trial` for more trials or `decide`")
 
 
+def cmd_loop(a):
+    from ratchetlib import headless
+    given = {k: getattr(a, k) for k in LOOP_FLAGS}
+    init_flags = {k[len("init_"):]: v for k, v in vars(a).items() if k.startswith("init_")}
+    return headless.main(a.cwd, given, init_flags if init_flags.get("run_command") else None)
+
+
 def cmd_detect(a):
     from ratchetlib import detect, gitops
     if not os.path.isdir(a.cwd):
@@ -390,7 +434,7 @@ def cmd_demo(a):
 COMMANDS = {"init": cmd_init, "chain": cmd_chain, "baseline": cmd_baseline, "iterate": cmd_iterate, "decide": cmd_decide,
             "status": cmd_status, "history": cmd_history, "tail": cmd_tail, "stop": cmd_stop,
             "run-trial": cmd_run_trial, "score": cmd_score, "ideas": cmd_ideas, "clean": cmd_clean,
-            "detect": cmd_detect, "holdout": cmd_holdout, "demo": cmd_demo}
+            "detect": cmd_detect, "holdout": cmd_holdout, "demo": cmd_demo, "loop": cmd_loop}
 
 
 class Terminated(BaseException):

@@ -48,6 +48,7 @@ class Config:
     min_improvement: Margin = Margin()
     max_consecutive_crashes: int = 3
     trial_timeout_seconds: Optional[float] = None
+    cancel_command: Optional[str] = None
     critic: bool = False
     instructions: str = ""
     instructions_file: Optional[str] = None
@@ -325,6 +326,7 @@ def build(args: dict, repo_root: str) -> Config:
         min_improvement=parse_margin(args.get("min_improvement") or "0"),
         max_consecutive_crashes=_positive_int("--max-consecutive-crashes", args.get("max_consecutive_crashes", 3)),
         trial_timeout_seconds=timeout,
+        cancel_command=(args.get("cancel_command") or "").strip() or None,
         critic=bool(args.get("critic")),
         instructions=text,
         instructions_file=instructions_file,

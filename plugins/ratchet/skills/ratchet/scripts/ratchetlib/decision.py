@@ -15,7 +15,8 @@ KEEP, REVERT, CRASH, TIMEOUT, NO_CHANGE, BASELINE = (
 # Integrity outcomes (issue 4): the harness changed, a path outside the
 # editable scope changed, a hard constraint failed, the guard failed.
 TAMPERED, OUT_OF_SCOPE, CONSTRAINT, GUARD_FAILED = ("tampered", "out-of-scope", "constraint", "guard-failed")
-FAILURES = (CRASH, TIMEOUT)
+AGENT_ERROR, INTERRUPTED = "agent-error", "interrupted"  # headless loop only
+FAILURES = (CRASH, TIMEOUT, AGENT_ERROR)
 
 
 @dataclasses.dataclass(frozen=True)

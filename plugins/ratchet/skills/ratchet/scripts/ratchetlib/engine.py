@@ -22,6 +22,7 @@ import shutil
 import time
 from typing import Optional
 
+from . import budget
 from . import config as configmod
 from . import artifacts, capture, decision, gitops, heartbeat, learning, lineage, metrics, paths, runner, unclean
 from . import constraints, guard, harness, holdout, pareto, sources
@@ -153,7 +154,8 @@ def run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None) -> d
     capture.move_aside(run.repo, store.path("reports"), src)
     before = artifacts.snapshot(run.repo, cfg.artifact_globs)
     beat = heartbeat.for_trial(f"iter {iteration} trial {k}/{cfg.trials}", cfg.trial_timeout_seconds)
-    tr = runner.run(cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env, progress=beat)
+    tr = runner.run(cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env, progress=beat,
+                    cancel_command=cfg.cancel_command, cancel_log=store.report_path(iteration, k, "cancel"))
     ended = time.time()
     if tr.survivors:
         unclean.mark(store, tr, iteration, k)
@@ -169,6 +171,8 @@ def run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None) -> d
         if src.structured else None
     trial = {"trial": k, "exit_code": tr.exit_code, "seconds": round(tr.seconds, 4), "score": None,
              "report": os.path.relpath(report, store.root)}
+    if tr.cancel:
+        trial["cancel"] = tr.cancel
     trial.update(artifacts.written(run.repo, cfg.artifact_globs, before, tr.started))
     if src.structured:
         capture.settle(ended, next((p for p in (out, err, report) if os.path.exists(p)), None))
@@ -326,7 +330,7 @@ def _record(iteration: int, v: decision.Verdict, trials: list, incumbent, cur: d
             "kept": v.decision == decision.KEEP, "sha": None, "incumbent": incumbent, "delta": v.delta,
             "timestamp": now_iso(), "reason": v.reason + (f" ({cand.note})" if cand.note else ""),
             "trials": trials, "changed": cand.paths, "patch": None, "critic": cur.get("critic"),
-            "seconds": round(time.time() - cur.get("t0", time.time()), 3)}
+            "seconds": round(time.time() - cur.get("t0", time.time()), 3), "agent": cur.get("agent")}
     rec.update(extra or {})
     return rec
 
@@ -351,12 +355,15 @@ def apply_record(state: dict, rec: dict, cfg: configmod.Config) -> dict:
         if d == decision.BASELINE:
             st["baseline"] = rec["avg"]
         st["since_keep"] = 0
-    else:
+    elif d != decision.INTERRUPTED:
         st["since_keep"] = st.get("since_keep", 0) + 1
     if d in decision.FAILURES:
         st["consecutive_crashes"] = st.get("consecutive_crashes", 0) + 1
     elif d in (decision.KEEP, decision.REVERT, decision.BASELINE):
         st["consecutive_crashes"] = 0
+    agent = budget.fold(st.get("agent"), rec)
+    if agent is not None:
+        st["agent"] = agent
     if rec.get("unrestorable"):
         st["stop"] = st.get("stop") or (f"harness could not be restored ({', '.join(rec['unrestorable'][:3])}); "
                                         f"restore it by hand and start a new run")
@@ -436,6 +443,14 @@ def recover(run: Run) -> list:
         else:
             rec = _finalize(run, cur["decision"], cur.get("candidate") or {})
             notes.append(f"finished iteration {rec['iter']} ({rec['decision']}) that a killed command had decided")
+    elif cur and cur.get("phase") == "agent":
+        runner.kill_marked(cur.get("markers") or [])
+        if cur.get("iter") == run.state.get("iteration", -1) + 1 and not run.state.get("stop"):
+            rec = abandon(run, decision.INTERRUPTED, "interrupted: the loop was killed while the agent worked", cur)
+            notes.append(f"iteration {rec['iter']} was cut short by a killed `loop`; recorded as interrupted"
+                         + (f", its change saved in .ratchet/{rec['patch']} and undone" if rec.get("patch") else ""))
+        else:
+            run.store.clear_current()
     return notes
 
 
@@ -545,16 +560,80 @@ def iterate(cwd: str, hypothesis: str, description: str = "", critic: Optional[d
     learning.check_arm(run.config, arm)
     with Lock(run.store, "iterate"):
         notes = recover(run)
-        _require_active(run)
-        it = run.state["iteration"] + 1
-        stale = run.store.read_current()
-        if stale and stale.get("phase") == "measuring":
-            notes.append(f"discarded {len(stale.get('trials', []))} unfinished trial(s) of iteration {stale['iter']}; measuring again")
-        cur = {"iter": it, "phase": "measuring", "hypothesis": hypothesis.strip(), "description": description.strip(),
-               "critic": critic, "started": now_iso(), "t0": time.time(), "trials": []}
-        cur.update(arm=arm, similar=learning.similar(hypothesis, run.state))
-        rec = _decide(run, cur, run_trials=True)
+        rec = step(run, hypothesis, description, critic, notes, arm=arm)
     return run, rec, notes
+
+
+def step(run: Run, hypothesis: str, description: str = "", critic: Optional[dict] = None,
+         notes: Optional[list] = None, agent: Optional[dict] = None, t0: Optional[float] = None,
+         arm: Optional[str] = None) -> dict:
+    """One `iterate` for a caller that holds the lock and has run `recover`.
+
+    The headless loop calls it after its agent exits, passing the agent's
+    usage (`agent`, recorded as the record's `agent` field), when the
+    iteration began (`t0`, so the record's `seconds` include the agent) and
+    the bandit arm the prompt asked for (`arm`).
+    """
+    _require_active(run)
+    it = run.state["iteration"] + 1
+    stale = run.store.read_current()
+    if stale and stale.get("phase") == "measuring" and notes is not None:
+        notes.append(f"discarded {len(stale.get('trials', []))} unfinished trial(s) of iteration {stale['iter']}; measuring again")
+    cur = {"iter": it, "phase": "measuring", "hypothesis": hypothesis.strip(), "description": description.strip(),
+           "critic": critic, "started": now_iso(), "t0": t0 or time.time(), "trials": [], "agent": agent}
+    cur.update(arm=arm, similar=learning.similar(hypothesis, run.state))
+    return _decide(run, cur, run_trials=True)
+
+
+def abandon(run: Run, kind: str, reason: str, cur: dict) -> dict:
+    """Record iteration `cur["iter"]` as `kind` (agent-error, interrupted)
+    without judging it: the trials run so far are kept, the candidate in the
+    tree is saved as the patch and undone. A harness the agent changed makes
+    it `tampered` instead (the harness is restored). The caller holds the lock."""
+    cand = candidate(run)
+    v, extra = _integrity_verdict(run, cand)
+    if v is None or v.decision != decision.TAMPERED:
+        v, extra = decision.Verdict(kind, None, None, reason), {}
+    else:
+        v = dataclasses.replace(v, reason=f"{v.reason} ({reason.split(':', 1)[0]} as well)")
+    return settle(run, cur, v, cur.get("trials") or [], extra, cand)
+
+
+def check(run: Run) -> tuple:
+    """(Candidate, verdict or None, record fields): the integrity checks of
+    the tree's change before trials (tampered, no change, out of scope)."""
+    cand = candidate(run)
+    v, extra = _integrity_verdict(run, cand)
+    return cand, v, extra
+
+
+def measure(run: Run, it: int, first: int = 1) -> tuple:
+    """Trials of the candidate in the tree from trial number `first`, then the
+    integrity check after them and the judgement (constraints, metric(s),
+    guard): (verdict, record fields, trials). For callers that hold the lock
+    and buffer the iteration themselves (`loop --parallel`)."""
+    trials = []
+    while len(trials) < run.config.trials:
+        t = run_trial(run, it, first + len(trials))
+        trials.append(t)
+        if t["status"] != "ok":
+            break
+    v, extra = _after_batch(run, "while the candidate ran") or _judge(run, it, trials)
+    return v, extra, trials
+
+
+def settle(run: Run, cur: dict, v: decision.Verdict, trials: list, extra: Optional[dict] = None,
+           cand: Optional[Candidate] = None) -> dict:
+    """Finish iteration `cur["iter"]` on a verdict reached by the caller (a
+    parallel round, an abandoned iteration): a keep commits the candidate in
+    the tree, anything else saves it as the patch and undoes it; `extra`
+    fields join the record. The caller holds the lock."""
+    cand = cand or candidate(run)
+    rec = _record(cur["iter"], v, trials, run.state.get("incumbent_score"), cur, cand, extra)
+    rec.update(arm=cur.get("arm"), similar=cur.get("similar"))
+    rec = _finalize(run, rec, cand.to_dict())
+    _holdout_at_stop(run)
+    return rec
 
 
 def _decide(run: Run, cur: dict, run_trials: bool) -> dict:

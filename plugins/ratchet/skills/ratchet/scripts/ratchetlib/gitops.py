@@ -222,3 +222,21 @@ def ensure_excluded(repo: str, pattern: str) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
         f.write(f"\n{pattern}\n")
+
+
+def apply_patch(repo: str, patch: bytes) -> Optional[str]:
+    """`git apply` a binary patch to the work tree; None on success, else
+    git's last error line (nothing is applied then: git apply is atomic)."""
+    p = subprocess.run(["git", "apply", "--binary", "--whitespace=nowarn", "-"], cwd=repo, env=_ENV, input=patch,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if p.returncode == 0:
+        return None
+    msg = p.stderr.decode("utf-8", "replace").strip().splitlines()
+    return msg[-1] if msg else f"git apply exited {p.returncode}"
+
+
+def tree_patch(worktree: str, base: str) -> bytes:
+    """Everything in `worktree` that differs from commit `base` (edits, new
+    and deleted files, commits made on top) as one binary patch."""
+    git(worktree, "add", "-A")
+    return git(worktree, "diff", "--binary", "--cached", base).encode("utf-8", "surrogateescape")

@@ -33,7 +33,7 @@ from .errors import UsageError
 RECENT = 10            # window for "keeps in window" and the resume document
 REVERTED_CAP = 20      # reverted hypotheses remembered for the similarity check
 HYPOTHESIS_CAP = 120   # characters of a hypothesis kept in memory
-FAILURES = ("crash", "timeout")
+FAILURES = ("crash", "timeout", "agent-error")  # agent-error: the headless loop's agent failed its step
 DEFAULT_PLATEAU_AFTER = 5
 DEFAULT_FAILURE_STREAK = 2
 MAX_HINTS = 4
@@ -170,6 +170,9 @@ def _failure_hint(memory, settings):
     if streak < settings["failure_streak"]:
         return None
     kind = memory.get("last_failure") or "crash"
+    if kind == "agent-error":
+        return (f"failure streak: {streak} failures in a row (last: agent-error, the agent itself failed); "
+                "check the agent's log in .ratchet/agents/ and its command, timeout and budget.")
     return (f"failure streak: {streak} crashes/timeouts in a row (last: {kind}); "
             "make the code run again before trying new ideas.")
 

@@ -123,6 +123,8 @@ def fold(state: dict, rec: dict, cfg) -> dict:
     """
     st = dict(state)
     conf = _cfg(cfg)
+    if rec.get("decision") in UNINFORMATIVE:
+        return st
     if rec.get("decision") == "baseline":
         st["memory"] = st.get("memory") or hints.new_memory()
         st["escalation"] = st.get("escalation") or escalation.initial()
@@ -151,10 +153,42 @@ def program_path(run) -> str:
     return run.store.path("program.md")
 
 
+# Decisions that say nothing about the change: the loop was stopped (a
+# signal, the wall-clock budget) before the change was measured. They leave
+# the hints memory, the escalation level and the bandit as they were.
+UNINFORMATIVE = ("interrupted",)
+_OUTCOMES = {"agent-error": "crash", "tampered": "invalid", "out-of-scope": "invalid",
+             "constraint": "revert", "guard-failed": "revert"}
+
+
 def _outcome(decision: str) -> str:
-    """A decision the bandit does not know (a later issue's kind of failure)
-    earns nothing, like any other non-keep."""
+    """The bandit outcome of a decision: each earns nothing but a keep; an
+    agent that failed its step counts like a crash of the arm's change."""
+    decision = _OUTCOMES.get(decision, decision)
     return decision if decision in bandit.OUTCOMES else "invalid"
+
+
+def loop_arms(run, n: int = 1) -> list:
+    """The arms the headless loop asks its n agents to use this iteration
+    (None each without `--strategy bandit`): the suggested arm first, then
+    the others by UCB1 score, so parallel proposers explore different arms."""
+    cfg = run.config
+    if cfg.strategy != "bandit" or not cfg.arms:
+        return [None] * n
+    band = bandit.load(bandit_path(run), list(cfg.arms))
+    first = bandit.suggest(band)
+    rest = sorted((a for a in band["arms"] if a != first),
+                  key=lambda a: (-bandit.ucb(band, a), band["arms"].index(a)))
+    ranked = [first] + rest
+    return [ranked[i % len(ranked)] for i in range(n)]
+
+
+def arm_text(run, arm: str) -> str:
+    """What the loop's prompt says about the arm it assigns."""
+    band = bandit.load(bandit_path(run), list(run.config.arms))
+    return (f"Use the `{arm}` strategy for this change (the bandit's pick among "
+            f"{', '.join(run.config.arms)}: {bandit.explain(band, arm)}). "
+            f"Pick a change of that kind; ratchet credits the arm with the result.")
 
 
 def persist(run, rec: dict, state: dict) -> None:
@@ -164,7 +198,7 @@ def persist(run, rec: dict, state: dict) -> None:
     why this runs before the state write and why a replay is harmless.
     """
     cfg = run.config
-    if rec.get("decision") != "baseline":
+    if rec.get("decision") not in ("baseline",) + UNINFORMATIVE:
         arm = rec.get("arm")
         if cfg.strategy == "bandit" and arm in cfg.arms:
             path = bandit_path(run)

@@ -15,6 +15,14 @@ after that is returned as `survivors` (pid, start time, command line).
 
 `progress`, when given, is told the elapsed time every `progress.interval`
 seconds while the command runs (the heartbeat) and `done()` when it ends.
+
+The same hygiene serves the headless loop's agent process (`Child`, with the
+prompt on stdin); several Children may run at once (`loop --parallel`), and
+each is told apart by its own marker. A trial on another machine (`srun`,
+`sbatch --wait`, `ray job submit`, `sky exec`) leaves a remote job behind
+when its local process is killed, so a `cancel_command` runs when a trial
+times out or is interrupted, with the trial's id and output paths in its
+environment (see `cancel_env`).
 """
 
 import dataclasses
@@ -28,6 +36,7 @@ from typing import Optional
 
 MARKER = "RATCHET_TRIAL_ID"
 _GRACE_SECONDS = 2.0
+CANCEL_TIMEOUT_SECONDS = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,25 +45,71 @@ class TrialRun:
     seconds: float
     timed_out: bool
     started: float
-    survivors: tuple = ()
+    survivors: tuple = ()   # processes alive after the kill: {pid, start, cmd} each
     marker: str = ""
+    cancel: Optional[dict] = None  # {"exit_code", "seconds"} when the cancel command ran
 
 
-def run(command: str, cwd: str, out_path: str, err_path: str,
-        timeout: Optional[float] = None, env: Optional[dict] = None, progress=None) -> TrialRun:
+def run(command: str, cwd: str, out_path: str, err_path: Optional[str],
+        timeout: Optional[float] = None, env: Optional[dict] = None, progress=None, *,
+        stdin_path: Optional[str] = None, marker: Optional[str] = None,
+        cancel_command: Optional[str] = None, cancel_log: Optional[str] = None) -> TrialRun:
     """Run `command` to completion or `timeout`; the tree is gone on return."""
-    marker = uuid.uuid4().hex
-    full_env = {**os.environ, **(env or {}), MARKER: marker}
-    started = time.time()
-    t0 = time.monotonic()
-    deadline = None if timeout is None else t0 + timeout
-    mine = _own_tree() if _become_subreaper() else None
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(command, shell=True, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=err, start_new_session=True)
-        timed_out, known = False, {}
+    return Child(command, cwd, out_path, err_path, env, stdin_path, marker).finish(
+        timeout, cancel_command, cancel_log, progress)
+
+
+def cancel_env(marker: str, out_path: str, err_path: Optional[str]) -> dict:
+    """What a cancel command is told about the trial it cancels."""
+    return {MARKER: marker, "RATCHET_TRIAL_STDOUT": os.path.abspath(out_path),
+            "RATCHET_TRIAL_STDERR": os.path.abspath(err_path or out_path)}
+
+
+_LIVE = []  # Children started and not yet killed (orphans are attributed among them)
+
+
+class Child:
+    """One command started in its own session; `finish` or `kill` ends it.
+
+    stdout and stderr go to files (stderr joins stdout when `err_path` is
+    None), stdin is `stdin_path` or closed. Several children may run at once
+    (the headless loop's parallel agents); each is tracked by its own marker,
+    and an orphan re-parented to ratchet is killed with a child only when it
+    is not in another live child's tree, session or process group and bears
+    no other child's marker (an orphan that left its session AND dropped its
+    environment cannot be told apart: the first child to end kills it).
+    """
+
+    def __init__(self, command: str, cwd: str, out_path: str, err_path: Optional[str] = None,
+                 env: Optional[dict] = None, stdin_path: Optional[str] = None, marker: Optional[str] = None):
+        self.marker = marker or uuid.uuid4().hex
+        self.cwd, self.out_path, self.err_path = cwd, out_path, err_path
+        full_env = {**os.environ, **(env or {}), MARKER: self.marker}
+        self._mine = _own_tree() if _become_subreaper() else None
+        self.started = time.time()
+        self._t0 = time.monotonic()
+        with open(out_path, "wb") as out, open(err_path, "wb") if err_path else _nothing() as err, \
+                open(stdin_path, "rb") if stdin_path else _nothing() as stdin:
+            self.proc = subprocess.Popen(command, shell=True, cwd=cwd, env=full_env,
+                                         stdin=stdin if stdin_path else subprocess.DEVNULL, stdout=out,
+                                         stderr=err if err_path else subprocess.STDOUT, start_new_session=True)
+        _LIVE.append(self)
+
+    def finish(self, timeout: Optional[float] = None, cancel_command: Optional[str] = None,
+               cancel_log: Optional[str] = None, progress=None) -> TrialRun:
+        """Wait up to `timeout` seconds from now (ticking `progress`), then kill
+        whatever is left of the tree.
+
+        On a timeout the tree gets SIGTERM and a short grace, then the cancel
+        command (if any) runs, then the tree is killed: descendants, group,
+        orphans re-parented to ratchet, everything bearing the marker. An
+        exception while waiting (Ctrl-C, SIGTERM) runs the cancel command
+        too, kills the tree and propagates.
+        """
+        proc, timed_out, cancel, known = self.proc, False, None, {}
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)  # from now: see loop --parallel
         try:
-            timed_out = not _wait(proc, t0, deadline, progress)
+            timed_out = not _wait(proc, self._t0, deadline, progress)
             if timed_out:
                 # Remember the tree now: once the launcher dies its workers lose their parent link.
                 known = {i["pid"]: i["start"] for i in map(process_info, descendants(proc.pid)) if i}
@@ -65,19 +120,57 @@ def run(command: str, cwd: str, out_path: str, err_path: str,
                     proc.wait(timeout=_GRACE_SECONDS)
                 except subprocess.TimeoutExpired:
                     pass
+                if cancel_command:
+                    cancel = self._cancel(cancel_command, cancel_log)
         except BaseException:
-            kill_tree(proc.pid, marker)
-            proc.wait()
+            try:
+                if cancel_command:
+                    self._cancel(cancel_command, cancel_log)
+            finally:
+                self.kill(known)
             raise
         finally:
             if progress is not None:
                 progress.done()
-        if mine is not None:  # orphans the trial left, re-parented to us
-            known.update((pid, start) for pid, start in _own_tree().items() if mine.get(pid) != start)
-        survivors = kill_tree(proc.pid, marker, known)
-        proc.wait()
-    return TrialRun(None if timed_out else proc.returncode, time.monotonic() - t0, timed_out, started,
-                    tuple(survivors), marker)
+        survivors = self.kill(known)
+        return TrialRun(None if timed_out else proc.returncode, time.monotonic() - self._t0, timed_out,
+                        self.started, tuple(survivors), self.marker, cancel)
+
+    def kill(self, known: Optional[dict] = None) -> list:
+        """SIGKILL the whole tree now; the survivors ([] expected, see kill_tree)."""
+        known = dict(known or {})
+        if self._mine is not None:  # orphans the child left, re-parented to us
+            others = [c for c in _LIVE if c is not self and c.marker != self.marker]
+            theirs, leaders = set(), {c.proc.pid for c in others}
+            for c in others:
+                theirs |= {c.proc.pid, *descendants(c.proc.pid), *find_marked(c.marker)}
+            known.update((pid, start) for pid, start in _own_tree().items()
+                         if self._mine.get(pid) != start and pid not in theirs and not _in_session(pid, leaders))
+        try:
+            survivors = kill_tree(self.proc.pid, self.marker, known)
+            self.proc.wait()
+        finally:
+            if self in _LIVE:
+                _LIVE.remove(self)
+        return survivors
+
+    def _cancel(self, command: str, log: Optional[str]) -> dict:
+        """Run the cancel command with the trial's id; it carries the same
+        marker, so whatever it leaves is swept with the trial's tree."""
+        log = log or os.devnull
+        r = Child(command, self.cwd, log, None, cancel_env(self.marker, self.out_path, self.err_path),
+                  marker=self.marker).finish(CANCEL_TIMEOUT_SECONDS)
+        return {"exit_code": r.exit_code, "seconds": round(r.seconds, 4)}
+
+
+class _nothing:
+    """A context manager standing in for a file that is not opened."""
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
 
 
 def _wait(proc, t0: float, deadline: Optional[float], progress) -> bool:
@@ -86,7 +179,7 @@ def _wait(proc, t0: float, deadline: Optional[float], progress) -> bool:
         now = time.monotonic()
         remaining = None if deadline is None else deadline - now
         if remaining is not None and remaining <= 0:
-            return False
+            return proc.poll() is not None  # a child that already exited is never a timeout
         step = remaining
         if progress is not None:
             step = progress.interval if remaining is None else min(remaining, progress.interval)
@@ -125,6 +218,13 @@ def _become_subreaper() -> bool:
 def _own_tree() -> dict:
     """{pid: start time} of every live descendant of this process."""
     return {i["pid"]: i["start"] for i in map(process_info, descendants(os.getpid())) if i}
+
+
+def _in_session(pid: int, leaders: set) -> bool:
+    """Whether `pid` is in the process group or session of one of `leaders`
+    (each Child starts its own session, so this tells whose an orphan is)."""
+    stat = _stat_fields(pid) if leaders else None
+    return bool(stat and len(stat) > 3 and (int(stat[2]) in leaders or int(stat[3]) in leaders))
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -234,6 +334,18 @@ def process_info(pid: int) -> Optional[dict]:
     except OSError:
         cmd = ""
     return {"pid": pid, "start": int(stat[19]) if len(stat) > 19 else 0, "cmd": cmd[:200]}
+
+
+def kill_marked(markers) -> int:
+    """Kill every process bearing one of `markers` (a tree whose session
+    leader is gone, e.g. after the loop itself was SIGKILLed); how many."""
+    found = [pid for m in markers if m for pid in find_marked(m)]
+    for pid in found:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return len(found)
 
 
 def find_marked(marker: str) -> list:

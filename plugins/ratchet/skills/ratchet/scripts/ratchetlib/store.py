@@ -197,6 +197,19 @@ class Store:
             shutil.move(self.path(name), os.path.join(dest, name))
         return run_id
 
+    # --- headless loop (loop.json, agents/) -----------------------------------
+    def read_loop(self) -> Optional[dict]:
+        return read_json(self.path("loop.json"), "loop.json")
+
+    def write_loop(self, loop: dict) -> None:
+        write_json(self.path("loop.json"), {"format": FORMAT, **loop, "updated": now_iso()})
+
+    def agent_path(self, iteration: int, ext: str, slot: Optional[int] = None) -> str:
+        """`agents/iter-NNNN[-slot-K].EXT`: an agent call's prompt and output."""
+        os.makedirs(self.path("agents"), exist_ok=True)
+        name = f"iter-{iteration:04d}" + (f"-slot-{slot}" if slot else "")
+        return self.path("agents", f"{name}.{ext}")
+
     def report_path(self, iteration: int, trial: int, ext: str = "txt") -> str:
         return self.path("reports", f"iter-{iteration:04d}-trial-{trial:02d}.{ext}")
 

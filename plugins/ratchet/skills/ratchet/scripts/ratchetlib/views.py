@@ -8,8 +8,9 @@ import os
 import re
 from typing import Optional
 
-from . import learning
+from . import budget, learning
 from .decision import fmt, progress
+from .store import _alive
 
 _MAX_LINE = 160
 
@@ -113,6 +114,12 @@ def status(run, recent: list, snap: Optional[dict] = None) -> str:
         lines.append(_clip(origin))
     if cfg.instructions:
         lines.append("instructions: " + _clip(cfg.instructions, 300))
+    loop = run.store.read_loop()
+    if loop and loop.get("status") == "running" and not _alive(loop):
+        loop = {**loop, "status": "killed", "reason": f"pid {loop.get('pid')} is gone; `ratchet.py loop` resumes"}
+    agent_line = budget.status_line(st.get("agent"), loop)
+    if agent_line:
+        lines.append(agent_line)
     lines.append(next_line(st) if st.get("iteration", -1) >= 0 or st.get("stop") else "next: run `ratchet.py baseline`")
     return "\n".join(lines)
 

@@ -55,6 +55,14 @@ class HookTest(RepoTest):
                     {"tool_name": "Edit", "tool_input": "x"}):
             self.assertIsNone(protect.decide(bad), bad)
 
+    def test_parallel_slot_worktrees_are_checked_as_the_repository(self):
+        slot = os.path.join(self.repo, ".ratchet", "worktrees", "slot-2")
+        self.assertIsNone(self.deny("Edit", os.path.join(slot, "value.txt"), slot))
+        self.assertIsNone(self.deny("Write", os.path.join(slot, "src", "new.py"), slot))
+        self.assertIn("bench.py is part", self.deny("Edit", os.path.join(slot, "bench.py"), slot))
+        self.assertIn("protected by 'tests'", self.deny("Write", os.path.join(slot, "tests", "t.py"), slot))
+        self.assertIsNotNone(self.deny("Write", os.path.join(self.repo, ".ratchet", "state.json")))
+
     def test_a_symlink_to_a_protected_file_is_denied(self):
         link = os.path.join(self.repo, "src", "alias.py")
         os.makedirs(os.path.dirname(link))

@@ -300,5 +300,21 @@ class ProgramAndBudgetTest(Base):
         self.assertTrue(seen and all(n is not None and n <= 10 for n in seen), seen)
 
 
+class LoopDecisionsTest(unittest.TestCase):
+    """The headless loop's decisions as learning sees them (pure functions)."""
+
+    def test_interrupted_changes_nothing_and_agent_error_is_a_failure(self):
+        from ratchetlib import learning
+        cfg = mock.Mock(direction="max", escalation=None, strategy=None, arms=())
+        cfg.to_dict = lambda: {"direction": "max"}
+        st = learning.fold({}, {"iter": 0, "decision": "baseline", "avg": 10.0}, cfg)
+        same = learning.fold(st, {"iter": 1, "decision": "interrupted", "hypothesis": "h"}, cfg)
+        self.assertEqual(same, st)
+        failed = learning.fold(st, {"iter": 1, "decision": "agent-error", "hypothesis": "h"}, cfg)
+        self.assertEqual((failed["memory"]["failure_streak"], failed["escalation"]["streak"]), (1, 1))
+        self.assertEqual([learning._outcome(d) for d in ("agent-error", "tampered", "out-of-scope", "keep")],
+                         ["crash", "invalid", "invalid", "keep"])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -90,5 +90,56 @@ time.sleep(300)
         self.assertFalse(alive(int(slurp(pidfile))))
 
 
+    def test_stdin_file_and_stderr_joined_to_stdout(self):
+        src = os.path.join(self.dir, "in")
+        with open(src, "w") as f:
+            f.write("the prompt\n")
+        r = runner.run("cat; echo oops >&2", self.dir, self.out, None, stdin_path=src)
+        self.assertEqual(r.exit_code, 0)
+        self.assertEqual(open(self.out).read(), "the prompt\noops\n")
+
+    def test_cancel_command_runs_on_timeout_with_the_trials_id(self):
+        log = os.path.join(self.dir, "cancel.log")
+        r = runner.run("sleep 30", self.dir, self.out, self.err, 0.3,
+                       cancel_command='echo "id=$RATCHET_TRIAL_ID out=$RATCHET_TRIAL_STDOUT err=$RATCHET_TRIAL_STDERR"',
+                       cancel_log=log)
+        self.assertTrue(r.timed_out)
+        self.assertEqual(r.cancel["exit_code"], 0)
+        text = open(log).read()
+        self.assertRegex(text, r"^id=[0-9a-f]{32} ")
+        self.assertIn(f"out={self.out} err={self.err}", text)
+
+    def test_cancel_command_is_not_run_for_a_finished_trial(self):
+        r = runner.run("true", self.dir, self.out, self.err, 5, cancel_command="touch cancelled")
+        self.assertIsNone(r.cancel)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "cancelled")))
+
+    def test_a_child_gets_the_same_tree_hygiene_as_a_trial(self):
+        # a double-forked grandchild that left the session and dropped the marker: only the subreaper finds it
+        pidfile = os.path.join(self.dir, "orphan")
+        c = runner.Child(f"(env -u {runner.MARKER} setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' &) ; "
+                         f"while [ ! -s {pidfile} ]; do sleep 0.01; done", self.dir, self.out)
+        r = c.finish(10)
+        self.assertEqual((r.exit_code, r.survivors), (0, ()))
+        self.assertFalse(alive(int(slurp(pidfile))))
+
+    def test_ending_one_child_leaves_another_childs_orphans_alone(self):
+        mark = os.path.join(self.dir, "b-orphan")
+        a = runner.Child("sleep 300", self.dir, os.path.join(self.dir, "a.out"))
+        b = runner.Child(f"(env -u {runner.MARKER} sh -c 'echo $$ > {mark}; exec sleep 300' &) ; sleep 300",
+                         self.dir, os.path.join(self.dir, "b.out"))
+        try:
+            end = time.monotonic() + 10
+            while not (os.path.exists(mark) and slurp(mark).strip()) and time.monotonic() < end:
+                time.sleep(0.01)
+            orphan = int(slurp(mark))
+            a.kill()
+            self.assertTrue(alive(orphan), "A's kill took B's re-parented, unmarked worker")
+        finally:
+            a.kill()
+            b.kill()
+        self.assertFalse(alive(orphan))
+
+
 if __name__ == "__main__":
     unittest.main()
