@@ -17,14 +17,27 @@ from .errors import UsageError
 from .store import Lock, now_iso
 
 
+def _margin_flag(value: float, relative: bool) -> str:
+    return f"{value!r}%" if relative else repr(value)
+
+
+def _limit_flag(limit: dict) -> str:
+    return f"{limit['name']}{limit['op']}{limit['value']!r}"
+
+
+def _metric_flag(m: dict) -> str:
+    margin = m.get("margin")
+    return f"{m['name']}:{m['direction']}" + (f":{_margin_flag(margin['value'], margin['relative'])}" if margin else "")
+
+
 def parent_flags(cfg: Config) -> dict:
     """The init flags that reproduce `cfg` (the instructions as their final text)."""
     margin = cfg.min_improvement
-    auto = {".ratchet", cfg.source.path}
+    auto = {".ratchet", cfg.source.path} | set(cfg.auto_protected)
     return {"run_command": cfg.run_command, "direction": cfg.direction, "metric_name": cfg.metric_name,
             "report_source": cfg.report_source, "metric_pattern": cfg.metric_pattern, "trials": cfg.trials,
             "iterations": cfg.iterations, "threshold": cfg.threshold, "patience": cfg.patience,
-            "min_improvement": f"{margin.value!r}%" if margin.relative else repr(margin.value),
+            "min_improvement": _margin_flag(margin.value, margin.relative),
             "max_consecutive_crashes": cfg.max_consecutive_crashes,
             "trial_timeout_seconds": cfg.trial_timeout_seconds, "cancel_command": cfg.cancel_command,
             "critic": cfg.critic,
@@ -32,7 +45,12 @@ def parent_flags(cfg: Config) -> dict:
             "protect": [p for p in cfg.protect if p not in auto], "artifact_glob": list(cfg.artifact_globs),
             "artifacts_on_revert": cfg.artifacts_on_revert, "strategy": cfg.strategy,
             "arms": ",".join(cfg.arms) if cfg.strategy else None,
-            "escalation": ",".join(f"{k}={v}" for k, v in sorted((cfg.escalation or {}).items())) or None}
+            "escalation": ",".join(f"{k}={v}" for k, v in sorted((cfg.escalation or {}).items())) or None,
+            "metric": [_metric_flag(m) for m in cfg.metrics] or None,
+            "constraint": [_limit_flag(c) for c in cfg.constraints] or None,
+            "warn": [_limit_flag(w) for w in cfg.warnings] or None,
+            "guard_command": cfg.guard_command, "guard_metric": [_limit_flag(g) for g in cfg.guard_metrics] or None,
+            "guard_timeout_seconds": cfg.guard_timeout_seconds, "holdout_command": cfg.holdout_command}
 
 
 def chain(cwd: str, rationale: str, changes: dict) -> tuple:

@@ -81,6 +81,22 @@ class ChainTest(RepoTest):
         self.assertFalse(os.path.exists(os.path.join(self.repo, ".ratchet", "parent.json")))
         self.assertEqual(len(json.loads(self.run_ok("history", "--all", "--json"))), 1)
 
+    def test_integrity_flags_carry_over(self):
+        self.run_ok(*INIT, "--metric", "score2:min:2.5%", "--constraint", "score>=1", "--warn", "score<=1e9",
+                    "--guard-command", "true", "--guard-metric", "ok>=0.125", "--guard-timeout-seconds", "7",
+                    "--holdout-command", "true")
+        self.run_ok("stop")
+        from ratchetlib import chain, config, engine
+        cfg = engine.load(self.repo).config
+        flags = chain.parent_flags(cfg)
+        self.assertEqual(flags["metric"], ["score2:min:2.5%"])
+        self.assertEqual(flags["constraint"], ["score>=1.0"])
+        self.assertEqual(flags["guard_metric"], ["ok>=0.125"])
+        rebuilt = config.build({**flags, "run_command": cfg.run_command}, self.repo)
+        for field in ("metrics", "constraints", "warnings", "guard_command", "guard_metrics",
+                      "guard_timeout_seconds", "holdout_command", "min_improvement"):
+            self.assertEqual(getattr(rebuilt, field), getattr(cfg, field), field)
+
     def test_mistakes(self):
         self.run_ok(*INIT)
         self.assertIn("--rationale", self.run_fail("chain"))
