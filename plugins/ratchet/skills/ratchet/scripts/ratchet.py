@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = verb("score", "record the metric you read from the last trial's report")
     sp.add_argument("value")
     sp.add_argument("--trial", type=_int)
+    sp.add_argument("--json", action="store_true")
     sp = verb("detect", "inspect the project: commands, tracker files, metrics, and a proposed init")
     sp.add_argument("--json", action="store_true")
     sp = verb("clean", "after a trial's processes survived the kill: kill them again, check, unblock trials")
@@ -150,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = verb("ideas", "the ideas backlog: add TEXT, list, done N")
     sp.add_argument("action", choices=("add", "list", "done"))
     sp.add_argument("arg", nargs="*", metavar="TEXT|N")
+    sp.add_argument("--json", action="store_true")
+    sp = verb("report", "the run as Markdown (start, best, verified gain, top wins, Pareto, holdout); --html: a page with charts")
+    sp.add_argument("--html", nargs="?", const="", metavar="FILE",
+                    help="also write a self-contained HTML report (default .ratchet/report.html)")
     sp.add_argument("--json", action="store_true")
     sp = verb("demo", "run the whole loop on a built-in example, no LLM needed")
     sp.add_argument("--keep", action="store_true", help="keep the demo repository and print its path")
@@ -216,8 +221,10 @@ def cmd_decide(a):
 
 
 def cmd_status(a):
+    from ratchetlib import reporting
     run = engine.load(a.cwd)
-    recent = run.store.records(last=5)
+    tail = run.store.records(last=reporting.TREND_WIDTH)  # a bounded tail: status never reads the whole history
+    recent, trend = tail[-5:], reporting.trend(tail)
     st = run.state
     data = {"run_id": run.config.run_id, "iteration": st.get("iteration"), "best": st.get("best"),
             "baseline": st.get("baseline"), "stop": st.get("stop"), "state": st,
@@ -226,7 +233,8 @@ def cmd_status(a):
     snap = learning.snapshot(run)
     data.update(hints=snap["hints"], escalation=snap["escalation"], arm=snap["arm"], ideas=snap["ideas"],
                 open_ideas=snap["open_ideas"], critic=snap["critic"])
-    _emit(a, views.status(run, recent, snap), data)
+    data.update(trend=trend, recent_scores=[r.get("avg") for r in tail])
+    _emit(a, views.status(run, recent, snap, trend), data)
 
 
 def cmd_history(a):
@@ -337,7 +345,7 @@ def cmd_run_trial(a):
 
 def cmd_score(a):
     t = engine.score(a.cwd, a.value, a.trial)
-    print(f"trial {t['trial']}: score {t['score']!r} recorded; run `run-trial` for more trials or `decide`")
+    _emit(a, f"trial {t['trial']}: score {t['score']!r} recorded; run `run-trial` for more trials or `decide`", t)
 
 
 def cmd_detect(a):
@@ -382,6 +390,26 @@ def cmd_ideas(a):
               "no open ideas; add one with `ratchet.py ideas add TEXT`", shown)
 
 
+def cmd_report(a):
+    from ratchetlib import reporting
+    run = engine.load(a.cwd)
+    data = reporting.inputs(run)
+    md = reporting.markdown(data)
+    out = {"summary": None, "markdown": md, "html": None}
+    if a.html is not None:
+        path = reporting.resolve_html_path(run, a.cwd, a.html or None)
+        size = reporting.write_html(path, reporting.html(data))
+        out["html"] = {"path": path, "bytes": size}
+        md += f"\nHTML report: {path} ({size / 1024:.0f} KB, self-contained; open it in a browser)\n"
+    if a.json:
+        from ratchetlib import report
+        s = report.summary(data["config"], data["state"], data["records"], verified=data["verified"])
+        s["top_wins"] = [{k: r.get(k) for k in ("iter", "hypothesis", "description", "avg", "delta", "incumbent", "sha")}
+                         for r in s["top_wins"]]
+        out["summary"] = s
+    _emit(a, md.rstrip("\n"), out)
+
+
 def cmd_demo(a):
     from ratchetlib import demo
     return demo.main(keep=a.keep)
@@ -390,7 +418,8 @@ def cmd_demo(a):
 COMMANDS = {"init": cmd_init, "chain": cmd_chain, "baseline": cmd_baseline, "iterate": cmd_iterate, "decide": cmd_decide,
             "status": cmd_status, "history": cmd_history, "tail": cmd_tail, "stop": cmd_stop,
             "run-trial": cmd_run_trial, "score": cmd_score, "ideas": cmd_ideas, "clean": cmd_clean,
-            "detect": cmd_detect, "holdout": cmd_holdout, "demo": cmd_demo}
+            "detect": cmd_detect, "holdout": cmd_holdout, "demo": cmd_demo,
+            "report": cmd_report}
 
 
 class Terminated(BaseException):

@@ -76,6 +76,12 @@ def branch_exists(repo: str, name: str) -> bool:
     return bool(git(repo, "rev-parse", "--verify", "-q", f"refs/heads/{name}", check=False).strip())
 
 
+def is_ignored(repo: str, rel: str) -> bool:
+    """Whether git ignores `rel` (which need not exist); a tracked file is not ignored."""
+    return subprocess.run(["git", "check-ignore", "-q", "--", rel], cwd=repo, env=_ENV,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+
 def valid_branch_name(repo: str, name: str) -> bool:
     return subprocess.run(["git", "check-ref-format", "--branch", name], cwd=repo, env=_ENV,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0

@@ -15,7 +15,8 @@ Optional inputs, all shaped by later verbs:
 - `pareto`: `[{"iter": 7, "metrics": {"latency": 12.0, "throughput": 310.0}}]`,
   the frontier of kept results when the run has several metrics.
 - `holdout`: `{"name": "eval.py", "start": 0.81, "best": 0.84,
-  "gain_pct": 3.7, "interval": [..], "held": true}` (every key optional).
+  "gain_pct": 3.7, "interval": [..], "held": true, "note": "why held is
+  unknown"}` (every key optional).
 - a record's `interval` is drawn as a whisker. With a paired `estimate` it is
   on stats.py's effect scale (positive = better): log-ratios unless the record
   says `"log_scale": false` (then differences in metric units), mapped back to
@@ -31,6 +32,7 @@ import math
 
 from . import hints
 
+GENERATOR = "ratchet report"                # <meta name="generator">: tells our own page from a user's file
 CHART_ID = "metric-chart"
 SCATTER_ID = "pareto-chart"
 CHART_SIZE = (1100, 440)
@@ -251,6 +253,21 @@ def _verified_text(verified):
     return text + (f" over {pairs} pairs" if pairs is not None else "")
 
 
+def effect_text(record, direction):
+    """Public: '+5 (5.0% better)' for a record (finalize's commit messages)."""
+    return _effect_text(record, direction)
+
+
+def verified_text(verified):
+    """Public: the verified gain as the report states it."""
+    return _verified_text(verified)
+
+
+def gain_text(gain):
+    """Public: '+3.1% [+1.2%, +5.0%]', or None when `gain` carries none."""
+    return _gain_text(gain)
+
+
 def _counts_text(counts):
     total = sum(counts.values())
     body = " · ".join(f"{k} {v}" for k, v in counts.items())
@@ -278,7 +295,7 @@ def _metric_directions(config):
         out[config["metric_name"]] = _direction(config)
     declared = config.get("metrics")
     items = declared.items() if isinstance(declared, dict) else []
-    if isinstance(declared, list):
+    if isinstance(declared, (list, tuple)):
         items = []
         for m in declared:
             if isinstance(m, dict) and m.get("name"):
@@ -334,6 +351,8 @@ def _holdout_text(holdout, quote="`"):
         text += f" ({gain})"
     if holdout.get("held") is not None:
         text += ": the gain held" if holdout["held"] else ": the gain did NOT hold"
+    elif holdout.get("note"):
+        text += f": {_clip(holdout['note'], 200)}"
     return text
 
 
@@ -381,7 +400,7 @@ def markdown(config, state, records, *, verified=None, pareto=None, holdout=None
     if pareto:
         cols, rows = _pareto_rows(config, records, pareto)
         heads = [f"{_md(n, 40)} ({d})" if d else _md(n, 40) for n, d in cols]
-        out += ["", f"## Pareto frontier ({len(rows)} points)", "",
+        out += ["", f"## Pareto frontier ({len(rows)} point{'' if len(rows) == 1 else 's'})", "",
                 "| iter | " + " | ".join(heads) + " | hypothesis |",
                 "| ---: | " + " | ".join("---:" for _ in heads) + " | --- |"]
         for it, vals, hyp in rows:
@@ -941,6 +960,7 @@ def html(config, state, records, *, verified=None, pareto=None, holdout=None, ti
         body.append(f"<h2>Holdout</h2><p>{_e(_holdout_text(holdout, quote=''))}</p>")
     body += ["<h2>History</h2>", _history_table(records, s["direction"])]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"generator\" content=\"{GENERATOR}\">"
             f"<meta name=\"viewport\" content=\"width=device-width\"><title>{_e(heading)}</title>"
             f"<style>{_page_css()}</style></head><body><div class=\"page\">"
             + "".join(body) + "</div></body></html>\n")

@@ -663,6 +663,38 @@ class BrowserRenderTest(unittest.TestCase):
             self.assertGreater(_count_close(inside, rgb), 20, f"too few {name} pixels in the chart")
             self.assertEqual(_count_close(above, rgb, 6), 0, f"{name} pixels above the chart: the layout moved")
 
+    def test_the_file_the_cli_writes_renders(self):
+        """A real run through the CLI (keeps, a revert, a crash), `report --html`,
+        then the very file it wrote rendered and checked like the page above."""
+        from tests.util import INIT, cli, make_repo, write
+        repo = make_repo(self)
+
+        def ok(*argv):
+            code, out, err = cli(*argv, cwd=repo)
+            self.assertEqual(code, 0, f"{argv}: {err}{out}")
+            return out
+        ok(*INIT, "--trials", "2")
+        ok("baseline")
+        for value, hypothesis in (("12", "raise it"), ("11", "lower it"), ("x", "break it"), ("15", "raise more")):
+            write(repo, "value.txt", value + "\n")
+            ok("iterate", "--hypothesis", hypothesis)
+        target = os.path.join(self.tmp, "cli-report.html")
+        self.assertIn(f"HTML report: {target}", ok("report", "--html", target))
+        with open(target, encoding="utf-8") as fh:
+            page = fh.read()
+        width, height, rows = self.render("cli-report", page)
+        self.assert_not_blank(width, rows)
+        svg = _svg(page)
+        c = report.COLORS
+        at = report.CHART_OFFSET
+        self.assertEqual(self.assert_marks_at(rows, svg, at, "circle", "mk", c["kept"]), 2)
+        self.assertEqual(self.assert_marks_at(rows, svg, at, "circle", "mr", c["reverted"]), 1)
+        self.assertEqual(self.assert_marks_at(rows, svg, at, "rect", "mb", c["baseline"]), 1)
+        self.assertEqual(self.assert_marks_at(rows, svg, at, "path", "mf", c["failed"]), 1)
+        ox, oy = at
+        inside = _colour_counts(rows, ox, oy, ox + report.CHART_SIZE[0], oy + report.CHART_SIZE[1])
+        self.assertGreater(_count_close(inside, _hex_rgb(c["best"])), 20, "no best-so-far line in the chart")
+
     def test_pareto_scatter_renders(self):
         config, recs, pareto = two_metrics()
         page = report.html(config, _state(recs, "min"), recs, pareto=pareto)
