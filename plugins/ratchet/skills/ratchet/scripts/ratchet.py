@@ -156,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--html", nargs="?", const="", metavar="FILE",
                     help="also write a self-contained HTML report (default .ratchet/report.html)")
     sp.add_argument("--json", action="store_true")
+    sp = verb("diff", "the change from the start commit to the best (or one iteration's), editable paths only")
+    which = sp.add_mutually_exclusive_group()
+    which.add_argument("--best", action="store_true", help="start commit to best (the default)")
+    which.add_argument("--iter", type=_int, dest="iteration", metavar="N",
+                       help="iteration N's change: its kept commit, or the patch its revert saved")
+    sp = verb("finalize", "a clean branch from the start commit with the best state (your branches stay untouched)")
+    sp.add_argument("--branch", help="the new branch's name (default ratchet/<run-id>-final)")
+    sp.add_argument("--split", action="store_true", help="one commit per kept iteration, in order")
+    sp.add_argument("--json", action="store_true")
     sp = verb("demo", "run the whole loop on a built-in example, no LLM needed")
     sp.add_argument("--keep", action="store_true", help="keep the demo repository and print its path")
     return p
@@ -324,7 +333,8 @@ def cmd_stop(a):
         [f"holdout: {run.holdout['summary']}"] if run.holdout else []) + [
         f"you are on {cfg.original_branch or 'the run branch'}; the experiment stays on {cfg.branch}",
         f"inspect it: git log --oneline {cfg.start_commit[:10]}..{cfg.branch}   "
-        f"git diff {cfg.start_commit[:10]} {cfg.branch}"] + _best_artifacts(run))
+        f"git diff {cfg.start_commit[:10]} {cfg.branch}",
+        "report: ratchet.py report --html · a clean branch to merge: ratchet.py finalize"] + _best_artifacts(run))
     _emit(a, human, {"run_id": cfg.run_id, "stop": run.state["stop"], "branch": cfg.branch, "recovered": notes,
                      "holdout": run.holdout})
 
@@ -410,6 +420,21 @@ def cmd_report(a):
     _emit(a, md.rstrip("\n"), out)
 
 
+def cmd_diff(a):
+    from ratchetlib import ship, term
+    text, what = ship.diff(a.cwd, a.iteration, color=term.use_color())
+    if not text:
+        print(f"ratchet: {what}: no change", file=sys.stderr)
+        return 0
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def cmd_finalize(a):
+    from ratchetlib import ship, term
+    result = ship.finalize(a.cwd, a.branch, a.split)
+    _emit(a, ship.describe(result, color=term.use_color()), result)
+
+
 def cmd_demo(a):
     from ratchetlib import demo
     return demo.main(keep=a.keep)
@@ -419,7 +444,7 @@ COMMANDS = {"init": cmd_init, "chain": cmd_chain, "baseline": cmd_baseline, "ite
             "status": cmd_status, "history": cmd_history, "tail": cmd_tail, "stop": cmd_stop,
             "run-trial": cmd_run_trial, "score": cmd_score, "ideas": cmd_ideas, "clean": cmd_clean,
             "detect": cmd_detect, "holdout": cmd_holdout, "demo": cmd_demo,
-            "report": cmd_report}
+            "report": cmd_report, "diff": cmd_diff, "finalize": cmd_finalize}
 
 
 class Terminated(BaseException):

@@ -18,10 +18,11 @@ _FALLBACK_IDENTITY = ["-c", "user.name=ratchet", "-c", "user.email=ratchet@local
 TRAILER = "Ratchet-Iteration"
 
 
-def git(repo: str, *args: str, check: bool = True, input: Optional[bytes] = None) -> str:
-    """Run `git args` in `repo`; return stdout as text, raise on failure."""
+def git(repo: str, *args: str, check: bool = True, input: Optional[bytes] = None, env: Optional[dict] = None) -> str:
+    """Run `git args` in `repo`; return stdout as text, raise on failure.
+    `env` adds variables (e.g. GIT_INDEX_FILE for a private index)."""
     try:
-        p = subprocess.run(["git", *args], cwd=repo, env=_ENV, input=input,
+        p = subprocess.run(["git", *args], cwd=repo, env={**_ENV, **env} if env else _ENV, input=input,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError:
         raise UsageError("git is not installed or not on PATH; install git and retry") from None
@@ -146,6 +147,15 @@ def commit_paths(repo: str, paths: list, message: str) -> str:
     git(repo, "add", "-A", "--", *paths)
     git(repo, *_identity(repo), "commit", "-q", "--no-verify", "-m", message)
     return head_sha(repo)
+
+
+def commit_tree(repo: str, tree: str, parent: str, message: str) -> str:
+    """A commit object of `tree` on `parent` (no ref moves, no work tree)."""
+    return git(repo, *_identity(repo), "commit-tree", tree, "-p", parent, input=message.encode()).strip()
+
+
+def tree_of(repo: str, rev: str) -> str:
+    return git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{tree}}").strip()
 
 
 def soft_reset(repo: str, sha: str) -> None:
