@@ -165,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--branch", help="the new branch's name (default ratchet/<run-id>-final)")
     sp.add_argument("--split", action="store_true", help="one commit per kept iteration, in order")
     sp.add_argument("--json", action="store_true")
+    sp = verb("doctor", "preflight before init, with init's flags (none: the current run's): git, a clean tree, the "
+                        "command runs, the metric is read, trial time, noise, protected paths, timeout")
+    _as_doctor_flags(init_parser, sp)
+    sp.add_argument("--runs", type=_int, metavar="N",
+                    help="runs of the command for the noise (default: up to 5 within 2 minutes)")
+    sp.add_argument("--json", action="store_true")
     sp = verb("demo", "run the whole loop on a built-in example, no LLM needed")
     sp.add_argument("--keep", action="store_true", help="keep the demo repository and print its path")
     return p
@@ -176,6 +182,22 @@ def _as_overrides(init_parser, sp) -> None:
         if not act.option_strings or act.dest in ("help", "cwd", "json"):
             continue
         kw = {"dest": act.dest, "default": argparse.SUPPRESS, "help": act.help}
+        if act.nargs == 0:
+            kw["action"] = "store_true"
+        elif isinstance(act, argparse._AppendAction):
+            kw.update(action="append", type=act.type, metavar=act.metavar)
+        else:
+            kw.update(type=act.type, choices=act.choices, nargs=act.nargs, metavar=act.metavar)
+        sp.add_argument(*act.option_strings, **kw)
+
+
+def _as_doctor_flags(init_parser, sp) -> None:
+    """Give `sp` every init flag with init's defaults, none required: doctor
+    takes the init line as is, or no flags to check the current run."""
+    for act in init_parser._actions:
+        if not act.option_strings or act.dest in ("help", "cwd", "json"):
+            continue
+        kw = {"dest": act.dest, "default": act.default, "help": argparse.SUPPRESS}
         if act.nargs == 0:
             kw["action"] = "store_true"
         elif isinstance(act, argparse._AppendAction):
@@ -435,6 +457,16 @@ def cmd_finalize(a):
     _emit(a, ship.describe(result, color=term.use_color()), result)
 
 
+def cmd_doctor(a):
+    from ratchetlib import doctor, term
+    flags = {k: v for k, v in vars(a).items() if k not in ("verb", "cwd", "json", "runs")}
+    if flags.get("run_command") and not flags.get("report_source"):
+        flags["report_source"] = "stdout"
+    result = doctor.doctor(a.cwd, flags, a.runs)
+    _emit(a, doctor.human(result, color=term.use_color()), result)
+    return 0 if result["ok"] else 2
+
+
 def cmd_demo(a):
     from ratchetlib import demo
     return demo.main(keep=a.keep)
@@ -444,7 +476,7 @@ COMMANDS = {"init": cmd_init, "chain": cmd_chain, "baseline": cmd_baseline, "ite
             "status": cmd_status, "history": cmd_history, "tail": cmd_tail, "stop": cmd_stop,
             "run-trial": cmd_run_trial, "score": cmd_score, "ideas": cmd_ideas, "clean": cmd_clean,
             "detect": cmd_detect, "holdout": cmd_holdout, "demo": cmd_demo,
-            "report": cmd_report, "diff": cmd_diff, "finalize": cmd_finalize}
+            "report": cmd_report, "diff": cmd_diff, "finalize": cmd_finalize, "doctor": cmd_doctor}
 
 
 class Terminated(BaseException):

@@ -8,6 +8,7 @@ the user's repository state that is wrong, RatchetError otherwise.
 
 import dataclasses
 import os
+import re
 import subprocess
 from typing import Optional
 
@@ -55,6 +56,16 @@ def _has_git() -> bool:
         return True
     except FileNotFoundError:
         return False
+
+
+def version() -> Optional[tuple]:
+    """git's version as a tuple of ints, e.g. (2, 39, 5); None when git is missing."""
+    try:
+        p = subprocess.run(["git", "--version"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_ENV)
+    except FileNotFoundError:
+        return None
+    m = re.search(r"git version (\d+)\.(\d+)(?:\.(\d+))?", p.stdout.decode("utf-8", "replace"))
+    return tuple(int(g) for g in m.groups() if g is not None) if m else (0,)
 
 
 def head_sha(repo: str) -> Optional[str]:
