@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = verb("score", "record the metric you read from the last trial's report")
     sp.add_argument("value")
     sp.add_argument("--trial", type=_int)
+    sp.add_argument("--json", action="store_true")
     sp = verb("loop", "headless: run a fresh agent per iteration until the run stops or a budget runs out")
     sp.add_argument("--agent-command", help="shell command for one agent step; the prompt is its stdin, or the file "
                                             "named by {prompt_file} in it (saved for later `loop` calls)")
@@ -166,6 +167,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp = verb("ideas", "the ideas backlog: add TEXT, list, done N")
     sp.add_argument("action", choices=("add", "list", "done"))
     sp.add_argument("arg", nargs="*", metavar="TEXT|N")
+    sp.add_argument("--json", action="store_true")
+    sp = verb("report", "the run as Markdown (start, best, verified gain, top wins, Pareto, holdout); --html: a page with charts")
+    sp.add_argument("--html", nargs="?", const="", metavar="FILE",
+                    help="also write a self-contained HTML report (default .ratchet/report.html)")
+    sp.add_argument("--json", action="store_true")
+    sp = verb("diff", "the change from the start commit to the best (or one iteration's), editable paths only")
+    which = sp.add_mutually_exclusive_group()
+    which.add_argument("--best", action="store_true", help="start commit to best (the default)")
+    which.add_argument("--iter", type=_int, dest="iteration", metavar="N",
+                       help="iteration N's change: its kept commit, or the patch its revert saved")
+    sp = verb("finalize", "a clean branch from the start commit with the best state (your branches stay untouched)")
+    sp.add_argument("--branch", help="the new branch's name (default ratchet/<run-id>-final)")
+    sp.add_argument("--split", action="store_true", help="one commit per kept iteration, in order")
+    sp.add_argument("--json", action="store_true")
+    sp = verb("doctor", "preflight before init, with init's flags (none: the current run's): git, a clean tree, the "
+                        "command runs, the metric is read, trial time, noise, protected paths, timeout")
+    _as_doctor_flags(init_parser, sp)
+    sp.add_argument("--runs", type=_int, metavar="N",
+                    help="runs of the command for the noise (default: up to 5 within 2 minutes)")
     sp.add_argument("--json", action="store_true")
     sp = verb("demo", "run the whole loop on a built-in example, no LLM needed")
     sp.add_argument("--keep", action="store_true", help="keep the demo repository and print its path")
@@ -198,6 +218,22 @@ def _as_overrides(init_parser, sp) -> None:
         if not act.option_strings or act.dest in ("help", "cwd", "json"):
             continue
         kw = {"dest": act.dest, "default": argparse.SUPPRESS, "help": act.help}
+        if act.nargs == 0:
+            kw["action"] = "store_true"
+        elif isinstance(act, argparse._AppendAction):
+            kw.update(action="append", type=act.type, metavar=act.metavar)
+        else:
+            kw.update(type=act.type, choices=act.choices, nargs=act.nargs, metavar=act.metavar)
+        sp.add_argument(*act.option_strings, **kw)
+
+
+def _as_doctor_flags(init_parser, sp) -> None:
+    """Give `sp` every init flag with init's defaults, none required: doctor
+    takes the init line as is, or no flags to check the current run."""
+    for act in init_parser._actions:
+        if not act.option_strings or act.dest in ("help", "cwd", "json"):
+            continue
+        kw = {"dest": act.dest, "default": act.default, "help": argparse.SUPPRESS}
         if act.nargs == 0:
             kw["action"] = "store_true"
         elif isinstance(act, argparse._AppendAction):
@@ -252,8 +288,10 @@ def cmd_decide(a):
 
 
 def cmd_status(a):
+    from ratchetlib import reporting
     run = engine.load(a.cwd)
-    recent = run.store.records(last=5)
+    tail = run.store.records(last=reporting.TREND_WIDTH)  # a bounded tail: status never reads the whole history
+    recent, trend = tail[-5:], reporting.trend(tail)
     st = run.state
     data = {"run_id": run.config.run_id, "iteration": st.get("iteration"), "best": st.get("best"),
             "baseline": st.get("baseline"), "stop": st.get("stop"), "state": st,
@@ -262,7 +300,8 @@ def cmd_status(a):
     snap = learning.snapshot(run)
     data.update(hints=snap["hints"], escalation=snap["escalation"], arm=snap["arm"], ideas=snap["ideas"],
                 open_ideas=snap["open_ideas"], critic=snap["critic"])
-    _emit(a, views.status(run, recent, snap), data)
+    data.update(trend=trend, recent_scores=[r.get("avg") for r in tail])
+    _emit(a, views.status(run, recent, snap, trend), data)
 
 
 def cmd_history(a):
@@ -353,7 +392,8 @@ def cmd_stop(a):
         [f"holdout: {run.holdout['summary']}"] if run.holdout else []) + [
         f"you are on {cfg.original_branch or 'the run branch'}; the experiment stays on {cfg.branch}",
         f"inspect it: git log --oneline {cfg.start_commit[:10]}..{cfg.branch}   "
-        f"git diff {cfg.start_commit[:10]} {cfg.branch}"] + _best_artifacts(run))
+        f"git diff {cfg.start_commit[:10]} {cfg.branch}",
+        "report: ratchet.py report --html · a clean branch to merge: ratchet.py finalize"] + _best_artifacts(run))
     _emit(a, human, {"run_id": cfg.run_id, "stop": run.state["stop"], "branch": cfg.branch, "recovered": notes,
                      "holdout": run.holdout})
 
@@ -374,7 +414,7 @@ def cmd_run_trial(a):
 
 def cmd_score(a):
     t = engine.score(a.cwd, a.value, a.trial)
-    print(f"trial {t['trial']}: score {t['score']!r} recorded; run `run-trial` for more trials or `decide`")
+    _emit(a, f"trial {t['trial']}: score {t['score']!r} recorded; run `run-trial` for more trials or `decide`", t)
 
 
 def cmd_loop(a):
@@ -426,6 +466,51 @@ def cmd_ideas(a):
               "no open ideas; add one with `ratchet.py ideas add TEXT`", shown)
 
 
+def cmd_report(a):
+    from ratchetlib import reporting
+    run = engine.load(a.cwd)
+    data = reporting.inputs(run)
+    md = reporting.markdown(data)
+    out = {"summary": None, "markdown": md, "html": None}
+    if a.html is not None:
+        path = reporting.resolve_html_path(run, a.cwd, a.html or None)
+        size = reporting.write_html(path, reporting.html(data))
+        out["html"] = {"path": path, "bytes": size}
+        md += f"\nHTML report: {path} ({size / 1024:.0f} KB, self-contained; open it in a browser)\n"
+    if a.json:
+        from ratchetlib import report
+        s = report.summary(data["config"], data["state"], data["records"], verified=data["verified"])
+        s["top_wins"] = [{k: r.get(k) for k in ("iter", "hypothesis", "description", "avg", "delta", "incumbent", "sha")}
+                         for r in s["top_wins"]]
+        out["summary"] = s
+    _emit(a, md.rstrip("\n"), out)
+
+
+def cmd_diff(a):
+    from ratchetlib import ship, term
+    text, what = ship.diff(a.cwd, a.iteration, color=term.use_color())
+    if not text:
+        print(f"ratchet: {what}: no change", file=sys.stderr)
+        return 0
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def cmd_finalize(a):
+    from ratchetlib import ship, term
+    result = ship.finalize(a.cwd, a.branch, a.split)
+    _emit(a, ship.describe(result, color=term.use_color()), result)
+
+
+def cmd_doctor(a):
+    from ratchetlib import doctor, term
+    flags = {k: v for k, v in vars(a).items() if k not in ("verb", "cwd", "json", "runs")}
+    if flags.get("run_command") and not flags.get("report_source"):
+        flags["report_source"] = "stdout"
+    result = doctor.doctor(a.cwd, flags, a.runs)
+    _emit(a, doctor.human(result, color=term.use_color()), result)
+    return 0 if result["ok"] else 2
+
+
 def cmd_demo(a):
     from ratchetlib import demo
     return demo.main(keep=a.keep)
@@ -434,7 +519,8 @@ def cmd_demo(a):
 COMMANDS = {"init": cmd_init, "chain": cmd_chain, "baseline": cmd_baseline, "iterate": cmd_iterate, "decide": cmd_decide,
             "status": cmd_status, "history": cmd_history, "tail": cmd_tail, "stop": cmd_stop,
             "run-trial": cmd_run_trial, "score": cmd_score, "ideas": cmd_ideas, "clean": cmd_clean,
-            "detect": cmd_detect, "holdout": cmd_holdout, "demo": cmd_demo, "loop": cmd_loop}
+            "detect": cmd_detect, "holdout": cmd_holdout, "demo": cmd_demo, "loop": cmd_loop,
+            "report": cmd_report, "diff": cmd_diff, "finalize": cmd_finalize, "doctor": cmd_doctor}
 
 
 class Terminated(BaseException):

@@ -145,15 +145,16 @@ def pin_exclude(cfg: configmod.Config) -> list:
 
 # --- trials -------------------------------------------------------------------
 
-def run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None) -> dict:
-    """Run trial k of `iteration`, capture its report, extract the metric."""
+def run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None, label: Optional[str] = None) -> dict:
+    """Run trial k of `iteration`, capture its report, extract the metric.
+    `label` names the trial in the heartbeat (doctor's runs are not iterations)."""
     cfg, store = run.config, run.store
     out, err, report = (store.report_path(iteration, k, ext) for ext in ("out", "err", "txt"))
     unclean.refuse_if_marked(store)
     src = cfg.source
     capture.move_aside(run.repo, store.path("reports"), src)
     before = artifacts.snapshot(run.repo, cfg.artifact_globs)
-    beat = heartbeat.for_trial(f"iter {iteration} trial {k}/{cfg.trials}", cfg.trial_timeout_seconds)
+    beat = heartbeat.for_trial(label or f"iter {iteration} trial {k}/{cfg.trials}", cfg.trial_timeout_seconds)
     tr = runner.run(cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env, progress=beat,
                     cancel_command=cfg.cancel_command, cancel_log=store.report_path(iteration, k, "cancel"))
     ended = time.time()

@@ -8,6 +8,7 @@ the user's repository state that is wrong, RatchetError otherwise.
 
 import dataclasses
 import os
+import re
 import subprocess
 from typing import Optional
 
@@ -18,10 +19,11 @@ _FALLBACK_IDENTITY = ["-c", "user.name=ratchet", "-c", "user.email=ratchet@local
 TRAILER = "Ratchet-Iteration"
 
 
-def git(repo: str, *args: str, check: bool = True, input: Optional[bytes] = None) -> str:
-    """Run `git args` in `repo`; return stdout as text, raise on failure."""
+def git(repo: str, *args: str, check: bool = True, input: Optional[bytes] = None, env: Optional[dict] = None) -> str:
+    """Run `git args` in `repo`; return stdout as text, raise on failure.
+    `env` adds variables (e.g. GIT_INDEX_FILE for a private index)."""
     try:
-        p = subprocess.run(["git", *args], cwd=repo, env=_ENV, input=input,
+        p = subprocess.run(["git", *args], cwd=repo, env={**_ENV, **env} if env else _ENV, input=input,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError:
         raise UsageError("git is not installed or not on PATH; install git and retry") from None
@@ -56,6 +58,16 @@ def _has_git() -> bool:
         return False
 
 
+def version() -> Optional[tuple]:
+    """git's version as a tuple of ints, e.g. (2, 39, 5); None when git is missing."""
+    try:
+        p = subprocess.run(["git", "--version"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_ENV)
+    except FileNotFoundError:
+        return None
+    m = re.search(r"git version (\d+)\.(\d+)(?:\.(\d+))?", p.stdout.decode("utf-8", "replace"))
+    return tuple(int(g) for g in m.groups() if g is not None) if m else (0,)
+
+
 def head_sha(repo: str) -> Optional[str]:
     """The commit HEAD points at, or None in a repository with no commits."""
     out = git(repo, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False).strip()
@@ -74,6 +86,12 @@ def is_shallow(repo: str) -> bool:
 
 def branch_exists(repo: str, name: str) -> bool:
     return bool(git(repo, "rev-parse", "--verify", "-q", f"refs/heads/{name}", check=False).strip())
+
+
+def is_ignored(repo: str, rel: str) -> bool:
+    """Whether git ignores `rel` (which need not exist); a tracked file is not ignored."""
+    return subprocess.run(["git", "check-ignore", "-q", "--", rel], cwd=repo, env=_ENV,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
 
 
 def valid_branch_name(repo: str, name: str) -> bool:
@@ -140,6 +158,15 @@ def commit_paths(repo: str, paths: list, message: str) -> str:
     git(repo, "add", "-A", "--", *paths)
     git(repo, *_identity(repo), "commit", "-q", "--no-verify", "-m", message)
     return head_sha(repo)
+
+
+def commit_tree(repo: str, tree: str, parent: str, message: str) -> str:
+    """A commit object of `tree` on `parent` (no ref moves, no work tree)."""
+    return git(repo, *_identity(repo), "commit-tree", tree, "-p", parent, input=message.encode()).strip()
+
+
+def tree_of(repo: str, rev: str) -> str:
+    return git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{tree}}").strip()
 
 
 def soft_reset(repo: str, sha: str) -> None:

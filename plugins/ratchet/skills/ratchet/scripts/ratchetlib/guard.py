@@ -15,7 +15,7 @@ guard that fails on the unmodified code would reject every change.
 
 import os
 
-from . import constraints, metrics, runner
+from . import constraints, heartbeat, metrics, runner
 from .decision import fmt
 
 
@@ -28,7 +28,8 @@ def run(cfg, repo: str, store, iteration: int) -> dict:
     out = report_path(store, iteration)
     err = out[: -len(".txt")] + ".err"
     # `exec 2>&1` first: one file, stdout and stderr in the order they were written.
-    tr = runner.run("exec 2>&1\n" + cfg.guard_command, repo, out, err, cfg.guard_timeout_seconds)
+    beat = heartbeat.for_trial(f"guard of iter {iteration}", cfg.guard_timeout_seconds)
+    tr = runner.run("exec 2>&1\n" + cfg.guard_command, repo, out, err, cfg.guard_timeout_seconds, progress=beat)
     if os.path.exists(err) and os.path.getsize(err) == 0:
         os.remove(err)
     result = {"exit_code": tr.exit_code, "seconds": round(tr.seconds, 4),

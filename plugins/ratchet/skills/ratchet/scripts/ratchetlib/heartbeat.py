@@ -19,6 +19,8 @@ import os
 import sys
 from typing import Optional
 
+from . import term
+
 INTERVAL_SECONDS = 30.0
 LIVE_INTERVAL_SECONDS = 1.0
 ENV_INTERVAL = "RATCHET_HEARTBEAT_SECONDS"
@@ -40,7 +42,7 @@ class Heartbeat:
         self.stream = stream if stream is not None else sys.stderr
         self.label, self.timeout = label, timeout
         self.live = _isatty(self.stream)
-        self.escapes = self.live and "NO_COLOR" not in env and env.get("TERM") != "dumb"
+        self.escapes = self.live and term.escapes_allowed(env)
         if interval is None:
             interval = _env_interval(env) or (LIVE_INTERVAL_SECONDS if self.live else INTERVAL_SECONDS)
         self.interval = interval

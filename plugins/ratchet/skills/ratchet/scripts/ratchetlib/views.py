@@ -85,7 +85,7 @@ def baseline(run, rec: dict, notes: list) -> str:
     return "\n".join(lines)
 
 
-def status(run, recent: list, snap: Optional[dict] = None) -> str:
+def status(run, recent: list, snap: Optional[dict] = None, trend: str = "") -> str:
     cfg, st = run.config, run.state
     base, best = st.get("baseline"), st.get("best")
     gain = _pct(None if best is None or base is None else best - base, base)
@@ -99,6 +99,8 @@ def status(run, recent: list, snap: Optional[dict] = None) -> str:
         lines.append("so far: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if k != "baseline"))
     if recent:
         lines.append("recent: " + ", ".join(f"{r['iter']} {r['decision']}" for r in recent))
+    if trend:
+        lines.append(trend)
     lines += learning.status_lines(run, snap or learning.snapshot(run))
     warned = next((r for r in reversed(recent) if r.get("warnings")), None)
     if warned:

@@ -107,7 +107,7 @@ def skill_body(body):
 
 
 class ScriptedRatchetUser:
-    """The fake model's side of a `/ratchet` session: init, baseline, edit, iterate.
+    """The fake model's side of a `/ratchet` session: doctor, init, baseline, edit, iterate.
 
     Each turn is a function of the request that asks for it, so the CLI path is
     read from the SKILL.md body the client sent, and every tool result is kept
@@ -128,12 +128,19 @@ class ScriptedRatchetUser:
             self.results.append({"after": step, "is_error": bool(results[-1].get("is_error")),
                                  "text": fa.last_tool_result_text(body)})
 
-    def init(self, body):
+    def doctor(self, body):
         text = skill_body(body) or ""
         found = re.search(r"([^\s\"'`]*/skills/ratchet/scripts/ratchet\.py)", text)
         if not found:
             return "I cannot find ratchet.py in the skill's instructions."
         self.cli = found.group(1)
+        if "RATCHET doctor" not in text:
+            return "The skill does not ask for a doctor check before init."
+        return fa.tool_use("Bash", {"command": "%s doctor %s --runs 2" % (self._cli(), ARGS),
+                                    "description": "Check the benchmark before the first run"})
+
+    def init(self, body):
+        self._note(body, "doctor")
         return fa.tool_use("Bash", {"command": "%s init %s" % (self._cli(), ARGS),
                                     "description": "Start a ratchet run"})
 
@@ -162,7 +169,7 @@ class ScriptedRatchetUser:
         return "Iteration 1 was kept; stopping here for the test."
 
     def script(self):
-        return [self.init, self.baseline, self.read, self.edit, self.iterate, self.finish]
+        return [self.doctor, self.init, self.baseline, self.read, self.edit, self.iterate, self.finish]
 
 
 class FakeAnthropicSelfTest(unittest.TestCase):
@@ -279,8 +286,10 @@ class ClaudeCodeEndToEnd(unittest.TestCase):
         self.assertEqual(proc.returncode, 0, context)
         self.assertEqual(fake.turns_used(), len(user.script()), context)
         self.assertFalse(fake.exhausted, context)
-        self.assertEqual([r["after"] for r in user.results], ["init", "baseline", "read", "edit", "iterate"],
-                         context)
+        self.assertEqual([r["after"] for r in user.results],
+                         ["doctor", "init", "baseline", "read", "edit", "iterate"], context)
+        self.assertRegex(user.results[0]["text"], r"ok +metric: score = 10 ", context)
+        self.assertIn("doctor: 0 fail", user.results[0]["text"], context)
         self.assertEqual([r for r in user.results if r["is_error"]], [], context)
         self.assertRegex(user.results[-1]["text"], r"next: (continue|stop)", context)
 
