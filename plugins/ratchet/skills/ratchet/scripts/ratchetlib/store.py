@@ -7,14 +7,17 @@ new version. `results.jsonl` is append-only; a torn last line (a kill in the
 middle of an append) is ignored by readers and cut off by `repair()`.
 """
 
+import errno
 import json
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import time
 from typing import Optional
 
+from . import faults
 from .errors import RatchetError, UsageError
 
 FORMAT = 1
@@ -31,6 +34,7 @@ def atomic_write(path: str, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
+            faults.on_write(path, lambda: f.write(data[: len(data) // 2]))  # tests: a full disk part-way
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -126,6 +130,7 @@ class Store:
         line = (json.dumps({"format": FORMAT, **record}, separators=(",", ":")) + "\n").encode()
         fd = os.open(self.path("results.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            faults.on_write(self.path("results.jsonl"), lambda: os.write(fd, line[: len(line) // 2]))
             os.write(fd, line)
             os.fsync(fd)
         finally:
@@ -245,8 +250,8 @@ class Lock:
 
     def __enter__(self):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        body = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                           "started": now_iso(), "verb": self.verb}).encode()
+        body = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": now_iso(),
+                           "verb": self.verb, "pid_start": _pid_start(os.getpid())}).encode()
         for _ in range(2):
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -257,6 +262,9 @@ class Lock:
                         f"another ratchet command (`{holder.get('verb')}`, pid {holder.get('pid')}) is working "
                         f"on this repository; wait for it, or stop it first")
                 self.taken_over = holder
+                if holder:  # announced: a command was killed while it held the lock
+                    sys.stderr.write(f"ratchet: recovered: took over the lock of a killed `{holder.get('verb')}` "
+                                     f"(pid {holder.get('pid')})\n")
                 try:
                     os.unlink(self.path)
                 except FileNotFoundError:
@@ -264,6 +272,11 @@ class Lock:
                 continue
             except PermissionError:
                 raise UsageError(f"cannot write {os.path.dirname(self.path)}: permission denied; make it writable") from None
+            except OSError as e:
+                if e.errno == errno.EROFS:
+                    raise UsageError(f"cannot write {os.path.dirname(self.path)}: read-only file system; run ratchet "
+                                     f"on a writable copy of the repository") from None
+                raise
             with os.fdopen(fd, "wb") as f:
                 f.write(body)
             return self
@@ -294,5 +307,15 @@ def _alive(holder: dict) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    start = holder.get("pid_start")  # a pid reused by another process (after a reboot) is not the holder
+    return start is None or _pid_start(pid) in (None, start)
+
+
+def _pid_start(pid: int) -> Optional[int]:
+    """The kernel's start time of `pid` (Linux /proc), None elsewhere or when gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
