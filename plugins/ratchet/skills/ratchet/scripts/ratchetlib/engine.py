@@ -26,6 +26,7 @@ from . import budget
 from . import config as configmod
 from . import artifacts, capture, decision, gitops, heartbeat, learning, lineage, metrics, paths, runner, unclean
 from . import constraints, guard, harness, holdout, pareto, sources
+from . import clip
 from .errors import RatchetError, UsageError
 from .store import Lock, Store, atomic_write, now_iso
 
@@ -146,7 +147,14 @@ def pin_exclude(cfg: configmod.Config) -> list:
 # --- trials -------------------------------------------------------------------
 
 def run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None) -> dict:
-    """Run trial k of `iteration`, capture its report, extract the metric."""
+    """Run trial k of `iteration`, capture its report, extract the metric,
+    then keep only the head and tail of a huge captured output (clip.py)."""
+    trial = _run_trial(run, iteration, k, env)
+    cut = {ext: n for ext in ("txt", "out", "err") for n in [clip.clip(run.store.report_path(iteration, k, ext))] if n}
+    return {**trial, "clipped": cut} if cut else trial
+
+
+def _run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None) -> dict:
     cfg, store = run.config, run.store
     out, err, report = (store.report_path(iteration, k, ext) for ext in ("out", "err", "txt"))
     unclean.refuse_if_marked(store)
