@@ -95,6 +95,13 @@ class Store:
     def exists(self) -> bool:
         return os.path.exists(self.path("config.json"))
 
+    def set_aside(self, name: str) -> str:
+        """Rename an unreadable state file to NAME.corrupt-TIME (kept, never
+        deleted); the new path, relative to the repository."""
+        dest = self.path(f"{name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(self.path(name), dest)
+        return os.path.relpath(dest, self.repo)
+
     def ensure_dirs(self) -> None:
         for sub in ("reports", "patches"):
             os.makedirs(self.path(sub), exist_ok=True)
@@ -190,7 +197,10 @@ class Store:
     # --- run archive --------------------------------------------------------
     def archive(self) -> Optional[str]:
         """Move the current run's files to runs/<run-id>/; return that id."""
-        cfg = self.read_config()
+        try:
+            cfg = self.read_config()
+        except UsageError:  # corrupt or too new: archived all the same, under the time
+            cfg = {}
         if cfg is None:
             return None
         run_id = cfg.get("run_id") or time.strftime("%Y%m%d-%H%M%S")
