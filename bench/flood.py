@@ -36,7 +36,7 @@ BENCHES = {
     "lines": ("import sys\nw = sys.stdout.buffer.write\nblock = b'step 123 loss=0.25 \\xff\\xfe\\xe9 ' * 3 + b'\\n'\n"
               "chunk = block * ((1 << 20) // len(block))\nn = {mib}\n"
               "for i in range(n):\n    w(chunk)\n    i == n // 2 and w(b'score: 7\\n')\n"),
-    "oneline": ("import sys\nw = sys.stdout.buffer.write\nchunk = (b'\\r progress 50% \\xff\\x00' * 60000)[:1 << 20]\nn = {mib}\n"
+    "oneline": ("import sys\nw = sys.stdout.buffer.write\nchunk = (b'\\r progress 50% \\xff\\x00' * 70000)[:1 << 20]\nn = {mib}\n"
                 "for i in range(n):\n    w(chunk)\n    i == n // 2 and w(b' score: 7 ')\nw(b' done')\n"),
 }
 
