@@ -27,7 +27,7 @@ import signal  # noqa: E402
 
 from ratchetlib import engine, learning, views  # noqa: E402
 from ratchetlib.bandit import DEFAULT_ARMS  # noqa: E402
-from ratchetlib.errors import RatchetError, UsageError  # noqa: E402
+from ratchetlib.errors import RatchetError, UsageError, from_os_error  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -550,6 +550,12 @@ def main(argv=None) -> int:
         return 143
     except BrokenPipeError:
         return 0
+    except OSError as e:  # a full disk or a read-only .ratchet/: one line, not a traceback
+        known = from_os_error(e)
+        if known is None:
+            raise
+        print(f"ratchet: error: {known}", file=sys.stderr)
+        return known.exit_code
 
 
 if __name__ == "__main__":

@@ -281,6 +281,8 @@ def build(args: dict, repo_root: str) -> Config:
             extra_metrics = [m if m["margin"] else {**m, "margin": {"value": glob.value, "relative": glob.relative}}
                              for m in extra_metrics]
             args["min_improvement"] = f"{first['margin']['value']}{'%' if first['margin']['relative'] else ''}"
+    if args.get("branch") and args.get("no_branch"):
+        raise UsageError("--branch and --no-branch contradict each other; give one of them")
     direction = args.get("direction")
     if direction not in ("max", "min"):
         raise UsageError(f"--direction must be max or min (got {direction!r})")

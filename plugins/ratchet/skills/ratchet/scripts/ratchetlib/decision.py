@@ -75,6 +75,10 @@ def stop_reason(state: dict, config) -> Optional[str]:
     """The first stop condition that holds after a decision, else None."""
     best = state.get("best")
     if config.threshold is not None and best is not None and not config.better(config.threshold, best):
+        if state.get("iteration") == 0:  # a threshold on the wrong side of the baseline: nothing to do
+            side = "above" if config.direction == "max" else "below"
+            return (f"threshold already reached by the baseline ({fmt(best)} vs {fmt(config.threshold)}); "
+                    f"init again with a --threshold {side} {fmt(best)}, or none")
         return f"threshold reached ({fmt(best)} vs {fmt(config.threshold)})"
     if state.get("consecutive_crashes", 0) >= config.max_consecutive_crashes:
         return f"crash budget exhausted ({state['consecutive_crashes']} crashes in a row)"

@@ -26,6 +26,7 @@ from . import budget
 from . import config as configmod
 from . import artifacts, capture, decision, gitops, heartbeat, learning, lineage, metrics, paths, runner, unclean
 from . import constraints, guard, harness, holdout, pareto, sources
+from . import clip
 from .errors import RatchetError, UsageError
 from .store import Lock, Store, atomic_write, now_iso
 
@@ -146,8 +147,15 @@ def pin_exclude(cfg: configmod.Config) -> list:
 # --- trials -------------------------------------------------------------------
 
 def run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None, label: Optional[str] = None) -> dict:
-    """Run trial k of `iteration`, capture its report, extract the metric.
+    """Run trial k of `iteration`, capture its report, extract the metric,
+    then keep only the head and tail of a huge captured output (clip.py).
     `label` names the trial in the heartbeat (doctor's runs are not iterations)."""
+    trial = _run_trial(run, iteration, k, env, label)
+    cut = {ext: n for ext in ("txt", "out", "err") for n in [clip.clip(run.store.report_path(iteration, k, ext))] if n}
+    return {**trial, "clipped": cut} if cut else trial
+
+
+def _run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None, label: Optional[str] = None) -> dict:
     cfg, store = run.config, run.store
     out, err, report = (store.report_path(iteration, k, ext) for ext in ("out", "err", "txt"))
     unclean.refuse_if_marked(store)
@@ -186,6 +194,9 @@ def run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None, labe
     if cfg.report_path and not os.path.exists(report):
         return {**trial, "status": "no-metric", "detail": f"the command did not write {cfg.report_path}"}
     ex = metrics.extract(report, cfg.metric_name, cfg.metric_pattern)
+    if ex.status == metrics.MISSING and cfg.report_source == "stdout" and \
+            metrics.extract(err, cfg.metric_name, cfg.metric_pattern).status == metrics.OK:
+        ex = dataclasses.replace(ex, detail=ex.detail + "; the metric is in stderr: init again with --report-source stderr")
     trial = {**trial, "status": ex.status, "score": ex.value, "detail": ex.detail}
     return _extra_metrics(cfg, report, trial) if cfg.extra_names and ex.status == metrics.OK else trial
 
@@ -429,7 +440,12 @@ def recover(run: Run) -> list:
         notes.append(fixed)
     notes += artifacts.recover(run.store.root)
     last = run.store.records(last=1)
-    cur = run.store.read_current()
+    try:
+        cur = run.store.read_current()
+    except UsageError:  # the buffer of an unfinished iteration is unreadable: measure it again
+        notes.append(f"current.json was unreadable; set aside as {run.store.set_aside('current.json')}, "
+                     f"and the unfinished iteration is measured again")
+        cur = None
     if last and last[-1]["iter"] > run.state.get("iteration", -1):
         rec = last[-1]
         if rec.get("kept") and rec.get("sha") and gitops.head_sha(run.repo) != rec["sha"]:
@@ -462,6 +478,10 @@ def _require_active(run: Run, baseline_done: bool = True) -> None:
         raise UsageError(f"the run has stopped ({run.state['stop']}); start a new one with `init`")
     if baseline_done and run.state.get("iteration", -1) < 0:
         raise UsageError("no baseline yet; run `ratchet.py baseline` first")
+    branch, want = gitops.current_branch(run.repo), run.config.branch
+    if want and branch != want:  # a keep would commit onto the user's branch
+        raise UsageError(f"HEAD is on {branch or 'a detached commit'}, not the run's branch {want}; "
+                         f"`git checkout {want}` and retry")
 
 
 def baseline(cwd: str) -> tuple:

@@ -17,3 +17,21 @@ class RatchetError(Exception):
     """A runtime failure outside the user's control; exit code 1."""
 
     exit_code = 1
+
+
+_DISK_FULL = {28: "disk full", 122: "disk quota exceeded", 5: "input/output error"}   # ENOSPC, EDQUOT, EIO
+_NOT_WRITABLE = {13: "permission denied", 1: "operation not permitted", 30: "read-only file system"}  # EACCES, EPERM, EROFS
+
+
+def from_os_error(e: OSError):
+    """The UsageError/RatchetError for an OSError that escaped a verb, or None
+    (a bug: let it show). A full disk is exit 1 (free space and rerun: every
+    state file is replaced atomically and the next command finishes what this
+    one started); a file ratchet may not write is exit 2 (make it writable)."""
+    where = f" {e.filename}" if e.filename else ""
+    if e.errno in _DISK_FULL:
+        return RatchetError(f"{_DISK_FULL[e.errno]} while writing{where}; the last complete state is on disk: free some "
+                            f"space and run the command again (it finishes what this one started)")
+    if e.errno in _NOT_WRITABLE:
+        return UsageError(f"cannot write{where}: {_NOT_WRITABLE[e.errno]}; make it writable and run the command again")
+    return None

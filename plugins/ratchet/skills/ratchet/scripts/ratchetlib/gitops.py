@@ -43,6 +43,8 @@ def find_root(cwd: str) -> str:
     if out is None:
         raise UsageError("git is not installed or not on PATH; install git and retry")
     lines = out.stdout.decode().split()
+    if lines[:1] == ["true"]:  # bare: git prints this, then fails on --show-toplevel
+        raise UsageError("this is a bare git repository; run ratchet inside a work tree")
     if out.returncode != 0 or not lines:
         raise UsageError("not inside a git repository; run ratchet from your project's git work tree (git init first)")
     if lines[0] == "true" or len(lines) < 2:

@@ -15,7 +15,7 @@ guard that fails on the unmodified code would reject every change.
 
 import os
 
-from . import constraints, heartbeat, metrics, runner
+from . import clip, constraints, heartbeat, metrics, runner
 from .decision import fmt
 
 
@@ -34,12 +34,15 @@ def run(cfg, repo: str, store, iteration: int) -> dict:
         os.remove(err)
     result = {"exit_code": tr.exit_code, "seconds": round(tr.seconds, 4),
               "report": os.path.relpath(out, store.root), "metrics": {}}
+    passed = tr.exit_code == 0 and not tr.timed_out
+    found = {lim["name"]: metrics.extract(out, lim["name"]).value for lim in cfg.guard_metrics} if passed else {}
+    clip.clip(out)  # after the metrics were read: the head and tail of a huge output stay
     if tr.timed_out:
         return {**result, "status": "timeout", "detail": f"guard timed out after {cfg.guard_timeout_seconds:g}s"}
     if tr.exit_code != 0:
         return {**result, "status": "failed", "detail": f"guard exited with code {tr.exit_code}"}
     for limit in cfg.guard_metrics:
-        value = metrics.extract(out, limit["name"]).value
+        value = found[limit["name"]]
         result["metrics"][limit["name"]] = value
         if not constraints.holds(limit, value):
             got = "missing" if value is None else fmt(value)

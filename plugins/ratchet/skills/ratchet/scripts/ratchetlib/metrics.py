@@ -8,7 +8,10 @@ Rules, in order (the first that finds something wins):
    key NAME, dotted paths allowed (`eval.acc`, `runs.0.ms`);
 3. `--metric-pattern REGEX`, when given: the last match's first group.
 The report is scanned line by line, so a metric in the middle of gigabytes of
-output is found with constant memory. A value must parse as a finite float:
+output is found with constant memory; a line longer than 1 MiB (binary
+output, progress bars redrawn with carriage returns, no newline at all) is
+scanned in 1 MiB pieces that overlap by 4 KiB, so memory stays bounded and a
+`NAME: value` that straddles two pieces is still found. A value must parse as a finite float:
 `nan` and `inf` are reported as `not-finite`, never as a score.
 """
 
@@ -20,6 +23,8 @@ from typing import Optional
 
 _NUMBER = r"[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:[nN][aA][nN]|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?)"
 _JSON_LIMIT = 16 * 1024 * 1024
+_PIECE = 1 << 20    # longest piece of a line read at once
+_OVERLAP = 4096     # bytes a piece of a long line repeats from the one before
 
 OK, MISSING, NOT_FINITE = "ok", "no-metric", "not-finite"
 
@@ -34,6 +39,24 @@ class Extraction:
 def line_regex(name: str) -> "re.Pattern[bytes]":
     return re.compile(rb"(?:^|[\s,;|])(?:METRIC\s+)?" + re.escape(name.encode()) +
                       rb"\s*[:=]\s*(" + _NUMBER.encode() + rb")")
+
+
+def _mid_regex(name: str) -> "re.Pattern[bytes]":
+    """line_regex for a piece that continues a long line: no `^` anchor there."""
+    return re.compile(rb"[\s,;|](?:METRIC\s+)?" + re.escape(name.encode()) +
+                      rb"\s*[:=]\s*(" + _NUMBER.encode() + rb")")
+
+
+def _pieces(f):
+    """(bytes, fresh byte count, starts a line) for each line of binary file
+    `f`; a line longer than _PIECE comes in overlapping pieces."""
+    carry = b""
+    while True:
+        chunk = f.readline(_PIECE)
+        if not chunk:
+            return
+        yield carry + chunk, len(chunk), not carry
+        carry = b"" if chunk.endswith(b"\n") else (carry + chunk)[-(_OVERLAP + 1):]
 
 
 def _to_float(text) -> Optional[float]:
@@ -85,17 +108,17 @@ def _finish(raw, how: str) -> Extraction:
 
 def extract(path: str, name: str, pattern: Optional[str] = None) -> Extraction:
     """Extract metric `name` from the report file at `path` (see module doc)."""
-    line_re = line_regex(name)
+    line_re, mid_re = line_regex(name), _mid_regex(name)
     pat_re = re.compile(pattern.encode()) if pattern else None
     last_line = last_pat = None
     last_nonempty = b""
     size = 0
     try:
         with open(path, "rb") as f:
-            for line in f:
-                size += len(line)
+            for line, fresh, starts in _pieces(f):
+                size += fresh
                 m = None
-                for m in line_re.finditer(line):
+                for m in (line_re if starts else mid_re).finditer(line):
                     pass
                 if m:
                     last_line = m.group(1)

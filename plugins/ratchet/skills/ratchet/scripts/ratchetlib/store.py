@@ -7,14 +7,17 @@ new version. `results.jsonl` is append-only; a torn last line (a kill in the
 middle of an append) is ignored by readers and cut off by `repair()`.
 """
 
+import errno
 import json
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import time
 from typing import Optional
 
+from . import faults
 from .errors import RatchetError, UsageError
 
 FORMAT = 1
@@ -31,6 +34,7 @@ def atomic_write(path: str, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
+            faults.on_write(path, lambda: f.write(data[: len(data) // 2]))  # tests: a full disk part-way
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -91,6 +95,13 @@ class Store:
     def exists(self) -> bool:
         return os.path.exists(self.path("config.json"))
 
+    def set_aside(self, name: str) -> str:
+        """Rename an unreadable state file to NAME.corrupt-TIME (kept, never
+        deleted); the new path, relative to the repository."""
+        dest = self.path(f"{name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(self.path(name), dest)
+        return os.path.relpath(dest, self.repo)
+
     def ensure_dirs(self) -> None:
         for sub in ("reports", "patches"):
             os.makedirs(self.path(sub), exist_ok=True)
@@ -126,6 +137,7 @@ class Store:
         line = (json.dumps({"format": FORMAT, **record}, separators=(",", ":")) + "\n").encode()
         fd = os.open(self.path("results.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            faults.on_write(self.path("results.jsonl"), lambda: os.write(fd, line[: len(line) // 2]))
             os.write(fd, line)
             os.fsync(fd)
         finally:
@@ -185,7 +197,10 @@ class Store:
     # --- run archive --------------------------------------------------------
     def archive(self) -> Optional[str]:
         """Move the current run's files to runs/<run-id>/; return that id."""
-        cfg = self.read_config()
+        try:
+            cfg = self.read_config()
+        except UsageError:  # corrupt or too new: archived all the same, under the time
+            cfg = {}
         if cfg is None:
             return None
         run_id = cfg.get("run_id") or time.strftime("%Y%m%d-%H%M%S")
@@ -245,8 +260,8 @@ class Lock:
 
     def __enter__(self):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        body = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                           "started": now_iso(), "verb": self.verb}).encode()
+        body = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": now_iso(),
+                           "verb": self.verb, "pid_start": _pid_start(os.getpid())}).encode()
         for _ in range(2):
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -257,6 +272,9 @@ class Lock:
                         f"another ratchet command (`{holder.get('verb')}`, pid {holder.get('pid')}) is working "
                         f"on this repository; wait for it, or stop it first")
                 self.taken_over = holder
+                if holder:  # announced: a command was killed while it held the lock
+                    sys.stderr.write(f"ratchet: recovered: took over the lock of a killed `{holder.get('verb')}` "
+                                     f"(pid {holder.get('pid')})\n")
                 try:
                     os.unlink(self.path)
                 except FileNotFoundError:
@@ -264,6 +282,11 @@ class Lock:
                 continue
             except PermissionError:
                 raise UsageError(f"cannot write {os.path.dirname(self.path)}: permission denied; make it writable") from None
+            except OSError as e:
+                if e.errno == errno.EROFS:
+                    raise UsageError(f"cannot write {os.path.dirname(self.path)}: read-only file system; run ratchet "
+                                     f"on a writable copy of the repository") from None
+                raise
             with os.fdopen(fd, "wb") as f:
                 f.write(body)
             return self
@@ -294,5 +317,15 @@ def _alive(holder: dict) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    start = holder.get("pid_start")  # a pid reused by another process (after a reboot) is not the holder
+    return start is None or _pid_start(pid) in (None, start)
+
+
+def _pid_start(pid: int) -> Optional[int]:
+    """The kernel's start time of `pid` (Linux /proc), None elsewhere or when gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None

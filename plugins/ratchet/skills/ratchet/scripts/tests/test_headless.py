@@ -31,7 +31,7 @@ def alive(pid):
 
 def wait_for(path, seconds=20.0):
     end = time.monotonic() + seconds
-    while not os.path.exists(path):
+    while not (os.path.exists(path) and os.path.getsize(path)):  # written, not just created
         if time.monotonic() > end:
             raise AssertionError(f"{path} never appeared")
         time.sleep(0.02)

@@ -1,0 +1,46 @@
+"""Bound what a trial's captured output keeps on disk: its head and its tail.
+
+A trial's stdout and stderr stream straight to files (runner.py), so a
+command that prints a gigabyte costs ratchet no memory, but the disk holds
+the whole output until the trial has ended and its metric has been read
+from every line. Then `clip` replaces a file larger than HEAD + TAIL by its
+first HEAD bytes and last TAIL bytes (cut at line ends when there are any),
+with a one-line note where the middle was: the start (what ran, the config
+it printed) and the end (the summary, the traceback) are what a reader needs.
+So disk use is bounded per finished trial, and temporarily holds the full
+output of the trial that runs.
+"""
+
+import os
+from typing import Optional
+
+from .store import atomic_write
+
+HEAD = 1 << 20
+TAIL = 4 << 20
+_SLACK = 1024
+
+
+def clip(path: str, head: int = HEAD, tail: int = TAIL) -> Optional[int]:
+    """Keep `path`'s head and tail with a note between; the bytes cut, or
+    None when the file is small enough (or absent)."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    if size <= head + tail + _SLACK:  # _SLACK: a clipped file, note included, is never clipped again
+        return None
+    with open(path, "rb") as f:
+        first = f.read(head)
+        f.seek(size - tail)
+        last = f.read(tail)
+    end = first.rfind(b"\n")
+    first = first[: end + 1] if end >= 0 else first
+    start = last.find(b"\n")
+    last = last[start + 1:] if 0 <= start < len(last) - 1 else last
+    cut = size - len(first) - len(last)
+    sep = "" if first.endswith(b"\n") or not first else "\n"
+    note = (f"{sep}[ratchet: {cut} bytes cut here; the output was {size} "
+            f"bytes, of which the first {len(first)} and the last {len(last)} are kept]\n")
+    atomic_write(path, first + note.encode() + last)
+    return cut
