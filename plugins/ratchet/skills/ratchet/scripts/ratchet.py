@@ -3,12 +3,8 @@
 
 Usage: ratchet.py VERB [flags]    (ratchet.py --help lists the verbs)
 
-This file only parses flags and prints; the work is in ratchetlib/:
-  config   validate the init flags          runner   run one trial, kill its tree
-  metrics  read the number from a report    decision keep/revert, stop conditions
-  store    .ratchet/ files (FORMATS.md)     gitops   every git call
-  engine   the verbs' workflows             views    the short texts printed
-  headless `loop`: a fresh agent per iteration (prompt, agent, budget, parallel)
+This file only parses flags and prints; the work is in ratchetlib/, whose
+__init__.py maps every module by layer (rules, edges, workflows).
 Exit codes: 0 ok, 2 usage or configuration error (nothing changed),
 1 unexpected runtime failure (state left consistent), 130/143 interrupted;
 `loop` also exits 3 when one of its budgets ran out (the run can go on).
