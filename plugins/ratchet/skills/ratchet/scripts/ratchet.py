@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     init_parser = sp
     sp = verb("chain", "start a follow-up run at a stopped run's best commit, with some init flags changed")
     sp.add_argument("--rationale", required=True, help="one line: why this follow-up run, what it changes")
-    _as_overrides(init_parser, sp)
+    _copy_init_flags(init_parser, sp, overrides=True)
     sp.add_argument("--json", action="store_true")
 
     sp = verb("baseline", "measure the unmodified start commit (iteration 0)")
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-agent-cost-usd", type=_float, help="the run's agent cost budget (agents that report it)")
     sp.add_argument("--max-agent-tokens", type=_int, help="the run's agent token budget (agents that report it)")
     sp.add_argument("--parallel", type=_int, help="N agents propose at once, each in its own git worktree")
-    _copy_init_flags(init_parser, sp)
+    _copy_init_flags(init_parser, sp, prefix="init_")
     sp.epilog = ("Every `init` flag is accepted too: when the repository has no run, `loop` starts one with them "
                  "(init, then baseline); an existing run is continued. Exit 0: the run is over; 3: a budget ran out.")
 
@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp = verb("doctor", "preflight before init, with init's flags (none: the current run's): git, a clean tree, the "
                         "command runs, the metric is read, trial time, noise, protected paths, timeout")
-    _as_doctor_flags(init_parser, sp)
+    _copy_init_flags(init_parser, sp)
     sp.add_argument("--runs", type=_int, metavar="N",
                     help="runs of the command for the noise (default: up to 5 within 2 minutes)")
     sp.add_argument("--json", action="store_true")
@@ -192,13 +192,18 @@ LOOP_FLAGS = ("agent_command", "agent_timeout_seconds", "max_wall_seconds", "max
               "max_agent_tokens", "parallel")
 
 
-def _copy_init_flags(src, dst) -> None:
-    """Give `loop` every `init` flag (none required), so one command line can
-    start a run and loop on it; a flag added to `init` is a `loop` flag too."""
+def _copy_init_flags(src, dst, *, prefix: str = "", overrides: bool = False) -> None:
+    """Give `dst` every `init` flag, none required, so a flag added to `init`
+    is accepted everywhere an init line is: `loop` (dest prefixed `init_`,
+    to start a run and loop on it), `doctor` (init's defaults, to check an
+    init line as is) and `chain` (`overrides`: absent unless given, shown in
+    its help, since only the flags that change are passed)."""
     for action in src._actions:
         if not action.option_strings or action.dest in ("help", "cwd", "json"):
             continue
-        kw = {"dest": "init_" + action.dest, "default": action.default, "help": argparse.SUPPRESS}
+        kw = {"dest": prefix + action.dest,
+              "default": argparse.SUPPRESS if overrides else action.default,
+              "help": action.help if overrides else argparse.SUPPRESS}
         if action.nargs == 0:
             kw["action"] = "store_true"
         elif isinstance(action, argparse._AppendAction):
@@ -206,37 +211,6 @@ def _copy_init_flags(src, dst) -> None:
         else:
             kw.update(type=action.type, choices=action.choices, nargs=action.nargs, metavar=action.metavar)
         dst.add_argument(*action.option_strings, **kw)
-
-
-def _as_overrides(init_parser, sp) -> None:
-    """Give `sp` every init flag, optional and absent unless given (for `chain`)."""
-    for act in init_parser._actions:
-        if not act.option_strings or act.dest in ("help", "cwd", "json"):
-            continue
-        kw = {"dest": act.dest, "default": argparse.SUPPRESS, "help": act.help}
-        if act.nargs == 0:
-            kw["action"] = "store_true"
-        elif isinstance(act, argparse._AppendAction):
-            kw.update(action="append", type=act.type, metavar=act.metavar)
-        else:
-            kw.update(type=act.type, choices=act.choices, nargs=act.nargs, metavar=act.metavar)
-        sp.add_argument(*act.option_strings, **kw)
-
-
-def _as_doctor_flags(init_parser, sp) -> None:
-    """Give `sp` every init flag with init's defaults, none required: doctor
-    takes the init line as is, or no flags to check the current run."""
-    for act in init_parser._actions:
-        if not act.option_strings or act.dest in ("help", "cwd", "json"):
-            continue
-        kw = {"dest": act.dest, "default": act.default, "help": argparse.SUPPRESS}
-        if act.nargs == 0:
-            kw["action"] = "store_true"
-        elif isinstance(act, argparse._AppendAction):
-            kw.update(action="append", type=act.type, metavar=act.metavar)
-        else:
-            kw.update(type=act.type, choices=act.choices, nargs=act.nargs, metavar=act.metavar)
-        sp.add_argument(*act.option_strings, **kw)
 
 
 def _emit(args, human: str, data) -> None:
