@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""How often does a keep rule keep junk or miss real gains, and what does it report?
+
+Drives ratchet's real decision code (ratchetlib.stats: pair_effect,
+sprt_decide, noise_estimate, update_noise, gain_interval, mean_decide) with a
+simulated benchmark in place of the subprocess.
+
+The simulated benchmark measures a time (direction "min"). A change with true
+effect +e% makes the code 1+e/100 times faster. Machines (CV = run-to-run noise):
+  normal  time * (1 + CV * N(0,1))
+  heavy   time * exp(CV * N(0,1)), and 3% of runs are 3x slow (an outlier)
+  drift   normal noise times a slowly wandering machine speed: an
+          Ornstein-Uhlenbeck walk in log speed, stationary sd 3%, correlation
+          time 300 runs (a few tenths of a percent between consecutive runs)
+
+Rules:
+  ratchet   paired, interleaved runs (AB, BA, ...) of incumbent and candidate;
+            sprt_decide after each pair with h0 = 0 (no --min-improvement),
+            h1 = +2%, alpha 0.05, beta 0.2, 2..10 pairs, noise prior from 5
+            calibration runs of the start commit (refined by update_noise in
+            the loop); the defaults of sprt_decide otherwise
+  sprt-only the same without the test at the cap (undecided -> revert)
+  naive-1   one candidate run vs the stored score of the incumbent
+  naive-3   mean of 3 runs vs the stored mean of 3
+  naive-5   mean of 5 runs vs the stored mean of 5, keep only if >1% better
+            (mean_decide, i.e. ratchet's --decision mean)
+
+Rates: each decision starts on a fresh machine. Naive rules compare with a
+stored incumbent score measured 10 iterations earlier (drift has moved on
+since; that is how a stored best is used in a loop). Ratchet calibrates (5
+runs of the incumbent) and then runs its pairs. "runs/dec" counts the
+benchmark runs of the decision itself (a pair is 2 runs; naive rules count
+the candidate's runs only, the stored score being free); the one-off
+calibration or baseline (5 / 1 / 3 / 5 runs per loop) is left out.
+
+Loop: 200 proposals per loop, 20% are real +3%, 40% do nothing, 40% are worse
+(uniform -1..-5%); the same proposal sequence and machine seed for every
+rule. "true" is the real cumulative gain of what was kept; "believed" is what
+the rule reports: for naive rules the stored best against the stored
+baseline, for ratchet a `verify` simulation (10 fresh pairs of start vs best,
+gain_interval with the run's noise estimate). "gap" is reported - true in
+percentage points, mean over loops, with its standard error (for ratchet each
+loop's verify is simulated 10 times so the bias shows through the noise);
+"|gap|" is the mean absolute error of one report, and "cover" how often
+ratchet's 95% interval held the truth. Rates carry a binomial standard error
+of about sqrt(p(1-p)/N) (0.5 points at 5% with N = 2000; sprt-only, there to
+show what the cap test adds, runs half as many).
+
+Usage: python3 bench/decision_quality.py [--quick] [--seed N] [--jobs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import statistics
+import sys
+import time
+from multiprocessing import Pool
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "plugins", "ratchet", "skills", "ratchet", "scripts"))
+
+from ratchetlib import stats  # noqa: E402
+
+NOISES = (0.01, 0.05, 0.15)
+KINDS = ("normal", "heavy", "drift")
+EFFECTS = (-5.0, -2.0, 0.0, 2.0, 5.0, 10.0)
+RULES = ("ratchet", "sprt-only", "naive-1", "naive-3", "naive-5")
+NAIVE = {"naive-1": (1, 0.0), "naive-3": (3, 0.0), "naive-5": (5, 1.0)}
+
+BASE_TIME = 1.0
+OUTLIER_P, OUTLIER_X = 0.03, 3.0
+DRIFT_SD, DRIFT_TAU = 0.03, 300.0
+CALIBRATION_RUNS = 5
+STALE_ITERATIONS = 10
+VERIFY_PAIRS = 10
+VERIFY_REPEATS = 10
+LOOP_ITERATIONS = 200
+TARGET_PCT = 2.0
+PAIRED = dict(alpha=0.05, beta=0.2, min_pairs=2, max_pairs=10)
+
+
+class Machine:
+    """A benchmark run: the true time of the code, times noise, times the machine's drift."""
+
+    def __init__(self, cv: float, kind: str, rng: random.Random):
+        self.cv, self.kind, self.rng = cv, kind, rng
+        self.rho = math.exp(-1.0 / DRIFT_TAU)
+        self.step = DRIFT_SD * math.sqrt(1.0 - self.rho ** 2)
+        self.drift = rng.gauss(0.0, DRIFT_SD) if kind == "drift" else 0.0
+
+    def advance(self, runs: int) -> None:
+        """Let time pass (runs of other work) without measuring anything."""
+        if self.kind == "drift":
+            for _ in range(runs):
+                self.drift = self.rho * self.drift + self.rng.gauss(0.0, self.step)
+
+    def run(self, true_time: float) -> float:
+        self.advance(1)
+        g = self.rng.gauss(0.0, 1.0)
+        if self.kind == "heavy":
+            value = true_time * math.exp(self.cv * g)
+            if self.rng.random() < OUTLIER_P:
+                value *= OUTLIER_X
+            return value
+        value = true_time * max(1e-6, 1.0 + self.cv * g)
+        return value * math.exp(self.drift)
+
+
+def time_of(log_goodness: float) -> float:
+    return BASE_TIME * math.exp(-log_goodness)
+
+
+def calibrate(machine: Machine, true_time: float) -> stats.Noise:
+    return stats.noise_estimate([machine.run(true_time) for _ in range(CALIBRATION_RUNS)], True)
+
+
+def one_pair(machine: Machine, inc_time: float, cand_time: float, pair: int) -> float:
+    """Pair number ``pair`` in iterate's order (AB, BA, ...), as an effect."""
+    if stats.incumbent_first(pair):
+        inc = machine.run(inc_time)
+        cand = machine.run(cand_time)
+    else:
+        cand = machine.run(cand_time)
+        inc = machine.run(inc_time)
+    return stats.pair_effect(inc, cand, "min", True)
+
+
+def decide_paired(machine: Machine, inc_time: float, cand_time: float, noise: stats.Noise,
+                  final_test: bool = True) -> tuple[stats.Verdict, int, list[float]]:
+    """Exactly what iterate does: one pair at a time, stop when the test decides."""
+    h0, h1 = stats.hypotheses(margin=0.0, target_percent=TARGET_PCT, incumbent=inc_time, log_scale=True)
+    effects: list[float] = []
+    while True:
+        effects.append(one_pair(machine, inc_time, cand_time, len(effects) + 1))
+        verdict = stats.sprt_decide(effects, h0=h0, h1=h1, sigma_prior=noise.sigma_pair,
+                                    prior_df=noise.df, final_test=final_test, **PAIRED)
+        if verdict.decided:
+            return verdict, 2 * len(effects), effects
+
+
+def decide_naive(machine: Machine, stored: float, cand_time: float, rule: str) -> tuple[bool, float]:
+    k, margin = NAIVE[rule]
+    scores = [machine.run(cand_time) for _ in range(k)]
+    verdict = stats.mean_decide(scores, stored, direction="min", margin_value=margin, margin_relative=True)
+    return verdict.keep, statistics.fmean(scores)
+
+
+def final_test_of(rule: str) -> bool:
+    return rule != "sprt-only"
+
+
+# --------------------------------------------------------------------------
+
+def rates_task(args):
+    """Keep rate and mean runs for one (scenario, rule, effect) cell."""
+    cv, kind, rule, effect, reps, seed = args
+    rng = random.Random(seed)
+    keeps = runs = 0
+    inc_time = time_of(0.0)
+    cand_time = time_of(math.log1p(effect / 100.0))
+    for _ in range(reps):
+        machine = Machine(cv, kind, rng)
+        if rule in NAIVE:
+            k = NAIVE[rule][0]
+            stored = statistics.fmean(machine.run(inc_time) for _ in range(k))
+            machine.advance(STALE_ITERATIONS * k)
+            keep, _ = decide_naive(machine, stored, cand_time, rule)
+            used = k
+        else:
+            noise = calibrate(machine, inc_time)
+            machine.advance(STALE_ITERATIONS * 4)
+            verdict, used, _ = decide_paired(machine, inc_time, cand_time, noise, final_test_of(rule))
+            keep = verdict.keep
+        keeps += keep
+        runs += used
+    return (cv, kind, rule, effect), (keeps / reps, runs / reps)
+
+
+def proposals(seed: int) -> list[float]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(LOOP_ITERATIONS):
+        u = rng.random()
+        if u < 0.2:
+            out.append(math.log1p(0.03))
+        elif u < 0.6:
+            out.append(0.0)
+        else:
+            out.append(math.log1p(-rng.uniform(0.01, 0.05)))
+    return out
+
+
+def verify(machine: Machine, start_time: float, best_time: float, noise: stats.Noise) -> stats.Gain:
+    """What `verify` does: fresh pairs of start (incumbent) vs best (candidate), then gain_interval."""
+    effects = [one_pair(machine, start_time, best_time, p) for p in range(1, VERIFY_PAIRS + 1)]
+    return stats.gain_interval(effects, log_scale=True, sigma_prior=noise.sigma_pair, prior_df=noise.df)
+
+
+def loop_task(args):
+    """One 200-iteration loop: (true gain %, reported gains %, runs per decision, intervals held truth)."""
+    cv, kind, rule, seed = args
+    machine = Machine(cv, kind, random.Random(seed * 7919 + 1))
+    kept = 0.0
+    runs = 0
+    start_time = time_of(0.0)
+    if rule in NAIVE:
+        k = NAIVE[rule][0]
+        baseline = stored = statistics.fmean(machine.run(start_time) for _ in range(k))
+        for e in proposals(seed):
+            keep, score = decide_naive(machine, stored, time_of(kept + e), rule)
+            runs += k
+            if keep:
+                kept += e
+                stored = score
+        reports, held = [(baseline / stored - 1.0) * 100.0], []
+    else:
+        noise = calibrate(machine, start_time)
+        for e in proposals(seed):
+            verdict, used, effects = decide_paired(machine, time_of(kept), time_of(kept + e), noise,
+                                                   final_test_of(rule))
+            runs += used
+            noise = stats.update_noise(noise, effects)
+            if verdict.keep:
+                kept += e
+        gains = [verify(machine, start_time, time_of(kept), noise) for _ in range(VERIFY_REPEATS)]
+        reports = [stats.display(g.estimate, True) for g in gains]
+        held = [g.interval[0] <= kept <= g.interval[1] for g in gains]
+    return (cv, kind, rule), (math.expm1(kept) * 100.0, reports, runs / LOOP_ITERATIONS, held)
+
+
+# --------------------------------------------------------------------------
+
+def describe(cv: float, kind: str) -> str:
+    machine = {"normal": "normal noise",
+               "heavy": f"heavy-tailed (log-normal + {OUTLIER_P:.0%} of runs {OUTLIER_X:g}x slow)",
+               "drift": f"drifting machine (OU walk, sd {DRIFT_SD:.0%}, tau {DRIFT_TAU:g} runs)"}[kind]
+    return f"noise CV {cv:.0%}, {machine}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a rough look in seconds)")
+    parser.add_argument("--seed", type=int, default=20261123)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    reps, loops = (300, 12) if args.quick else (2000, 100)
+
+    began = time.time()
+    rate_jobs = []
+    loop_jobs = []
+    for i, cv in enumerate(NOISES):
+        for j, kind in enumerate(KINDS):
+            for r, rule in enumerate(RULES):
+                for k, effect in enumerate(EFFECTS):
+                    # sprt-only is there to show what the cap test adds: fewer repetitions do
+                    rate_jobs.append((cv, kind, rule, effect, reps // 2 if rule == "sprt-only" else reps,
+                                      args.seed + 1000003 * i + 10007 * j + 101 * k + 7 * r))
+                for l in range(loops):
+                    # the same proposals and machine seed for every rule: a paired comparison of rules
+                    loop_jobs.append((cv, kind, rule, args.seed + 100003 * i + 1009 * j + l))
+    with Pool(max(1, args.jobs)) as pool:
+        rates = dict(pool.map(rates_task, rate_jobs, chunksize=4))
+        loop_rows = pool.map(loop_task, loop_jobs, chunksize=2)
+    loop = {}
+    for key, row in loop_rows:
+        loop.setdefault(key, []).append(row)
+
+    print(f"decision quality: {reps} decisions per cell, {loops} loops of {LOOP_ITERATIONS} iterations "
+          f"per rule and scenario, seed {args.seed}")
+    print("keep@e = share of changes of true effect e kept (false keeps for e <= 0); miss@e = 1 - keep@e")
+    header = (f"{'rule':<10} {'keep@-5%':>8} {'keep@-2%':>8} {'keep@0':>7} {'miss@+2%':>8} {'miss@+5%':>8} "
+              f"{'miss@+10%':>9} {'runs/dec':>8} | {'true':>7} {'believed':>8} {'gap':>6} {'±se':>4} "
+              f"{'|gap|':>5} {'runs/dec':>8} {'cover':>5}")
+    checks = []
+    for cv in NOISES:
+        sigma_pair = math.sqrt(2.0) * cv
+        detectable = stats.display(stats.detectable_effect(sigma_pair, PAIRED["alpha"], PAIRED["beta"],
+                                                           PAIRED["max_pairs"]), True)
+        for kind in KINDS:
+            print(f"\n== {describe(cv, kind)} ==")
+            print(f"   (pair sigma about {sigma_pair:.1%}; detectable_effect within {PAIRED['max_pairs']} pairs: "
+                  f"+{detectable:.1f}%)")
+            print(header)
+            trues = {}
+            for rule in RULES:
+                cells = {e: rates[(cv, kind, rule, e)] for e in EFFECTS}
+                keep = {e: cells[e][0] for e in EFFECTS}
+                mean_runs = statistics.fmean(cells[e][1] for e in EFFECTS)
+                rows = loop[(cv, kind, rule)]
+                true = statistics.fmean(r[0] for r in rows)
+                believed = statistics.fmean(r[1][0] for r in rows)
+                gaps = [statistics.fmean(rep - r[0] for rep in r[1]) for r in rows]
+                gap = statistics.fmean(gaps)
+                gap_se = statistics.stdev(gaps) / math.sqrt(len(gaps)) if len(gaps) > 1 else math.nan
+                abs_gap = statistics.fmean(abs(r[1][0] - r[0]) for r in rows)
+                loop_runs = statistics.fmean(r[2] for r in rows)
+                held = [h for r in rows for h in r[3]]
+                cover = f"{statistics.fmean(held):.0%}" if held else ""
+                trues[rule] = true
+                print(f"{rule:<10} {keep[-5.0]:>8.1%} {keep[-2.0]:>8.1%} {keep[0.0]:>7.1%} "
+                      f"{1 - keep[2.0]:>8.1%} {1 - keep[5.0]:>8.1%} {1 - keep[10.0]:>9.1%} {mean_runs:>8.1f} | "
+                      f"{true:>6.1f}% {believed:>7.1f}% {gap:>+6.1f} {gap_se:>4.1f} {abs_gap:>5.1f} "
+                      f"{loop_runs:>8.1f} {cover:>5}")
+                if rule == "ratchet":
+                    name = describe(cv, kind)
+                    se0 = math.sqrt(keep[0.0] * (1 - keep[0.0]) / reps)
+                    checks.append((f"{name}: false keeps at 0 <= 5%", keep[0.0] <= 0.05,
+                                   f"{keep[0.0]:.1%} (se {se0:.1%})"))
+                    checks.append((f"{name}: verified gain within 1 point (mean gap)", abs(gap) <= 1.0,
+                                   f"{gap:+.1f} points (se {gap_se:.1f}); one run's report is off by "
+                                   f"{abs_gap:.1f} on average"))
+                    if cv == 0.01:
+                        checks.append((f"{name}: misses at +5% <= 5%", 1 - keep[5.0] <= 0.05, f"{1 - keep[5.0]:.1%}"))
+                        checks.append((f"{name}: misses at +2% <= 20%", 1 - keep[2.0] <= 0.20, f"{1 - keep[2.0]:.1%}"))
+                        checks.append((f"{name}: <= 6 runs per decision", mean_runs <= 6.0, f"{mean_runs:.2f}"))
+            if cv == 0.05:
+                best = max(NAIVE, key=lambda r: trues[r])
+                ratio = trues["ratchet"] / trues[best] if trues[best] > 0 else math.inf
+                checks.append((f"{describe(cv, kind)}: loop true gain >= 1.5x best naive", ratio >= 1.5,
+                               f"{trues['ratchet']:.1f}% vs {trues[best]:.1f}% ({best}): {ratio:.2f}x"))
+
+    print("\ntargets for the default rule (ratchet):")
+    for name, ok, figure in checks:
+        print(f"  {'PASS' if ok else 'FAIL'}  {name}: {figure}")
+    print(f"\n{sum(ok for _, ok, _ in checks)}/{len(checks)} targets met; {time.time() - began:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
