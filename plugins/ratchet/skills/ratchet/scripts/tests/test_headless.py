@@ -295,7 +295,8 @@ class CancelCommandTest(LoopTest):
         self.addCleanup(self.kill_jobs, jobs)
         sched = f"{shlex.quote(PY)} {shlex.quote(SCHED)}"
         self.run_ok("init", "--run-command", f"{sched} submit {shlex.quote(jobs)} {seconds} {score}",
-                    "--direction", "max", "--metric-name", "score", "--report-source", "stdout", *extra)
+                    "--direction", "max", "--metric-name", "score", "--report-source", "stdout",
+                    "--decision", "mean", *extra)
         return jobs, sched
 
     def kill_jobs(self, jobs):
