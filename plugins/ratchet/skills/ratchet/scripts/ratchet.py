@@ -66,11 +66,26 @@ def build_parser() -> argparse.ArgumentParser:
                          "trainers write (json, jsonl, csv, hf, wandb, tensorboard, lightning; e.g. "
                          "jsonl:metrics.jsonl#val_loss; see FORMATS.md)")
     sp.add_argument("--metric-pattern", help="regex with one capture group, when no `NAME: value` line exists")
-    sp.add_argument("--trials", type=_int, default=1, help="runs per iteration, averaged (default 1)")
+    sp.add_argument("--trials", type=_int, default=1,
+                    help="paired: the minimum pairs (at least 2); mean: runs per iteration, averaged (default 1)")
     sp.add_argument("--iterations", type=_int, default=20, help="hard cap on iterations (default 20)")
     sp.add_argument("--threshold", type=_float, help="stop when the best crosses this value")
     sp.add_argument("--patience", type=_int, default=0, help="stop after K iterations without a keep (0 = off)")
     sp.add_argument("--min-improvement", default="0", help="margin to keep: absolute (0.5) or relative (2%%)")
+    sp.add_argument("--decision", choices=("paired", "mean"), default="paired",
+                    help="paired (default): incumbent and candidate run in alternating pairs, a sequential test "
+                         "decides; mean: the mean of --trials runs against the incumbent's stored score")
+    sp.add_argument("--target", type=_float, default=2.0, metavar="PCT",
+                    help="paired: the improvement the test is built to detect, percent (default 2)")
+    sp.add_argument("--alpha", type=_float, default=0.05, help="paired: false-keep rate at the margin (default 0.05)")
+    sp.add_argument("--beta", type=_float, default=0.2, help="paired: miss rate at the target (default 0.2)")
+    sp.add_argument("--max-trials", type=_int, default=10, help="paired: the pair cap per iteration (default 10)")
+    sp.add_argument("--seed-env", metavar="VAR",
+                    help="paired: export a fresh seed in VAR per pair, the same to both runs (common random numbers)")
+    sp.add_argument("--calibration-runs", type=_int, default=5,
+                    help="paired: runs of the start commit in `baseline` to measure the noise (default 5)")
+    sp.add_argument("--verify-every", type=_int, default=25,
+                    help="paired: re-measure start vs best every N iterations (0 = only at the stop; default 25)")
     sp.add_argument("--max-consecutive-crashes", type=_int, default=3)
     sp.add_argument("--trial-timeout-seconds", type=_float)
     sp.add_argument("--cancel-command", help="run when a trial times out or is interrupted, with RATCHET_TRIAL_ID set "
@@ -159,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = verb("clean", "after a trial's processes survived the kill: kill them again, check, unblock trials")
     sp.add_argument("--json", action="store_true")
     sp = verb("holdout", "evaluate the holdout on the start and the final commit now")
+    sp.add_argument("--json", action="store_true")
+    sp = verb("verify", "re-measure the start commit against the best in paired runs: the honest gain")
+    sp.add_argument("--pairs", type=_int, help="pairs to run (default --max-trials)")
     sp.add_argument("--json", action="store_true")
     sp = verb("ideas", "the ideas backlog: add TEXT, list, done N")
     sp.add_argument("action", choices=("add", "list", "done"))
@@ -359,13 +377,21 @@ def cmd_stop(a):
     cfg = run.config
     human = "\n".join([f"recovered: {n}" for n in notes] + [
         f"run {cfg.run_id} stopped: {run.state['stop']}"] + (
-        [f"holdout: {run.holdout['summary']}"] if run.holdout else []) + [
+        [f"holdout: {run.holdout['summary']}"] if run.holdout else []) + _verified_lines(run) + [
         f"you are on {cfg.original_branch or 'the run branch'}; the experiment stays on {cfg.branch}",
         f"inspect it: git log --oneline {cfg.start_commit[:10]}..{cfg.branch}   "
         f"git diff {cfg.start_commit[:10]} {cfg.branch}",
         "report: ratchet.py report --html · a clean branch to merge: ratchet.py finalize"] + _best_artifacts(run))
     _emit(a, human, {"run_id": cfg.run_id, "stop": run.state["stop"], "branch": cfg.branch, "recovered": notes,
                      "holdout": run.holdout})
+
+
+def _verified_lines(run) -> list:
+    from ratchetlib import paired
+    if run.verify_error:
+        return [f"verify could not run: {run.verify_error}"]
+    line = paired.verified_line(run.state.get("verified"))
+    return [line] if line else []
 
 
 def cmd_run_trial(a):
@@ -415,6 +441,13 @@ def cmd_clean(a):
         human = (f"killed {len(killed)} leftover process(es); " if killed else "") + \
             "no process of the earlier trial is left; trials may run again"
     _emit(a, human, {"marker": killed is not None, "killed": killed or []})
+
+
+def cmd_verify(a):
+    from ratchetlib import paired
+    run, verified, notes = engine.verify(a.cwd, a.pairs)
+    line = paired.verified_line(verified) or "nothing to verify: no change has been kept yet"
+    _emit(a, "\n".join([f"recovered: {n}" for n in notes] + [line]), {"verified": verified, "recovered": notes})
 
 
 def cmd_ideas(a):
@@ -489,7 +522,7 @@ def cmd_demo(a):
 COMMANDS = {"init": cmd_init, "chain": cmd_chain, "baseline": cmd_baseline, "iterate": cmd_iterate, "decide": cmd_decide,
             "status": cmd_status, "history": cmd_history, "tail": cmd_tail, "stop": cmd_stop,
             "run-trial": cmd_run_trial, "score": cmd_score, "ideas": cmd_ideas, "clean": cmd_clean,
-            "detect": cmd_detect, "holdout": cmd_holdout, "demo": cmd_demo, "loop": cmd_loop,
+            "detect": cmd_detect, "holdout": cmd_holdout, "verify": cmd_verify, "demo": cmd_demo, "loop": cmd_loop,
             "report": cmd_report, "diff": cmd_diff, "finalize": cmd_finalize, "doctor": cmd_doctor}
 
 

@@ -50,7 +50,10 @@ def parent_flags(cfg: Config) -> dict:
             "constraint": [_limit_flag(c) for c in cfg.constraints] or None,
             "warn": [_limit_flag(w) for w in cfg.warnings] or None,
             "guard_command": cfg.guard_command, "guard_metric": [_limit_flag(g) for g in cfg.guard_metrics] or None,
-            "guard_timeout_seconds": cfg.guard_timeout_seconds, "holdout_command": cfg.holdout_command}
+            "guard_timeout_seconds": cfg.guard_timeout_seconds, "holdout_command": cfg.holdout_command,
+            "decision": cfg.decision, "target": cfg.target, "alpha": cfg.alpha, "beta": cfg.beta,
+            "max_trials": cfg.max_trials, "seed_env": cfg.seed_env, "calibration_runs": cfg.calibration_runs,
+            "verify_every": cfg.verify_every}
 
 
 def chain(cwd: str, rationale: str, changes: dict) -> tuple:

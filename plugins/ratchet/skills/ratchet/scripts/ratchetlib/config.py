@@ -73,6 +73,20 @@ class Config:
     guard_timeout_seconds: Optional[float] = None
     holdout_command: Optional[str] = None
     auto_protected: tuple = ()   # protected because a command names them
+    # Decisions (issue 3, see paired.py and stats.py).
+    decision: str = "paired"     # paired | mean
+    target: float = 2.0          # H1 of the sequential test, percent
+    alpha: float = 0.05
+    beta: float = 0.2
+    max_trials: int = 10         # the pair cap (paired)
+    seed_env: Optional[str] = None
+    calibration_runs: int = 5
+    verify_every: int = 25
+
+    @property
+    def min_pairs(self) -> int:
+        """Pairs before the sequential test may decide: --trials, at least 2."""
+        return max(2, self.trials)
 
     @property
     def source(self) -> sources.Source:
@@ -131,6 +145,7 @@ def from_dict(d: dict) -> Config:
         kw[key] = tuple(kw.get(key) or ())
     kw["arms"] = tuple(kw.get("arms") or ())
     kw["escalation"] = dict(kw.get("escalation") or {})
+    kw.setdefault("decision", "mean")  # a run configured before paired decisions existed keeps its rule
     return Config(**kw)
 
 
@@ -340,7 +355,40 @@ def build(args: dict, repo_root: str) -> Config:
         strategy=args.get("strategy"),
         arms=parse_arms(args.get("strategy"), args.get("arms")),
         escalation=parse_escalation(args.get("escalation")),
+        **_decision_fields(args),
     )
+
+
+def _decision_fields(args: dict) -> dict:
+    """--decision, --target, --alpha, --beta, --max-trials, --seed-env,
+    --calibration-runs, --verify-every, validated."""
+    rule = args.get("decision") or "paired"
+    if rule not in ("paired", "mean"):
+        raise UsageError(f"--decision must be paired or mean (got {rule!r})")
+    target = args.get("target", 2.0)
+    target = 2.0 if target is None else target
+    if not math.isfinite(target) or target <= 0:
+        raise UsageError(f"--target must be a percentage > 0 (got {target!r})")
+    levels = {}
+    for name in ("alpha", "beta"):
+        v = args.get(name)
+        v = {"alpha": 0.05, "beta": 0.2}[name] if v is None else v
+        if not (math.isfinite(v) and 0 < v < 0.5):
+            raise UsageError(f"--{name} must be between 0 and 0.5 (got {v!r})")
+        levels[name] = float(v)
+    max_trials = _positive_int("--max-trials", args.get("max_trials") or 10)
+    trials = args.get("trials", 1) or 1
+    if rule == "paired" and max_trials < max(2, trials):
+        raise UsageError(f"--max-trials {max_trials} is below the minimum pairs ({max(2, trials)}: --trials, at least 2)")
+    seed_env = (args.get("seed_env") or "").strip() or None
+    if seed_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", seed_env):
+        raise UsageError(f"--seed-env {seed_env!r} is not an environment variable name")
+    calibration = args.get("calibration_runs")
+    calibration = _positive_int("--calibration-runs", 5 if calibration is None else calibration, minimum=2)
+    every = args.get("verify_every")
+    every = _positive_int("--verify-every", 25 if every is None else every, minimum=0)
+    return {"decision": rule, "target": float(target), **levels, "max_trials": max_trials, "seed_env": seed_env,
+            "calibration_runs": calibration, "verify_every": every}
 
 
 def _parse_metric(text: str) -> dict:

@@ -27,6 +27,7 @@ from . import config as configmod
 from . import artifacts, capture, decision, gitops, heartbeat, learning, lineage, metrics, paths, runner, unclean
 from . import constraints, guard, harness, holdout, pareto, sources
 from . import clip
+from . import paired
 from .errors import RatchetError, UsageError
 from .store import Lock, Store, atomic_write, now_iso
 
@@ -38,6 +39,7 @@ class Run:
     config: configmod.Config
     state: dict
     holdout: Optional[dict] = None  # set when this command ran the holdout
+    verify_error: Optional[str] = None  # set when an automatic verify could not run
 
 
 
@@ -212,10 +214,10 @@ def _extra_metrics(cfg: configmod.Config, report: str, trial: dict) -> dict:
     return trial
 
 
-def _measure(run: Run, cur: dict, count: int) -> list:
+def _measure(run: Run, cur: dict, count: int, env: Optional[dict] = None) -> list:
     """Run trials until `count` are done or one fails; buffer each one."""
     while len(cur["trials"]) < count:
-        t = run_trial(run, cur["iter"], len(cur["trials"]) + 1)
+        t = run_trial(run, cur["iter"], len(cur["trials"]) + 1, env)
         cur["trials"].append(t)
         run.store.write_current(cur)
         if t["status"] != "ok":
@@ -304,11 +306,22 @@ def _after_batch(run: Run, when: str) -> Optional[tuple]:
     return _tampered(run, changes, when) if changes else None
 
 
-def _judge(run: Run, it: int, trials: list) -> tuple:
-    """Crash/timeout, then constraints, then the metric(s), then the guard."""
+def _judge(run: Run, it: int, trials: list, pair: Optional[tuple] = None) -> tuple:
+    """Crash/timeout, then constraints, then the metric(s), then the guard.
+
+    `pair` = (stats verdict or None, incumbent trials) of a paired
+    measurement (paired.py): the test's verdict replaces the mean rule, and
+    several metrics are compared with the incumbent as measured in the pairs."""
     cfg, st = run.config, run.state
     avgs = pareto.averages(trials, [cfg.metric_name] + cfg.extra_names)
     extra = {"metrics": avgs}
+    if pair is not None:
+        bad = decision.failed_trial(pair[1])
+        if bad is not None:
+            return decision.Verdict(decision.TIMEOUT if bad["status"] == "timeout" else decision.CRASH, avgs[cfg.metric_name],
+                                    None, f"incumbent run failed (pair {bad['pair']}, trial {bad['trial']}): "
+                                    f"{bad.get('detail') or bad['status']}; the benchmark or machine is unstable"), \
+                {**extra, "incumbent_trials": pair[1]}
     if decision.failed_trial(trials) is not None:
         return decision.judge(trials, st["incumbent_score"], cfg), extra
     if cfg.warnings:
@@ -318,9 +331,19 @@ def _judge(run: Run, it: int, trials: list) -> tuple:
         inc = st["incumbent_score"]
         return decision.Verdict(decision.CONSTRAINT, avgs[cfg.metric_name], avgs[cfg.metric_name] - inc,
                                 f"{why}; reverted"), extra
+    if pair is not None:
+        sv, inc_trials = pair
+        extra.update(paired.evidence(cfg, sv, trials, inc_trials))
+        inc = decision.mean(t["score"] for t in inc_trials)
+        extra["incumbent"] = inc
     if len(cfg.objectives) > 1:
         incumbent = st.get("incumbent_metrics") or {cfg.metric_name: st["incumbent_score"]}
+        if pair is not None:
+            incumbent = pareto.averages(pair[1], [n for n, _, _ in cfg.objectives])
         v, extra["compare"] = pareto.judge(avgs, incumbent, cfg.objectives)
+    elif pair is not None:
+        avg = avgs[cfg.metric_name]
+        v = decision.Verdict(decision.KEEP if sv.keep else decision.REVERT, avg, avg - inc, sv.reason)
     else:
         v = decision.judge(trials, st["incumbent_score"], cfg)
     if v.decision == decision.KEEP and cfg.guard_command:
@@ -381,6 +404,7 @@ def apply_record(state: dict, rec: dict, cfg: configmod.Config) -> dict:
                                         f"restore it by hand and start a new run")
     st["stop"] = st.get("stop") or decision.stop_reason(st, cfg)
     st = learning.fold(st, rec, cfg)
+    st = paired.fold(st, rec, cfg)
     return st
 
 
@@ -460,6 +484,10 @@ def recover(run: Run) -> list:
         else:
             rec = _finalize(run, cur["decision"], cur.get("candidate") or {})
             notes.append(f"finished iteration {rec['iter']} ({rec['decision']}) that a killed command had decided")
+    elif cur and cur.get("phase") == "measuring" and cur.get("swap"):
+        notes += paired.recover(run, cur)
+    elif cur and cur.get("phase") == "verifying":
+        notes += paired.recover_verify(run, cur)
     elif cur and cur.get("phase") == "agent":
         runner.kill_marked(cur.get("markers") or [])
         if cur.get("iter") == run.state.get("iteration", -1) + 1 and not run.state.get("stop"):
@@ -500,13 +528,17 @@ def baseline(cwd: str) -> tuple:
         cur = {"iter": 0, "phase": "measuring", "hypothesis": "baseline", "description": "unmodified start commit",
                "started": now_iso(), "t0": time.time(), "trials": []}
         run.store.write_current(cur)
-        trials = _measure(run, cur, run.config.trials)
+        calibrate = run.config.decision == "paired"
+        count = max(run.config.trials, run.config.calibration_runs) if calibrate else run.config.trials
+        trials = _measure(run, cur, count, paired.seed_env(run.config, 0, 1) if calibrate else None)
         bad = decision.failed_trial(trials)
         if bad is not None:
             run.store.clear_current()
             raise UsageError(f"baseline failed on trial {bad['trial']}: {bad['detail']}; fix the benchmark "
                              f"(see `ratchet.py tail --iter 0`) and run `baseline` again")
         extra = _baseline_checks(run, trials)
+        if calibrate:
+            extra.update(paired.calibration([t["score"] for t in trials]))
         avg = decision.mean(t["score"] for t in trials)
         v = decision.Verdict(decision.BASELINE, avg, None, f"baseline: mean of {len(trials)} trial(s)")
         cand = Candidate((), (), (), ())
@@ -654,6 +686,7 @@ def settle(run: Run, cur: dict, v: decision.Verdict, trials: list, extra: Option
     rec.update(arm=cur.get("arm"), similar=cur.get("similar"))
     rec = _finalize(run, rec, cand.to_dict())
     _holdout_at_stop(run)
+    _verify_when_due(run)
     return rec
 
 
@@ -664,16 +697,57 @@ def _decide(run: Run, cur: dict, run_trials: bool) -> dict:
     v, extra = _integrity_verdict(run, cand)
     trials = cur.get("trials", [])
     if v is None:
+        pair = None
         if run_trials:
             cur["candidate"] = cand.to_dict()
             run.store.write_current(cur)
-            trials = _measure(run, cur, run.config.trials)
-        v, extra = _after_batch(run, "while the candidate ran") or _judge(run, cur["iter"], trials)
+            if run.config.decision == "paired":
+                trials, inc_trials, sv, _ = paired.measure(run, cur, cand, run_trial)
+                pair = (sv, inc_trials)
+            else:
+                trials = _measure(run, cur, run.config.trials)
+        v, extra = _after_batch(run, "while the candidate ran") or _judge(run, cur["iter"], trials, pair)
     rec = _record(cur["iter"], v, trials, run.state["incumbent_score"], cur, cand, extra)
     rec.update(arm=cur.get("arm"), similar=cur.get("similar"))
     rec = _finalize(run, rec, cand.to_dict())
     _holdout_at_stop(run)
+    _verify_when_due(run)
     return rec
+
+
+def _verify_when_due(run: Run) -> None:
+    """Paired runs: re-measure start vs best at the stop and every --verify-every iterations."""
+    if not paired.due(run):
+        return
+    try:
+        verified = paired.verify(run, run_trial)
+    except (RatchetError, UsageError, OSError) as e:  # the decision stands; say why there is no verified gain
+        run.verify_error = str(e)
+        return
+    if verified:
+        st = {**run.state, "verified": verified}
+        run.store.write_state(st)
+        run.state = st
+
+
+def verify(cwd: str, pairs: Optional[int] = None) -> tuple:
+    """`verify`: paired re-measurement of the start commit against the best."""
+    if pairs is not None and pairs < 2:
+        raise UsageError(f"--pairs must be at least 2 (got {pairs})")
+    run = load(cwd)
+    with Lock(run.store, "verify"):
+        notes = recover(run)
+        if run.state.get("iteration", -1) < 0:
+            raise UsageError("no baseline yet; run `ratchet.py baseline` first")
+        cur = run.store.read_current()
+        if cur and cur.get("phase") == "measuring" and cur.get("trials"):
+            raise UsageError("an iteration is being measured (run-trial); decide it first")
+        verified = paired.verify(run, run_trial, pairs)
+        if verified:
+            st = {**run.state, "verified": verified}
+            run.store.write_state(st)
+            run.state = st
+    return run, verified, notes
 
 
 def run_one(cwd: str) -> tuple:
@@ -772,7 +846,8 @@ def stop(cwd: str) -> tuple:
         st["stop"] = st.get("stop") or "stopped by user"
         run.store.write_state(st)
         run.state = st
-        learning.write_program(run, st)
+        _verify_when_due(run)
+        learning.write_program(run, run.state)
         _holdout_at_stop(run)
         cfg = run.config
         if cfg.original_branch and cfg.branch != cfg.original_branch and gitops.current_branch(run.repo) != cfg.original_branch:

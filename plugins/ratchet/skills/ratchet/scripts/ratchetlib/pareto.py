@@ -19,10 +19,12 @@ the same (possible only when the agent scored the primary metric by hand with
 `score`) counts as `worse`. An incumbent without a value for an objective (a
 run configured before the metric existed) counts that objective as `same`.
 
-`compare_one` is the only place that says what "significantly" means. Today
-it compares means against the margin, like the single-metric rule; the paired
-sequential test of the decision issue replaces it by a function with the same
-three answers, and `judge` stays as it is.
+`compare_one` is the only place that says what "significantly" means. It
+compares means against the margin, like the single-metric rule. With paired
+decisions (paired.py) the incumbent's means are those measured in the same
+pairs (not the stored ones) and the number of pairs is set by the sequential
+test on the primary metric; a per-objective paired test in `compare_one`
+(better / worse / same from each metric's pair effects) is not built yet.
 
 The frontier (`update_frontier`) is the set of kept results (baseline
 included) that no other kept result dominates: at least as good on every

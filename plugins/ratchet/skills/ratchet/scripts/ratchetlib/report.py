@@ -18,10 +18,9 @@ Optional inputs, all shaped by later verbs:
   "gain_pct": 3.7, "interval": [..], "held": true, "note": "why held is
   unknown"}` (every key optional).
 - a record's `interval` is drawn as a whisker. With a paired `estimate` it is
-  on stats.py's effect scale (positive = better): log-ratios unless the record
-  says `"log_scale": false` (then differences in metric units), mapped back to
-  metric units through the record's `incumbent`. Without `estimate` it is
-  taken as already in metric units.
+  a relative improvement like the estimate (0.02 = 2% better, see FORMATS.md),
+  mapped back to metric units through the record's `incumbent`. Without
+  `estimate` it is taken as already in metric units.
 
 The HTML layout is fixed in pixels (`CHART_OFFSET`, `CHART_SIZE`,
 `PLOT_MARGINS`) so a browser test can find the chart in a screenshot.
@@ -177,8 +176,8 @@ def _effect_pct(record, direction):
     """The record's improvement in percent (positive = better), or None: the
     paired estimate when it is a log-ratio, else delta over |incumbent|."""
     est = _num(record.get("estimate"))
-    if est is not None and _log_scale(record):
-        return _display(est, True)
+    if est is not None:
+        return est * 100
     gain = hints.improvement(record, direction)
     inc = _num(record.get("incumbent"))
     return gain / abs(inc) * 100 if gain is not None and inc else None
@@ -190,9 +189,7 @@ def _effect_interval_text(record):
     iv = _interval(record.get("interval"))
     if iv is None or _num(record.get("estimate")) is None:
         return ""
-    if _log_scale(record):
-        return f"[{_pct(_display(iv[0], True))}, {_pct(_display(iv[1], True))}]"
-    return f"[{_signed(iv[0])}, {_signed(iv[1])}]"
+    return f"[{_pct(iv[0] * 100)}, {_pct(iv[1] * 100)}]"
 
 
 def _effect_text(record, direction):
@@ -625,13 +622,13 @@ def _whisker(record, direction):
     if _num(record.get("estimate")) is None:
         return iv
     inc = _num(record.get("incumbent"))
-    sign = -1 if direction == "min" else 1
-    if inc is None or (_log_scale(record) and inc <= 0):
+    if inc is None or (_log_scale(record) and (inc <= 0 or min(iv) <= -1)):
         return None
-    try:
-        ends = sorted(inc * math.exp(sign * e) if _log_scale(record) else inc + sign * e for e in iv)
-    except OverflowError:
-        return None
+    if _log_scale(record):  # a ratio: better by r is inc*(1+r) up, inc/(1+r) down
+        ends = sorted(inc / (1 + r) if direction == "min" else inc * (1 + r) for r in iv)
+    else:
+        sign = -1 if direction == "min" else 1
+        ends = sorted(inc + sign * r * abs(inc) for r in iv)
     return ends[0], ends[1]
 
 

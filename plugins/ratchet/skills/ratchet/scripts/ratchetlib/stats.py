@@ -656,7 +656,9 @@ def alpha_split(alpha: float, beta: float, *, sigma_pair: Optional[float], h0: f
     if sigma_pair is None or sigma_pair <= 0:
         share = 0.5
     else:
-        theta = float(f"{(h1 - h0) / sigma_pair:.2g}")
+        # Capped: beyond ~20 sigmas every test decides at min_pairs (share = MIN_SHARE), and an
+        # unbounded theta (a float-rounding sigma of 1e-17) would make cap_probability's grid explode.
+        theta = min(float(f"{(h1 - h0) / sigma_pair:.2g}"), 20.0)
         share = 0.5 * (cap_probability(theta, 0.0, min_pairs, max_pairs, alpha, beta)
                        + cap_probability(theta, theta, min_pairs, max_pairs, alpha, beta))
     share = min(max(share, MIN_SHARE), MAX_SHARE)

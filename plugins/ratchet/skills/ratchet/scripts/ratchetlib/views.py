@@ -40,7 +40,12 @@ def verdict(run, rec: dict, notes: list, snap: Optional[dict] = None) -> str:
     head = f"iter {rec['iter']}: {rec['decision'].upper()}"
     if rec.get("avg") is not None:
         head += f"  {cfg.metric_name} {fmt(rec['avg'])} vs {fmt(rec.get('incumbent'))}{_pct(rec.get('delta'), rec.get('incumbent'))}"
-    lines.append(head + f"  [trials: {scores}]")
+    if rec.get("incumbent_scores"):
+        shown = [f"{fmt(i)}|{fmt(c)}" for i, c in zip(rec["incumbent_scores"], rec["trial_scores"])]
+        head += "  [pairs incumbent|candidate: " + " ".join(shown[:6]) + (" …" if len(shown) > 6 else "") + "]"
+    else:
+        head += f"  [trials: {scores}]"
+    lines.append(head)
     lines.append(_clip(rec["reason"], 300))
     if rec.get("sha") and rec["decision"] == "keep":
         lines.append(f"committed {rec['sha'][:10]} on {cfg.branch}")
@@ -49,6 +54,11 @@ def verdict(run, rec: dict, notes: list, snap: Optional[dict] = None) -> str:
     if rec["decision"] in ("crash", "timeout"):
         lines.append(f"diagnose with: ratchet.py tail --iter {rec['iter']}")
     lines += integrity_lines(rec)
+    from .paired import verified_line
+    if (st.get("verified") or {}).get("at_iteration") == rec["iter"] and verified_line(st["verified"]):
+        lines.append(verified_line(st["verified"]))
+    elif getattr(run, "verify_error", None):
+        lines.append(_clip(f"verify could not run: {run.verify_error}", 200))
     if getattr(run, "holdout", None):
         lines.append("holdout: evaluated on the start and final commits; `ratchet.py status` shows it to the user")
     lines.append(f"best {fmt(st.get('best'))} (iter {st.get('best_iter')}) · " + " · ".join(progress(st, cfg)))
@@ -77,6 +87,8 @@ def baseline(run, rec: dict, notes: list) -> str:
     lines = [f"recovered: {n}" for n in notes]
     scores = " ".join(fmt(s) for s in rec["trial_scores"])
     lines.append(f"baseline: {run.config.metric_name} {fmt(rec['avg'])}  [trials: {scores}]")
+    from .paired import calibration_lines
+    lines += calibration_lines(run.config, rec, run.state)
     if len(rec.get("metrics") or {}) > 1:
         lines.append(_clip("metrics: " + " · ".join(f"{n} {fmt(v)}" for n, v in rec["metrics"].items()), 200))
     if rec.get("warnings"):
@@ -94,6 +106,9 @@ def status(run, recent: list, snap: Optional[dict] = None, trend: str = "") -> s
         f"baseline {fmt(base)} · best {fmt(best)}{gain} at iter {st.get('best_iter')} · last {fmt(st.get('last_score'))}",
         " · ".join(progress(st, cfg)),
     ]
+    from .paired import verified_line
+    if verified_line(st.get("verified")):
+        lines.insert(2, verified_line(st["verified"]))
     counts = st.get("counts") or {}
     if counts:
         lines.append("so far: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if k != "baseline"))

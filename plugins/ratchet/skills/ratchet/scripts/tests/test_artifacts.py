@@ -24,7 +24,8 @@ class ArtifactTest(RepoTest):
     def start(self, *extra):
         self.run_ok("init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
                     "--report-source", "stdout", "--protect", "bench.py", "--artifact-glob", "ckpt/model-*.bin",
-                    "--artifact-glob", "tok.json", *extra)
+                    "--artifact-glob", "tok.json", "--decision", "mean", *extra)
+        # (trial counts and checkpoint names below follow the mean rule: paired incumbent runs write checkpoints too)
         return self.run_ok("baseline")
 
     def best(self):

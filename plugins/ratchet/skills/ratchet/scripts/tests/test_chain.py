@@ -15,7 +15,7 @@ class ChainTest(RepoTest):
             return json.load(f)
 
     def test_a_chain_of_two_then_three_runs(self):
-        self.start()
+        self.start("--decision", "mean")  # no automatic verify: the test plants its own verified result
         run_a = self.state()["run_id"]
         self.set_value(12)
         self.assertIn("KEEP", self.run_ok("iterate", "--hypothesis", "a better value"))

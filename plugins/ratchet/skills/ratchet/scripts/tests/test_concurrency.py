@@ -71,7 +71,7 @@ class ConcurrencyTest(RepoTest):
     files = {"bench.py": SLOW_BENCH, "value.txt": "10\n"}
 
     def test_second_command_is_refused_and_a_killed_holders_lock_is_taken_over(self):
-        self.start()
+        self.start("--decision", "mean")  # figures below are those of the mean rule
         self.set_value(12)
         bg = Background(self, self.repo, "iterate", "--hypothesis", "bigger")
         trial = bg.trial_pid()
@@ -90,7 +90,7 @@ class ConcurrencyTest(RepoTest):
         self.assertFalse(os.path.exists(os.path.join(self.repo, ".ratchet", "lock")))
 
     def test_a_pid_reused_by_another_process_does_not_hold_the_lock(self):
-        self.start()
+        self.start("--decision", "mean")  # figures below are those of the mean rule
         with open(os.path.join(self.repo, ".ratchet", "lock"), "w") as f:  # pid 1 lives, but started long before
             json.dump({"pid": 1, "host": __import__("socket").gethostname(), "verb": "iterate", "pid_start": -1}, f)
         self.set_value(12)
@@ -99,7 +99,7 @@ class ConcurrencyTest(RepoTest):
 
 class ReadOnlyTest(RepoTest):
     def test_read_only_state_folder_is_one_line_exit_2_and_nothing_changes(self):
-        self.start()
+        self.start("--decision", "mean")  # figures below are those of the mean rule
         self.set_value(12)
         root = os.path.join(self.repo, ".ratchet")
         before = {n: read(self.repo, ".ratchet/" + n) for n in ("state.json", "results.jsonl", "config.json")}
@@ -147,7 +147,7 @@ class DiskFullTest(RepoTest):
         self.assertEqual([n for n in os.listdir(os.path.join(self.repo, ".ratchet")) if n.startswith(".tmp-")], [])
 
     def test_disk_full_writing_state_keeps_the_old_state_and_the_next_command_rolls_forward(self):
-        self.start()
+        self.start("--decision", "mean")  # figures below are those of the mean rule
         before = self.snapshot()
         self.set_value(12)
         with self.fault("state.json"):
@@ -164,7 +164,7 @@ class DiskFullTest(RepoTest):
         self.assertEqual(self.records()[1]["sha"], git(self.repo, "rev-parse", "HEAD").strip())
 
     def test_disk_full_tears_the_record_and_the_next_command_finishes_the_iteration(self):
-        self.start()
+        self.start("--decision", "mean")  # figures below are those of the mean rule
         self.set_value(12)
         with self.fault("results.jsonl"):
             err = self.run_fail("iterate", "--hypothesis", "bigger", code=1)
@@ -182,7 +182,7 @@ class DiskFullTest(RepoTest):
         self.assertEqual(git(self.repo, "log", "--format=%s").count("iter 1:"), 1)  # one commit, not two
 
     def test_disk_full_while_buffering_a_trial_leaves_the_candidate_for_the_next_iterate(self):
-        self.start()
+        self.start("--decision", "mean")  # figures below are those of the mean rule
         before = self.snapshot()
         self.set_value(12)
         with self.fault("current.json"):

@@ -68,7 +68,7 @@ class InitTest(RepoTest):
 
 class LoopTest(RepoTest):
     def test_baseline_then_keep_commits_only_the_change(self):
-        out = self.start()
+        out = self.start("--decision", "mean")
         self.assertIn("baseline: score 10", out)
         self.set_value(12)
         out = self.run_ok("iterate", "--hypothesis", "bigger is better", "--description", "value 12")
@@ -173,7 +173,7 @@ class LoopTest(RepoTest):
         self.files = None
         write(self.repo, "bench.py", "import os, random\nprint('score:', float(open('value.txt').read()) + (1 if os.path.exists('flip') else 0))\n")
         git(self.repo, "commit", "-qam", "bench")
-        self.start("--trials", "3")
+        self.start("--trials", "3", "--decision", "mean")
         self.assertEqual(self.records()[0]["trial_scores"], [10.0, 10.0, 10.0])
 
     def test_timeout_kills_the_tree_and_records_timeout(self):

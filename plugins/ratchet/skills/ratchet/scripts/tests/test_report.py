@@ -166,15 +166,15 @@ class MarkdownTest(unittest.TestCase):
         self.assertTrue(rows[1].startswith("| 1 | -1 (10.0% better)"), rows)
 
     def test_effect_interval_from_a_paired_estimate(self):
-        # stats.py's effect scale: log-ratios shown as percent (expm1), or
-        # metric-unit differences when the record says log_scale false
+        # a record's paired estimate and interval are relative improvements
+        # (0.031 = 3.1% better) on either scale (FORMATS.md)
         recs = [_rec(0, "baseline", [100.0]),
                 _rec(1, "keep", [103.0], 100.0, "a", estimate=0.031, interval=[0.012, 0.05]),
-                _rec(2, "keep", [106.0], 103.0, "b", estimate=2.9, interval=[0.5, 5.0],
+                _rec(2, "keep", [106.0], 103.0, "b", estimate=0.029, interval=[0.005, 0.05],
                      log_scale=False)]
         md = report.markdown(_config(), _state(recs), recs)
-        self.assertIn("| 1 | +3 (3.1% better, [+1.2%, +5.1%]) |", md)
-        self.assertIn("| 2 | +3 (2.9% better, [+0.5, +5]) |", md)
+        self.assertIn("| 1 | +3 (3.1% better, [+1.2%, +5.0%]) |", md)
+        self.assertIn("| 2 | +3 (2.9% better, [+0.5%, +5.0%]) |", md)
 
     def test_only_reverts(self):
         recs = only_reverts()
@@ -333,8 +333,8 @@ class HtmlTest(unittest.TestCase):
         recs = [_rec(0, "baseline", [10.0, 10.2, 9.8]),
                 _rec(1, "keep", [9.0, 9.1, 8.9], 10.0, "metric-unit interval", interval=[8.5, 9.5]),
                 _rec(2, "keep", [8.0, 8.1, 7.9], 9.0, "paired", estimate=0.11, interval=[0.05, 0.2]),
-                _rec(3, "keep", [7.0, 7.1, 6.9], 8.0, "paired, units", estimate=1.0,
-                     interval=[0.5, 1.5], log_scale=False)]
+                _rec(3, "keep", [7.0, 7.1, 6.9], 8.0, "paired, units", estimate=0.125,
+                     interval=[0.0625, 0.1875], log_scale=False)]
         page = report.html(_config("min"), _state(recs, "min"), recs)
         svg = _svg(page)
         texts = " ".join(t.text or "" for t in svg.iter(SVG_NS + "text"))
@@ -343,9 +343,9 @@ class HtmlTest(unittest.TestCase):
         whiskers = _by_class(svg, "path", "wk")[0].get("d")
         spans = re.findall(r"M([-\d.]+) ([-\d.]+)V([-\d.]+)", whiskers)
         self.assertEqual(len(spans), 3)
-        # a log-ratio effect e of a min metric means incumbent * exp(-e);
-        # a metric-unit effect means incumbent - e
-        ends = [(8.5, 9.5), (9.0 * math.exp(-0.05), 9.0 * math.exp(-0.2)), (8.0 - 0.5, 8.0 - 1.5)]
+        # a relative improvement r of a min metric on the ratio scale means
+        # incumbent / (1 + r); on the difference scale incumbent - r * |incumbent|
+        ends = [(8.5, 9.5), (9.0 / 1.05, 9.0 / 1.2), (8.0 - 0.5, 8.0 - 1.5)]
         scores = [6.9, 10.2] + [v for pair in ends for v in pair]
         f = report._Frame(report.CHART_SIZE, [0, 3], scores, lane=0, x_integer=True)
         for (x, y_lo, y_hi), (a, b) in zip(spans, ends):

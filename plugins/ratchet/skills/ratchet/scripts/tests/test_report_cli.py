@@ -25,7 +25,7 @@ class ReportCliTest(RepoTest):
         return self.run_ok("iterate", "--hypothesis", hypothesis)
 
     def test_run_with_keeps_reverts_and_crashes(self):
-        self.start()
+        self.start("--decision", "mean")  # figures below are those of the mean rule
         self.iterate(12, "cache the parsed config")
         self.iterate(11, "inline the hot loop")
         self.iterate("x", "use mmap for the input")      # no number: a crash
@@ -48,7 +48,7 @@ class ReportCliTest(RepoTest):
         self.assertIsNone(data["html"])
 
     def test_html_default_path_and_the_page(self):
-        self.start()
+        self.start("--decision", "mean")  # figures below are those of the mean rule
         self.iterate(12, "a <b>bold</b> & risky idea")
         out = self.run_ok("report", "--html")
         path = os.path.join(self.repo, ".ratchet", "report.html")
@@ -68,7 +68,7 @@ class ReportCliTest(RepoTest):
         self.assertEqual([n for n in os.listdir(os.path.join(self.repo, ".ratchet")) if n.startswith(".tmp")], [])
 
     def test_html_path_rules(self):
-        self.start()
+        self.start("--decision", "mean")  # figures below are those of the mean rule
         self.iterate(12, "up")
         # inside the work tree while the run is active: it would join the next candidate
         err = self.run_fail("report", "--html", "report.html")
@@ -92,7 +92,7 @@ class ReportCliTest(RepoTest):
         self.assertIn("ratchet report", read(self.repo, "report.html"))
 
     def test_only_reverts(self):
-        self.start()
+        self.start("--decision", "mean")  # figures below are those of the mean rule
         for v, h in ((9, "one"), (8, "two"), (7, "three")):
             self.iterate(v, h)
         md = self.run_ok("report")
@@ -105,7 +105,7 @@ class ReportCliTest(RepoTest):
         self.assertNotIn('class="mk"', page)
 
     def test_crashes_only(self):
-        self.start("--max-consecutive-crashes", "2")
+        self.start("--max-consecutive-crashes", "2", "--decision", "mean")
         self.iterate("x", "break it")
         out = self.iterate("y", "break it again")
         self.assertIn("crash budget exhausted", out)
@@ -141,7 +141,7 @@ class ReportCliTest(RepoTest):
         self.assertEqual(len(data["recent"]), 5)
 
     def test_score_has_json(self):
-        self.start()
+        self.start("--decision", "mean")  # figures below are those of the mean rule
         self.set_value(12)
         self.run_ok("run-trial")
         t = json.loads(self.run_ok("score", "12.5", "--json"))

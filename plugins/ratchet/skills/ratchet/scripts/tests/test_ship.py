@@ -16,7 +16,7 @@ class ShipTest(RepoTest):
 
     def loop(self):
         """baseline 10; keep 12 (+ a.py edit); revert 11; crash; keep 15 (+ new file, old.py deleted)."""
-        self.start()
+        self.start("--decision", "mean")  # figures below are those of the mean rule
         self.set_value(12)
         write(self.repo, "src/a.py", "A = 2\n")
         self.assertIn("KEEP", self.run_ok("iterate", "--hypothesis", "bigger value", "--description", "value 12"))
@@ -62,7 +62,7 @@ class DiffTest(ShipTest):
         self.assertIn("-12\n+x", self.run_ok("diff", "--iter", "3"))
 
     def test_mistakes_are_one_line(self):
-        self.start()
+        self.start("--decision", "mean")  # figures below are those of the mean rule
         self.assertIn("nothing to finalize or diff", self.run_fail("diff"))
         self.assertIn("baseline", self.run_fail("diff", "--iter", "0"))
         self.assertIn("no record of iteration 9", self.run_fail("diff", "--iter", "9"))
@@ -147,7 +147,7 @@ class FinalizeTest(ShipTest):
         self.assertEqual(read(self.repo, "src/a.py"), "A = 99\n")
 
     def test_nothing_kept_and_bad_names(self):
-        self.start()
+        self.start("--decision", "mean")  # figures below are those of the mean rule
         self.set_value(5)
         self.run_ok("iterate", "--hypothesis", "worse")
         self.assertIn("nothing to finalize", self.run_fail("finalize"))
@@ -176,7 +176,7 @@ class FinalizeTest(ShipTest):
         self.assertEqual(refs(self.repo), before)
 
     def test_the_agents_own_commit_with_a_forged_trailer(self):
-        self.start()
+        self.start("--decision", "mean")  # figures below are those of the mean rule
         self.set_value(13)
         git(self.repo, "commit", "-q", "-am", "agent work\n\nRatchet-Iteration: 7\n")
         self.assertIn("KEEP", self.run_ok("iterate", "--hypothesis", "my own commit", "--description", "value 13"))
@@ -190,7 +190,7 @@ class FinalizeTest(ShipTest):
 class ChainFinalizeTest(RepoTest):
     def test_a_chain_starts_at_the_first_runs_start(self):
         start = git(self.repo, "rev-parse", "HEAD").strip()
-        self.start()
+        self.start("--decision", "mean")  # figures below are those of the mean rule
         self.set_value(12)
         self.run_ok("iterate", "--hypothesis", "a", "--description", "value 12")
         self.run_ok("stop")

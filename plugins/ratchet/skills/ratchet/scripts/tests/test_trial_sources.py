@@ -171,7 +171,7 @@ class SourceDetailsTest(RepoTest):
 
     def test_source_path_is_protected_and_users_old_file_is_kept(self):
         write(self.repo, "metrics.jsonl", '{"score": 999}\n')  # the user's own, untracked, old log
-        out = self.init()
+        out = self.init("--decision", "mean")  # one trial per iteration: `stale-` is the agent's log below
         self.assertIn("metrics.jsonl", out.split("protected:")[1].splitlines()[0])
         self.assertIn("baseline: score 10", self.run_ok("baseline"))
         with open(os.path.join(self.repo, ".ratchet", "reports", "original-metrics.jsonl")) as f:
