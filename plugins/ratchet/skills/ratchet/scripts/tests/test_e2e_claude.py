@@ -106,7 +106,21 @@ def skill_body(body):
     return None
 
 
-class ScriptedRatchetUser:
+class ToolResultLog:
+    """A scripted model's record of every tool result the client sent back,
+    by step, for assertions and failure messages."""
+
+    def __init__(self):
+        self.results = []
+
+    def _note(self, body, step):
+        results = fa.tool_results(body)
+        if results:
+            self.results.append({"after": step, "is_error": bool(results[-1].get("is_error")),
+                                 "text": fa.last_tool_result_text(body)})
+
+
+class ScriptedRatchetUser(ToolResultLog):
     """The fake model's side of a `/ratchet` session: doctor, init, baseline, edit, iterate.
 
     Each turn is a function of the request that asks for it, so the CLI path is
@@ -115,18 +129,12 @@ class ScriptedRatchetUser:
     """
 
     def __init__(self, repo):
+        super().__init__()
         self.repo = repo
         self.cli = None
-        self.results = []
 
     def _cli(self):
         return 'python3 "%s"' % self.cli
-
-    def _note(self, body, step):
-        results = fa.tool_results(body)
-        if results:
-            self.results.append({"after": step, "is_error": bool(results[-1].get("is_error")),
-                                 "text": fa.last_tool_result_text(body)})
 
     def doctor(self, body):
         text = skill_body(body) or ""
@@ -237,14 +245,19 @@ class FakeAnthropicSelfTest(unittest.TestCase):
         self.assertIn("ZeroDivisionError", fake.errors[0])
 
 
-class ClaudeCodeEndToEnd(unittest.TestCase):
+class ClaudeCase(unittest.TestCase):
+    """A test that runs the real client: fails in CI without it, skips elsewhere;
+    `run_client` runs `claude -p PROMPT` with the plugin against a fake."""
+
+    scratch_prefix = "ratchet-e2e-"
+
     def setUp(self):
         self.claude = find_claude()
         if self.claude is None:
             if os.environ.get("CI") == "true" and os.environ.get("RATCHET_E2E") != "0":
                 self.fail("CI=true but no claude binary: set RATCHET_CLAUDE_BIN or run bash .ci/run")
             self.skipTest("claude not found (set RATCHET_CLAUDE_BIN, run bash .ci/run, or put claude on PATH)")
-        self.scratch = tempfile.mkdtemp(prefix="ratchet-e2e-")
+        self.scratch = tempfile.mkdtemp(prefix=self.scratch_prefix)
         self.addCleanup(shutil.rmtree, self.scratch, True)
 
     def run_client(self, fake, repo, prompt):
@@ -257,6 +270,8 @@ class ClaudeCodeEndToEnd(unittest.TestCase):
         proc.seconds = time.monotonic() - started
         return proc
 
+
+class ClaudeCodeEndToEnd(ClaudeCase):
     def test_ratchet_skill_runs_init_baseline_and_a_kept_iteration(self):
         repo = os.path.join(self.scratch, "repo")
         make_repo(repo)

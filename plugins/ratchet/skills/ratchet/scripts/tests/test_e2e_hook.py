@@ -10,30 +10,20 @@ reason as an error tool_result) and let the second through.
 
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import unittest
 
 from . import fake_anthropic as fa
-from .test_e2e_claude import (BENCH, CLAUDE_TIMEOUT_SECONDS, PLUGIN_DIR, SOL_AFTER, SOL_BEFORE, client_env,
-                              find_claude, make_repo)
+from .test_e2e_claude import BENCH, SOL_AFTER, SOL_BEFORE, ClaudeCase, ToolResultLog, make_repo
 from .util import cli
 
 
-class HookUser:
+class HookUser(ToolResultLog):
     """The fake model: Read+Edit the protected bench.py, then Read+Edit sol.py."""
 
     def __init__(self, repo):
+        super().__init__()
         self.repo = repo
-        self.results = []
-
-    def _note(self, body, step):
-        results = fa.tool_results(body)
-        if results:
-            self.results.append({"after": step, "is_error": bool(results[-1].get("is_error")),
-                                 "text": fa.last_tool_result_text(body)})
 
     def script(self):
         bench, sol = os.path.join(self.repo, "bench.py"), os.path.join(self.repo, "sol.py")
@@ -50,15 +40,8 @@ class HookUser:
         ]
 
 
-class HookEndToEnd(unittest.TestCase):
-    def setUp(self):
-        self.claude = find_claude()
-        if self.claude is None:
-            if os.environ.get("CI") == "true" and os.environ.get("RATCHET_E2E") != "0":
-                self.fail("CI=true but no claude binary: set RATCHET_CLAUDE_BIN or run bash .ci/run")
-            self.skipTest("claude not found (set RATCHET_CLAUDE_BIN, run bash .ci/run, or put claude on PATH)")
-        self.scratch = tempfile.mkdtemp(prefix="ratchet-e2e-hook-")
-        self.addCleanup(shutil.rmtree, self.scratch, True)
+class HookEndToEnd(ClaudeCase):
+    scratch_prefix = "ratchet-e2e-hook-"
 
     def test_protected_edit_is_denied_and_editable_edit_goes_through(self):
         repo = os.path.join(self.scratch, "repo")
@@ -69,11 +52,7 @@ class HookEndToEnd(unittest.TestCase):
         self.assertIn("auto-protected because a command names them: bench.py", out)
         user = HookUser(repo)
         with fa.FakeAnthropic(user.script()) as fake:
-            cmd = [self.claude, "-p", "Improve the score.", "--plugin-dir", PLUGIN_DIR,
-                   "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions"]
-            proc = subprocess.run(cmd, cwd=repo, env=client_env(fake.base_url, self.scratch),
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, timeout=CLAUDE_TIMEOUT_SECONDS)
+            proc = self.run_client(fake, repo, "Improve the score.")
         context = "\n".join(["exit code: %s" % proc.returncode,
                              "tool results: %s" % json.dumps(user.results, indent=1),
                              "fake errors: %s, turns used: %d" % (fake.errors, fake.turns_used()),

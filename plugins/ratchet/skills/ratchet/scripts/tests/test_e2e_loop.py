@@ -7,28 +7,19 @@ found and CI is not true, like the other e2e test.
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 import unittest
 
 from . import fake_anthropic as fa
-from .test_e2e_claude import BENCH, SOL_AFTER, client_env, find_claude, make_repo
+from .test_e2e_claude import BENCH, SOL_AFTER, ClaudeCase, client_env, make_repo
 from .util import RATCHET
 
 HYPOTHESIS = "a larger constant raises the score"
 
 
-class LoopWithClaudeCode(unittest.TestCase):
-    def setUp(self):
-        self.claude = find_claude()
-        if self.claude is None:
-            if os.environ.get("CI") == "true" and os.environ.get("RATCHET_E2E") != "0":
-                self.fail("CI=true but no claude binary: set RATCHET_CLAUDE_BIN or run bash .ci/run")
-            self.skipTest("claude not found (set RATCHET_CLAUDE_BIN, run bash .ci/run, or put claude on PATH)")
-        self.scratch = tempfile.mkdtemp(prefix="ratchet-e2e-loop-")
-        self.addCleanup(shutil.rmtree, self.scratch, True)
+class LoopWithClaudeCode(ClaudeCase):
+    scratch_prefix = "ratchet-e2e-loop-"
 
     def test_loop_runs_claude_print_mode_once_per_iteration(self):
         repo = os.path.join(self.scratch, "repo")

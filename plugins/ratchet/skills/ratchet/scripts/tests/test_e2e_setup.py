@@ -15,30 +15,22 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 import unittest
 
 from . import fake_anthropic as fa
-from .test_e2e_claude import CLAUDE_TIMEOUT_SECONDS, PLUGIN_DIR, REPO_ROOT, client_env, find_claude, skill_body
+from .test_e2e_claude import REPO_ROOT, ClaudeCase, ToolResultLog, skill_body
 
 EXAMPLE = os.path.join(REPO_ROOT, "examples", "train_logreg")
 GOAL = "lower the validation loss of my classifier"
 
 
-class ScriptedSetupUser:
+class ScriptedSetupUser(ToolResultLog):
     """The model's side: read setup.md, run detect, init with its proposal, baseline."""
 
     def __init__(self):
+        super().__init__()
         self.cli = None
         self.detected = None
-        self.results = []
-
-    def _note(self, body, step):
-        results = fa.tool_results(body)
-        if results:
-            self.results.append({"after": step, "is_error": bool(results[-1].get("is_error")),
-                                 "text": fa.last_tool_result_text(body)})
 
     def read_setup(self, body):
         text = skill_body(body) or ""
@@ -74,17 +66,13 @@ class ScriptedSetupUser:
         return [self.read_setup, self.detect, self.init, self.baseline, self.finish]
 
 
-class SetupSkillEndToEnd(unittest.TestCase):
+class SetupSkillEndToEnd(ClaudeCase):
+    scratch_prefix = "ratchet-e2e-setup-"
+
     def setUp(self):
-        self.claude = find_claude()
-        if self.claude is None:
-            if os.environ.get("CI") == "true" and os.environ.get("RATCHET_E2E") != "0":
-                self.fail("CI=true but no claude binary: set RATCHET_CLAUDE_BIN or run bash .ci/run")
-            self.skipTest("claude not found (set RATCHET_CLAUDE_BIN, run bash .ci/run, or put claude on PATH)")
+        super().setUp()
         if not os.path.isdir(EXAMPLE):
             self.fail(f"{EXAMPLE} is missing")
-        self.scratch = tempfile.mkdtemp(prefix="ratchet-e2e-setup-")
-        self.addCleanup(shutil.rmtree, self.scratch, True)
 
     def make_project(self):
         repo = os.path.join(self.scratch, "project")
@@ -99,14 +87,9 @@ class SetupSkillEndToEnd(unittest.TestCase):
     def test_setup_detects_proposes_and_starts(self):
         repo = self.make_project()
         user = ScriptedSetupUser()
-        cmd = [self.claude, "-p", "/ratchet:setup " + GOAL, "--plugin-dir", PLUGIN_DIR,
-               "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions"]
-        started = time.monotonic()
         with fa.FakeAnthropic(user.script()) as fake:
-            proc = subprocess.run(cmd, cwd=repo, env=client_env(fake.base_url, self.scratch),
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, timeout=CLAUDE_TIMEOUT_SECONDS)
-        seconds = time.monotonic() - started
+            proc = self.run_client(fake, repo, "/ratchet:setup " + GOAL)
+        seconds = proc.seconds
         context = "\n".join([
             "exit code: %s after %.1fs" % (proc.returncode, seconds),
             "tool results: %s" % json.dumps(user.results, indent=1)[:6000],
