@@ -278,6 +278,7 @@ def cmd_decide(a):
 def cmd_status(a):
     from ratchetlib import reporting
     run = engine.load(a.cwd)
+    notes, busy = engine.recover_for_status(run)
     tail = run.store.records(last=reporting.TREND_WIDTH)  # a bounded tail: status never reads the whole history
     recent, trend = tail[-5:], reporting.trend(tail)
     st = run.state
@@ -288,8 +289,8 @@ def cmd_status(a):
     snap = learning.snapshot(run)
     data.update(hints=snap["hints"], escalation=snap["escalation"], arm=snap["arm"], ideas=snap["ideas"],
                 open_ideas=snap["open_ideas"], critic=snap["critic"])
-    data.update(trend=trend, recent_scores=[r.get("avg") for r in tail])
-    _emit(a, views.status(run, recent, snap, trend), data)
+    data.update(trend=trend, recent_scores=[r.get("avg") for r in tail], recovered=notes, busy=busy)
+    _emit(a, views.status(run, recent, snap, trend, notes, busy), data)
 
 
 def cmd_history(a):

@@ -12,7 +12,9 @@ Crash safety rests on one ordering, used by every decision:
   4. state.json is replaced, current.json removed.
 A command that starts after a kill at any point runs `recover()`, which
 finishes step 2-4 from the buffer (idempotently) or rolls state forward from
-a record already written, and reports what it did.
+a record already written, kills the processes the killed command left
+running, and reports what it did. The fault-injection suite
+(tests/test_kill_points.py) SIGKILLs commands at each of `faults.POINTS`.
 """
 
 import dataclasses
@@ -26,7 +28,7 @@ from . import budget
 from . import config as configmod
 from . import artifacts, capture, decision, gitops, heartbeat, learning, lineage, metrics, paths, runner, unclean
 from . import constraints, guard, harness, holdout, pareto, sources
-from . import clip
+from . import clip, faults
 from . import paired
 from .errors import RatchetError, UsageError
 from .store import Lock, Store, atomic_write, now_iso
@@ -120,15 +122,17 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> Run:
     with Lock(store, "init"):
         archived = store.archive() if store.exists() else None
         store.ensure_dirs()
+        store.clear_current()  # a buffer left by an init killed before it wrote the config
         lineage.write_parent(store, start.get("parent") if start else None)
         try:
             pinned = harness.pin(repo, store.root, cfg.protect, pin_exclude(cfg))
         except OSError as e:
             raise UsageError(f"cannot read protected file {e.filename}: {e.strerror}; fix its permissions or --protect") from None
-        if branch is not None:
-            gitops.checkout_new_branch(repo, branch, head if start is not None else None)
         cfg = dataclasses.replace(cfg, run_id=run_id, branch=branch or original, original_branch=original,
                                   start_commit=head, created=now_iso())
+        if branch is not None:  # the ref now, the checkout last: a kill in between is finished by recover()
+            gitops.create_branch(repo, branch, head)
+            store.write_current({"iter": -1, "phase": "init", "branch": branch, "original_branch": original})
         store.write_config(cfg.to_dict())
         state = _initial_state(cfg, repo)
         state["archived"] = archived
@@ -136,6 +140,10 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> Run:
         store.write_state(state)
         run = Run(repo, store, cfg, state)
         learning.start(run)
+        faults.point("init-config")
+        if branch is not None:
+            gitops.checkout(repo, branch)
+            store.clear_current()
     return run
 
 
@@ -220,6 +228,7 @@ def _measure(run: Run, cur: dict, count: int, env: Optional[dict] = None) -> lis
         t = run_trial(run, cur["iter"], len(cur["trials"]) + 1, env)
         cur["trials"].append(t)
         run.store.write_current(cur)
+        faults.point("trial-done")
         if t["status"] != "ok":
             break
     return cur["trials"]
@@ -421,7 +430,9 @@ def _apply_git(run: Run, rec: dict, cand: dict) -> dict:
             return {**rec, "sha": head}
         title = (rec.get("description") or rec.get("hypothesis") or "change").splitlines()[0][:72]
         msg = f"ratchet: iter {it}: {title}\n\n{rec['reason']}\n\n{gitops.TRAILER}: {it}\n"
-        return {**rec, "sha": gitops.commit_paths(repo, tracked + new, msg)}
+        rec = {**rec, "sha": gitops.commit_paths(repo, tracked + new, msg)}
+        faults.point("committed")
+        return rec
     if rec["decision"] == decision.TAMPERED:
         harness.restore(repo, run.store.root)
     if tracked or new:
@@ -432,6 +443,7 @@ def _apply_git(run: Run, rec: dict, cand: dict) -> dict:
             patch = gitops.diff_patch(repo, [p for p in tracked if p in mine], [p for p in new if p in mine])
             atomic_write(patch_file, patch.encode("utf-8", "surrogateescape"))
         gitops.restore(repo, tracked, new)
+        faults.point("reverted")
         if mine:
             rec = {**rec, "patch": os.path.relpath(patch_file, run.store.root)}
     return rec
@@ -440,9 +452,11 @@ def _apply_git(run: Run, rec: dict, cand: dict) -> dict:
 def _finalize(run: Run, rec: dict, cand: dict) -> dict:
     """Steps 1-4 of the module docstring for one decided iteration."""
     run.store.write_current({"iter": rec["iter"], "phase": "decided", "decision": rec, "candidate": cand})
+    faults.point("decided")
     rec = _apply_git(run, rec, cand)
     rec = artifacts.apply(run.store.root, run.repo, run.config, rec)
     run.store.append_record(rec)
+    faults.point("recorded")
     _commit_state(run, rec)
     return rec
 
@@ -452,13 +466,15 @@ def _commit_state(run: Run, rec: dict) -> None:
     st["untracked_before"] = gitops.untracked(run.repo)
     learning.persist(run, rec, st)
     run.store.write_state(st)
+    faults.point("state-renamed")
     run.store.clear_current()
     run.state = st
 
 
 def recover(run: Run) -> list:
-    """Finish whatever a killed command left half-done; return notes."""
-    notes = []
+    """Finish whatever a killed command left half-done; return notes (also
+    kept in state["recovered"], which `status` shows)."""
+    notes = _leftover_processes(run)
     fixed = run.store.repair()
     if fixed:
         notes.append(fixed)
@@ -496,7 +512,62 @@ def recover(run: Run) -> list:
                          + (f", its change saved in .ratchet/{rec['patch']} and undone" if rec.get("patch") else ""))
         else:
             run.store.clear_current()
+    elif cur and cur.get("phase") == "init":
+        notes += _finish_init(run, cur)
+    if notes:
+        _remember(run, notes)
     return notes
+
+
+def _leftover_processes(run: Run) -> list:
+    """A killed command's trial, guard or agent processes run on without it:
+    kill them (found by the marker prefix its lock names, runner.py)."""
+    holder, run.store.taken_over = run.store.taken_over, None
+    if not holder or not isinstance(holder.get("pid"), int):
+        return []
+    killed, left = runner.kill_left_by(holder["pid"], holder.get("pid_start"))
+    if not killed:
+        return []
+    what = f"the killed `{holder.get('verb')}` (pid {holder['pid']})"
+    if left:
+        unclean.write(run.store, f"left by {what}", left)
+        return [f"{len(left)} process(es) {what} left running survived a kill (pid "
+                f"{', '.join(str(p['pid']) for p in left[:5])}); trials are blocked until `ratchet.py clean`"]
+    return [f"killed {len(killed)} process(es) {what} left running"]
+
+
+def _finish_init(run: Run, cur: dict) -> list:
+    """An `init` killed between creating the experiment branch and checking it out."""
+    branch = cur.get("branch")
+    here = gitops.current_branch(run.repo)
+    if branch and here != branch and here == cur.get("original_branch") and gitops.branch_exists(run.repo, branch) \
+            and not gitops.tracked_changes(run.repo):
+        gitops.checkout(run.repo, branch)
+        run.store.clear_current()
+        return [f"a killed `init` had not checked out the run's branch; switched to {branch}"]
+    run.store.clear_current()
+    return []
+
+
+def _remember(run: Run, notes: list) -> None:
+    """The last recovery into state.json, so `status` can tell it later."""
+    prev = run.state.get("recovered") or {}
+    st = {**run.state, "recovered": {"count": prev.get("count", 0) + 1, "at": now_iso(),
+                                     "iteration": run.state.get("iteration", -1), "notes": notes[:8]}}
+    run.store.write_state(st)
+    run.state = st
+
+
+def recover_for_status(run: Run) -> tuple:
+    """`status` recovers too when no live command holds the lock, so the first
+    look after a crash says what was fixed: (notes, the live holder or None)."""
+    try:
+        with Lock(run.store, "status"):
+            return recover(run), None
+    except UsageError:  # a live command holds the lock (or .ratchet/ is read-only): only look
+        return [], Lock(run.store, "status").holder()
+    except (RatchetError, OSError) as e:
+        return [f"could not finish the recovery ({e}); the next command retries"], None
 
 
 # --- the verbs ------------------------------------------------------------------
@@ -833,6 +904,7 @@ def stop(cwd: str) -> tuple:
             it = run.state["iteration"] + 1
             patch = run.store.path("patches", f"iter-{it:04d}-unfinished.patch")
             atomic_write(patch, gitops.diff_patch(run.repo, list(cand.tracked), list(cand.new)).encode("utf-8", "surrogateescape"))
+            faults.point("stop-saved")
             gitops.restore(run.repo, list(cand.tracked), list(cand.new))
             notes.append(f"an unfinished change was saved to {os.path.relpath(patch, run.repo)} and undone")
         elif gitops.tracked_changes(run.repo):

@@ -135,9 +135,9 @@ def untracked(repo: str) -> list:
     return sorted(c.path for c in status(repo) if c.untracked)
 
 
-def checkout_new_branch(repo: str, name: str, start: Optional[str] = None) -> None:
-    """Create branch `name` at `start` (default HEAD) and check it out."""
-    git(repo, "checkout", "-q", "-b", name, *([start] if start else []))
+def create_branch(repo: str, name: str, start: str) -> None:
+    """Create branch `name` at commit `start` without checking it out (refuses an existing name)."""
+    git(repo, "update-ref", "-m", "ratchet init", f"refs/heads/{name}", start, "")
 
 
 def checkout(repo: str, name: str) -> None:

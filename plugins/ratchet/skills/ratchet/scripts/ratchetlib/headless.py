@@ -31,10 +31,9 @@ import signal
 import socket
 import threading
 import time
-import uuid
 from typing import Optional
 
-from . import agent, budget, decision, engine, gitops, learning, prompt, runner, unclean, views
+from . import agent, budget, decision, engine, faults, gitops, learning, prompt, runner, unclean, views
 from .errors import UsageError
 from .store import Lock, Store, now_iso
 
@@ -98,7 +97,7 @@ class AgentCall:
         if slot:
             env["RATCHET_SLOT"] = str(k)
         self.root = store.root
-        self.marker = uuid.uuid4().hex
+        self.marker = runner.new_marker()
         self.child = None
         self._spawn = lambda: runner.Child(cmd, workdir, self.out_file, self.err_file, env,
                                            self.prompt_file if on_stdin else None, self.marker)
@@ -106,6 +105,7 @@ class AgentCall:
 
     def start(self) -> "AgentCall":
         self.child = self._spawn()
+        faults.point("agent")
         return self
 
     def collect(self, timeout: Optional[float]) -> tuple:

@@ -35,7 +35,7 @@ import os
 import shutil
 from typing import Optional
 
-from . import gitops, harness, stats
+from . import faults, gitops, harness, stats
 from .errors import RatchetError, UsageError
 from .store import atomic_write, now_iso, write_json
 
@@ -63,6 +63,7 @@ def to_incumbent(run, swap: dict) -> None:
 def to_candidate(run, swap: dict) -> None:
     """Restore, then apply the saved patch (idempotent: recovery calls it)."""
     gitops.restore(run.repo, swap["tracked"], swap["new"])
+    faults.point("swap-restored")
     with open(os.path.join(run.store.root, swap["patch"]), "rb") as f:
         patch = f.read()
     if patch:
@@ -152,6 +153,7 @@ def measure(run, cur: dict, cand, run_trial) -> tuple:
     hyp = hypotheses(cfg, base, log_scale)  # before any swap: a usage error leaves the tree untouched
     noise = noise_of(st)
     swap = save_candidate(run, cur, cand)
+    faults.point("swap-saved")
     ctrials, itrials = cur.setdefault("trials", []), cur.setdefault("incumbent_trials", [])
     in_tree, verdict, k, last = "candidate", None, 0, None
     staged = run.store.path("swap", "artifacts")
@@ -167,6 +169,8 @@ def measure(run, cur: dict, cand, run_trial) -> tuple:
                     run.store.write_current(cur)
                     to_incumbent(run, swap) if role == "incumbent" else to_candidate(run, swap)
                     in_tree = role
+                    if role == "incumbent":
+                        faults.point("swapped")
                 k += 1
                 t = run_trial(run, it, k, env, f"iter {it} pair {p}/{cfg.max_trials} {role}")
                 t.update(pair=p, role=role)
@@ -175,6 +179,7 @@ def measure(run, cur: dict, cand, run_trial) -> tuple:
                 if role == "candidate":
                     _stage(run.repo, staged, t.get("artifacts") or [])
                 run.store.write_current(cur)
+                faults.point("trial-done")
                 if t["status"] != "ok":
                     failed = True
                     break
@@ -368,6 +373,8 @@ def verify(run, run_trial, pairs: Optional[int] = None) -> Optional[dict]:
                 if role != in_tree:
                     to_start(repo, start, changed) if role == "start" else to_best(repo, changed)
                     in_tree = role
+                    if role == "start":
+                        faults.point("verify-swapped")
                 t = run_trial(run, it, 100 + len(inc) + len(cand) + 1, env, f"verify pair {p}/{n} {role}")
                 if t["status"] != "ok":
                     raise RatchetError(f"verify: a run of the {role} commit failed ({t.get('detail')}); "

@@ -13,6 +13,11 @@ init and is still found. So launcher workers started in their own session
 dropped its environment are all caught. Whatever is still alive
 after that is returned as `survivors` (pid, start time, command line).
 
+A ratchet command that is itself SIGKILLed cannot do any of that. So every
+marker begins with the command's pid and kernel start time (`new_marker`),
+the two facts the repository lock records: the next command, taking over
+the dead holder's lock, kills whatever still bears its prefix (`kill_left_by`).
+
 `progress`, when given, is told the elapsed time every `progress.interval`
 seconds while the command runs (the heartbeat) and `done()` when it ends.
 
@@ -33,6 +38,8 @@ import sys
 import time
 import uuid
 from typing import Optional
+
+from . import faults
 
 MARKER = "RATCHET_TRIAL_ID"
 _GRACE_SECONDS = 2.0
@@ -55,8 +62,37 @@ def run(command: str, cwd: str, out_path: str, err_path: Optional[str],
         stdin_path: Optional[str] = None, marker: Optional[str] = None,
         cancel_command: Optional[str] = None, cancel_log: Optional[str] = None) -> TrialRun:
     """Run `command` to completion or `timeout`; the tree is gone on return."""
-    return Child(command, cwd, out_path, err_path, env, stdin_path, marker).finish(
-        timeout, cancel_command, cancel_log, progress)
+    child = Child(command, cwd, out_path, err_path, env, stdin_path, marker)
+    faults.point("trial")
+    return child.finish(timeout, cancel_command, cancel_log, progress)
+
+
+def marker_prefix(pid: int, start: Optional[int]) -> str:
+    """What every marker of the command (pid, kernel start time) begins with."""
+    return f"{pid}.{start or 0}."
+
+
+def new_marker() -> str:
+    """A fresh marker of this command: its prefix, then a random part."""
+    return marker_prefix(os.getpid(), _start_time(os.getpid())) + uuid.uuid4().hex
+
+
+def kill_left_by(pid: int, start: Optional[int]) -> tuple:
+    """Kill every process a killed command (pid, start time) started and
+    left running: ([killed], [survivors]) as process_info dicts."""
+    found = [i for i in map(process_info, find_marked(marker_prefix(pid, start), prefix=True)) if i]
+    for info in found:
+        _signal(info["pid"], signal.SIGSTOP)  # frozen, they cannot fork while the others die
+    for info in found:
+        _signal(info["pid"], signal.SIGKILL)
+    wait_gone([i["pid"] for i in found])
+    left = [i for i in found if (process_info(i["pid"]) or {}).get("start") == i["start"]]
+    return found, left
+
+
+def _start_time(pid: int) -> Optional[int]:
+    stat = _stat_fields(pid)
+    return int(stat[19]) if stat and len(stat) > 19 else None
 
 
 def cancel_env(marker: str, out_path: str, err_path: Optional[str]) -> dict:
@@ -82,7 +118,7 @@ class Child:
 
     def __init__(self, command: str, cwd: str, out_path: str, err_path: Optional[str] = None,
                  env: Optional[dict] = None, stdin_path: Optional[str] = None, marker: Optional[str] = None):
-        self.marker = marker or uuid.uuid4().hex
+        self.marker = marker or new_marker()
         self.cwd, self.out_path, self.err_path = cwd, out_path, err_path
         full_env = {**os.environ, **(env or {}), MARKER: self.marker}
         self._mine = _own_tree() if _become_subreaper() else None
@@ -348,8 +384,9 @@ def kill_marked(markers) -> int:
     return len(found)
 
 
-def find_marked(marker: str) -> list:
-    """Pids whose environment holds MARKER=marker (Linux /proc; [] elsewhere)."""
+def find_marked(marker: str, prefix: bool = False) -> list:
+    """Pids whose environment holds MARKER=marker, or a marker starting with
+    `marker` when `prefix` (Linux /proc; [] elsewhere)."""
     needle = f"{MARKER}={marker}".encode()
     me = os.getpid()
     found = []
@@ -362,7 +399,8 @@ def find_marked(marker: str) -> list:
             continue
         try:
             with open(f"/proc/{name}/environ", "rb") as f:
-                if needle in f.read().split(b"\0"):
+                env = f.read().split(b"\0")
+                if (any(e.startswith(needle) for e in env) if prefix else needle in env):
                     if not _is_zombie(name):
                         found.append(int(name))
         except OSError:

@@ -31,7 +31,7 @@ import tempfile
 from typing import Optional
 
 from . import config as configmod
-from . import engine, gitops, lineage, paths, report, term
+from . import engine, faults, gitops, lineage, paths, report, term
 from .errors import RatchetError, UsageError
 from .holdout import load as load_holdout
 from .store import Lock, Store
@@ -282,6 +282,7 @@ def finalize(cwd: str, branch: Optional[str] = None, split: bool = False) -> dic
         if tip_tree != p.best_tree:
             raise RatchetError(f"the new commit's tree {tip_tree[:10]} differs from the best commit's "
                                f"{p.best_tree[:10]}; nothing was created")
+        faults.point("finalize-commits")
         # The ref last, and only if the name is still free (an empty old value means "must not exist").
         gitops.git(repo, "update-ref", "-m", "ratchet finalize", f"refs/heads/{name}", parent, "")
     return {"branch": name, "base": p.base, "best": p.best, "tree": p.best_tree, "commits": commits,

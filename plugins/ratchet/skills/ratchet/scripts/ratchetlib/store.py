@@ -88,6 +88,7 @@ class Store:
     def __init__(self, repo: str):
         self.repo = repo
         self.root = os.path.join(repo, DIRNAME)
+        self.taken_over = None  # the lock body of a killed command whose lock this one took over
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)
@@ -138,6 +139,7 @@ class Store:
         fd = os.open(self.path("results.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             faults.on_write(self.path("results.jsonl"), lambda: os.write(fd, line[: len(line) // 2]))
+            faults.point("record-torn", lambda: os.write(fd, line[: len(line) // 2]))
             os.write(fd, line)
             os.fsync(fd)
         finally:
@@ -250,13 +252,15 @@ class Lock:
     """An exclusive lock on the repository's `.ratchet/` for one command.
 
     Created with O_EXCL; a lock whose pid no longer runs on this host is
-    stale (its holder was killed) and is taken over.
+    stale (its holder was killed) and is taken over: its body (pid, start
+    time, verb) is left in `store.taken_over` for `engine.recover`, which
+    kills what the dead command left running.
     """
 
     def __init__(self, store: Store, verb: str):
+        self.store = store
         self.path = store.path("lock")
         self.verb = verb
-        self.taken_over = None
 
     def __enter__(self):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -266,12 +270,12 @@ class Lock:
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
-                holder = self._holder()
+                holder = self.holder()
                 if holder and _alive(holder):
                     raise UsageError(
                         f"another ratchet command (`{holder.get('verb')}`, pid {holder.get('pid')}) is working "
                         f"on this repository; wait for it, or stop it first")
-                self.taken_over = holder
+                self.store.taken_over = holder
                 if holder:  # announced: a command was killed while it held the lock
                     sys.stderr.write(f"ratchet: recovered: took over the lock of a killed `{holder.get('verb')}` "
                                      f"(pid {holder.get('pid')})\n")
@@ -292,11 +296,14 @@ class Lock:
             return self
         raise RatchetError("could not take the ratchet lock; retry")
 
-    def _holder(self) -> Optional[dict]:
+    def holder(self) -> Optional[dict]:
+        """The lock file's body ({} when unreadable, None when there is no lock)."""
         try:
             with open(self.path, "rb") as f:
                 obj = json.loads(f.read() or b"{}")
             return obj if isinstance(obj, dict) else {}
+        except FileNotFoundError:
+            return None
         except (OSError, ValueError):
             return {}
 

@@ -45,6 +45,12 @@ def mark(store: Store, tr: "runner.TrialRun", iteration: int, trial: int) -> Non
                        f"stop them, then run `ratchet.py clean`")
 
 
+def write(store: Store, source: str, processes: list) -> None:
+    """The marker for processes a killed command left that survived recovery's kill."""
+    write_json(path(store), {"format": 1, "marker": None, "processes": processes, "source": source,
+                             "created": now_iso()})
+
+
 def still_running(marker: dict) -> list:
     """The marker's processes that still live: same pid and start time, or the trial's env marker."""
     found = {}

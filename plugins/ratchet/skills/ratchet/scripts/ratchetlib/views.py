@@ -97,11 +97,17 @@ def baseline(run, rec: dict, notes: list) -> str:
     return "\n".join(lines)
 
 
-def status(run, recent: list, snap: Optional[dict] = None, trend: str = "") -> str:
+def status(run, recent: list, snap: Optional[dict] = None, trend: str = "", notes: Optional[list] = None,
+           busy: Optional[dict] = None) -> str:
+    """`notes`: what this status just recovered; `busy`: the lock of the live
+    command working now (status then only looks)."""
     cfg, st = run.config, run.state
     base, best = st.get("baseline"), st.get("best")
     gain = _pct(None if best is None or base is None else best - base, base)
-    lines = [
+    lines = [f"recovered: {n}" for n in notes or ()]
+    if busy:
+        lines.append(f"working: `{busy.get('verb')}` (pid {busy.get('pid')}) since {busy.get('started')}")
+    lines += [
         f"run {cfg.run_id} on {cfg.branch} · {cfg.metric_name} ({'higher' if cfg.direction == 'max' else 'lower'} is better)",
         f"baseline {fmt(base)} · best {fmt(best)}{gain} at iter {st.get('best_iter')} · last {fmt(st.get('last_score'))}",
         " · ".join(progress(st, cfg)),
@@ -137,6 +143,10 @@ def status(run, recent: list, snap: Optional[dict] = None, trend: str = "") -> s
     agent_line = budget.status_line(st.get("agent"), loop)
     if agent_line:
         lines.append(agent_line)
+    last = st.get("recovered") or {}
+    if not notes and last.get("notes") and st.get("iteration", -1) - last.get("iteration", -1) <= 5:
+        lines.append(_clip(f"last recovery (#{last.get('count')}, {last.get('at')}, after iter {last.get('iteration')}): "
+                           + "; ".join(last["notes"]), 240))
     lines.append(next_line(st) if st.get("iteration", -1) >= 0 or st.get("stop") else "next: run `ratchet.py baseline`")
     return "\n".join(lines)
 

@@ -294,10 +294,12 @@ class RecoveryTest(RepoTest):
                "timestamp": "t", "reason": "kept", "trials": [], "changed": cand.paths, "patch": None,
                "critic": None, "seconds": 0}
         run.store.write_current({"iter": 1, "phase": "decided", "decision": rec, "candidate": cand.to_dict()})
-        out = self.run_ok("status")  # read-only: does not recover
+        out = self.run_ok("status")  # the first command after the kill, status included, recovers
+        self.assertIn("recovered: finished iteration 1 (keep)", out)
+        self.assertIn("last recovery", self.run_ok("status"))  # and later ones still tell
         self.set_value(40)
         out = self.run_ok("iterate", "--hypothesis", "next")
-        self.assertIn("recovered: finished iteration 1 (keep)", out)
+        self.assertNotIn("recovered:", out)
         recs = self.records()
         self.assertEqual([r["iter"] for r in recs], [0, 1, 2])
         self.assertEqual(recs[1]["sha"], git(self.repo, "rev-parse", "HEAD").strip())

@@ -51,7 +51,7 @@ class RunTest(unittest.TestCase):
 
     def test_marker_is_in_the_environment(self):
         self.run_cmd(f"{PY} -c \"import os; print(os.environ['{runner.MARKER}'])\"")
-        self.assertEqual(len(slurp(self.out).strip()), 32)
+        self.assertRegex(slurp(self.out).strip(), rf"^{os.getpid()}\.\d+\.[0-9a-f]{{32}}$")  # this command's pid and start
 
     @unittest.skipUnless(os.path.isdir("/proc"), "needs /proc (Linux)")
     def test_timeout_kills_children_grandchildren_and_setsid_escapees(self):
@@ -106,7 +106,7 @@ time.sleep(300)
         self.assertTrue(r.timed_out)
         self.assertEqual(r.cancel["exit_code"], 0)
         text = open(log).read()
-        self.assertRegex(text, r"^id=[0-9a-f]{32} ")
+        self.assertRegex(text, r"^id=\d+\.\d+\.[0-9a-f]{32} ")
         self.assertIn(f"out={self.out} err={self.err}", text)
 
     def test_cancel_command_is_not_run_for_a_finished_trial(self):

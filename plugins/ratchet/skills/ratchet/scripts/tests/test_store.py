@@ -69,8 +69,8 @@ class StoreTest(unittest.TestCase):
         self.assertFalse(os.path.exists(self.s.path("lock")))
         with open(self.s.path("lock"), "w") as f:
             json.dump({"pid": 2 ** 22 + 999, "host": __import__("socket").gethostname()}, f)
-        with store.Lock(self.s, "c") as lk:
-            self.assertIsNotNone(lk.taken_over)
+        with store.Lock(self.s, "c"):
+            self.assertEqual(self.s.taken_over["pid"], 2 ** 22 + 999)
 
 
 if __name__ == "__main__":
