@@ -528,7 +528,7 @@ def _leftover_processes(run: Run) -> list:
     killed, left = runner.kill_left_by(holder["pid"], holder.get("pid_start"))
     if not killed:
         return []
-    what = f"the killed `{holder.get('verb')}` (pid {holder['pid']})"
+    what = f"the killed `{holder.get('verb') or 'ratchet'}` (pid {holder['pid']})"
     if left:
         unclean.write(run.store, f"left by {what}", left)
         return [f"{len(left)} process(es) {what} left running survived a kill (pid "

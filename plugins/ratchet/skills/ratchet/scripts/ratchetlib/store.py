@@ -273,11 +273,11 @@ class Lock:
                 holder = self.holder()
                 if holder and _alive(holder):
                     raise UsageError(
-                        f"another ratchet command (`{holder.get('verb')}`, pid {holder.get('pid')}) is working "
+                        f"another ratchet command (`{holder.get('verb') or 'ratchet'}`, pid {holder.get('pid')}) is working "
                         f"on this repository; wait for it, or stop it first")
                 self.store.taken_over = holder
                 if holder:  # announced: a command was killed while it held the lock
-                    sys.stderr.write(f"ratchet: recovered: took over the lock of a killed `{holder.get('verb')}` "
+                    sys.stderr.write(f"ratchet: recovered: took over the lock of a killed `{holder.get('verb') or 'ratchet'}` "
                                      f"(pid {holder.get('pid')})\n")
                 try:
                     os.unlink(self.path)

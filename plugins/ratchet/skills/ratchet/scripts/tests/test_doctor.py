@@ -139,10 +139,10 @@ class DoctorTest(RepoTest):
         data, c = self.doctor(*flags("crash.py"), code=2)
         self.assertIn("exit code 3", c["run command"]["detail"])
         self.assertIn("boom", c["run command"]["detail"])
-        write(self.repo, "slow.py", "import time\ntime.sleep(0.3)\nprint('score: 1')\n")
+        write(self.repo, "slow.py", "import time\ntime.sleep(1.0)\nprint('score: 1')\n")
         git(self.repo, "add", "slow.py")
         git(self.repo, "commit", "-qm", "slow")
-        data, c = self.doctor(*flags("slow.py", "--runs", "1", "--trial-timeout-seconds", "0.45"))
+        data, c = self.doctor(*flags("slow.py", "--runs", "1", "--trial-timeout-seconds", "1.9"))  # under 2x the run, with room for a loaded machine
         self.assertEqual(c["timeout"]["status"], "warn")
         self.assertIn("under twice the slowest run", c["timeout"]["detail"])
         self.assertEqual(c["noise"]["status"], "warn")   # one run: not measured

@@ -121,7 +121,7 @@ class KillPointTest(RepoTest):
         self.assertEqual(on_branch, kept, "the branch's commits are not the kept records'")
         head = git(self.repo, "rev-parse", "HEAD").strip()
         self.assertEqual(st["incumbent_sha"], head)
-        self.assertEqual(read(self.repo, "bench.py"), BENCH)
+        self.assertEqual(read(self.repo, "bench.py"), BENCH)  # the harness, as the user wrote it
         self.assertEqual(read(self.repo, "notes.txt"), NOTES)
         changed = [l for l in git(self.repo, "status", "--porcelain").splitlines() if l[3:] != "notes.txt"]
         if candidate is None:
@@ -182,6 +182,19 @@ class KillPointTest(RepoTest):
         self.run_ok("clean")
         self.assertIn("iter 1: KEEP", self.run_ok("iterate", "--hypothesis", "bigger"))
         self.invariants()
+
+    def test_trial_of_the_guard(self):
+        orphan = os.path.join(self.tmp, "orphan")
+        write(self.repo, "guard.py", BENCH.replace("BENCH_ORPHAN", "GUARD_ORPHAN"))  # starts the worker when told to
+        git(self.repo, "add", "guard.py")
+        git(self.repo, "commit", "-qm", "guard")
+        self.start(*MEAN, "--guard-command", f"{shlex.quote(PY)} guard.py")
+        self.set_value(12)
+        self.killed("trial@2", "iterate", "--hypothesis", "bigger", env={"GUARD_ORPHAN": orphan, "BENCH_SLEEP": "300"})
+        self.wait_file(orphan)
+        out = self.next_command("status")
+        self.assertIn("left running", out)
+        self.invariants(candidate="12\n")
 
     def test_trial_of_a_baseline(self):
         self.run_ok(*INIT, *MEAN)
