@@ -390,7 +390,7 @@ def _verified_lines(run) -> list:
     from ratchetlib import paired
     if run.verify_error:
         return [f"verify could not run: {run.verify_error}"]
-    line = paired.verified_line(run.state.get("verified"))
+    line = paired.verified_line(run.state.get("verified"), run.config.direction, run.state.get("log_scale", True))
     return [line] if line else []
 
 
