@@ -172,6 +172,26 @@ class BasicLoopTest(LoopTest):
         self.assertFalse(rec["agent"]["reported"])
 
 
+    def test_a_flooding_agent_keeps_only_head_and_tail_of_its_output(self):
+        from ratchetlib import clip
+        self.start("--iterations", "1")
+        flood = (f"{shlex.quote(PY)} -c \"import sys; sys.stdout.write(''.join('noise %07d\\n' % i for i in "
+                 f"range(500000))); sys.stderr.write('e' * (6 << 20))\"")
+        agent = self.plan({1: {"write": {"value.txt": "12\n"}}})
+        self.loop("--agent-command", f"{flood} && {agent}")
+        rec = self.records()[-1]
+        self.assertEqual(rec["decision"], "keep")
+        self.assertTrue(rec["agent"]["reported"])  # its report was read before the clip
+        self.assertEqual(sorted(rec["agent"]["clipped"]), ["err", "out"])
+        for ext in ("out", "err"):
+            path = os.path.join(self.repo, ".ratchet", "agents", f"iter-0001.{ext}")
+            self.assertLessEqual(os.path.getsize(path), clip.HEAD + clip.TAIL + clip._SLACK)
+        out = read(self.repo, ".ratchet/agents/iter-0001.out")
+        self.assertTrue(out.startswith("noise 0000000\n"))
+        self.assertIn("bytes cut here", out)
+        self.assertIn("HYPOTHESIS:", out[-2000:])
+
+
 class AgentFailureTest(LoopTest):
     def test_a_hanging_agent_is_killed_with_its_tree_and_its_edits_undone(self):
         self.start("--iterations", "1")
