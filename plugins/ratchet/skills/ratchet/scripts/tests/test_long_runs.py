@@ -12,17 +12,9 @@ import unittest
 from unittest import mock
 
 from ratchetlib import heartbeat, runner, views
-from tests.util import INIT, PY, RepoTest, cli, git, write
+from tests.util import INIT, PY, RepoTest, alive, cli, git, write
 
 HAS_PROC = os.path.isdir("/proc")
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 class _Tty(io.StringIO):
