@@ -391,7 +391,7 @@ def _verified_lines(run) -> list:
     from ratchetlib import paired
     if run.verify_error:
         return [f"verify could not run: {run.verify_error}"]
-    line = paired.verified_line(run.state.get("verified"))
+    line = paired.verified_line(run.state.get("verified"), run.config.direction, run.state.get("log_scale", True))
     return [line] if line else []
 
 
@@ -435,13 +435,16 @@ def cmd_detect(a):
 
 def cmd_clean(a):
     from ratchetlib import gitops, unclean
+    note = unclean.set_aside_if_corrupt(gitops.find_root(a.cwd))
     killed = unclean.clean(gitops.find_root(a.cwd))
-    if killed is None:
+    if note:
+        human = note
+    elif killed is None:
         human = "nothing to clean: no trial left processes behind"
     else:
         human = (f"killed {len(killed)} leftover process(es); " if killed else "") + \
             "no process of the earlier trial is left; trials may run again"
-    _emit(a, human, {"marker": killed is not None, "killed": killed or []})
+    _emit(a, human, {"marker": killed is not None or bool(note), "killed": killed or [], "note": note})
 
 
 def cmd_verify(a):

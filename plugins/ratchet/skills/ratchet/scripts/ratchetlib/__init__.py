@@ -10,6 +10,7 @@ Inputs and rules (pure where possible)
   constraints  hard and soft limits (--constraint, --warn)
   pareto       several primary metrics: better on one, worse on none
   stats        paired effects, the sequential test, noise, verified gain
+  change       effects as people read them: the change of the metric itself
   decision     keep/revert of a mean of trials; stop conditions
 
 Side effects at the edges

@@ -163,7 +163,8 @@ def _git_checks(cwd: str, checks: list) -> Optional[str]:
 def _ratchet_state(root: str, checks: list) -> Optional[dict]:
     """The earlier run, if any (a warning when active); a fail for survivors."""
     store = Store(root)
-    if read_json(store.path("UNCLEAN"), "UNCLEAN") is not None:
+    from . import unclean
+    if unclean.load(store) is not None:  # a corrupt marker blocks trials too
         checks.append(Check("leftover processes", FAIL, "an earlier trial's processes survived (.ratchet/UNCLEAN)",
                             "stop them, then run `ratchet.py clean`"))
     cfg = store.read_config() if store.exists() else None

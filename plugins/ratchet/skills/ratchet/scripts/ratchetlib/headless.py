@@ -33,7 +33,7 @@ import threading
 import time
 from typing import Optional
 
-from . import agent, budget, decision, engine, faults, gitops, learning, prompt, runner, unclean, views
+from . import agent, budget, clip, decision, engine, faults, gitops, learning, prompt, runner, unclean, views
 from .errors import UsageError
 from .store import Lock, Store, now_iso
 
@@ -115,12 +115,16 @@ class AgentCall:
         finally:
             self.done = True
         rep = agent.parse(_read(self.out_file))
+        # once read: only the head and tail of a huge output stay, as for trials (clip.py)
+        cut = {ext: n for ext, path in (("out", self.out_file), ("err", self.err_file)) for n in [clip.clip(path)] if n}
         info = {"exit_code": tr.exit_code, "timed_out": tr.timed_out, "seconds": round(tr.seconds, 3),
                 "cost_usd": rep.cost_usd, "tokens": rep.tokens, "usage": rep.usage,
                 "reported": rep.reported, "prompt": os.path.relpath(self.prompt_file, self.root),
                 "log": os.path.relpath(self.out_file, self.root)}
         if tr.survivors:
             info["survivors"] = tr.survivors
+        if cut:
+            info["clipped"] = cut
         return tr, rep, info
 
     def kill(self) -> None:

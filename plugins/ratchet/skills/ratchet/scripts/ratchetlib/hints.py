@@ -14,20 +14,23 @@ Memory shape (JSON-able; the caller keeps it as state.json's "memory" key):
      "failure_streak": 0,                 # consecutive crash/timeout records
      "last_failure": null,                # decision of the last crash/timeout
      "best_win": {"iter": 7, "hypothesis": "...", "effect": 0.041,
-                  "delta": 4.1} | null,   # the keep with the largest effect
+                  "delta": 4.1, "change": 0.041} | null,   # the keep with the largest effect
      "reverted": [{"iter": 9, "hypothesis": "..."}, ...],  # last 20, oldest first
      "recent": [{"iter": 10, "decision": "revert", "hypothesis": "...",
-                 "effect": -0.01, "delta": -1.0, "arm": null}, ...]}  # last 10
+                 "effect": -0.01, "delta": -1.0, "arm": null, "change": -0.01}, ...]}  # last 10
 
 Effects are relative improvements, positive = better (0.02 means 2% better
 than the incumbent); see `effect`. `state["detectable_effect"]`, when the
-noise calibration provides it, is read in the same unit.
+noise calibration provides it, is read in the same unit. `change` is what the
+hints show: the metric's own relative change (change.py; -0.5 = halved),
+absent in memories written before it (then converted from `effect`).
 """
 
 import difflib
 import math
 import re
 
+from . import change as changes
 from .errors import UsageError
 
 RECENT = 10            # window for "keeps in window" and the resume document
@@ -122,6 +125,7 @@ def update_memory(memory, record, config):
     direction = config.get("direction", "max")
     hypothesis = clip(record.get("hypothesis"), HYPOTHESIS_CAP)
     eff = effect(record, direction)
+    chg = changes.record_change(record, direction)
     mem["records"] += 1
     if decision in FAILURES:
         mem["failure_streak"] += 1
@@ -131,7 +135,7 @@ def update_memory(memory, record, config):
     if decision == "keep":
         mem["since_keep"] = 0
         win = {"iter": record.get("iter"), "hypothesis": hypothesis,
-               "effect": eff, "delta": _number(record.get("delta"))}
+               "effect": eff, "delta": _number(record.get("delta")), "change": chg}
         if _is_better_win(win, mem["best_win"]):
             mem["best_win"] = win
     else:
@@ -142,15 +146,18 @@ def update_memory(memory, record, config):
     mem["recent"] = (mem["recent"] + [{
         "iter": record.get("iter"), "decision": decision,
         "hypothesis": clip(hypothesis, 100), "effect": eff,
-        "delta": _number(record.get("delta")), "arm": record.get("arm")}])[-RECENT:]
+        "delta": _number(record.get("delta")), "arm": record.get("arm"), "change": chg}])[-RECENT:]
     return mem
 
 
-def _percent(value):
-    return "?" if value is None else f"{value * 100:+.1f}%"
+def shown_change(entry, direction):
+    """A memory entry's figure as people read it: the metric's own change."""
+    if "change" in entry:
+        return changes.percent(entry["change"])
+    return changes.percent(changes.metric_change(entry.get("effect"), direction))
 
 
-def _plateau_hint(memory, settings, detectable):
+def _plateau_hint(memory, settings, detectable, direction="max", log_scale=True):
     since = memory["since_keep"]
     if since >= settings["plateau_after"]:
         return (f"plateau: no keep in the last {since} iterations; "
@@ -161,7 +168,7 @@ def _plateau_hint(memory, settings, detectable):
     effects = [r["effect"] for r in keeps if r["effect"] is not None]
     if len(effects) >= 2 and len(effects) == len(keeps) and max(effects) < detectable:
         return (f"plateau: the last {len(keeps)} keeps were each below the "
-                f"detectable effect ({detectable * 100:.1f}%); aim for a bigger change.")
+                f"detectable effect ({_magnitude(detectable, direction, log_scale)}); aim for a bigger change.")
     return None
 
 
@@ -177,11 +184,16 @@ def _failure_hint(memory, settings):
             "make the code run again before trying new ideas.")
 
 
-def _win_hint(memory):
+def _magnitude(improvement, direction, log_scale):
+    shown = changes.metric_change(improvement, direction, log_scale)
+    return changes.percent(abs(shown if shown is not None else improvement), signed=False)
+
+
+def _win_hint(memory, direction="max"):
     win = memory["best_win"]
     if not win or not win.get("hypothesis"):
         return None
-    return (f"biggest win so far: iter {win['iter']} ({_percent(win['effect'])}): "
+    return (f"biggest win so far: iter {win['iter']} ({shown_change(win, direction)}): "
             f"\"{clip(win['hypothesis'], 80)}\"; build on that mechanism.")
 
 
@@ -213,8 +225,10 @@ def hints(memory, config, state):
     mem = {**new_memory(), **(memory or {})}
     limits = settings(config)
     detectable = _number((state or {}).get("detectable_effect"))
-    found = [_failure_hint(mem, limits), _plateau_hint(mem, limits, detectable),
-             _avoid_hint(mem), _win_hint(mem)]
+    direction = config.get("direction", "max")
+    found = [_failure_hint(mem, limits),
+             _plateau_hint(mem, limits, detectable, direction, (state or {}).get("log_scale", True) is not False),
+             _avoid_hint(mem), _win_hint(mem, direction)]
     return [h for h in found if h][:MAX_HINTS]
 
 

@@ -24,7 +24,7 @@ import os
 import shutil
 import tempfile
 
-from . import gitops, heartbeat, metrics, runner, store
+from . import clip, gitops, heartbeat, metrics, runner, store
 from .decision import fmt, mean
 
 
@@ -75,6 +75,10 @@ def _evaluate(cfg, repo: str, store_root: str, sha: str, label: str) -> dict:
             else:
                 ex = metrics.extract(report, cfg.metric_name, cfg.metric_pattern)
                 t.update(status=ex.status, score=ex.value, detail=ex.detail)
+            # once the metric is read: only the head and tail of a huge output stay, as for trials
+            cut = {path.rsplit(".", 1)[1]: n for path in sorted({out, err, report}) for n in [clip.clip(path)] if n}
+            if cut:
+                t["clipped"] = cut
             trials.append(t)
             if t["status"] != "ok":
                 break

@@ -22,7 +22,7 @@ last NEAR_MISS_CAP and done ideas beyond the last DONE_CAP are dropped (their
 ids are never reused). Callers hold the `.ratchet/lock` around changes.
 """
 
-from . import hints, store
+from . import change, hints, store
 from .errors import UsageError
 
 FORMAT = 1
@@ -110,15 +110,12 @@ def _figures(record):
     return {k: record[k] for k in keys if record.get(k) is not None}
 
 
-def _describe(figures):
+def _describe(figures, direction="max", log_scale=True):
     """Short figures for the idea's text: the estimate and its interval when
-    the paired test measured them, else the raw delta."""
+    the paired test measured them, as the metric's own change (change.py),
+    else the raw delta."""
     if "estimate" in figures:
-        text = f"{figures['estimate'] * 100:+.1f}%"
-        interval = figures.get("interval")
-        if isinstance(interval, (list, tuple)) and len(interval) == 2:
-            text += f" [{interval[0] * 100:+.1f}%, {interval[1] * 100:+.1f}%]"
-        return text
+        return change.improvement_text(figures["estimate"], figures.get("interval"), direction, log_scale)
     return f"delta {figures['delta']:+.4g}" if "delta" in figures else "no figures"
 
 
@@ -144,7 +141,8 @@ def auto_add_near_miss(path, record, config=None):
                 idea.get("key") == key or figures.get("iter") == record.get("iter")):
             return None
     figures = _figures(record)
-    text = (f"near miss from iter {record.get('iter')} ({_describe(figures)}): "
+    text = (f"near miss from iter {record.get('iter')} "
+            f"({_describe(figures, direction, record.get('log_scale') is not False)}): "
             f"{hypothesis or 'see its patch'}")
     return _append(path, data, {"text": text[:TEXT_CAP], "source": "near-miss",
                                 "figures": figures, "key": key})

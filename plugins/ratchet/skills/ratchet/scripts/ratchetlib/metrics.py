@@ -13,11 +13,22 @@ output, progress bars redrawn with carriage returns, no newline at all) is
 scanned in 1 MiB pieces that overlap by 4 KiB, so memory stays bounded and a
 `NAME: value` that straddles two pieces is still found. A value must parse as a finite float:
 `nan` and `inf` are reported as `not-finite`, never as a score.
+
+Speed: since the last line wins and a match needs NAME literally, rule 1 is
+found from the end: the file is read backwards in 1 MiB blocks, only lines
+that contain NAME (a C-speed `bytes.rfind`) go through the regex, and the
+first line from the end that matches is the answer. A metric printed last
+costs one block whatever the output size; a metric absent from a flood costs
+one pass of `rfind`. Lines are judged exactly as the forward scan (`_scan`)
+judges them (a line over 1 MiB is re-read forward in the same pieces), which
+still runs when rule 1 finds nothing and a JSON report (up to 16 MiB) or a
+`--metric-pattern` must be tried (`bench/extract.py` measures both).
 """
 
 import dataclasses
 import json
 import math
+import os
 import re
 from typing import Optional
 
@@ -106,39 +117,130 @@ def _finish(raw, how: str) -> Extraction:
     return Extraction(value, OK, how)
 
 
+def _last_in(pieces, line_re, mid_re, needle: bytes = b"") -> Optional[bytes]:
+    """The value of the last rule-1 match in one line's pieces, or None
+    (a piece without `needle` cannot match: the regex is not run on it)."""
+    found = None
+    for line, _, starts in pieces:
+        if needle not in line:
+            continue
+        m = None
+        for m in (line_re if starts else mid_re).finditer(line):
+            pass
+        if m:
+            found = m.group(1)
+    return found
+
+
+def _one_line(f, start: int):
+    """The pieces of the line that begins at offset `start`, as `_pieces` makes them."""
+    f.seek(start)
+    for piece in _pieces(f):
+        yield piece
+        if piece[0].endswith(b"\n"):
+            return
+
+
+def _line_start(f, lo: int, block: bytes, needle: bytes) -> tuple:
+    """The line that holds `block` (= bytes [lo, ...), no newline but maybe a
+    last one) began before lo or at it: (its start, whether `needle` is in it)."""
+    has, keep = needle in block, len(needle) - 1
+    tail, pos = block[:keep], lo
+    while pos > 0:
+        start = max(0, pos - _PIECE)
+        f.seek(start)
+        b = f.read(pos - start)
+        nl = b.rfind(b"\n")
+        part = b[nl + 1:]
+        has = has or needle in part + tail
+        if nl >= 0:
+            return start + nl + 1, has
+        tail, pos = b[:keep], start
+    return 0, has
+
+
+def _last_line_value(f, size: int, name: str) -> Optional[bytes]:
+    """Rule 1 read backwards (module doc): the value of the last `NAME: value`
+    line, or None. Same answer as `_scan`, at the cost of the tail only."""
+    needle = name.encode()
+    line_re, mid_re = line_regex(name), _mid_regex(name)
+    hi = size  # every line that starts at or after `hi` holds no match
+    while hi > 0:
+        lo = max(0, hi - _PIECE)
+        f.seek(lo)
+        block = f.read(hi - lo)
+        cut = block.find(b"\n", 0, len(block) - 1)
+        if lo == 0:
+            first = 0
+        elif cut >= 0:
+            first = cut + 1  # the first line that starts inside the block
+        else:  # the block is the end of one long line
+            start, has = _line_start(f, lo, block, needle)
+            found = _last_in(_one_line(f, start), line_re, mid_re, needle) if has else None
+            if found is not None:
+                return found
+            hi = start
+            continue
+        lines = block[first:]  # whole lines, each at most _PIECE bytes: one piece each
+        j = lines.rfind(needle)
+        while j >= 0:
+            s = lines.rfind(b"\n", 0, j) + 1
+            e = lines.find(b"\n", j)
+            found = _last_in([(lines[s:len(lines) if e < 0 else e + 1], 0, True)], line_re, mid_re)
+            if found is not None:
+                return found
+            j = lines.rfind(needle, 0, s)
+        hi = lo + first
+    return None
+
+
 def extract(path: str, name: str, pattern: Optional[str] = None) -> Extraction:
     """Extract metric `name` from the report file at `path` (see module doc)."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            found = _last_line_value(f, size, name) if name else None
+            if found is not None:
+                return _finish(found.decode(), f"line '{name}'")
+            if size == 0:
+                return Extraction(None, MISSING, "report is empty")
+            if pattern or size <= _JSON_LIMIT or not name:
+                f.seek(0)
+                return _scan(f, name, pattern)
+    except FileNotFoundError:
+        return Extraction(None, MISSING, "report file was not written")
+    return Extraction(None, MISSING, f"no '{name}: value' line, JSON key or pattern match in the report")
+
+
+def _scan(f, name: str, pattern: Optional[str] = None) -> Extraction:
+    """The forward scan of every line (the rules of the module doc, in order)."""
     line_re, mid_re = line_regex(name), _mid_regex(name)
     pat_re = re.compile(pattern.encode()) if pattern else None
     last_line = last_pat = None
     last_nonempty = b""
     size = 0
-    try:
-        with open(path, "rb") as f:
-            for line, fresh, starts in _pieces(f):
-                size += fresh
-                m = None
-                for m in (line_re if starts else mid_re).finditer(line):
-                    pass
-                if m:
-                    last_line = m.group(1)
-                if pat_re:
-                    pm = None
-                    for pm in pat_re.finditer(line):
-                        pass
-                    if pm:
-                        last_pat = pm.group(1)
-                if line.strip():
-                    last_nonempty = line
-            if last_line is None and 0 < size <= _JSON_LIMIT:
-                f.seek(0)
-                found = _from_json_text(f.read(), name)
-                if found is None and last_nonempty.lstrip().startswith(b"{"):
-                    found = _from_json_text(last_nonempty, name)
-                if found is not None:
-                    return _finish(found, f"JSON key {name}")
-    except FileNotFoundError:
-        return Extraction(None, MISSING, "report file was not written")
+    for line, fresh, starts in _pieces(f):
+        size += fresh
+        m = None
+        for m in (line_re if starts else mid_re).finditer(line):
+            pass
+        if m:
+            last_line = m.group(1)
+        if pat_re:
+            pm = None
+            for pm in pat_re.finditer(line):
+                pass
+            if pm:
+                last_pat = pm.group(1)
+        if line.strip():
+            last_nonempty = line
+    if last_line is None and 0 < size <= _JSON_LIMIT:
+        f.seek(0)
+        found = _from_json_text(f.read(), name)
+        if found is None and last_nonempty.lstrip().startswith(b"{"):
+            found = _from_json_text(last_nonempty, name)
+        if found is not None:
+            return _finish(found, f"JSON key {name}")
     if last_line is not None:
         return _finish(last_line.decode(), f"line '{name}'")
     if last_pat is not None:

@@ -35,7 +35,7 @@ import os
 import shutil
 from typing import Optional
 
-from . import faults, gitops, harness, stats
+from . import change, faults, gitops, harness, stats
 from .errors import RatchetError, UsageError
 from .store import atomic_write, now_iso, write_json
 
@@ -192,7 +192,7 @@ def measure(run, cur: dict, cand, run_trial) -> tuple:
             verdict = stats.sprt_decide(effects, h0=h0, h1=h1, alpha=cfg.alpha, beta=cfg.beta,
                                         min_pairs=cfg.min_pairs, max_pairs=cfg.max_trials,
                                         sigma_prior=prior.sigma_pair if prior else None,
-                                        prior_df=prior.df if prior else 0.0, log_scale=scale)
+                                        prior_df=prior.df if prior else 0.0, log_scale=scale, direction=cfg.direction)
             if verdict.decided:
                 break
     finally:
@@ -291,10 +291,11 @@ def calibration_lines(cfg, rec: dict, state: dict) -> list:
         return lines
     if d is None:
         return lines
-    lines.append(f"smallest improvement detectable within {cfg.max_trials} pairs: {d * 100:.2g}% "
+    shown = abs(change.metric_change(d, cfg.direction, noise.log_scale) or d) * 100  # the metric's own change
+    lines.append(f"smallest improvement detectable within {cfg.max_trials} pairs: {shown:.2g}% "
                  f"(target {cfg.target:g}%)")
     if d * 100 > cfg.target:
-        lines.append(f"too noisy for the target: changes under ~{d * 100:.2g}% will mostly be reverted. "
+        lines.append(f"too noisy for the target: changes under ~{shown:.2g}% will mostly be reverted. "
                      f"What helps: a higher --max-trials, a quieter benchmark (idle machine, pinned CPU, "
                      f"fixed seeds or --seed-env), longer runs (more repetitions per run), or a larger --target")
     return lines
@@ -400,19 +401,26 @@ def verify(run, run_trial, pairs: Optional[int] = None) -> Optional[dict]:
                 "interval": None if gain.interval is None else [pct(x) for x in gain.interval],
                 "pairs": gain.pairs, "sha": best, "iter": st.get("best_iter"), "at_iteration": st["iteration"],
                 "timestamp": now_iso()}
+    # what people read: the change of the metric itself (change.py), low end first
+    verified["change_pct"], verified["change_interval"] = change.verified_change(
+        {"gain_pct": verified["gain_pct"], "interval": verified["interval"], "log_scale": scale}, cfg.direction)
     write_json(run.store.path("verify.json"), {**verified, "start": start, "start_scores": inc,
                                                "best_scores": cand, "effects": effects, "log_scale": scale,
                                                "gain": gain.to_json()})
     return verified
 
 
-def verified_line(verified: Optional[dict]) -> Optional[str]:
-    """`verified gain +3.1% [1.2, 5.0] (8 pairs, best at iter 7)` or None."""
+def verified_line(verified: Optional[dict], direction: str = "max", log_scale: bool = True) -> Optional[str]:
+    """`verified gain over the start: -99.3% (137x lower) [-99.4%, -99.2%] (8
+    pairs, best of iter 7)` or None: the metric's own change (change.py);
+    `direction`/`log_scale` convert a state written before `change_pct`."""
     if not isinstance(verified, dict) or verified.get("gain_pct") is None:
         return None
-    iv = verified.get("interval")
-    bounds = f" [{iv[0]:+.1f}%, {iv[1]:+.1f}%]" if iv and None not in iv else ""
-    return (f"verified gain over the start: {verified['gain_pct']:+.1f}%{bounds} "
+    pct, iv = change.verified_change(verified, direction, log_scale)
+    if pct is None:
+        return None
+    bounds = f" {change.bracket(iv[0] / 100, iv[1] / 100)}" if iv else ""
+    return (f"verified gain over the start: {change.percent(pct / 100)}{bounds} "
             f"({verified.get('pairs')} pairs, best of iter {verified.get('iter')})")
 
 

@@ -11,8 +11,9 @@ always show them.
 
 import math
 
+from . import change
 from . import escalation as escalation_mod
-from .hints import MAX_HINTS, clip, effect
+from .hints import MAX_HINTS, clip
 
 MAX_BYTES = 3000
 RECENT_LINES = 8
@@ -27,8 +28,15 @@ def _num(value):
     return f"{value:.6g}" if _finite(value) else "n/a"
 
 
-def _pct(value):
-    return "" if value is None else f" {value * 100:+.1f}%"
+def _pct(record, direction):
+    """The record's (or memory entry's) figure: the metric's own change (change.py)."""
+    if "change" in record:
+        value = record["change"]
+    elif "effect" in record:  # a memory entry written before `change`
+        value = change.metric_change(record["effect"], direction)
+    else:
+        value = change.record_change(record, direction)
+    return "" if value is None else f" {change.percent(value)}"
 
 
 def _paths(specs, empty):
@@ -66,25 +74,22 @@ def _rules(config):
     return lines
 
 
-def _best(state):
+def _best(state, direction="max"):
     line = (f"Baseline {_num(state.get('baseline'))}; best {_num(state.get('best'))}"
             f" at iter {state.get('best_iter', '?')}; incumbent {_num(state.get('incumbent_score'))}.")
     verified = state.get("verified")
     if isinstance(verified, dict) and _finite(verified.get("gain_pct")):
-        interval = verified.get("interval") or []
-        bounds = ""
-        if len(interval) == 2 and all(_finite(x) for x in interval):
-            bounds = f" [{interval[0]:+.1f}%, {interval[1]:+.1f}%]"
+        pct, interval = change.verified_change(verified, direction, state.get("log_scale", True) is not False)
+        bounds = f" {change.bracket(interval[0] / 100, interval[1] / 100)}" if interval else ""
         pairs = f" ({verified['pairs']} pairs)" if isinstance(verified.get("pairs"), int) else ""
-        return [line, f"Verified gain: {verified['gain_pct']:+.1f}%{bounds}{pairs}."]
+        return [line, f"Verified gain: {change.percent(pct / 100 if pct is not None else None)}{bounds}{pairs}."]
     return [line, "Verified gain: not measured yet."]
 
 
 def _history(records, direction):
     lines = []
     for record in list(records or [])[-RECENT_LINES:]:
-        eff = record["effect"] if "effect" in record else effect(record, direction)
-        lines.append(f"- iter {record.get('iter')} {record.get('decision')}{_pct(eff)}: "
+        lines.append(f"- iter {record.get('iter')} {record.get('decision')}{_pct(record, direction)}: "
                      f"{clip(record.get('hypothesis') or record.get('description'), 55)}")
     return lines or ["- (none yet)"]
 
@@ -125,7 +130,7 @@ def render(config, state, memory, hints, escalation, arm, ideas, recent_records)
             "", "## Paths",
             f"- editable: {_paths(config.get('editable'), 'every path not protected')}",
             f"- protected: {_paths(config.get('protect'), 'none')}",
-            "", "## Best", *_best(state),
+            "", "## Best", *_best(state, config.get("direction")),
             "", "## Recent history"]
     shown = [f"- {clip(h, 160)}" for h in list(hints or [])[:MAX_HINTS]]
     tail = ["", "## Hints", *(shown or ["- none"])]

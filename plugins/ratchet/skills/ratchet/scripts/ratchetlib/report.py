@@ -9,7 +9,8 @@ a report is most wanted exactly when a run went wrong.
 
 Optional inputs, all shaped by later verbs:
 - `verified`: `{"gain_pct": 3.1, "interval": [1.2, 5.0], "pairs": 8}` from
-  `verify` (percent, positive = better); falls back to `state["verified"]`.
+  `verify` (percent, positive = better; shown as its `change_pct`, the
+  metric's own change, see change.py); falls back to `state["verified"]`.
   Without it the report says the gain is not verified: it never sums per-keep
   deltas, which overstate the gain.
 - `pareto`: `[{"iter": 7, "metrics": {"latency": 12.0, "throughput": 310.0}}]`,
@@ -29,7 +30,7 @@ The HTML layout is fixed in pixels (`CHART_OFFSET`, `CHART_SIZE`,
 import html as _html
 import math
 
-from . import hints
+from . import change, hints
 
 GENERATOR = "ratchet report"                # <meta name="generator">: tells our own page from a user's file
 CHART_ID = "metric-chart"
@@ -172,34 +173,28 @@ def _log_scale(record):
     return record.get("log_scale") is not False
 
 
-def _effect_pct(record, direction):
-    """The record's improvement in percent (positive = better), or None: the
-    paired estimate when it is a log-ratio, else delta over |incumbent|."""
-    est = _num(record.get("estimate"))
-    if est is not None:
-        return est * 100
-    gain = hints.improvement(record, direction)
-    inc = _num(record.get("incumbent"))
-    return gain / abs(inc) * 100 if gain is not None and inc else None
-
-
-def _effect_interval_text(record):
-    """'[+1.2%, +5.0%]' (log-ratios) or '[+0.4, +2.1]' (metric units, positive
-    = better) for a record with a paired estimate and interval, else ''."""
+def _effect_interval_text(record, direction):
+    """'[-5.0%, -1.2%]': the interval of a record with a paired estimate, as
+    changes of the metric itself (change.py), else ''."""
     iv = _interval(record.get("interval"))
     if iv is None or _num(record.get("estimate")) is None:
         return ""
-    return f"[{_pct(iv[0] * 100)}, {_pct(iv[1] * 100)}]"
+    scale = _log_scale(record)
+    return change.bracket(*(change.metric_change(x, direction, scale) for x in iv))
 
 
 def _effect_text(record, direction):
-    """'+12.3 (10.1% better)', with the recorded interval when there is one."""
+    """'+12.3 (10.1% better)', with the recorded interval when there is one;
+    the percentage is the metric's own change (a 137x cut reads '99.3%
+    better, 137x lower'), its sign in the interval."""
     delta = _num(record.get("delta"))
-    pct = _effect_pct(record, direction)
+    chg = change.record_change(record, direction)
     parts = [_signed(delta)] if delta is not None else []
-    if pct is not None:
-        rel = f"{_pct(abs(pct), signed=False)} {'better' if pct >= 0 else 'worse'}"
-        interval = _effect_interval_text(record)
+    if chg is not None:
+        better = (chg >= 0) == (direction != "min")
+        rel = f"{_pct(abs(chg) * 100, signed=False)} {'better' if better or chg == 0 else 'worse'}"
+        rel += f", {change.factor(chg)}" if change.factor(chg) else ""
+        interval = _effect_interval_text(record, direction)
         parts.append(f"({rel}, {interval})" if interval else f"({rel})")
     return " ".join(parts) or "–"
 
@@ -242,8 +237,18 @@ def _pairs(verified):
     return pairs if isinstance(pairs, int) and not isinstance(pairs, bool) else None
 
 
-def _verified_text(verified):
-    text = _gain_text(verified)
+def _verified_gain(verified, direction="max"):
+    """The verified gain as the metric's own change (change.py), or None."""
+    if not isinstance(verified, dict) or _num(verified.get("gain_pct")) is None:
+        return None
+    pct, iv = change.verified_change(verified, direction)
+    if pct is None:
+        return None
+    return change.percent(pct / 100) + (f" {change.bracket(iv[0] / 100, iv[1] / 100)}" if iv else "")
+
+
+def _verified_text(verified, direction="max"):
+    text = _verified_gain(verified, direction)
     if text is None:
         return "not verified yet (run `ratchet.py verify`)"
     pairs = _pairs(verified)
@@ -255,9 +260,9 @@ def effect_text(record, direction):
     return _effect_text(record, direction)
 
 
-def verified_text(verified):
+def verified_text(verified, direction="max"):
     """Public: the verified gain as the report states it."""
-    return _verified_text(verified)
+    return _verified_text(verified, direction)
 
 
 def gain_text(gain):
@@ -384,7 +389,7 @@ def markdown(config, state, records, *, verified=None, pareto=None, holdout=None
     if s["change_pct"] is not None:
         best += f" ({_pct(s['change_pct'])} vs start)"
     out += [f"- start (baseline): {fmt(s['start'])}", f"- best: {best}",
-            f"- verified gain: {_verified_text(s['verified'])}",
+            f"- verified gain: {_verified_text(s['verified'], s['direction'])}",
             f"- outcomes, {_counts_text(s['counts'])}", ""]
     out += ["## Top wins", ""]
     if s["top_wins"]:
@@ -896,8 +901,8 @@ def _card(label, value, small=""):
     return f'<div class="card"><b>{_e(label)}</b><span>{_e(value)}</span>{extra}</div>'
 
 
-def _verified_card(verified):
-    value = _gain_text(verified)
+def _verified_card(verified, direction="max"):
+    value = _verified_gain(verified, direction)
     if value is None:
         return _card("verified gain", "not yet", "run ratchet.py verify")
     pairs = _pairs(verified)
@@ -911,7 +916,7 @@ def _header(s, config, state, heading):
     counts = s["counts"]
     best_small = f"{_pct(s['change_pct'])} · iter {s['best_iter']}" if s["change_pct"] is not None else ""
     cards = [_card("start", fmt(s["start"])), _card("best", fmt(s["best"]), best_small),
-             _verified_card(s["verified"]),
+             _verified_card(s["verified"], s["direction"]),
              _card("kept", str(counts["keep"]), f"of {sum(counts.values())}"),
              _card("reverted", str(sum(n for k, n in counts.items() if k not in ("keep",) + _FAILED))),
              _card("crashed", str(counts["crash"] + counts["timeout"]))]

@@ -54,6 +54,8 @@ import statistics
 from dataclasses import asdict, dataclass, replace
 from typing import Optional, Sequence
 
+from .change import effect_text
+
 DIRECTIONS = ("max", "min")
 OUTCOMES = ("accept", "reject", "continue")
 
@@ -112,13 +114,6 @@ def pair_effect(incumbent: float, candidate: float, direction: str, log_scale: b
 def display(effect: float, log_scale: bool) -> float:
     """An effect as people read it: percent change on the log scale, metric units otherwise."""
     return math.expm1(effect) * 100.0 if log_scale else effect
-
-
-def _fmt(effect: float, log_scale: bool, signed: bool = False) -> str:
-    value = display(effect, log_scale)
-    if log_scale:
-        return f"{value:+.1f}%" if signed else f"{value:.1f}"
-    return f"{value:+.4g}" if signed else f"{value:.4g}"
 
 
 def margin_effect(value: float, relative: bool, *, incumbent: float, direction: str,
@@ -675,7 +670,7 @@ def sprt_decide(effects: Sequence[float], *, h0: float, h1: float, alpha: float 
                 beta: float = 0.2, min_pairs: int = 2, max_pairs: int = 10,
                 sigma_prior: Optional[float] = None, prior_df: float = 4.0,
                 final_test: bool = True, log_scale: bool = True,
-                confidence: float = 0.95) -> Verdict:
+                confidence: float = 0.95, direction: str = "max") -> Verdict:
     """Keep ("accept"), revert ("reject") or run another pair ("continue").
 
     ``effects``: the pair effects so far (``pair_effect``), in run order.
@@ -689,6 +684,7 @@ def sprt_decide(effects: Sequence[float], *, h0: float, h1: float, alpha: float 
     cap's part of alpha (``alpha_split``) says effect > h0. ``final_test=False``
     drops that last word (an undecided test then reverts, and Wald's bounds
     get all of alpha). ``interval`` is two-sided at ``confidence``.
+    ``direction`` only words the reason (the metric's own change, change.py).
     ValueError on inconsistent parameters or non-finite effects.
     """
     xs = _check_effects(effects)
@@ -711,16 +707,14 @@ def sprt_decide(effects: Sequence[float], *, h0: float, h1: float, alpha: float 
                        reason="no pairs yet", sigma=sigma_prior, **common)
     prior = _has_prior(sigma_prior, prior_df)
     if not prior and _all_same(xs):
-        return _deterministic(xs, min_pairs, **common)
+        return _deterministic(xs, min_pairs, direction=direction, **common)
 
     m, mean, v, df = _location(xs, sigma_prior, prior_df)
     llr = mixture_llr(mean, v, m, prior_df if prior else 0.0, h0, h1)
     sigma = math.sqrt(v / df) if df > 0 else 0.0
     se = sigma / math.sqrt(m)
     interval = _interval(mean, se, df, confidence)
-    evidence = _fmt(mean, log_scale, signed=True)
-    if interval is not None:
-        evidence += f" [{_fmt(interval[0], log_scale)}, {_fmt(interval[1], log_scale)}]"
+    evidence = effect_text(mean, interval, direction, log_scale)
 
     split = _disagree(xs, sigma_prior, prior_df)
     if split and n < max_pairs:
@@ -745,10 +739,10 @@ def sprt_decide(effects: Sequence[float], *, h0: float, h1: float, alpha: float 
 
 
 def _deterministic(xs: list[float], min_pairs: int, *, rule: str, pairs: int, h0: float,
-                   h1: float, log_scale: bool) -> Verdict:
+                   h1: float, log_scale: bool, direction: str = "max") -> Verdict:
     """Identical effects and no noise prior: no statistics needed, compare with the margin."""
     est = statistics.fmean(xs)
-    shown = _fmt(est, log_scale, signed=True)
+    shown = effect_text(est, None, direction, log_scale)
     if pairs < min_pairs:
         outcome, reason = "continue", f"undecided after {pairs} pairs: {shown} (identical so far)"
     elif est > h0:
@@ -770,12 +764,10 @@ class Gain:
     log_scale: bool
     confidence: float
 
-    def display(self) -> str:
-        """Reads like "+12.3% [8.1, 16.6]" on the log scale, in metric units otherwise."""
-        text = _fmt(self.estimate, self.log_scale, signed=True)
-        if self.interval is not None:
-            text += f" [{_fmt(self.interval[0], self.log_scale)}, {_fmt(self.interval[1], self.log_scale)}]"
-        return text
+    def display(self, direction: str = "max") -> str:
+        """Reads like "+12.3% [+8.1%, +16.6%]" on the log scale, in metric units
+        otherwise: the change of the metric itself (change.py)."""
+        return effect_text(self.estimate, self.interval, direction, self.log_scale)
 
     def to_json(self) -> dict:
         """JSON-able, including the human-scale figures (percent on the log scale)."""

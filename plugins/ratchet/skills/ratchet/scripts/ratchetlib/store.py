@@ -146,7 +146,9 @@ class Store:
             os.close(fd)
 
     def records(self, last: Optional[int] = None) -> list:
-        """Finished records, oldest first; `last` reads only the file's tail."""
+        """Finished records, oldest first; `last` reads only the file's tail.
+        A record of a newer format than FORMAT is refused (UsageError), as
+        read_json refuses a state file: guessing at it could mislead a decision."""
         path = self.path("results.jsonl")
         try:
             with open(path, "rb") as f:
@@ -162,6 +164,10 @@ class Store:
             except ValueError:
                 continue
             if isinstance(rec, dict):
+                fmt = rec.get("format", FORMAT)
+                if not isinstance(fmt, int) or fmt > FORMAT:
+                    raise UsageError(f"results.jsonl has a record of format {fmt!r}, newer than this ratchet "
+                                     f"understands ({FORMAT}); upgrade ratchet")
                 out.append(rec)
         return out[-last:] if last else out
 

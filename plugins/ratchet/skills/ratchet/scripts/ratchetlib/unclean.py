@@ -9,6 +9,7 @@ and found none left. The marker is not archived with a run: it guards the
 machine, not one run.
 """
 
+import json
 import os
 
 from . import runner
@@ -27,11 +28,38 @@ def _pids(procs) -> str:
     return shown + (f" and {len(procs) - 6} more" if len(procs) > 6 else "")
 
 
+CORRUPT = {"corrupt": True}  # what `load` returns for a marker it cannot read
+
+
+def load(store: Store):
+    """The marker: None when there is none, CORRUPT when it cannot be read (a
+    torn write, a stray edit); UsageError when a newer ratchet wrote it. A
+    corrupt marker still blocks trials: which processes survived is unknown."""
+    try:
+        with open(path(store), "rb") as f:
+            obj = json.loads(f.read())
+    except FileNotFoundError:
+        return None
+    except (ValueError, UnicodeDecodeError):
+        return CORRUPT
+    if not isinstance(obj, dict):
+        return CORRUPT
+    return read_json(path(store), NAME)  # the format check
+
+
+def _corrupt_message() -> str:
+    return (".ratchet/UNCLEAN (written when an earlier trial's processes survived the kill) is unreadable, so "
+            "which processes is unknown; no trial runs until it is cleared: check for leftover trial processes "
+            "(ps), then run `ratchet.py clean`, which sets it aside")
+
+
 def refuse_if_marked(store: Store) -> None:
     """UsageError when the marker exists: trials are blocked until `clean`."""
-    marker = read_json(path(store), NAME)
+    marker = load(store)
     if marker is None:
         return
+    if marker is CORRUPT:
+        raise UsageError(_corrupt_message())
     raise UsageError(f"processes of an earlier trial survived the kill (pid {_pids(marker.get('processes') or [])}); "
                      f"no trial runs until they are gone: stop them, then run `ratchet.py clean`")
 
@@ -75,7 +103,7 @@ def clean(repo: str) -> list:
     if not os.path.exists(path(store)):
         return None
     with Lock(store, "clean"):
-        marker = read_json(path(store), NAME) or {}
+        marker = load(store) or {}
         left = still_running(marker)
         for p in left:
             runner.kill_pid(p["pid"])
@@ -88,3 +116,18 @@ def clean(repo: str) -> list:
                              f"another user: end them (sudo kill -9 PID, or reboot), then run `ratchet.py clean` again")
         os.unlink(path(store))
     return left
+
+
+def set_aside_if_corrupt(repo: str):
+    """`clean` on an unreadable marker: rename it to UNCLEAN.corrupt-TIME
+    (kept, never deleted) and say so, since its processes cannot be checked;
+    None when the marker is readable or absent (then `clean` does the work)."""
+    store = Store(repo)
+    if load(store) is not CORRUPT:
+        return None
+    with Lock(store, "clean"):
+        if load(store) is not CORRUPT:
+            return None
+        moved = store.set_aside(NAME)
+    return (f".ratchet/UNCLEAN was unreadable: set aside as {moved}; the processes it named could not be "
+            f"checked, so look for leftover trial processes (ps) before trusting a measurement; trials may run again")

@@ -55,8 +55,9 @@ def verdict(run, rec: dict, notes: list, snap: Optional[dict] = None) -> str:
         lines.append(f"diagnose with: ratchet.py tail --iter {rec['iter']}")
     lines += integrity_lines(rec)
     from .paired import verified_line
-    if (st.get("verified") or {}).get("at_iteration") == rec["iter"] and verified_line(st["verified"]):
-        lines.append(verified_line(st["verified"]))
+    vline = verified_line(st.get("verified"), cfg.direction, st.get("log_scale", True))
+    if (st.get("verified") or {}).get("at_iteration") == rec["iter"] and vline:
+        lines.append(vline)
     elif getattr(run, "verify_error", None):
         lines.append(_clip(f"verify could not run: {run.verify_error}", 200))
     if getattr(run, "holdout", None):
@@ -113,8 +114,9 @@ def status(run, recent: list, snap: Optional[dict] = None, trend: str = "", note
         " · ".join(progress(st, cfg)),
     ]
     from .paired import verified_line
-    if verified_line(st.get("verified")):
-        lines.insert(2, verified_line(st["verified"]))
+    vline = verified_line(st.get("verified"), cfg.direction, st.get("log_scale", True))
+    if vline:
+        lines.insert(2, vline)
     counts = st.get("counts") or {}
     if counts:
         lines.append("so far: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if k != "baseline"))

@@ -57,6 +57,17 @@ def newer_format(name):
     return setup
 
 
+def newer_record(t, repo):
+    started(t, repo)
+    with open(os.path.join(repo, ".ratchet", "results.jsonl"), "a") as f:
+        f.write(json.dumps({"format": 99, "iter": 1, "decision": "keep", "avg": 12.0}) + "\n")
+
+
+def corrupt_unclean_and_a_change(t, repo):
+    corrupt("UNCLEAN", '{"format": 1, "marker": "ratch')(t, repo)
+    write(repo, "value.txt", "11\n")  # a candidate, so `iterate` would run trials
+
+
 def bare(t, repo):
     dest = repo + ".git"
     git(os.path.dirname(repo), "clone", "-q", "--bare", repo, dest)
@@ -188,6 +199,13 @@ ROWS = [
     ("s07", "state.json from a newer ratchet", newer_format("state.json"), None, ["status"], 2,
      "state.json has format 99, newer than this ratchet understands (1); upgrade ratchet"),
     ("s08", "lock file garbage (a killed command's)", corrupt("lock", "\0\0"), None, [N], 0, "iter 1:"),
+    ("s09", "results.jsonl record from a newer ratchet", newer_record, None, ["status"], 2,
+     "results.jsonl has a record of format 99, newer than this ratchet understands (1); upgrade ratchet"),
+    ("s10", "UNCLEAN marker corrupt", corrupt_unclean_and_a_change, None, [N], 2,
+     "is unreadable, so which processes is unknown; no trial runs until it is cleared: check for leftover trial "
+     "processes (ps), then run `ratchet.py clean`, which sets it aside"),
+    ("s11", "clean on a corrupt UNCLEAN marker", corrupt("UNCLEAN", "\0"), None, ["clean"], 0,
+     ".ratchet/UNCLEAN was unreadable: set aside as .ratchet/UNCLEAN.corrupt-"),
 ]
 
 

@@ -7,39 +7,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 from unittest import mock
 
-from tests.util import INIT, PY, RATCHET, RepoTest, cli, git, read, write
+from tests.util import INIT, PY, RATCHET, RepoTest, alive, cli, git, read, slurp, wait_for, write
 
 # bench.py sleeps BENCH_SLEEP seconds (after writing its pid to BENCH_PIDFILE) when they are set.
 SLOW_BENCH = ("import os, time\n"
               "if os.environ.get('BENCH_PIDFILE'): open(os.environ['BENCH_PIDFILE'], 'w').write(str(os.getpid()))\n"
               "time.sleep(float(os.environ.get('BENCH_SLEEP', '0')))\n"
               "print('score:', open('value.txt').read().strip())\n")
-
-
-def wait_for(pred, seconds=20.0):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def slurp(path):
-    with open(path) as f:
-        return f.read()
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 class Background:

@@ -222,6 +222,25 @@ class HoldoutTest(GateTest):
         self.assertIn("holdout: holdout failed on the start commit: exit code 3", out)
         self.assertEqual(git(self.repo, "branch", "--show-current").strip(), "main")
 
+    def test_a_flooding_holdout_keeps_only_head_and_tail(self):
+        from ratchetlib import clip
+        write(self.repo, "holdout.py", "import sys\nsys.stdout.write(''.join('noise %07d\\n' % i for i in range(500000)))\n"
+                                       "sys.stderr.write('e' * 80 + '\\n')\nprint('score: 7')\n")
+        git(self.repo, "commit", "-qam", "flooding holdout")
+        self.run_ok(*BASE, "--holdout-command", f"{PY} holdout.py")
+        self.run_ok("baseline")
+        self.iterate("keep", **{"value.txt": 12})
+        self.assertIn("holdout: score start 7 -> final 7", self.run_ok("holdout"))  # read before the clip
+        doc = json.loads(read(self.repo, ".ratchet/holdout.json"))
+        for side in ("start", "best"):
+            t = doc[side]["trials"][0]
+            self.assertEqual(list(t["clipped"]), ["out"])  # stderr is small: untouched
+            self.assertGreater(t["clipped"]["out"], 0)
+            out = read(self.repo, f".ratchet/holdout/{side}-trial-01.out")
+            self.assertLessEqual(len(out), clip.HEAD + clip.TAIL + clip._SLACK)
+            self.assertTrue(out.startswith("noise 0000000\n") and out.endswith("score: 7\n"))
+            self.assertIn("bytes cut here", out)
+
     def test_holdout_verb_needs_a_holdout_command(self):
         self.run_ok(*BASE)
         self.run_ok("baseline")

@@ -10,31 +10,11 @@ import tempfile
 import time
 import unittest
 
-from tests.util import INIT, PY, RATCHET, RepoTest, git, read, write
+from tests.util import INIT, PY, RATCHET, RepoTest, alive, git, read, wait_for_file, write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 AGENT = os.path.join(HERE, "standin_agent.py")
 SCHED = os.path.join(HERE, "standin_scheduler.py")
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def wait_for(path, seconds=20.0):
-    end = time.monotonic() + seconds
-    while not (os.path.exists(path) and os.path.getsize(path)):  # written, not just created
-        if time.monotonic() > end:
-            raise AssertionError(f"{path} never appeared")
-        time.sleep(0.02)
 
 
 class LoopTest(RepoTest):
@@ -170,6 +150,26 @@ class BasicLoopTest(LoopTest):
         rec = self.records()[-1]
         self.assertEqual(rec["hypothesis"], "(no HYPOTHESIS line) made it bigger")
         self.assertFalse(rec["agent"]["reported"])
+
+
+    def test_a_flooding_agent_keeps_only_head_and_tail_of_its_output(self):
+        from ratchetlib import clip
+        self.start("--iterations", "1")
+        flood = (f"{shlex.quote(PY)} -c \"import sys; sys.stdout.write(''.join('noise %07d\\n' % i for i in "
+                 f"range(500000))); sys.stderr.write('e' * (6 << 20))\"")
+        agent = self.plan({1: {"write": {"value.txt": "12\n"}}})
+        self.loop("--agent-command", f"{flood} && {agent}")
+        rec = self.records()[-1]
+        self.assertEqual(rec["decision"], "keep")
+        self.assertTrue(rec["agent"]["reported"])  # its report was read before the clip
+        self.assertEqual(sorted(rec["agent"]["clipped"]), ["err", "out"])
+        for ext in ("out", "err"):
+            path = os.path.join(self.repo, ".ratchet", "agents", f"iter-0001.{ext}")
+            self.assertLessEqual(os.path.getsize(path), clip.HEAD + clip.TAIL + clip._SLACK)
+        out = read(self.repo, ".ratchet/agents/iter-0001.out")
+        self.assertTrue(out.startswith("noise 0000000\n"))
+        self.assertIn("bytes cut here", out)
+        self.assertIn("HYPOTHESIS:", out[-2000:])
 
 
 class AgentFailureTest(LoopTest):
@@ -371,7 +371,7 @@ class SignalTest(LoopTest):
         agent = self.plan({1: {"write": {"value.txt": "12\n"}}, 2: {"write": {"value.txt": "13 slow\n"}},
                            3: {"write": {"value.txt": "14\n"}}})
         proc = self.spawn_loop("--agent-command", agent)
-        wait_for(self.tmp_path("slow"))
+        wait_for_file(self.tmp_path("slow"))
         bench_pid = int(read(self.tmp, "slow"))
         proc.send_signal(signal.SIGTERM)
         code, out, err = self.finish(proc)
@@ -396,8 +396,8 @@ class SignalTest(LoopTest):
         child = self.tmp_path("child")
         agent = self.plan({1: {"write": {"value.txt": "12\n"}, "child": child, "mark": self.tmp_path("m"), "hang": 60}})
         proc = self.spawn_loop("--agent-command", agent)
-        wait_for(child)
-        wait_for(self.tmp_path("m"))
+        wait_for_file(child)
+        wait_for_file(self.tmp_path("m"))
         proc.send_signal(signal.SIGINT)
         code, out, err = self.finish(proc)
         self.assertEqual(code, 130, out + err)
@@ -413,8 +413,8 @@ class SignalTest(LoopTest):
         agent = self.plan({1: {"write": {"value.txt": "12\n"}, "child": child, "mark": self.tmp_path("m"), "hang": 60},
                            2: {"write": {"value.txt": "13\n"}}})
         proc = self.spawn_loop("--agent-command", agent)
-        wait_for(child)
-        wait_for(self.tmp_path("m"))
+        wait_for_file(child)
+        wait_for_file(self.tmp_path("m"))
         proc.kill()
         proc.communicate(timeout=30)
         orphan = int(read(self.tmp, "m"))

@@ -13,8 +13,8 @@ import time
 import unittest
 
 from ratchetlib import runner
-from tests.test_concurrency import Background, alive, slurp, wait_for
-from tests.util import PY, RepoTest, git, read
+from tests.test_concurrency import Background
+from tests.util import PY, RepoTest, alive, git, read, slurp, wait_for
 
 SPAWNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spawner.py")
 

@@ -18,12 +18,11 @@ import os
 import shlex
 import subprocess
 import tempfile
-import time
 import unittest
 import uuid
 
 from ratchetlib import faults
-from tests.util import INIT, PY, RATCHET, RepoTest, cli, git, read, write
+from tests.util import INIT, PY, RATCHET, RepoTest, cli, git, read, wait_for_file, write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 AGENT = os.path.join(HERE, "standin_agent.py")
@@ -98,12 +97,6 @@ class KillPointTest(RepoTest):
                          or "(nothing to recover)"))
         return out + err
 
-    def wait_file(self, path, seconds=30.0):
-        end = time.monotonic() + seconds
-        while not os.path.exists(path):
-            self.assertLess(time.monotonic(), end, f"{path} never appeared")
-            time.sleep(0.02)
-
     # --- what must hold after every recovery -------------------------------------
     def invariants(self, candidate=None):
         """`candidate`: value.txt's content when the candidate should still be in the tree."""
@@ -156,7 +149,7 @@ class KillPointTest(RepoTest):
         self.set_value(12)
         orphan = os.path.join(self.tmp, "orphan")
         self.killed("trial", "iterate", "--hypothesis", "bigger", env={"BENCH_ORPHAN": orphan, "BENCH_SLEEP": "300"})
-        self.wait_file(orphan)
+        wait_for_file(orphan)
         self.assertGreaterEqual(len(tagged(self.tag)), 2, "the trial and its worker should outlive the killed ratchet")
         out = self.next_command("status")
         self.assertRegex(out, r"killed [23] process\(es\) the killed `iterate` \(pid \d+\) left running")
@@ -171,7 +164,7 @@ class KillPointTest(RepoTest):
         self.set_value(12)
         orphan = os.path.join(self.tmp, "orphan")
         self.killed("trial", "iterate", "--hypothesis", "bigger", env={"BENCH_ORPHAN": orphan, "BENCH_SLEEP": "300"})
-        self.wait_file(orphan)
+        wait_for_file(orphan)
         stuck = set(tagged(self.tag))  # as immune to SIGKILL as a process stuck in the kernel
         real = runner._signal
         with mock.patch.object(runner, "_signal", lambda pid, sig: None if pid in stuck else real(pid, sig)):
@@ -191,7 +184,7 @@ class KillPointTest(RepoTest):
         self.start(*MEAN, "--guard-command", f"{shlex.quote(PY)} guard.py")
         self.set_value(12)
         self.killed("trial@2", "iterate", "--hypothesis", "bigger", env={"GUARD_ORPHAN": orphan, "BENCH_SLEEP": "300"})
-        self.wait_file(orphan)
+        wait_for_file(orphan)
         out = self.next_command("status")
         self.assertIn("left running", out)
         self.invariants(candidate="12\n")
@@ -200,7 +193,7 @@ class KillPointTest(RepoTest):
         self.run_ok(*INIT, *MEAN)
         orphan = os.path.join(self.tmp, "orphan")
         self.killed("trial", "baseline", env={"BENCH_ORPHAN": orphan, "BENCH_SLEEP": "300"})
-        self.wait_file(orphan)
+        wait_for_file(orphan)
         out = self.next_command("baseline")
         self.assertIn("left running", out)
         self.assertIn("baseline: score 10", out)
@@ -323,7 +316,7 @@ class KillPointTest(RepoTest):
         with open(plan, "w") as f:
             json.dump({"1": {"write": {"value.txt": "12\n"}, "child": child, "hang": 300}}, f)
         self.killed("agent", "loop", "--agent-command", f"{shlex.quote(PY)} {shlex.quote(AGENT)} {shlex.quote(plan)}")
-        self.wait_file(child)
+        wait_for_file(child)
         out = self.next_command("status")
         self.assertIn("iteration 1 was cut short by a killed `loop`; recorded as interrupted", out)
         recs = self.invariants()
@@ -338,7 +331,7 @@ class KillPointTest(RepoTest):
         self.killed("trial", "loop", "--parallel", "2", "--agent-command",
                     f"{shlex.quote(PY)} {shlex.quote(AGENT)} {shlex.quote(plan)}",
                     env={"BENCH_ORPHAN": orphan, "BENCH_SLEEP": "300"})
-        self.wait_file(orphan)
+        wait_for_file(orphan)
         out = self.next_command("status")
         self.assertIn("left running", out)
         self.assertIn("iteration 1 was cut short by a killed `loop`; recorded as interrupted", out)

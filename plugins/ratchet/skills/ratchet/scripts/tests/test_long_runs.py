@@ -12,17 +12,9 @@ import unittest
 from unittest import mock
 
 from ratchetlib import heartbeat, runner, views
-from tests.util import PY, RepoTest, git, write
+from tests.util import INIT, PY, RepoTest, alive, cli, git, write
 
 HAS_PROC = os.path.isdir("/proc")
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 class _Tty(io.StringIO):
@@ -265,6 +257,27 @@ class UncleanTest(RepoTest):
         self.assertFalse(os.path.exists(os.path.join(self.repo, ".ratchet", "UNCLEAN")))
         self.assertIn("nothing to clean", self.run_ok("clean"))
         self.assertIn("baseline: score 10", self.run_ok("baseline"))
+
+    def test_a_corrupt_unclean_blocks_trials_and_clean_sets_it_aside(self):
+        self.run_ok(*INIT)
+        self.run_ok("baseline")
+        marker = os.path.join(self.repo, ".ratchet", "UNCLEAN")
+        with open(marker, "w") as f:
+            f.write('{"format": 1, "marker": "ratchet-')  # a torn write
+        self.set_value(11)
+        err = self.run_fail("iterate", "--hypothesis", "h")
+        self.assertIn("UNCLEAN", err)  # the fix is `clean`, never "start a new run with `init`" (init keeps it)
+        self.assertIn("run `ratchet.py clean`", err)
+        self.assertNotIn("init", err)
+        code, out, err = cli("doctor", "--runs", "1", cwd=self.repo)
+        self.assertEqual(code, 2, err)
+        self.assertIn("leftover processes", out)
+        out = self.run_ok("clean")
+        self.assertIn("UNCLEAN was unreadable: set aside as .ratchet/UNCLEAN.corrupt-", out)
+        self.assertFalse(os.path.exists(marker))
+        kept = [n for n in os.listdir(os.path.join(self.repo, ".ratchet")) if n.startswith("UNCLEAN.corrupt-")]
+        self.assertEqual(len(kept), 1)  # set aside, never deleted
+        self.assertIn("KEEP", self.run_ok("iterate", "--hypothesis", "h"))
 
 
 if __name__ == "__main__":

@@ -60,5 +60,40 @@ class ExtractTest(unittest.TestCase):
         self.assertEqual(self.value(blob + "score: 42\n" + blob).value, 42.0)
 
 
+class BackwardScanTest(unittest.TestCase):
+    """`extract` reads rule 1 from the end; it must agree with the forward scan
+    (`_scan`, every line in order) on any input. Small pieces make every
+    boundary case (a line as long as a piece, a match across pieces, a long
+    line across blocks) cheap to reach."""
+
+    WORDS = [b"score: 1", b"score=2.5", b"val_score: 9", b"METRIC score=3", b"x", b" ", b"\xff\x00",
+             b"score", b":", b"7", b"score: nan", b",score=4e1", b"\r", b"loss=0.1", b"scorescore: 5",
+             b"{\"score\": 6}", b"score :  8_0"] + [b"filler text", b"step 12", b"sc", b"ore"] * 8
+
+    def test_agrees_with_the_forward_scan(self):
+        import random
+        rng = random.Random(20261123)
+        old = (metrics._PIECE, metrics._OVERLAP)
+        self.addCleanup(setattr, metrics, "_PIECE", old[0])
+        self.addCleanup(setattr, metrics, "_OVERLAP", old[1])
+        fd, path = tempfile.mkstemp()
+        os.close(fd)
+        self.addCleanup(os.unlink, path)
+        for case in range(1500):
+            metrics._PIECE, metrics._OVERLAP = rng.choice([(32, 4), (64, 8), (100, 16), (1 << 20, 4096)])
+            lines = []
+            for _ in range(rng.randrange(0, 40)):
+                n = rng.choice([0, 1, 3, 10, 40, 200])
+                lines.append(b"".join(rng.choice(self.WORDS) + rng.choice([b"", b" ", b"; ", b"|"])
+                                      for _ in range(rng.randrange(0, n + 1))))
+            data = b"\n".join(lines) + rng.choice([b"", b"\n", b"\n\n"])
+            with open(path, "wb") as f:
+                f.write(data)
+            pattern = rng.choice([None, r"([0-9]+)"])
+            with open(path, "rb") as f:
+                want = metrics._scan(f, "score", pattern)
+            self.assertEqual(metrics.extract(path, "score", pattern), want, (case, data[:300]))
+
+
 if __name__ == "__main__":
     unittest.main()

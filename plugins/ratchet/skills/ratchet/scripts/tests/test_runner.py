@@ -8,25 +8,9 @@ import time
 import unittest
 
 from ratchetlib import runner
+from tests.util import alive, slurp, wait_for
 
 PY = sys.executable
-
-
-def slurp(path):
-    with open(path) as f:
-        return f.read()
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 class RunTest(unittest.TestCase):
@@ -129,9 +113,7 @@ time.sleep(300)
         b = runner.Child(f"(env -u {runner.MARKER} sh -c 'echo $$ > {mark}; exec sleep 300' &) ; sleep 300",
                          self.dir, os.path.join(self.dir, "b.out"))
         try:
-            end = time.monotonic() + 10
-            while not (os.path.exists(mark) and slurp(mark).strip()) and time.monotonic() < end:
-                time.sleep(0.01)
+            wait_for(lambda: os.path.exists(mark) and slurp(mark).strip(), 10)
             orphan = int(slurp(mark))
             a.kill()
             self.assertTrue(alive(orphan), "A's kill took B's re-parented, unmarked worker")

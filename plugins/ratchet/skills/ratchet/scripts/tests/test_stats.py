@@ -211,7 +211,7 @@ class SequentialTest(unittest.TestCase):
         self.assertTrue(verdict.keep and verdict.decided)
         self.assertAlmostEqual(verdict.estimate, 0.049)
         self.assertGreater(verdict.statistic, verdict.bounds[1])
-        self.assertRegex(verdict.reason, r"^kept: \+5\.0% \[\d+\.\d, \d+\.\d\], sequential test accepted after 2 pairs$")
+        self.assertRegex(verdict.reason, r"^kept: \+5\.0% \[\+\d+\.\d%, \+\d+\.\d%\], sequential test accepted after 2 pairs$")
 
     def test_clear_loss_and_nothing_rejected(self):
         self.assertEqual(decide([-0.03, -0.025]).outcome, "reject")
@@ -346,7 +346,7 @@ class GainTest(unittest.TestCase):
         self.assertAlmostEqual(gain.estimate, 0.10)
         self.assertAlmostEqual(gain.interval[0], 0.10 - half, places=6)
         self.assertAlmostEqual(gain.interval[1], 0.10 + half, places=6)
-        self.assertEqual(gain.display(), "+10.5% [5.2, 16.1]")
+        self.assertEqual(gain.display(), "+10.5% [+5.2%, +16.1%]")
         self.assertEqual(json.loads(json.dumps(gain.to_json()))["pairs"], 3)
 
     def test_prior_narrows_and_single_pair(self):
@@ -359,7 +359,7 @@ class GainTest(unittest.TestCase):
             stats.gain_interval([])
 
     def test_difference_scale_display(self):
-        self.assertEqual(stats.gain_interval([1.0, 2.0, 3.0], log_scale=False).display(), "+2 [-0.4841, 4.484]")
+        self.assertEqual(stats.gain_interval([1.0, 2.0, 3.0], log_scale=False).display(), "+2 [-0.4841, +4.484]")
 
 
 if __name__ == "__main__":

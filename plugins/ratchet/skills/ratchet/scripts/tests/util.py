@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,6 +50,42 @@ def make_repo(testcase, files=None, commit=True):
         git(repo, "add", "-A")
         git(repo, "commit", "-q", "-m", "start")
     return repo
+
+
+def slurp(path):
+    with open(path) as f:
+        return f.read()
+
+
+def alive(pid):
+    """Whether `pid` runs; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:  # no /proc (macOS), or it just exited
+        return True
+
+
+def wait_for(pred, seconds=20.0):
+    """Poll `pred` until it is true (True) or `seconds` pass (False)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def wait_for_file(path, seconds=20.0):
+    """Wait until `path` holds something (written, not just created); AssertionError after `seconds`."""
+    if not wait_for(lambda: os.path.exists(path) and os.path.getsize(path), seconds):
+        raise AssertionError(f"{path} never appeared")
 
 
 def cli(*argv, cwd=None):
