@@ -64,7 +64,7 @@ def new_run(root, name, n):
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "start")
     ratchet(repo, "init", "--run-command", BENCH, "--direction", "max", "--metric-name", "score",
-            "--report-source", "stdout", "--iterations", str(n))
+            "--report-source", "stdout", "--iterations", str(n), "--escalation", "halt=1000")  # all reverts: no halt
     ratchet(repo, "baseline")
     return repo
 

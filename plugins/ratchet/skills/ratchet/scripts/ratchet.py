@@ -16,10 +16,14 @@ if sys.version_info < (3, 10):
     sys.stderr.write("ratchet: error: Python 3.10 or newer is required (this is %d.%d)\n" % sys.version_info[:2])
     sys.exit(2)
 
-import argparse  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
+
+if __name__ == "__main__":  # Ctrl-C while the modules load: nothing has started, so a quiet 130; main() takes over
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
 
 from ratchetlib import engine, learning, views  # noqa: E402
 from ratchetlib.bandit import DEFAULT_ARMS  # noqa: E402
@@ -540,6 +544,7 @@ def _on_sigterm(signum, frame):
 
 def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         args = build_parser().parse_args(argv)
         if not args.verb:

@@ -251,6 +251,11 @@ def candidate(run: Run) -> Candidate:
                 f"(the commit was undone and is re-made on keep)")
     before = set(st.get("untracked_before") or ())
     changes = gitops.status(repo)
+    theirs = [c.path for c in changes if c.xy[0] == "A" and c.path in before]
+    if theirs:  # untracked files that were there before, staged by the agent's `git add -A`: not its change
+        gitops.git(repo, "reset", "-q", "--", *theirs)
+        changes = gitops.status(repo)
+        note = (note + "; " if note else "") + f"unstaged {_listing(dict.fromkeys(theirs, 'untracked before'), 3)}"
     mode_only = [c.path for c in changes if c.xy == " M" and paths.classify(c.path, cfg.editable, cfg.protect)
                  == paths.PROTECTED and harness.content_unchanged(repo, run.store.root, c.path)]
     if mode_only:  # a chmod is not tampering; put the mode back so git sees no change

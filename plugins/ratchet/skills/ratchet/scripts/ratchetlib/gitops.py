@@ -19,12 +19,32 @@ _FALLBACK_IDENTITY = ["-c", "user.name=ratchet", "-c", "user.email=ratchet@local
 TRAILER = "Ratchet-Iteration"
 
 
+_FINISH_SECONDS = 60.0
+
+
+def _run(argv: list, repo: str, env: dict, input: Optional[bytes] = None) -> subprocess.CompletedProcess:
+    """subprocess.run with pipes, except that a signal arriving meanwhile
+    (Ctrl-C, SIGTERM: an exception here) lets git finish first, then goes on.
+    subprocess.run would SIGKILL git, which can leave `.git/index.lock`
+    behind and fail every later git command until someone deletes it."""
+    with subprocess.Popen(argv, cwd=repo, env=env, stdin=subprocess.PIPE if input is not None else None,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+        try:
+            out, err = p.communicate(input)
+        except BaseException:
+            try:
+                p.communicate(timeout=_FINISH_SECONDS)
+            except BaseException:
+                p.kill()
+            raise
+    return subprocess.CompletedProcess(argv, p.returncode, out, err)
+
+
 def git(repo: str, *args: str, check: bool = True, input: Optional[bytes] = None, env: Optional[dict] = None) -> str:
     """Run `git args` in `repo`; return stdout as text, raise on failure.
     `env` adds variables (e.g. GIT_INDEX_FILE for a private index)."""
     try:
-        p = subprocess.run(["git", *args], cwd=repo, env={**_ENV, **env} if env else _ENV, input=input,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p = _run(["git", *args], repo, {**_ENV, **env} if env else _ENV, input)
     except FileNotFoundError:
         raise UsageError("git is not installed or not on PATH; install git and retry") from None
     if check and p.returncode != 0:
@@ -256,8 +276,7 @@ def ensure_excluded(repo: str, pattern: str) -> None:
 def apply_patch(repo: str, patch: bytes) -> Optional[str]:
     """`git apply` a binary patch to the work tree; None on success, else
     git's last error line (nothing is applied then: git apply is atomic)."""
-    p = subprocess.run(["git", "apply", "--binary", "--whitespace=nowarn", "-"], cwd=repo, env=_ENV, input=patch,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = _run(["git", "apply", "--binary", "--whitespace=nowarn", "-"], repo, _ENV, patch)
     if p.returncode == 0:
         return None
     msg = p.stderr.decode("utf-8", "replace").strip().splitlines()

@@ -204,7 +204,8 @@ class Loop:
         call = AgentCall(run, self.opts, it, run.repo, arm=learning.loop_arms(run)[0])
         cur = self.begin(it, t0, [call.marker], {"arm": call.arm})
         timeout, wall_limited = self.agent_timeout()
-        self.calls = [call.start()]
+        self.calls = [call]  # before it starts: a signal right after the start must find it
+        call.start()
         tr, rep, info = call.collect(timeout)
         self.calls = []
         cur.update(agent=info, hypothesis=rep.hypothesis, description=rep.description)
@@ -255,6 +256,8 @@ class Loop:
         cur = run.store.read_current()
         if not cur:
             return
+        if cur.get("phase") == "agent":  # an agent whose start the signal interrupted is not in self.calls
+            runner.kill_marked(cur.get("markers") or [])
         if cur.get("phase") == "decided":
             for n in engine.recover(run):
                 self.out(f"loop: {n}")
@@ -345,13 +348,13 @@ def main(cwd: str, given: dict, init_flags: Optional[dict] = None, out=None) -> 
     store = Store(gitops.find_root(cwd))
     opts = options(store.read_loop() if store.exists() else None, given)
     run = _open(cwd, init_flags, out)
-    if run.state.get("stop"):
-        out(f"loop: run {run.config.run_id} is over ({run.state['stop']}); "
-            f"`ratchet.py status` for the result, `init` to start a new run")
-        return FINISHED
     with Lock(run.store, "loop"):
         for n in engine.recover(run):
             out(f"recovered: {n}")
+        if run.state.get("stop"):
+            out(f"loop: run {run.config.run_id} is over ({run.state['stop']}); "
+                f"`ratchet.py status` for the result, `init` to start a new run")
+            return FINISHED
         unclean.refuse_if_marked(run.store)  # before an agent spends anything on an iteration no trial could measure
         if not run.store.read_current():
             head = gitops.head_sha(run.repo)

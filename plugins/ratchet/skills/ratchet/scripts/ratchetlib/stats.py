@@ -18,8 +18,8 @@ Its parts, and why (figures from ``bench/decision_quality.py``):
   calibration is an inverse-gamma prior worth ``prior_df`` degrees of freedom,
   so each hypothesis's likelihood is a Student-t marginal. Two near-identical
   pairs cannot fake certainty (the prior's spread still counts).
-* H1 is composite: a mixture of simple alternatives at 1, 2, 4 and 8 times
-  the target distance (``H1_MIXTURE``, 0.7 of the weight on the target). A
+* H1 is composite: a mixture of simple alternatives at 1, 2, 4, 8 and up to
+  512 times the target distance (``H1_MIXTURE``, 0.7 of the weight on the target). A
   simple H1 judges a +10% change by how well it fits +2% and needs 3-4 pairs
   for it; a generalized likelihood ratio (H1 at the observed mean) keeps too
   many do-nothing changes at high noise.
@@ -575,8 +575,11 @@ def _interval(mean: float, se: float, df: float, confidence: float) -> Optional[
 # these multiples of (h1 - h0) above h0, with these weights. Most weight on the
 # target keeps the power there (misses at the target stay near beta); the rest
 # lets a clearly large improvement win after the minimum pairs instead of
-# being judged only by how well it fits "exactly the target".
-H1_MIXTURE = ((1.0, 0.7), (2.0, 0.1), (4.0, 0.1), (8.0, 0.1))
+# being judged only by how well it fits "exactly the target". The far
+# components (32x to 512x) matter because the variance is integrated out:
+# with Student-t marginals an effect far beyond every component fits H1 barely
+# better than H0, so without them a +65% or a 10x win ran to the pair cap.
+H1_MIXTURE = ((1.0, 0.7), (2.0, 0.1), (4.0, 0.1), (8.0, 0.07), (32.0, 0.01), (128.0, 0.01), (512.0, 0.01))
 
 
 def _log_marginal(v: float, n: int, mean: float, mu: float, a: float) -> float:

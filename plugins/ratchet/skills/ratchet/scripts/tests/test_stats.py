@@ -213,6 +213,14 @@ class SequentialTest(unittest.TestCase):
         self.assertGreater(verdict.statistic, verdict.bounds[1])
         self.assertRegex(verdict.reason, r"^kept: \+5\.0% \[\+\d+\.\d%, \+\d+\.\d%\], sequential test accepted after 2 pairs$")
 
+    def test_huge_gains_are_accepted_early_too(self):
+        # +65%, 2x, 10x and 136x with 1% noise: decided well before the 10-pair cap, not by it
+        for ratio, pairs in ((1.65, 2), (2.0, 2), (10.0, 2), (136.0, 7)):
+            xs = [math.log(ratio) + d for d in (0.01, -0.012, 0.008, -0.004, 0.011, -0.009, 0.003, -0.002)]
+            verdict = next(v for n in range(1, 9) for v in [decide(xs[:n])] if v.decided)
+            self.assertEqual((verdict.outcome, verdict.pairs <= pairs), ("accept", True), (ratio, verdict.reason))
+            self.assertIn("sequential test accepted", verdict.reason)
+
     def test_clear_loss_and_nothing_rejected(self):
         self.assertEqual(decide([-0.03, -0.025]).outcome, "reject")
         verdict = decide([0.001, -0.002, 0.0])
