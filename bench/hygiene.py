@@ -52,7 +52,7 @@ def killed_trial(d: str, pidfile: str) -> float:
     proc = subprocess.Popen([sys.executable, "-c", KILLED, SCRIPTS, cmd, d])
     while not (os.path.exists(pidfile) and len(open(pidfile).read().split()) >= 7):
         time.sleep(0.01)
-    start = runner._start_time(proc.pid)
+    start = runner.pid_start(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     t0 = time.monotonic()

@@ -50,7 +50,8 @@ def from_effect(effect: float, direction: str, log_scale: bool) -> float:
     return math.expm1(e) if log_scale else e
 
 
-def _pct_number(p: float, signed: bool = True) -> str:
+def pct_number(p: float, signed: bool = True) -> str:
+    """A percentage with one decimal (two significant digits when tiny, three when huge)."""
     sign = "+" if signed else ""
     if abs(p) >= 1e6:
         return f"{p:{sign}.3g}%"
@@ -75,7 +76,7 @@ def percent(change, with_factor: bool = True, signed: bool = True) -> str:
     """A relative change (fraction) as '-99.3% (137x lower)', '+2.1%', '?' when unknown."""
     if not _finite(change):
         return "?"
-    text = _pct_number(change * 100.0, signed)
+    text = pct_number(change * 100.0, signed)
     f = factor(change) if with_factor else ""
     return f"{text} ({f})" if f else text
 
@@ -85,7 +86,7 @@ def bracket(lo, hi) -> str:
     if not (_finite(lo) and _finite(hi)):
         return ""
     lo, hi = sorted((lo, hi))
-    return f"[{_pct_number(lo * 100.0)}, {_pct_number(hi * 100.0)}]"
+    return f"[{pct_number(lo * 100.0)}, {pct_number(hi * 100.0)}]"
 
 
 def _units(x: float) -> str:

@@ -102,14 +102,7 @@ def _signed(value):
 def _pct(value, signed=True):
     """A percentage with one decimal (two significant digits when tiny)."""
     v = _num(value)
-    if v is None:
-        return "–"
-    sign = "+" if signed else ""
-    if abs(v) >= 1e6:
-        return f"{v:{sign}.3g}%"
-    if v == 0 or abs(v) >= 0.1:
-        return f"{v:{sign}.1f}%"
-    return f"{v:{sign}.2g}%"
+    return "–" if v is None else change.pct_number(v, signed)
 
 
 def _clip(text, limit):
@@ -158,13 +151,6 @@ def _best(state, records, direction):
         if r.get("kept") and avg is not None and (best is None or _is_better(avg, best, direction)):
             best, best_iter = avg, _iter(r)
     return best, best_iter
-
-
-def _display(effect, log_scale):
-    """An effect in the units people read: a log-ratio as a percent change
-    (expm1 * 100), a difference as it is. The same mapping as the paired
-    test's `stats.display` (issue 3), kept here so the report stands alone."""
-    return math.expm1(effect) * 100 if log_scale else effect
 
 
 def _log_scale(record):

@@ -40,6 +40,7 @@ import uuid
 from typing import Optional
 
 from . import faults
+from .store import pid_start
 
 MARKER = "RATCHET_TRIAL_ID"
 _GRACE_SECONDS = 2.0
@@ -74,7 +75,7 @@ def marker_prefix(pid: int, start: Optional[int]) -> str:
 
 def new_marker() -> str:
     """A fresh marker of this command: its prefix, then a random part."""
-    return marker_prefix(os.getpid(), _start_time(os.getpid())) + uuid.uuid4().hex
+    return marker_prefix(os.getpid(), pid_start(os.getpid())) + uuid.uuid4().hex
 
 
 def kill_left_by(pid: int, start: Optional[int]) -> tuple:
@@ -88,11 +89,6 @@ def kill_left_by(pid: int, start: Optional[int]) -> tuple:
     wait_gone([i["pid"] for i in found])
     left = [i for i in found if (process_info(i["pid"]) or {}).get("start") == i["start"]]
     return found, left
-
-
-def _start_time(pid: int) -> Optional[int]:
-    stat = _stat_fields(pid)
-    return int(stat[19]) if stat and len(stat) > 19 else None
 
 
 def cancel_env(marker: str, out_path: str, err_path: Optional[str]) -> dict:

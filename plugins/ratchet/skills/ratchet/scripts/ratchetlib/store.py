@@ -271,7 +271,7 @@ class Lock:
     def __enter__(self):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         body = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": now_iso(),
-                           "verb": self.verb, "pid_start": _pid_start(os.getpid())}).encode()
+                           "verb": self.verb, "pid_start": pid_start(os.getpid())}).encode()
         for _ in range(2):
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -332,10 +332,10 @@ def _alive(holder: dict) -> bool:
     except PermissionError:
         pass
     start = holder.get("pid_start")  # a pid reused by another process (after a reboot) is not the holder
-    return start is None or _pid_start(pid) in (None, start)
+    return start is None or pid_start(pid) in (None, start)
 
 
-def _pid_start(pid: int) -> Optional[int]:
+def pid_start(pid: int) -> Optional[int]:
     """The kernel's start time of `pid` (Linux /proc), None elsewhere or when gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
