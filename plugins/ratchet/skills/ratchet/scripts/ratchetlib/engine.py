@@ -545,13 +545,12 @@ def _finish_init(run: Run, cur: dict) -> list:
     """An `init` killed between creating the experiment branch and checking it out."""
     branch = cur.get("branch")
     here = gitops.current_branch(run.repo)
-    if branch and here != branch and here == cur.get("original_branch") and gitops.branch_exists(run.repo, branch) \
-            and not gitops.tracked_changes(run.repo):
+    switch = bool(branch and here != branch and here == cur.get("original_branch")
+                  and gitops.branch_exists(run.repo, branch) and not gitops.tracked_changes(run.repo))
+    if switch:
         gitops.checkout(run.repo, branch)
-        run.store.clear_current()
-        return [f"a killed `init` had not checked out the run's branch; switched to {branch}"]
     run.store.clear_current()
-    return []
+    return [f"a killed `init` had not checked out the run's branch; switched to {branch}"] if switch else []
 
 
 def _remember(run: Run, notes: list) -> None:

@@ -389,19 +389,20 @@ def verdict_lines(run, rec: dict, snap: dict) -> list:
 
 # --- the `ideas` verb ----------------------------------------------------------------
 
-def ideas_add(run, text: str) -> dict:
-    """`ideas add TEXT`: under the lock, then program.md shows it."""
+def _edit_ideas(run, change, arg: str) -> dict:
+    """`change(path, arg)` on the backlog under the lock, then program.md follows."""
     with Lock(run.store, "ideas"):
         run.state = run.store.read_state() or run.state
-        idea = ideas.add(ideas_path(run), text)
+        idea = change(ideas_path(run), arg)
         write_program(run, run.state)
     return idea
+
+
+def ideas_add(run, text: str) -> dict:
+    """`ideas add TEXT`: program.md then shows it."""
+    return _edit_ideas(run, ideas.add, text)
 
 
 def ideas_done(run, n: str) -> dict:
-    """`ideas done N`: under the lock, then program.md drops it."""
-    with Lock(run.store, "ideas"):
-        run.state = run.store.read_state() or run.state
-        idea = ideas.done(ideas_path(run), n)
-        write_program(run, run.state)
-    return idea
+    """`ideas done N`: program.md then drops it."""
+    return _edit_ideas(run, ideas.done, n)

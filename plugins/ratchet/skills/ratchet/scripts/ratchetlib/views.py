@@ -105,10 +105,7 @@ def status(run, recent: list, snap: Optional[dict] = None, trend: str = "", note
     cfg, st = run.config, run.state
     base, best = st.get("baseline"), st.get("best")
     gain = _pct(None if best is None or base is None else best - base, base)
-    lines = [f"recovered: {n}" for n in notes or ()]
-    if busy:
-        lines.append(f"working: `{busy.get('verb')}` (pid {busy.get('pid')}) since {busy.get('started')}")
-    lines += [
+    lines = [
         f"run {cfg.run_id} on {cfg.branch} · {cfg.metric_name} ({'higher' if cfg.direction == 'max' else 'lower'} is better)",
         f"baseline {fmt(base)} · best {fmt(best)}{gain} at iter {st.get('best_iter')} · last {fmt(st.get('last_score'))}",
         " · ".join(progress(st, cfg)),
@@ -150,7 +147,10 @@ def status(run, recent: list, snap: Optional[dict] = None, trend: str = "", note
         lines.append(_clip(f"last recovery (#{last.get('count')}, {last.get('at')}, after iter {last.get('iteration')}): "
                            + "; ".join(last["notes"]), 240))
     lines.append(next_line(st) if st.get("iteration", -1) >= 0 or st.get("stop") else "next: run `ratchet.py baseline`")
-    return "\n".join(lines)
+    head = [f"recovered: {n}" for n in notes or ()]
+    if busy:
+        head.append(f"working: `{busy.get('verb')}` (pid {busy.get('pid')}) since {busy.get('started')}")
+    return "\n".join(head + lines)
 
 
 def holdout_view(run) -> Optional[dict]:

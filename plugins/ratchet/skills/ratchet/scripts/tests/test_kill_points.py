@@ -351,6 +351,18 @@ class KillPointTest(RepoTest):
         self.run_ok("finalize", "--branch", "clean")
         self.assertEqual(git(self.repo, "rev-parse", "clean^{tree}"), git(self.repo, "rev-parse", "HEAD^{tree}"))
 
+    def test_status_puts_what_it_recovered_above_the_run(self):
+        self.start()
+        self.set_value(12)
+        self.run_ok("iterate", "--hypothesis", "bigger")
+        self.run_ok("verify")
+        with open(os.path.join(self.repo, ".ratchet", "results.jsonl"), "ab") as f:
+            f.write(b'{"iter": 2, "torn')  # a record cut short by a kill
+        lines = self.run_ok("status").splitlines()
+        self.assertTrue(lines[0].startswith("recovered: removed a torn last line"), lines)
+        self.assertTrue(lines[1].startswith("run "), lines)
+        self.assertTrue(lines[3].startswith("verified gain over the start"), lines)  # under baseline/best, as without
+
     # --- coverage -------------------------------------------------------------------
     def test_every_point_is_covered(self):
         with open(os.path.abspath(__file__)) as f:
