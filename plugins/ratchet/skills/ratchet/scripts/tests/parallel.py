@@ -1,0 +1,164 @@
+"""The suite, one process per test class, several at once (stdlib only).
+
+Why: most of the suite waits (trials, sleeps, real processes, the real
+client), so running test classes side by side cuts the wall time on a
+2-core machine without touching what any test asserts. Each class runs in
+its own `python3 -m unittest` process, so module-level state, signals,
+subreaper settings and the cwd of one class never reach another.
+
+Contract:
+  - units are test classes, found by unittest's own discovery (pattern
+    test*.py), started longest first: by the durations this runner saved
+    last time (`$TMPDIR/ratchet-test-times.json`), else by source size;
+  - RATCHET_TEST_JOBS sets how many run at once (default: 2 per core,
+    at least 2); RATCHET_TEST_UNIT_TIMEOUT ends a hung unit (default
+    900 s) and counts it as an error;
+  - each finished unit prints one line; a unit that failed prints its
+    whole output; the run ends with unittest's own closing lines
+    (`Ran N tests in Xs`, then `OK` or `FAILED (...)`) summed over all
+    units, and exits 1 when anything failed.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+TIMES = os.path.join(tempfile.gettempdir(), "ratchet-test-times.json")
+COUNTS = ("failures", "errors", "skipped", "expected failures", "unexpected successes")
+
+
+def units() -> list:
+    """Every test class as `tests.module.Class`, in discovery order."""
+    found = []
+
+    def walk(suite):
+        for item in suite:
+            if isinstance(item, unittest.TestSuite):
+                walk(item)
+            elif isinstance(item, unittest.loader._FailedTest):
+                found.append(item.id().rsplit(".", 1)[0] if "." in item.id() else item.id())
+            else:
+                cls = type(item)
+                found.append(f"{cls.__module__}.{cls.__qualname__}")
+
+    walk(unittest.defaultTestLoader.discover(HERE, pattern="test*.py", top_level_dir=TOP))
+    return list(dict.fromkeys(found))
+
+
+def _size(unit: str) -> int:
+    path = os.path.join(TOP, *unit.split(".")[:2]) + ".py"
+    return os.path.getsize(path) if os.path.exists(path) else 0
+
+
+def order(names: list) -> list:
+    """Longest first, so the slowest unit does not start last."""
+    try:
+        with open(TIMES) as f:
+            known = json.load(f)
+    except (OSError, ValueError):
+        known = {}
+    return sorted(names, key=lambda u: (-known.get(u, 0.0), -_size(u)) if known else -_size(u))
+
+
+def parse(output: str) -> dict:
+    """unittest's closing lines -> {'ran': N, 'failures': N, ...}."""
+    ran = re.findall(r"^Ran (\d+) tests? in ", output, re.M)
+    status = re.findall(r"^(OK|FAILED)(?: \((.*)\))?\s*$", output, re.M)
+    result = {"ran": int(ran[-1]) if ran else 0}
+    for part in (status[-1][1] if status else "").split(","):
+        if "=" in part:
+            key, value = part.split("=")
+            result[key.strip()] = int(value)
+    if not ran or not status:
+        result["errors"] = result.get("errors", 0) + 1  # crashed before unittest could report
+    return result
+
+
+class Unit:
+    def __init__(self, name: str, timeout: float):
+        self.name, self.timeout = name, timeout
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen([sys.executable, "-m", "unittest", name], cwd=TOP, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.timed_out = False
+
+    def poll(self):
+        if self.proc.poll() is None and time.monotonic() - self.t0 > self.timeout:
+            self.timed_out = True
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.proc.wait()
+        return self.proc.poll()
+
+    def output(self) -> str:
+        self.log.seek(0)
+        text = self.log.read()
+        self.log.close()
+        if self.timed_out:
+            text += f"\nunit killed after {self.timeout:.0f} s (RATCHET_TEST_UNIT_TIMEOUT)\n"
+        return text
+
+
+def main() -> int:
+    jobs = int(os.environ.get("RATCHET_TEST_JOBS") or max(2, 2 * (os.cpu_count() or 1)))
+    timeout = float(os.environ.get("RATCHET_TEST_UNIT_TIMEOUT") or 900)
+    pending, running, totals, times, failed = order(units()), [], dict.fromkeys(("ran",) + COUNTS, 0), {}, []
+    t0 = time.monotonic()
+    print(f"{len(pending)} test classes, {jobs} at a time", flush=True)
+    while pending or running:
+        while pending and len(running) < jobs:
+            running.append(Unit(pending.pop(0), timeout))
+        for unit in [u for u in running if u.poll() is not None]:
+            running.remove(unit)
+            seconds = time.monotonic() - unit.t0
+            times[unit.name] = round(seconds, 2)
+            text, result = unit.output(), None
+            result = parse(text)
+            for key in totals:
+                totals[key] += result.get(key, 0)
+            bad = unit.proc.returncode != 0 or result.get("failures") or result.get("errors")
+            print(f"{'FAIL' if bad else 'ok  '} {unit.name}  {result['ran']} tests  {seconds:.1f}s", flush=True)
+            if bad:
+                failed.append(unit.name)
+                print(text, flush=True)
+        time.sleep(0.05)
+    _save(times)
+    print("\n" + "-" * 70)
+    print(f"Ran {totals['ran']} tests in {time.monotonic() - t0:.3f}s\n")
+    extra = ", ".join(f"{k}={totals[k]}" for k in COUNTS if totals[k])
+    if failed:
+        print(f"FAILED ({extra})" if extra else "FAILED (errors=1)")
+        print("failed units: " + " ".join(failed))
+        return 1
+    print(f"OK ({extra})" if extra else "OK")
+    return 0
+
+
+def _save(times: dict) -> None:
+    try:
+        with open(TIMES) as f:
+            known = json.load(f)
+    except (OSError, ValueError):
+        known = {}
+    known.update(times)
+    try:
+        with open(TIMES + ".tmp", "w") as f:
+            json.dump(known, f, indent=0, sort_keys=True)
+        os.replace(TIMES + ".tmp", TIMES)
+    except OSError:
+        pass  # timing is only a hint for the next run's order
+
+
+if __name__ == "__main__":
+    sys.exit(main())
