@@ -528,7 +528,6 @@ def cmd_finalize(a):
 def cmd_doctor(a):
     from ratchetlib import doctor, term
     flags = {k: v for k, v in vars(a).items() if k not in ("verb", "cwd", "json", "runs")}
-    default_report_source(flags)
     result = doctor.doctor(a.cwd, flags, a.runs)
     _emit(a, doctor.human(result, color=term.use_color()), result)
     return 0 if result["ok"] else 2
