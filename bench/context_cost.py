@@ -1,8 +1,16 @@
 #!/usr/bin/env python3
-"""Context cost of the ratchet loop: bytes the agent reads per iteration, and
-`status` time against history length.
+"""Context cost of the ratchet loop: the plugin's always-on and /ratchet token
+cost, bytes the agent reads per iteration, and `status` time against history length.
 
-    python3 bench/context_cost.py [--iterations 200] [--sizes 100,1000,10000]
+    python3 bench/context_cost.py [--iterations 200] [--sizes 100,1000,10000] [--plugin-only]
+
+Part 0 installs the plugin from this checkout into a scratch HOME (a local
+marketplace: `claude plugin marketplace add`, `claude plugin install`) and
+prints what `claude plugin details ratchet` projects: the always-on tokens
+added to every session and each component's on-invoke cost (the skill body
+read at `/ratchet`), next to the body's own size. It needs the Claude Code
+client (RATCHET_CLAUDE_BIN, .ci/cache, or `claude` on PATH) and is skipped,
+saying so, without one; telemetry, updates and non-essential traffic are off.
 
 Part 1 drives a scripted, deterministic loop (a seeded RNG plays the agent:
 keeps, reverts, near misses, crashes, no-change, repeated hypotheses, ideas,
@@ -240,13 +248,60 @@ def history_sizes(root, sizes):
     print(f"  iterate on the {sizes[-1]}-record history: {summary(verdicts)}")
 
 
+def find_claude():
+    explicit = os.environ.get("RATCHET_CLAUDE_BIN")
+    cached = os.path.join(ROOT, ".ci", "cache", "node_modules", ".bin", "claude")
+    return explicit or (cached if os.access(cached, os.X_OK) else shutil.which("claude"))
+
+
+def plugin_cost(root):
+    """Part 0: `claude plugin details` of the plugin installed from this checkout."""
+    print("== part 0: plugin context cost (claude plugin details) ==")
+    skill = os.path.join(ROOT, "plugins", "ratchet", "skills", "ratchet", "SKILL.md")
+    with open(skill, encoding="utf-8") as f:
+        body = f.read().split("\n---\n", 1)[-1]
+    print(f"  SKILL.md body: {len(body)} chars (~{len(body) / 4:.0f} tokens at 4 chars/token)")
+    claude = find_claude()
+    if not claude:
+        print("  skipped: no claude client (set RATCHET_CLAUDE_BIN)")
+        return
+    market = os.path.join(root, "market")
+    os.makedirs(os.path.join(market, ".claude-plugin"))
+    shutil.copy(os.path.join(ROOT, ".claude-plugin", "marketplace.json"), os.path.join(market, ".claude-plugin"))
+    shutil.copytree(os.path.join(ROOT, "plugins"), os.path.join(market, "plugins"),
+                    ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE"))
+           and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+    env.update(HOME=os.path.join(root, "home"), CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+               DISABLE_TELEMETRY="1", DISABLE_AUTOUPDATER="1", DISABLE_ERROR_REPORTING="1")
+    os.makedirs(env["HOME"])
+    for argv in (["plugin", "marketplace", "add", market], ["plugin", "install", "ratchet@ratchet"],
+                 ["plugin", "details", "ratchet"]):
+        p = subprocess.run([claude, *argv], cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=120)
+        if p.returncode != 0:
+            raise SystemExit(f"claude {' '.join(argv)} failed: {p.stdout[-500:]}")
+    out = p.stdout
+    always = re.search(r"Always-on:\s*(\S+) tok", out)
+    print(f"  always-on: {always.group(1) if always else '?'} tokens added to every session")
+    table = out.split("always-on  on-invoke", 1)[-1]
+    for line in table.splitlines():
+        m = re.match(r"\s+(\S+)\s+(<?\s?~?\S+)\s+(~\S+)\s*$", line)
+        if m:
+            print(f"  {m.group(1):<20} always-on {m.group(2):>6}   on-invoke {m.group(3)}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--iterations", type=int, default=200)
     p.add_argument("--sizes", default="100,1000,10000")
+    p.add_argument("--plugin-only", action="store_true", help="only part 0")
     a = p.parse_args(argv)
     root = tempfile.mkdtemp(prefix="ratchet-bench-")
     try:
+        plugin_cost(root)
+        if a.plugin_only:
+            return 0
         scripted_loop(root, a.iterations)
         history_sizes(root, [int(x) for x in a.sizes.split(",")])
     finally:

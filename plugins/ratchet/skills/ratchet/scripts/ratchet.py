@@ -65,9 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--run-command", required=True, help="shell command that prints the metric")
     sp.add_argument("--direction", choices=("max", "min"), help="required unless --metric is given")
     sp.add_argument("--metric-name", help="the primary metric (required unless --metric is given)")
-    sp.add_argument("--report-source", required=True,
-                    help="where the metric is read: stdout, stderr, a report file, or KIND:PATH[#KEY] for the files "
-                         "trainers write (json, jsonl, csv, hf, wandb, tensorboard, lightning; e.g. "
+    sp.add_argument("--report-source",
+                    help="where the metric is read (default stdout): stdout, stderr, a report file, or KIND:PATH[#KEY] "
+                         "for the files trainers write (json, jsonl, csv, hf, wandb, tensorboard, lightning; e.g. "
                          "jsonl:metrics.jsonl#val_loss; see FORMATS.md)")
     sp.add_argument("--metric-pattern", help="regex with one capture group, when no `NAME: value` line exists")
     sp.add_argument("--trials", type=_int, default=1,
@@ -248,12 +248,24 @@ def _verdict_json(run, rec, notes):
             "stop": run.state.get("stop")}
 
 
+def default_report_source(flags: dict) -> bool:
+    """Fill the report source a user left out with stdout, as `doctor` assumes;
+    True when it did (init says so)."""
+    if flags.get("run_command") and not flags.get("report_source"):
+        flags["report_source"] = "stdout"
+        return True
+    return False
+
+
 def cmd_init(a):
     flags = {k: v for k, v in vars(a).items() if k not in ("verb", "cwd", "json")}
+    assumed = default_report_source(flags)
     run = engine.init(a.cwd, flags)
     cfg = run.config
     human = (f"run {cfg.run_id} started on branch {cfg.branch} (from {cfg.original_branch or cfg.start_commit[:10]})\n"
-             f"protected: {', '.join(cfg.protect)}\n"
+             + (f"report source: stdout (no --report-source given; the metric is read from the command's "
+                f"output)\n" if assumed else "")
+             + f"protected: {', '.join(cfg.protect)}\n"
              + (f"auto-protected because a command names them: {', '.join(cfg.auto_protected)} "
                 f"(list them in --editable to let the agent change them)\n" if cfg.auto_protected else "")
              + f"pinned: {run.state['harness']['files']} protected file(s), SHA-256 checked around every trial batch\n"
@@ -422,6 +434,7 @@ def cmd_loop(a):
     from ratchetlib import headless
     given = {k: getattr(a, k) for k in LOOP_FLAGS}
     init_flags = {k[len("init_"):]: v for k, v in vars(a).items() if k.startswith("init_")}
+    default_report_source(init_flags)
     return headless.main(a.cwd, given, init_flags if init_flags.get("run_command") else None)
 
 
@@ -515,8 +528,6 @@ def cmd_finalize(a):
 def cmd_doctor(a):
     from ratchetlib import doctor, term
     flags = {k: v for k, v in vars(a).items() if k not in ("verb", "cwd", "json", "runs")}
-    if flags.get("run_command") and not flags.get("report_source"):
-        flags["report_source"] = "stdout"
     result = doctor.doctor(a.cwd, flags, a.runs)
     _emit(a, doctor.human(result, color=term.use_color()), result)
     return 0 if result["ok"] else 2

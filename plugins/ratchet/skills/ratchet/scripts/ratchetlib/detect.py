@@ -9,16 +9,23 @@ have not written anything yet, candidate metric names with their likely
 direction, entry points, likely run commands, and a complete `init` proposal
 when there is enough to make one, plus the questions that remain.
 
-Same files in, same answer out: folders are walked in sorted order, to a
-fixed depth and a fixed number of entries, skipping virtualenvs, caches and
-`.git`; only the first part of large files is read; nothing is executed and
-nothing is written.
+A metric a source file prints as `NAME: value` / `NAME=value` (print, echo,
+console.log, ...) is found too, with its stream as the source, so a plain
+benchmark gets complete flags; a direction the name does not tell is left
+out of the proposal and asked. Commands are suggested only for tools that
+are installed here (make, npm, pytest).
+
+Same files and tools in, same answer out: folders are walked in sorted
+order, to a fixed depth and a fixed number of entries, skipping virtualenvs,
+caches and `.git`; only the first part of large files is read; nothing is
+executed and nothing is written.
 """
 
 import json
 import os
 import re
 import shlex
+import shutil
 import sys
 from typing import Optional
 
@@ -37,12 +44,16 @@ _BOOKKEEPING = {"step", "epoch", "global_step", "_step", "_runtime", "_timestamp
                 "train_runtime", "train_samples_per_second", "train_steps_per_second", "eval_runtime",
                 "eval_samples_per_second", "eval_steps_per_second", "learning_rate", "lr", "grad_norm",
                 "time", "timestamp", "wall_time", "iteration", "iter", "batch", "created_at"}
-_MIN_WORDS = ("loss", "error", "err", "latency", "time", "duration", "seconds", "secs", "ms", "perplexity",
-              "ppl", "bpb", "bpc", "mse", "mae", "rmse", "wer", "cer", "size", "bytes", "memory", "regret",
-              "nll", "distance", "cost")
+_MIN_WORDS = ("loss", "error", "errors", "err", "latency", "time", "duration", "seconds", "secs", "sec", "ms",
+              "us", "ns", "usec", "msec", "elapsed", "wall", "runtime", "ttft", "perplexity",
+              "ppl", "bpb", "bpc", "mse", "mae", "rmse", "wer", "cer", "size", "bytes", "kb", "mb", "gb", "kib",
+              "mib", "gib", "memory", "mem", "rss", "allocs", "allocations", "cycles", "instructions", "misses",
+              "regret", "nll", "distance", "cost", "fail", "failures")
 _MAX_WORDS = ("acc", "accuracy", "f1", "auc", "auroc", "precision", "recall", "score", "throughput", "bleu",
-              "rouge", "map", "iou", "dice", "reward", "return", "ops", "qps", "rps", "per_sec",
-              "per_second", "speed", "fps", "r2", "correct", "pass", "win")
+              "rouge", "map", "iou", "dice", "reward", "return", "ops", "qps", "rps", "tps", "ips", "per_sec",
+              "per_second", "speed", "fps", "r2", "correct", "pass", "passed", "win", "hits", "hit")
+# A rate per unit of time is a throughput: higher is better, whatever the unit word says.
+_PER_TIME = re.compile(r"(?:^|_)per_(?:s|sec|secs|second|ms|us|min|minute|hour)$")
 _CODE_METRIC_WORDS = {"loss", "acc", "accuracy", "f1", "auc", "score", "throughput", "latency", "ppl",
                       "perplexity", "bpb", "mse", "mae", "rmse", "bleu", "rouge", "reward", "wer", "cer"}
 # A string literal that is a name ("val_loss") or starts a `name: value` print ("latency_ms: ").
@@ -58,6 +69,8 @@ def direction_of(name: str) -> Optional[str]:
     """`min`, `max` or None, from the words in a metric name."""
     words = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()) if w]
     joined = "_".join(words)
+    if name.lower().replace(" ", "").endswith("/s") or _PER_TIME.search(joined):
+        return "max"
     for w in words:
         if w in _MIN_WORDS:
             return "min"
@@ -337,6 +350,46 @@ def _code_facts(root: str) -> tuple:
     return [{"kind": k, "file": f} for k, f in sorted(uses.items())], sorted(names, key=_rank)[:20]
 
 
+_SOURCE_EXTS = (".py", ".sh", ".bash", ".js", ".mjs", ".ts", ".go", ".rs", ".c", ".cc", ".cpp", ".rb", ".jl",
+                ".java", ".kt", ".swift", ".lua", ".r", ".R", ".pl")
+_PRINT_CALL = re.compile(r"\b(print|printf|println|eprint|eprintln|echo|puts|console\.(?:log|error|info)|fmt\.F?Print"
+                         r"|System\.(?:out|err)\.print|write|cout|cerr|log|info|say)\b")
+# `"NAME: ` / `'NAME=` at the start of a string literal, then a value: a placeholder
+# ({...}, %..., $var) or a number, or the literal ends there (print("wall_ms:", ms)).
+_PRINTED = re.compile(r"""(?:["'`]|f["'])\s*([A-Za-z][\w./-]{0,40}?)\s*[:=]\s*"""
+                      r"""(?=["'`,)]|\{|%|\$|[-+]?\.?\d)""")
+_STDERR = re.compile(r"stderr|console\.error|eprint|cerr|System\.err|>&2")
+
+
+def printed_metrics(root: str) -> list:
+    """[{"name", "file", "stream"}] for every `NAME: value` / `NAME=value` a source file prints.
+
+    A line counts when it calls something that prints (print, echo, printf,
+    console.log, ...) and a string literal on it starts with `NAME:` or `NAME=`
+    followed by a value or a placeholder; `stream` is stderr when the line
+    writes there, else stdout. Tests, docs and examples are skipped; each name
+    keeps the first file it is seen in (sorted walk)."""
+    found = {}
+    for rel, _, files in _walk(root):
+        if rel and rel.split("/")[0] in ("tests", "test", "docs", "examples"):
+            continue
+        for name in files:
+            if not name.endswith(_SOURCE_EXTS) or name.startswith("test_"):
+                continue
+            path = _join(rel, name)
+            for line in _read(os.path.join(root, path), 128 * 1024).splitlines():
+                if not _PRINT_CALL.search(line):
+                    continue
+                for metric in _PRINTED.findall(line):
+                    low = metric.lower()
+                    if metric in found or low in _BOOKKEEPING or low in ("http", "https", "file", "usage", "error",
+                                                                         "warning", "note", "todo", "info", "debug"):
+                        continue
+                    found[metric] = {"name": metric, "file": path,
+                                     "stream": "stderr" if _STDERR.search(line) else "stdout"}
+    return sorted(found.values(), key=lambda m: _rank(m["name"]))[:20]
+
+
 def detect(root: str) -> dict:
     """The whole report (see FORMATS.md, `detect --json`)."""
     root = os.path.abspath(root)
@@ -367,12 +420,19 @@ def detect(root: str) -> dict:
     trackers = find_trackers(root)
     code_trackers, code_names = _code_facts(root)
     commands = _commands(entries, targets, pytest)
-    metrics = _metrics(trackers, code_names)
+    printed = printed_metrics(root)
+    metrics = _metrics(trackers, code_names, printed)
     report = {"format": FORMAT, "root": root, "git": _git_facts(root), "project": facts, "targets": targets,
-              "pytest": pytest, "entry_points": entries, "trackers": trackers, "code_trackers": code_trackers,
-              "metrics": metrics, "commands": commands}
+              "pytest": pytest, "tools": _tools(), "entry_points": entries, "trackers": trackers,
+              "code_trackers": code_trackers, "metrics": metrics, "commands": commands}
     report["proposal"], report["questions"] = _proposal(report)
     return report
+
+
+def _tools() -> dict:
+    """Which of the tools a proposed command would need are installed here."""
+    return {"make": bool(shutil.which("make")), "npm": bool(shutil.which("npm")),
+            "pytest": _importable("pytest") or bool(shutil.which("pytest"))}
 
 
 def _importable(module: str) -> bool:
@@ -388,12 +448,13 @@ def _commands(entries: list, targets: dict, pytest: dict) -> list:
     for name in entries:
         out.append({"command": f"{_python()} {shlex.quote(name)}", "why": f"{name} has a __main__ block",
                     "rank": _entry_rank(name)[0]})
+    tools = _tools()
     for tool, prefix in (("make", "make "), ("npm", "npm run ")):
-        for t in targets[tool]:
+        for t in targets[tool] if tools[tool] else ():  # only what can run here
             rank = next((r for word, r in _ENTRY_RANK if t.lower().startswith(word)), None)
             if rank is not None or t in ("test", "check"):
                 out.append({"command": prefix + t, "why": f"{tool} target {t}", "rank": 7 if rank is None else rank})
-    if pytest["configured"] or pytest["test_files"]:
+    if (pytest["configured"] or pytest["test_files"]) and tools["pytest"]:
         out.append({"command": f"{_python()} -m pytest -q", "why": "a pytest suite (metric: its run time)",
                     "rank": 8})
     out.sort(key=lambda c: (c["rank"], c["command"]))
@@ -403,20 +464,44 @@ def _commands(entries: list, targets: dict, pytest: dict) -> list:
 _KIND_PREFERENCE = ("hf", "wandb", "tensorboard", "lightning", "jsonl", "csv", "json")
 
 
-def _metrics(trackers: list, code_names: list) -> list:
+def _metrics(trackers: list, code_names: list, printed: list = ()) -> list:
     """Candidate metrics; a name logged in several places takes the most specific tracker
-    (a framework's own log before a generic per-step log before a one-shot JSON file)."""
+    (a framework's own log before a generic per-step log before a one-shot JSON file),
+    then a name a source file prints (`NAME: value`: its stream is the source)."""
     seen = {}
     for t in sorted(trackers, key=lambda t: (_KIND_PREFERENCE.index(t["kind"]), t["path"])):
         for name in t["metrics"]:
             if name not in seen:
                 seen[name] = {"name": name, "direction": direction_of(name), "source": f"{t['source']}#{name}",
                               "seen_in": t["path"]}
+    for p in printed:
+        if p["name"] not in seen:
+            seen[p["name"]] = {"name": p["name"], "direction": direction_of(p["name"]), "source": p["stream"],
+                               "seen_in": p["file"]}
     for name in code_names:
         if name not in seen:
             seen[name] = {"name": name, "direction": direction_of(name), "source": None, "seen_in": "code"}
     ordered = sorted(seen.values(), key=lambda m: (m["source"] is None, _rank(m["name"])))
     return ordered[:20]
+
+
+def _pick_metric(metrics: list):
+    """The metric to propose: the best-ranked one with a direction, else the best one
+    with a known source (its direction is then asked), else None."""
+    return (next((m for m in metrics if m["direction"]), None)
+            or next((m for m in metrics if m["source"]), None))
+
+
+def _pick_command(commands: list, metric):
+    """The command that runs the file printing the metric, else the best-ranked one."""
+    if not commands:
+        return None
+    seen_in = metric.get("seen_in") if metric else None
+    if seen_in and metric.get("source") in sources.STREAMS:
+        for c in commands:
+            if seen_in in shlex.split(c["command"]):
+                return c["command"]
+    return commands[0]["command"]
 
 
 def _proposal(report: dict):
@@ -426,12 +511,15 @@ def _proposal(report: dict):
         questions.append("this folder is not a git repository with a commit; ratchet needs one (git init, commit)")
     elif git["dirty"]:
         questions.append("tracked files have uncommitted changes; commit or stash them before init")
-    command = report["commands"][0]["command"] if report["commands"] else None
+    metric = _pick_metric(report["metrics"])
+    command = _pick_command(report["commands"], metric)
     if command is None:
         questions.append("no benchmark or training command found: which command prints or logs the metric?")
     elif len(report["commands"]) > 1:
         questions.append("several candidate commands; confirm the one to optimize")
-    metric = next((m for m in report["metrics"] if m["direction"]), None)
+    if report["pytest"]["test_files"] and not report["tools"]["pytest"]:
+        questions.append("the project has pytest tests but pytest is not installed here, so no pytest command "
+                         "is proposed (install it to use the tests as a command or --guard-command)")
     if metric is None:
         questions.append("which metric, and is higher or lower better?")
     elif metric["source"] is None:
@@ -439,20 +527,27 @@ def _proposal(report: dict):
             questions.append(f"the code logs with {report['code_trackers'][0]['kind']} but no log files exist yet: "
                              f"run the command once, then run detect again")
         questions.append(f"does the command print `{metric['name']}: VALUE` on stdout? otherwise give the file it logs to")
+    if metric is not None and metric["direction"] is None:
+        questions.append(f"is higher or lower better for {metric['name']}? add --direction max or --direction min")
     if command is None or metric is None:
         return None, questions
     source = metric["source"] or "stdout"
     # Timing benchmarks are noisy: average 3 runs; a training run is long: 1 (its seed noise is smaller).
-    training = metric["source"] is not None or "train" in command
+    training = source not in sources.STREAMS or "train" in command
     flags = {"run_command": command, "direction": metric["direction"], "metric_name": metric["name"],
              "report_source": source, "trials": 1 if training and "bench" not in command else 3}
     if command.endswith("pytest -q"):
         flags.update(metric_name="seconds", direction="min", report_source="stdout",
                      metric_pattern=r"in ([0-9.]+)s")
+    missing = [k for k, v in flags.items() if v is None]
+    flags = {k: v for k, v in flags.items() if v is not None}
     args = []
     for key, value in flags.items():
         args += [f"--{key.replace('_', '-')}", shlex.quote(str(value))]
-    return {"flags": flags, "args": " ".join(args)}, questions
+    proposal = {"flags": flags, "args": " ".join(args)}
+    if missing:
+        proposal["missing"] = missing
+    return proposal, questions
 
 
 def human(report: dict) -> str:

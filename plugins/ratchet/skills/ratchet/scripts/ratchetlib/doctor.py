@@ -185,6 +185,9 @@ def _config(root: str, flags: dict, existing: Optional[dict], checks: list) -> O
                             "give the init flags: --run-command CMD --metric-name NAME --report-source stdout"))
         return None
     given = dict(flags)
+    assumed = not given.get("report_source")
+    if assumed:  # what init does too: most benchmarks print their metric
+        given["report_source"] = "stdout"
     if not given.get("direction") and not given.get("metric"):
         given["direction"] = "max"  # only the margin check reads it; said below
         checks.append(Check("direction", WARN, "no --direction given", "add --direction max or min (init needs it)"))
@@ -198,7 +201,8 @@ def _config(root: str, flags: dict, existing: Optional[dict], checks: list) -> O
         checks.append(Check("report source", FAIL, f"{cfg.report_source} names file(s) git tracks: {', '.join(tracked)}",
                             "git rm --cached them and ignore them: every trial rewrites them"))
         return None
-    checks.append(Check("flags", OK, f"metric {cfg.metric_name} from {cfg.report_source}"))
+    checks.append(Check("flags", OK, f"metric {cfg.metric_name} from {cfg.report_source}"
+                        + (" (no --report-source given: stdout assumed, as init does)" if assumed else "")))
     return cfg
 
 

@@ -106,7 +106,9 @@ N = "--iterate--"  # placeholder: the `iterate` command line
 ROWS = [
     # --- configuration ------------------------------------------------------------------------------
     ("c01", "--run-command missing", None, None, without(INIT, "--run-command"), 2, "required: --run-command"),
-    ("c02", "--report-source missing", None, None, without(INIT, "--report-source"), 2, "required: --report-source"),
+    ("c02", "--report-source missing: stdout assumed, said so", None, None,
+     without(INIT, "--report-source") + ["--no-branch"], 0,
+     "report source: stdout (no --report-source given"),
     ("c03", "--direction missing", None, None, without(INIT, "--direction"), 2, "--direction must be max or min"),
     ("c04", "--metric-name missing", None, None, without(INIT, "--metric-name"), 2, "--metric-name is required"),
     ("c05", "unknown direction", None, None, INIT[:4] + ["up"] + INIT[5:], 2, "invalid choice: 'up'"),

@@ -42,6 +42,7 @@ SOL_BEFORE = "def score():\n    return 10\n"
 SOL_AFTER = "def score():\n    return 20\n"
 HYPOTHESIS = "a larger constant raises the score"
 DESCRIPTION = "return 20 instead of 10"
+STOP_HOOK_BLOCKS = 3  # hooks/stop.py MAX_BLOCKS: a turn ended while the run says continue is sent back 3 times
 
 
 def find_claude():
@@ -132,6 +133,7 @@ class ScriptedRatchetUser(ToolResultLog):
         super().__init__()
         self.repo = repo
         self.cli = None
+        self.reminders = []
 
     def _cli(self):
         return 'python3 "%s"' % self.cli
@@ -176,8 +178,14 @@ class ScriptedRatchetUser(ToolResultLog):
         self._note(body, "iterate")
         return "Iteration 1 was kept; stopping here for the test."
 
+    def sent_back(self, body):
+        """The turn after the plugin's Stop hook blocked the end of the last one (the run said continue)."""
+        self.reminders.append(fa.messages_text({"messages": body["messages"][-2:]}))
+        return "Stopping here for the test."
+
     def script(self):
-        return [self.doctor, self.init, self.baseline, self.read, self.edit, self.iterate, self.finish]
+        return ([self.doctor, self.init, self.baseline, self.read, self.edit, self.iterate, self.finish]
+                + [self.sent_back] * STOP_HOOK_BLOCKS)
 
 
 class FakeAnthropicSelfTest(unittest.TestCase):
@@ -306,7 +314,10 @@ class ClaudeCodeEndToEnd(ClaudeCase):
         self.assertRegex(user.results[0]["text"], r"ok +metric: score = 10 ", context)
         self.assertIn("doctor: 0 fail", user.results[0]["text"], context)
         self.assertEqual([r for r in user.results if r["is_error"]], [], context)
-        self.assertRegex(user.results[-1]["text"], r"next: (continue|stop)", context)
+        self.assertRegex(user.results[-1]["text"], r"next: continue", context)
+        self.assertEqual(len(user.reminders), STOP_HOOK_BLOCKS, context)  # the Stop hook sent the model back
+        self.assertIn("Stop hook feedback", user.reminders[0], context)
+        self.assertIn("its last verdict said `next: continue` (iteration 1 done)", user.reminders[0], context)
 
         with open(os.path.join(repo, ".ratchet", "results.jsonl")) as f:
             records = [json.loads(line) for line in f if line.strip()]

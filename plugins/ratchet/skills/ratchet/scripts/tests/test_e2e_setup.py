@@ -1,8 +1,8 @@
-"""End to end: `/ratchet:setup` in the real Claude Code client, against a scripted model.
+"""End to end: `/ratchet <goal in words>` (setup) in the real Claude Code client, against a scripted model.
 
-Proves what only the client can: the second skill loads under the plugin's
-namespace, its body is expanded (`$ARGUMENTS`, `${CLAUDE_PLUGIN_ROOT}`), the
-instructions file it names can be read, and `detect --json` run from the Bash
+Proves what only the client can: `/ratchet` with a goal in words instead of
+flags is the setup flow, its body is expanded (`$ARGUMENTS`,
+`${CLAUDE_PLUGIN_ROOT}`), the setup instructions file it names can be read, and `detect --json` run from the Bash
 tool in a user's project proposes flags that `init` and `baseline` accept.
 The project is a copy of examples/train_logreg after one training run, so its
 metrics.jsonl is there to be found. Same client, fake model and isolation as
@@ -18,7 +18,7 @@ import sys
 import unittest
 
 from . import fake_anthropic as fa
-from .test_e2e_claude import REPO_ROOT, ClaudeCase, ToolResultLog, skill_body
+from .test_e2e_claude import REPO_ROOT, STOP_HOOK_BLOCKS, ClaudeCase, ToolResultLog, skill_body
 
 EXAMPLE = os.path.join(REPO_ROOT, "examples", "train_logreg")
 GOAL = "lower the validation loss of my classifier"
@@ -63,7 +63,8 @@ class ScriptedSetupUser(ToolResultLog):
         return "Baseline measured; stopping here for the test."
 
     def script(self):
-        return [self.read_setup, self.detect, self.init, self.baseline, self.finish]
+        return [self.read_setup, self.detect, self.init, self.baseline, self.finish] + \
+            [lambda body: "Stopping here for the test."] * STOP_HOOK_BLOCKS  # the Stop hook sends it back
 
 
 class SetupSkillEndToEnd(ClaudeCase):
@@ -88,7 +89,7 @@ class SetupSkillEndToEnd(ClaudeCase):
         repo = self.make_project()
         user = ScriptedSetupUser()
         with fa.FakeAnthropic(user.script()) as fake:
-            proc = self.run_client(fake, repo, "/ratchet:setup " + GOAL)
+            proc = self.run_client(fake, repo, "/ratchet " + GOAL)
         seconds = proc.seconds
         context = "\n".join([
             "exit code: %s after %.1fs" % (proc.returncode, seconds),
@@ -98,7 +99,8 @@ class SetupSkillEndToEnd(ClaudeCase):
         ])
         bodies = [b for b in (skill_body(b) for b in fake.main_requests()) if b]
         self.assertTrue(bodies, "no request carried the setup SKILL.md body\n" + context)
-        self.assertIn("# ratchet setup", bodies[0])
+        self.assertIn("# ratchet: measured", bodies[0])
+        self.assertIn("lack `--run-command` (words are the user's goal)", bodies[0])
         self.assertIn(GOAL, bodies[0])
         self.assertNotIn("$ARGUMENTS", bodies[0])
         self.assertNotIn("${CLAUDE_PLUGIN_ROOT}", bodies[0])
@@ -113,7 +115,7 @@ class SetupSkillEndToEnd(ClaudeCase):
         with open(os.path.join(repo, ".ratchet", "config.json")) as f:
             config = json.load(f)
         self.assertEqual((config["metric_name"], config["direction"]), ("val_loss", "min"))
-        print("\ne2e: claude ran /ratchet:setup in %.1fs (%d requests)" % (seconds, len(fake.requests)),
+        print("\ne2e: claude ran /ratchet (setup) in %.1fs (%d requests)" % (seconds, len(fake.requests)),
               file=sys.stderr)
 
 
