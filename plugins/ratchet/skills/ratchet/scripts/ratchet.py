@@ -175,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = verb("detect", "inspect the project: commands, tracker files, metrics, and a proposed init")
     sp.add_argument("--json", action="store_true")
+    verb("reseal", "at a terminal only: show the run's contract and, once you type the run id, trust its "
+                   "sealed files as they are now (a new machine without the key, or a change you made yourself)")
     sp = verb("clean", "after a trial's processes survived the kill: kill them again, check, unblock trials")
     sp.add_argument("--json", action="store_true")
     sp = verb("holdout", "evaluate the holdout on the start and the final commit now")
@@ -464,6 +466,52 @@ def cmd_clean(a):
     _emit(a, human, {"marker": killed is not None or bool(note), "killed": killed or [], "note": note})
 
 
+def _printable(text: str) -> str:
+    """A forged file's text must not drive the terminal that asks for trust."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def cmd_reseal(a):
+    """A person at a terminal, never a script or an agent (no TTY there),
+    decides that the run's files as they are now are the contract."""
+    from ratchetlib import gitops, seal, store as storemod
+    root = storemod.Store(gitops.find_root(a.cwd)).root
+    if not os.path.exists(os.path.join(root, "config.json")):
+        raise UsageError("no ratchet run in this repository; nothing to reseal")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("reseal trusts the run's files as they are now, so a person must confirm it: run it "
+                         "yourself at a terminal (never from a script or an agent)")
+    raw = {}
+    for name in ("config.json", "state.json", "loop.json"):
+        try:
+            with open(os.path.join(root, name), "rb") as f:
+                raw[name] = json.loads(f.read())
+        except (OSError, ValueError):
+            raw[name] = {}
+    cfg, st, loop = raw["config.json"], raw["state.json"], raw["loop.json"]
+    print("ratchet reseal: these files do not verify now:")
+    for line in storemod.seal_problems(root) or ["(none: every sealed file verifies)"]:
+        print(f"  {_printable(line)}")
+    print("the contract you are about to trust:")
+    for label, value in (("run", cfg.get("run_id")), ("run command", cfg.get("run_command")),
+                         ("guard command", cfg.get("guard_command")), ("holdout command", cfg.get("holdout_command")),
+                         ("cancel command", cfg.get("cancel_command")), ("agent command", loop.get("agent_command")),
+                         ("agent budgets", {k: loop.get(k) for k in ("max_agent_cost_usd", "max_agent_tokens",
+                                                                   "max_wall_seconds") if loop.get(k) is not None}),
+                         ("metric", f"{cfg.get('metric_name')} ({cfg.get('direction')}), decision {cfg.get('decision')}"),
+                         ("editable", cfg.get("editable")), ("protected", cfg.get("protect")),
+                         ("baseline / incumbent", f"{st.get('baseline')} / {st.get('incumbent_score')} at "
+                                                  f"{str(st.get('incumbent_sha'))[:10]}")):
+        print(f"  {label}: {_printable(value if isinstance(value, str) else repr(value))}")
+    sys.stdout.write(f"type the run id ({cfg.get('run_id')}) to trust these files as they are now: ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline().strip()
+    if not answer or answer != cfg.get("run_id"):
+        raise UsageError("not confirmed; nothing was changed")
+    done = storemod.trust(root)
+    print(f"resealed {', '.join(done)} with the key {seal.key_path(cfg['run_id'])}")
+
+
 def cmd_verify(a):
     from ratchetlib import paired
     run, verified, notes = engine.verify(a.cwd, a.pairs)
@@ -540,7 +588,7 @@ def cmd_demo(a):
 
 COMMANDS = {"init": cmd_init, "chain": cmd_chain, "baseline": cmd_baseline, "iterate": cmd_iterate, "decide": cmd_decide,
             "status": cmd_status, "history": cmd_history, "tail": cmd_tail, "stop": cmd_stop,
-            "run-trial": cmd_run_trial, "score": cmd_score, "ideas": cmd_ideas, "clean": cmd_clean,
+            "run-trial": cmd_run_trial, "score": cmd_score, "ideas": cmd_ideas, "clean": cmd_clean, "reseal": cmd_reseal,
             "detect": cmd_detect, "holdout": cmd_holdout, "verify": cmd_verify, "demo": cmd_demo, "loop": cmd_loop,
             "report": cmd_report, "diff": cmd_diff, "finalize": cmd_finalize, "doctor": cmd_doctor}
 

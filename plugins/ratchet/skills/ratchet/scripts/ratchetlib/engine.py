@@ -21,6 +21,7 @@ import dataclasses
 import os
 import secrets
 import shutil
+import sys
 import time
 from typing import Optional
 
@@ -31,7 +32,8 @@ from . import constraints, guard, harness, holdout, pareto, sources
 from . import clip, faults
 from . import paired
 from .errors import RatchetError, UsageError
-from .store import Lock, Store, atomic_write, now_iso
+from . import seal
+from .store import Lock, Store, adopt, atomic_write, now_iso, put_back
 
 
 @dataclasses.dataclass
@@ -67,13 +69,24 @@ class Candidate:
 # --- opening a run ------------------------------------------------------------
 
 def load(cwd: str) -> Run:
+    """Open the run, its contract verified first (seal.py): a sealed file
+    changed outside ratchet stops the command here, before anything runs."""
     repo = gitops.find_root(cwd)
     store = Store(repo)
+    seal.forget(store.root)
+    if store.exists():
+        adopted = adopt(store.root)
+        if adopted:
+            sys.stderr.write(f"ratchet: {adopted}\n")
     cfg = store.read_config()
     if cfg is None:
         raise UsageError("no ratchet run in this repository; start one with `ratchet.py init --run-command ...`")
-    state = store.read_state() or {}
-    return Run(repo, store, configmod.from_dict(cfg), state)
+    state = store.read_state()
+    if seal.is_sealed(store.root):
+        for name, found in (("state.json", state), ("harness.json", harness.load(store.root))):
+            if found is None and not (name == "harness.json" and (state or {}).get("unpinned")):
+                raise seal.missing(store.root, name)
+    return Run(repo, store, configmod.from_dict(cfg), state or {})
 
 
 def _initial_state(cfg: configmod.Config, repo: str) -> dict:
@@ -121,6 +134,7 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> Run:
     gitops.ensure_excluded(repo, "/.ratchet/")
     with Lock(store, "init"):
         archived = store.archive() if store.exists() else None
+        seal.begin(store.root, run_id)  # the new run's key, before its first sealed file
         store.ensure_dirs()
         store.clear_current()  # a buffer left by an init killed before it wrote the config
         lineage.write_parent(store, start.get("parent") if start else None)
@@ -300,7 +314,7 @@ def _tampered(run: Run, changes: dict, when: str) -> tuple:
 def _integrity_verdict(run: Run, cand: Candidate) -> tuple:
     """Before trials: (verdict, record fields) for a tampered harness, no
     change, or a change outside the editable scope; (None, {}) otherwise."""
-    changes = harness.verify(run.repo, run.store.root)
+    changes = {**_sealed_changes(run), **harness.verify(run.repo, run.store.root)}
     for p, kind in cand.kinds:
         changes.setdefault(p, kind)
     if changes:
@@ -316,8 +330,17 @@ def _integrity_verdict(run: Run, cand: Candidate) -> tuple:
 
 def _after_batch(run: Run, when: str) -> Optional[tuple]:
     """After trials or the guard ran candidate code: `tampered` if the harness moved."""
-    changes = harness.verify(run.repo, run.store.root)
+    changes = {**_sealed_changes(run), **harness.verify(run.repo, run.store.root)}
     return _tampered(run, changes, when) if changes else None
+
+
+def _sealed_changes(run: Run) -> dict:
+    """Sealed `.ratchet/` files rewritten while this command ran (by a trial,
+    the guard or the agent): put back at once, before the harness is read,
+    and reported as tampered paths (`.ratchet/config.json`: edited)."""
+    names = seal.changed(run.store.root)
+    put_back(run.store.root, names)
+    return {f".ratchet/{n}": harness.EDITED for n in names}
 
 
 def _judge(run: Run, it: int, trials: list, pair: Optional[tuple] = None) -> tuple:
@@ -487,12 +510,18 @@ def recover(run: Run) -> list:
     last = run.store.records(last=1)
     try:
         cur = run.store.read_current()
+    except seal.SealError:  # forged, not torn: nothing may act on it
+        raise
     except UsageError:  # the buffer of an unfinished iteration is unreadable: measure it again
         notes.append(f"current.json was unreadable; set aside as {run.store.set_aside('current.json')}, "
                      f"and the unfinished iteration is measured again")
         cur = None
     if last and last[-1]["iter"] > run.state.get("iteration", -1):
         rec = last[-1]
+        if not run.store.record_trusted(rec):
+            raise seal.SealError(f".ratchet/results.jsonl's last record (iteration {rec['iter']}) was not written by "
+                                 f"ratchet (it does not match its seal); nothing was run. Remove that line, or start "
+                                 f"a new run with `init`")
         if rec.get("kept") and rec.get("sha") and gitops.head_sha(run.repo) != rec["sha"]:
             notes.append(f"record of iteration {rec['iter']} found but HEAD is not its commit; state left as is")
         else:
@@ -568,6 +597,8 @@ def recover_for_status(run: Run) -> tuple:
     try:
         with Lock(run.store, "status"):
             return recover(run), None
+    except seal.SealError:
+        raise
     except UsageError:  # a live command holds the lock (or .ratchet/ is read-only): only look
         return [], Lock(run.store, "status").holder()
     except (RatchetError, OSError) as e:

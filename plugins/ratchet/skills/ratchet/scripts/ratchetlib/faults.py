@@ -38,6 +38,7 @@ POINTS = {
     "agent": "loop: the agent is running",
     "stop-saved": "stop: the unfinished change is saved as a patch, not yet undone",
     "finalize-commits": "finalize: the clean commits exist, the branch ref does not",
+    "seal-adopt": "a run from before sealing: its key is made, one of its files sealed, the others not yet",
 }
 
 _seen = {}

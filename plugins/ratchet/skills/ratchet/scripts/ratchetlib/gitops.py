@@ -4,33 +4,140 @@ Each function runs one or two git commands and returns plain data. Paths are
 passed literally (GIT_LITERAL_PATHSPECS), so a file named `*.py` is never read
 as a glob. A missing git or a failed command raises: UsageError when it is
 the user's repository state that is wrong, RatchetError otherwise.
+
+Git configuration is harness, not input (see the README's threat model): every
+call runs with hooks disabled (`core.hooksPath=/dev/null`: no post-checkout,
+reference-transaction, post-commit ... inside ratchet's own calls), no
+fsmonitor, no automatic gc, no pager or prompt, and, on the subcommands that
+read or write work-tree content, every filter driver the configuration names
+neutralised (its clean, smudge and process commands emptied, `required` off:
+git then copies bytes as they are), and no external diff or textconv. The
+drivers are listed afresh before each such call, so one a trial just added to
+`.git/config` never runs either. Every call has a timeout
+(`RATCHET_GIT_TIMEOUT_SECONDS`, default 120): a hung git is a one-line error
+naming the command, never a hang.
 """
 
 import dataclasses
 import os
 import re
+import signal
 import subprocess
 from typing import Optional
 
 from .errors import RatchetError, UsageError
 
-_ENV = {**os.environ, "GIT_LITERAL_PATHSPECS": "1", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
 _FALLBACK_IDENTITY = ["-c", "user.name=ratchet", "-c", "user.email=ratchet@localhost"]
 TRAILER = "Ratchet-Iteration"
+TIMEOUT_ENV = "RATCHET_GIT_TIMEOUT_SECONDS"
+DEFAULT_TIMEOUT = 120.0
+
+# Settings that keep code the repository (or a trial) planted out of ratchet's git calls.
+_SAFE = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "gc.auto=0",
+         "-c", "maintenance.auto=false", "-c", "core.pager=cat"]
+# Subcommands that read or write work-tree content, so may run a filter driver or a diff driver.
+_FILTERING = frozenset(("add", "apply", "checkout", "commit", "diff", "reset", "stash", "status", "worktree",
+                        "read-tree", "restore", "switch", "update-index", "clean", "rm", "mv"))
+_DIFFING = frozenset(("diff", "log", "show"))
+# Variables of the caller's environment that would run a program or redirect output.
+_DROP = ("GIT_EXTERNAL_DIFF", "GIT_PAGER", "PAGER", "GIT_ASKPASS", "SSH_ASKPASS", "GIT_EDITOR", "GIT_SEQUENCE_EDITOR")
+
+
+def _env(extra: Optional[dict] = None) -> dict:
+    """The environment of a git call, read now (so PATH and the timeout can
+    change between calls, as a test's fake git needs)."""
+    env = {k: v for k, v in os.environ.items() if k not in _DROP}
+    env.update({"GIT_LITERAL_PATHSPECS": "1", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat"})
+    return {**env, **extra} if extra else env
+
+
+def timeout_seconds() -> float:
+    """The per-call git timeout: RATCHET_GIT_TIMEOUT_SECONDS when it is a
+    number > 0, else DEFAULT_TIMEOUT."""
+    try:
+        value = float(os.environ.get(TIMEOUT_ENV, ""))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return value if value > 0 and value == value and value != float("inf") else DEFAULT_TIMEOUT
+
+
+def _subcommand(args) -> tuple:
+    """(index, name) of the git subcommand in `args`, past leading `-c X` options."""
+    i = 0
+    while i < len(args) and args[i] == "-c":
+        i += 2
+    return i, (args[i] if i < len(args) else "")
+
+
+def _filter_overrides(repo: str) -> list:
+    """`-c` options emptying every filter driver the configuration defines
+    (any scope, includes too). A driver name git's `-c` cannot carry (one
+    holding `=`) cannot be neutralised: refused rather than run."""
+    p = _run([*_SAFE, "config", "-z", "--get-regexp", r"^filter\."], repo, _env(), what="git config")
+    names = []
+    for item in p.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        key = item.split("\n", 1)[0]
+        if key.startswith("filter.") and key.count(".") >= 2:
+            name = key[len("filter."):].rsplit(".", 1)[0]
+            if name not in names:
+                names.append(name)
+    out = []
+    for name in names:
+        if "=" in name or "\n" in name:
+            raise RatchetError(f"the git filter driver {name!r} cannot be switched off for ratchet's git calls; "
+                               f"remove it from the git configuration")
+        for var, value in (("clean", ""), ("smudge", ""), ("process", ""), ("required", "false")):
+            out += ["-c", f"filter.{name}.{var}={value}"]
+    return out
+
+
+def _argv(repo: str, args) -> list:
+    """The full argv of `git args`: the safe settings first, the filter
+    drivers emptied and external diffs off where they could run."""
+    i, sub = _subcommand(args)
+    args = list(args)
+    if sub in _DIFFING:
+        args[i + 1:i + 1] = ["--no-ext-diff", "--no-textconv"]
+    extra = _filter_overrides(repo) if sub in _FILTERING else []
+    return ["git", *_SAFE, *extra, *args]
 
 
 _FINISH_SECONDS = 60.0
 
 
-def _run(argv: list, repo: str, env: dict, input: Optional[bytes] = None) -> subprocess.CompletedProcess:
-    """subprocess.run with pipes, except that a signal arriving meanwhile
-    (Ctrl-C, SIGTERM: an exception here) lets git finish first, then goes on.
-    subprocess.run would SIGKILL git, which can leave `.git/index.lock`
-    behind and fail every later git command until someone deletes it."""
-    with subprocess.Popen(argv, cwd=repo, env=env, stdin=subprocess.PIPE if input is not None else None,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+def _stop(p: subprocess.Popen) -> None:
+    """SIGTERM first (git removes its lock files on it), SIGKILL after 5 s."""
+    try:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=5)
+    except (subprocess.TimeoutExpired, OSError):
+        p.kill()
+        p.wait()
+
+
+def _run(argv: list, repo: str, env: dict, input: Optional[bytes] = None,
+         what: Optional[str] = None) -> subprocess.CompletedProcess:
+    """`git argv` with pipes and the timeout, except that a signal arriving
+    meanwhile (Ctrl-C, SIGTERM: an exception here) lets git finish first,
+    then goes on. subprocess.run would SIGKILL git, which can leave
+    `.git/index.lock` behind and fail every later git command until someone
+    deletes it. A timeout stops git (SIGTERM, so it drops its locks) and
+    raises a one-line RatchetError naming `what` (default `git SUBCOMMAND`)."""
+    argv = argv if argv[:1] == ["git"] else ["git", *argv]
+    limit = timeout_seconds()
+    try:
+        p = subprocess.Popen(argv, cwd=repo, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise UsageError("git is not installed or not on PATH; install git and retry") from None
+    with p:
         try:
-            out, err = p.communicate(input)
+            out, err = p.communicate(input, timeout=limit)
+        except subprocess.TimeoutExpired:
+            _stop(p)
+            name = what or "git " + _subcommand(argv[1:])[1]
+            raise RatchetError(f"{name} did not finish within {limit:g} s (in {repo}); it was stopped. Check what "
+                               f"holds the repository (a lock, a network file system), or raise {TIMEOUT_ENV}") from None
         except BaseException:
             try:
                 p.communicate(timeout=_FINISH_SECONDS)
@@ -40,16 +147,19 @@ def _run(argv: list, repo: str, env: dict, input: Optional[bytes] = None) -> sub
     return subprocess.CompletedProcess(argv, p.returncode, out, err)
 
 
+def run(repo: str, *args: str, input: Optional[bytes] = None, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    """`git args` in `repo` under the safe settings, without raising on a
+    non-zero exit (the caller reads returncode)."""
+    return _run(_argv(repo, args), repo, _env(env), input)
+
+
 def git(repo: str, *args: str, check: bool = True, input: Optional[bytes] = None, env: Optional[dict] = None) -> str:
     """Run `git args` in `repo`; return stdout as text, raise on failure.
     `env` adds variables (e.g. GIT_INDEX_FILE for a private index)."""
-    try:
-        p = _run(["git", *args], repo, {**_ENV, **env} if env else _ENV, input)
-    except FileNotFoundError:
-        raise UsageError("git is not installed or not on PATH; install git and retry") from None
+    p = run(repo, *args, input=input, env=env)
     if check and p.returncode != 0:
         msg = p.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise RatchetError(f"git {args[0]} failed: {msg[-1] if msg else 'exit ' + str(p.returncode)}")
+        raise RatchetError(f"git {_subcommand(args)[1]} failed: {msg[-1] if msg else 'exit ' + str(p.returncode)}")
     return p.stdout.decode("utf-8", "surrogateescape")
 
 
@@ -57,9 +167,7 @@ def find_root(cwd: str) -> str:
     """The work tree root containing `cwd`; UsageError when there is none."""
     if not os.path.isdir(cwd):
         raise UsageError(f"{cwd} is not a directory")
-    out = subprocess.run(["git", "rev-parse", "--is-bare-repository", "--show-toplevel"],
-                         cwd=cwd, env=_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE) \
-        if _has_git() else None
+    out = run(cwd, "rev-parse", "--is-bare-repository", "--show-toplevel") if _has_git() else None
     if out is None:
         raise UsageError("git is not installed or not on PATH; install git and retry")
     lines = out.stdout.decode().split()
@@ -74,17 +182,17 @@ def find_root(cwd: str) -> str:
 
 def _has_git() -> bool:
     try:
-        subprocess.run(["git", "--version"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _run(["git", "--version"], ".", _env())
         return True
-    except FileNotFoundError:
+    except UsageError:
         return False
 
 
 def version() -> Optional[tuple]:
     """git's version as a tuple of ints, e.g. (2, 39, 5); None when git is missing."""
     try:
-        p = subprocess.run(["git", "--version"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_ENV)
-    except FileNotFoundError:
+        p = _run(["git", "--version"], ".", _env())
+    except UsageError:
         return None
     m = re.search(r"git version (\d+)\.(\d+)(?:\.(\d+))?", p.stdout.decode("utf-8", "replace"))
     return tuple(int(g) for g in m.groups() if g is not None) if m else (0,)
@@ -112,13 +220,11 @@ def branch_exists(repo: str, name: str) -> bool:
 
 def is_ignored(repo: str, rel: str) -> bool:
     """Whether git ignores `rel` (which need not exist); a tracked file is not ignored."""
-    return subprocess.run(["git", "check-ignore", "-q", "--", rel], cwd=repo, env=_ENV,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    return run(repo, "check-ignore", "-q", "--", rel).returncode == 0
 
 
 def valid_branch_name(repo: str, name: str) -> bool:
-    return subprocess.run(["git", "check-ref-format", "--branch", name], cwd=repo, env=_ENV,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    return run(repo, "check-ref-format", "--branch", name).returncode == 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,8 +304,7 @@ def soft_reset(repo: str, sha: str) -> None:
 
 
 def is_ancestor(repo: str, a: str, b: str) -> bool:
-    return subprocess.run(["git", "merge-base", "--is-ancestor", a, b], cwd=repo, env=_ENV,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    return run(repo, "merge-base", "--is-ancestor", a, b).returncode == 0
 
 
 def commit_trailer(repo: str, sha: str) -> Optional[int]:
@@ -276,7 +381,7 @@ def ensure_excluded(repo: str, pattern: str) -> None:
 def apply_patch(repo: str, patch: bytes) -> Optional[str]:
     """`git apply` a binary patch to the work tree; None on success, else
     git's last error line (nothing is applied then: git apply is atomic)."""
-    p = _run(["git", "apply", "--binary", "--whitespace=nowarn", "-"], repo, _ENV, patch)
+    p = run(repo, "apply", "--binary", "--whitespace=nowarn", "-", input=patch)
     if p.returncode == 0:
         return None
     msg = p.stderr.decode("utf-8", "replace").strip().splitlines()

@@ -128,7 +128,7 @@ def _path(store_root: str, *parts: str) -> str:
 
 def load(store_root: str) -> Optional[dict]:
     """harness.json, or None for a run started before pinning existed."""
-    return store.read_json(_path(store_root, "harness.json"), "harness.json")
+    return store.read_sealed(store_root, "harness.json")
 
 
 def pin(repo: str, store_root: str, specs, exclude=(), now_ns: Optional[int] = None) -> dict:
@@ -158,7 +158,7 @@ def pin(repo: str, store_root: str, specs, exclude=(), now_ns: Optional[int] = N
                         "copy": data is not None, "stat": _stat_key(st, now_ns)}
     doc = {"format": FORMAT, "protect": list(specs), "exclude": list(exclude), "pinned": store.now_iso(),
            "files": entries, "folders": folders}
-    store.write_json(_path(store_root, "harness.json"), doc)
+    store.write_sealed(store_root, "harness.json", doc)
     return {"files": len(entries), "bytes": sum(e.get("size", 0) for e in entries.values()), "copied_bytes": copied}
 
 
@@ -270,7 +270,7 @@ def restore(repo: str, store_root: str, changes: Optional[dict] = None) -> list:
         if not _same(full, entry):
             failed.append(rel)
     if touched:
-        store.write_json(_path(store_root, "harness.json"), pins)
+        store.write_sealed(store_root, "harness.json", pins)
     return failed
 
 

@@ -17,7 +17,7 @@ import tempfile
 import time
 from typing import Optional
 
-from . import faults
+from . import faults, seal
 from .errors import RatchetError, UsageError
 
 FORMAT = 1
@@ -65,13 +65,9 @@ def write_json(path: str, obj: dict) -> None:
     atomic_write(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode())
 
 
-def read_json(path: str, what: str) -> Optional[dict]:
-    """Load a state file; None when absent, UsageError when unreadable."""
+def _parse(raw: bytes, path: str, what: str) -> dict:
     try:
-        with open(path, "rb") as f:
-            obj = json.loads(f.read())
-    except FileNotFoundError:
-        return None
+        obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise UsageError(f"{what} ({path}) is corrupt; restore it or start a new run with `init`") from None
     if not isinstance(obj, dict):
@@ -80,6 +76,130 @@ def read_json(path: str, what: str) -> Optional[dict]:
     if not isinstance(fmt, int) or fmt > FORMAT:
         raise UsageError(f"{what} has format {fmt!r}, newer than this ratchet understands ({FORMAT}); upgrade ratchet")
     return obj
+
+
+def read_json(path: str, what: str) -> Optional[dict]:
+    """Load a state file; None when absent, UsageError when unreadable."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return None
+    return _parse(raw, path, what)
+
+
+# --- sealed files (seal.py): the run's contract ---------------------------------
+
+def read_sealed(root: str, name: str) -> Optional[dict]:
+    """Load sealed file `name` of the store at `root` without its seal; None
+    when absent; UsageError when corrupt (as read_json), SealError when it
+    does not verify."""
+    path = os.path.join(root, name)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        seal.remember(root, name, None)
+        return None
+    return seal.verify(root, name, raw, _parse(raw, path, name))
+
+
+def write_sealed(root: str, name: str, obj: dict) -> None:
+    """The only writer of a sealed file: atomic, the seal inside (see seal.py)."""
+    if name == "config.json" and seal.read_key(obj["run_id"]) is None:
+        seal.make_key(obj["run_id"])  # a new run (init, chain)
+    run_id, key = seal.key_for(root, name, obj)
+    data = seal.dump(obj, name, run_id, key)
+    atomic_write(os.path.join(root, name), data)
+    seal.remember(root, name, data)
+
+
+def put_back(root: str, names: list) -> None:
+    """Rewrite sealed files `names` with the bytes this process last wrote or
+    verified (they carry a valid seal), or remove one that was absent then."""
+    for name in names:
+        _, data = seal.known(root, name)
+        if data is None:
+            try:
+                os.unlink(os.path.join(root, name))
+            except FileNotFoundError:
+                pass
+        else:
+            atomic_write(os.path.join(root, name), data)
+
+
+def adopt(root: str) -> Optional[str]:
+    """Seal a run started before sealing existed, as its files are now: the
+    key is made first (marked `adopting`, so a kill part-way is finished by
+    the next command), then every sealed file is rewritten with its seal,
+    state.json noting the last record written before (`sealed_after`:
+    unsealed records up to it are the run's own). Returns the line to
+    announce, or None when there was nothing to do."""
+    run_id, sealed = seal.run_of(root)
+    if not run_id or not os.path.exists(os.path.join(root, "config.json")):
+        return None
+    key = seal.read_key(run_id)
+    if key is not None and not seal.adopting(run_id):
+        return None  # sealed (or, without config's seal, tampered: read_sealed says so)
+    if key is None:
+        if sealed:
+            return None  # a sealed run whose key is missing: read_sealed says so
+        key = seal.make_key(run_id, adopting_run=True)
+    done = []
+    for name in seal.SEALED:
+        obj = read_sealed(root, name)
+        if obj is None:
+            continue
+        if name == "state.json" and "sealed_after" not in obj:
+            last = Store.records_in(root, last=1)
+            obj = {**obj, "sealed_after": last[-1].get("iter") if last else None}
+            if not os.path.exists(os.path.join(root, "harness.json")):
+                obj["unpinned"] = True  # started before harness pinning existed: no harness.json to require
+        write_sealed(root, name, obj)
+        done.append(name)
+        faults.point("seal-adopt")
+    seal.finish_adoption(run_id, key)
+    return (f"sealed this run's contract ({', '.join(done)}) as it is now: the run started before ratchet "
+            f"sealed runs, so a change made before now cannot be detected; the key is {seal.key_path(run_id)}")
+
+
+def seal_problems(root: str) -> list:
+    """One line per sealed file that does not verify now (for `reseal`)."""
+    out = []
+    for name in seal.SEALED:
+        try:
+            read_sealed(root, name)
+        except UsageError as e:
+            out.append(str(e).split(";")[0])
+    return out
+
+
+def trust(root: str) -> list:
+    """`reseal`, after a person confirmed it: seal every sealed file as it is
+    now (a missing or damaged key is replaced by a new one); records written
+    so far count as the run's own. Returns the names sealed."""
+    run_id = seal.run_of(root)[0]
+    seal.key_path(run_id)  # refuses a run id ratchet never made
+    try:
+        key = seal.read_key(run_id)
+    except seal.SealError:
+        key = None
+    if key is None:
+        seal.replace_key(run_id)
+    done = []
+    for name in seal.SEALED:
+        path = os.path.join(root, name)
+        try:
+            with open(path, "rb") as f:
+                obj = _parse(f.read(), path, name)
+        except FileNotFoundError:
+            continue
+        if name == "state.json":
+            last = Store.records_in(root, last=1)
+            obj = {**obj, "sealed_after": last[-1].get("iter") if last else None}
+        write_sealed(root, name, obj)
+        done.append(name)
+    return done
 
 
 class Store:
@@ -109,33 +229,35 @@ class Store:
 
     # --- whole-file state -------------------------------------------------
     def read_config(self) -> Optional[dict]:
-        return read_json(self.path("config.json"), "config.json")
+        return read_sealed(self.root, "config.json")
 
     def write_config(self, cfg: dict) -> None:
-        write_json(self.path("config.json"), cfg)
+        write_sealed(self.root, "config.json", cfg)
 
     def read_state(self) -> Optional[dict]:
-        return read_json(self.path("state.json"), "state.json")
+        return read_sealed(self.root, "state.json")
 
     def write_state(self, state: dict) -> None:
-        write_json(self.path("state.json"), {"format": FORMAT, **state, "updated": now_iso()})
+        write_sealed(self.root, "state.json", {"format": FORMAT, **state, "updated": now_iso()})
 
     def read_current(self) -> Optional[dict]:
-        return read_json(self.path("current.json"), "current.json")
+        return read_sealed(self.root, "current.json")
 
     def write_current(self, cur: dict) -> None:
-        write_json(self.path("current.json"), {"format": FORMAT, **cur})
+        write_sealed(self.root, "current.json", {"format": FORMAT, **cur})
 
     def clear_current(self) -> None:
         try:
             os.unlink(self.path("current.json"))
         except FileNotFoundError:
             pass
+        seal.remember(self.root, "current.json", None)
 
     # --- records ----------------------------------------------------------
     def append_record(self, record: dict) -> None:
         """Append one complete line and fsync it before returning."""
-        line = (json.dumps({"format": FORMAT, **record}, separators=(",", ":")) + "\n").encode()
+        run_id, key = seal.key_for(self.root, seal.RECORDS)
+        line = seal.record_line({"format": FORMAT, **record}, run_id, key)
         fd = os.open(self.path("results.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             faults.on_write(self.path("results.jsonl"), lambda: os.write(fd, line[: len(line) // 2]))
@@ -148,8 +270,24 @@ class Store:
     def records(self, last: Optional[int] = None) -> list:
         """Finished records, oldest first; `last` reads only the file's tail.
         A record of a newer format than FORMAT is refused (UsageError), as
-        read_json refuses a state file: guessing at it could mislead a decision."""
-        path = self.path("results.jsonl")
+        read_json refuses a state file: guessing at it could mislead a decision.
+        Each keeps its `seal` (see `record_trusted`)."""
+        return Store.records_in(self.root, last)
+
+    def record_trusted(self, rec: dict) -> bool:
+        """Whether `rec` (from `records`) was written by this run's ratchet:
+        its seal verifies, or the run is not sealed, or it predates the
+        sealing of a run adopted from before seals (state `sealed_after`)."""
+        run_id, key = seal.key_for(self.root, seal.RECORDS)
+        if key is None or seal.record_verifies(rec, run_id, key):
+            return True
+        after = (self.read_state() or {}).get("sealed_after")
+        return seal.FIELD not in rec and isinstance(after, int) and isinstance(rec.get("iter"), int) \
+            and rec["iter"] <= after
+
+    @staticmethod
+    def records_in(root: str, last: Optional[int] = None) -> list:
+        path = os.path.join(root, "results.jsonl")
         try:
             with open(path, "rb") as f:
                 data = _tail_lines(f, last) if last else f.read().splitlines(keepends=True)
@@ -205,27 +343,26 @@ class Store:
     # --- run archive --------------------------------------------------------
     def archive(self) -> Optional[str]:
         """Move the current run's files to runs/<run-id>/; return that id."""
-        try:
-            cfg = self.read_config()
-        except UsageError:  # corrupt or too new: archived all the same, under the time
-            cfg = {}
-        if cfg is None:
+        if not self.exists():
             return None
-        run_id = cfg.get("run_id") or time.strftime("%Y%m%d-%H%M%S")
+        run_id = seal.run_of(self.root)[0]  # a corrupt, too new or unsealed config is archived all the same
+        if not seal.valid_run_id(run_id) or os.path.exists(self.path("runs", run_id)):
+            run_id = time.strftime("%Y%m%d-%H%M%S")
         dest = self.path("runs", run_id)
         os.makedirs(dest, exist_ok=False)
         for name in os.listdir(self.root):
             if name in ("runs", "lock", "UNCLEAN"):  # UNCLEAN guards the machine, not one run
                 continue
             shutil.move(self.path(name), os.path.join(dest, name))
+        seal.forget(self.root)
         return run_id
 
     # --- headless loop (loop.json, agents/) -----------------------------------
     def read_loop(self) -> Optional[dict]:
-        return read_json(self.path("loop.json"), "loop.json")
+        return read_sealed(self.root, "loop.json")
 
     def write_loop(self, loop: dict) -> None:
-        write_json(self.path("loop.json"), {"format": FORMAT, **loop, "updated": now_iso()})
+        write_sealed(self.root, "loop.json", {"format": FORMAT, **loop, "updated": now_iso()})
 
     def agent_path(self, iteration: int, ext: str, slot: Optional[int] = None) -> str:
         """`agents/iter-NNNN[-slot-K].EXT`: an agent call's prompt and output."""

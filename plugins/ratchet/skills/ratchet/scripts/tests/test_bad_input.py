@@ -68,6 +68,77 @@ def corrupt_unclean_and_a_change(t, repo):
     write(repo, "value.txt", "11\n")  # a candidate, so `iterate` would run trials
 
 
+def forged(name, change):
+    """A started run whose sealed file NAME an agent rewrote (tests/test_seal.py's forger)."""
+    def setup(t, repo):
+        from tests.test_seal import forge
+        started(t, repo)
+        forge(repo, name, change)
+        write(repo, "value.txt", "11\n")  # a candidate, so `iterate` would run trials
+    return setup
+
+
+def forged_harness(t, repo):
+    forged("harness.json", lambda h: h["files"]["bench.py"].update(sha256="0" * 64, stat=None))(t, repo)
+
+
+def with_loop(t, repo):
+    started(t, repo)
+    from ratchetlib.store import Store
+    Store(repo).write_loop({"agent_command": "true", "max_agent_cost_usd": 1.0})
+    from tests.test_seal import forge
+    forge(repo, "loop.json", lambda l: l.update(agent_command="touch forged", max_agent_cost_usd=1e9))
+
+
+def deleted_state(t, repo):
+    started(t, repo)
+    os.unlink(os.path.join(repo, ".ratchet", "state.json"))
+
+
+def forged_current(t, repo):
+    started(t, repo)
+    write(repo, ".ratchet/current.json", json.dumps({"format": 1, "iter": 1, "phase": "decided",
+                                                     "candidate": {"tracked": [], "new": []},
+                                                     "decision": {"iter": 1, "decision": "keep", "avg": 99.0}}))
+
+
+def forged_record(t, repo):
+    started(t, repo)
+    with open(os.path.join(repo, ".ratchet", "results.jsonl"), "a") as f:
+        f.write(json.dumps({"format": 1, "iter": 1, "decision": "keep", "kept": True, "avg": 99.0,
+                            "sha": git(repo, "rev-parse", "HEAD").strip()}) + "\n")
+
+
+def key_elsewhere(t, repo):
+    from tests.test_seal import key_dir
+    started(t, repo)
+    with open(os.path.join(repo, ".ratchet", "config.json")) as f:
+        run_id = json.load(f)["run_id"]
+    os.rename(os.path.join(key_dir(), run_id), os.path.join(key_dir(), run_id + ".elsewhere"))
+
+
+def legacy_run(t, repo):
+    from tests.test_seal import make_legacy
+    started(t, repo)
+    make_legacy(repo)
+
+
+def hanging_git(t, repo):
+    """A started run, then a `git` first on PATH that hangs on `status` and a 1 s git timeout."""
+    started(t, repo)
+    real = subprocess.run(["sh", "-c", "command -v git"], stdout=subprocess.PIPE, text=True).stdout.strip()
+    bindir = tempfile.mkdtemp(prefix="ratchet-fakegit-")
+    t.addCleanup(__import__("shutil").rmtree, bindir, True)
+    with open(os.path.join(bindir, "git"), "w") as f:
+        f.write(f'#!/bin/sh\nfor a in "$@"; do [ "$a" = status ] && exec sleep 1000; done\nexec {real} "$@"\n')
+    os.chmod(os.path.join(bindir, "git"), 0o755)
+    patch = mock.patch.dict(os.environ, {"PATH": bindir + os.pathsep + os.environ["PATH"],
+                                         "RATCHET_GIT_TIMEOUT_SECONDS": "1"})
+    patch.start()
+    t.addCleanup(patch.stop)
+    write(repo, "value.txt", "11\n")
+
+
 def bare(t, repo):
     dest = repo + ".git"
     git(os.path.dirname(repo), "clone", "-q", "--bare", repo, dest)
@@ -208,6 +279,35 @@ ROWS = [
      "processes (ps), then run `ratchet.py clean`, which sets it aside"),
     ("s11", "clean on a corrupt UNCLEAN marker", corrupt("UNCLEAN", "\0"), None, ["clean"], 0,
      ".ratchet/UNCLEAN was unreadable: set aside as .ratchet/UNCLEAN.corrupt-"),
+    # --- the run's contract (sealed files) and git --------------------------------------------------------
+    ("k01", "config.json's run command rewritten outside ratchet",
+     forged("config.json", lambda c: c.update(run_command="touch forged")), None, [N], 2,
+     ".ratchet/config.json was changed outside ratchet (it does not match its seal); nothing was run. Put back the "
+     "version ratchet wrote, or start a new run with `init`"),
+    ("k02", "state.json's incumbent score forged", forged("state.json", lambda s: s.update(incumbent_score=1.0)),
+     None, ["status"], 2, ".ratchet/state.json was changed outside ratchet (it does not match its seal)"),
+    ("k03", "harness.json's pinned hashes forged", forged_harness, None, [N], 2,
+     ".ratchet/harness.json was changed outside ratchet (it does not match its seal)"),
+    ("k04", "loop.json's agent command and cost cap rewritten", with_loop, None, ["loop"], 2,
+     ".ratchet/loop.json was changed outside ratchet (it does not match its seal)"),
+    ("k05", "the seal removed from config.json", forged("config.json", lambda c: c.pop("seal")), None, ["status"], 2,
+     ".ratchet/config.json has no seal but this run is sealed: it was replaced outside ratchet"),
+    ("k06", "state.json deleted", deleted_state, None, ["status"], 2,
+     ".ratchet/state.json is missing: it was deleted outside ratchet"),
+    ("k07", "a forged current.json (a decided keep)", forged_current, None, ["status"], 2,
+     ".ratchet/current.json has no seal but this run is sealed"),
+    ("k08", "a forged record ahead of the state", forged_record, None, [N], 2,
+     ".ratchet/results.jsonl's last record (iteration 1) was not written by ratchet"),
+    ("k09", "the run's seal key is missing (another machine or account)", key_elsewhere, None, ["status"], 2,
+     "is not on this machine (another machine or account started the run, or the key was deleted)"),
+    ("k10", "reseal without a terminal", key_elsewhere, None, ["reseal"], 2,
+     "reseal trusts the run's files as they are now, so a person must confirm it: run it yourself at a terminal"),
+    ("k11", "config.json names a run id ratchet never made", forged("config.json", lambda c: c.update(run_id="../x")),
+     None, ["status"], 2, "which is not a run id ratchet made: it was changed outside ratchet"),
+    ("k12", "a run started before sealing: sealed as it is, said once", legacy_run, None, ["status"], 0,
+     "sealed this run's contract (config.json, state.json, harness.json) as it is now"),
+    ("k13", "a git call that hangs", hanging_git, None, [N], 1,
+     "git status did not finish within 1 s"),
 ]
 
 
@@ -311,7 +411,7 @@ class TableDocTest(unittest.TestCase):
     def test_the_doc_lists_every_row(self):
         doc = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "BAD-INPUT.md")
         with open(doc) as f:
-            ids = [line.split("|")[1].strip() for line in f if line.startswith("| ") and line[2] in "ceos"]
+            ids = [line.split("|")[1].strip() for line in f if line.startswith("| ") and line[2] in "ceosk"]
         self.assertEqual(ids, [r[0] for r in ROWS])
 
 

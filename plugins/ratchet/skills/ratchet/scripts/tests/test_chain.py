@@ -26,7 +26,7 @@ class ChainTest(RepoTest):
         # The verified result of issue 3's `verify`, when the parent has one, is carried over.
         st = self.state()
         st["verified"] = {"score": 11.9, "trials": 5}
-        storemod.write_json(os.path.join(self.repo, ".ratchet", "state.json"), st)
+        storemod.Store(self.repo).write_state(st)  # through the writer that seals it
         self.run_ok("stop")
         self.assertEqual(git(self.repo, "branch", "--show-current").strip(), "main")
 

@@ -351,6 +351,23 @@ class KillPointTest(RepoTest):
         self.run_ok("finalize", "--branch", "clean")
         self.assertEqual(git(self.repo, "rev-parse", "clean^{tree}"), git(self.repo, "rev-parse", "HEAD^{tree}"))
 
+    def test_seal_adopt(self):
+        """A run from before sealing, sealed by a command killed part-way: the
+        next command finishes the sealing, and the run is checked from then on."""
+        from tests.test_seal import forge, make_legacy
+        self.start(*MEAN)
+        self.set_value(12)
+        self.run_ok("iterate", "--hypothesis", "twelve")
+        make_legacy(self.repo)
+        self.killed("seal-adopt", "status")
+        self.assertIn("sealed this run's contract", self.next_command("status"))
+        self.invariants()
+        self.assertEqual(self.records()[-1]["iter"], 1)
+        self.set_value(13)
+        self.assertIn("KEEP", self.run_ok("iterate", "--hypothesis", "thirteen"))
+        forge(self.repo, "state.json", lambda s: s.update(incumbent_score=0.0))
+        self.assertIn(".ratchet/state.json was changed outside ratchet", self.run_fail("status"))
+
     def test_status_puts_what_it_recovered_above_the_run(self):
         self.start()
         self.set_value(12)

@@ -58,8 +58,7 @@ class HintsTest(Base):
         path = os.path.join(self.repo, ".ratchet", "state.json")
         st = self.state()
         st["detectable_effect"] = 0.05  # what noise calibration would provide
-        with open(path, "w") as f:
-            json.dump(st, f)
+        Store(self.repo).write_state(st)  # through the writer that seals it
         self.assertIn("below the detectable effect (5.0%)", self.run_ok("status"))
 
     def test_similarity_warning_names_the_reverted_iteration(self):

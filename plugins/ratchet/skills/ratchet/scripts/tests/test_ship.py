@@ -4,6 +4,7 @@ import json
 import os
 import unittest
 
+from ratchetlib.store import Store
 from tests.util import BENCH, RepoTest, git, read, write
 
 
@@ -110,8 +111,7 @@ class FinalizeTest(ShipTest):
         self.loop()
         st = self.state()
         st["verified"] = {"gain_pct": 48.0, "interval": [40.0, 55.5], "pairs": 8}
-        with open(os.path.join(self.repo, ".ratchet", "state.json"), "w") as f:
-            json.dump(st, f)
+        Store(self.repo).write_state(st)  # through the writer that seals it
         self.run_ok("finalize", "--branch", "v")
         msg = git(self.repo, "log", "-1", "--format=%B", "v")
         self.assertIn("Verified gain (paired re-run): +48.0% [+40.0%, +55.5%] over 8 pairs.", msg)
@@ -163,8 +163,7 @@ class FinalizeTest(ShipTest):
         new_best = self.head()
         st = self.state()
         st["incumbent_sha"] = new_best
-        with open(os.path.join(self.repo, ".ratchet", "state.json"), "w") as f:
-            json.dump(st, f)
+        Store(self.repo).write_state(st)  # through the writer that seals it
         lines = read(self.repo, ".ratchet/results.jsonl").splitlines()
         last = json.loads(lines[-1])
         last["sha"] = new_best
