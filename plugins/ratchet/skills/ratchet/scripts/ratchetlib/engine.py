@@ -28,7 +28,7 @@ from . import budget
 from . import config as configmod
 from . import artifacts, capture, decision, gitops, heartbeat, learning, lineage, metrics, paths, runner, unclean
 from . import constraints, guard, harness, holdout, pareto, sources
-from . import clip, faults
+from . import clip, faults, fresh
 from . import paired
 from .errors import RatchetError, UsageError
 from .store import Lock, Store, atomic_write, now_iso
@@ -448,6 +448,7 @@ def _apply_git(run: Run, rec: dict, cand: dict) -> dict:
             patch = gitops.diff_patch(repo, [p for p in tracked if p in mine], [p for p in new if p in mine])
             atomic_write(patch_file, patch.encode("utf-8", "surrogateescape"))
         gitops.restore(repo, tracked, new)
+        fresh.switched(repo, tracked + new)
         faults.point("reverted")
         if mine:
             rec = {**rec, "patch": os.path.relpath(patch_file, run.store.root)}
@@ -776,6 +777,7 @@ def _decide(run: Run, cur: dict, run_trials: bool) -> dict:
         if run_trials:
             cur["candidate"] = cand.to_dict()
             run.store.write_current(cur)
+            fresh.switched(run.repo, cand.paths)  # the agent's edit may share a second (and a size) with a cached side
             if run.config.decision == "paired":
                 trials, inc_trials, sv, _ = paired.measure(run, cur, cand, run_trial)
                 pair = (sv, inc_trials)
@@ -839,6 +841,7 @@ def run_one(cwd: str) -> tuple:
         v, extra = _integrity_verdict(run, cand)
         if v is None:
             cur["candidate"] = cand.to_dict()
+            fresh.switched(run.repo, cand.paths)
             t = run_trial(run, it, len(cur["trials"]) + 1)
             cur["trials"].append(t)
             run.store.write_current(cur)
@@ -910,6 +913,7 @@ def stop(cwd: str) -> tuple:
             atomic_write(patch, gitops.diff_patch(run.repo, list(cand.tracked), list(cand.new)).encode("utf-8", "surrogateescape"))
             faults.point("stop-saved")
             gitops.restore(run.repo, list(cand.tracked), list(cand.new))
+            fresh.switched(run.repo, cand.paths)
             notes.append(f"an unfinished change was saved to {os.path.relpath(patch, run.repo)} and undone")
         elif gitops.tracked_changes(run.repo):
             raise UsageError("tracked files have uncommitted changes; commit or stash them before `stop`")

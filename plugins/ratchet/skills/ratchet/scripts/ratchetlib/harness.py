@@ -28,7 +28,7 @@ import stat
 import time
 from typing import Optional
 
-from . import gitops, paths, store
+from . import fresh, gitops, paths, store
 from .errors import RatchetError
 
 FORMAT = 1
@@ -271,6 +271,7 @@ def restore(repo: str, store_root: str, changes: Optional[dict] = None) -> list:
             failed.append(rel)
     if touched:
         store.write_json(_path(store_root, "harness.json"), pins)
+    fresh.switched(repo, list(changes))
     return failed
 
 
