@@ -314,10 +314,14 @@ def _integrity_verdict(run: Run, cand: Candidate) -> tuple:
     return None, {}
 
 
-def _after_batch(run: Run, when: str) -> Optional[tuple]:
-    """After trials or the guard ran candidate code: `tampered` if the harness moved."""
+def _after_batch(run: Run, when: str, window: Optional[dict] = None) -> Optional[tuple]:
+    """After trials or the guard ran candidate code: `tampered` if the harness
+    moved, or if a pinned file was rewritten since `window` (harness.window,
+    taken before that code ran) even though its content is back."""
     changes = harness.verify(run.repo, run.store.root)
-    return _tampered(run, changes, when) if changes else None
+    for rel, kind in (harness.rewritten(run.repo, window) if window else {}).items():
+        changes.setdefault(rel, kind)
+    return _tampered(run, dict(sorted(changes.items())), when) if changes else None
 
 
 def _judge(run: Run, it: int, trials: list, pair: Optional[tuple] = None) -> tuple:
@@ -361,8 +365,9 @@ def _judge(run: Run, it: int, trials: list, pair: Optional[tuple] = None) -> tup
     else:
         v = decision.judge(trials, st["incumbent_score"], cfg)
     if v.decision == decision.KEEP and cfg.guard_command:
+        win = harness.window(run.repo, run.store.root)
         extra["guard"] = g = guard.run(cfg, run.repo, run.store, it)
-        tampered = _after_batch(run, "while the guard ran")
+        tampered = _after_batch(run, "while the guard ran", win)
         if tampered:
             return tampered[0], {**extra, **tampered[1]}
         if g["status"] != "ok":
@@ -606,13 +611,14 @@ def baseline(cwd: str) -> tuple:
         run.store.write_current(cur)
         calibrate = run.config.decision == "paired"
         count = max(run.config.trials, run.config.calibration_runs) if calibrate else run.config.trials
+        win = harness.window(run.repo, run.store.root)
         trials = _measure(run, cur, count, paired.seed_env(run.config, 0, 1) if calibrate else None)
         bad = decision.failed_trial(trials)
         if bad is not None:
             run.store.clear_current()
             raise UsageError(f"baseline failed on trial {bad['trial']}: {bad['detail']}; fix the benchmark "
                              f"(see `ratchet.py tail --iter 0`) and run `baseline` again")
-        extra = _baseline_checks(run, trials)
+        extra = _baseline_checks(run, trials, win)
         if calibrate:
             extra.update(paired.calibration([t["score"] for t in trials]))
         avg = decision.mean(t["score"] for t in trials)
@@ -626,13 +632,15 @@ def baseline(cwd: str) -> tuple:
     return run, rec, notes
 
 
-def _baseline_checks(run: Run, trials: list) -> dict:
+def _baseline_checks(run: Run, trials: list, window: Optional[dict] = None) -> dict:
     """The unmodified code must pass what every candidate must pass: the
     harness stays as pinned, constraints hold, the guard passes. Otherwise
     the run is misconfigured, and saying so now beats rejecting every change."""
     cfg = run.config
     problem = None
     changed = harness.verify(run.repo, run.store.root)
+    for rel, kind in (harness.rewritten(run.repo, window) if window else {}).items():
+        changed.setdefault(rel, kind)
     if changed:
         problem = (f"the benchmark itself changed protected files ({_listing(changed, 3)}); make it write "
                    f"elsewhere or narrow --protect, then run init again")
@@ -741,13 +749,13 @@ def measure(run: Run, it: int, first: int = 1) -> tuple:
     integrity check after them and the judgement (constraints, metric(s),
     guard): (verdict, record fields, trials). For callers that hold the lock
     and buffer the iteration themselves (`loop --parallel`)."""
-    trials = []
+    trials, win = [], harness.window(run.repo, run.store.root)
     while len(trials) < run.config.trials:
         t = run_trial(run, it, first + len(trials))
         trials.append(t)
         if t["status"] != "ok":
             break
-    v, extra = _after_batch(run, "while the candidate ran") or _judge(run, it, trials)
+    v, extra = _after_batch(run, "while the candidate ran", win) or _judge(run, it, trials)
     return v, extra, trials
 
 
@@ -773,17 +781,18 @@ def _decide(run: Run, cur: dict, run_trials: bool) -> dict:
     v, extra = _integrity_verdict(run, cand)
     trials = cur.get("trials", [])
     if v is None:
-        pair = None
+        pair, win = None, None
         if run_trials:
             cur["candidate"] = cand.to_dict()
             run.store.write_current(cur)
             fresh.switched(run.repo, cand.paths)  # the agent's edit may share a second (and a size) with a cached side
+            win = harness.window(run.repo, run.store.root)
             if run.config.decision == "paired":
                 trials, inc_trials, sv, _ = paired.measure(run, cur, cand, run_trial)
                 pair = (sv, inc_trials)
             else:
                 trials = _measure(run, cur, run.config.trials)
-        v, extra = _after_batch(run, "while the candidate ran") or _judge(run, cur["iter"], trials, pair)
+        v, extra = _after_batch(run, "while the candidate ran", win) or _judge(run, cur["iter"], trials, pair)
     rec = _record(cur["iter"], v, trials, run.state["incumbent_score"], cur, cand, extra)
     rec.update(arm=cur.get("arm"), similar=cur.get("similar"))
     rec = _finalize(run, rec, cand.to_dict())
@@ -842,10 +851,11 @@ def run_one(cwd: str) -> tuple:
         if v is None:
             cur["candidate"] = cand.to_dict()
             fresh.switched(run.repo, cand.paths)
+            win = harness.window(run.repo, run.store.root)
             t = run_trial(run, it, len(cur["trials"]) + 1)
             cur["trials"].append(t)
             run.store.write_current(cur)
-            after = _after_batch(run, "while the candidate ran")
+            after = _after_batch(run, "while the candidate ran", win)
             if after is None:
                 return run, t, None, notes
             v, extra = after
