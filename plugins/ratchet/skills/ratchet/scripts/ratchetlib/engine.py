@@ -80,7 +80,8 @@ def _initial_state(cfg: configmod.Config, repo: str) -> dict:
     return {"run_id": cfg.run_id, "iteration": -1, "incumbent_sha": cfg.start_commit,
             "incumbent_score": None, "baseline": None, "best": None, "best_iter": None,
             "last_score": None, "since_keep": 0, "consecutive_crashes": 0,
-            "counts": {}, "stop": None, "untracked_before": gitops.untracked(repo)}
+            "counts": {}, "stop": None, "untracked_before": gitops.untracked(repo),
+            "ignored_before": gitops.ignored(repo)}
 
 
 def init(cwd: str, args: dict, start: Optional[dict] = None) -> Run:
@@ -262,6 +263,7 @@ def candidate(run: Run) -> Candidate:
         gitops.git(repo, "checkout", "-q", "HEAD", "--", *mode_only)
         changes = [c for c in changes if c.path not in mode_only]
         note = (note + "; " if note else "") + f"mode change of protected {', '.join(mode_only[:3])} undone (content unchanged)"
+    changes = _refuse_nested(repo, changes, before)
     tracked = sorted(c.path for c in changes if not c.untracked)
     new = sorted(c.path for c in changes if c.untracked and c.path not in before)
     scope = {p: paths.classify(p, cfg.editable, cfg.protect) for p in tracked + new}
@@ -270,6 +272,47 @@ def candidate(run: Run) -> Candidate:
     return Candidate(tuple(tracked), tuple(new), protected,
                      tuple(p for p, s in scope.items() if s == paths.OUTSIDE), note,
                      tuple((p, _git_kind(xy[p], repo, run.store.root, p)) for p in protected))
+
+
+def _refuse_nested(repo: str, changes: list, before: set) -> list:
+    """An edit inside a submodule (or a nested repository) is refused: git
+    cannot diff, swap, commit or revert its files from this repository, so
+    measuring it would report a revert that leaves the edit in place, and a
+    keep would point at a submodule commit that exists nowhere else. A
+    submodule dirty only with bytecode (its modules were imported) is no
+    change: it is dropped from `changes`; one the user had at init
+    (`before`) is theirs, as any untracked file."""
+    nested = gitops.nested_repos(repo, [c.path for c in changes if c.path not in before])
+    subs = [p.rstrip("/") for p in nested if gitops.nested_edited(repo, p)]
+    if subs:
+        s = subs[0]
+        raise UsageError(f"the change is inside git submodule or nested repository {', '.join(subs[:3])}, which ratchet "
+                         f"cannot swap, commit or revert from this repository; undo it (git -C {s} stash -u, then "
+                         f"git submodule update -- {s} if its commit moved) and change this repository's own files, "
+                         f"or run ratchet inside {s}")
+    return [c for c in changes if c.path not in nested]
+
+
+def ignored_new(run: Run) -> list:
+    """Git-ignored entries made since init outside any trial (by the agent,
+    usually): a kept change that reads one works here and crashes in a clean
+    checkout of the branch. Not counted: what trials write (it is absorbed
+    into `ignored_before` after each decision), `.ratchet/`, bytecode, the
+    report and --artifact-glob matches. A new file inside an ignored folder
+    that already existed is not seen (the folder is one entry)."""
+    cfg = run.config
+    if "ignored_before" not in run.state:  # a run started before this was kept: nothing to compare with
+        return []
+    before = set(run.state["ignored_before"])
+    skip = [".ratchet"] + list(cfg.artifact_globs) + ([cfg.report_path] if cfg.report_path else [])
+    out = []
+    for p in gitops.ignored(run.repo):
+        rel = p.rstrip("/")
+        if p in before or paths.matches_any(rel, skip) or rel.rsplit("/", 1)[-1] == "__pycache__" \
+                or rel.endswith((".pyc", ".pyo")):
+            continue
+        out.append(p)
+    return out
 
 
 def _git_kind(xy: str, repo: str, store_root: str, path: str) -> str:
@@ -386,6 +429,13 @@ def _record(iteration: int, v: decision.Verdict, trials: list, incumbent, cur: d
             "trials": trials, "changed": cand.paths, "patch": None, "critic": cur.get("critic"),
             "seconds": round(time.time() - cur.get("t0", time.time()), 3), "agent": cur.get("agent")}
     rec.update(extra or {})
+    made = cur.get("ignored_new")
+    if made:
+        rec["ignored_new"] = list(made)
+        if rec["kept"]:
+            shown = ", ".join(made[:5]) + (f" and {len(made) - 5} more" if len(made) > 5 else "")
+            rec["reason"] += (f"; not part of the commit: git-ignored {shown}, made since init (a clean checkout "
+                              f"of the branch will not have it: `git add -f` what the change needs)")
     return rec
 
 
@@ -475,6 +525,9 @@ def _finalize(run: Run, rec: dict, cand: dict) -> dict:
 def _commit_state(run: Run, rec: dict) -> None:
     st = apply_record(run.state, rec, run.config)
     st["untracked_before"] = gitops.untracked(run.repo)
+    # what the trials wrote joins; what the agent made stays out until a keep has named it
+    pending = set() if rec.get("kept") else set(rec.get("ignored_new") or ())
+    st["ignored_before"] = [p for p in gitops.ignored(run.repo) if p not in pending]
     learning.persist(run, rec, st)
     run.store.write_state(st)
     faults.point("state-renamed")
@@ -728,6 +781,7 @@ def abandon(run: Run, kind: str, reason: str, cur: dict) -> dict:
     tree is saved as the patch and undone. A harness the agent changed makes
     it `tampered` instead (the harness is restored). The caller holds the lock."""
     cand = candidate(run)
+    cur.setdefault("ignored_new", ignored_new(run))
     v, extra = _integrity_verdict(run, cand)
     if v is None or v.decision != decision.TAMPERED:
         v, extra = decision.Verdict(kind, None, None, reason), {}
@@ -776,6 +830,8 @@ def settle(run: Run, cur: dict, v: decision.Verdict, trials: list, extra: Option
 
 def _decide(run: Run, cur: dict, run_trials: bool) -> dict:
     cand = candidate(run)
+    if "ignored_new" not in cur:  # before any trial writes its outputs
+        cur["ignored_new"] = ignored_new(run)
     if cand.note:
         cur["note"] = cand.note
     v, extra = _integrity_verdict(run, cand)
@@ -847,6 +903,8 @@ def run_one(cwd: str) -> tuple:
         if not cur or cur.get("iter") != it or cur.get("phase") != "measuring":
             cur = {"iter": it, "phase": "measuring", "started": now_iso(), "t0": time.time(), "trials": []}
         cand = candidate(run)
+        if "ignored_new" not in cur:
+            cur["ignored_new"] = ignored_new(run)
         v, extra = _integrity_verdict(run, cand)
         if v is None:
             cur["candidate"] = cand.to_dict()
