@@ -29,7 +29,7 @@ from . import budget
 from . import config as configmod
 from . import artifacts, capture, decision, gitops, heartbeat, learning, lineage, metrics, paths, runner, unclean
 from . import constraints, guard, harness, holdout, pareto, sources
-from . import clip, faults
+from . import clip, faults, fresh
 from . import paired
 from .errors import RatchetError, UsageError
 from . import seal
@@ -93,7 +93,8 @@ def _initial_state(cfg: configmod.Config, repo: str) -> dict:
     return {"run_id": cfg.run_id, "iteration": -1, "incumbent_sha": cfg.start_commit,
             "incumbent_score": None, "baseline": None, "best": None, "best_iter": None,
             "last_score": None, "since_keep": 0, "consecutive_crashes": 0,
-            "counts": {}, "stop": None, "untracked_before": gitops.untracked(repo)}
+            "counts": {}, "stop": None, "untracked_before": gitops.untracked(repo),
+            "ignored_before": gitops.ignored(repo)}
 
 
 def init(cwd: str, args: dict, start: Optional[dict] = None) -> Run:
@@ -276,6 +277,7 @@ def candidate(run: Run) -> Candidate:
         gitops.git(repo, "checkout", "-q", "HEAD", "--", *mode_only)
         changes = [c for c in changes if c.path not in mode_only]
         note = (note + "; " if note else "") + f"mode change of protected {', '.join(mode_only[:3])} undone (content unchanged)"
+    changes = _refuse_nested(repo, changes, before)
     tracked = sorted(c.path for c in changes if not c.untracked)
     new = sorted(c.path for c in changes if c.untracked and c.path not in before)
     scope = {p: paths.classify(p, cfg.editable, cfg.protect) for p in tracked + new}
@@ -284,6 +286,47 @@ def candidate(run: Run) -> Candidate:
     return Candidate(tuple(tracked), tuple(new), protected,
                      tuple(p for p, s in scope.items() if s == paths.OUTSIDE), note,
                      tuple((p, _git_kind(xy[p], repo, run.store.root, p)) for p in protected))
+
+
+def _refuse_nested(repo: str, changes: list, before: set) -> list:
+    """An edit inside a submodule (or a nested repository) is refused: git
+    cannot diff, swap, commit or revert its files from this repository, so
+    measuring it would report a revert that leaves the edit in place, and a
+    keep would point at a submodule commit that exists nowhere else. A
+    submodule dirty only with bytecode (its modules were imported) is no
+    change: it is dropped from `changes`; one the user had at init
+    (`before`) is theirs, as any untracked file."""
+    nested = gitops.nested_repos(repo, [c.path for c in changes if c.path not in before])
+    subs = [p.rstrip("/") for p in nested if gitops.nested_edited(repo, p)]
+    if subs:
+        s = subs[0]
+        raise UsageError(f"the change is inside git submodule or nested repository {', '.join(subs[:3])}, which ratchet "
+                         f"cannot swap, commit or revert from this repository; undo it (git -C {s} stash -u, then "
+                         f"git submodule update -- {s} if its commit moved) and change this repository's own files, "
+                         f"or run ratchet inside {s}")
+    return [c for c in changes if c.path not in nested]
+
+
+def ignored_new(run: Run) -> list:
+    """Git-ignored entries made since init outside any trial (by the agent,
+    usually): a kept change that reads one works here and crashes in a clean
+    checkout of the branch. Not counted: what trials write (it is absorbed
+    into `ignored_before` after each decision), `.ratchet/`, bytecode, the
+    report and --artifact-glob matches. A new file inside an ignored folder
+    that already existed is not seen (the folder is one entry)."""
+    cfg = run.config
+    if "ignored_before" not in run.state:  # a run started before this was kept: nothing to compare with
+        return []
+    before = set(run.state["ignored_before"])
+    skip = [".ratchet"] + list(cfg.artifact_globs) + ([cfg.report_path] if cfg.report_path else [])
+    out = []
+    for p in gitops.ignored(run.repo):
+        rel = p.rstrip("/")
+        if p in before or paths.matches_any(rel, skip) or rel.rsplit("/", 1)[-1] == "__pycache__" \
+                or rel.endswith((".pyc", ".pyo")):
+            continue
+        out.append(p)
+    return out
 
 
 def _git_kind(xy: str, repo: str, store_root: str, path: str) -> str:
@@ -328,10 +371,14 @@ def _integrity_verdict(run: Run, cand: Candidate) -> tuple:
     return None, {}
 
 
-def _after_batch(run: Run, when: str) -> Optional[tuple]:
-    """After trials or the guard ran candidate code: `tampered` if the harness moved."""
+def _after_batch(run: Run, when: str, window: Optional[dict] = None) -> Optional[tuple]:
+    """After trials or the guard ran candidate code: `tampered` if the harness
+    or a sealed file moved, or if a pinned file was rewritten since `window`
+    (harness.window, taken before that code ran) even though its content is back."""
     changes = {**_sealed_changes(run), **harness.verify(run.repo, run.store.root)}
-    return _tampered(run, changes, when) if changes else None
+    for rel, kind in (harness.rewritten(run.repo, window) if window else {}).items():
+        changes.setdefault(rel, kind)
+    return _tampered(run, dict(sorted(changes.items())), when) if changes else None
 
 
 def _sealed_changes(run: Run) -> dict:
@@ -384,8 +431,9 @@ def _judge(run: Run, it: int, trials: list, pair: Optional[tuple] = None) -> tup
     else:
         v = decision.judge(trials, st["incumbent_score"], cfg)
     if v.decision == decision.KEEP and cfg.guard_command:
+        win = harness.window(run.repo, run.store.root)
         extra["guard"] = g = guard.run(cfg, run.repo, run.store, it)
-        tampered = _after_batch(run, "while the guard ran")
+        tampered = _after_batch(run, "while the guard ran", win)
         if tampered:
             return tampered[0], {**extra, **tampered[1]}
         if g["status"] != "ok":
@@ -404,6 +452,13 @@ def _record(iteration: int, v: decision.Verdict, trials: list, incumbent, cur: d
             "trials": trials, "changed": cand.paths, "patch": None, "critic": cur.get("critic"),
             "seconds": round(time.time() - cur.get("t0", time.time()), 3), "agent": cur.get("agent")}
     rec.update(extra or {})
+    made = cur.get("ignored_new")
+    if made:
+        rec["ignored_new"] = list(made)
+        if rec["kept"]:
+            shown = ", ".join(made[:5]) + (f" and {len(made) - 5} more" if len(made) > 5 else "")
+            rec["reason"] += (f"; not part of the commit: git-ignored {shown}, made since init (a clean checkout "
+                              f"of the branch will not have it: `git add -f` what the change needs)")
     return rec
 
 
@@ -471,6 +526,7 @@ def _apply_git(run: Run, rec: dict, cand: dict) -> dict:
             patch = gitops.diff_patch(repo, [p for p in tracked if p in mine], [p for p in new if p in mine])
             atomic_write(patch_file, patch.encode("utf-8", "surrogateescape"))
         gitops.restore(repo, tracked, new)
+        fresh.switched(repo, tracked + new)
         faults.point("reverted")
         if mine:
             rec = {**rec, "patch": os.path.relpath(patch_file, run.store.root)}
@@ -492,6 +548,9 @@ def _finalize(run: Run, rec: dict, cand: dict) -> dict:
 def _commit_state(run: Run, rec: dict) -> None:
     st = apply_record(run.state, rec, run.config)
     st["untracked_before"] = gitops.untracked(run.repo)
+    # what the trials wrote joins; what the agent made stays out until a keep has named it
+    pending = set() if rec.get("kept") else set(rec.get("ignored_new") or ())
+    st["ignored_before"] = [p for p in gitops.ignored(run.repo) if p not in pending]
     learning.persist(run, rec, st)
     run.store.write_state(st)
     faults.point("state-renamed")
@@ -636,13 +695,14 @@ def baseline(cwd: str) -> tuple:
         run.store.write_current(cur)
         calibrate = run.config.decision == "paired"
         count = max(run.config.trials, run.config.calibration_runs) if calibrate else run.config.trials
+        win = harness.window(run.repo, run.store.root)
         trials = _measure(run, cur, count, paired.seed_env(run.config, 0, 1) if calibrate else None)
         bad = decision.failed_trial(trials)
         if bad is not None:
             run.store.clear_current()
             raise UsageError(f"baseline failed on trial {bad['trial']}: {bad['detail']}; fix the benchmark "
                              f"(see `ratchet.py tail --iter 0`) and run `baseline` again")
-        extra = _baseline_checks(run, trials)
+        extra = _baseline_checks(run, trials, win)
         if calibrate:
             extra.update(paired.calibration([t["score"] for t in trials]))
         avg = decision.mean(t["score"] for t in trials)
@@ -656,13 +716,15 @@ def baseline(cwd: str) -> tuple:
     return run, rec, notes
 
 
-def _baseline_checks(run: Run, trials: list) -> dict:
+def _baseline_checks(run: Run, trials: list, window: Optional[dict] = None) -> dict:
     """The unmodified code must pass what every candidate must pass: the
     harness stays as pinned, constraints hold, the guard passes. Otherwise
     the run is misconfigured, and saying so now beats rejecting every change."""
     cfg = run.config
     problem = None
     changed = harness.verify(run.repo, run.store.root)
+    for rel, kind in (harness.rewritten(run.repo, window) if window else {}).items():
+        changed.setdefault(rel, kind)
     if changed:
         problem = (f"the benchmark itself changed protected files ({_listing(changed, 3)}); make it write "
                    f"elsewhere or narrow --protect, then run init again")
@@ -750,6 +812,7 @@ def abandon(run: Run, kind: str, reason: str, cur: dict) -> dict:
     tree is saved as the patch and undone. A harness the agent changed makes
     it `tampered` instead (the harness is restored). The caller holds the lock."""
     cand = candidate(run)
+    cur.setdefault("ignored_new", ignored_new(run))
     v, extra = _integrity_verdict(run, cand)
     if v is None or v.decision != decision.TAMPERED:
         v, extra = decision.Verdict(kind, None, None, reason), {}
@@ -771,13 +834,13 @@ def measure(run: Run, it: int, first: int = 1) -> tuple:
     integrity check after them and the judgement (constraints, metric(s),
     guard): (verdict, record fields, trials). For callers that hold the lock
     and buffer the iteration themselves (`loop --parallel`)."""
-    trials = []
+    trials, win = [], harness.window(run.repo, run.store.root)
     while len(trials) < run.config.trials:
         t = run_trial(run, it, first + len(trials))
         trials.append(t)
         if t["status"] != "ok":
             break
-    v, extra = _after_batch(run, "while the candidate ran") or _judge(run, it, trials)
+    v, extra = _after_batch(run, "while the candidate ran", win) or _judge(run, it, trials)
     return v, extra, trials
 
 
@@ -798,21 +861,25 @@ def settle(run: Run, cur: dict, v: decision.Verdict, trials: list, extra: Option
 
 def _decide(run: Run, cur: dict, run_trials: bool) -> dict:
     cand = candidate(run)
+    if "ignored_new" not in cur:  # before any trial writes its outputs
+        cur["ignored_new"] = ignored_new(run)
     if cand.note:
         cur["note"] = cand.note
     v, extra = _integrity_verdict(run, cand)
     trials = cur.get("trials", [])
     if v is None:
-        pair = None
+        pair, win = None, None
         if run_trials:
             cur["candidate"] = cand.to_dict()
             run.store.write_current(cur)
+            fresh.switched(run.repo, cand.paths)  # the agent's edit may share a second (and a size) with a cached side
+            win = harness.window(run.repo, run.store.root)
             if run.config.decision == "paired":
                 trials, inc_trials, sv, _ = paired.measure(run, cur, cand, run_trial)
                 pair = (sv, inc_trials)
             else:
                 trials = _measure(run, cur, run.config.trials)
-        v, extra = _after_batch(run, "while the candidate ran") or _judge(run, cur["iter"], trials, pair)
+        v, extra = _after_batch(run, "while the candidate ran", win) or _judge(run, cur["iter"], trials, pair)
     rec = _record(cur["iter"], v, trials, run.state["incumbent_score"], cur, cand, extra)
     rec.update(arm=cur.get("arm"), similar=cur.get("similar"))
     rec = _finalize(run, rec, cand.to_dict())
@@ -867,13 +934,17 @@ def run_one(cwd: str) -> tuple:
         if not cur or cur.get("iter") != it or cur.get("phase") != "measuring":
             cur = {"iter": it, "phase": "measuring", "started": now_iso(), "t0": time.time(), "trials": []}
         cand = candidate(run)
+        if "ignored_new" not in cur:
+            cur["ignored_new"] = ignored_new(run)
         v, extra = _integrity_verdict(run, cand)
         if v is None:
             cur["candidate"] = cand.to_dict()
+            fresh.switched(run.repo, cand.paths)
+            win = harness.window(run.repo, run.store.root)
             t = run_trial(run, it, len(cur["trials"]) + 1)
             cur["trials"].append(t)
             run.store.write_current(cur)
-            after = _after_batch(run, "while the candidate ran")
+            after = _after_batch(run, "while the candidate ran", win)
             if after is None:
                 return run, t, None, notes
             v, extra = after
@@ -941,6 +1012,7 @@ def stop(cwd: str) -> tuple:
             atomic_write(patch, gitops.diff_patch(run.repo, list(cand.tracked), list(cand.new)).encode("utf-8", "surrogateescape"))
             faults.point("stop-saved")
             gitops.restore(run.repo, list(cand.tracked), list(cand.new))
+            fresh.switched(run.repo, cand.paths)
             notes.append(f"an unfinished change was saved to {os.path.relpath(patch, run.repo)} and undone")
         elif gitops.tracked_changes(run.repo):
             raise UsageError("tracked files have uncommitted changes; commit or stash them before `stop`")

@@ -261,6 +261,42 @@ def untracked(repo: str) -> list:
     return sorted(c.path for c in status(repo) if c.untracked)
 
 
+def ignored(repo: str) -> list:
+    """Git-ignored entries of the work tree; an ignored folder is one entry ("build/")."""
+    raw = git(repo, "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory")
+    return sorted(p for p in raw.split("\0") if p)
+
+
+def nested_repos(repo: str, paths: list) -> list:
+    """The paths among `paths` that are submodules (a gitlink in HEAD or the
+    index) or git repositories inside the tree (status shows them as "dir/")."""
+    if not paths:
+        return []
+    found = {p for p in paths if p.endswith("/")}
+    for listing in (git(repo, "ls-files", "-s", "-z", "--", *paths),
+                    git(repo, "ls-tree", "-r", "-z", "HEAD", "--", *paths)):
+        found |= {e.split("\t", 1)[1] for e in listing.split("\0") if e.startswith("160000 ") and "\t" in e}
+    return sorted(found)
+
+
+def nested_edited(repo: str, path: str) -> bool:
+    """Whether the submodule at `path` differs from the commit HEAD records
+    for it (its commit moved, or its files changed) beyond Python bytecode
+    caches, which importing its modules writes. A nested repository git does
+    not track ("dir/") always counts."""
+    if path.endswith("/"):
+        return True
+    want = [e.split()[2] for e in git(repo, "ls-tree", "-z", "HEAD", "--", path).split("\0") if e.startswith("160000 ")]
+    sub = os.path.join(repo, path)
+    if not want or git(sub, "rev-parse", "HEAD", check=False).strip() != want[0]:
+        return True
+    raw = git(sub, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=none")
+    for entry in (e for e in raw.split("\0") if len(e) > 3):
+        if not (entry[:2] == "??" and ("__pycache__/" in entry or entry.endswith(".pyc"))):
+            return True
+    return False
+
+
 def create_branch(repo: str, name: str, start: str) -> None:
     """Create branch `name` at commit `start` without checking it out (refuses an existing name)."""
     git(repo, "update-ref", "-m", "ratchet init", f"refs/heads/{name}", start, "")

@@ -17,7 +17,8 @@ and the report file (the benchmark writes it every trial). Content only: a
 chmod is not a change. A file whose size, inode, mtime and ctime are all as
 pinned is not hashed again (user code cannot set a ctime back); a file whose
 timestamps were within two seconds of the pin is "racy" (as in git) and is
-always hashed. See FORMATS.md for harness.json.
+always hashed. `window()`/`rewritten()` catch a protected file rewritten and
+put back while candidate code ran (kind "rewritten"). See FORMATS.md for harness.json.
 """
 
 import hashlib
@@ -28,7 +29,7 @@ import stat
 import time
 from typing import Optional
 
-from . import gitops, paths, store
+from . import fresh, gitops, paths, store
 from .errors import RatchetError
 
 FORMAT = 1
@@ -37,6 +38,7 @@ COPY_TOTAL_BYTES = 32 << 20    # ... until the copies reach 32 MiB in all
 SKIP_DIRS = frozenset((".git", "__pycache__"))
 _RACY_NS = 2_000_000_000
 EDITED, DELETED, ADDED = "edited", "deleted", "added"
+REWRITTEN = "rewritten"  # content as pinned, but written during a trial window (rewrite-and-restore)
 
 
 def _is_glob(spec: str) -> bool:
@@ -199,6 +201,43 @@ def verify(repo: str, store_root: str) -> dict:
     return dict(sorted(changes.items()))
 
 
+def window(repo: str, store_root: str) -> dict:
+    """What the file system records of each pinned file now, {rel: [inode,
+    mtime, ctime]}: taken right before candidate code runs (trials, the guard).
+
+    A hash before and after cannot see a protected file rewritten and put
+    back within the run (same bytes, even the old mtime via utime). The
+    kernel sets ctime on every write, chmod, utime, rename or link, and no
+    call sets it back; a file put back by rename has a new inode. So a
+    changed key across the window is a rewrite, whatever the content. The
+    window spans only candidate code: what the user does between commands
+    (an editor's save, a `touch`) is never compared. (Read-only files are no
+    check: their owner or root writes them anyway, and chmod is one more
+    ctime change.)"""
+    out = {}
+    for rel in ((load(store_root) or {}).get("files") or {}):
+        try:
+            st = os.lstat(os.path.join(repo, rel))
+        except OSError:
+            continue
+        out[rel] = [st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+    return out
+
+
+def rewritten(repo: str, before: dict) -> dict:
+    """{rel: "rewritten"} for files of `window()` whose key moved since
+    (a deleted file is `verify()`'s to report)."""
+    out = {}
+    for rel, key in before.items():
+        try:
+            st = os.lstat(os.path.join(repo, rel))
+        except OSError:
+            continue
+        if [st.st_ino, st.st_mtime_ns, st.st_ctime_ns] != key:
+            out[rel] = REWRITTEN
+    return out
+
+
 def content_unchanged(repo: str, store_root: str, rel: str) -> bool:
     """True when `rel` is pinned and its content is as pinned (a chmod is fine)."""
     pins = load(store_root)
@@ -271,6 +310,7 @@ def restore(repo: str, store_root: str, changes: Optional[dict] = None) -> list:
             failed.append(rel)
     if touched:
         store.write_sealed(store_root, "harness.json", pins)
+    fresh.switched(repo, list(changes))
     return failed
 
 
@@ -278,9 +318,9 @@ def unrestorable(store_root: str, changes: dict) -> list:
     """The changed paths `restore` has no source for (no copy, not tracked)."""
     entries = (load(store_root) or {}).get("files", {})
     out = []
-    for rel in changes:
+    for rel, kind in changes.items():
         e = entries.get(rel)
-        if e is not None and "link" not in e and not e.get("tracked") and _pinned_copy(store_root, e) is None:
+        if kind != REWRITTEN and e is not None and "link" not in e and not e.get("tracked") and _pinned_copy(store_root, e) is None:
             out.append(rel)
     return out
 

@@ -8,7 +8,9 @@ every keep beat the one before it), each checked out in a temporary
 `git worktree` outside the repository, so the user's files, index and branch
 are untouched. Untracked and ignored entries of the repository (a
 virtualenv, a git-ignored data folder) are symlinked into the worktree so the
-command finds them; `.ratchet/` and the report file are not.
+command finds them; `.ratchet/`, the report file and `__pycache__` folders
+are not, and the worktree's files are stamped newer than anything built
+before (fresh.py), so each commit runs its own code.
 
 When: `ratchet.py holdout`, and automatically once the run stops (a stop
 condition reached by `iterate`/`decide`, or `stop`). The result is written to
@@ -24,7 +26,7 @@ import os
 import shutil
 import tempfile
 
-from . import clip, gitops, heartbeat, metrics, runner, store
+from . import clip, fresh, gitops, heartbeat, metrics, runner, store
 from .decision import fmt, mean
 
 
@@ -40,8 +42,8 @@ def _link_untracked(repo: str, worktree: str, skip) -> None:
     raw = gitops.git(repo, "ls-files", "-z", "--others", "--directory")
     for entry in raw.split("\0"):
         rel = entry.rstrip("/")
-        if not rel or rel.split("/")[0] == ".ratchet" or rel in skip:
-            continue
+        if not rel or rel.split("/")[0] == ".ratchet" or rel in skip or rel.rsplit("/", 1)[-1] == "__pycache__":
+            continue  # bytecode shared with the repository would serve the other commit's code (fresh.py)
         dest = os.path.join(worktree, rel)
         if os.path.lexists(dest):
             continue
@@ -59,6 +61,8 @@ def _evaluate(cfg, repo: str, store_root: str, sha: str, label: str) -> dict:
     try:
         gitops.git(repo, "-c", "core.hooksPath=/dev/null", "worktree", "add", "--detach", "-q", wt, sha)
         _link_untracked(repo, wt, {cfg.report_path} if cfg.report_path else set())
+        # newer than any build product linked in from the repository (fresh.py)
+        fresh.switched(wt, [p for p in gitops.git(wt, "ls-files", "-z").split("\0") if p])
         trials = []
         for k in range(1, cfg.trials + 1):
             out, err = (os.path.join(folder, f"{label}-trial-{k:02d}.{ext}") for ext in ("out", "err"))

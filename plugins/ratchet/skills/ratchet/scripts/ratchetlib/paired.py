@@ -16,6 +16,8 @@ The swap, and why it is crash safe:
   3. to the candidate: the same restore, then `git apply --binary` of the
      saved patch. Restore-then-apply is idempotent, so `recover` (a command
      started after a kill at any point) simply does step 3.
+Each switch ends in `fresh.switched` (new mtimes, the .pyc of swapped
+modules dropped), so caches keyed by mtime never serve the other side.
 After the last pair the tree holds the candidate again and `swap` is
 cleared; the engine's usual decision ordering then commits it or saves it
 as the iteration's patch and restores the incumbent.
@@ -35,7 +37,7 @@ import os
 import shutil
 from typing import Optional
 
-from . import change, faults, gitops, harness, stats
+from . import change, faults, fresh, gitops, harness, stats
 from .errors import RatchetError, UsageError
 from .store import atomic_write, now_iso, write_json
 
@@ -58,6 +60,7 @@ def save_candidate(run, cur: dict, cand) -> dict:
 
 def to_incumbent(run, swap: dict) -> None:
     gitops.restore(run.repo, swap["tracked"], swap["new"])
+    fresh.switched(run.repo, swap["tracked"] + swap["new"])
 
 
 def to_candidate(run, swap: dict) -> None:
@@ -71,6 +74,7 @@ def to_candidate(run, swap: dict) -> None:
         if err:
             raise RatchetError(f"could not re-apply the candidate from .ratchet/{swap['patch']}: {err}; "
                                f"apply it by hand (git apply --binary)")
+    fresh.switched(run.repo, swap["tracked"] + swap["new"])
 
 
 def recover(run, cur: dict) -> list:
@@ -322,6 +326,7 @@ def to_start(repo: str, start: str, changed: list) -> None:
         gitops.git(repo, "checkout", "-q", start, "--", *sorted(there))
     _remove(repo, [p for p in changed if p not in there])
     gitops.git(repo, "reset", "-q")
+    fresh.switched(repo, changed)
 
 
 def to_best(repo: str, changed: list) -> None:
@@ -331,6 +336,7 @@ def to_best(repo: str, changed: list) -> None:
     if here:
         gitops.git(repo, "checkout", "-q", "HEAD", "--", *sorted(here))
     _remove(repo, [p for p in changed if p not in here])
+    fresh.switched(repo, changed)
 
 
 def _remove(repo: str, rels: list) -> None:

@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 
-from . import decision, engine, gitops, harness, learning
+from . import decision, engine, fresh, gitops, harness, learning
 from .errors import RatchetError
 from .headless import AgentCall, failure
 from .store import atomic_write
@@ -135,11 +135,13 @@ def run_round(loop) -> tuple:
             subs.append(_sub(k, rep, info, v, [], [], rel, arm=c.arm))
             continue
         cand, v, extra = engine.check(run)
+        fresh.switched(run.repo, cand.paths)  # proposals follow each other within a second, often the same size
         trials = []
         if v is None:
             v, extra, trials = engine.measure(run, it, trial_no)
             trial_no += len(trials)
         gitops.restore(run.repo, list(cand.tracked), list(cand.new))
+        fresh.switched(run.repo, cand.paths)
         if v.decision == decision.TAMPERED:  # the next proposal is measured against the pinned harness
             harness.restore(run.repo, run.store.root)
         subs.append(_sub(k, rep, info, v, trials, cand.paths, rel, extra, c.arm))
@@ -172,6 +174,7 @@ def run_round(loop) -> tuple:
             err = gitops.apply_patch(run.repo, f.read())
         if err:
             raise RatchetError(f"the kept proposal no longer applies to the main tree: {err}")
+        fresh.switched(run.repo, best["changed"])
     else:
         extra.update(changed=best["changed"], patch=best["patch"])
     return engine.settle(run, cur, v, best["trials"], extra), None

@@ -287,7 +287,22 @@ def finalize(cwd: str, branch: Optional[str] = None, split: bool = False) -> dic
         gitops.git(repo, "update-ref", "-m", "ratchet finalize", f"refs/heads/{name}", parent, "")
     return {"branch": name, "base": p.base, "best": p.best, "tree": p.best_tree, "commits": commits,
             "split": split, "paths": p.paths, "skipped": p.skipped, "next": next_commands(run, name, parent),
-            "stopped": bool(run.state.get("stop"))}
+            "stopped": bool(run.state.get("stop")), "not_committed": not_committed(repo, p)}
+
+
+def not_committed(repo: str, p: Plan) -> list:
+    """Git-ignored files the kept changes ran with but the branch does not
+    carry (the records' `ignored_new`), where they still exist: a clean
+    checkout of the branch lacks them. Warned about, not refused: ratchet
+    cannot tell whether the code reads them (a scratch file the agent left
+    is harmless), and refusing would leave no branch to review; the warning
+    names each file and the fix."""
+    out = []
+    for k in p.keeps:
+        for rel in k.record.get("ignored_new") or ():
+            if rel not in out and os.path.lexists(os.path.join(repo, rel.rstrip("/"))):
+                out.append(rel)
+    return out
 
 
 def next_commands(run, name: str, tip: str) -> list:
@@ -312,6 +327,12 @@ def describe(result: dict, color: bool = False) -> str:
         lines.append(f"  ... and {n - 20} more")
     lines.append(f"changed: {', '.join(result['paths'][:8])}" + (f" and {len(result['paths']) - 8} more"
                                                                    if len(result['paths']) > 8 else ""))
+    missing = result.get("not_committed") or []
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        lines.append(term.paint(f"warning: kept changes ran with git-ignored {shown}, which the branch does not "
+                                f"carry: a clean checkout may crash without it; add what the code needs "
+                                f"(git add -f) on the branch, or check with a fresh clone", "warn", color))
     if not result["stopped"]:
         lines.append("note: the run is still going; this is its best so far (finalize again with another --branch later)")
     lines.append("your branch and the experiment branch are unchanged. next:")

@@ -164,6 +164,20 @@ def other_branch(t, repo):
     git(repo, "checkout", "-q", "main")
 
 
+def submodule_edited(t, repo):
+    lib = repo + "-lib"
+    os.makedirs(lib)
+    git(lib, "init", "-q", "-b", "main")
+    write(lib, "lib.py", "X = 10\n")
+    git(lib, "add", "-A")
+    git(lib, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "lib")
+    subprocess.run(["git", "-c", "protocol.file.allow=always", "submodule", "add", "-q", lib, "lib"], cwd=repo,
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    git(repo, "commit", "-qm", "a submodule")
+    started(t, repo)
+    write(repo, "lib/lib.py", "X = 20\n")
+
+
 def not_a_repo(t, repo):
     d = tempfile.mkdtemp()
     t.addCleanup(__import__("shutil").rmtree, d, True)
@@ -241,6 +255,8 @@ ROWS = [
     ("e10", "iterate before baseline", lambda t, r: cli(*INIT, cwd=r), None, [N], 2, "no baseline yet"),
     ("e11", "HEAD moved to another branch mid-run", other_branch, None, [N], 2,
      "not the run's branch ratchet/"),
+    ("e12", "an edit inside a git submodule", submodule_edited, None, [N], 2,
+     "the change is inside git submodule or nested repository lib, which ratchet cannot swap, commit or revert"),
     # --- the benchmark's output (read at baseline) ----------------------------------------------------
     ("o01", "no metric in the output", None, bench_printing("hello\n"), INIT + ["&&", "baseline"], 2,
      "baseline failed on trial 1: no 'score: value' line"),
@@ -255,6 +271,9 @@ ROWS = [
      INIT + ["--trial-timeout-seconds", "0.5", "&&", "baseline"], 2, "timed out after 0.5s (process tree killed)"),
     ("o08", "report file never written", None, bench_printing("score: 3\n"),
      INIT[:-3] + ["out.txt", "--protect", "bench.py", "&&", "baseline"], 2, "the command did not write out.txt"),
+    ("o10", "benchmark rewrites a protected file (same bytes)", None,
+     {"bench.py": "src = open('bench.py').read()\nopen('bench.py', 'w').write(src)\nprint('score: 3')\n"},
+     INIT + ["&&", "baseline"], 2, "the benchmark itself changed protected files (bench.py (rewritten))"),
     ("o09", "a candidate prints nan: recorded, reverted", lambda t, r: (started(t, r), write(r, "value.txt", "nan\n")),
      None, [N], 0, "iter 1: CRASH"),
     # --- ratchet's own state files --------------------------------------------------------------------

@@ -333,5 +333,61 @@ class ClaudeCodeEndToEnd(ClaudeCase):
               % (self.claude, proc.seconds, len(fake.requests), fake.turns_used()), file=sys.stderr)
 
 
+class SpeedUser(ScriptedRatchetUser):
+    """The scripted session of `SameSizeEditEndToEnd`: the edit keeps the file's size."""
+
+    def read(self, body):
+        self._note(body, "baseline")
+        return fa.tool_use("Read", {"file_path": os.path.join(self.repo, "speed.py")})
+
+    def edit(self, body):
+        self._note(body, "read")
+        return fa.tool_use("Edit", {"file_path": os.path.join(self.repo, "speed.py"),
+                                    "old_string": "SPEED = 10", "new_string": "SPEED = 20"})
+
+
+class SameSizeEditEndToEnd(ClaudeCase):
+    """Issue 14: the agent tunes a constant (`SPEED = 10` -> `SPEED = 20`, same
+    size) in a fast module the bench script imports, with bytecode written as
+    in a user's shell. The paired swap rewrites both sides within a second;
+    the keep must be recorded, measured 10 vs 20."""
+
+    def test_same_size_edit_in_a_fast_imported_module_is_kept(self):
+        repo = os.path.join(self.scratch, "repo")
+        os.makedirs(repo)
+        bench = 'import sys\nimport speed\n\nprint("bytecode written: %s" % (not sys.dont_write_bytecode))\nprint("score: %d" % speed.SPEED)\n'
+        files = (("bench.py", bench), ("speed.py", "SPEED = 10\n"),
+                 (".gitignore", "__pycache__/\n"))
+        for name, text in files:
+            with open(os.path.join(repo, name), "w") as f:
+                f.write(text)
+        for cmd in (["git", "init", "-q"], ["git", "config", "user.name", "ratchet e2e"],
+                    ["git", "config", "user.email", "e2e@ratchet.invalid"], ["git", "config", "commit.gpgsign", "false"],
+                    ["git", "add", "-A"], ["git", "commit", "-q", "-m", "start"]):
+            subprocess.run(cmd, cwd=repo, check=True, stdout=subprocess.DEVNULL)
+        user = SpeedUser(repo)
+        env = client_env("http://127.0.0.1:1", os.path.join(self.scratch, "probe"))
+        self.assertNotIn("PYTHONDONTWRITEBYTECODE", env, "the client must run as a user's shell does")
+        with fa.FakeAnthropic(user.script()) as fake:
+            proc = self.run_client(fake, repo, "/ratchet " + ARGS)
+        context = "exit %s\ntool results: %s\nfake errors: %s\nstderr tail: %s" % (
+            proc.returncode, json.dumps(user.results, indent=1), fake.errors, proc.stderr[-2000:])
+        self.assertEqual(fake.errors, [], context)
+        self.assertEqual(proc.returncode, 0, context)
+        self.assertEqual([r["after"] for r in user.results],
+                         ["doctor", "init", "baseline", "read", "edit", "iterate"], context)
+        with open(os.path.join(repo, ".ratchet", "results.jsonl")) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        kept = [r for r in records if r.get("iter") == 1]
+        self.assertEqual([r["decision"] for r in kept], ["keep"], context)
+        self.assertEqual((kept[0]["trial_scores"], kept[0]["incumbent_scores"]), ([20.0, 20.0], [10.0, 10.0]), context)
+        reports = [os.path.join(repo, ".ratchet", t["report"]) for t in kept[0]["trials"] + kept[0]["incumbent_trials"]]
+        for path in reports:
+            with open(path) as f:
+                self.assertIn("bytecode written: True", f.read(), path)
+        log = subprocess.run(["git", "show", "HEAD:speed.py"], cwd=repo, check=True, stdout=subprocess.PIPE, text=True)
+        self.assertEqual(log.stdout, "SPEED = 20\n")
+
+
 if __name__ == "__main__":
     unittest.main()

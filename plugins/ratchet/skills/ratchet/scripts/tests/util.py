@@ -10,6 +10,8 @@ import tempfile
 import time
 import unittest
 
+from tests import USER_SHELL_UNSET  # noqa: F401 (cleared for every process a test starts)
+
 SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATCHET = os.path.join(SCRIPTS, "ratchet.py")
 PY = sys.executable
