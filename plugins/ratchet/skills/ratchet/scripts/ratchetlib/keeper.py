@@ -108,6 +108,39 @@ def descendants(root: int, procs: dict = None) -> list:
     return out
 
 
+def walk(root: int):
+    """Yield the descendants of `root`, parents first, from the kernel's
+    per-task children lists (/proc/PID/task/TID/children): reading the tree
+    costs its own size, not a scan of every process, which is what lets a
+    sweep stop a re-forker's current generation before it forks again.
+    Falls back to `descendants` when those lists are missing."""
+    try:
+        os.listdir(f"/proc/{root}/task")
+        if not os.path.exists(f"/proc/{root}/task/{root}/children"):
+            raise OSError
+    except OSError:
+        yield from descendants(root)
+        return
+    todo, seen = [root], {root}
+    while todo:
+        pid = todo.pop()
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                    kids = [int(c) for c in f.read().split()]
+            except (OSError, ValueError):
+                continue
+            for child in kids:
+                if child not in seen:
+                    seen.add(child)
+                    yield child
+                    todo.append(child)
+
+
 # --- the sweep ----------------------------------------------------------------
 
 def _send(pid: int, sig: int) -> None:
@@ -126,32 +159,66 @@ def _settled(pid: int, start: int) -> bool:
 def freeze_kill(find, send=_send, seconds: float = 5.0) -> dict:
     """Stop, rescan, then kill everything `find()` (an iterable of pids) yields.
 
-    Each round SIGSTOPs the pids not seen before and waits until all found so
-    far are stopped; only a scan made after that which finds nothing new ends
-    the rounds, so no process of the tree was running when the last scan ran
-    and none can have forked since. Then every one gets SIGKILL (a stopped
-    process dies of it) and ratchet's own children among them are reaped.
+    Each pid is SIGSTOPped the moment `find` yields it (so a lazy `find`,
+    such as `walk`, stops a parent before its children are read), together
+    with its whole process group (fork keeps the group, so a re-forker's
+    next generation is stopped with it even under a pid not seen yet; never
+    this process's own group; only groups of processes found, so only the
+    trial's: a group never spans sessions). After the SIGKILLs, a group none
+    of whose found members survived is killed whole, so a member stopped but
+    never seen dies too. Each round then waits until all found so far
+    are stopped; only a scan made after that which finds nothing new ends the
+    rounds, so no process of the tree was running when the last scan ran and
+    none can have forked since. Then every one gets SIGKILL (a stopped process
+    dies of it) and this process's own children among them are reaped.
     `seconds` bounds the rounds (a process stuck in the kernel never stops).
     Returns {pid: start time} of every process found.
     """
-    me, found = os.getpid(), {}
+    me, mine, found, groups = os.getpid(), os.getpgrp(), {}, set()
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        new = [p for p in set(find()) if p not in found and p != me]
+        new = False
+        for pid in find():
+            if pid in found or pid == me:
+                continue
+            send(pid, signal.SIGSTOP)
+            stat = stat_fields(pid)
+            if not stat or len(stat) < 20:
+                continue
+            found[pid], new = int(stat[19]), True
+            group = int(stat[2])
+            if group not in groups and group not in (mine, 0, 1):
+                groups.add(group)
+                send(-group, signal.SIGSTOP)
         if not new:
             break
-        for pid in new:
-            start = start_of(pid)
-            if start is not None:
-                found[pid] = start
-                send(pid, signal.SIGSTOP)
         while time.monotonic() < end and not all(_settled(p, s) for p, s in found.items()):
             time.sleep(0.001)
     for pid, start in found.items():
         if start_of(pid) == start:
             send(pid, signal.SIGKILL)
+    _until(lambda: not _living(found), 1.0)
+    left = {int(stat_fields(p)[2]) for p in _living(found) if stat_fields(p)}
+    for group in groups - left:  # stopped members never seen (a re-forker's next pid) keep the group, and die with it
+        send(-group, signal.SIGKILL)
     reap()
     return found
+
+
+def _living(found: dict) -> list:
+    """The found processes still running (not zombies), same start time."""
+    out = []
+    for pid, start in found.items():
+        stat = stat_fields(pid)
+        if stat and len(stat) > 19 and stat[0] not in (b"Z", b"X") and int(stat[19]) == start:
+            out.append(pid)
+    return out
+
+
+def _until(pred, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while not pred() and time.monotonic() < end:
+        time.sleep(0.002)
 
 
 def reap() -> None:
@@ -213,7 +280,7 @@ def main(argv: list) -> int:
                 done = True
             elif not data:
                 parent_gone = time.monotonic()
-    freeze_kill(lambda: descendants(os.getpid()))
+    freeze_kill(lambda: walk(os.getpid()))
     if not os.path.isdir("/proc"):  # no parent links to follow (macOS): the trial's process group at least
         try:
             os.killpg(shell, signal.SIGKILL)

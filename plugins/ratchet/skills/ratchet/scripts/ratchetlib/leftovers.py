@@ -10,12 +10,12 @@ time), calls `sweep`. What is provably the dead command's, and killed
   - every process whose environment carries a marker of the dead command;
   - from the trial records (`.ratchet/procs/`, FORMATS.md), for a trial
     whose keeper was killed too: members of the trial's session or process
-    group started after the trial's leader (a session id names a pid that
-    cannot be reused while the session has members), and processes started
-    after it that hold one of the trial's output files open for writing.
-What is left is only a process that left the session, cleared its
-environment, closed the trial's outputs and lost its keeper: nothing
-identifies it for sure. So a *suspect* (same user, started after the trial,
+    group while its leader still lives (same pid and start time; once the
+    leader is gone the number can name a later, unrelated session: pids
+    wrap), and processes started after the leader that hold one of the
+    trial's output files open for writing.
+What is left (a process that lost its keeper and its session leader, cleared
+its environment and closed the trial's outputs) nothing identifies for sure. So a *suspect* (same user, started after the trial,
 no terminal, an orphan adopted by init or by an ancestor of the dead command)
 is never killed: `sweep` returns it, and recovery records it in
 .ratchet/UNCLEAN and says so in one line. Linux only (/proc); [] elsewhere.
@@ -37,14 +37,13 @@ def sweep(pid: int, start, record_dir=None) -> tuple:
         runner._signal(k, signal.SIGSTOP)  # a keeper past its grace would sweep concurrently
     records = _records(record_dir, prefix)
 
-    def find():
-        procs = keeper.table()
-        found = set(runner.find_marked(prefix, prefix=True))
+    def find():  # lazily: each is stopped as it comes, the keepers' trees first (the fast walk)
         for k in keepers:
-            found |= set(keeper.descendants(k, procs))
+            yield from keeper.walk(k)
+        yield from (p for p in runner.find_marked(prefix, prefix=True) if p not in keepers)
+        procs = keeper.table()
         for rec, _ in records:
-            found |= _provably(rec, procs)
-        return found - set(keepers)
+            yield from (p for p in _provably(rec, procs) if p not in keepers)
 
     found = keeper.freeze_kill(find, send=lambda p, s: runner._signal(p, s))
     for k, s in keepers.items():
@@ -119,10 +118,10 @@ def _provably(rec: dict, procs: dict) -> set:
     leader, first = rec["leader"].get("pid"), rec["leader"].get("start")
     if not isinstance(leader, int) or not isinstance(first, int):
         return set()
-    if leader in procs and int(procs[leader][19]) != first:
-        return set()  # the pid now names another process: its session is not the trial's
     later = {p for p, st in procs.items() if int(st[19]) >= first and st[0] not in (b"Z", b"X")}
-    mine = {p for p in later if leader in (int(procs[p][2]), int(procs[p][3]))}
+    mine = set()
+    if leader in procs and int(procs[leader][19]) == first:  # the leader lives: its session is the trial's
+        mine = {p for p in later if leader in (int(procs[p][2]), int(procs[p][3]))}
     outputs = set(rec.get("outputs") or [])
     return mine | {p for p in later - mine if outputs and _writes_to(p, outputs)}
 

@@ -201,20 +201,23 @@ class Child:
             if self.record:
                 _remove(self.record)
 
-    def _tree(self, known: dict) -> set:
-        """Every process of this child's now: under its keeper, in its session, bearing its marker."""
+    def _tree(self, known: dict):
+        """Every process of this child's now, lazily (keeper.freeze_kill stops
+        each as it comes): under its keeper first (the fast walk), then what
+        bears its marker or was seen in its tree earlier."""
+        k, lost = self.proc.keeper.pid, self.proc.keeper.poll() is not None
+        if not lost:  # unreaped until the next poll, so its pid names no other process meanwhile
+            yield from keeper.walk(k)
         procs = keeper.table()
-        k = self.proc.keeper.pid
-        tree = set(keeper.descendants(k, procs)) | set(keeper.descendants(self.proc.pid, procs))
-        tree |= {p for p, s in known.items() if p in procs and int(procs[p][19]) == s}
-        tree |= set(find_marked(self.marker))
-        if self.proc.keeper.poll() is not None:  # the trial killed its keeper: its orphans came to ratchet
+        yield from keeper.descendants(self.proc.pid, procs)
+        yield from (p for p, s in known.items() if p in procs and int(procs[p][19]) == s)
+        yield from find_marked(self.marker)
+        if lost:  # the trial killed its keeper: its orphans came to ratchet
             others = set()
             for c in _LIVE:
                 if c is not self and c.proc.keeper.poll() is None:
                     others |= {c.proc.keeper.pid, *keeper.descendants(c.proc.keeper.pid, procs)}
-            tree |= set(keeper.descendants(os.getpid(), procs)) - others
-        return tree - {k}
+            yield from (p for p in keeper.descendants(os.getpid(), procs) if p not in others and p != k)
 
     def _cancel(self, command: str, log: Optional[str]) -> dict:
         """Run the cancel command with the trial's id; it carries the same

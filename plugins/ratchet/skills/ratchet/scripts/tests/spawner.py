@@ -13,7 +13,7 @@ generations can be counted too (`tagged`). Patterns:
   double-fork  a daemon: own session, its middle process exits
   env-clear    a daemon that also cleared its environment (no RATCHET_TRIAL_ID)
   reforker     an env-clearing daemon that forks and exits continuously, so
-               its pid keeps changing (one process alive at a time, sometimes two)
+               its pid keeps changing (a new one every ~1-2 ms; one process alive at a time, sometimes two)
   breeder      an env-clearing daemon that starts a new child every 5 ms
   fd-closer    an env-clearing daemon that also closed the trial's stdout/stderr
                and moved to / (what a careful daemon does): nothing in it names the trial
@@ -73,6 +73,7 @@ def reforker(pidfile):
     while True:
         if os.fork():
             os._exit(0)  # the parent exits at once; the child carries on, under a new pid
+        time.sleep(0.001)  # continuous, yet no hog of a shared machine's cores and pids
 
 
 def breeder(pidfile):
