@@ -8,7 +8,8 @@ Modes:
           pattern behind, 1 in 4 hangs until --trial-timeout kills it
   killed  ratchet (runner.run with a trial record, in a process of its own) is
           SIGKILLed once the tree is up; then what the next command runs
-          (leftovers.sweep, as recovery does on taking over the lock)
+          (leftovers.sweep in a process of its own, as recovery does on taking
+          over the lock)
   keeper  as killed, and the trial's keeper is SIGKILLed too, before the next
           command (the worst case: nothing contains the tree any more)
 After each trial the bench counts the live processes that carry the trial's
@@ -23,6 +24,7 @@ Usage: python3 bench/hygiene.py [--trials 200] [--modes alive,killed,keeper] [--
 """
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -36,7 +38,7 @@ SCRIPTS = os.path.join(HERE, "..", "plugins", "ratchet", "skills", "ratchet", "s
 sys.path.insert(0, SCRIPTS)
 sys.path.insert(0, os.path.join(SCRIPTS, "tests"))
 
-from ratchetlib import keeper, leftovers, runner  # noqa: E402
+from ratchetlib import keeper, leftovers, runner  # noqa: E402  (leftovers: finding the keepers to kill)
 import spawner  # noqa: E402
 
 SPAWNER = os.path.abspath(spawner.__file__)
@@ -45,6 +47,10 @@ SPAWNER = os.path.abspath(spawner.__file__)
 KILLED = ("import sys; sys.path.insert(0, sys.argv[1]); from ratchetlib import runner; "
           "runner.run(sys.argv[2], sys.argv[3], sys.argv[3] + '/o', sys.argv[3] + '/e', timeout=60, "
           "record_dir=sys.argv[3] + '/procs')")
+
+
+SWEEP = ("import json, sys; sys.path.insert(0, sys.argv[1]); from ratchetlib import leftovers; "
+         "print(json.dumps(leftovers.sweep(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])))")
 
 
 def tagged(tag: bytes) -> list:
@@ -91,8 +97,10 @@ def killed_trial(d: str, cmd: str, want: int, pidfile: str, keeper_too: bool) ->
         for k in ks:
             runner.kill_pid(k)
         runner.wait_gone(list(ks))
-    t0 = time.monotonic()
-    _, left, suspects = leftovers.sweep(proc.pid, start, os.path.join(d, "procs"))
+    t0 = time.monotonic()  # the next command is a process of its own (what it left is not its descendant)
+    out = subprocess.run([sys.executable, "-c", SWEEP, SCRIPTS, str(proc.pid), str(start), os.path.join(d, "procs")],
+                         stdout=subprocess.PIPE, check=True).stdout
+    _, left, suspects = json.loads(out)
     return time.monotonic() - t0, {p["pid"] for p in left} | {p["pid"] for p in suspects}
 
 
