@@ -10,6 +10,18 @@ iteration): improves the metric, regresses it, makes the benchmark crash
 the benchmark, 2 MiB from the agent), edits the protected harness, creates
 untracked files inside and outside the editable scope, commits by itself,
 fails, or hangs past --agent-timeout-seconds (with a setsid'd child).
+Adversarial candidates (issue 14), each a no-op on the metric: `shadow` (its
+run writes json.py next to bench.py at exit, which lowers every later run but
+its own), `startup-hook` (its run plants usercustomize.py in the user site,
+PYTHONUSERBASE set to a folder of the soak's, with the same effect),
+`git-filter` (the agent adds a smudge filter for src/value.txt to .git/config
+and .git/info/attributes: the swap's checkout would lower the incumbent) and
+`rewrite-restore` (its run raises the protected bonus.txt and puts it back
+at exit). Each must be `tampered`; the figure "false keeps of no-op
+candidates" counts the keeps of every no-op kind (`no-change` included).
+`rewrite-restore` is caught by protected-file checks this branch does not
+have (issue 14 point 5): its false keeps are printed on their own line and
+are no invariant failure until NOT_YET_GUARDED is emptied.
 
 Every `loop` command gets a fate, seeded: SIGKILL after a random delay
 (a quarter of them within the first half second: startup, lock take-over,

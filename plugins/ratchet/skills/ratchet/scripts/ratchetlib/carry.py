@@ -111,12 +111,13 @@ def learn(repo: str, state: dict, changes: dict, specs: list) -> dict:
         return state
     seen = list(state.get("outputs_seen") or ())
     for rel, kind in new.items():
+        if paths.matches_any(rel, seen) or len(seen) >= MAX_LEARNED:
+            continue
         folder = os.path.dirname(rel)
         spec = rel
         if kind == CREATED and folder and not gitops.git(repo, "ls-files", "-z", "--", folder).strip("\0"):
             spec = folder
-        if not paths.matches_any(rel, seen) and len(seen) < MAX_LEARNED:
-            seen.append(spec)
+        seen.append(spec)
     return {**state, "outputs_seen": seen}
 
 
@@ -141,7 +142,8 @@ def undo(run, before: dict, moved: dict, hooks: dict) -> list:
     could not be (paths)."""
     repo, failed = run.repo, []
     pins = (load_user_files(run.store.root) or {}).get("files", {})
-    tracked = [p for p in moved if p in set(before["tree"]["tracked"]) | _tracked(repo, list(moved))]
+    known = set(before["tree"]["tracked"]) | _tracked(repo, list(moved))
+    tracked = [p for p in moved if p in known]
     if tracked:
         gitops.restore(repo, tracked, [])
     for rel, kind in moved.items():
