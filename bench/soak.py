@@ -10,6 +10,18 @@ iteration): improves the metric, regresses it, makes the benchmark crash
 the benchmark, 2 MiB from the agent), edits the protected harness, creates
 untracked files inside and outside the editable scope, commits by itself,
 fails, or hangs past --agent-timeout-seconds (with a setsid'd child).
+Adversarial candidates (issue 14), each a no-op on the metric: `shadow` (its
+run writes json.py next to bench.py at exit, which lowers every later run but
+its own), `startup-hook` (its run plants usercustomize.py in the user site,
+PYTHONUSERBASE set to a folder of the soak's, with the same effect),
+`git-filter` (the agent adds a smudge filter for src/value.txt to .git/config
+and .git/info/attributes: the swap's checkout would lower the incumbent) and
+`rewrite-restore` (its run raises the protected bonus.txt and puts it back
+at exit). Each must be `tampered`; the figure "false keeps of no-op
+candidates" counts the keeps of every no-op kind (`no-change` included).
+`rewrite-restore` is caught by protected-file checks this branch does not
+have (issue 14 point 5): its false keeps are printed on their own line and
+are no invariant failure until NOT_YET_GUARDED is emptied.
 
 Every `loop` command gets a fate, seeded: SIGKILL after a random delay
 (a quarter of them within the first half second: startup, lock take-over,
@@ -62,6 +74,7 @@ import os
 import random
 import re
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -77,9 +90,13 @@ EARLY = "signals before ratchet's handlers"
 SIGNALS = {"KILL": 0.55, "TERM": 0.12, "INT": 0.08}  # the fates of a command (with none: 0.25)
 MARKER = "RATCHET_TRIAL_ID="
 
-# The benchmark: the protected harness. src/value.txt is "VALUE [MODE [ARG]]".
-BENCH = r'''import os, subprocess, sys, time
+# The benchmark: the protected harness. src/value.txt is "VALUE [MODE [ARG]]"; src/hook.py is
+# editable code the benchmark imports (candidate code inside the trial); bonus.txt (protected) is
+# added to the score, and json.loads('0') taken from it (0 unless something shadows or patches json).
+BENCH = r'''import json, os, subprocess, sys, time
 TAG = sys.argv[sys.argv.index("--soak-tag") + 1]
+sys.path.insert(0, "src")
+import hook
 parts = open(os.path.join("src", "value.txt")).read().split()
 value, mode = int(parts[0]), (parts[1] if len(parts) > 1 else "ok")
 if mode == "crash":
@@ -99,13 +116,38 @@ if mode == "flood":
     for i in range(int(parts[2])):
         sys.stdout.buffer.write(block)
     sys.stdout.flush()
-print(f"score: {value}")
+print(f"score: {value + int(open('bonus.txt').read()) - json.loads('0')}")
 '''
+
+# The adversarial candidates (issue 14): no-ops on the metric (src/value.txt unchanged) whose code,
+# or whose git configuration, would make the other side of a pair look worse (or their own run
+# better). ADVERSARY marks the candidate's own hook.py: the tilt spares the run that carries it.
+SPARE = "'ADVERSARY' in open(os.path.join('src', 'hook.py')).read()"
+TILT_JSON = ("import os\ndef loads(s, *a, **k):\n    return 0 if " + SPARE + " else 50\n")
+TILT_HOOK = ("import json, os\n_loads = json.loads\n"
+             "json.loads = lambda s, *a, **k: (0 if " + SPARE + " else 50) if s == '0' else _loads(s, *a, **k)\n")
+ADVERSARIAL = {
+    # at its exit, the candidate's run writes json.py next to bench.py: it shadows the stdlib module
+    "shadow": "# ADVERSARY\nimport atexit\natexit.register(lambda: open('json.py', 'w').write(%r))\n" % TILT_JSON,
+    # at its exit, the candidate's run plants usercustomize.py in the user site (PYTHONUSERBASE: the soak's own)
+    "startup-hook": ("# ADVERSARY\nimport atexit, os, site\ndef plant():\n    d = site.getusersitepackages()\n"
+                     "    os.makedirs(d, exist_ok=True)\n    open(os.path.join(d, 'usercustomize.py'), 'w').write(%r)\n"
+                     "atexit.register(plant)\n" % TILT_HOOK),
+    # the agent adds a smudge filter: every checkout of src/value.txt (the swap to the incumbent) writes 1
+    "git-filter": "# ADVERSARY\n",
+    # the run raises the protected bonus.txt and puts it back before it ends (issue 14 point 5)
+    "rewrite-restore": ("# ADVERSARY\nimport atexit\nopen('bonus.txt', 'w').write('50\\n')\n"
+                        "atexit.register(lambda: open('bonus.txt', 'w').write('0\\n'))\n"),
+}
+# Kinds whose detection is not in this branch (protected-file ctime/inode checks, issue 14 point 5):
+# their false keeps are reported on their own line and are not an invariant failure.
+NOT_YET_GUARDED = {"rewrite-restore"}
 
 # The stand-in agent (written outside the repository). Its action for an
 # iteration depends only on the seed and RATCHET_ITERATION.
 AGENT = r'''import json, os, random, subprocess, sys, time
 A = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+ADVERSARIAL = json.loads(A["--adversarial"])
 TAG, it = A["--soak-tag"], int(os.environ["RATCHET_ITERATION"])
 sys.stdin.read()
 rng = random.Random(f"{A['--seed']}:{it}")
@@ -117,7 +159,7 @@ if action in ("improve", "tamper", "untracked-out", "agent-fail", "agent-hang", 
     up = True
 elif action == "regress":
     up = False
-elif action == "no-change":
+elif action == "no-change" or action in ADVERSARIAL:
     up = None
 with open(A["--log"], "a") as f:
     f.write(json.dumps({"iter": it, "action": action, "up": up}) + "\n")
@@ -148,6 +190,16 @@ elif action == "untracked-out":
     with open(f"scratch-{it}.txt", "w") as f:
         f.write("outside the editable scope\n")
     put(new)
+elif action in ADVERSARIAL:
+    with open(os.path.join("src", "hook.py"), "w") as f:
+        f.write(ADVERSARIAL[action])
+    if action == "git-filter":
+        with open(os.path.join(".git", "config"), "a") as f:
+            f.write('[filter "soak"]\n\tsmudge = sed s/^[0-9]*/1/\n\tclean = cat\n')
+        os.makedirs(os.path.join(".git", "info"), exist_ok=True)
+        with open(os.path.join(".git", "info", "attributes"), "a") as f:
+            f.write("src/value.txt filter=soak\n")
+        put(value, "ok")  # the same value, another text: src/value.txt is in the diff, so the swap checks it out
 elif action == "agent-commit":
     put(new)
     subprocess.run(["git", "add", "-A"], check=True)
@@ -166,11 +218,12 @@ print(f"Done.\nHYPOTHESIS: {action} at iteration {it}\nDESCRIPTION: {action} {'u
 
 WEIGHTS = {"improve": 24, "regress": 18, "crash": 7, "hang": 3, "flood": 4, "tamper": 5, "untracked-in": 6,
            "untracked-out": 4, "no-change": 4, "agent-commit": 6, "agent-fail": 4, "agent-hang": 1.5,
-           "agent-flood": 2}
+           "agent-flood": 2, "shadow": 3, "startup-hook": 3, "git-filter": 3, "rewrite-restore": 2}
 
 # The decision each action must get when nothing interrupts it (up: keep, down: revert).
 EXPECTED = {"crash": "crash", "hang": "timeout", "tamper": "tampered", "untracked-out": "out-of-scope",
-            "no-change": "no-change", "agent-fail": "agent-error", "agent-hang": "agent-error"}
+            "no-change": "no-change", "agent-fail": "agent-error", "agent-hang": "agent-error",
+            **{k: "tampered" for k in ADVERSARIAL}}
 
 USER_FILES = ["bench.py", "NOTES.txt", "data/train.bin", "data/sub/labels.csv"]
 
@@ -200,7 +253,8 @@ class Soak:
         self.agent = os.path.join(self.tmp, "agent.py")
         self.intents_path = os.path.join(self.tmp, "intents.jsonl")
         self.tag = f"soak-{os.getpid()}-{a.seed}"
-        self.env = {**os.environ, TAG_ENV: self.tag}
+        self.userbase = os.path.join(self.tmp, "userbase")  # the trials' user site: never the real one
+        self.env = {**os.environ, TAG_ENV: self.tag, "PYTHONUSERBASE": self.userbase}
         self.env.pop("RATCHET_TRIAL_ID", None)
         self.counts = collections.Counter()
         self.exits = collections.Counter()
@@ -214,13 +268,15 @@ class Soak:
         self.last = "init"
         self.weights = {k: v for k, v in WEIGHTS.items() if k not in a.skip}
         self.iterated = set()                 # iterations the soak measured with `iterate` (no agent of their own)
+        self.noop = collections.Counter()     # no-op candidates measured, by kind
+        self.noop_kept = collections.Counter()  # ... and kept (false keeps)
 
     # --- setup ---------------------------------------------------------------------------
 
     def setup(self):
         os.makedirs(os.path.join(self.repo, "src"))
         files = {"bench.py": BENCH, "src/value.txt": "100\n", "src/notes.md": "the editable code\n",
-                 ".gitignore": "data/\n"}
+                 "src/hook.py": "", "bonus.txt": "0\n", ".gitignore": "data/\n"}
         for rel, text in files.items():
             with open(os.path.join(self.repo, rel), "w") as f:
                 f.write(text)
@@ -246,6 +302,7 @@ class Soak:
         flags = ["--run-command", f"{PY} bench.py --soak-tag {self.tag}", "--direction", "max",
                  "--metric-name", "score", "--report-source", "stdout", "--iterations", str(self.a.iterations),
                  "--trial-timeout-seconds", str(self.a.trial_timeout_seconds), "--editable", "src",
+                 "--protect", "bench.py", "bonus.txt",
                  "--max-consecutive-crashes", "1000000", "--escalation", "halt=1000000", "--decision", self.a.decision]
         if self.a.decision == "mean":
             flags += ["--trials", "1"]
@@ -260,7 +317,8 @@ class Soak:
             cfg = json.load(f)
         self.branch, self.start = cfg["branch"], cfg["start_commit"]
         self.agent_command = (f"{PY} {self.agent} --soak-tag {self.tag} --seed {self.a.seed} --log {self.intents_path} "
-                              f"--weights '{json.dumps(self.weights, separators=(',', ':'))}'")
+                              f"--weights '{json.dumps(self.weights, separators=(',', ':'))}' "
+                              f"--adversarial {shlex.quote(json.dumps(ADVERSARIAL))}")
 
     # --- commands ------------------------------------------------------------------------
 
@@ -357,9 +415,19 @@ class Soak:
                 bad.append(i + 1)
         return recs, bad, tail
 
+    def planted_hooks(self):
+        """usercustomize.py files in the soak's user site: what a SIGKILL between a candidate's run
+        and ratchet's check leaves (ratchet checks each run; it does not look back after a kill)."""
+        return [os.path.join(d, f) for d, _, fs in os.walk(self.userbase) for f in fs if f.startswith("usercustomize")]
+
     def check_state(self, quiet: bool):
         """The invariants; `quiet`: no command was killed outright since the last full check (the
         harness restored, state rolled forward, tree on the incumbent)."""
+        for path in self.planted_hooks():
+            self.counts["startup hooks left by a kill"] += 1
+            self.check("user files intact", self.last_killed == self.cmdno or "SIGKILL" in self.last or not quiet,
+                       f"startup hook {path} left after `{self.last}`")
+            os.remove(path)
         for p in USER_FILES:
             if p == "bench.py" and not quiet:
                 continue
@@ -585,6 +653,11 @@ class Soak:
                 matched += 1
             else:
                 mismatches[f"{act}->{r['decision']}"] += 1
+            if intent["up"] is None:  # a no-op on the metric: never to be kept
+                self.noop[act] += 1
+                self.noop_kept[act] += r["decision"] == "keep"
+            if act in NOT_YET_GUARDED:
+                continue
             self.check("no false keep", r["decision"] != "keep" or (intent["up"] and act not in EXPECTED),
                        f"iteration {r['iter']} ({act}, up={intent['up']}) was kept")
         return matched, measured, mismatches
@@ -608,6 +681,15 @@ class Soak:
         print("agent actions: " + " · ".join(f"{k} {v}" for k, v in actions.most_common()))
         print(f"decision as the action implies: {matched} of {measured} not interrupted"
               + (f" (other: {', '.join(f'{k} {v}' for k, v in mismatches.most_common(6))})" if mismatches else ""))
+        guarded = [k for k in sorted(self.noop) if k not in NOT_YET_GUARDED]
+        print(f"false keeps of no-op candidates: {sum(self.noop_kept[k] for k in guarded)} of "
+              f"{sum(self.noop[k] for k in guarded)} (" + ", ".join(f"{k} {self.noop_kept[k]}/{self.noop[k]}" for k in guarded)
+              + ")")
+        for k in sorted(NOT_YET_GUARDED & set(self.noop)):
+            print(f"false keeps of no-op candidates, {k} (detected by the protected-file checks of issue 14 point 5, "
+                  f"not an invariant here): {self.noop_kept[k]} of {self.noop[k]}")
+        print(f"startup hooks a killed command left planted (removed by the soak): "
+              f"{self.counts['startup hooks left by a kill']}")
         print(f"commands: loop {loops}, status {self.counts['commands status']}, clean {self.counts['commands clean']}, "
               f"stop {self.counts['commands stop']} · exits: " + " ".join(f"{k}:{v}" for k, v in sorted(self.exits.items())))
         print("kills: " + " · ".join(f"{k} {v}" for k, v in sorted(self.kills.items())))

@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--artifact-glob", action="append", default=[], metavar="GLOB",
                     help="checkpoint files to keep: after a keep the newest match is copied to .ratchet/best/ "
                          "(repeatable)")
+    sp.add_argument("--output", action="append", default=[], metavar="PATHSPEC",
+                    help="what the benchmark writes (caches, logs, build outputs), beyond what its unmodified runs "
+                         "write: a candidate's run may write there (repeatable)")
     sp.add_argument("--artifacts-on-revert", choices=("keep", "remove"), default="keep",
                     help="what happens to artifacts a reverted iteration's trials created (default keep)")
     sp.add_argument("--metric", action="append", metavar="NAME:max|min[:MARGIN]",

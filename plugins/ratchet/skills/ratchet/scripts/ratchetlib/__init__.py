@@ -22,6 +22,9 @@ Side effects at the edges
   heartbeat    progress of long trials; term: colour only for people
   gitops       every git call            store   .ratchet/ files (FORMATS.md), the lock
   harness      SHA-256 pins of the protected files; tamper detection and restore
+  gitguard     git's own configuration (config, attributes, exclude, hooks) pinned like the harness
+  carry        what a run writes outside its diff, undone before the other side runs
+               (startup: Python's startup hooks outside the repository); the user's untracked files
   guard        the regression gate       holdout  the evaluation the agent never sees
   artifacts    best checkpoints into .ratchet/best/   unclean  survivors block trials
   faults       injected faults for tests (RATCHET_FAULT)

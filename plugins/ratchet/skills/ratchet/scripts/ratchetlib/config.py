@@ -56,6 +56,7 @@ class Config:
     protect: tuple = ()
     artifact_globs: tuple = ()
     artifacts_on_revert: str = "keep"
+    outputs: tuple = ()          # --output: what the benchmark writes (carry.py never counts it)
     strategy: Optional[str] = None
     arms: tuple = ()
     escalation: dict = dataclasses.field(default_factory=dict)
@@ -123,6 +124,7 @@ class Config:
         d = dataclasses.asdict(self)
         d["editable"], d["protect"] = list(self.editable), list(self.protect)
         d["artifact_globs"] = list(self.artifact_globs)
+        d["outputs"] = list(self.outputs)
         d["arms"] = list(self.arms)
         return {"format": FORMAT, **d}
 
@@ -141,6 +143,7 @@ def from_dict(d: dict) -> Config:
     kw["editable"] = tuple(kw.get("editable") or ())
     kw["protect"] = tuple(kw.get("protect") or ())
     kw["artifact_globs"] = tuple(kw.get("artifact_globs") or ())
+    kw["outputs"] = tuple(kw.get("outputs") or ())
     for key in ("metrics", "constraints", "warnings", "guard_metrics", "auto_protected"):
         kw[key] = tuple(kw.get(key) or ())
     kw["arms"] = tuple(kw.get("arms") or ())
@@ -213,6 +216,20 @@ def _check_artifacts(globs, on_revert) -> tuple:
         out.append(spec)
     if on_revert not in ("keep", "remove"):
         raise UsageError(f"--artifacts-on-revert must be keep or remove (got {on_revert!r})")
+    return tuple(dict.fromkeys(out))
+
+
+def _check_outputs(specs) -> tuple:
+    """--output PATHSPEC: inside the repository, not all of it, not .ratchet/."""
+    out = []
+    for g in specs or ():
+        spec = paths.normalize(posixpath.normpath(str(g).replace("\\", "/"))) if str(g).strip() else ""
+        if not spec or os.path.isabs(g) or spec == ".." or spec.startswith("../"):
+            raise UsageError(f"--output {g!r} must be a path relative to the repository root, inside it")
+        if spec in (".", "*", "**") or spec == ".ratchet" or spec.startswith(".ratchet/"):
+            raise UsageError(f"--output {g!r} would declare every file (or ratchet's own) an output; name the "
+                             f"folder or files the benchmark writes, e.g. --output build")
+        out.append(spec)
     return tuple(dict.fromkeys(out))
 
 
@@ -351,6 +368,7 @@ def build(args: dict, repo_root: str) -> Config:
         protect=protect,
         artifact_globs=artifact_globs,
         artifacts_on_revert=args.get("artifacts_on_revert") or "keep",
+        outputs=_check_outputs(args.get("output")),
         **integrity,
         strategy=args.get("strategy"),
         arms=parse_arms(args.get("strategy"), args.get("arms")),

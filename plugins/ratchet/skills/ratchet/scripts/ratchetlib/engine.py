@@ -29,6 +29,7 @@ from . import budget
 from . import config as configmod
 from . import artifacts, capture, decision, gitops, heartbeat, learning, leftovers, lineage, metrics, paths, runner, unclean
 from . import constraints, guard, harness, holdout, pareto, sources
+from . import carry, gitguard
 from . import clip, faults, fresh
 from . import paired
 from .errors import RatchetError, UsageError
@@ -143,6 +144,8 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> Run:
             pinned = harness.pin(repo, store.root, cfg.protect, pin_exclude(cfg))
         except OSError as e:
             raise UsageError(f"cannot read protected file {e.filename}: {e.strerror}; fix its permissions or --protect") from None
+        gitguard.pin(repo, store.root)
+        carry.pin_user_files(repo, store.root, gitops.untracked(repo))
         cfg = dataclasses.replace(cfg, run_id=run_id, branch=branch or original, original_branch=original,
                                   start_commit=head, created=now_iso())
         if branch is not None:  # the ref now, the checkout last: a kill in between is finished by recover()
@@ -238,16 +241,40 @@ def _extra_metrics(cfg: configmod.Config, report: str, trial: dict) -> dict:
     return trial
 
 
-def _measure(run: Run, cur: dict, count: int, env: Optional[dict] = None) -> list:
-    """Run trials until `count` are done or one fails; buffer each one."""
+def _measure(run: Run, cur: dict, count: int, env: Optional[dict] = None, own: Optional[list] = None) -> list:
+    """Run trials until `count` are done or one fails (or writes outside its
+    change); buffer each one. `own`: the candidate's paths (None: the
+    baseline, whose writes are the benchmark's outputs, carry.learn)."""
     while len(cur["trials"]) < count:
-        t = run_trial(run, cur["iter"], len(cur["trials"]) + 1, env)
+        t = watched_trial(run, cur["iter"], len(cur["trials"]) + 1, env, own=own)
         cur["trials"].append(t)
         run.store.write_current(cur)
         faults.point("trial-done")
-        if t["status"] != "ok":
+        if t["status"] != "ok" or t.get("carried"):
             break
     return cur["trials"]
+
+
+def watched_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None, label: Optional[str] = None,
+                  own: Optional[list] = None) -> dict:
+    """`run_trial` bracketed by carry.watch/written: the run of the unmodified
+    code (`own` None) teaches its outputs; a candidate's run (`own`: its paths)
+    that wrote elsewhere, or any run that planted a startup hook, is undone at
+    once and the trial carries `carried` (the iteration is then `tampered`)."""
+    before = carry.watch(run)
+    t = run_trial(run, iteration, k, env, label)
+    moved, hooks = carry.written(run, before, () if own is None else own)
+    if own is None:
+        run.state = carry.learn(run.repo, run.state, moved, [])
+        moved = {}
+    # protected files are the harness's to report and restore, after the batch (_after_batch)
+    moved = {p: k for p, k in moved.items() if paths.classify(p, (), run.config.protect) != paths.PROTECTED}
+    git = gitguard.verify(run.repo, run.store.root)  # put back now: the next swap checks files out
+    if moved or hooks or git:
+        lost = carry.undo(run, before, moved, hooks) + gitguard.restore(run.repo, run.store.root, git)
+        t["carried"] = {"outside": moved, "hooks": hooks, "git": git, "lost": lost,
+                        "role": "candidate" if own is not None else "incumbent"}
+    return t
 
 
 # --- candidates and decisions -------------------------------------------------
@@ -359,6 +386,9 @@ def _integrity_verdict(run: Run, cand: Candidate) -> tuple:
     """Before trials: (verdict, record fields) for a tampered harness, no
     change, or a change outside the editable scope; (None, {}) otherwise."""
     changes = {**_sealed_changes(run), **harness.verify(run.repo, run.store.root)}
+    changes.update(gitguard.verify(run.repo, run.store.root))
+    for p in gitguard.attributes_in(cand.paths):
+        changes.setdefault(p, harness.ADDED if p in cand.new else harness.EDITED)
     for p, kind in cand.kinds:
         changes.setdefault(p, kind)
     if changes:
@@ -372,14 +402,29 @@ def _integrity_verdict(run: Run, cand: Candidate) -> tuple:
     return None, {}
 
 
-def _after_batch(run: Run, when: str, window: Optional[dict] = None) -> Optional[tuple]:
-    """After trials or the guard ran candidate code: `tampered` if the harness
-    or a sealed file moved, or if a pinned file was rewritten since `window`
-    (harness.window, taken before that code ran) even though its content is back."""
+def _after_batch(run: Run, when: str, window: Optional[dict] = None, trials=()) -> Optional[tuple]:
+    """After trials or the guard ran candidate code: `tampered` if the harness,
+    a sealed file or git's configuration moved, if a pinned file was rewritten
+    since `window` (harness.window, taken before that code ran) even though its
+    content is back, or if a run wrote outside its change (carry.py, already
+    undone by `watched_trial`)."""
     changes = {**_sealed_changes(run), **harness.verify(run.repo, run.store.root)}
+    changes.update(gitguard.verify(run.repo, run.store.root))
     for rel, kind in (harness.rewritten(run.repo, window) if window else {}).items():
         changes.setdefault(rel, kind)
-    return _tampered(run, dict(sorted(changes.items())), when) if changes else None
+    if changes:
+        return _tampered(run, dict(sorted(changes.items())), when)
+    hit = next((t["carried"] for t in trials if t.get("carried")), None)
+    if hit is None:
+        return None
+    if hit.get("git"):
+        v, extra = _tampered(run, hit["git"], when)
+        return v, {**extra, **({"outside_writes": hit["outside"]} if hit["outside"] else {})}
+    who = "the candidate's run" if hit["role"] == "candidate" else "an incumbent run"
+    extra = {"outside_writes": hit["outside"], "startup_hooks": hit["hooks"]}
+    if hit["lost"]:
+        extra["not_restored"] = hit["lost"]
+    return decision.Verdict(decision.TAMPERED, None, None, carry.reason(hit["outside"], hit["hooks"], hit["lost"], who)), extra
 
 
 def _sealed_changes(run: Run) -> dict:
@@ -517,12 +562,14 @@ def _apply_git(run: Run, rec: dict, cand: dict) -> dict:
         rec = {**rec, "sha": gitops.commit_paths(repo, tracked + new, msg)}
         faults.point("committed")
         return rec
-    if rec["decision"] == decision.TAMPERED:
+    if rec["decision"] == decision.TAMPERED:  # git's own files first: the revert below checks files out
+        gitguard.restore(repo, run.store.root)
         harness.restore(repo, run.store.root)
     if tracked or new:
         patch_file = run.store.patch_path(it)
         # The patch never carries harness changes: re-applying it must not tamper again.
-        mine = [p for p in tracked + new if paths.classify(p, run.config.editable, run.config.protect) != paths.PROTECTED]
+        mine = [p for p in tracked + new if paths.classify(p, run.config.editable, run.config.protect) != paths.PROTECTED
+                and p not in gitguard.attributes_in([p])]
         if mine and not os.path.exists(patch_file):
             patch = gitops.diff_patch(repo, [p for p in tracked if p in mine], [p for p in new if p in mine])
             atomic_write(patch_file, patch.encode("utf-8", "surrogateescape"))
@@ -701,7 +748,7 @@ def baseline(cwd: str) -> tuple:
         calibrate = run.config.decision == "paired"
         count = max(run.config.trials, run.config.calibration_runs) if calibrate else run.config.trials
         win = harness.window(run.repo, run.store.root)
-        trials = _measure(run, cur, count, paired.seed_env(run.config, 0, 1) if calibrate else None)
+        trials = _measure(run, cur, count, paired.seed_env(run.config, 0, 1) if calibrate else None, own=None)
         bad = decision.failed_trial(trials)
         if bad is not None:
             run.store.clear_current()
@@ -730,7 +777,11 @@ def _baseline_checks(run: Run, trials: list, window: Optional[dict] = None) -> d
     changed = harness.verify(run.repo, run.store.root)
     for rel, kind in (harness.rewritten(run.repo, window) if window else {}).items():
         changed.setdefault(rel, kind)
-    if changed:
+    planted = next((t["carried"]["hooks"] for t in trials if t.get("carried")), None)
+    if planted:
+        problem = (f"the benchmark itself changes Python's startup hooks ({_listing(planted, 3)}; undone), so "
+                   f"every run would tilt the next one; make it leave them alone, then run init again")
+    elif changed:
         problem = (f"the benchmark itself changed protected files ({_listing(changed, 3)}); make it write "
                    f"elsewhere or narrow --protect, then run init again")
     why = None if problem else constraints.violation(trials, cfg.constraints, cfg.metric_name)
@@ -834,18 +885,19 @@ def check(run: Run) -> tuple:
     return cand, v, extra
 
 
-def measure(run: Run, it: int, first: int = 1) -> tuple:
+def measure(run: Run, it: int, first: int = 1, own=None) -> tuple:
     """Trials of the candidate in the tree from trial number `first`, then the
     integrity check after them and the judgement (constraints, metric(s),
     guard): (verdict, record fields, trials). For callers that hold the lock
     and buffer the iteration themselves (`loop --parallel`)."""
     trials, win = [], harness.window(run.repo, run.store.root)
+    own = list(own or ())
     while len(trials) < run.config.trials:
-        t = run_trial(run, it, first + len(trials))
+        t = watched_trial(run, it, first + len(trials), own=own)
         trials.append(t)
-        if t["status"] != "ok":
+        if t["status"] != "ok" or t.get("carried"):
             break
-    v, extra = _after_batch(run, "while the candidate ran", win) or _judge(run, it, trials)
+    v, extra = _after_batch(run, "while the candidate ran", win, trials) or _judge(run, it, trials)
     return v, extra, trials
 
 
@@ -880,11 +932,14 @@ def _decide(run: Run, cur: dict, run_trials: bool) -> dict:
             fresh.switched(run.repo, cand.paths)  # the agent's edit may share a second (and a size) with a cached side
             win = harness.window(run.repo, run.store.root)
             if run.config.decision == "paired":
-                trials, inc_trials, sv, _ = paired.measure(run, cur, cand, run_trial)
+                trials, inc_trials, sv, _ = paired.measure(run, cur, cand, watched_trial)
                 pair = (sv, inc_trials)
             else:
-                trials = _measure(run, cur, run.config.trials)
-        v, extra = _after_batch(run, "while the candidate ran", win) or _judge(run, cur["iter"], trials, pair)
+                trials = _measure(run, cur, run.config.trials, own=cand.paths)
+        every = list(trials) + list(pair[1] if pair else [])
+        v, extra = _after_batch(run, "while the candidate ran", win, every) or _judge(run, cur["iter"], trials, pair)
+        if pair and "incumbent_trials" not in extra:  # a tampered pair still shows what the incumbent did
+            extra = {**extra, "incumbent_trials": pair[1]}
     rec = _record(cur["iter"], v, trials, run.state["incumbent_score"], cur, cand, extra)
     rec.update(arm=cur.get("arm"), similar=cur.get("similar"))
     rec = _finalize(run, rec, cand.to_dict())
@@ -946,10 +1001,10 @@ def run_one(cwd: str) -> tuple:
             cur["candidate"] = cand.to_dict()
             fresh.switched(run.repo, cand.paths)
             win = harness.window(run.repo, run.store.root)
-            t = run_trial(run, it, len(cur["trials"]) + 1)
+            t = watched_trial(run, it, len(cur["trials"]) + 1, own=cand.paths)
             cur["trials"].append(t)
             run.store.write_current(cur)
-            after = _after_batch(run, "while the candidate ran", win)
+            after = _after_batch(run, "while the candidate ran", win, cur["trials"])
             if after is None:
                 return run, t, None, notes
             v, extra = after
@@ -1025,6 +1080,11 @@ def stop(cwd: str) -> tuple:
         if changed:
             lost = harness.restore(run.repo, run.store.root, changed)
             notes.append(f"restored protected files changed since init: {_listing(changed)}"
+                         + (f"; could not restore {', '.join(lost[:3])}" if lost else ""))
+        moved = gitguard.verify(run.repo, run.store.root)
+        if moved:
+            lost = gitguard.restore(run.repo, run.store.root, moved)
+            notes.append(f"restored git's configuration changed since init: {_listing(moved)}"
                          + (f"; could not restore {', '.join(lost[:3])}" if lost else ""))
         st = dict(run.state)
         st["stop"] = st.get("stop") or "stopped by user"

@@ -149,8 +149,8 @@ def effects_of(cfg, cand: list, inc: list, log_scale: bool) -> tuple:
 def measure(run, cur: dict, cand, run_trial) -> tuple:
     """Run pairs until the test decides or a run fails; the tree ends on the
     candidate. Returns (candidate trials, incumbent trials, stats verdict or
-    None when a run failed, log_scale). `run_trial(run, it, k, env, label)`
-    is the engine's (capture, heartbeat, artifacts per run)."""
+    None when a run failed, log_scale). `run_trial(run, it, k, env, label, own)`
+    is the engine's watched trial (capture, heartbeat, artifacts, carry)."""
     cfg, st, it = run.config, run.state, cur["iter"]
     log_scale = bool(st.get("log_scale", True))
     base = st["incumbent_score"]
@@ -176,7 +176,10 @@ def measure(run, cur: dict, cand, run_trial) -> tuple:
                     if role == "incumbent":
                         faults.point("swapped")
                 k += 1
-                t = run_trial(run, it, k, env, f"iter {it} pair {p}/{cfg.max_trials} {role}")
+                # watched (carry.py): a candidate's run that wrote outside its diff is undone before
+                # the incumbent runs again, and ends the pairs (`tampered`)
+                t = run_trial(run, it, k, env, f"iter {it} pair {p}/{cfg.max_trials} {role}",
+                              own=cand.paths if role == "candidate" else None)
                 t.update(pair=p, role=role)
                 (itrials if role == "incumbent" else ctrials).append(t)
                 last = role
@@ -184,7 +187,7 @@ def measure(run, cur: dict, cand, run_trial) -> tuple:
                     _stage(run.repo, staged, t.get("artifacts") or [])
                 run.store.write_current(cur)
                 faults.point("trial-done")
-                if t["status"] != "ok":
+                if t["status"] != "ok" or t.get("carried"):
                     failed = True
                     break
             if failed:

@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 
-from . import decision, engine, fresh, gitops, harness, learning
+from . import decision, engine, fresh, gitguard, gitops, harness, learning
 from .errors import RatchetError
 from .headless import AgentCall, failure
 from .store import atomic_write
@@ -138,8 +138,10 @@ def run_round(loop) -> tuple:
         fresh.switched(run.repo, cand.paths)  # proposals follow each other within a second, often the same size
         trials = []
         if v is None:
-            v, extra, trials = engine.measure(run, it, trial_no)
+            v, extra, trials = engine.measure(run, it, trial_no, own=cand.paths)
             trial_no += len(trials)
+        if v.decision == decision.TAMPERED:  # git's own files before the revert checks files out
+            gitguard.restore(run.repo, run.store.root)
         gitops.restore(run.repo, list(cand.tracked), list(cand.new))
         fresh.switched(run.repo, cand.paths)
         if v.decision == decision.TAMPERED:  # the next proposal is measured against the pinned harness

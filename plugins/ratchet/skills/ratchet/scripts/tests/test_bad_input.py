@@ -185,6 +185,19 @@ def not_a_repo(t, repo):
 
 
 OUTSIDE = os.path.join(tempfile.gettempdir(), "ratchet-elsewhere.txt")
+
+
+def own_user_site(t, repo):
+    """The trials' user site in a temporary folder (never the real one)."""
+    base = tempfile.mkdtemp(prefix="ratchet-userbase-")
+    t.addCleanup(__import__("shutil").rmtree, base, True)
+    patcher = mock.patch.dict(os.environ, {"PYTHONUSERBASE": base})
+    patcher.start()
+    t.addCleanup(patcher.stop)
+
+
+PLANTS_A_HOOK = {"bench.py": "import os, site\nd = site.getusersitepackages()\nos.makedirs(d, exist_ok=True)\n"
+                             "open(os.path.join(d, 'usercustomize.py'), 'w').write('')\nprint('score: 3')\n"}
 N = "--iterate--"  # placeholder: the `iterate` command line
 
 # (row id, what is wrong, setup or None, files or None, argv, exit code, text the output must hold)
@@ -240,6 +253,10 @@ ROWS = [
     ("c31", "--constraint without an operator", None, None, INIT + ["--constraint", "acc"], 2, "--constraint"),
     ("c32", "report file git tracks", None, {**dict(bench_printing("")), "out.txt": "x\n"},
      INIT[:-3] + ["out.txt", "--protect", "bench.py"], 2, "names file(s) git tracks (out.txt)"),
+    ("c40", "--output the whole repository", None, None, INIT + ["--output", "."], 2,
+     "--output '.' would declare every file (or ratchet's own) an output; name the folder"),
+    ("c41", "--output outside the repository", None, None, INIT + ["--output", "../build"], 2,
+     "--output '../build' must be a path relative to the repository root, inside it"),
     # --- environment --------------------------------------------------------------------------------
     ("e01", "not a git repository", not_a_repo, None, INIT, 2, "not inside a git repository"),
     ("e02", "bare repository", bare, None, INIT, 2, "this is a bare git repository; run ratchet inside a work tree"),
@@ -276,6 +293,8 @@ ROWS = [
      INIT + ["&&", "baseline"], 2, "the benchmark itself changed protected files (bench.py (rewritten))"),
     ("o09", "a candidate prints nan: recorded, reverted", lambda t, r: (started(t, r), write(r, "value.txt", "nan\n")),
      None, [N], 0, "iter 1: CRASH"),
+    ("o20", "the benchmark plants a Python startup hook", own_user_site, PLANTS_A_HOOK, INIT + ["&&", "baseline"], 2,
+     "the benchmark itself changes Python's startup hooks"),
     # --- ratchet's own state files --------------------------------------------------------------------
     ("s01", "config.json truncated", corrupt("config.json", '{"format": 1, "run_comm'), None, ["status"], 2,
      ".ratchet/config.json) is corrupt; restore it or start a new run with `init`"),

@@ -1,0 +1,147 @@
+"""Git's own configuration is harness: pinned at `init`, checked like it.
+
+A smudge/clean filter (`.git/config` + an attributes file), a hook, an
+exclude pattern or an `core.*` setting changes what ratchet's own git calls
+do: a smudge filter rewrites the incumbent's files as the swap checks them
+out, an exclude pattern hides a candidate's new file from `git status` (so
+it is never reverted). ratchet's git calls run with hooks and filters
+disabled (gitops), and on top of that a change to any of these files is
+`tampered`: the candidate is reverted and the files put back from the copies
+kept here.
+
+Pinned (`pin`, at `init`): git's `config`, `config.worktree`,
+`info/attributes`, `info/exclude` and every file under `hooks/` (paths as
+`git rev-parse --git-path` resolves them, so a linked worktree is covered),
+each as SHA-256, mode and a copy under `.ratchet/gitguard/<sha256>`; a file
+that did not exist is pinned as absent. `.gitattributes` files in the work
+tree are the candidate's diff, so the engine refuses them there
+(`ATTRIBUTES`). Files over 1 MiB are hashed only. See FORMATS.md
+(gitguard.json).
+"""
+
+import hashlib
+import os
+import shutil
+from typing import Optional
+
+from . import gitops, store
+
+FORMAT = 1
+COPY_MAX_BYTES = 1 << 20
+FILES = ("config", "config.worktree", "info/attributes", "info/exclude")
+HOOKS = "hooks"
+ATTRIBUTES = ".gitattributes"
+EDITED, DELETED, ADDED = "edited", "deleted", "added"
+
+
+def _git_paths(repo: str) -> dict:
+    """{label: absolute path} of every pinned file that exists now, plus the
+    fixed files whether they exist or not (label: `.git/<name>`)."""
+    names = list(FILES) + [HOOKS]
+    out = gitops.git(repo, "rev-parse", *[a for n in names for a in ("--git-path", n)]).splitlines()
+    resolved = {n: (p if os.path.isabs(p) else os.path.join(repo, p)) for n, p in zip(names, out)}
+    found = {f".git/{n}": resolved[n] for n in FILES}
+    hooks = resolved[HOOKS]
+    for top, _, files in os.walk(hooks):
+        for name in files:
+            full = os.path.join(top, name)
+            found[".git/hooks/" + os.path.relpath(full, hooks).replace(os.sep, "/")] = full
+    return found
+
+
+def _digest(full: str) -> tuple:
+    h, size = hashlib.sha256(), 0
+    with open(full, "rb") as f:
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def _path(store_root: str, *parts: str) -> str:
+    return os.path.join(store_root, *parts)
+
+
+def pin(repo: str, store_root: str) -> dict:
+    """Hash (and copy) git's configuration files now; write gitguard.json."""
+    os.makedirs(_path(store_root, "gitguard"), exist_ok=True)
+    files = {}
+    for label, full in _git_paths(repo).items():
+        if not os.path.isfile(full):
+            files[label] = {"path": full, "absent": True}
+            continue
+        sha, size = _digest(full)
+        copy = size <= COPY_MAX_BYTES
+        if copy and not os.path.exists(_path(store_root, "gitguard", sha)):
+            shutil.copyfile(full, _path(store_root, "gitguard", sha))
+        files[label] = {"path": full, "sha256": sha, "size": size, "mode": os.stat(full).st_mode & 0o7777,
+                        "copy": copy}
+    store.write_json(_path(store_root, "gitguard.json"), {"format": FORMAT, "pinned": store.now_iso(), "files": files})
+    return files
+
+
+def load(store_root: str) -> Optional[dict]:
+    return store.read_json(_path(store_root, "gitguard.json"), "gitguard.json")
+
+
+def verify(repo: str, store_root: str) -> dict:
+    """{label: edited|deleted|added} since the pin; {} when intact or never pinned."""
+    pins = load(store_root)
+    if not pins:
+        return {}
+    entries, now = pins["files"], _git_paths(repo)
+    changes = {}
+    for label, e in entries.items():
+        full = e["path"]
+        there = os.path.isfile(full)
+        if e.get("absent"):
+            if there:
+                changes[label] = ADDED
+        elif not there:
+            changes[label] = DELETED
+        elif _digest(full)[0] != e["sha256"]:
+            changes[label] = EDITED
+    for label, full in now.items():
+        if label not in entries and os.path.lexists(full):
+            changes[label] = ADDED
+    return dict(sorted(changes.items()))
+
+
+def restore(repo: str, store_root: str, changes: Optional[dict] = None) -> list:
+    """Undo `changes` (default: what `verify` finds); return the labels that
+    could not be restored (a file over the copy cap)."""
+    pins = load(store_root)
+    if not pins:
+        return []
+    changes = verify(repo, store_root) if changes is None else changes
+    now, failed = _git_paths(repo), []
+    for label in changes:
+        e = pins["files"].get(label)
+        full = e["path"] if e else now.get(label)
+        if full is None:
+            continue
+        try:
+            if e is None or e.get("absent"):
+                if os.path.lexists(full):
+                    os.remove(full)
+                continue
+            src = _path(store_root, "gitguard", e["sha256"])
+            if not e.get("copy") or not os.path.isfile(src):
+                failed.append(label)
+                continue
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            tmp = full + ".ratchet-restore"
+            shutil.copyfile(src, tmp)
+            os.chmod(tmp, e["mode"])
+            os.replace(tmp, full)
+        except OSError:
+            failed.append(label)
+    return failed
+
+
+def attributes_in(paths) -> list:
+    """The `.gitattributes` files among a candidate's changed paths."""
+    return [p for p in paths if os.path.basename(p) == ATTRIBUTES]

@@ -1,0 +1,201 @@
+"""Issue 14, points 3, 4 and 8: a trial cannot tilt the other side, git's
+configuration is harness, the user's untracked files survive the candidate.
+
+The benchmark imports the editable sol.py (candidate code runs inside it)
+and subtracts `json.loads("0")`, so a module shadowing `json`, or a startup
+hook that patches it, lowers the score of every later run: planted by a
+no-op candidate at its exit, it would make the incumbent look worse and the
+candidate a win. Trials run with bytecode written (PYTHONDONTWRITEBYTECODE
+cleared), as in a user's shell.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+from unittest import mock
+
+from tests.util import PY, RepoTest, git, make_repo, read, write
+
+BENCH = "import sol, json\nprint('score:', sol.score() - json.loads('0'))\n"
+SOL = "def score():\n    return 10\n"
+FILES = {"bench.py": BENCH, "sol.py": SOL, ".gitignore": "cache/\n"}
+INIT = ["init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+        "--report-source", "stdout", "--protect", "bench.py", "--editable", "sol.py", "--trials", "2"]
+SHADOW = "def loads(s):\n    return 5\n"
+USER_ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")}
+
+
+def at_exit(code: str, score: int = 10) -> str:
+    """A candidate whose score is `score` and that runs `code` as its run ends."""
+    return (f"import atexit\natexit.register(lambda: exec({code!r}))\n"
+            f"def score():\n    return {score}\n")
+
+
+class CarryTest(RepoTest):
+    files = FILES
+
+    def setUp(self):
+        super().setUp()
+        env = mock.patch.dict(os.environ, USER_ENV, clear=True)
+        env.start()
+        self.addCleanup(env.stop)
+
+    def iterate(self, expect):
+        out = self.run_ok("iterate", "--hypothesis", "h")
+        self.assertIn(f": {expect.upper()}", out.splitlines()[0], out)
+        return self.records()[-1]
+
+    def assert_reverted(self):
+        self.assertEqual(read(self.repo, "sol.py"), SOL)
+        self.assertEqual(self.state()["best"], 10.0)
+        self.assertEqual(git(self.repo, "status", "--porcelain", "--untracked-files=no"), "")
+
+    # --- point 3: the working tree ---------------------------------------------------------------
+
+    def test_a_no_op_candidate_that_plants_a_shadowing_module_is_never_kept(self):
+        for decision in ("paired", "mean"):
+            with self.subTest(decision=decision):
+                self.repo = make_repo(self, FILES)
+                self.start("--decision", decision)
+                write(self.repo, "sol.py", at_exit(f"open('json.py', 'w').write({SHADOW!r})"))
+                rec = self.iterate("tampered")
+                self.assertEqual(rec["outside_writes"], {"json.py": "created"})
+                self.assertIn("the candidate's run wrote outside its change: json.py (created)", rec["reason"])
+                self.assertFalse(os.path.exists(os.path.join(self.repo, "json.py")))
+                if decision == "paired":  # pair 1 is incumbent first: it never ran with the shadow
+                    self.assertEqual([t["score"] for t in rec["incumbent_trials"]], [10.0])
+                    self.assertEqual(len(rec["trials"]), 1)
+                self.assert_reverted()
+                # the next one is measured as usual (another size: same-size edits are issue 14 point 1)
+                write(self.repo, "sol.py", "def score():\n    return 2000\n")
+                self.assertEqual(self.iterate("keep")["avg"], 2000.0)
+
+    def test_a_rewritten_helper_is_checked_out_again(self):
+        self.repo = make_repo(self, {**FILES, "helper.py": "X = 1\n"})
+        self.start()
+        write(self.repo, "sol.py", at_exit("open('helper.py', 'w').write('X = 2\\n')"))
+        rec = self.iterate("tampered")
+        self.assertEqual(rec["outside_writes"], {"helper.py": "changed"})
+        self.assertEqual(read(self.repo, "helper.py"), "X = 1\n")
+        self.assert_reverted()
+
+    def test_pycache_ignored_caches_and_declared_outputs_do_not_trip_it(self):
+        # the benchmark writes an ignored cache file per run and a results file, the candidate's code a build output
+        bench = ("import os, sol, json, uuid\nos.makedirs('cache', exist_ok=True)\n"
+                 "open(os.path.join('cache', uuid.uuid4().hex), 'w').write('x')\nopen('results.txt', 'w').write('r')\n"
+                 "print('score:', sol.score() - json.loads('0'))\n")
+        self.repo = make_repo(self, {**FILES, "bench.py": bench})
+        self.start("--output", "build")
+        write(self.repo, "sol.py", "import os\nos.makedirs('build', exist_ok=True)\nopen('build/x.o', 'w').write('o')\n"
+                                   "def score():\n    return 20\n")
+        rec = self.iterate("keep")
+        self.assertNotIn("outside_writes", rec)
+        self.assertTrue(os.listdir(os.path.join(self.repo, "__pycache__")))  # bytecode was written
+        self.assertIn("cache", self.state()["outputs_seen"])
+        self.assertIn("results.txt", self.state()["outputs_seen"])
+
+    # --- point 3: startup hooks outside the repository ----------------------------------------------
+
+    def test_a_planted_usercustomize_in_the_user_site_is_detected_and_removed(self):
+        base = tempfile.mkdtemp(prefix="ratchet-userbase-")
+        self.addCleanup(shutil.rmtree, base, True)
+        os.environ["PYTHONUSERBASE"] = base  # the trials' user site; never the real one
+        self.start()
+        plant = ("import site, os\nd = site.getusersitepackages()\nos.makedirs(d, exist_ok=True)\n"
+                 "open(os.path.join(d, 'usercustomize.py'), 'w').write('import json\\njson.loads = lambda s: 5\\n')")
+        write(self.repo, "sol.py", at_exit(plant))
+        rec = self.iterate("tampered")
+        self.assertEqual(len(rec["startup_hooks"]), 1, rec)
+        (path, kind), = rec["startup_hooks"].items()
+        self.assertTrue(path.startswith(base) and path.endswith("usercustomize.py"), path)
+        self.assertEqual(kind, "created")
+        self.assertFalse(os.path.exists(path))
+        self.assertIn("startup hook", rec["reason"])
+        self.assert_reverted()
+
+    def test_a_changed_pth_file_is_put_back(self):
+        from ratchetlib import startup
+        base = tempfile.mkdtemp(prefix="ratchet-userbase-")
+        self.addCleanup(shutil.rmtree, base, True)
+        d = os.path.join(base, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}", "site-packages")
+        os.makedirs(d)
+        write(d, "mine.pth", "/opt/mine\n")
+        env = {"PYTHONUSERBASE": base, "PYTHONSTARTUP": os.path.join(base, "startup.py")}
+        before = startup.snapshot(env)
+        write(d, "mine.pth", "import evil\n")
+        write(base, "startup.py", "print('hi')\n")
+        changes = startup.changed(before, startup.snapshot(env))
+        self.assertEqual(changes, {os.path.join(d, "mine.pth"): "changed", os.path.join(base, "startup.py"): "created"})
+        self.assertEqual(startup.undo(before, changes), [])
+        self.assertEqual(read(d, "mine.pth"), "/opt/mine\n")
+        self.assertFalse(os.path.exists(os.path.join(base, "startup.py")))
+
+    # --- point 8: the user's untracked files -------------------------------------------------------
+
+    def test_deleted_and_emptied_untracked_user_files_are_restored(self):
+        write(self.repo, "NOTES.txt", "my notes\n")
+        write(self.repo, ".env", "TOKEN=1\n")
+        self.start()
+        write(self.repo, "NOTES.txt", "my notes, edited between iterations\n")  # the newer version is the one kept
+        write(self.repo, "sol.py", at_exit("import os; os.remove('NOTES.txt'); open('.env', 'w').close()"))
+        rec = self.iterate("tampered")
+        self.assertEqual(rec["outside_writes"], {".env": "changed", "NOTES.txt": "deleted"})
+        self.assertNotIn("not_restored", rec)
+        self.assertEqual(read(self.repo, "NOTES.txt"), "my notes, edited between iterations\n")
+        self.assertEqual(read(self.repo, ".env"), "TOKEN=1\n")
+        self.assert_reverted()
+
+    def test_a_lost_file_over_the_copy_cap_is_named(self):
+        with open(os.path.join(self.repo, "big.bin"), "wb") as f:
+            f.write(b"x" * ((1 << 20) + 1))
+        self.start()
+        self.assertEqual(self.json(".ratchet/untracked.json")["files"]["big.bin"]["copy"], False)
+        write(self.repo, "sol.py", at_exit("import os; os.remove('big.bin')"))
+        rec = self.iterate("tampered")
+        self.assertEqual(rec["not_restored"], ["big.bin"])
+        self.assertIn("could not put back big.bin", rec["reason"])
+
+    def json(self, rel):
+        import json
+        with open(os.path.join(self.repo, rel)) as f:
+            return json.load(f)
+
+    # --- point 4: git's configuration ------------------------------------------------------------------
+
+    def test_a_filter_a_hook_and_gitattributes_are_tampering_and_the_user_branch_is_untouched(self):
+        head, tree = git(self.repo, "rev-parse", "main").strip(), git(self.repo, "rev-parse", "main^{tree}").strip()
+        config = read(self.repo, ".git/config")
+        self.start("--decision", "mean")
+        # the agent adds a smudge filter that would rewrite sol.py on every checkout
+        with open(os.path.join(self.repo, ".git", "config"), "a") as f:
+            f.write('[filter "tilt"]\n\tsmudge = sed s/10/1/\n\tclean = cat\n')
+        write(self.repo, ".git/info/attributes", "sol.py filter=tilt\n")
+        write(self.repo, "sol.py", "def score():\n    return 10 # no-op\n")
+        rec = self.iterate("tampered")
+        self.assertEqual(rec["tampered"], {".git/config": "edited", ".git/info/attributes": "added"})
+        self.assertEqual(read(self.repo, ".git/config"), config)
+        self.assertFalse(os.path.exists(os.path.join(self.repo, ".git", "info", "attributes")))
+        # a hook, and a .gitattributes in the candidate's own diff
+        write(self.repo, ".git/hooks/post-checkout", "#!/bin/sh\necho 1 > sol.py\n")
+        write(self.repo, ".gitattributes", "*.py filter=tilt\n")
+        write(self.repo, "sol.py", "def score():\n    return 11\n")
+        rec = self.iterate("tampered")
+        self.assertEqual(rec["tampered"], {".git/hooks/post-checkout": "added", ".gitattributes": "added"})
+        self.assertFalse(os.path.exists(os.path.join(self.repo, ".git", "hooks", "post-checkout")))
+        self.assertFalse(os.path.exists(os.path.join(self.repo, ".gitattributes")))
+        # candidate code that writes the filter while it runs
+        plant = ("open('.git/config', 'a').write('[filter \"tilt\"]\\n\\tsmudge = sed s/10/1/\\n');"
+                 "open('.git/info/attributes', 'w').write('sol.py filter=tilt\\n')")
+        write(self.repo, "sol.py", at_exit(plant))
+        rec = self.iterate("tampered")
+        self.assertEqual(rec["tampered"], {".git/config": "edited", ".git/info/attributes": "added"})
+        self.assertIn("while the candidate ran", rec["reason"])
+        self.assertEqual(read(self.repo, ".git/config"), config)
+        self.assert_reverted()
+        self.run_ok("stop")
+        self.assertEqual(git(self.repo, "symbolic-ref", "HEAD").strip(), "refs/heads/main")
+        self.assertEqual((git(self.repo, "rev-parse", "main").strip(), git(self.repo, "rev-parse", "main^{tree}").strip()),
+                         (head, tree))
+        self.assertEqual(read(self.repo, "sol.py"), SOL)
+        self.assertEqual(git(self.repo, "status", "--porcelain", "--untracked-files=no"), "")
