@@ -19,9 +19,10 @@ and .git/info/attributes: the swap's checkout would lower the incumbent) and
 `rewrite-restore` (its run raises the protected bonus.txt and puts it back
 at exit). Each must be `tampered`; the figure "false keeps of no-op
 candidates" counts the keeps of every no-op kind (`no-change` included).
-`rewrite-restore` is caught by protected-file checks this branch does not
-have (issue 14 point 5): its false keeps are printed on their own line and
-are no invariant failure until NOT_YET_GUARDED is emptied.
+`rewrite-restore` is caught by the protected-file window (inode, mtime and
+ctime compared across each run: harness.window/rewritten). A kind listed in
+NOT_YET_GUARDED would be printed on its own line and not be an invariant
+failure; the set is empty: every no-op kind must be tampered.
 
 Every `loop` command gets a fate, seeded: SIGKILL after a random delay
 (a quarter of them within the first half second: startup, lock take-over,
@@ -139,9 +140,9 @@ ADVERSARIAL = {
     "rewrite-restore": ("# ADVERSARY\nimport atexit\nopen('bonus.txt', 'w').write('50\\n')\n"
                         "atexit.register(lambda: open('bonus.txt', 'w').write('0\\n'))\n"),
 }
-# Kinds whose detection is not in this branch (protected-file ctime/inode checks, issue 14 point 5):
-# their false keeps are reported on their own line and are not an invariant failure.
-NOT_YET_GUARDED = {"rewrite-restore"}
+# Kinds whose detection ratchet does not have yet: their false keeps are reported on their
+# own line and are not an invariant failure. Empty: every no-op kind is guarded.
+NOT_YET_GUARDED = set()
 
 # The stand-in agent (written outside the repository). Its action for an
 # iteration depends only on the seed and RATCHET_ITERATION.
@@ -686,8 +687,7 @@ class Soak:
               f"{sum(self.noop[k] for k in guarded)} (" + ", ".join(f"{k} {self.noop_kept[k]}/{self.noop[k]}" for k in guarded)
               + ")")
         for k in sorted(NOT_YET_GUARDED & set(self.noop)):
-            print(f"false keeps of no-op candidates, {k} (detected by the protected-file checks of issue 14 point 5, "
-                  f"not an invariant here): {self.noop_kept[k]} of {self.noop[k]}")
+            print(f"false keeps of no-op candidates, {k} (not guarded yet, not an invariant here): {self.noop_kept[k]} of {self.noop[k]}")
         print(f"startup hooks a killed command left planted (removed by the soak): "
               f"{self.counts['startup hooks left by a kill']}")
         print(f"commands: loop {loops}, status {self.counts['commands status']}, clean {self.counts['commands clean']}, "
