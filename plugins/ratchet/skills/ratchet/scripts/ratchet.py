@@ -263,6 +263,9 @@ def cmd_init(a):
              f"protected: {', '.join(cfg.protect)}\n"
              + (f"auto-protected because a command names them: {', '.join(cfg.auto_protected)} "
                 f"(list them in --editable to let the agent change them)\n" if cfg.auto_protected else "")
+             + ("warning: found no file of the benchmark in the run command, so nothing of its harness is "
+                "protected; name it with --protect PATH (init again), or the agent may edit what measures it\n"
+                if not cfg.auto_protected and not a.protect else "")
              + f"pinned: {run.state['harness']['files']} protected file(s), SHA-256 checked around every trial batch\n"
              f"editable: {', '.join(cfg.editable) or 'every other path'}\n"
              + (f"archived the previous run to .ratchet/runs/{run.state['archived']}\n" if run.state.get("archived") else "")

@@ -35,7 +35,7 @@ import os
 import shutil
 from typing import Optional
 
-from . import change, faults, gitops, harness, stats
+from . import change, faults, gitops, harness, paths, stats
 from .errors import RatchetError, UsageError
 from .store import atomic_write, now_iso, write_json
 
@@ -336,7 +336,7 @@ def to_best(repo: str, changed: list) -> None:
 def _remove(repo: str, rels: list) -> None:
     for p in rels:
         full = os.path.join(repo, p)
-        if os.path.lexists(full) and not os.path.isdir(full):
+        if paths.contained(repo, p) and os.path.lexists(full) and not os.path.isdir(full):
             os.remove(full)
 
 
