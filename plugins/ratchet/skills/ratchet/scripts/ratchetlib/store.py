@@ -18,7 +18,7 @@ import tempfile
 import time
 from typing import Optional
 
-from . import faults
+from . import faults, term
 from .errors import RatchetError, UsageError
 
 FORMAT = 1
@@ -301,8 +301,9 @@ class Lock:
                         f"on this repository; wait for it, or stop it first")
                 self.store.taken_over = holder
                 if holder:  # announced: a command was killed while it held the lock
-                    sys.stderr.write(f"ratchet: recovered: took over the lock of a killed `{holder.get('verb') or 'ratchet'}` "
-                                     f"(pid {holder.get('pid')})\n")
+                    sys.stderr.write(term.printable(f"ratchet: recovered: took over the lock of a killed "
+                                                    f"`{holder.get('verb') or 'ratchet'}` (pid {holder.get('pid')})",
+                                                    multiline=False) + "\n")
                 try:
                     os.unlink(self.path)
                 except FileNotFoundError:
