@@ -25,7 +25,7 @@ if __name__ == "__main__":  # Ctrl-C while the modules load: nothing has started
 import argparse  # noqa: E402
 import json  # noqa: E402
 
-from ratchetlib import engine, learning, views  # noqa: E402
+from ratchetlib import engine, learning, term, views  # noqa: E402
 from ratchetlib.bandit import DEFAULT_ARMS  # noqa: E402
 from ratchetlib.errors import RatchetError, UsageError, from_os_error  # noqa: E402
 
@@ -240,8 +240,15 @@ def _copy_init_flags(src, dst, *, prefix: str = "", overrides: bool = False) -> 
         dst.add_argument(*action.option_strings, **kw)
 
 
-def _emit(args, human: str, data) -> None:
-    print(json.dumps(data, indent=1) if getattr(args, "json", False) else human)
+def _emit(args, human: str, data, painted: bool = False) -> None:
+    """Print `data` as JSON (text intact, as the agent or benchmark gave it)
+    or `human`, made printable (term.printable: control characters and bidi
+    overrides shown as visible escapes). A `painted` text carries ratchet's
+    own colour and was made printable piece by piece by its view."""
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=1))
+    else:
+        print(human if painted else term.printable(human))
 
 
 def _critic(args):
@@ -273,6 +280,9 @@ def cmd_init(a):
              + f"protected: {', '.join(cfg.protect)}\n"
              + (f"auto-protected because a command names them: {', '.join(cfg.auto_protected)} "
                 f"(list them in --editable to let the agent change them)\n" if cfg.auto_protected else "")
+             + ("warning: found no file of the benchmark in the run command, so nothing of its harness is "
+                "protected; name it with --protect PATH (init again), or the agent may edit what measures it\n"
+                if not cfg.auto_protected and not a.protect else "")
              + f"pinned: {run.state['harness']['files']} protected file(s), SHA-256 checked around every trial batch\n"
              f"editable: {', '.join(cfg.editable) or 'every other path'}\n"
              + (f"archived the previous run to .ratchet/runs/{run.state['archived']}\n" if run.state.get("archived") else "")
@@ -368,8 +378,8 @@ def cmd_tail(a):
     if not found:
         raise UsageError(f"no captured output for iteration {it} trial {k}")
     tb = next((p for p in found if "Traceback (most recent call last)" in views.tail_text(p, 10 ** 6)), found[0])
-    print(f"== {os.path.relpath(tb, run.repo)} (iteration {it}, trial {k}) ==")
-    print(views.tail_text(tb, max(a.lines, 5)))
+    print(term.printable(f"== {os.path.relpath(tb, run.repo)} (iteration {it}, trial {k}) =="))
+    print(term.printable(views.tail_text(tb, max(a.lines, 5))))
 
 
 def _best_artifacts(run) -> list:
@@ -385,8 +395,8 @@ def _tail_guard(run, it, lines):
     path = guard.report_path(run.store, it) if it is not None else None
     if path is None or not os.path.exists(path):
         raise UsageError("no guard output" + (f" for iteration {it}" if it is not None else " yet"))
-    print(f"== {os.path.relpath(path, run.repo)} (guard, iteration {it}) ==")
-    print(views.tail_text(path, max(lines, 5)))
+    print(term.printable(f"== {os.path.relpath(path, run.repo)} (guard, iteration {it}) =="))
+    print(term.printable(views.tail_text(path, max(lines, 5))))
 
 
 def cmd_holdout(a):
@@ -576,14 +586,14 @@ def cmd_diff(a):
 def cmd_finalize(a):
     from ratchetlib import ship, term
     result = ship.finalize(a.cwd, a.branch, a.split)
-    _emit(a, ship.describe(result, color=term.use_color()), result)
+    _emit(a, ship.describe(result, color=term.use_color()), result, painted=True)
 
 
 def cmd_doctor(a):
     from ratchetlib import doctor, term
     flags = {k: v for k, v in vars(a).items() if k not in ("verb", "cwd", "json", "runs")}
     result = doctor.doctor(a.cwd, flags, a.runs)
-    _emit(a, doctor.human(result, color=term.use_color()), result)
+    _emit(a, doctor.human(result, color=term.use_color()), result, painted=True)
     return 0 if result["ok"] else 2
 
 
@@ -617,7 +627,7 @@ def main(argv=None) -> int:
             return 2
         return COMMANDS[args.verb](args) or 0
     except (UsageError, RatchetError) as e:
-        print(f"ratchet: error: {e}", file=sys.stderr)
+        print(f"ratchet: error: {term.printable(e, multiline=False)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("ratchet: interrupted; the trial's processes were stopped", file=sys.stderr)
@@ -631,7 +641,7 @@ def main(argv=None) -> int:
         known = from_os_error(e)
         if known is None:
             raise
-        print(f"ratchet: error: {known}", file=sys.stderr)
+        print(f"ratchet: error: {term.printable(known, multiline=False)}", file=sys.stderr)
         return known.exit_code
 
 

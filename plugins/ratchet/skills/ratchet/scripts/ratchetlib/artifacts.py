@@ -27,7 +27,7 @@ import os
 import secrets
 import shutil
 
-from . import gitops
+from . import gitops, paths
 from .errors import UsageError
 from .store import _fsync_dir, now_iso, read_json, write_json
 
@@ -162,7 +162,7 @@ def discard(repo: str, trials: list) -> list:
     removed = []
     for rel in sorted({p for t in trials for p in t.get("artifacts_created") or ()}):
         full = os.path.join(repo, rel)
-        if not os.path.isfile(full) or gitops.git(repo, "ls-files", "--", rel).strip():
+        if not paths.contained(repo, rel) or not os.path.isfile(full) or gitops.git(repo, "ls-files", "--", rel).strip():
             continue
         os.remove(full)
         removed.append(rel)

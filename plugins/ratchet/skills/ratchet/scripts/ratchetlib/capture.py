@@ -62,6 +62,8 @@ def move_aside(repo: str, reports_dir: str, source: sources.Source) -> list:
     """Move every file of `to_move` into `reports_dir`; return where each went."""
     moved = []
     for rel in to_move(repo, source):
+        if not paths.contained(repo, rel):  # never move a file from outside the repository
+            continue
         name = flat_name(rel)
         original = os.path.join(reports_dir, "original-" + name)
         dest = original if not os.path.exists(original) else os.path.join(reports_dir, "stale-" + name)

@@ -189,6 +189,7 @@ def _check_report_source(source: str, repo_root: str):
         if src.path == ".":
             raise UsageError(f"--report-source '{src.spec}' names the whole repository; name the file or "
                              f"folder the trainer writes instead (e.g. {src.kind}:logs)")
+        paths.inside(src.path, repo_root, "--report-source")  # no folder of it a symlink to elsewhere
         return src.spec, src.path
     full = os.path.realpath(os.path.join(repo_root, src.path))
     if os.path.commonpath([full, root]) != root or full == root:
@@ -205,12 +206,13 @@ def _is_plain_path(rel: str) -> bool:
         return False
 
 
-def _check_artifacts(globs, on_revert) -> tuple:
+def _check_artifacts(globs, on_revert, repo_root: str) -> tuple:
     out = []
     for g in globs or ():
         spec = paths.normalize(posixpath.normpath(str(g).replace("\\", "/"))) if str(g).strip() else ""
         if not spec or spec == "." or os.path.isabs(g) or spec == ".." or spec.startswith("../"):
             raise UsageError(f"--artifact-glob {g!r} must be a glob relative to the repository root, inside it")
+        spec = paths.inside(spec, repo_root, "--artifact-glob")  # its folders may not be symlinks to elsewhere
         if spec == ".ratchet" or spec.startswith(".ratchet/"):
             raise UsageError(f"--artifact-glob {g!r} points into .ratchet/, which ratchet owns")
         out.append(spec)
@@ -248,7 +250,7 @@ def _check_pattern(pattern: Optional[str]) -> Optional[str]:
 def _read_instructions(path: Optional[str], repo_root: str) -> str:
     if path is None:
         return ""
-    full = os.path.join(repo_root, path) if not os.path.isabs(path) else path
+    full = os.path.join(repo_root, paths.inside(path, repo_root, "--instructions-file"))
     try:
         with open(full, encoding="utf-8") as f:
             return f.read().strip()
@@ -328,12 +330,12 @@ def build(args: dict, repo_root: str) -> Config:
     if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
         raise UsageError(f"--trial-timeout-seconds must be > 0 (got {timeout!r})")
     source, source_path = _check_report_source(args.get("report_source") or "", repo_root)
-    artifact_globs = _check_artifacts(args.get("artifact_glob"), args.get("artifacts_on_revert") or "keep")
+    artifact_globs = _check_artifacts(args.get("artifact_glob"), args.get("artifacts_on_revert") or "keep", repo_root)
     instructions_file = args.get("instructions_file")
     text = "\n".join(t for t in ((args.get("instructions") or "").strip(),
                                  _read_instructions(instructions_file, repo_root)) if t)
-    editable = tuple(paths.normalize(s) for s in args.get("editable") or ())
-    protect = [".ratchet"] + [paths.normalize(s) for s in args.get("protect") or ()]
+    editable = tuple(dict.fromkeys(paths.inside(s, repo_root, "--editable") for s in args.get("editable") or ()))
+    protect = [".ratchet"] + [paths.inside(s, repo_root, "--protect") for s in args.get("protect") or ()]
     if source_path:
         protect.append(source_path)
     if instructions_file:

@@ -453,18 +453,20 @@ def doctor(cwd: str, flags: dict, runs: Optional[int] = None) -> dict:
 
 def human(result: dict, color: bool = False) -> str:
     """One line per check (`ok`, `warn`, `FAIL`), a `fix:` line under each
-    warn and fail, and a closing count."""
+    warn and fail, and a closing count; printable (term.printable) apart
+    from the colour it adds itself."""
     lines = []
     for c in result["checks"]:
         label = {OK: "ok", WARN: "warn", FAIL: "FAIL"}[c["status"]]
-        lines.append(f"{term.paint(label.ljust(4), c['status'], color)}  {c['name']}: {c['detail']}")
+        lines.append(f"{term.paint(label.ljust(4), c['status'], color)}  "
+                     + term.printable(f"{c['name']}: {c['detail']}"))
         if c["status"] != OK and c["fix"]:
-            lines.append(f"      fix: {c['fix']}")
+            lines.append(term.printable(f"      fix: {c['fix']}"))
     fails = sum(c["status"] == FAIL for c in result["checks"])
     warns = sum(c["status"] == WARN for c in result["checks"])
     if result["suggested"]:
         flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in result["suggested"].items())
-        lines.append(f"suggested init flags: {flags}")
+        lines.append(term.printable(f"suggested init flags: {flags}"))
     lines.append(f"doctor: {fails} fail, {warns} warn: " + (
         "fix the FAIL lines before `init`" if fails else "ready for `init`" + (" (see the warnings)" if warns else "")))
     return "\n".join(lines)

@@ -30,7 +30,7 @@ from . import config as configmod
 from . import artifacts, capture, decision, gitops, heartbeat, learning, leftovers, lineage, metrics, paths, runner, unclean
 from . import constraints, guard, harness, holdout, pareto, sources
 from . import carry, gitguard
-from . import clip, faults, fresh
+from . import clip, faults, fresh, term
 from . import paired
 from .errors import RatchetError, UsageError
 from . import seal
@@ -558,7 +558,7 @@ def _apply_git(run: Run, rec: dict, cand: dict) -> dict:
         if head != run.state["incumbent_sha"] and gitops.commit_trailer(repo, head) == it:
             return {**rec, "sha": head}
         title = (rec.get("description") or rec.get("hypothesis") or "change").splitlines()[0][:72]
-        msg = f"ratchet: iter {it}: {title}\n\n{rec['reason']}\n\n{gitops.TRAILER}: {it}\n"
+        msg = term.printable(f"ratchet: iter {it}: {title}\n\n{rec['reason']}\n\n{gitops.TRAILER}: {it}\n")
         rec = {**rec, "sha": gitops.commit_paths(repo, tracked + new, msg)}
         faults.point("committed")
         return rec

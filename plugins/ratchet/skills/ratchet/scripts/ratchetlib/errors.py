@@ -32,6 +32,9 @@ def from_os_error(e: OSError):
     if e.errno in _DISK_FULL:
         return RatchetError(f"{_DISK_FULL[e.errno]} while writing{where}; the last complete state is on disk: free some "
                             f"space and run the command again (it finishes what this one started)")
-    if e.errno in _NOT_WRITABLE:
+    if e.errno == 30:
         return UsageError(f"cannot write{where}: {_NOT_WRITABLE[e.errno]}; make it writable and run the command again")
+    if e.errno in _NOT_WRITABLE:  # a read as much as a write: e.g. a .ratchet/ another user (sudo) made
+        return UsageError(f"cannot read or write{where}: {_NOT_WRITABLE[e.errno]} for this user; give it access "
+                          f"(or run ratchet as the user who owns it) and run the command again")
     return None

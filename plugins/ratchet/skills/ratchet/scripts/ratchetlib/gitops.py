@@ -164,28 +164,53 @@ def git(repo: str, *args: str, check: bool = True, input: Optional[bytes] = None
 
 
 def find_root(cwd: str) -> str:
-    """The work tree root containing `cwd`; UsageError when there is none."""
+    """The work tree root containing `cwd`; UsageError when there is none.
+
+    git prints the root as raw bytes on its own line, so the root is that
+    line minus its newline, decoded like any other file name (os.fsdecode:
+    a non-UTF-8 byte survives as a surrogate and round-trips to the same
+    path). Never split on whitespace: `/x/sp ace` is not `/x/sp`. Each way
+    of failing (no git, no repository, a folder or `.git` this user may not
+    read, a repository git refuses as another user's) has its own line."""
     if not os.path.isdir(cwd):
         raise UsageError(f"{cwd} is not a directory")
-    out = run(cwd, "rev-parse", "--is-bare-repository", "--show-toplevel") if _has_git() else None
-    if out is None:
-        raise UsageError("git is not installed or not on PATH; install git and retry")
-    lines = out.stdout.decode().split()
-    if lines[:1] == ["true"]:  # bare: git prints this, then fails on --show-toplevel
-        raise UsageError("this is a bare git repository; run ratchet inside a work tree")
-    if out.returncode != 0 or not lines:
-        raise UsageError("not inside a git repository; run ratchet from your project's git work tree (git init first)")
-    if lines[0] == "true" or len(lines) < 2:
-        raise UsageError("this is a bare git repository; run ratchet inside a work tree")
-    return lines[1]
-
-
-def _has_git() -> bool:
+    if not os.access(cwd, os.R_OK | os.X_OK):
+        raise UsageError(f"cannot read {cwd}: permission denied; run ratchet as a user who may read it")
     try:
-        _run(["git", "--version"], ".", _env())
-        return True
-    except UsageError:
-        return False
+        p = run(cwd, "rev-parse", "--is-bare-repository", "--show-toplevel")  # no git: UsageError from _run
+    except PermissionError:
+        raise UsageError("git cannot be run (permission denied); check the git on PATH") from None
+    first, _, rest = p.stdout.partition(b"\n")
+    if first == b"true":  # bare: git prints this, then fails on --show-toplevel
+        raise UsageError("this is a bare git repository; run ratchet inside a work tree")
+    if p.returncode != 0:
+        raise UsageError(_no_root_reason(cwd, p.stderr.decode("utf-8", "replace")))
+    top = rest[:-1] if rest.endswith(b"\n") else rest
+    if not top:
+        raise UsageError("this is a bare git repository; run ratchet inside a work tree")
+    return os.fsdecode(top)
+
+
+def _no_root_reason(cwd: str, stderr: str) -> str:
+    """The one line for a failed `git rev-parse --show-toplevel`."""
+    if "dubious ownership" in stderr:
+        return ("git refuses this repository: it belongs to another user (git's safe.directory check); "
+                "run ratchet as its owner, or see `git config --global --add safe.directory`")
+    if "must be run in a work tree" in stderr:
+        return "this folder is inside .git, not the work tree; run ratchet from your project's work tree"
+    d = os.path.abspath(cwd)
+    while True:  # a .git git could not read looks like no repository at all
+        dot = os.path.join(d, ".git")
+        if os.path.lexists(dot) and not os.access(dot, os.R_OK | os.X_OK if os.path.isdir(dot) else os.R_OK):
+            return f"cannot read {dot}: permission denied; run ratchet as the repository's owner or fix its permissions"
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    if "not a git repository" in stderr:
+        return "not inside a git repository; run ratchet from your project's git work tree (git init first)"
+    lines = stderr.strip().splitlines()
+    return f"git cannot open this repository: {lines[0] if lines else 'it exited with an error'}"
 
 
 def version() -> Optional[tuple]:

@@ -76,6 +76,8 @@ def protected_files(repo: str, specs, exclude=()) -> tuple:
     files, folders = set(), set()
     for spec in (paths.normalize(s) for s in specs):
         start = _walk_start(spec)
+        if start and not paths.contained(repo, start):  # a spec outside the repository (an old config) pins nothing
+            continue
         full = os.path.join(repo, start) if start else repo
         if start and (os.path.islink(full) or os.path.isfile(full)):
             if paths.matches(start, spec) and not paths.matches_any(start, exclude):
@@ -282,6 +284,9 @@ def restore(repo: str, store_root: str, changes: Optional[dict] = None) -> list:
     entries, keep = pins["files"], set(pins.get("folders") or ())
     failed, touched = [], False
     for rel, kind in changes.items():
+        if not paths.contained(repo, rel):  # belt and braces: a pin outside the repository is never written
+            failed.append(rel)
+            continue
         full = os.path.join(repo, rel)
         entry = entries.get(rel)
         if entry is None:  # added: not there at the pin, so this run made it
@@ -325,29 +330,79 @@ def unrestorable(store_root: str, changes: dict) -> list:
     return out
 
 
+def _strip_comment(line: str) -> str:
+    """`line` without its shell comment: a `#` that starts a word, outside quotes."""
+    quote, prev, i = None, " ", 0
+    while i < len(line):
+        c = line[i]
+        if quote:
+            if c == "\\" and quote == '"':
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c == "\\":
+            i += 1
+        elif c in "'\"":
+            quote = c
+        elif c == "#" and (prev.isspace() or prev in ";&|()"):
+            return line[:i]
+        prev = c
+        i += 1
+    return line
+
+
+def _simple_commands(command: str) -> list:
+    """The shell's simple commands in `command`, each a list of words:
+    comments dropped, split at `&&`, `||`, `;`, `|`, `&` and parentheses."""
+    out, words = [], []
+    for line in command.splitlines() or [""]:
+        lex = shlex.shlex(_strip_comment(line), posix=True, punctuation_chars=True)
+        lex.whitespace_split, lex.commenters = True, ""
+        try:
+            tokens = list(lex)
+        except ValueError:  # an unclosed quote: no file can be named reliably
+            return out
+        for tok in tokens:
+            if tok and all(c in "();<>|&" for c in tok):
+                out.append(words) if words else None
+                words = []
+            else:
+                words.append(tok)
+        out.append(words) if words else None
+        words = []
+    return out
+
+
 def named_files(command: str, repo: str) -> list:
     """Tracked files of the repository that `command` names as arguments:
     `python3 bench.py` -> ['bench.py'], `python -m pkg.bench` -> ['pkg/bench.py'],
-    `--config=conf.yaml` -> ['conf.yaml']. The run command's harness, usually."""
-    try:
-        tokens = shlex.split(command)
-    except ValueError:
-        return []
+    `--config=conf.yaml` -> ['conf.yaml']. The run command's harness, usually.
+    Read as the shell would: comments are dropped (`python3 bench.py  # fast`)
+    and a `cd DIR` (or `pushd DIR`) makes later words relative to DIR
+    (`cd sub && python3 bench.py` -> ['sub/bench.py'])."""
     root = os.path.realpath(repo)
-    wanted, prev = [], None
-    for tok in tokens:
-        options = [tok]
-        if tok.startswith("-") and "=" in tok:
-            options = [tok.split("=", 1)[1]]
-        if prev == "-m":
-            options.append(tok.replace(".", "/") + ".py")
-        prev = tok
-        for opt in options:
-            if not opt or opt.startswith("-"):
-                continue
-            full = os.path.realpath(os.path.join(repo, opt))
-            if os.path.isfile(full) and os.path.commonpath([full, root]) == root:
-                wanted.append(os.path.relpath(full, root).replace(os.sep, "/"))
+    wanted, here = [], root
+    for words in _simple_commands(command):
+        if words[0] in ("cd", "pushd") and len(words) == 2:
+            target = os.path.realpath(os.path.join(here, words[1]))
+            here = target if os.path.isdir(target) and os.path.commonpath([target, root]) == root else here
+            continue
+        prev = None
+        for tok in words:
+            options = [tok]
+            if tok.startswith("-") and "=" in tok:
+                options = [tok.split("=", 1)[1]]
+            if prev == "-m":
+                options.append(tok.replace(".", "/") + ".py")
+            prev = tok
+            for opt in options:
+                if not opt or opt.startswith("-"):
+                    continue
+                for base in dict.fromkeys((here, root)):
+                    full = os.path.realpath(os.path.join(base, opt))
+                    if os.path.isfile(full) and os.path.commonpath([full, root]) == root:
+                        wanted.append(os.path.relpath(full, root).replace(os.sep, "/"))
+                        break
     if not wanted:
         return []
     try:

@@ -33,7 +33,7 @@ import threading
 import time
 from typing import Optional
 
-from . import agent, budget, clip, decision, engine, faults, gitops, learning, prompt, runner, unclean, views
+from . import agent, budget, clip, decision, engine, faults, gitops, learning, prompt, runner, term, unclean, views
 from .errors import UsageError
 from .store import Lock, Store, now_iso
 
@@ -344,7 +344,7 @@ def _open(cwd: str, init_flags: Optional[dict], out):
 def main(cwd: str, given: dict, init_flags: Optional[dict] = None, out=None) -> int:
     """`ratchet.py loop`: returns FINISHED (0) or PAUSED (3); raises on errors
     and signals after cleaning up (see the module docstring)."""
-    out = out or (lambda line: print(line, flush=True))
+    out = out or (lambda line: print(term.printable(line), flush=True))
     store = Store(gitops.find_root(cwd))
     opts = options(store.read_loop() if store.exists() else None, given)
     run = _open(cwd, init_flags, out)

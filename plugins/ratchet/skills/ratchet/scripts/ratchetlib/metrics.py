@@ -11,8 +11,10 @@ The report is scanned line by line, so a metric in the middle of gigabytes of
 output is found with constant memory; a line longer than 1 MiB (binary
 output, progress bars redrawn with carriage returns, no newline at all) is
 scanned in 1 MiB pieces that overlap by 4 KiB, so memory stays bounded and a
-`NAME: value` that straddles two pieces is still found. A value must parse as a finite float:
-`nan` and `inf` are reported as `not-finite`, never as a score.
+`NAME: value` that straddles two pieces is still found. A value is read by `number()` or refused,
+never guessed (`1,234` is not 1, `0x10` is 16): see its docstring and
+FORMATS.md's metric rules; `nan` and `inf` are reported as `not-finite`,
+never as a score, and a value beyond MAX_MAGNITUDE as too large.
 
 Speed: since the last line wins and a match needs NAME literally, rule 1 is
 found from the end: the file is read backwards in 1 MiB blocks, only lines
@@ -32,7 +34,18 @@ import os
 import re
 from typing import Optional
 
-_NUMBER = r"[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:[nN][aA][nN]|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?)"
+# What rule 1 takes as the value: one token that starts like a number (an
+# optional sign, U+2212 included, then a digit or `.digit`), with whatever is
+# glued to it (a unit, a hex digit, a second point) and any digit groups
+# joined by a comma or a space-like separator (`1,234`, `1 234`), so that
+# `number()` judges the whole of it instead of the regex reading `1` out of
+# `1,234` (issue 14). `nan`/`inf` only as whole words (`info` is no value).
+_SEP = rb"(?:,|[ ]|\xc2\xa0|\xe2\x80\x89|\xe2\x80\xaf)"   # comma, space, no-break, thin, narrow no-break
+_VALUE = (rb"(?:[-+]|\xe2\x88\x92)?(?:(?:\d|\.\d)[^\s,;|]*(?:,\d[^\s,;|]*|" + _SEP + rb"\d{3}(?!\d)[^\s,;|]*)*"
+          rb"|(?i:nan|inf(?:inity)?)(?![\w]))")
+MAX_MAGNITUDE = 1e150
+"""The largest |value| a metric may have: sums, differences, squares and
+means of such values stay finite, so no statistic overflows (issue 14)."""
 _JSON_LIMIT = 16 * 1024 * 1024
 _PIECE = 1 << 20    # longest piece of a line read at once
 _OVERLAP = 4096     # bytes a piece of a long line repeats from the one before
@@ -49,13 +62,13 @@ class Extraction:
 
 def line_regex(name: str) -> "re.Pattern[bytes]":
     return re.compile(rb"(?:^|[\s,;|])(?:METRIC\s+)?" + re.escape(name.encode()) +
-                      rb"\s*[:=]\s*(" + _NUMBER.encode() + rb")")
+                      rb"\s*[:=]\s*(" + _VALUE + rb")")
 
 
 def _mid_regex(name: str) -> "re.Pattern[bytes]":
     """line_regex for a piece that continues a long line: no `^` anchor there."""
     return re.compile(rb"[\s,;|](?:METRIC\s+)?" + re.escape(name.encode()) +
-                      rb"\s*[:=]\s*(" + _NUMBER.encode() + rb")")
+                      rb"\s*[:=]\s*(" + _VALUE + rb")")
 
 
 def _pieces(f):
@@ -70,14 +83,74 @@ def _pieces(f):
         carry = b"" if chunk.endswith(b"\n") else (carry + chunk)[-(_OVERLAP + 1):]
 
 
-def _to_float(text) -> Optional[float]:
+_GROUPED = re.compile(r"\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?:\.\d*)?(?:[^\d.].*)?\Z")
+_PREFIX = re.compile(r"(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+_UNIT = re.compile(r"(?:[^\W\d_]|[%\u00b0\u00b5])[\w%\u00b0\u00b5/\u00b2\u00b3\u00b7^*-]*[)\]}'\"]*\Z|[)\]}'\"]+\Z")
+_INT_LITERAL = re.compile(r"0(?:[xX][0-9a-fA-F_]+|[oO][0-7_]+|[bB][01_]+)\Z")
+_SPACES = "\u00a0\u2009\u202f "
+
+
+def number(text) -> float:
+    """The value of one number as a benchmark printed it, or ValueError
+    naming why it is refused. Read, never guessed (FORMATS.md, metric rules):
+    Python's float syntax (`1e5`, `.5`, `1_000`, `nan`), a sign `+`, `-` or
+    U+2212 (`−3`), `-0` read as 0, the integer literals `0x10`, `0o17`,
+    `0b101`, and a unit glued after the number (`12.3ms`, `45%`) which is
+    dropped. Refused: digits joined by a comma (`1,234`: thousands or a
+    decimal comma?) or grouped by spaces (`1 234`), anything else glued to
+    the number (`12.3.4`, `1e`, `12/100`), and |value| above MAX_MAGNITUDE."""
     if isinstance(text, bool):
-        return None
+        raise ValueError(f"{text!r} is not a number")
     if isinstance(text, (int, float)):
-        return float(text)
+        value = float(text) if not isinstance(text, int) or abs(text) < 10 ** 300 else math.copysign(math.inf, text)
+    else:
+        value = _parse(str(text).strip())
+        if math.isinf(value) and not re.fullmatch(r"[-+\u2212]?(?i:inf|infinity)", str(text).strip()):
+            raise OverflowError(f"{str(text).strip()[:40]!r} overflows a float")
+    if math.isfinite(value) and abs(value) > MAX_MAGNITUDE:
+        raise OverflowError(f"{value:g} is too large to compare safely (|value| must be at most {MAX_MAGNITUDE:g}); "
+                            f"print the metric in larger units")
+    return value + 0.0  # -0.0 reads as 0
+
+
+def _parse(raw: str) -> float:
+    shown = repr(raw[:40])
+    sign, body = 1.0, raw
+    if body[:1] in "+-\u2212" and body:
+        sign, body = (-1.0 if body[0] != "+" else 1.0), body[1:]
+    if not body or body[0] in "+-\u2212" or body[0].isspace():
+        raise ValueError(f"{shown} is not a number")
+    if "," in body and re.search(r"\d,\d", body):
+        raise ValueError(f"{shown} has a comma between digits (a thousands separator or a decimal comma?); "
+                         f"print the number without separators, e.g. 1234 or 1.234")
+    if any(c in body for c in _SPACES):
+        if _GROUPED.match(body):
+            raise ValueError(f"{shown} has its digits grouped by spaces; print the number without separators")
+        body = re.split(f"[{_SPACES}]", body, 1)[0]
     try:
-        return float(str(text).strip().replace("_", ""))
+        return sign * float(body)
     except ValueError:
+        pass
+    if _INT_LITERAL.match(body):
+        try:
+            return sign * float(int(body, 0))
+        except ValueError:
+            raise ValueError(f"{shown} is not a number") from None
+    m = _PREFIX.match(body)
+    rest = body[m.end():] if m else body
+    if m and rest and _UNIT.match(rest) and not (rest[0] in "eE" and (len(rest) == 1 or rest[1] in "+-0123456789")):
+        try:
+            return sign * float(m.group())
+        except ValueError:
+            pass
+    raise ValueError(f"{shown} is not a number")
+
+
+def _to_float(text) -> Optional[float]:
+    """number(text), or None when it is refused (callers that only ask)."""
+    try:
+        return number(text)
+    except (ValueError, OverflowError):
         return None
 
 
@@ -109,9 +182,10 @@ def _from_json_text(text: bytes, name: str):
 
 
 def _finish(raw, how: str) -> Extraction:
-    value = _to_float(raw)
-    if value is None:
-        return Extraction(None, MISSING, f"{how}: {raw!r} is not a number")
+    try:
+        value = number(raw)
+    except (ValueError, OverflowError) as e:
+        return Extraction(None, MISSING, f"{how}: {e}")
     if not math.isfinite(value):
         return Extraction(None, NOT_FINITE, f"{how}: value is {value}")
     return Extraction(value, OK, how)
@@ -201,7 +275,7 @@ def extract(path: str, name: str, pattern: Optional[str] = None) -> Extraction:
             size = os.fstat(f.fileno()).st_size
             found = _last_line_value(f, size, name) if name else None
             if found is not None:
-                return _finish(found.decode(), f"line '{name}'")
+                return _finish(found.decode("utf-8", "replace"), f"line '{name}'")
             if size == 0:
                 return Extraction(None, MISSING, "report is empty")
             if pattern or size <= _JSON_LIMIT or not name:
@@ -242,7 +316,7 @@ def _scan(f, name: str, pattern: Optional[str] = None) -> Extraction:
         if found is not None:
             return _finish(found, f"JSON key {name}")
     if last_line is not None:
-        return _finish(last_line.decode(), f"line '{name}'")
+        return _finish(last_line.decode("utf-8", "replace"), f"line '{name}'")
     if last_pat is not None:
         return _finish(last_pat.decode("utf-8", "replace"), "--metric-pattern")
     if size == 0:

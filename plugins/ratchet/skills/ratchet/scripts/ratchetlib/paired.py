@@ -37,7 +37,7 @@ import os
 import shutil
 from typing import Optional
 
-from . import change, faults, fresh, gitops, harness, stats
+from . import change, faults, fresh, gitops, harness, paths, stats
 from .errors import RatchetError, UsageError
 from .store import atomic_write, now_iso, write_json
 
@@ -345,7 +345,7 @@ def to_best(repo: str, changed: list) -> None:
 def _remove(repo: str, rels: list) -> None:
     for p in rels:
         full = os.path.join(repo, p)
-        if os.path.lexists(full) and not os.path.isdir(full):
+        if paths.contained(repo, p) and os.path.lexists(full) and not os.path.isdir(full):
             os.remove(full)
 
 

@@ -99,8 +99,10 @@ def _inside_tree_unignored(repo: str, path: str) -> bool:
 
 
 def write_html(path: str, page: str) -> int:
-    """Write the page atomically; return its size in bytes."""
-    data = page.encode("utf-8")
+    """Write the page atomically, made printable (term.printable: an agent's
+    control characters and bidi overrides shown as escapes); return its size
+    in bytes."""
+    data = term.printable(page).encode("utf-8")
     atomic_write(path, data)
     return len(data)
 

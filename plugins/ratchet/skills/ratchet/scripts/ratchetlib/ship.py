@@ -221,7 +221,7 @@ def _single_message(run, p: Plan) -> str:
         lines.append(f"- {_subject(what)}: {report.effect_text(rec, cfg.direction)}")
     lines += ["", f"Measured with `{cfg.run_command}`, {cfg.trials} trial(s) per iteration, by ratchet "
                   f"run {cfg.run_id}" + (f" (a chain of {p.runs} runs)" if p.runs > 1 else "") + "."]
-    return "\n".join(lines) + "\n"
+    return term.printable("\n".join(lines) + "\n")
 
 
 def _split_message(cfg, k: Keep) -> str:
@@ -234,7 +234,7 @@ def _split_message(cfg, k: Keep) -> str:
     body.append(f"{cfg.metric_name}: {report.fmt(rec.get('incumbent'))} -> {report.fmt(rec.get('avg'))}, "
                 f"{report.effect_text(rec, cfg.direction)}, mean of {n} trial(s) (ratchet run {k.run_id}, "
                 f"iteration {rec.get('iter')}).")
-    return subject + "\n\n" + "\n\n".join(body) + "\n"
+    return term.printable(subject + "\n\n" + "\n\n".join(body) + "\n")
 
 
 def default_branch(cfg) -> str:
@@ -317,11 +317,12 @@ def next_commands(run, name: str, tip: str) -> list:
 
 
 def describe(result: dict, color: bool = False) -> str:
-    """The human text of a finalize result."""
+    """The human text of a finalize result, printable (term.printable) apart
+    from the colour of its first line."""
     n = len(result["commits"])
     head = (f"created branch {result['branch']}: {n} commit{'s' if n != 1 else ''} on the start commit "
             f"{result['base'][:10]}; its tree equals the best commit {result['best'][:10]} (checked)")
-    lines = [term.paint(head, "ok", color)]
+    lines = [term.paint(term.printable(head), "ok", color)]
     lines += [f"  {c['sha'][:10]} {c['subject']}" for c in result["commits"][:20]]
     if n > 20:
         lines.append(f"  ... and {n - 20} more")
@@ -337,4 +338,4 @@ def describe(result: dict, color: bool = False) -> str:
         lines.append("note: the run is still going; this is its best so far (finalize again with another --branch later)")
     lines.append("your branch and the experiment branch are unchanged. next:")
     lines += [f"  {c}" for c in result["next"]]
-    return "\n".join(lines)
+    return lines[0] + "".join("\n" + term.printable(line) for line in lines[1:])

@@ -66,6 +66,8 @@ import struct
 import time
 from typing import Optional
 
+from . import metrics
+
 MTIME_SLACK = 0.05
 """Seconds of grace for file timestamps against `since` (see module doc)."""
 
@@ -312,27 +314,24 @@ def _lookup(obj, key: str):
 
 
 def _number(value):
-    """float(value) for JSON numbers and numeric strings; None for anything else."""
-    if isinstance(value, bool):
+    """A JSON number or numeric string as float, read by the same rules as a
+    printed number (metrics.number); None for anything else or a refusal."""
+    if not isinstance(value, (int, float, str)):
         return None
-    if isinstance(value, (int, float)):
-        try:
-            return float(value)
-        except OverflowError:
-            return math.copysign(math.inf, value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
-    return None
+    try:
+        return metrics.number(value)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _finish(raw, what: str, display: str) -> Reading:
     """Turn the raw value found for `what` into a Reading."""
     if raw is None:
         raise _Outcome(MISSING, f"{what} is null in {display}", display)
-    value = _number(raw)
+    try:
+        value = metrics.number(raw) if isinstance(raw, (int, float, str)) else None
+    except (ValueError, OverflowError) as e:
+        raise _Outcome(CORRUPT, f"{what} in {display}: {e}", display) from None
     if value is None:
         raise _Outcome(CORRUPT, f"{what} in {display} is not a number: {str(raw)[:60]!r}", display)
     if not math.isfinite(value):

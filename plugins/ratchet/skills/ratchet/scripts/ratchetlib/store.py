@@ -4,7 +4,8 @@ The formats and every field are documented in FORMATS.md (format 1). Whole
 files are replaced atomically (temp file in the same folder, fsync, rename,
 fsync of the folder), so a kill at any instant leaves either the old or the
 new version. `results.jsonl` is append-only; a torn last line (a kill in the
-middle of an append) is ignored by readers and cut off by `repair()`.
+middle of an append) is ignored by readers and cut off by `repair()`; any
+other unreadable line is refused with its line number (never skipped).
 """
 
 import errno
@@ -17,7 +18,7 @@ import tempfile
 import time
 from typing import Optional
 
-from . import faults, seal
+from . import faults, seal, term
 from .errors import RatchetError, UsageError
 
 FORMAT = 1
@@ -297,10 +298,14 @@ class Store:
         for raw in data:
             if not raw.endswith(b"\n"):
                 continue  # torn final line: the append never completed
+            if not raw.strip():
+                continue  # a blank line holds no record
             try:
                 rec = json.loads(raw)
-            except ValueError:
-                continue
+            except (ValueError, UnicodeDecodeError):
+                rec = None
+            if not isinstance(rec, dict):
+                raise UsageError(Store._corrupt_record(root, raw))
             if isinstance(rec, dict):
                 fmt = rec.get("format", FORMAT)
                 if not isinstance(fmt, int) or fmt > FORMAT:
@@ -308,6 +313,20 @@ class Store:
                                      f"understands ({FORMAT}); upgrade ratchet")
                 out.append(rec)
         return out[-last:] if last else out
+
+    @staticmethod
+    def _corrupt_record(root: str, raw: bytes) -> str:
+        """The one line for a complete but unreadable record: which line and
+        how to fix it. Never dropped silently: a record skipped is a decision
+        (a keep, the incumbent's score) forgotten. Only a torn LAST line, an
+        append a kill cut short, is repaired (`repair`)."""
+        with open(os.path.join(root, "results.jsonl"), "rb") as f:
+            number = f.read().splitlines(keepends=True).index(raw) + 1
+        shown = raw.decode("utf-8", "replace").strip()
+        shown = shown if len(shown) <= 40 else shown[:39] + "…"
+        return (f".ratchet/results.jsonl line {number} is not a JSON record ({shown!r}); the other lines are intact: "
+                f"restore that line from a backup or delete it (one record is then forgotten), then run the "
+                f"command again")
 
     def repair(self) -> Optional[str]:
         """Cut a torn final line off results.jsonl; say what was done."""
@@ -420,15 +439,17 @@ class Lock:
                         f"on this repository; wait for it, or stop it first")
                 self.store.taken_over = holder
                 if holder:  # announced: a command was killed while it held the lock
-                    sys.stderr.write(f"ratchet: recovered: took over the lock of a killed `{holder.get('verb') or 'ratchet'}` "
-                                     f"(pid {holder.get('pid')})\n")
+                    sys.stderr.write(term.printable(f"ratchet: recovered: took over the lock of a killed "
+                                                    f"`{holder.get('verb') or 'ratchet'}` (pid {holder.get('pid')})",
+                                                    multiline=False) + "\n")
                 try:
                     os.unlink(self.path)
                 except FileNotFoundError:
                     pass
                 continue
             except PermissionError:
-                raise UsageError(f"cannot write {os.path.dirname(self.path)}: permission denied; make it writable") from None
+                raise UsageError(f"cannot write {os.path.dirname(self.path)}: permission denied; make it writable"
+                                 + _owner_hint(os.path.dirname(self.path))) from None
             except OSError as e:
                 if e.errno == errno.EROFS:
                     raise UsageError(f"cannot write {os.path.dirname(self.path)}: read-only file system; run ratchet "
@@ -456,6 +477,17 @@ class Lock:
         except FileNotFoundError:
             pass
         return False
+
+
+def _owner_hint(path: str) -> str:
+    """` (it belongs to uid N, not to you: ...)` when another user owns `path`."""
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return ""
+    if uid == os.geteuid():
+        return ""
+    return f" (it belongs to uid {uid}, not to this user: run ratchet as that user, or chown it)"
 
 
 def _alive(holder: dict) -> bool:

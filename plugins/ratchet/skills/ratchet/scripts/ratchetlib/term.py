@@ -9,6 +9,7 @@ its live line.
 """
 
 import os
+import re
 import sys
 
 _CODES = {"ok": "32", "warn": "33", "fail": "1;31", "dim": "2", "bold": "1"}
@@ -48,3 +49,40 @@ def can_encode(text: str, stream=None) -> bool:
         return True
     except (UnicodeEncodeError, LookupError):
         return False
+
+
+# What a terminal (or a bidi-aware viewer) would act on instead of showing:
+# C0 controls and DEL (ESC starts every escape sequence, BEL ends OSC 52
+# clipboard writes, CR rewrites the line), C1 controls (U+0080-009F, CSI and
+# OSC in one character), the bidi embeddings, overrides and isolates
+# (U+202A-202E, U+2066-2069) and marks (U+200E, U+200F, U+061C) that reorder
+# what a reader sees, and lone surrogates (a non-UTF-8 byte of a file name
+# read with surrogateescape), which cannot even be encoded for printing.
+_UNSAFE = "\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_UNSAFE_MULTI = re.compile(f"[{_UNSAFE}]")
+_UNSAFE_LINE = re.compile(f"[\t\n{_UNSAFE}]")
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _visible(m: "re.Match") -> str:
+    c = m.group()
+    if c in _NAMED:
+        return _NAMED[c]
+    n = ord(c)
+    if 0xDC80 <= n <= 0xDCFF:  # surrogateescape: show the original byte
+        return f"\\x{n - 0xDC00:02x}"
+    return f"\\x{n:02x}" if n <= 0xFF else f"\\u{n:04x}"
+
+
+def printable(text, multiline: bool = True) -> str:
+    """`text` made safe to show a person: every character a terminal would
+    obey rather than display (see _UNSAFE) is written as visible text
+    (ESC -> `\\x1b`, U+202E -> `\\u202e`, CR -> `\\r`), never dropped, so a
+    reader sees that something was there. Newline and tab stay when the text
+    is `multiline` (a verdict, a log tail). This is the one sanitiser for text
+    that came from the agent or a benchmark: every human-readable output
+    (the CLI's printed text, the report files, the commit messages ratchet
+    writes) passes through it; JSON output keeps the original text."""
+    text = str(text)
+    pattern = _UNSAFE_MULTI if multiline else _UNSAFE_LINE
+    return pattern.sub(_visible, text) if pattern.search(text) else text

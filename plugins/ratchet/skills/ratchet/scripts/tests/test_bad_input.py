@@ -198,6 +198,21 @@ def own_user_site(t, repo):
 
 PLANTS_A_HOOK = {"bench.py": "import os, site\nd = site.getusersitepackages()\nos.makedirs(d, exist_ok=True)\n"
                              "open(os.path.join(d, 'usercustomize.py'), 'w').write('')\nprint('score: 3')\n"}
+def link_outside(t, repo):
+    os.symlink(tempfile.gettempdir(), os.path.join(repo, "elsewhere"))
+
+
+def corrupt_middle_record(t, repo):
+    started(t, repo)
+    path = os.path.join(repo, ".ratchet", "results.jsonl")
+    with open(path, "rb") as f:
+        first = f.readline()
+    with open(path, "wb") as f:
+        f.write(first + b'{"iter": 1, oops\n' + first)
+
+
+def inside_dot_git(t, repo):
+    return os.path.join(repo, ".git")
 N = "--iterate--"  # placeholder: the `iterate` command line
 
 # (row id, what is wrong, setup or None, files or None, argv, exit code, text the output must hold)
@@ -257,6 +272,20 @@ ROWS = [
      "--output '.' would declare every file (or ratchet's own) an output; name the folder"),
     ("c41", "--output outside the repository", None, None, INIT + ["--output", "../build"], 2,
      "--output '../build' must be a path relative to the repository root, inside it"),
+    ("c33", "--protect an absolute path outside the repository", None, None, INIT + ["--protect", OUTSIDE], 2,
+     f"--protect {OUTSIDE!r} is outside the repository"),
+    ("c34", "--editable ../..", None, None, INIT + ["--editable", "../.."], 2,
+     "--editable '../..' is outside the repository"),
+    ("c35", "--protect /", None, None, INIT + ["--protect", "/"], 2, "--protect '/' is outside the repository"),
+    ("c36", "--protect a symlink that points outside", link_outside, None, INIT + ["--protect", "elsewhere"], 2,
+     "--protect 'elsewhere' is outside the repository"),
+    ("c37", "--instructions-file outside the repository", None, None, INIT + ["--instructions-file", OUTSIDE], 2,
+     f"--instructions-file {OUTSIDE!r} is outside the repository"),
+    ("c38", "--artifact-glob through a symlink that points outside", link_outside, None,
+     INIT + ["--artifact-glob", "elsewhere/*.pt"], 2, "--artifact-glob 'elsewhere/*.pt' is outside the repository"),
+    ("c39", "a report source through a symlink that points outside", link_outside, None,
+     INIT[:-3] + ["json:elsewhere/r.json", "--protect", "bench.py"], 2,
+     "--report-source 'elsewhere/r.json' is outside the repository"),
     # --- environment --------------------------------------------------------------------------------
     ("e01", "not a git repository", not_a_repo, None, INIT, 2, "not inside a git repository"),
     ("e02", "bare repository", bare, None, INIT, 2, "this is a bare git repository; run ratchet inside a work tree"),
@@ -274,6 +303,8 @@ ROWS = [
      "not the run's branch ratchet/"),
     ("e12", "an edit inside a git submodule", submodule_edited, None, [N], 2,
      "the change is inside git submodule or nested repository lib, which ratchet cannot swap, commit or revert"),
+    ("e13", "run from inside .git", inside_dot_git, None, ["status"], 2,
+     "this folder is inside .git, not the work tree; run ratchet from your project's work tree"),
     # --- the benchmark's output (read at baseline) ----------------------------------------------------
     ("o01", "no metric in the output", None, bench_printing("hello\n"), INIT + ["&&", "baseline"], 2,
      "baseline failed on trial 1: no 'score: value' line"),
@@ -295,6 +326,16 @@ ROWS = [
      None, [N], 0, "iter 1: CRASH"),
     ("o20", "the benchmark plants a Python startup hook", own_user_site, PLANTS_A_HOOK, INIT + ["&&", "baseline"], 2,
      "the benchmark itself changes Python's startup hooks"),
+    ("o11", "a number with a thousands comma", None, bench_printing("score: 1,234\n"), INIT + ["&&", "baseline"], 2,
+     "'1,234' has a comma between digits (a thousands separator or a decimal comma?)"),
+    ("o12", "a number grouped by spaces", None, bench_printing("score: 1 234\n"), INIT + ["&&", "baseline"], 2,
+     "'1 234' has its digits grouped by spaces"),
+    ("o13", "a number too large to compare", None, bench_printing("score: 1.7e308\n"), INIT + ["&&", "baseline"], 2,
+     "1.7e+308 is too large to compare safely (|value| must be at most 1e+150)"),
+    ("o14", "a number with something glued on", None, bench_printing("score: 12/100\n"), INIT + ["&&", "baseline"], 2,
+     "'12/100' is not a number"),
+    ("o15", "a candidate prints a value that overflows: recorded, reverted", lambda t, r: (started(t, r),
+     write(r, "value.txt", "1e400\n")), None, [N], 0, "'1e400' overflows a float"),
     # --- ratchet's own state files --------------------------------------------------------------------
     ("s01", "config.json truncated", corrupt("config.json", '{"format": 1, "run_comm'), None, ["status"], 2,
      ".ratchet/config.json) is corrupt; restore it or start a new run with `init`"),
@@ -317,6 +358,9 @@ ROWS = [
      "processes (ps), then run `ratchet.py clean`, which sets it aside"),
     ("s11", "clean on a corrupt UNCLEAN marker", corrupt("UNCLEAN", "\0"), None, ["clean"], 0,
      ".ratchet/UNCLEAN was unreadable: set aside as .ratchet/UNCLEAN.corrupt-"),
+    ("s12", "a corrupt line in the middle of results.jsonl", corrupt_middle_record, None, ["status"], 2,
+     ".ratchet/results.jsonl line 2 is not a JSON record ('{\"iter\": 1, oops'); the other lines are intact: "
+     "restore that line from a backup or delete it"),
     # --- the run's contract (sealed files) and git --------------------------------------------------------
     ("k01", "config.json's run command rewritten outside ratchet",
      forged("config.json", lambda c: c.update(run_command="touch forged")), None, [N], 2,
