@@ -261,7 +261,12 @@ def watched_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None, 
     that wrote elsewhere, or any run that planted a startup hook, is undone at
     once and the trial carries `carried` (the iteration is then `tampered`)."""
     before = carry.watch(run)
-    t = run_trial(run, iteration, k, env, label)
+    try:
+        t = run_trial(run, iteration, k, env, label)
+    except BaseException:  # Ctrl-C or SIGTERM mid-trial: what the run planted must not outlive the command
+        moved, hooks = carry.written(run, before, () if own is None else own)
+        carry.undo(run, before, moved if own is not None else {}, hooks)
+        raise
     moved, hooks = carry.written(run, before, () if own is None else own)
     if own is None:
         run.state = carry.learn(run.repo, run.state, moved, [])

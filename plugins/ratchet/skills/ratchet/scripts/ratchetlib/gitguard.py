@@ -37,11 +37,13 @@ EDITED, DELETED, ADDED = "edited", "deleted", "added"
 def _git_paths(repo: str) -> dict:
     """{label: absolute path} of every pinned file that exists now, plus the
     fixed files whether they exist or not (label: `.git/<name>`)."""
-    names = list(FILES) + [HOOKS]
-    out = gitops.git(repo, "rev-parse", *[a for n in names for a in ("--git-path", n)]).splitlines()
-    resolved = {n: (p if os.path.isabs(p) else os.path.join(repo, p)) for n, p in zip(names, out)}
+    # `--git-path hooks` would name /dev/null: ratchet's git calls set core.hooksPath to
+    # keep hooks out of them (gitops._SAFE), so the hooks folder is the common dir's own.
+    names = list(FILES)
+    out = gitops.git(repo, "rev-parse", "--git-common-dir", *[a for n in names for a in ("--git-path", n)]).splitlines()
+    resolved = {n: (p if os.path.isabs(p) else os.path.join(repo, p)) for n, p in zip(["common"] + names, out)}
     found = {f".git/{n}": resolved[n] for n in FILES}
-    hooks = resolved[HOOKS]
+    hooks = os.path.join(resolved["common"], HOOKS)
     for top, _, files in os.walk(hooks):
         for name in files:
             full = os.path.join(top, name)

@@ -73,7 +73,7 @@ def _filter_overrides(repo: str) -> list:
     """`-c` options emptying every filter driver the configuration defines
     (any scope, includes too). A driver name git's `-c` cannot carry (one
     holding `=`) cannot be neutralised: refused rather than run."""
-    p = _run([*_SAFE, "config", "-z", "--get-regexp", r"^filter\."], repo, _env(), what="git config")
+    p = _run(["git", *_SAFE, "config", "-z", "--get-regexp", r"^filter\."], repo, _env(), what="git config")
     names = []
     for item in p.stdout.decode("utf-8", "surrogateescape").split("\0"):
         key = item.split("\n", 1)[0]
@@ -123,7 +123,6 @@ def _run(argv: list, repo: str, env: dict, input: Optional[bytes] = None,
     `.git/index.lock` behind and fail every later git command until someone
     deletes it. A timeout stops git (SIGTERM, so it drops its locks) and
     raises a one-line RatchetError naming `what` (default `git SUBCOMMAND`)."""
-    argv = argv if argv[:1] == ["git"] else ["git", *argv]
     limit = timeout_seconds()
     try:
         p = subprocess.Popen(argv, cwd=repo, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,

@@ -198,7 +198,7 @@ class TerminalTest(unittest.TestCase):
         parser = ratchet.build_parser()
         sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
         # tail and diff print a log or a patch, demo a walkthrough: text, not state
-        text_only = {"tail", "diff", "demo", "loop"}  # logs, patches and walkthroughs, not state
+        text_only = {"tail", "diff", "demo", "loop", "reseal"}  # logs, patches, walkthroughs and a confirmation at a terminal, not state
         for name, sp in sub.choices.items():
             has = any("--json" in a.option_strings for a in sp._actions)
             self.assertEqual(has, name not in text_only, name)
