@@ -34,7 +34,7 @@ import os
 import shutil
 from typing import Optional
 
-from . import gitops, paths, sources, startup, store
+from . import gitops, harness, paths, sources, startup, store
 
 FORMAT = 1
 COPY_MAX_BYTES = 1 << 20
@@ -172,20 +172,6 @@ def _tracked(repo: str, rels: list) -> set:
 
 # --- the user's untracked files, snapshot at init ---------------------------------------
 
-def _digest(full: str) -> tuple:
-    h, chunks, size = hashlib.sha256(), [], 0
-    with open(full, "rb") as f:
-        while True:
-            chunk = f.read(1 << 20)
-            if not chunk:
-                break
-            h.update(chunk)
-            size += len(chunk)
-            if size <= COPY_MAX_BYTES:
-                chunks.append(chunk)
-    return h.hexdigest(), size, (b"".join(chunks) if size <= COPY_MAX_BYTES else None)
-
-
 def _stat(full: str) -> Optional[list]:
     try:
         st = os.lstat(full)
@@ -199,7 +185,7 @@ def _pin_one(store_root: str, repo: str, rel: str, budget: int) -> Optional[dict
     if not os.path.isfile(full) or os.path.islink(full):
         return None
     try:
-        sha, size, data = _digest(full)
+        sha, size, data = harness.digest(full, COPY_MAX_BYTES)
     except OSError:
         return None
     copy = data is not None and size <= budget

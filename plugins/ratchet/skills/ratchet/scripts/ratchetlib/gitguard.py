@@ -19,12 +19,11 @@ tree are the candidate's diff, so the engine refuses them there
 (gitguard.json).
 """
 
-import hashlib
 import os
 import shutil
 from typing import Optional
 
-from . import gitops, store
+from . import gitops, harness, store
 
 FORMAT = 1
 COPY_MAX_BYTES = 1 << 20
@@ -51,18 +50,6 @@ def _git_paths(repo: str) -> dict:
     return found
 
 
-def _digest(full: str) -> tuple:
-    h, size = hashlib.sha256(), 0
-    with open(full, "rb") as f:
-        while True:
-            chunk = f.read(1 << 20)
-            if not chunk:
-                break
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
-
-
 def _path(store_root: str, *parts: str) -> str:
     return os.path.join(store_root, *parts)
 
@@ -75,7 +62,7 @@ def pin(repo: str, store_root: str) -> dict:
         if not os.path.isfile(full):
             files[label] = {"path": full, "absent": True}
             continue
-        sha, size = _digest(full)
+        sha, size, _ = harness.digest(full)
         copy = size <= COPY_MAX_BYTES
         if copy and not os.path.exists(_path(store_root, "gitguard", sha)):
             shutil.copyfile(full, _path(store_root, "gitguard", sha))
@@ -104,7 +91,7 @@ def verify(repo: str, store_root: str) -> dict:
                 changes[label] = ADDED
         elif not there:
             changes[label] = DELETED
-        elif _digest(full)[0] != e["sha256"]:
+        elif harness.digest(full)[0] != e["sha256"]:
             changes[label] = EDITED
     for label, full in now.items():
         if label not in entries and os.path.lexists(full):

@@ -106,8 +106,11 @@ def protected_files(repo: str, specs, exclude=()) -> tuple:
     return sorted(files), sorted(folders)
 
 
-def _digest(full: str, keep_bytes: bool):
-    """(sha256 hex, size, the bytes when `keep_bytes` and small enough)."""
+def digest(full: str, keep_max: int = 0) -> tuple:
+    """(sha256 hex, size, the bytes when the file is at most `keep_max`
+    bytes, else None; never with keep_max 0), reading the file once in 1 MiB chunks. The one
+    content hash of the harness pins, the git-configuration pins (gitguard)
+    and the untracked-file snapshot (carry)."""
     h, size, chunks = hashlib.sha256(), 0, []
     with open(full, "rb") as f:
         while True:
@@ -116,9 +119,9 @@ def _digest(full: str, keep_bytes: bool):
                 break
             h.update(chunk)
             size += len(chunk)
-            if keep_bytes and size <= COPY_MAX_BYTES:
+            if size <= keep_max:
                 chunks.append(chunk)
-    return h.hexdigest(), size, (b"".join(chunks) if keep_bytes and size <= COPY_MAX_BYTES else None)
+    return h.hexdigest(), size, (b"".join(chunks) if keep_max and size <= keep_max else None)
 
 
 def _stat_key(st: os.stat_result, now_ns: int) -> Optional[list]:
@@ -151,7 +154,7 @@ def pin(repo: str, store_root: str, specs, exclude=(), now_ns: Optional[int] = N
         if not stat.S_ISREG(st.st_mode):
             continue
         want_copy = copied + st.st_size <= COPY_TOTAL_BYTES and st.st_size <= COPY_MAX_BYTES
-        sha, size, data = _digest(full, want_copy)
+        sha, size, data = digest(full, COPY_MAX_BYTES if want_copy else 0)
         if data is not None and copied + size <= COPY_TOTAL_BYTES:
             dest = _path(store_root, "harness", sha)
             if not os.path.exists(dest):
@@ -178,7 +181,7 @@ def _same(full: str, entry: dict) -> bool:
     if entry.get("stat") == [st.st_ino, st.st_mtime_ns, st.st_ctime_ns]:
         return True
     try:
-        return _digest(full, False)[0] == entry["sha256"]
+        return digest(full)[0] == entry["sha256"]
     except OSError:
         return False
 
