@@ -47,8 +47,9 @@ SCRIPTS = os.path.join(ROOT, "plugins", "ratchet", "skills", "ratchet", "scripts
 sys.path.insert(0, SCRIPTS)
 
 import ratchet  # noqa: E402
-from ratchetlib import bandit, engine, learning, program  # noqa: E402
-from ratchetlib.store import write_json  # noqa: E402
+from ratchetlib.learn import bandit, learning, program
+from ratchetlib.keep import engine  # noqa: E402
+from ratchetlib.io.store import write_json  # noqa: E402
 
 MECHANISMS = ["hash map for the lookups", "binary search on the sorted keys", "cache the parsed header",
               "unroll the inner loop", "preallocate the output buffer", "batch the small writes",

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """How often does a keep rule keep junk or miss real gains, and what does it report?
 
-Drives ratchet's real decision code (ratchetlib.stats: pair_effect,
-sprt_decide, noise_estimate, update_noise, gain_interval; ratchetlib.decision:
+Drives ratchet's real decision code (ratchetlib.core.stats: pair_effect,
+sprt_decide, noise_estimate, update_noise, gain_interval; ratchetlib.core.decision:
 judge, the --decision mean rule) with a simulated benchmark in place of the
 subprocess.
 
@@ -67,7 +67,7 @@ from multiprocessing import Pool
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "plugins", "ratchet", "skills", "ratchet", "scripts"))
 
-from ratchetlib import config, decision, stats  # noqa: E402
+from ratchetlib.core import config, decision, stats  # noqa: E402
 
 NOISES = (0.01, 0.05, 0.15)
 KINDS = ("normal", "heavy", "drift")

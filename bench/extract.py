@@ -26,7 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "plugins", "ratchet", "skills", "ratchet", "scripts"))
 
-from ratchetlib import metrics  # noqa: E402
+from ratchetlib.measure import metrics  # noqa: E402
 
 MiB = 1 << 20
 NOISE = b"step 123 loss=0.2500 lr=3e-4 grad_norm=1.07 \xff\xfe tokens/s=51234 ok\n"

@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = os.path.join(HERE, "..", "plugins", "ratchet", "skills", "ratchet", "scripts")
 sys.path.insert(0, SCRIPTS)
 
-from ratchetlib import runner  # noqa: E402
+from ratchetlib.io import runner  # noqa: E402
 
 SPAWNER = os.path.join(SCRIPTS, "tests", "spawner.py")
 

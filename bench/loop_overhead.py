@@ -90,7 +90,8 @@ def time_loop(root, name, kind, n):
     shared decision step (engine.step, as `iterate` runs it) timed apart."""
     sys.path.insert(0, SCRIPTS)
     import ratchet as cli
-    from ratchetlib import engine, headless
+    from ratchetlib.keep import engine
+    from ratchetlib.verbs.loop import headless
     repo = new_run(root, f"loop-{name}", n)
     spent = {"step": 0.0}
     real_step = engine.step

@@ -23,7 +23,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "plugins", "ratchet", "skills", "ratchet", "scripts"))
 
-from ratchetlib import engine, sources  # noqa: E402
+from ratchetlib.keep import engine
+from ratchetlib.measure import sources  # noqa: E402
 
 WRITERS = {
     "stdout": "print('score: 1.5')",

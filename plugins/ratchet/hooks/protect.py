@@ -24,7 +24,7 @@ event this script does not understand. The CLI's SHA-256 check of the harness
 stands behind this hook either way; the hook only saves the agent an
 iteration and tells it why.
 
-Standard library plus ratchetlib.paths only, so it answers in tens of
+Standard library plus ratchetlib.core.paths only, so it answers in tens of
 milliseconds (bench/hook_latency.py measures it).
 """
 
@@ -89,7 +89,7 @@ def path_reason(full, how="", tree=False):
 
     `tree`: the write also reaches everything under `full` (rm -r, mv), so a
     protected path, `.ratchet/` or `.git/` below it is denied too."""
-    from ratchetlib import paths
+    from ratchetlib.core import paths
     for candidate in dict.fromkeys((full, os.path.realpath(full))):
         for root, cfg, active in runs_above(candidate + os.sep if tree else candidate):
             rel = os.path.relpath(candidate, root).replace(os.sep, "/")

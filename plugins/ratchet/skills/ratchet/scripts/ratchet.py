@@ -25,9 +25,12 @@ if __name__ == "__main__":  # Ctrl-C while the modules load: nothing has started
 import argparse  # noqa: E402
 import json  # noqa: E402
 
-from ratchetlib import engine, learning, term, views  # noqa: E402
-from ratchetlib.bandit import DEFAULT_ARMS  # noqa: E402
-from ratchetlib.errors import RatchetError, UsageError, from_os_error  # noqa: E402
+from ratchetlib.keep import engine
+from ratchetlib.learn import learning
+from ratchetlib.core import term
+from ratchetlib.present import views  # noqa: E402
+from ratchetlib.learn.bandit import DEFAULT_ARMS  # noqa: E402
+from ratchetlib.core.errors import RatchetError, UsageError, from_os_error  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -307,7 +310,7 @@ def cmd_decide(a):
 
 
 def cmd_status(a):
-    from ratchetlib import reporting
+    from ratchetlib.present import reporting
     run = engine.load(a.cwd)
     notes, busy = engine.recover_for_status(run)
     tail = run.store.records(last=reporting.TREND_WIDTH)  # a bounded tail: status never reads the whole history
@@ -335,7 +338,7 @@ def cmd_history(a):
 
 
 def _history_all(a):
-    from ratchetlib import lineage
+    from ratchetlib.io import lineage
     run = engine.load(a.cwd)
     runs = lineage.runs(run.store, run.config.run_id)
     lines = []
@@ -351,7 +354,7 @@ def _history_all(a):
 
 
 def cmd_chain(a):
-    from ratchetlib import chain
+    from ratchetlib.verbs import chain
     run, record = chain.chain(a.cwd, a.rationale, chain.verb_flags(vars(a)))
     cfg = run.config
     human = (chain.describe(record, cfg.branch) + "\n"
@@ -383,13 +386,13 @@ def cmd_tail(a):
 
 
 def _best_artifacts(run) -> list:
-    from ratchetlib import artifacts
+    from ratchetlib.io import artifacts
     line = artifacts.summary(run.store.root) if run.config.artifact_globs else ""
     return [line] if line else []
 
 
 def _tail_guard(run, it, lines):
-    from ratchetlib import guard
+    from ratchetlib.measure import guard
     if it is None:
         it = next((r["iter"] for r in reversed(run.store.records(last=50)) if r.get("guard")), None)
     path = guard.report_path(run.store, it) if it is not None else None
@@ -419,7 +422,7 @@ def cmd_stop(a):
 
 
 def _verified_lines(run) -> list:
-    from ratchetlib import paired
+    from ratchetlib.keep import paired
     if run.verify_error:
         return [f"verify could not run: {run.verify_error}"]
     line = paired.verified_line(run.state.get("verified"), run.config.direction, run.state.get("log_scale", True))
@@ -446,7 +449,7 @@ def cmd_score(a):
 
 
 def cmd_loop(a):
-    from ratchetlib import headless
+    from ratchetlib.verbs.loop import headless
     given = {k: getattr(a, k) for k in LOOP_FLAGS}
     init_flags = {k[len("init_"):]: v for k, v in vars(a).items() if k.startswith("init_")}
     default_report_source(init_flags)
@@ -454,7 +457,8 @@ def cmd_loop(a):
 
 
 def cmd_detect(a):
-    from ratchetlib import detect, gitops
+    from ratchetlib.verbs import detect
+    from ratchetlib.io import gitops
     if not os.path.isdir(a.cwd):
         raise UsageError(f"{a.cwd} is not a directory")
     try:  # commands and report paths are relative to the repository root, so look from there
@@ -466,7 +470,7 @@ def cmd_detect(a):
 
 
 def cmd_clean(a):
-    from ratchetlib import gitops, unclean
+    from ratchetlib.io import gitops, unclean
     note = unclean.set_aside_if_corrupt(gitops.find_root(a.cwd))
     killed = unclean.clean(gitops.find_root(a.cwd))
     if note:
@@ -487,7 +491,7 @@ def _printable(text: str) -> str:
 def cmd_reseal(a):
     """A person at a terminal, never a script or an agent (no TTY there),
     decides that the run's files as they are now are the contract."""
-    from ratchetlib import gitops, seal, store as storemod
+    from ratchetlib.io import gitops, seal, store as storemod
     root = storemod.Store(gitops.find_root(a.cwd)).root
     if not os.path.exists(os.path.join(root, "config.json")):
         raise UsageError("no ratchet run in this repository; nothing to reseal")
@@ -526,7 +530,7 @@ def cmd_reseal(a):
 
 
 def cmd_verify(a):
-    from ratchetlib import paired
+    from ratchetlib.keep import paired
     run, verified, notes = engine.verify(a.cwd, a.pairs)
     line = paired.verified_line(verified) or "nothing to verify: no change has been kept yet"
     _emit(a, "\n".join([f"recovered: {n}" for n in notes] + [line]), {"verified": verified, "recovered": notes})
@@ -552,7 +556,7 @@ def cmd_ideas(a):
 
 
 def cmd_report(a):
-    from ratchetlib import reporting
+    from ratchetlib.present import reporting
     run = engine.load(a.cwd)
     data = reporting.inputs(run)
     md = reporting.markdown(data)
@@ -563,7 +567,7 @@ def cmd_report(a):
         out["html"] = {"path": path, "bytes": size}
         md += f"\nHTML report: {path} ({size / 1024:.0f} KB, self-contained; open it in a browser)\n"
     if a.json:
-        from ratchetlib import report
+        from ratchetlib.present import report
         s = report.summary(data["config"], data["state"], data["records"], verified=data["verified"])
         s["top_wins"] = [{k: r.get(k) for k in ("iter", "hypothesis", "description", "avg", "delta", "incumbent", "sha")}
                          for r in s["top_wins"]]
@@ -572,7 +576,8 @@ def cmd_report(a):
 
 
 def cmd_diff(a):
-    from ratchetlib import ship, term
+    from ratchetlib.verbs import ship
+    from ratchetlib.core import term
     text, what = ship.diff(a.cwd, a.iteration, color=term.use_color())
     if not text:
         print(f"ratchet: {what}: no change", file=sys.stderr)
@@ -581,13 +586,15 @@ def cmd_diff(a):
 
 
 def cmd_finalize(a):
-    from ratchetlib import ship, term
+    from ratchetlib.verbs import ship
+    from ratchetlib.core import term
     result = ship.finalize(a.cwd, a.branch, a.split)
     _emit(a, ship.describe(result, color=term.use_color()), result, painted=True)
 
 
 def cmd_doctor(a):
-    from ratchetlib import doctor, term
+    from ratchetlib.verbs import doctor
+    from ratchetlib.core import term
     flags = {k: v for k, v in vars(a).items() if k not in ("verb", "cwd", "json", "runs")}
     result = doctor.doctor(a.cwd, flags, a.runs)
     _emit(a, doctor.human(result, color=term.use_color()), result, painted=True)
@@ -595,7 +602,7 @@ def cmd_doctor(a):
 
 
 def cmd_demo(a):
-    from ratchetlib import demo
+    from ratchetlib.verbs import demo
     return demo.main(keep=a.keep)
 
 

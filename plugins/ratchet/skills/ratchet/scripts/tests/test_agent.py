@@ -3,8 +3,9 @@
 import json
 import unittest
 
-from ratchetlib import agent, budget, prompt
-from ratchetlib.config import Config, Margin
+from ratchetlib.verbs.loop import agent, prompt
+from ratchetlib.core import budget
+from ratchetlib.core.config import Config, Margin
 
 
 class ParseTest(unittest.TestCase):

@@ -6,7 +6,7 @@ import os
 import unittest
 from unittest import mock
 
-from ratchetlib import artifacts
+from ratchetlib.io import artifacts
 from tests.util import PY, RepoTest, git, read, write
 
 BENCH = """import os, sys, time

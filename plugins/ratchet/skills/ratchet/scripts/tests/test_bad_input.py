@@ -84,7 +84,7 @@ def forged_harness(t, repo):
 
 def with_loop(t, repo):
     started(t, repo)
-    from ratchetlib.store import Store
+    from ratchetlib.io.store import Store
     Store(repo).write_loop({"agent_command": "true", "max_agent_cost_usd": 1.0})
     from tests.test_seal import forge
     forge(repo, "loop.json", lambda l: l.update(agent_command="touch forged", max_agent_cost_usd=1e9))

@@ -5,8 +5,8 @@ import random
 import tempfile
 import unittest
 
-from ratchetlib import bandit
-from ratchetlib.errors import UsageError
+from ratchetlib.learn import bandit
+from ratchetlib.core.errors import UsageError
 
 
 class RewardTest(unittest.TestCase):

@@ -116,7 +116,7 @@ class CarryTest(RepoTest):
         self.assert_reverted()
 
     def test_a_changed_pth_file_is_put_back(self):
-        from ratchetlib import startup
+        from ratchetlib.io import startup
         base = tempfile.mkdtemp(prefix="ratchet-userbase-")
         self.addCleanup(shutil.rmtree, base, True)
         d = os.path.join(base, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}", "site-packages")

@@ -5,7 +5,7 @@ import os
 import stat
 import unittest
 
-from ratchetlib import store as storemod
+from ratchetlib.io import store as storemod
 from tests.util import INIT, RepoTest, git, read
 
 
@@ -86,7 +86,9 @@ class ChainTest(RepoTest):
                     "--guard-command", "true", "--guard-metric", "ok>=0.125", "--guard-timeout-seconds", "7",
                     "--holdout-command", "true")
         self.run_ok("stop")
-        from ratchetlib import chain, config, engine
+        from ratchetlib.verbs import chain
+        from ratchetlib.core import config
+        from ratchetlib.keep import engine
         cfg = engine.load(self.repo).config
         flags = chain.parent_flags(cfg)
         self.assertEqual(flags["metric"], ["score2:min:2.5%"])

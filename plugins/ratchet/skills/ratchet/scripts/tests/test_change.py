@@ -4,7 +4,10 @@ for higher- and lower-is-better metrics, small and huge effects."""
 import math
 import unittest
 
-from ratchetlib import change, hints, ideas, paired, program, report, stats
+from ratchetlib.core import change, stats
+from ratchetlib.learn import hints, ideas, program
+from ratchetlib.keep import paired
+from ratchetlib.present import report
 from tests.util import BENCH, INIT, RepoTest
 
 CUT = 136.0  # a lower-is-better metric cut 136x: 68 -> 0.5

@@ -4,8 +4,8 @@ import os
 import tempfile
 import unittest
 
-from ratchetlib import config
-from ratchetlib.errors import UsageError
+from ratchetlib.core import config
+from ratchetlib.core.errors import UsageError
 
 GOOD = {"run_command": "python3 bench.py", "direction": "max", "metric_name": "score",
         "report_source": "stdout", "trials": 1, "iterations": 20, "patience": 0,

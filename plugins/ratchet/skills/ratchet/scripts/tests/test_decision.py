@@ -2,7 +2,7 @@
 
 import unittest
 
-from ratchetlib import config, decision
+from ratchetlib.core import config, decision
 
 CFG = config.Config(run_command="x", direction="max", metric_name="m")
 

@@ -9,7 +9,8 @@ import time
 import unittest
 from unittest import mock
 
-from ratchetlib import detect, sources
+from ratchetlib.verbs import detect
+from ratchetlib.core import sourcespec
 from tests import test_sources as ts
 from tests.util import cli, make_repo, write
 
@@ -51,7 +52,7 @@ class DetectTest(unittest.TestCase):
             "wandb:wandb": ["val/loss"],
         })
         for spec in trackers:  # every proposed source is one ratchet accepts
-            self.assertTrue(sources.parse_source(spec).structured, spec)
+            self.assertTrue(sourcespec.parse_source(spec).structured, spec)
         self.assertEqual(report["entry_points"], ["train.py", "eval.py"])
         self.assertEqual(report["code_trackers"], [{"kind": "wandb", "file": "model.py"}])
         by_name = {m["name"]: m for m in report["metrics"]}

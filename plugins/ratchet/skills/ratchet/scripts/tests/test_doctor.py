@@ -9,7 +9,7 @@ import tempfile
 import unittest
 from unittest import mock
 
-from ratchetlib import doctor
+from ratchetlib.verbs import doctor
 from tests.util import BENCH, INIT, PY, RepoTest, cli, git, read, write
 
 # Deterministic "noise": each run prints the next value of a fixed cycle

@@ -284,7 +284,7 @@ class ReportFileTest(RepoTest):
 
 class RecoveryTest(RepoTest):
     def test_decided_keep_is_finished_by_next_command(self):
-        from ratchetlib import engine
+        from ratchetlib.keep import engine
         self.start()
         self.set_value(40)
         run = engine.load(self.repo)

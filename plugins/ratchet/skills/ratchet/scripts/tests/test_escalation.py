@@ -1,8 +1,8 @@
 import json
 import unittest
 
-from ratchetlib import escalation
-from ratchetlib.errors import UsageError
+from ratchetlib.learn import escalation
+from ratchetlib.core.errors import UsageError
 
 
 def run(outcomes, config=None, esc=None):

@@ -5,7 +5,8 @@ import shutil
 import tempfile
 import unittest
 
-from ratchetlib import clip, metrics
+from ratchetlib.io import clip
+from ratchetlib.measure import metrics
 from tests.util import RepoTest
 
 MiB = 1 << 20

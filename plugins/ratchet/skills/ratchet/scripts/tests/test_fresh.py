@@ -13,7 +13,7 @@ import sys
 import time
 import unittest
 
-from ratchetlib import fresh
+from ratchetlib.io import fresh
 from tests.util import PY, RepoTest, git, read, write
 
 # A fast benchmark importing the editable module: about a millisecond of work.

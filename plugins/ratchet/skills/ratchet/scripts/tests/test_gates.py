@@ -223,7 +223,7 @@ class HoldoutTest(GateTest):
         self.assertEqual(git(self.repo, "branch", "--show-current").strip(), "main")
 
     def test_a_flooding_holdout_keeps_only_head_and_tail(self):
-        from ratchetlib import clip
+        from ratchetlib.io import clip
         write(self.repo, "holdout.py", "import sys\nsys.stdout.write(''.join('noise %07d\\n' % i for i in range(500000)))\n"
                                        "sys.stderr.write('e' * 80 + '\\n')\nprint('score: 7')\n")
         git(self.repo, "commit", "-qam", "flooding holdout")

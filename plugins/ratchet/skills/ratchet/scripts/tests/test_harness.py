@@ -6,7 +6,7 @@ import stat
 import unittest
 from unittest import mock
 
-from ratchetlib import harness
+from ratchetlib.io import harness
 from tests.util import make_repo, read, write
 
 FILES = {"bench.py": "print('score: 1')\n", "tests/test_a.py": "assert True\n", "src/a.py": "x = 1\n",

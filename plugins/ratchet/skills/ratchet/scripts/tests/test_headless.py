@@ -153,7 +153,7 @@ class BasicLoopTest(LoopTest):
 
 
     def test_a_flooding_agent_keeps_only_head_and_tail_of_its_output(self):
-        from ratchetlib import clip
+        from ratchetlib.io import clip
         self.start("--iterations", "1")
         flood = (f"{shlex.quote(PY)} -c \"import sys; sys.stdout.write(''.join('noise %07d\\n' % i for i in "
                  f"range(500000))); sys.stderr.write('e' * (6 << 20))\"")

@@ -2,8 +2,8 @@ import copy
 import json
 import unittest
 
-from ratchetlib import hints
-from ratchetlib.errors import UsageError
+from ratchetlib.learn import hints
+from ratchetlib.core.errors import UsageError
 
 CONFIG = {"direction": "max"}
 

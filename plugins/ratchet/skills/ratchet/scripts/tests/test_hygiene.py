@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from ratchetlib import runner
+from ratchetlib.io import runner
 from tests.test_concurrency import Background
 from tests.util import PY, RepoTest, alive, git, read, slurp, wait_for
 

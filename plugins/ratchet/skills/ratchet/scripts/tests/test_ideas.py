@@ -3,8 +3,8 @@ import os
 import tempfile
 import unittest
 
-from ratchetlib import ideas
-from ratchetlib.errors import UsageError
+from ratchetlib.learn import ideas
+from ratchetlib.core.errors import UsageError
 
 
 def revert(i, hypothesis, **figures):

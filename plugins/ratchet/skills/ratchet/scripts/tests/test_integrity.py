@@ -121,7 +121,7 @@ class TamperTest(RepoTest):
         git(self.repo, "add", "-A")
         git(self.repo, "commit", "-qm", "ignore data")
         write(self.repo, "data/big.bin", "x" * 4096)
-        from ratchetlib import harness
+        from ratchetlib.io import harness
         with mock.patch.object(harness, "COPY_MAX_BYTES", 1024):
             self.start("--protect", "data")
         write(self.repo, "data/big.bin", "y" * 4096)
@@ -166,7 +166,7 @@ class TamperRecoveryTest(RepoTest):
         self.assertIn("iter 1: TAMPERED", out)
         self.assertEqual(read(self.repo, "bench.py"), SOL_BENCH["bench.py"])
         # A kill after the decision was buffered but before git acted: the next command finishes it.
-        from ratchetlib import engine
+        from ratchetlib.keep import engine
         write(self.repo, "bench.py", "print('score: 999')\n")
         run = engine.load(self.repo)
         cand = engine.candidate(run)

@@ -21,7 +21,7 @@ import tempfile
 import unittest
 import uuid
 
-from ratchetlib import faults
+from ratchetlib.core import faults
 from tests.util import INIT, PY, RATCHET, RepoTest, cli, git, read, wait_for_file, write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -156,7 +156,7 @@ class KillPointTest(RepoTest):
 
     def test_a_leftover_that_survives_the_kill_blocks_trials_until_clean(self):
         from unittest import mock
-        from ratchetlib import runner
+        from ratchetlib.io import runner
         self.start(*MEAN)
         self.set_value(12)
         orphan = os.path.join(self.tmp, "orphan")
@@ -388,9 +388,10 @@ class KillPointTest(RepoTest):
         self.assertEqual(missing, [])
         lib = os.path.join(os.path.dirname(HERE), "ratchetlib")
         src = ""
-        for name in sorted(n for n in os.listdir(lib) if n.endswith(".py")):
-            with open(os.path.join(lib, name)) as f:
-                src += f.read()
+        for folder, _, names in sorted(os.walk(lib)):
+            for name in sorted(n for n in names if n.endswith(".py")):
+                with open(os.path.join(folder, name)) as f:
+                    src += f.read()
         self.assertEqual([p for p in faults.POINTS if f'faults.point("{p}"' not in src], [])
 
 

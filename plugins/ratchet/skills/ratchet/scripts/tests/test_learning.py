@@ -7,8 +7,8 @@ import subprocess
 import unittest
 from unittest import mock
 
-from ratchetlib import program
-from ratchetlib.store import Store
+from ratchetlib.learn import program
+from ratchetlib.io.store import Store
 from tests.util import INIT, PY, RATCHET, RepoTest, cli
 
 
@@ -303,7 +303,7 @@ class LoopDecisionsTest(unittest.TestCase):
     """The headless loop's decisions as learning sees them (pure functions)."""
 
     def test_interrupted_changes_nothing_and_agent_error_is_a_failure(self):
-        from ratchetlib import learning
+        from ratchetlib.learn import learning
         cfg = mock.Mock(direction="max", escalation=None, strategy=None, arms=())
         cfg.to_dict = lambda: {"direction": "max"}
         st = learning.fold({}, {"iter": 0, "decision": "baseline", "avg": 10.0}, cfg)

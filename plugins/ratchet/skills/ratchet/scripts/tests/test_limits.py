@@ -4,9 +4,9 @@ import os
 import tempfile
 import unittest
 
-from ratchetlib import config, constraints, pareto
-from ratchetlib.config import Margin
-from ratchetlib.errors import UsageError
+from ratchetlib.core import config, constraints, pareto
+from ratchetlib.core.config import Margin
+from ratchetlib.core.errors import UsageError
 
 
 def trials(*rows):

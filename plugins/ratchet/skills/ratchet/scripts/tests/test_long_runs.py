@@ -11,7 +11,9 @@ import time
 import unittest
 from unittest import mock
 
-from ratchetlib import heartbeat, runner, views
+from ratchetlib.measure import heartbeat
+from ratchetlib.io import runner
+from ratchetlib.present import views
 from tests.util import INIT, PY, RepoTest, alive, cli, git, write
 
 HAS_PROC = os.path.isdir("/proc")

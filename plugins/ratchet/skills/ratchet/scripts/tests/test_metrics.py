@@ -4,7 +4,7 @@ import os
 import tempfile
 import unittest
 
-from ratchetlib import metrics
+from ratchetlib.measure import metrics
 
 
 class ExtractTest(unittest.TestCase):

@@ -8,7 +8,8 @@ import os
 import tempfile
 import unittest
 
-from ratchetlib import metrics, sources
+from ratchetlib.core import sourcespec
+from ratchetlib.measure import metrics, sources
 from tests.util import PY, RepoTest, write
 
 READ = [("1e5", 1e5), ("-0", 0.0), ("+3", 3.0), ("1_000", 1000.0), ("\u22123", -3.0), ("12.3ms", 12.3),
@@ -65,12 +66,12 @@ class NumberTest(unittest.TestCase):
         for doc, want, why in cases:
             with open(os.path.join(root, "r.json"), "w") as f:
                 f.write(json.dumps(doc))
-            got = sources.read_metric(sources.parse_source("json:r.json"), root, "score", since=0.0, direction="max")
+            got = sources.read_metric(sourcespec.parse_source("json:r.json"), root, "score", since=0.0, direction="max")
             self.assertEqual(got.value, want, doc)
             self.assertIn(why, got.detail, doc)
         with open(os.path.join(root, "log.csv"), "w") as f:
             f.write('step,score\n1,"1,234"\n')
-        got = sources.read_metric(sources.parse_source("csv:log.csv"), root, "score", since=0.0, direction="max")
+        got = sources.read_metric(sourcespec.parse_source("csv:log.csv"), root, "score", since=0.0, direction="max")
         self.assertIsNone(got.value)
         self.assertIn("comma between digits", got.detail)
 

@@ -181,7 +181,7 @@ class PairedTest(RepoTest):
         self.assertEqual(self.load(".ratchet", "config.json")["decision"], "mean")
 
     def test_a_config_from_before_paired_decisions_keeps_the_mean_rule(self):
-        from ratchetlib import config
+        from ratchetlib.core import config
         self.assertEqual(config.from_dict({"run_command": "x", "direction": "max", "metric_name": "s"}).decision,
                          "mean")
         self.assertEqual(config.build({"run_command": "x", "direction": "max", "metric_name": "s",

@@ -16,8 +16,9 @@ import subprocess
 import tempfile
 import unittest
 
-from ratchetlib import harness, paths
-from ratchetlib.errors import UsageError
+from ratchetlib.io import harness
+from ratchetlib.core import paths
+from ratchetlib.core.errors import UsageError
 from tests.util import BENCH, PY, RATCHET, cli, git, make_repo, write
 
 

@@ -1,7 +1,7 @@
 import random
 import unittest
 
-from ratchetlib import bandit, escalation, hints, program
+from ratchetlib.learn import bandit, escalation, hints, program
 
 CONFIG = {"format": 1, "run_command": "python3 bench.py", "direction": "max",
           "metric_name": "throughput", "report_source": "stdout", "iterations": 30,

@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from unittest import mock
 
-from ratchetlib import heartbeat
+from ratchetlib.measure import heartbeat
 from tests.util import INIT, PY, RepoTest, cli, write
 
 SLOW = "import time\ntime.sleep(0.3)\nprint('score:', open('value.txt').read().strip())\n"

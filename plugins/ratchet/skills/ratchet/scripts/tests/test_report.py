@@ -15,7 +15,7 @@ import unittest
 import xml.etree.ElementTree as ET
 import zlib
 
-from ratchetlib import report
+from ratchetlib.present import report
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 

@@ -9,8 +9,9 @@ import tempfile
 import unittest
 from unittest import mock
 
-from ratchetlib import report, term
-from ratchetlib.store import Store
+from ratchetlib.present import report
+from ratchetlib.core import term
+from ratchetlib.io.store import Store
 from tests.util import INIT, PY, RepoTest, git, read, write
 
 # score from value.txt, mem from mem.txt when it holds a number
@@ -187,7 +188,7 @@ class TerminalTest(unittest.TestCase):
         self.assertEqual(term.paint("x", "fail", True), "\x1b[1;31mx\x1b[0m")
 
     def test_ascii_sparkline_where_blocks_cannot_print(self):
-        from ratchetlib import reporting
+        from ratchetlib.present import reporting
         stream = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
         line = reporting.trend([{"avg": 1.0}, {"avg": None}, {"avg": 3.0}], stream)
         self.assertEqual(line, "trend: _x#  last 3 scores, 1 to 3 (x no score)")

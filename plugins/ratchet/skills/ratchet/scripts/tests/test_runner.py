@@ -7,7 +7,7 @@ import tempfile
 import time
 import unittest
 
-from ratchetlib import runner
+from ratchetlib.io import runner
 from tests.util import alive, slurp, wait_for
 
 PY = sys.executable

@@ -4,7 +4,7 @@ import json
 import os
 import unittest
 
-from ratchetlib.store import Store
+from ratchetlib.io.store import Store
 from tests.util import BENCH, RepoTest, git, read, write
 
 
@@ -214,7 +214,7 @@ class CrashSafetyTest(ShipTest):
         """Killed after the commit objects are made but before the ref: no
         branch exists, and a second finalize with the same name succeeds."""
         from unittest import mock
-        from ratchetlib import gitops
+        from ratchetlib.io import gitops
         self.loop()
         real = gitops.git
 

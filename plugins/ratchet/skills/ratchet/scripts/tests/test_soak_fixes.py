@@ -10,7 +10,9 @@ import tempfile
 import time
 import unittest
 
-from ratchetlib import engine, gitops, headless, runner
+from ratchetlib.keep import engine
+from ratchetlib.io import gitops, runner
+from ratchetlib.verbs.loop import headless
 from tests.util import INIT, PY, RepoTest, alive, git, read, wait_for_file, write
 
 

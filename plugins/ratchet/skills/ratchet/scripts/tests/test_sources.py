@@ -12,8 +12,9 @@ import tempfile
 import time
 import unittest
 
-from ratchetlib import sources
-from ratchetlib.sources import parse_source, paths_to_clear, read_metric
+from ratchetlib.measure import sources, tfevents
+from ratchetlib.core.sourcespec import parse_source
+from ratchetlib.measure.sources import paths_to_clear, read_metric
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[6] / "examples" / "train_logreg"
 
@@ -542,12 +543,12 @@ class WandbSourceTest(SourceTest):
 
 class Crc32cTest(unittest.TestCase):
     def test_known_vectors(self):
-        self.assertEqual(sources.crc32c(b"123456789"), 0xE3069283)
-        self.assertEqual(sources.crc32c(b""), 0)
-        self.assertEqual(sources.crc32c(bytes(32)), 0x8A9136AA)
+        self.assertEqual(tfevents.crc32c(b"123456789"), 0xE3069283)
+        self.assertEqual(tfevents.crc32c(b""), 0)
+        self.assertEqual(tfevents.crc32c(bytes(32)), 0x8A9136AA)
         data = os.urandom(1000)
-        self.assertEqual(sources.crc32c(data), _crc32c_bitwise(data))
-        self.assertEqual(sources.masked_crc32c(data), _masked(data))
+        self.assertEqual(tfevents.crc32c(data), _crc32c_bitwise(data))
+        self.assertEqual(tfevents.masked_crc32c(data), _masked(data))
 
 
 class TensorBoardSourceTest(SourceTest):

@@ -1,11 +1,11 @@
-"""Unit tests of ratchetlib.stats: effects, margins, noise, the sequential test, gain, mean rule."""
+"""Unit tests of ratchetlib.core.stats: effects, margins, noise, the sequential test, gain, mean rule."""
 
 import json
 import math
 import random
 import unittest
 
-from ratchetlib import stats
+from ratchetlib.core import stats
 
 LOG_2PCT = math.log(1.02)
 OUTLIER = math.log(3.0)  # one run 3x slow

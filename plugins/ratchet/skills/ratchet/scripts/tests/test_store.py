@@ -6,8 +6,8 @@ import shutil
 import tempfile
 import unittest
 
-from ratchetlib import store
-from ratchetlib.errors import UsageError
+from ratchetlib.io import store
+from ratchetlib.core.errors import UsageError
 
 
 class StoreTest(unittest.TestCase):

@@ -10,7 +10,7 @@ import os
 import subprocess
 import unittest
 
-from ratchetlib import term
+from ratchetlib.core import term
 from tests.util import PY, RATCHET, git, make_repo, write
 
 EVIL = "speed up\x1b]52;c;ZXZpbA==\x07 \x1b[2J\rfake KEEP \u202eevil\u2066 \x9b1m"

@@ -249,7 +249,7 @@ class SourceDetailsTest(RepoTest):
 
 class SettleTest(unittest.TestCase):
     def test_settle_waits_out_the_slack_only(self):
-        from ratchetlib import capture, sources
+        from ratchetlib.measure import capture, sources
         ended = time.time()
         capture.settle(ended, None)
         self.assertGreater(time.time(), ended + sources.MTIME_SLACK)

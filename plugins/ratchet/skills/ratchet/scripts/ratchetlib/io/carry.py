@@ -1,0 +1,271 @@
+"""Nothing one side's run leaves behind reaches the other side (issue 14).
+
+Both sides of a pair run in the same working tree, so a candidate's run
+could write a file its diff does not contain (a `json.py` that shadows an
+import next to bench.py, a rewritten helper, a data file) or a Python
+startup hook outside the repository (startup.py), and the incumbent's next
+run would execute it. Every run is bracketed: `watch()` before, `written()`
+after.
+
+What a run may write, anywhere: `__pycache__/` folders, `.ratchet/`, its own
+diff (the candidate's paths), and the benchmark's outputs: the report file
+or folder, `--artifact-glob` matches, `--output` pathspecs, and whatever the
+unmodified code wrote in its runs (the baseline's and every incumbent run:
+`learn()`; the exact path, or the folder when a new file appeared in a
+folder holding no tracked file, e.g. `logs/run-<time>.log` -> `logs`).
+Anything else a candidate's run creates, changes or deletes (tracked,
+untracked or git-ignored) makes the iteration `tampered`: `undo()` removes
+what it created, checks tracked files out of HEAD again, rewrites the user's
+untracked files from the snapshot taken at `init` (below) and startup hooks
+from the bytes kept before the run, and names what it could not put back.
+The incumbent's runs are the same code as HEAD: what they write is learned,
+never tampering (only a startup hook they plant is, since no benchmark needs
+one).
+
+The user's untracked files (not ignored, there at `init`) are copied to
+`.ratchet/untracked/<sha256>` (each up to 1 MiB, 16 MiB in all; larger ones
+are hashed only) with their hash and stat in `.ratchet/untracked.json`.
+A file whose stat moved between runs (you edited it) is copied again before
+the next candidate run, so a restore never brings back an older version.
+"""
+
+import hashlib
+import os
+from typing import Optional
+
+from . import gitops, harness, startup, store
+from ..core import paths, sourcespec
+
+FORMAT = 1
+COPY_MAX_BYTES = 1 << 20
+COPY_TOTAL_BYTES = 16 << 20
+MAX_LEARNED = 2000
+CREATED, CHANGED, DELETED = "created", "changed", "deleted"
+
+
+def _skip(rel: str) -> bool:
+    return "__pycache__" in rel.split("/") or rel == ".ratchet" or rel.startswith(".ratchet/")
+
+
+# --- the working tree -------------------------------------------------------------
+
+def tree(repo: str) -> dict:
+    """{"files": {rel: [size, mtime_ns, ctime_ns, inode]} of every untracked
+    and ignored file (not .ratchet/ nor __pycache__), "tracked": [paths git
+    reports changed]}."""
+    raw = gitops.git(repo, "ls-files", "-z", "-o", "--exclude=/.ratchet/")
+    files = {}
+    for rel in raw.split("\0"):
+        if not rel or rel.endswith("/") or _skip(rel):
+            continue
+        try:
+            st = os.lstat(os.path.join(repo, rel))
+        except OSError:
+            continue
+        files[rel] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    tracked = [c.path for c in gitops.status(repo) if not c.untracked]
+    return {"files": files, "tracked": sorted(tracked)}
+
+
+def compare(before: dict, after: dict) -> dict:
+    """{path: created|changed|deleted} between two `tree()` results."""
+    out = {}
+    b, a = before["files"], after["files"]
+    for rel, e in a.items():
+        if rel not in b:
+            out[rel] = CREATED
+        elif e != b[rel]:
+            out[rel] = CHANGED
+    for rel in b:
+        if rel not in a:
+            out[rel] = DELETED
+    was = set(before["tracked"])
+    for rel in set(after["tracked"]) ^ was:  # a tracked file the run changed (or put back)
+        out[rel] = CHANGED
+    return {p: k for p, k in sorted(out.items()) if not _skip(p)}
+
+
+# --- what may be written ------------------------------------------------------------
+
+def declared(cfg) -> list:
+    """The outputs the user declared: report file/folder, artifact globs, --output."""
+    src = cfg.source
+    out = [src.path] if src.kind not in sourcespec.STREAMS and src.path else []
+    return out + list(cfg.artifact_globs) + list(getattr(cfg, "outputs", ()) or ())
+
+
+def allowed(cfg, state: dict, own=()) -> list:
+    return declared(cfg) + list(state.get("outputs_seen") or ()) + list(own)
+
+
+def outside(changes: dict, specs: list) -> dict:
+    return {p: k for p, k in changes.items() if not paths.matches_any(p, specs)}
+
+
+def learn(repo: str, state: dict, changes: dict, specs: list) -> dict:
+    """The state with the paths an incumbent (or baseline) run wrote added to
+    `outputs_seen`: those paths, or their folder when the run created a file in
+    a folder that holds no tracked file."""
+    new = outside(changes, specs)
+    if not new:
+        return state
+    seen = list(state.get("outputs_seen") or ())
+    for rel, kind in new.items():
+        if paths.matches_any(rel, seen) or len(seen) >= MAX_LEARNED:
+            continue
+        folder = os.path.dirname(rel)
+        spec = rel
+        if kind == CREATED and folder and not gitops.git(repo, "ls-files", "-z", "--", folder).strip("\0"):
+            spec = folder
+        seen.append(spec)
+    return {**state, "outputs_seen": seen}
+
+
+# --- one run, bracketed ---------------------------------------------------------------
+
+def watch(run) -> dict:
+    """Everything a run could tilt, as it is before the run."""
+    refresh_user_files(run.repo, run.store.root)
+    return {"tree": tree(run.repo), "hooks": startup.snapshot()}
+
+
+def written(run, before: dict, own=()) -> dict:
+    """(outside writes {path: kind}, startup hooks {path: kind}) of the run
+    that just ended, against `before`; `own`: the candidate's paths."""
+    after = tree(run.repo)
+    moved = outside(compare(before["tree"], after), allowed(run.config, run.state, own))
+    return moved, startup.changed(before["hooks"])
+
+
+def undo(run, before: dict, moved: dict, hooks: dict) -> list:
+    """Put back what a run wrote (see the module docstring); return what
+    could not be (paths)."""
+    repo, failed = run.repo, []
+    pins = (load_user_files(run.store.root) or {}).get("files", {})
+    known = set(before["tree"]["tracked"]) | _tracked(repo, list(moved))
+    tracked = [p for p in moved if p in known]
+    if tracked:
+        gitops.restore(repo, tracked, [])
+    for rel, kind in moved.items():
+        if rel in tracked:
+            continue
+        full = os.path.join(repo, rel)
+        if kind == CREATED:
+            if os.path.lexists(full) and not os.path.isdir(full):
+                os.remove(full)
+                gitops._prune_empty_dirs(repo, os.path.dirname(rel))
+            continue
+        if rel in pins and _restore_user_file(run.store.root, repo, rel, pins[rel]):
+            continue
+        failed.append(rel)
+    failed += startup.undo(before["hooks"], hooks)
+    return failed
+
+
+def _tracked(repo: str, rels: list) -> set:
+    if not rels:
+        return set()
+    out = gitops.git(repo, "ls-files", "-z", "--", *rels)
+    head = gitops.git(repo, "ls-tree", "-r", "-z", "--name-only", "HEAD", "--", *rels)
+    return {p for p in (out + "\0" + head).split("\0") if p}
+
+
+# --- the user's untracked files, snapshot at init ---------------------------------------
+
+def _stat(full: str) -> Optional[list]:
+    try:
+        st = os.lstat(full)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _pin_one(store_root: str, repo: str, rel: str, budget: int) -> Optional[dict]:
+    full = os.path.join(repo, rel)
+    if not os.path.isfile(full) or os.path.islink(full):
+        return None
+    try:
+        sha, size, data = harness.digest(full, COPY_MAX_BYTES)
+    except OSError:
+        return None
+    copy = data is not None and size <= budget
+    if copy:
+        dest = os.path.join(store_root, "untracked", sha)
+        if not os.path.exists(dest):
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            with open(dest, "wb") as f:
+                f.write(data)
+    return {"sha256": sha, "size": size, "mode": os.stat(full).st_mode & 0o7777, "copy": copy,
+            "stat": _stat(full)}
+
+
+def pin_user_files(repo: str, store_root: str, rels) -> dict:
+    """Snapshot the user's untracked files (init): untracked.json and copies."""
+    files, budget = {}, COPY_TOTAL_BYTES
+    for rel in sorted(rels):
+        if _skip(rel):
+            continue
+        e = _pin_one(store_root, repo, rel, budget)
+        if e is not None:
+            files[rel] = e
+            budget -= e["size"] if e["copy"] else 0
+    store.write_json(os.path.join(store_root, "untracked.json"), {"format": FORMAT, "pinned": store.now_iso(),
+                                                                 "files": files})
+    return {"files": len(files), "copied": sum(1 for e in files.values() if e["copy"]),
+            "hashed_only": sorted(r for r, e in files.items() if not e["copy"])}
+
+
+def load_user_files(store_root: str) -> Optional[dict]:
+    return store.read_json(os.path.join(store_root, "untracked.json"), "untracked.json")
+
+
+def refresh_user_files(repo: str, store_root: str) -> None:
+    """Copy again the pinned files whose stat moved since (edited between runs)."""
+    doc = load_user_files(store_root)
+    if not doc:
+        return
+    files, moved = doc["files"], False
+    used = sum(e["size"] for e in files.values() if e.get("copy"))
+    for rel, e in list(files.items()):
+        now = _stat(os.path.join(repo, rel))
+        if now is None or now == e.get("stat"):
+            continue
+        budget = COPY_TOTAL_BYTES - used + (e["size"] if e.get("copy") else 0)
+        fresh = _pin_one(store_root, repo, rel, budget)
+        if fresh is not None:
+            used += (fresh["size"] if fresh["copy"] else 0) - (e["size"] if e.get("copy") else 0)
+            files[rel], moved = fresh, True
+    if moved:
+        store.write_json(os.path.join(store_root, "untracked.json"), doc)
+
+
+def _restore_user_file(store_root: str, repo: str, rel: str, e: dict) -> bool:
+    src = os.path.join(store_root, "untracked", e["sha256"])
+    if not e.get("copy") or not os.path.isfile(src):
+        return False
+    with open(src, "rb") as f:
+        data = f.read()
+    if hashlib.sha256(data).hexdigest() != e["sha256"]:
+        return False
+    full = os.path.join(repo, rel)
+    os.makedirs(os.path.dirname(full) or repo, exist_ok=True)
+    if os.path.isdir(full) and not os.path.islink(full):
+        return False
+    tmp = full + ".ratchet-restore"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, e["mode"])
+    os.replace(tmp, full)
+    return True
+
+
+def reason(moved: dict, hooks: dict, lost: list, who: str = "the candidate's run") -> str:
+    """The `tampered` reason for what a run wrote outside its diff."""
+    items = [f"{p} ({k})" for p, k in list(moved.items())[:4]]
+    items += [f"startup hook {p} ({k})" for p, k in list(hooks.items())[:3]]
+    more = len(moved) + len(hooks) - len(items)
+    text = (f"tampered: {who} wrote outside its change: {', '.join(items)}" + (f" and {more} more" if more > 0 else "")
+            + "; undone before the other side ran, and the candidate reverted")
+    if lost:
+        text += f"; could not put back {', '.join(lost[:3])}" + (f" and {len(lost) - 3} more" if len(lost) > 3 else "")
+    return text

@@ -1,0 +1,455 @@
+"""The narrow edge between ratchet and git: every git subprocess goes here.
+
+Each function runs one or two git commands and returns plain data. Paths are
+passed literally (GIT_LITERAL_PATHSPECS), so a file named `*.py` is never read
+as a glob. A missing git or a failed command raises: UsageError when it is
+the user's repository state that is wrong, RatchetError otherwise.
+
+Git configuration is harness, not input (see the README's threat model): every
+call runs with hooks disabled (`core.hooksPath=/dev/null`: no post-checkout,
+reference-transaction, post-commit ... inside ratchet's own calls), no
+fsmonitor, no automatic gc, no pager or prompt, and, on the subcommands that
+read or write work-tree content, every filter driver the configuration names
+neutralised (its clean, smudge and process commands emptied, `required` off:
+git then copies bytes as they are), and no external diff or textconv. The
+drivers are listed afresh before each such call, so one a trial just added to
+`.git/config` never runs either. Every call has a timeout
+(`RATCHET_GIT_TIMEOUT_SECONDS`, default 120): a hung git is a one-line error
+naming the command, never a hang.
+"""
+
+import dataclasses
+import os
+import re
+import signal
+import subprocess
+from typing import Optional
+
+from ..core.errors import RatchetError, UsageError
+
+_FALLBACK_IDENTITY = ["-c", "user.name=ratchet", "-c", "user.email=ratchet@localhost"]
+TRAILER = "Ratchet-Iteration"
+TIMEOUT_ENV = "RATCHET_GIT_TIMEOUT_SECONDS"
+DEFAULT_TIMEOUT = 120.0
+
+# Settings that keep code the repository (or a trial) planted out of ratchet's git calls.
+_SAFE = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "gc.auto=0",
+         "-c", "maintenance.auto=false", "-c", "core.pager=cat"]
+# Subcommands that read or write work-tree content, so may run a filter driver or a diff driver.
+_FILTERING = frozenset(("add", "apply", "checkout", "commit", "diff", "reset", "stash", "status", "worktree",
+                        "read-tree", "restore", "switch", "update-index", "clean", "rm", "mv"))
+_DIFFING = frozenset(("diff", "log", "show"))
+# Variables of the caller's environment that would run a program or redirect output.
+_DROP = ("GIT_EXTERNAL_DIFF", "GIT_PAGER", "PAGER", "GIT_ASKPASS", "SSH_ASKPASS", "GIT_EDITOR", "GIT_SEQUENCE_EDITOR")
+
+
+def _env(extra: Optional[dict] = None) -> dict:
+    """The environment of a git call, read now (so PATH and the timeout can
+    change between calls, as a test's fake git needs)."""
+    env = {k: v for k, v in os.environ.items() if k not in _DROP}
+    env.update({"GIT_LITERAL_PATHSPECS": "1", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat"})
+    return {**env, **extra} if extra else env
+
+
+def timeout_seconds() -> float:
+    """The per-call git timeout: RATCHET_GIT_TIMEOUT_SECONDS when it is a
+    number > 0, else DEFAULT_TIMEOUT."""
+    try:
+        value = float(os.environ.get(TIMEOUT_ENV, ""))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return value if value > 0 and value == value and value != float("inf") else DEFAULT_TIMEOUT
+
+
+def _subcommand(args) -> tuple:
+    """(index, name) of the git subcommand in `args`, past leading `-c X` options."""
+    i = 0
+    while i < len(args) and args[i] == "-c":
+        i += 2
+    return i, (args[i] if i < len(args) else "")
+
+
+def _filter_overrides(repo: str) -> list:
+    """`-c` options emptying every filter driver the configuration defines
+    (any scope, includes too). A driver name git's `-c` cannot carry (one
+    holding `=`) cannot be neutralised: refused rather than run."""
+    p = _run(["git", *_SAFE, "config", "-z", "--get-regexp", r"^filter\."], repo, _env(), what="git config")
+    names = []
+    for item in p.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        key = item.split("\n", 1)[0]
+        if key.startswith("filter.") and key.count(".") >= 2:
+            name = key[len("filter."):].rsplit(".", 1)[0]
+            if name not in names:
+                names.append(name)
+    out = []
+    for name in names:
+        if "=" in name or "\n" in name:
+            raise RatchetError(f"the git filter driver {name!r} cannot be switched off for ratchet's git calls; "
+                               f"remove it from the git configuration")
+        for var, value in (("clean", ""), ("smudge", ""), ("process", ""), ("required", "false")):
+            out += ["-c", f"filter.{name}.{var}={value}"]
+    return out
+
+
+def _argv(repo: str, args) -> list:
+    """The full argv of `git args`: the safe settings first, the filter
+    drivers emptied and external diffs off where they could run."""
+    i, sub = _subcommand(args)
+    args = list(args)
+    if sub in _DIFFING:
+        args[i + 1:i + 1] = ["--no-ext-diff", "--no-textconv"]
+    extra = _filter_overrides(repo) if sub in _FILTERING else []
+    return ["git", *_SAFE, *extra, *args]
+
+
+_FINISH_SECONDS = 60.0
+
+
+def _stop(p: subprocess.Popen) -> None:
+    """SIGTERM first (git removes its lock files on it), SIGKILL after 5 s."""
+    try:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=5)
+    except (subprocess.TimeoutExpired, OSError):
+        p.kill()
+        p.wait()
+
+
+def _run(argv: list, repo: str, env: dict, input: Optional[bytes] = None,
+         what: Optional[str] = None) -> subprocess.CompletedProcess:
+    """`git argv` with pipes and the timeout, except that a signal arriving
+    meanwhile (Ctrl-C, SIGTERM: an exception here) lets git finish first,
+    then goes on. subprocess.run would SIGKILL git, which can leave
+    `.git/index.lock` behind and fail every later git command until someone
+    deletes it. A timeout stops git (SIGTERM, so it drops its locks) and
+    raises a one-line RatchetError naming `what` (default `git SUBCOMMAND`)."""
+    limit = timeout_seconds()
+    try:
+        p = subprocess.Popen(argv, cwd=repo, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise UsageError("git is not installed or not on PATH; install git and retry") from None
+    with p:
+        try:
+            out, err = p.communicate(input, timeout=limit)
+        except subprocess.TimeoutExpired:
+            _stop(p)
+            name = what or "git " + _subcommand(argv[1:])[1]
+            raise RatchetError(f"{name} did not finish within {limit:g} s (in {repo}); it was stopped. Check what "
+                               f"holds the repository (a lock, a network file system), or raise {TIMEOUT_ENV}") from None
+        except BaseException:
+            try:
+                p.communicate(timeout=_FINISH_SECONDS)
+            except BaseException:
+                p.kill()
+            raise
+    return subprocess.CompletedProcess(argv, p.returncode, out, err)
+
+
+def run(repo: str, *args: str, input: Optional[bytes] = None, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    """`git args` in `repo` under the safe settings, without raising on a
+    non-zero exit (the caller reads returncode)."""
+    return _run(_argv(repo, args), repo, _env(env), input)
+
+
+def git(repo: str, *args: str, check: bool = True, input: Optional[bytes] = None, env: Optional[dict] = None) -> str:
+    """Run `git args` in `repo`; return stdout as text, raise on failure.
+    `env` adds variables (e.g. GIT_INDEX_FILE for a private index)."""
+    p = run(repo, *args, input=input, env=env)
+    if check and p.returncode != 0:
+        msg = p.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise RatchetError(f"git {_subcommand(args)[1]} failed: {msg[-1] if msg else 'exit ' + str(p.returncode)}")
+    return p.stdout.decode("utf-8", "surrogateescape")
+
+
+def find_root(cwd: str) -> str:
+    """The work tree root containing `cwd`; UsageError when there is none.
+
+    git prints the root as raw bytes on its own line, so the root is that
+    line minus its newline, decoded like any other file name (os.fsdecode:
+    a non-UTF-8 byte survives as a surrogate and round-trips to the same
+    path). Never split on whitespace: `/x/sp ace` is not `/x/sp`. Each way
+    of failing (no git, no repository, a folder or `.git` this user may not
+    read, a repository git refuses as another user's) has its own line."""
+    if not os.path.isdir(cwd):
+        raise UsageError(f"{cwd} is not a directory")
+    if not os.access(cwd, os.R_OK | os.X_OK):
+        raise UsageError(f"cannot read {cwd}: permission denied; run ratchet as a user who may read it")
+    try:
+        p = run(cwd, "rev-parse", "--is-bare-repository", "--show-toplevel")  # no git: UsageError from _run
+    except PermissionError:
+        raise UsageError("git cannot be run (permission denied); check the git on PATH") from None
+    first, _, rest = p.stdout.partition(b"\n")
+    if first == b"true":  # bare: git prints this, then fails on --show-toplevel
+        raise UsageError("this is a bare git repository; run ratchet inside a work tree")
+    if p.returncode != 0:
+        raise UsageError(_no_root_reason(cwd, p.stderr.decode("utf-8", "replace")))
+    top = rest[:-1] if rest.endswith(b"\n") else rest
+    if not top:
+        raise UsageError("this is a bare git repository; run ratchet inside a work tree")
+    return os.fsdecode(top)
+
+
+def _no_root_reason(cwd: str, stderr: str) -> str:
+    """The one line for a failed `git rev-parse --show-toplevel`."""
+    if "dubious ownership" in stderr:
+        return ("git refuses this repository: it belongs to another user (git's safe.directory check); "
+                "run ratchet as its owner, or see `git config --global --add safe.directory`")
+    if "must be run in a work tree" in stderr:
+        return "this folder is inside .git, not the work tree; run ratchet from your project's work tree"
+    d = os.path.abspath(cwd)
+    while True:  # a .git git could not read looks like no repository at all
+        dot = os.path.join(d, ".git")
+        if os.path.lexists(dot) and not os.access(dot, os.R_OK | os.X_OK if os.path.isdir(dot) else os.R_OK):
+            return f"cannot read {dot}: permission denied; run ratchet as the repository's owner or fix its permissions"
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    if "not a git repository" in stderr:
+        return "not inside a git repository; run ratchet from your project's git work tree (git init first)"
+    lines = stderr.strip().splitlines()
+    return f"git cannot open this repository: {lines[0] if lines else 'it exited with an error'}"
+
+
+def version() -> Optional[tuple]:
+    """git's version as a tuple of ints, e.g. (2, 39, 5); None when git is missing."""
+    try:
+        p = _run(["git", "--version"], ".", _env())
+    except UsageError:
+        return None
+    m = re.search(r"git version (\d+)\.(\d+)(?:\.(\d+))?", p.stdout.decode("utf-8", "replace"))
+    return tuple(int(g) for g in m.groups() if g is not None) if m else (0,)
+
+
+def head_sha(repo: str) -> Optional[str]:
+    """The commit HEAD points at, or None in a repository with no commits."""
+    out = git(repo, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False).strip()
+    return out or None
+
+
+def current_branch(repo: str) -> Optional[str]:
+    """The checked-out branch name, or None on a detached HEAD."""
+    out = git(repo, "symbolic-ref", "-q", "--short", "HEAD", check=False).strip()
+    return out or None
+
+
+def is_shallow(repo: str) -> bool:
+    return git(repo, "rev-parse", "--is-shallow-repository").strip() == "true"
+
+
+def branch_exists(repo: str, name: str) -> bool:
+    return bool(git(repo, "rev-parse", "--verify", "-q", f"refs/heads/{name}", check=False).strip())
+
+
+def is_ignored(repo: str, rel: str) -> bool:
+    """Whether git ignores `rel` (which need not exist); a tracked file is not ignored."""
+    return run(repo, "check-ignore", "-q", "--", rel).returncode == 0
+
+
+def valid_branch_name(repo: str, name: str) -> bool:
+    return run(repo, "check-ref-format", "--branch", name).returncode == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One entry of `git status`: `xy` is porcelain v1's two status letters."""
+
+    xy: str
+    path: str
+
+    @property
+    def untracked(self) -> bool:
+        return self.xy == "??"
+
+
+def status(repo: str) -> list:
+    """Changed tracked paths and untracked (not ignored) files, as Changes.
+
+    A rename is reported as its two sides (delete + add) so callers reason
+    about plain paths only.
+    """
+    raw = git(repo, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames")
+    out, parts = [], raw.split("\0")
+    for entry in parts:
+        if len(entry) > 3:
+            out.append(Change(entry[:2], entry[3:]))
+    return out
+
+
+def tracked_changes(repo: str) -> list:
+    return [c.path for c in status(repo) if not c.untracked]
+
+
+def untracked(repo: str) -> list:
+    return sorted(c.path for c in status(repo) if c.untracked)
+
+
+def ignored(repo: str) -> list:
+    """Git-ignored entries of the work tree; an ignored folder is one entry ("build/")."""
+    raw = git(repo, "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory")
+    return sorted(p for p in raw.split("\0") if p)
+
+
+def nested_repos(repo: str, paths: list) -> list:
+    """The paths among `paths` that are submodules (a gitlink in HEAD or the
+    index) or git repositories inside the tree (status shows them as "dir/")."""
+    if not paths:
+        return []
+    found = {p for p in paths if p.endswith("/")}
+    for listing in (git(repo, "ls-files", "-s", "-z", "--", *paths),
+                    git(repo, "ls-tree", "-r", "-z", "HEAD", "--", *paths)):
+        found |= {e.split("\t", 1)[1] for e in listing.split("\0") if e.startswith("160000 ") and "\t" in e}
+    return sorted(found)
+
+
+def nested_edited(repo: str, path: str) -> bool:
+    """Whether the submodule at `path` differs from the commit HEAD records
+    for it (its commit moved, or its files changed) beyond Python bytecode
+    caches, which importing its modules writes. A nested repository git does
+    not track ("dir/") always counts."""
+    if path.endswith("/"):
+        return True
+    want = [e.split()[2] for e in git(repo, "ls-tree", "-z", "HEAD", "--", path).split("\0") if e.startswith("160000 ")]
+    sub = os.path.join(repo, path)
+    if not want or git(sub, "rev-parse", "HEAD", check=False).strip() != want[0]:
+        return True
+    raw = git(sub, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=none")
+    for entry in (e for e in raw.split("\0") if len(e) > 3):
+        if not (entry[:2] == "??" and ("__pycache__/" in entry or entry.endswith(".pyc"))):
+            return True
+    return False
+
+
+def create_branch(repo: str, name: str, start: str) -> None:
+    """Create branch `name` at commit `start` without checking it out (refuses an existing name)."""
+    git(repo, "update-ref", "-m", "ratchet init", f"refs/heads/{name}", start, "")
+
+
+def checkout(repo: str, name: str) -> None:
+    git(repo, "checkout", "-q", name)
+
+
+def _identity(repo: str) -> list:
+    has = git(repo, "config", "user.email", check=False).strip() and git(repo, "config", "user.name", check=False).strip()
+    return [] if has else _FALLBACK_IDENTITY
+
+
+def commit_paths(repo: str, paths: list, message: str) -> str:
+    """Commit exactly `paths` (adds, edits, deletions) and return the new sha.
+
+    Everything else staged is unstaged first, so nothing outside `paths` can
+    ride along; hooks are skipped because a hook that rewrites files would
+    commit something that was never measured.
+    """
+    git(repo, "reset", "-q")
+    git(repo, "add", "-A", "--", *paths)
+    git(repo, *_identity(repo), "commit", "-q", "--no-verify", "-m", message)
+    return head_sha(repo)
+
+
+def commit_tree(repo: str, tree: str, parent: str, message: str) -> str:
+    """A commit object of `tree` on `parent` (no ref moves, no work tree)."""
+    return git(repo, *_identity(repo), "commit-tree", tree, "-p", parent, input=message.encode()).strip()
+
+
+def tree_of(repo: str, rev: str) -> str:
+    return git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{tree}}").strip()
+
+
+def soft_reset(repo: str, sha: str) -> None:
+    """Move the branch back to `sha`, keeping the work tree as it is."""
+    git(repo, "reset", "-q", "--soft", sha)
+    git(repo, "reset", "-q")
+
+
+def is_ancestor(repo: str, a: str, b: str) -> bool:
+    return run(repo, "merge-base", "--is-ancestor", a, b).returncode == 0
+
+
+def commit_trailer(repo: str, sha: str) -> Optional[int]:
+    """The Ratchet-Iteration number in `sha`'s message, if it has one."""
+    body = git(repo, "log", "-1", "--format=%B", sha, check=False)
+    for line in body.splitlines():
+        if line.startswith(TRAILER + ":"):
+            try:
+                return int(line.split(":", 1)[1])
+            except ValueError:
+                return None
+    return None
+
+
+def restore(repo: str, tracked_paths: list, new_files: list) -> None:
+    """Put `tracked_paths` back to HEAD and delete `new_files` (untracked).
+
+    Callers pass only files this iteration created as `new_files`; anything
+    the user had is never in that list.
+    """
+    git(repo, "reset", "-q")
+    if tracked_paths:
+        in_head = set(git(repo, "ls-tree", "-r", "-z", "--name-only", "HEAD", "--", *tracked_paths).split("\0")) - {""}
+        if in_head:
+            git(repo, "checkout", "-q", "HEAD", "--", *sorted(in_head))
+        new_files = list(new_files) + [p for p in tracked_paths if p not in in_head]
+    for p in new_files:
+        full = os.path.join(repo, p)
+        if os.path.lexists(full) and not os.path.isdir(full):
+            os.remove(full)
+            _prune_empty_dirs(repo, os.path.dirname(p))
+
+
+def _prune_empty_dirs(repo: str, rel: str) -> None:
+    while rel:
+        full = os.path.join(repo, rel)
+        try:
+            os.rmdir(full)
+        except OSError:
+            return
+        rel = os.path.dirname(rel)
+
+
+def diff_patch(repo: str, tracked_paths: list, new_files: list) -> str:
+    """A `git apply`-able binary patch of the candidate against HEAD."""
+    if new_files:
+        git(repo, "add", "-N", "--", *new_files)
+    try:
+        paths = list(tracked_paths) + list(new_files)
+        return git(repo, "diff", "--binary", "HEAD", "--", *paths) if paths else ""
+    finally:
+        if new_files:
+            git(repo, "reset", "-q", "--", *new_files)
+
+
+def exclude_path(repo: str) -> str:
+    rel = git(repo, "rev-parse", "--git-path", "info/exclude").strip()
+    return rel if os.path.isabs(rel) else os.path.join(repo, rel)
+
+
+def ensure_excluded(repo: str, pattern: str) -> None:
+    """Add `pattern` to .git/info/exclude once; the user's .gitignore is untouched."""
+    path = exclude_path(repo)
+    try:
+        with open(path, encoding="utf-8") as f:
+            if pattern in (line.strip() for line in f):
+                return
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(f"\n{pattern}\n")
+
+
+def apply_patch(repo: str, patch: bytes) -> Optional[str]:
+    """`git apply` a binary patch to the work tree; None on success, else
+    git's last error line (nothing is applied then: git apply is atomic)."""
+    p = run(repo, "apply", "--binary", "--whitespace=nowarn", "-", input=patch)
+    if p.returncode == 0:
+        return None
+    msg = p.stderr.decode("utf-8", "replace").strip().splitlines()
+    return msg[-1] if msg else f"git apply exited {p.returncode}"
+
+
+def tree_patch(worktree: str, base: str) -> bytes:
+    """Everything in `worktree` that differs from commit `base` (edits, new
+    and deleted files, commits made on top) as one binary patch."""
+    git(worktree, "add", "-A")
+    return git(worktree, "diff", "--binary", "--cached", base).encode("utf-8", "surrogateescape")

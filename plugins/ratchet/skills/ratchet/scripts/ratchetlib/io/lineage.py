@@ -1,0 +1,61 @@
+"""Chains of runs: which run a run continues, and the history across them.
+
+A run started by `ratchet.py chain` begins at its parent's best commit and
+carries `.ratchet/parent.json` (FORMATS.md): the parent's id, branch, start
+and best, its verified result when it has one, why the follow-up was
+started, and `chain`, the ids of every earlier run, oldest first. The file is
+written once, before the run's config, and made read-only (0444): it is the
+record of where the run came from, not state. `init` archives it with the
+run like every other file.
+"""
+
+import os
+from typing import Optional
+
+from ..core.errors import UsageError
+from .store import Store, read_json, write_json
+
+NAME = "parent.json"
+
+
+def write_parent(store: Store, parent: Optional[dict]) -> None:
+    """Write the new run's parent.json (read-only), or clear a stray one."""
+    path = store.path(NAME)
+    if os.path.lexists(path):
+        os.unlink(path)  # left by an init killed before its config.json: it belongs to no run
+    if parent is None:
+        return
+    write_json(path, {"format": 1, **parent})
+    os.chmod(path, 0o444)
+
+
+def parent_of(root: str) -> Optional[dict]:
+    """The parent.json in a run folder (`.ratchet/` or `.ratchet/runs/<id>/`), or None."""
+    return read_json(os.path.join(root, NAME), NAME)
+
+
+def runs(store: Store, run_id: str) -> list:
+    """[{run_id, parent, records}] for every run of the chain ending in the current one, oldest first."""
+    current = parent_of(store.root)
+    ids = list(current.get("chain") or []) if current else []
+    out = []
+    for rid in ids:
+        folder = store.path("runs", rid)
+        archived = Store(store.repo)
+        archived.root = folder
+        out.append({"run_id": rid, "parent": parent_of(folder) if os.path.isdir(folder) else None,
+                    "records": archived.records(), "missing": not os.path.isdir(folder)})
+    out.append({"run_id": run_id, "parent": current, "records": store.records(), "missing": False})
+    return out
+
+
+def summary(store: Store) -> str:
+    """One line for `status` about where a chained run started, or ''."""
+    try:
+        p = parent_of(store.root)
+    except UsageError:  # a damaged parent.json must not break status
+        return ""
+    if not p:
+        return ""
+    return (f"chained from run {p.get('parent_run_id')} at its best {p.get('best')!r} "
+            f"(iter {p.get('best_iter')}): {p.get('rationale', '')}")

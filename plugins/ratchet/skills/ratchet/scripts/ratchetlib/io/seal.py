@@ -1,0 +1,332 @@
+"""The run's contract, sealed: what the user approved cannot be changed
+behind ratchet's back (issue 15 point 2; FORMATS.md "Seals").
+
+Sealed: `config.json` (run, guard, holdout, cancel commands, budgets,
+direction, metric and decision settings, editable and protected sets),
+`state.json` (baseline, incumbent, counters), `harness.json` (the pinned
+hashes), `loop.json` (the headless agent command and its budgets) and
+`current.json` (the iteration in progress, which recovery acts on), plus
+each line of `results.jsonl` (recovery rolls the state forward from the
+last one).
+
+How: each of those files carries, as its last key, `"seal"`: an
+HMAC-SHA256, keyed with a random 32-byte key made for the run at `init`,
+over the rest of the file's bytes, the run id and the file's name. The key
+lives outside the repository, in the user's state folder
+(`$XDG_STATE_HOME/ratchet/keys/<run-id>`, else
+`~/.local/state/ratchet/keys/<run-id>`; folder 0700, file 0600), so
+nothing that can only write the work tree (a trial's code, an agent that
+edits `.ratchet/`) can make a file that verifies. The seal is in the file
+itself, so a file and its seal are replaced by one atomic rename: a kill
+at any instant leaves a file that verifies, and no new crash-ordering step
+exists for sealed writes.
+
+Who may write: only store.py's writers (`write_sealed`, the Store methods
+that call it) and `append_record`; every reader goes through `read_sealed`,
+which refuses (UsageError, exit 2, one line naming the file) a file that
+does not verify, so a command stops before it acts. Within one command,
+`changed()` compares each sealed file with the bytes this process last
+wrote or verified, so a file rewritten while a trial or an agent ran is
+caught at once (engine makes that iteration `tampered` and puts the bytes
+back).
+
+Runs started before sealing (config.json without a seal and no key) are
+sealed as they are by the first command that opens them (`adopt`), which
+says so once. A key that is missing for a sealed run (another machine or
+account) is a one-line refusal naming the key's path: copy the key, or run
+`ratchet.py reseal` at a terminal, which shows the contract and asks the
+person to type the run id before it trusts the files as they are.
+
+Limits (README "What it guarantees"): a process running as the same user
+can read the key and forge a seal, or put back an older sealed copy it
+kept; the seal detects accidental and trial-code rewrites and an agent
+editing `.ratchet/` through its tools or Bash, it cannot stop a determined
+same-user attacker.
+"""
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+from typing import Optional
+
+from ..core.errors import UsageError
+
+FIELD = "seal"
+SEALED = ("config.json", "state.json", "harness.json", "loop.json", "current.json")
+RECORDS = "results.jsonl"
+_DOMAIN = b"ratchet-seal-1"
+_ADOPTING = "adopting "  # a key file whose adoption of a pre-seal run is not finished
+_RUN_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,127}")
+
+_pending = {}  # store root -> run id: `init` seals files before config.json names the run
+_good = {}     # (store root, name) -> the bytes this process last wrote or verified (None: absent)
+
+
+class SealError(UsageError):
+    """A sealed file does not verify, or its key is missing: exit 2, nothing run."""
+
+
+# --- the key ----------------------------------------------------------------
+
+def key_dir() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "ratchet", "keys")
+
+
+def key_path(run_id: str) -> str:
+    if not valid_run_id(run_id):
+        raise SealError(f"config.json names the run {run_id!r}, which is not a run id ratchet made: it was changed "
+                        f"outside ratchet; nothing was run. Put back the version ratchet wrote or start a new run "
+                        f"with `init`")
+    return os.path.join(key_dir(), run_id)
+
+
+def _read_key_file(run_id: str) -> Optional[str]:
+    try:
+        with open(key_path(run_id), encoding="ascii") as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SealError(f"cannot read this run's seal key {key_path(run_id)}: {getattr(e, 'strerror', e)}; "
+                        f"make it readable by you (mode 0600)") from None
+
+
+def _parse_key(text: Optional[str]) -> Optional[bytes]:
+    if text is None:
+        return None
+    try:
+        key = bytes.fromhex(text[len(_ADOPTING):] if text.startswith(_ADOPTING) else text)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise SealError(f"this run's seal key {key_path_hint()} is damaged; copy it again from where the run "
+                        f"started, or run `ratchet.py reseal` at a terminal")
+    return key
+
+
+def key_path_hint() -> str:
+    return os.path.join(key_dir(), "<run-id>")
+
+
+def read_key(run_id: str) -> Optional[bytes]:
+    """The run's key, None when there is none on this machine."""
+    return _parse_key(_read_key_file(run_id))
+
+
+def adopting(run_id: str) -> bool:
+    """Whether an adoption of a pre-seal run was cut short (see `adopt`)."""
+    text = _read_key_file(run_id)
+    return text is not None and text.startswith(_ADOPTING)
+
+
+def _write_key_file(run_id: str, text: str, exclusive: bool) -> None:
+    folder = key_dir()
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
+        path = key_path(run_id)
+        tmp = path + ".tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        fd = os.open(tmp, flags, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(text + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if exclusive:
+            os.link(tmp, path)  # fails when a key already exists: never replace a run's key
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
+    except FileExistsError:
+        os.unlink(tmp)
+        raise
+    except OSError as e:
+        raise SealError(f"cannot write this run's seal key in {folder}: {e.strerror}; make that folder writable, "
+                        f"or set XDG_STATE_HOME to a folder you can write") from None
+
+
+def make_key(run_id: str, adopting_run: bool = False) -> bytes:
+    """A new random key for `run_id` (an existing key is kept and returned)."""
+    key = secrets.token_bytes(32)
+    try:
+        _write_key_file(run_id, (_ADOPTING if adopting_run else "") + key.hex(), exclusive=True)
+    except FileExistsError:
+        return read_key(run_id)
+    return key
+
+
+def replace_key(run_id: str) -> bytes:
+    """`reseal` on a machine without the run's key (or with a damaged one)."""
+    key = secrets.token_bytes(32)
+    _write_key_file(run_id, key.hex(), exclusive=False)
+    return key
+
+
+def finish_adoption(run_id: str, key: bytes) -> None:
+    _write_key_file(run_id, key.hex(), exclusive=False)
+
+
+# --- sealing bytes ----------------------------------------------------------------
+
+def _mac(key: bytes, run_id: str, name: str, body: bytes) -> str:
+    msg = b"\0".join((_DOMAIN, run_id.encode(), name.encode(), body))
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+def _dumps(obj: dict) -> bytes:
+    return (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode()
+
+
+def _line(obj: dict) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def strip(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if k != FIELD}
+
+
+def dump(obj: dict, name: str, run_id: Optional[str], key: Optional[bytes]) -> bytes:
+    """The file bytes of `obj`: sealed when there is a key, plain otherwise
+    (a run from before sealing, until `adopt`)."""
+    obj = strip(obj)
+    if key is None:
+        return _dumps(obj)
+    return _dumps({**obj, FIELD: _mac(key, run_id, name, _dumps(obj))})
+
+
+def record_line(rec: dict, run_id: Optional[str], key: Optional[bytes]) -> bytes:
+    """One results.jsonl line (with its newline), sealed when there is a key."""
+    rec = strip(rec)
+    if key is None:
+        return _line(rec) + b"\n"
+    return _line({**rec, FIELD: _mac(key, run_id, RECORDS, _line(rec))}) + b"\n"
+
+
+def record_verifies(rec: dict, run_id: Optional[str], key: Optional[bytes]) -> bool:
+    mac = rec.get(FIELD)
+    return bool(key) and isinstance(mac, str) and hmac.compare_digest(mac, _mac(key, run_id, RECORDS, _line(strip(rec))))
+
+
+# --- which run, which key ------------------------------------------------------------
+
+def begin(root: str, run_id: str) -> None:
+    """`init`: make the new run's key before its first sealed file is written."""
+    make_key(run_id)
+    _pending[root] = run_id
+
+
+def _config_on_disk(root: str) -> Optional[dict]:
+    try:
+        with open(os.path.join(root, "config.json"), "rb") as f:
+            obj = json.loads(f.read())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def run_of(root: str) -> tuple:
+    """(run id, config sealed?) of the run in `root`; (None, False) when unknown."""
+    cfg = _config_on_disk(root)
+    if cfg is None:
+        return _pending.get(root), True
+    return cfg.get("run_id"), FIELD in cfg
+
+
+def _where(root: str, name: str) -> str:
+    return f".ratchet/{name}" if os.path.basename(root) == ".ratchet" else os.path.join(root, name)
+
+
+def _changed(root: str, name: str, how: str) -> SealError:
+    return SealError(f"{_where(root, name)} {how}; nothing was run. Put back the version ratchet wrote, or start a "
+                     f"new run with `init` (`ratchet.py reseal`, at a terminal, accepts the file as it is now)")
+
+
+def _missing_key(root: str, run_id: str, name: str) -> SealError:
+    return SealError(f"this run's seal key {key_path(run_id)} is not on this machine (another machine or account "
+                     f"started the run, or the key was deleted), so {_where(root, name)} cannot be checked; copy "
+                     f"that file from where the run started, or run `ratchet.py reseal` at a terminal")
+
+
+def key_for(root: str, name: str, obj: Optional[dict] = None) -> tuple:
+    """(run id, key) for reading or writing `name` in `root`; key None for a
+    run from before sealing. SealError when the run is sealed but its key
+    is missing."""
+    if name == "config.json" and obj is not None and obj.get("run_id"):
+        run_id, sealed = obj["run_id"], True
+    else:
+        run_id, sealed = run_of(root)
+    if run_id is None:
+        return None, None
+    key = read_key(run_id)
+    if key is None and sealed:
+        raise _missing_key(root, run_id, name)
+    return run_id, key
+
+
+# --- reading and writing (called by store.py only) -------------------------------------
+
+def remember(root: str, name: str, data: Optional[bytes]) -> None:
+    _good[(root, name)] = data
+
+
+def forget(root: str) -> None:
+    """A new command (or a new run) starts: what an earlier one in this
+    process saw of `root` says nothing about the files now."""
+    for k in [k for k in _good if k[0] == root]:
+        del _good[k]
+
+
+def valid_run_id(run_id) -> bool:
+    return isinstance(run_id, str) and bool(_RUN_ID.fullmatch(run_id))
+
+
+def verify(root: str, name: str, raw: bytes, obj: dict) -> dict:
+    """`obj` (parsed from `raw`) without its seal; SealError when it does not verify."""
+    run_id, key = key_for(root, name)
+    mac = obj.get(FIELD)
+    if key is None or (mac is None and adopting(run_id)):
+        remember(root, name, raw)
+        return strip(obj)  # a run from before sealing, or one `adopt` is sealing: accepted as it is
+    if mac is None:
+        raise _changed(root, name, "has no seal but this run is sealed: it was replaced outside ratchet")
+    body = strip(obj)
+    if not isinstance(mac, str) or not hmac.compare_digest(mac, _mac(key, run_id, name, _dumps(body))):
+        raise _changed(root, name, "was changed outside ratchet (it does not match its seal)")
+    remember(root, name, raw)
+    return body
+
+
+def missing(root: str, name: str) -> SealError:
+    """The refusal for a sealed file that must exist (state.json, harness.json)."""
+    return _changed(root, name, "is missing: it was deleted outside ratchet")
+
+
+def is_sealed(root: str) -> bool:
+    run_id, sealed = run_of(root)
+    return bool(run_id) and (sealed or read_key(run_id) is not None)
+
+
+def changed(root: str) -> list:
+    """Sealed files that differ from the bytes this process last wrote or
+    verified (a rewrite made while this command ran), in SEALED order."""
+    out = []
+    for name in SEALED:
+        if (root, name) not in _good:
+            continue
+        try:
+            with open(os.path.join(root, name), "rb") as f:
+                now = f.read()
+        except FileNotFoundError:
+            now = None
+        if now != _good[(root, name)]:
+            out.append(name)
+    return out
+
+
+def known(root: str, name: str) -> tuple:
+    """(whether this process knows `name`'s good bytes, those bytes or None)."""
+    return (root, name) in _good, _good.get((root, name))

@@ -1,0 +1,133 @@
+"""The UNCLEAN marker: no trial runs while an earlier trial's processes live.
+
+`runner` kills a trial's whole tree; a process can still survive (stuck in
+uninterruptible sleep on a GPU driver or a network filesystem, or owned by
+another user after a sudo). It would hold the GPU or the CPU and skew every
+later measurement, so ratchet writes `.ratchet/UNCLEAN` (FORMATS.md) and
+refuses to start another trial until `ratchet.py clean` has killed them again
+and found none left. The marker is not archived with a run: it guards the
+machine, not one run.
+"""
+
+import json
+import os
+
+from . import runner
+from ..core.errors import RatchetError, UsageError
+from .store import Lock, Store, now_iso, read_json, write_json
+
+NAME = "UNCLEAN"
+
+
+def path(store: Store) -> str:
+    return store.path(NAME)
+
+
+def _pids(procs) -> str:
+    shown = ", ".join(str(p["pid"]) for p in procs[:6])
+    return shown + (f" and {len(procs) - 6} more" if len(procs) > 6 else "")
+
+
+CORRUPT = {"corrupt": True}  # what `load` returns for a marker it cannot read
+
+
+def load(store: Store):
+    """The marker: None when there is none, CORRUPT when it cannot be read (a
+    torn write, a stray edit); UsageError when a newer ratchet wrote it. A
+    corrupt marker still blocks trials: which processes survived is unknown."""
+    try:
+        with open(path(store), "rb") as f:
+            obj = json.loads(f.read())
+    except FileNotFoundError:
+        return None
+    except (ValueError, UnicodeDecodeError):
+        return CORRUPT
+    if not isinstance(obj, dict):
+        return CORRUPT
+    return read_json(path(store), NAME)  # the format check
+
+
+def _corrupt_message() -> str:
+    return (".ratchet/UNCLEAN (written when an earlier trial's processes survived the kill) is unreadable, so "
+            "which processes is unknown; no trial runs until it is cleared: check for leftover trial processes "
+            "(ps), then run `ratchet.py clean`, which sets it aside")
+
+
+def refuse_if_marked(store: Store) -> None:
+    """UsageError when the marker exists: trials are blocked until `clean`."""
+    marker = load(store)
+    if marker is None:
+        return
+    if marker is CORRUPT:
+        raise UsageError(_corrupt_message())
+    raise UsageError(f"processes of an earlier trial survived the kill (pid {_pids(marker.get('processes') or [])}); "
+                     f"no trial runs until they are gone: stop them, then run `ratchet.py clean`")
+
+
+def mark(store: Store, tr: "runner.TrialRun", iteration: int, trial: int) -> None:
+    """Write the marker for a trial whose processes survived, then fail the command."""
+    write_json(path(store), {"format": 1, "marker": tr.marker, "processes": list(tr.survivors),
+                             "iter": iteration, "trial": trial, "created": now_iso()})
+    raise RatchetError(f"trial {trial} of iteration {iteration}: {len(tr.survivors)} process(es) survived the kill "
+                       f"(pid {_pids(list(tr.survivors))}); this measurement is void and trials are blocked: "
+                       f"stop them, then run `ratchet.py clean`")
+
+
+def write(store: Store, source: str, processes: list) -> None:
+    """The marker for processes a killed command left that survived recovery's kill."""
+    write_json(path(store), {"format": 1, "marker": None, "processes": processes, "source": source,
+                             "created": now_iso()})
+
+
+def still_running(marker: dict) -> list:
+    """The marker's processes that still live: same pid and start time, or the trial's env marker."""
+    found = {}
+    for p in marker.get("processes") or []:
+        info = runner.process_info(p.get("pid")) if isinstance(p.get("pid"), int) else None
+        if info and info["start"] == p.get("start"):
+            found[info["pid"]] = info
+    for pid in runner.find_marked(marker.get("marker") or "-"):
+        info = runner.process_info(pid)
+        if info:
+            found[pid] = info
+    return [found[pid] for pid in sorted(found)]
+
+
+def clean(repo: str) -> list:
+    """`ratchet.py clean`: kill what is left, re-check, clear the marker.
+
+    Returns the processes it killed, or None when there is no marker (then
+    nothing changes). UsageError, marker kept, when some still live.
+    """
+    store = Store(repo)
+    if not os.path.exists(path(store)):
+        return None
+    with Lock(store, "clean"):
+        marker = load(store) or {}
+        left = still_running(marker)
+        for p in left:
+            runner.kill_pid(p["pid"])
+        if left:
+            runner.wait_gone([p["pid"] for p in left])
+        alive = still_running(marker)
+        if alive:
+            shown = "; ".join(f"{p['pid']} ({p['cmd'][:60] or '?'})" for p in alive[:4])
+            raise UsageError(f"still running after SIGKILL: {shown}; they may be stuck in the kernel or owned by "
+                             f"another user: end them (sudo kill -9 PID, or reboot), then run `ratchet.py clean` again")
+        os.unlink(path(store))
+    return left
+
+
+def set_aside_if_corrupt(repo: str):
+    """`clean` on an unreadable marker: rename it to UNCLEAN.corrupt-TIME
+    (kept, never deleted) and say so, since its processes cannot be checked;
+    None when the marker is readable or absent (then `clean` does the work)."""
+    store = Store(repo)
+    if load(store) is not CORRUPT:
+        return None
+    with Lock(store, "clean"):
+        if load(store) is not CORRUPT:
+            return None
+        moved = store.set_aside(NAME)
+    return (f".ratchet/UNCLEAN was unreadable: set aside as {moved}; the processes it named could not be "
+            f"checked, so look for leftover trial processes (ps) before trusting a measurement; trials may run again")

@@ -1,0 +1,1 @@
+"""The keep decision: what changed, measured side by side, judged, committed or reverted, recovered."""

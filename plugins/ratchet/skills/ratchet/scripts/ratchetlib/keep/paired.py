@@ -1,0 +1,446 @@
+"""Paired, interleaved measurement (`--decision paired`, the default).
+
+Each pair is one run of the incumbent (the last kept commit, HEAD) and one of
+the candidate (the agent's change in the tree), back to back, the order
+alternating (AB, BA, ...: `stats.incumbent_first`) so a drifting machine
+cancels inside the pairs. Both run in the same working directory, so ignored
+data folders, build outputs and relative paths work unchanged: the editable
+files are swapped.
+
+The swap, and why it is crash safe:
+  1. before the first swap the candidate is saved as a binary patch
+     (`.ratchet/swap/candidate.patch`) with its changed and new paths, and
+     current.json records `swap` (the same data a revert saves);
+  2. to the incumbent: the candidate's paths are restored to HEAD and its
+     new files removed (`gitops.restore`);
+  3. to the candidate: the same restore, then `git apply --binary` of the
+     saved patch. Restore-then-apply is idempotent, so `recover` (a command
+     started after a kill at any point) simply does step 3.
+Each switch ends in `fresh.switched` (new mtimes, the .pyc of swapped
+modules dropped), so caches keyed by mtime never serve the other side.
+After the last pair the tree holds the candidate again and `swap` is
+cleared; the engine's usual decision ordering then commits it or saves it
+as the iteration's patch and restores the incumbent.
+
+After each pair `stats.sprt_decide` says keep, revert or continue; at least
+`Config.min_pairs` pairs run, at most `--max-trials`. With `--seed-env VAR`
+both runs of pair p see the same `stats.pair_seed(run_id, iteration, p)`.
+
+Units: effects, h0/h1 and the noise are on the stats scale (log-ratios when
+every score is positive, metric units otherwise). What records and state show
+people and the learning loop (`estimate`, `interval`, `detectable_effect`) is
+a relative improvement (0.031 = +3.1%, positive = better): `relative`.
+"""
+
+import math
+import os
+import shutil
+from typing import Optional
+
+from ..core import change, faults, paths, stats
+from ..io import fresh, gitops, harness
+from ..core.errors import RatchetError, UsageError
+from ..io.store import atomic_write, now_iso, write_json
+
+SWAP_PATCH = ("swap", "candidate.patch")
+
+
+# --- the swap -----------------------------------------------------------------
+
+def save_candidate(run, cur: dict, cand) -> dict:
+    """Step 1: the candidate as a patch under .ratchet/, `swap` in current.json."""
+    path = run.store.path(*SWAP_PATCH)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    patch = gitops.diff_patch(run.repo, list(cand.tracked), list(cand.new))
+    atomic_write(path, patch.encode("utf-8", "surrogateescape"))
+    cur["swap"] = {"patch": os.path.relpath(path, run.store.root), "tracked": list(cand.tracked),
+                   "new": list(cand.new), "in_tree": "candidate"}
+    run.store.write_current(cur)
+    return cur["swap"]
+
+
+def to_incumbent(run, swap: dict) -> None:
+    gitops.restore(run.repo, swap["tracked"], swap["new"])
+    fresh.switched(run.repo, swap["tracked"] + swap["new"])
+
+
+def to_candidate(run, swap: dict) -> None:
+    """Restore, then apply the saved patch (idempotent: recovery calls it)."""
+    gitops.restore(run.repo, swap["tracked"], swap["new"])
+    faults.point("swap-restored")
+    with open(os.path.join(run.store.root, swap["patch"]), "rb") as f:
+        patch = f.read()
+    if patch:
+        err = gitops.apply_patch(run.repo, patch)
+        if err:
+            raise RatchetError(f"could not re-apply the candidate from .ratchet/{swap['patch']}: {err}; "
+                               f"apply it by hand (git apply --binary)")
+    fresh.switched(run.repo, swap["tracked"] + swap["new"])
+
+
+def recover(run, cur: dict) -> list:
+    """A command killed mid-swap: put the candidate back in the tree."""
+    swap = cur.get("swap")
+    if not swap:
+        return []
+    to_candidate(run, swap)
+    cur = {k: v for k, v in cur.items() if k != "swap"}
+    run.store.write_current(cur)
+    return [f"a killed command left iteration {cur.get('iter')} mid-swap; the candidate was restored "
+            f"from .ratchet/{swap['patch']}"]
+
+
+# --- the plan of one iteration's test ----------------------------------------
+
+def noise_of(state: dict) -> Optional[stats.Noise]:
+    try:
+        return stats.Noise.from_json(state["noise"]) if state.get("noise") else None
+    except ValueError:
+        return None
+
+
+def hypotheses(cfg, incumbent: float, log_scale: bool) -> tuple:
+    """(h0, h1) on the stats scale; UsageError when the margin cannot apply."""
+    mi = cfg.min_improvement
+    try:
+        h0 = stats.margin_effect(mi.value, mi.relative, incumbent=incumbent, direction=cfg.direction,
+                                 log_scale=log_scale)
+        return stats.hypotheses(margin=h0, target_percent=cfg.target, incumbent=incumbent, log_scale=log_scale)
+    except ValueError as e:
+        raise UsageError(f"the paired test cannot use this run's margin/target: {e}; "
+                         f"adjust --min-improvement/--target or use --decision mean") from None
+
+
+def relative(effect: float, log_scale: bool, base: Optional[float]) -> Optional[float]:
+    """An effect as a relative improvement (0.02 = 2% better)."""
+    if log_scale:
+        return math.expm1(effect)
+    return effect / abs(base) if base else None
+
+
+def detectable(cfg, noise: stats.Noise, base: Optional[float]) -> Optional[float]:
+    """The smallest improvement (relative) the test detects within the pair cap."""
+    try:
+        h0, h1 = hypotheses(cfg, base, noise.log_scale)
+        d = stats.detectable_effect(noise.sigma_pair, cfg.alpha, cfg.beta, cfg.max_trials, h0=h0, h1=h1,
+                                    min_pairs=cfg.min_pairs)
+    except (UsageError, ValueError):
+        return None
+    return relative(h0 + d if d else 0.0, noise.log_scale, base)
+
+
+# --- measuring ----------------------------------------------------------------
+
+def seed_env(cfg, iteration: int, pair: int) -> Optional[dict]:
+    """The environment both runs of `pair` share (common random numbers)."""
+    if not cfg.seed_env:
+        return None
+    return {cfg.seed_env: str(stats.pair_seed(cfg.run_id, iteration, pair))}
+
+
+def effects_of(cfg, cand: list, inc: list, log_scale: bool) -> tuple:
+    """(effects, log_scale) for complete pairs; the difference scale when a
+    score is not positive."""
+    pairs = [(i["score"], c["score"]) for i, c in zip(inc, cand)]
+    if log_scale and any(s <= 0 for p in pairs for s in p):
+        log_scale = False
+    return [stats.pair_effect(i, c, cfg.direction, log_scale) for i, c in pairs], log_scale
+
+
+def measure(run, cur: dict, cand, run_trial) -> tuple:
+    """Run pairs until the test decides or a run fails; the tree ends on the
+    candidate. Returns (candidate trials, incumbent trials, stats verdict or
+    None when a run failed, log_scale). `run_trial(run, it, k, env, label, own)`
+    is the engine's watched trial (capture, heartbeat, artifacts, carry)."""
+    cfg, st, it = run.config, run.state, cur["iter"]
+    log_scale = bool(st.get("log_scale", True))
+    base = st["incumbent_score"]
+    hyp = hypotheses(cfg, base, log_scale)  # before any swap: a usage error leaves the tree untouched
+    noise = noise_of(st)
+    swap = save_candidate(run, cur, cand)
+    faults.point("swap-saved")
+    ctrials, itrials = cur.setdefault("trials", []), cur.setdefault("incumbent_trials", [])
+    in_tree, verdict, k, last = "candidate", None, 0, None
+    staged = run.store.path("swap", "artifacts")
+    shutil.rmtree(staged, ignore_errors=True)
+    try:
+        for p in range(1, cfg.max_trials + 1):
+            env = seed_env(cfg, it, p)
+            order = ("incumbent", "candidate") if stats.incumbent_first(p) else ("candidate", "incumbent")
+            failed = False
+            for role in order:
+                if role != in_tree:
+                    swap["in_tree"] = role
+                    run.store.write_current(cur)
+                    to_incumbent(run, swap) if role == "incumbent" else to_candidate(run, swap)
+                    in_tree = role
+                    if role == "incumbent":
+                        faults.point("swapped")
+                k += 1
+                # watched (carry.py): a candidate's run that wrote outside its diff is undone before
+                # the incumbent runs again, and ends the pairs (`tampered`)
+                t = run_trial(run, it, k, env, f"iter {it} pair {p}/{cfg.max_trials} {role}",
+                              own=cand.paths if role == "candidate" else None)
+                t.update(pair=p, role=role)
+                (itrials if role == "incumbent" else ctrials).append(t)
+                last = role
+                if role == "candidate":
+                    _stage(run.repo, staged, t.get("artifacts") or [])
+                run.store.write_current(cur)
+                faults.point("trial-done")
+                if t["status"] != "ok" or t.get("carried"):
+                    failed = True
+                    break
+            if failed:
+                verdict = None
+                break
+            effects, scale = effects_of(cfg, ctrials, itrials, log_scale)
+            h0, h1 = hyp if scale == log_scale else hypotheses(cfg, base, scale)
+            prior = noise if noise is not None and noise.log_scale == scale else None
+            verdict = stats.sprt_decide(effects, h0=h0, h1=h1, alpha=cfg.alpha, beta=cfg.beta,
+                                        min_pairs=cfg.min_pairs, max_pairs=cfg.max_trials,
+                                        sigma_prior=prior.sigma_pair if prior else None,
+                                        prior_df=prior.df if prior else 0.0, log_scale=scale, direction=cfg.direction)
+            if verdict.decided:
+                break
+    finally:
+        if in_tree != "candidate":
+            to_candidate(run, swap)
+        if last == "incumbent":  # the candidate's checkpoints, not the incumbent's, are what a keep promotes
+            _unstage(run.repo, staged)
+        cur.pop("swap", None)
+        run.store.write_current(cur)
+    return ctrials, itrials, verdict, log_scale
+
+
+def _stage(repo: str, staged: str, rels: list) -> None:
+    """Copy what a candidate run wrote (--artifact-glob matches) aside: a later
+    incumbent run may overwrite a checkpoint with a fixed name."""
+    shutil.rmtree(staged, ignore_errors=True)
+    for rel in rels:
+        src = os.path.join(repo, rel)
+        if os.path.isfile(src):
+            dst = os.path.join(staged, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copy2(src, dst)
+
+
+def _unstage(repo: str, staged: str) -> None:
+    for top, _, files in os.walk(staged):
+        for name in files:
+            src = os.path.join(top, name)
+            dst = os.path.join(repo, os.path.relpath(src, staged))
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copy2(src, dst)
+    shutil.rmtree(staged, ignore_errors=True)
+
+
+def evidence(cfg, verdict, ctrials: list, itrials: list) -> dict:
+    """The record's top-level evidence fields of a paired decision."""
+    inc_mean = _mean(t["score"] for t in itrials)
+    effects, scale = effects_of(cfg, ctrials, itrials, verdict.log_scale)
+    iv = verdict.interval
+    return {"pairs": verdict.pairs, "effects": effects, "log_scale": verdict.log_scale,
+            "estimate": relative(verdict.estimate, verdict.log_scale, inc_mean),
+            "interval": None if iv is None else [relative(x, verdict.log_scale, inc_mean) for x in iv],
+            "statistic": verdict.statistic, "incumbent_scores": [t.get("score") for t in itrials],
+            "incumbent_trials": itrials, "test": {"h0": verdict.h0, "h1": verdict.h1, "bounds":
+                                                  None if verdict.bounds is None else list(verdict.bounds),
+                                                  "sigma": verdict.sigma}}
+
+
+def _mean(values) -> Optional[float]:
+    xs = [v for v in values if v is not None]
+    return math.fsum(xs) / len(xs) if xs else None
+
+
+# --- calibration and the noise estimate in state ----------------------------
+
+def calibration(scores: list) -> dict:
+    """Record fields of the baseline's calibration runs."""
+    log_scale = stats.use_log_scale(scores)
+    return {"log_scale": log_scale, "noise": stats.noise_estimate(scores, log_scale).to_json()}
+
+
+def fold(state: dict, rec: dict, cfg) -> dict:
+    """State after `rec` (pure, part of engine.apply_record): the baseline's
+    calibration sets `noise`/`log_scale`, a paired decision's effects refine
+    the noise; `detectable_effect` follows the noise."""
+    st = state
+    if rec.get("decision") == "baseline" and rec.get("noise"):
+        st = {**st, "noise": rec["noise"], "log_scale": rec.get("log_scale", True)}
+    else:
+        noise = noise_of(st)
+        fx = rec.get("effects") or []
+        if noise is None or len(fx) < 2 or bool(rec.get("log_scale")) != noise.log_scale:
+            return st
+        try:
+            st = {**st, "noise": stats.update_noise(noise, fx).to_json()}
+        except ValueError:
+            return st
+    noise = noise_of(st)
+    if noise is not None:
+        st["detectable_effect"] = detectable(cfg, noise, st.get("baseline") or rec.get("avg"))
+    return st
+
+
+def calibration_lines(cfg, rec: dict, state: dict) -> list:
+    """What `baseline` prints about the noise, plainly."""
+    noise = noise_of(state)
+    if noise is None:
+        return []
+    cv = f"cv {noise.cv * 100:.2g}%" if noise.cv is not None else f"spread {noise.spread:.4g}"
+    out = f" ({noise.outliers} outlier set aside)" if noise.outliers else ""
+    d = state.get("detectable_effect")
+    lines = [f"noise: {cv} over {noise.samples} runs{out}"]
+    if noise.deterministic:
+        lines.append("the metric is deterministic here: each change is decided after "
+                     f"{cfg.min_pairs} pairs by plain comparison")
+        return lines
+    if d is None:
+        return lines
+    shown = abs(change.metric_change(d, cfg.direction, noise.log_scale) or d) * 100  # the metric's own change
+    lines.append(f"smallest improvement detectable within {cfg.max_trials} pairs: {shown:.2g}% "
+                 f"(target {cfg.target:g}%)")
+    if d * 100 > cfg.target:
+        lines.append(f"too noisy for the target: changes under ~{shown:.2g}% will mostly be reverted. "
+                     f"What helps: a higher --max-trials, a quieter benchmark (idle machine, pinned CPU, "
+                     f"fixed seeds or --seed-env), longer runs (more repetitions per run), or a larger --target")
+    return lines
+
+
+# --- verify: the start commit against the best, paired ------------------------
+
+def _changed_paths(repo: str, a: str, b: str) -> list:
+    out = gitops.git(repo, "diff", "--no-renames", "--name-only", "-z", a, b)
+    return [p for p in out.split("\0") if p]
+
+
+def _in(repo: str, sha: str, paths: list) -> set:
+    if not paths:
+        return set()
+    out = gitops.git(repo, "ls-tree", "-r", "-z", "--name-only", sha, "--", *paths)
+    return {p for p in out.split("\0") if p}
+
+
+def to_start(repo: str, start: str, changed: list) -> None:
+    """The files that differ between the start and HEAD as at the start."""
+    there = _in(repo, start, changed)
+    if there:
+        gitops.git(repo, "checkout", "-q", start, "--", *sorted(there))
+    _remove(repo, [p for p in changed if p not in there])
+    gitops.git(repo, "reset", "-q")
+    fresh.switched(repo, changed)
+
+
+def to_best(repo: str, changed: list) -> None:
+    """Back to HEAD (idempotent: recovery calls it)."""
+    gitops.git(repo, "reset", "-q")
+    here = _in(repo, "HEAD", changed)
+    if here:
+        gitops.git(repo, "checkout", "-q", "HEAD", "--", *sorted(here))
+    _remove(repo, [p for p in changed if p not in here])
+    fresh.switched(repo, changed)
+
+
+def _remove(repo: str, rels: list) -> None:
+    for p in rels:
+        full = os.path.join(repo, p)
+        if paths.contained(repo, p) and os.path.lexists(full) and not os.path.isdir(full):
+            os.remove(full)
+
+
+def recover_verify(run, cur: dict) -> list:
+    to_best(run.repo, cur.get("changed") or [])
+    run.store.clear_current()
+    return ["a killed `verify` left the start commit's files in the tree; the best commit was restored"]
+
+
+def verify(run, run_trial, pairs: Optional[int] = None) -> Optional[dict]:
+    """Paired runs of the start commit (incumbent) against HEAD, the best
+    (candidate); returns the `state["verified"]` dict and writes verify.json.
+    None when nothing was kept. The caller holds the lock; the tree must have
+    no uncommitted changes to the paths that differ."""
+    cfg, st, repo = run.config, run.state, run.repo
+    start, best = cfg.start_commit, gitops.head_sha(repo)
+    if best == start or st.get("iteration", -1) < 0:
+        return None
+    changed = _changed_paths(repo, start, best)
+    dirty = set(gitops.tracked_changes(repo)) & set(changed)
+    if dirty:
+        raise UsageError(f"verify swaps files the working tree has changed ({', '.join(sorted(dirty)[:3])}); "
+                         f"iterate or undo that change first")
+    n = pairs or cfg.max_trials
+    noise = noise_of(st)
+    prior = noise if noise is not None and noise.log_scale == bool(st.get("log_scale", True)) else None
+    cur = {"iter": st["iteration"], "phase": "verifying", "changed": changed, "started": now_iso()}
+    run.store.write_current(cur)
+    it = st["iteration"]  # reports: iter-N-trial-101... (the iteration's own trials number from 1)
+    inc, cand, in_tree = [], [], "best"
+    try:
+        for p in range(1, n + 1):
+            env = seed_env(cfg, 10 ** 6 + st["iteration"], p)
+            for role in (("start", "best") if stats.incumbent_first(p) else ("best", "start")):
+                if role != in_tree:
+                    to_start(repo, start, changed) if role == "start" else to_best(repo, changed)
+                    in_tree = role
+                    if role == "start":
+                        faults.point("verify-swapped")
+                t = run_trial(run, it, 100 + len(inc) + len(cand) + 1, env, f"verify pair {p}/{n} {role}")
+                if t["status"] != "ok":
+                    raise RatchetError(f"verify: a run of the {role} commit failed ({t.get('detail')}); "
+                                       f"see .ratchet/{t['report']}")
+                (inc if role == "start" else cand).append(t["score"])
+            if prior is not None and prior.deterministic and p >= 2 and len(set(zip(inc, cand))) == 1:
+                break  # a deterministic metric: more pairs say the same
+    finally:
+        if in_tree != "best":
+            to_best(repo, changed)
+        run.store.clear_current()
+    moved = harness.verify(repo, run.store.root)
+    if moved:
+        harness.restore(repo, run.store.root, moved)
+    effects, scale = effects_of(cfg, [{"score": s} for s in cand], [{"score": s} for s in inc],
+                                bool(st.get("log_scale", True)))
+    gain = stats.gain_interval(effects, 0.95, log_scale=scale,
+                               sigma_prior=prior.sigma_pair if prior and prior.log_scale == scale else None,
+                               prior_df=prior.df if prior and prior.log_scale == scale else 0.0)
+    base = _mean(inc)
+    pct = lambda x: None if relative(x, scale, base) is None else relative(x, scale, base) * 100  # noqa: E731
+    verified = {"gain_pct": pct(gain.estimate),
+                "interval": None if gain.interval is None else [pct(x) for x in gain.interval],
+                "pairs": gain.pairs, "sha": best, "iter": st.get("best_iter"), "at_iteration": st["iteration"],
+                "timestamp": now_iso()}
+    # what people read: the change of the metric itself (change.py), low end first
+    verified["change_pct"], verified["change_interval"] = change.verified_change(
+        {"gain_pct": verified["gain_pct"], "interval": verified["interval"], "log_scale": scale}, cfg.direction)
+    write_json(run.store.path("verify.json"), {**verified, "start": start, "start_scores": inc,
+                                               "best_scores": cand, "effects": effects, "log_scale": scale,
+                                               "gain": gain.to_json()})
+    return verified
+
+
+def verified_line(verified: Optional[dict], direction: str = "max", log_scale: bool = True) -> Optional[str]:
+    """`verified gain over the start: -99.3% (137x lower) [-99.4%, -99.2%] (8
+    pairs, best of iter 7)` or None: the metric's own change (change.py);
+    `direction`/`log_scale` convert a state written before `change_pct`."""
+    if not isinstance(verified, dict) or verified.get("gain_pct") is None:
+        return None
+    pct, iv = change.verified_change(verified, direction, log_scale)
+    if pct is None:
+        return None
+    bounds = f" {change.bracket(iv[0] / 100, iv[1] / 100)}" if iv else ""
+    return (f"verified gain over the start: {change.percent(pct / 100)}{bounds} "
+            f"({verified.get('pairs')} pairs, best of iter {verified.get('iter')})")
+
+
+def due(run) -> bool:
+    """Verify now? At the stop, and every --verify-every iterations; once per best commit."""
+    cfg, st = run.config, run.state
+    if cfg.decision != "paired" or st.get("iteration", -1) < 1:
+        return False
+    if (st.get("verified") or {}).get("sha") == st.get("incumbent_sha"):
+        return False
+    if st.get("incumbent_sha") == cfg.start_commit:
+        return False
+    return bool(st.get("stop")) or bool(cfg.verify_every and st["iteration"] % cfg.verify_every == 0)

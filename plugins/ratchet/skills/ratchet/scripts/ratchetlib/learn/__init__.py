@@ -1,0 +1,1 @@
+"""What the agent learns from the record: hints, ideas, escalation, the bandit, program.md."""

@@ -1,0 +1,408 @@
+"""The loop that learns: where the decision meets hints, escalation, the
+bandit, the ideas backlog, critic statistics and `.ratchet/program.md`.
+
+The learning modules (hints, escalation, bandit, ideas, program) are pure or
+own one file each; this module is the glue the engine and the views call, so
+engine.py stays about measuring and deciding.
+
+Crash safety follows the engine's ordering (record appended, then state.json
+replaced as the decision's commit point):
+  - `fold` is pure and runs inside `engine.apply_record`, so the hints memory,
+    the escalation level and the critic counters land in state.json in the
+    same atomic write as the counters: a replayed record cannot count twice,
+    because recovery only replays a record newer than state["iteration"].
+  - `persist` writes the files derived from a record (bandit.json, ideas.json,
+    program.md) BEFORE state.json, and each write is idempotent: the bandit
+    ignores an iteration it already credited (`last_iter`), a near miss is
+    deduplicated by its iteration, program.md is regenerated whole. A kill
+    anywhere before the state write is replayed by `engine.recover` and
+    converges to the same files; a kill after it leaves nothing to do.
+Everything the views read here is O(1) in the history length: state.json,
+bandit.json and ideas.json are bounded, results.jsonl is never read.
+"""
+
+from typing import Optional
+
+from . import bandit, escalation, hints, ideas, program
+from ..core.errors import UsageError
+from ..io.store import Lock, atomic_write
+
+CRITIC_KEYS = ("a", "b", "none", "other")
+PROPOSAL_CAP = 300
+STATUS_HINTS = 3
+VERDICT_HINTS = 2
+STATUS_IDEAS = 3
+HINT_CLIP = 140
+URGENT_HINTS = ("failure streak:", "plateau:")
+STATUS_BUDGET = 750   # bytes of learning lines in `status` (the rest of it is at most ~730)
+VERDICT_BUDGET = 550  # bytes of learning lines in a verdict (the rest of it is at most ~930)
+
+
+def _cfg(cfg) -> dict:
+    """The slice of the run config the learning modules read."""
+    return {"direction": cfg.direction, "escalation": dict(cfg.escalation or {})}
+
+
+# --- records ------------------------------------------------------------------
+
+def critic_record(pick: Optional[str], reason: Optional[str], proposal_a: Optional[str] = None,
+                  proposal_b: Optional[str] = None) -> Optional[dict]:
+    """`record["critic"]` from the iterate flags, or None when none was given.
+
+    `pick` is `a`, `b` or `none` (the critic rejected both; the agent made its
+    own change); any other text (older skill versions passed the chosen
+    proposal's summary) is kept as given and counted as a pick of unknown side.
+    """
+    if not any((pick, reason, proposal_a, proposal_b)):
+        return None
+    clean = hints.clip(pick, PROPOSAL_CAP) if pick else None
+    if clean and clean.lower() in ("a", "b", "none"):
+        clean = clean.lower()
+    out = {"pick": clean, "reason": hints.clip(reason, PROPOSAL_CAP) if reason else None}
+    if proposal_a or proposal_b:
+        out["proposals"] = {"a": hints.clip(proposal_a, PROPOSAL_CAP) if proposal_a else None,
+                            "b": hints.clip(proposal_b, PROPOSAL_CAP) if proposal_b else None}
+    return out
+
+
+def check_arm(cfg, arm: Optional[str]) -> None:
+    """UsageError (one line) unless `arm` is None or one of the run's arms."""
+    if arm is None:
+        return
+    if cfg.strategy != "bandit":
+        raise UsageError("--arm needs a run started with `init --strategy bandit`")
+    if arm not in cfg.arms:
+        raise UsageError(f"unknown arm {arm!r}; arms: {', '.join(cfg.arms)}")
+
+
+def similar(hypothesis: str, state: dict) -> Optional[dict]:
+    """The reverted hypothesis that `hypothesis` closely resembles, as
+    {"iter", "ratio", "hypothesis"} for the record, or None."""
+    memory = (state or {}).get("memory") or {}
+    match = hints.similar_reverted(hypothesis, memory)
+    if match is None:
+        return None
+    text, ratio = match
+    it = next((e.get("iter") for e in reversed(memory.get("reverted", [])) if e["hypothesis"] == text), None)
+    return {"iter": it, "ratio": round(ratio, 2), "hypothesis": hints.clip(text, 80)}
+
+
+def similar_line(sim: dict) -> str:
+    where = f"iter {sim['iter']}" if sim.get("iter") is not None else "one"
+    return (f"warning: {sim['ratio']:.0%} similar to reverted {where} (\"{hints.clip(sim['hypothesis'], 60)}\"); "
+            f"change the mechanism, not the wording")
+
+
+# --- the state fold (pure) ------------------------------------------------------
+
+def _critic_key(critic) -> Optional[str]:
+    if not isinstance(critic, dict):
+        return None
+    pick = str(critic.get("pick") or "none").strip().lower()
+    return pick if pick in ("a", "b", "none") else "other"
+
+
+def fold_critic(stats: Optional[dict], rec: dict) -> Optional[dict]:
+    """Critic counters after `rec`: per pick, iterations and keeps."""
+    key = _critic_key(rec.get("critic"))
+    if key is None:
+        return stats
+    out = {k: dict(v) for k, v in (stats or {}).items()}
+    slot = out.setdefault(key, {"n": 0, "kept": 0})
+    slot["n"] += 1
+    slot["kept"] += 1 if rec.get("decision") == "keep" else 0
+    return out
+
+
+def fold(state: dict, rec: dict, cfg) -> dict:
+    """The learning part of the state after `rec` (pure; see the docstring).
+
+    Sets `memory` (hints.update_memory), `escalation` (escalation.step) and
+    `critic_stats`; an escalation HALT becomes `state["stop"]` unless another
+    stop condition already holds.
+    """
+    st = dict(state)
+    conf = _cfg(cfg)
+    if rec.get("decision") in UNINFORMATIVE:
+        return st
+    if rec.get("decision") == "baseline":
+        st["memory"] = st.get("memory") or hints.new_memory()
+        st["escalation"] = st.get("escalation") or escalation.initial()
+        return st
+    st["memory"] = hints.update_memory(st.get("memory"), rec, conf)
+    st["escalation"] = escalation.step(st.get("escalation"), rec.get("decision") == "keep", conf)
+    stats = fold_critic(st.get("critic_stats"), rec)
+    if stats is not None:
+        st["critic_stats"] = stats
+    if st["escalation"].get("stop") and not st.get("stop"):
+        st["stop"] = st["escalation"]["stop"]
+    return st
+
+
+# --- derived files (idempotent, written before state.json) ---------------------
+
+def bandit_path(run) -> str:
+    return run.store.path("bandit.json")
+
+
+def ideas_path(run) -> str:
+    return run.store.path("ideas.json")
+
+
+def program_path(run) -> str:
+    return run.store.path("program.md")
+
+
+# Decisions that say nothing about the change: the loop was stopped (a
+# signal, the wall-clock budget) before the change was measured. They leave
+# the hints memory, the escalation level and the bandit as they were.
+UNINFORMATIVE = ("interrupted",)
+_OUTCOMES = {"agent-error": "crash", "tampered": "invalid", "out-of-scope": "invalid",
+             "constraint": "revert", "guard-failed": "revert"}
+
+
+def _outcome(decision: str) -> str:
+    """The bandit outcome of a decision: each earns nothing but a keep; an
+    agent that failed its step counts like a crash of the arm's change."""
+    decision = _OUTCOMES.get(decision, decision)
+    return decision if decision in bandit.OUTCOMES else "invalid"
+
+
+def loop_arms(run, n: int = 1) -> list:
+    """The arms the headless loop asks its n agents to use this iteration
+    (None each without `--strategy bandit`): the suggested arm first, then
+    the others by UCB1 score, so parallel proposers explore different arms."""
+    cfg = run.config
+    if cfg.strategy != "bandit" or not cfg.arms:
+        return [None] * n
+    band = bandit.load(bandit_path(run), list(cfg.arms))
+    first = bandit.suggest(band)
+    rest = sorted((a for a in band["arms"] if a != first),
+                  key=lambda a: (-bandit.ucb(band, a), band["arms"].index(a)))
+    ranked = [first] + rest
+    return [ranked[i % len(ranked)] for i in range(n)]
+
+
+def arm_text(run, arm: str) -> str:
+    """What the loop's prompt says about the arm it assigns."""
+    band = bandit.load(bandit_path(run), list(run.config.arms))
+    return (f"Use the `{arm}` strategy for this change (the bandit's pick among "
+            f"{', '.join(run.config.arms)}: {bandit.explain(band, arm)}). "
+            f"Pick a change of that kind; ratchet credits the arm with the result.")
+
+
+def persist(run, rec: dict, state: dict) -> None:
+    """Credit the bandit, add a near miss to the ideas, regenerate program.md.
+
+    Called with the state about to be written; see the module docstring for
+    why this runs before the state write and why a replay is harmless.
+    """
+    cfg = run.config
+    if rec.get("decision") not in ("baseline",) + UNINFORMATIVE:
+        arm = rec.get("arm")
+        if cfg.strategy == "bandit" and arm in cfg.arms:
+            path = bandit_path(run)
+            before = bandit.load(path, list(cfg.arms))
+            after = bandit.update(before, arm, _outcome(rec["decision"]),
+                                  hints.effect(rec, cfg.direction), iteration=rec["iter"])
+            if after is not before:
+                bandit.save(path, after)
+        ideas.auto_add_near_miss(ideas_path(run), rec, _cfg(cfg))
+    write_program(run, state)
+
+
+def start(run) -> None:
+    """At `init`: a fresh bandit (when asked for) and the first program.md."""
+    if run.config.strategy == "bandit":
+        bandit.save(bandit_path(run), bandit.new_state(list(run.config.arms)))
+    write_program(run, run.state)
+
+
+def init_lines(cfg) -> list:
+    """What `init` says about escalation and the bandit (and how patience and
+    escalation's HALT combine: both stop the run, whichever comes first)."""
+    esc = escalation.settings(_cfg(cfg))
+    halt_after = esc["pivot"] + esc["halt_pivots"]
+    lines = [f"escalation: REFINE after {esc['refine']} non-keeps, PIVOT after {esc['pivot']}, "
+             f"SEARCH after {esc['search_pivots']} failed pivots, HALT after {esc['halt_pivots']} "
+             f"({halt_after} non-keeps in a row)"]
+    if cfg.patience and cfg.patience <= esc["pivot"]:
+        lines.append(f"note: --patience {cfg.patience} stops the run at {cfg.patience} non-keeps, before the "
+                     f"PIVOT directive can act; raise it or lower --escalation pivot=")
+    if cfg.strategy == "bandit":
+        lines.append(f"bandit arms: {', '.join(cfg.arms)} (pass the one you used to iterate --arm NAME)")
+    return lines
+
+
+def _program_state(state: dict) -> dict:
+    counts = state.get("counts") or {}
+    return {**state, "keeps": counts.get("keep", 0), "reverts": counts.get("revert", 0),
+            "crashes": counts.get("crash", 0) + counts.get("timeout", 0)}
+
+
+def write_program(run, state: dict) -> None:
+    """Regenerate `.ratchet/program.md` from O(1) inputs (bounded by program.MAX_BYTES)."""
+    snap = snapshot(run, state)
+    arm = snap["arm"]["explain"] if snap["arm"] else None
+    text = program.render(run.config.to_dict(), _program_state(state), state.get("memory"), snap["hints"],
+                          state.get("escalation"), arm, snap["ideas"], None)
+    atomic_write(program_path(run), text.encode("utf-8"))
+
+
+# --- what status and the verdict show ---------------------------------------------
+
+def _idea_rank(idea: dict, direction: str):
+    """Agent ideas first (oldest first), then near misses, biggest effect first."""
+    if idea.get("source") != "near-miss":
+        return (0, 0.0, idea["id"])
+    eff = hints.effect(idea.get("figures") or {}, direction)
+    return (1, -(eff if eff is not None else 0.0), idea["id"])
+
+
+def top_ideas(run, limit: Optional[int] = None) -> tuple:
+    """(the open ideas best first, up to `limit`; how many are open)."""
+    opened = ideas.list_open(ideas_path(run))
+    ranked = sorted(opened, key=lambda i: _idea_rank(i, run.config.direction))
+    return (ranked if limit is None else ranked[:limit]), len(opened)
+
+
+def _rate(n: int, kept: int) -> str:
+    return f"{kept}/{n}" + (f" ({kept / n:.0%})" if n else "")
+
+
+def critic_summary(stats: Optional[dict], counts: Optional[dict]) -> Optional[dict]:
+    """How often the critic's pick was kept against every iteration's keep
+    rate, from the O(1) counters (or None without critic records)."""
+    if not stats:
+        return None
+    get = lambda k: (stats.get(k) or {"n": 0, "kept": 0})  # noqa: E731
+    picked = {"n": sum(get(k)["n"] for k in ("a", "b", "other")),
+              "kept": sum(get(k)["kept"] for k in ("a", "b", "other"))}
+    counts = counts or {}
+    overall = {"n": sum(v for k, v in counts.items() if k != "baseline"), "kept": counts.get("keep", 0)}
+    short = (f"critic: picks kept {_rate(picked['n'], picked['kept'])} · own ideas "
+             f"{_rate(get('none')['n'], get('none')['kept'])} · all {_rate(overall['n'], overall['kept'])}")
+    line = (f"critic: picks kept {_rate(picked['n'], picked['kept'])} (A {_rate(get('a')['n'], get('a')['kept'])}, "
+            f"B {_rate(get('b')['n'], get('b')['kept'])}) · own ideas {_rate(get('none')['n'], get('none')['kept'])}"
+            f" · all iterations {_rate(overall['n'], overall['kept'])}")
+    return {"picked": picked, "a": get("a"), "b": get("b"), "none": get("none"), "other": get("other"),
+            "overall": overall, "line": line, "short": short}
+
+
+def critic_summary_of(records: list) -> Optional[dict]:
+    """The same summary over a list of records (for `history`)."""
+    stats, counts = None, {}
+    for rec in records:
+        stats = fold_critic(stats, rec)
+        counts[rec.get("decision")] = counts.get(rec.get("decision"), 0) + 1
+    return critic_summary(stats, counts)
+
+
+def snapshot(run, state: Optional[dict] = None) -> dict:
+    """Everything status, the verdict and program.md show about learning."""
+    st = run.state if state is None else state
+    cfg = run.config
+    esc = st.get("escalation") or escalation.initial()
+    arm = None
+    if cfg.strategy == "bandit":
+        band = bandit.load(bandit_path(run), list(cfg.arms))
+        name = bandit.suggest(band)
+        arm = {"suggested": name, "explain": bandit.explain(band, name)}
+    shown, n_open = top_ideas(run, STATUS_IDEAS)
+    return {"hints": hints.hints(st.get("memory"), _cfg(cfg), st),
+            "escalation": {**esc, "directive": escalation.directive(esc)},
+            "arm": arm, "ideas": shown, "open_ideas": n_open,
+            "critic": critic_summary(st.get("critic_stats"), st.get("counts"))}
+
+
+def _arm_line(snap: dict) -> Optional[str]:
+    arm = snap.get("arm")
+    if not arm:
+        return None
+    return f"bandit: suggested arm {hints.clip(arm['explain'], 90)}: iterate --arm {arm['suggested']}"
+
+
+def _ideas_line(snap: dict) -> Optional[str]:
+    if not snap["ideas"]:
+        return None
+    shown = "; ".join(f"#{i['id']} {hints.clip(i['text'], 45)}" for i in snap["ideas"])
+    more = snap["open_ideas"] - len(snap["ideas"])
+    return f"ideas ({snap['open_ideas']} open{f', {more} more in `ideas list`' if more else ''}): {shown}"
+
+
+def _within(items: list, budget: int) -> list:
+    """The lines of `items` ((priority, line) in display order) that fit in
+    `budget` bytes, most important (lowest priority number) first."""
+    chosen, used = set(), 0
+    for i in sorted(range(len(items)), key=lambda i: items[i][0]):
+        size = len(items[i][1].encode("utf-8")) + 1
+        if used + size <= budget:
+            chosen.add(i)
+            used += size
+    return [line for i, (_, line) in enumerate(items) if i in chosen]
+
+
+def _hint_items(found: list, priorities: tuple, clip: int) -> list:
+    return [(p, "hint: " + hints.clip(h, clip)) for p, h in zip(priorities, found)]
+
+
+def status_lines(run, snap: dict) -> list:
+    """The learning lines of `status`: at most 7, within STATUS_BUDGET bytes
+    (escalation, hints, arm, ideas, critic; the least urgent dropped first)."""
+    items = []
+    active = not run.state.get("stop")
+    if active and snap["escalation"]["level"] != "NORMAL":
+        items.append((0, "escalation " + hints.clip(snap["escalation"]["directive"], HINT_CLIP)))
+    items += _hint_items(snap["hints"], (1, 3, 6)[:STATUS_HINTS], HINT_CLIP)
+    if active and _arm_line(snap):
+        items.append((2, _arm_line(snap)))
+    if _ideas_line(snap):
+        items.append((5, hints.clip(_ideas_line(snap), 170)))
+    if snap["critic"]:
+        items.append((4, snap["critic"]["short"]))
+    return _within(items, STATUS_BUDGET)
+
+
+def verdict_lines(run, rec: dict, snap: dict) -> list:
+    """The learning lines of a verdict: at most 6, within VERDICT_BUDGET
+    bytes; none of the advice once the run has stopped. Only the urgent hints
+    (failure streak, plateau) repeat here every iteration; what to avoid and
+    the biggest win are in `status` and program.md, read after a break."""
+    items = []
+    if rec.get("similar"):
+        items.append((0, similar_line(rec["similar"])))
+    miss = None
+    if rec.get("decision") == "revert":
+        miss = next((i for i in ideas.list_open(ideas_path(run)) if i.get("source") == "near-miss"
+                     and (i.get("figures") or {}).get("iter") == rec.get("iter")), None)
+    if miss is not None:
+        items.append((1, f"near miss saved as idea #{miss['id']} (`ideas list`); retry it stronger later"))
+    if not run.state.get("stop"):
+        if snap["escalation"]["level"] != "NORMAL":
+            items.append((2, "escalation " + hints.clip(snap["escalation"]["directive"], HINT_CLIP)))
+        urgent = [h for h in snap["hints"] if h.startswith(URGENT_HINTS)]
+        items += _hint_items(urgent, (3, 5)[:VERDICT_HINTS], HINT_CLIP)
+        if _arm_line(snap):
+            items.append((4, _arm_line(snap)))
+    return _within(items, VERDICT_BUDGET)
+
+
+# --- the `ideas` verb ----------------------------------------------------------------
+
+def _edit_ideas(run, change, arg: str) -> dict:
+    """`change(path, arg)` on the backlog under the lock, then program.md follows."""
+    with Lock(run.store, "ideas"):
+        run.state = run.store.read_state() or run.state
+        idea = change(ideas_path(run), arg)
+        write_program(run, run.state)
+    return idea
+
+
+def ideas_add(run, text: str) -> dict:
+    """`ideas add TEXT`: program.md then shows it."""
+    return _edit_ideas(run, ideas.add, text)
+
+
+def ideas_done(run, n: str) -> dict:
+    """`ideas done N`: program.md then drops it."""
+    return _edit_ideas(run, ideas.done, n)

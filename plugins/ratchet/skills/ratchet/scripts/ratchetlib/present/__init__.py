@@ -1,0 +1,1 @@
+"""Text and pages for people and for the agent, rendered from what they are handed."""

@@ -1,0 +1,1 @@
+"""What the CLI's verbs do, built from the layers above (loop/ for the headless loop)."""

@@ -1,0 +1,185 @@
+"""`loop --parallel N`: N agents propose at once, one measurement at a time.
+
+Each agent works in its own git worktree, `.ratchet/worktrees/slot-K`,
+reset to the incumbent before every round (tracked files only: ignored and
+untracked files of the main tree are not copied). When all have finished
+(or hit the agent timeout), each proposal is taken as one binary patch
+against the incumbent and measured in the main tree, one after the other,
+so timing benchmarks never share the machine with each other. The best
+proposal that passes the keep rule is committed; the rest are recorded.
+
+One round is one iteration and one record (its number counts toward
+--iterations and --patience like any iteration): the record is the kept
+proposal's (or, when none is kept, the best measured one's), with `slot`
+and the other proposals as sub-records in `alternatives` (FORMATS.md). Their
+patches are saved as `patches/iter-NNNN-slot-K.patch`, apply-able on the
+round's incumbent. Trials are numbered on through the round, so each
+proposal's reports keep their own `trial` numbers for `tail`.
+
+Crash safety: current.json stays in phase `agent` until the round's record
+is decided, so a kill anywhere in the round is recovered as an interrupted
+iteration (the measurements of the round are lost, the proposals' patches
+stay in `agents/` output and `patches/`).
+"""
+
+import os
+import shutil
+import time
+
+from ...core import decision
+from ...keep import engine
+from ...io import fresh, gitguard, gitops, harness
+from ...learn import learning
+from ...core.errors import RatchetError
+from .calls import AgentCall, failure
+from ...io.store import atomic_write
+
+_ORDER = {decision.REVERT: 0, decision.CONSTRAINT: 1, decision.GUARD_FAILED: 1, decision.CRASH: 2,
+          decision.TIMEOUT: 2, decision.TAMPERED: 3, decision.OUT_OF_SCOPE: 3, decision.NO_CHANGE: 4,
+          decision.AGENT_ERROR: 5}
+
+
+# Record fields of a proposal's judgement that the round's record carries (engine._judge, _integrity_verdict).
+_JUDGED = ("metrics", "warnings", "compare", "guard", "tampered", "unrestorable", "out_of_scope")
+
+
+def worktree(run, k: int, sha: str) -> str:
+    """Slot k's worktree, at `sha` with nothing else in it."""
+    path = run.store.path("worktrees", f"slot-{k}")
+    if os.path.exists(os.path.join(path, ".git")):
+        gitops.git(path, "reset", "-q", "--hard", sha)
+        gitops.git(path, "clean", "-fdq")
+        return path
+    gitops.git(run.repo, "worktree", "prune")
+    if os.path.exists(path):
+        shutil.rmtree(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    gitops.git(run.repo, "worktree", "add", "-q", "--detach", "-f", path, sha)
+    return path
+
+
+def remove_worktrees(run) -> None:
+    """Remove every slot worktree (at the end of a `loop`)."""
+    top = run.store.path("worktrees")
+    if not os.path.isdir(top):
+        return
+    for name in sorted(os.listdir(top)):
+        gitops.git(run.repo, "worktree", "remove", "--force", os.path.join(top, name), check=False)
+    shutil.rmtree(top, ignore_errors=True)
+    gitops.git(run.repo, "worktree", "prune", check=False)
+
+
+def _save_patch(run, it: int, k: int, patch: bytes):
+    """Save slot k's proposal as patches/iter-NNNN-slot-K.patch; its path
+    relative to .ratchet/, or None when the proposal changes nothing."""
+    if not patch.strip():
+        return None
+    path = run.store.path("patches", f"iter-{it:04d}-slot-{k}.patch")
+    atomic_write(path, patch)
+    return os.path.relpath(path, run.store.root)
+
+
+def _sub(k, rep, info, v, trials, changed, patch, extra=None, arm=None) -> dict:
+    """One proposal's sub-record; `extra` holds the judgement's record fields
+    (metrics, guard, tampered, ...), `arm` the bandit arm its prompt named."""
+    return {"slot": k, "hypothesis": rep.hypothesis, "description": rep.description, "decision": v.decision,
+            "avg": v.avg, "delta": v.delta, "trial_scores": [t.get("score") for t in trials], "trials": trials,
+            "reason": v.reason, "changed": changed, "patch": patch, "agent": info, "arm": arm, **(extra or {})}
+
+
+def run_round(loop) -> tuple:
+    """One round of `loop.opts.parallel` proposals: (record, paused reason)."""
+    run, opts = loop.run, loop.opts
+    n = opts.parallel
+    it = run.state["iteration"] + 1
+    sha = run.state["incumbent_sha"]
+    t0 = time.time()
+    arms = learning.loop_arms(run, n)
+    calls = [AgentCall(run, opts, it, worktree(run, k, sha), (k, n), arms[k - 1]) for k in range(1, n + 1)]
+    cur = loop.begin(it, t0, [c.marker for c in calls], {"parallel": n})
+    timeout, wall_limited = loop.agent_timeout()
+    deadline = time.monotonic() + timeout
+    loop.calls = calls
+    results = []
+    for c in calls:
+        c.start()
+    for c in calls:
+        results.append(c.collect(max(deadline - time.monotonic(), 0.0)))
+    loop.calls = []
+    patches = [_save_patch(run, it, k, gitops.tree_patch(c.child.cwd, sha)) for k, c in enumerate(calls, 1)]
+    if wall_limited and any(tr.timed_out for tr, _, _ in results):
+        why = f"wall-clock budget reached ({opts.max_wall_seconds:g}s)"
+        v = decision.Verdict(decision.INTERRUPTED, None, None, f"interrupted: {why} while the agents worked")
+        subs = [_sub(k, rep, info, v, [], [], rel, arm=c.arm)
+                for k, ((_, rep, info), rel, c) in enumerate(zip(results, patches, calls), 1)]
+        cur.update(hypothesis=subs[0]["hypothesis"], description=subs[0]["description"], agent=subs[0]["agent"],
+                   arm=subs[0]["arm"])
+        return engine.settle(run, cur, v, [], {"slot": 1, "alternatives": subs[1:], "patch": subs[0]["patch"]}), why
+
+    subs, trial_no = [], 1
+    for k, ((tr, rep, info), rel, c) in enumerate(zip(results, patches, calls), 1):
+        patch = b""
+        if rel:
+            with open(os.path.join(run.store.root, rel), "rb") as f:
+                patch = f.read()
+        why = failure(tr, rep, timeout, info["log"])
+        if why:
+            subs.append(_sub(k, rep, info, decision.Verdict(decision.AGENT_ERROR, None, None, why), [], [], rel,
+                             arm=c.arm))
+            continue
+        if not rel:
+            v = decision.Verdict(decision.NO_CHANGE, None, None, "no change: the proposal equals the incumbent")
+            subs.append(_sub(k, rep, info, v, [], [], None, arm=c.arm))
+            continue
+        err = gitops.apply_patch(run.repo, patch)
+        if err:
+            v = decision.Verdict(decision.AGENT_ERROR, None, None,
+                                 f"agent-error: the proposal does not apply to the main tree ({err})")
+            subs.append(_sub(k, rep, info, v, [], [], rel, arm=c.arm))
+            continue
+        cand, v, extra = engine.check(run)
+        fresh.switched(run.repo, cand.paths)  # proposals follow each other within a second, often the same size
+        trials = []
+        if v is None:
+            v, extra, trials = engine.measure(run, it, trial_no, own=cand.paths)
+            trial_no += len(trials)
+        if v.decision == decision.TAMPERED:  # git's own files before the revert checks files out
+            gitguard.restore(run.repo, run.store.root)
+        gitops.restore(run.repo, list(cand.tracked), list(cand.new))
+        fresh.switched(run.repo, cand.paths)
+        if v.decision == decision.TAMPERED:  # the next proposal is measured against the pinned harness
+            harness.restore(run.repo, run.store.root)
+        subs.append(_sub(k, rep, info, v, trials, cand.paths, rel, extra, c.arm))
+
+    keeps = [s for s in subs if s["decision"] == decision.KEEP]
+    best = None
+    for s in keeps:
+        if best is None or run.config.better(s["avg"], best["avg"]):
+            best = s
+    if best is None:
+        measured = [s for s in subs if s["decision"] == decision.REVERT]
+        for s in measured:
+            if best is None or run.config.better(s["avg"], best["avg"]):
+                best = s
+        best = best or min(subs, key=lambda s: _ORDER.get(s["decision"], 9))
+    others = []
+    for s in subs:
+        if s is best:
+            continue
+        if s["decision"] == decision.KEEP:
+            s = {**s, "decision": decision.REVERT,
+                 "reason": f"not kept: {s['reason']}, but proposal {best['slot']} measured better"}
+        others.append(s)
+    cur.update(hypothesis=best["hypothesis"], description=best["description"], agent=best["agent"], arm=best["arm"])
+    extra = {"slot": best["slot"], "alternatives": others,
+             **{k: best[k] for k in _JUDGED if k in best}}
+    v = decision.Verdict(best["decision"], best["avg"], best["delta"], best["reason"])
+    if best["decision"] == decision.KEEP:
+        with open(os.path.join(run.store.root, best["patch"]), "rb") as f:
+            err = gitops.apply_patch(run.repo, f.read())
+        if err:
+            raise RatchetError(f"the kept proposal no longer applies to the main tree: {err}")
+        fresh.switched(run.repo, best["changed"])
+    else:
+        extra.update(changed=best["changed"], patch=best["patch"])
+    return engine.settle(run, cur, v, best["trials"], extra), None

@@ -1,0 +1,73 @@
+"""The floor plan holds: each layer folder of ratchetlib imports only from the
+folders above it (core, io, measure, learn, keep, present, verbs, in that
+order), and no two modules import each other round a cycle. Read from the
+source with `ast`, so an import inside a function counts as much as one at
+the top: a lazy import cannot hide a cycle or an upward dependency."""
+
+import ast
+import os
+import unittest
+
+LIB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ratchetlib")
+ORDER = ("core", "io", "measure", "learn", "keep", "present", "verbs")
+
+
+def _modules() -> dict:
+    """{dotted name under ratchetlib: path} of every module (packages as their __init__)."""
+    out = {}
+    for folder, _, files in os.walk(LIB):
+        for name in files:
+            if name.endswith(".py"):
+                rel = os.path.relpath(os.path.join(folder, name), LIB)[:-3].replace(os.sep, ".")
+                out[rel[:-len(".__init__")] if rel.endswith("__init__") else rel] = os.path.join(folder, name)
+    return out
+
+
+def _imports(name: str, path: str, mods: dict) -> set:
+    """The ratchetlib modules `name` imports (relative imports, anywhere in the file)."""
+    package = name.split(".") if path.endswith("__init__.py") else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+        if not isinstance(node, ast.ImportFrom) or not node.level:
+            continue
+        base = package[:len(package) - node.level + 1] + (node.module.split(".") if node.module else [])
+        prefix = ".".join(base)
+        found.add(prefix)
+        found.update(f"{prefix}.{a.name}" if prefix else a.name for a in node.names)
+    return {m for m in found if m in mods and not mods[m].endswith("__init__.py")}
+
+
+class LayersTest(unittest.TestCase):
+    def setUp(self):
+        self.mods = _modules()
+        self.graph = {m: _imports(m, p, self.mods) for m, p in self.mods.items()}
+
+    def test_every_module_sits_in_a_layer_folder(self):
+        loose = [m for m in self.mods if m and m.split(".")[0] not in ORDER]
+        self.assertEqual(loose, [], "modules outside the layer folders")
+
+    def test_imports_only_from_layers_above(self):
+        upward = [f"{m} -> {d}" for m, deps in self.graph.items() if m
+                  for d in deps if ORDER.index(d.split(".")[0]) > ORDER.index(m.split(".")[0])]
+        self.assertEqual(upward, [])
+
+    def test_no_import_cycle(self):
+        state, cycles = {}, []
+
+        def visit(m, path):
+            state[m] = "open"
+            for d in sorted(self.graph.get(m, ())):
+                if state.get(d) == "open":
+                    cycles.append(" -> ".join(path[path.index(d):] + [d]))
+                elif d not in state:
+                    visit(d, path + [d])
+            state[m] = "done"
+
+        for m in sorted(self.graph):
+            if m not in state:
+                visit(m, [m])
+        self.assertEqual(cycles, [])
+
+
+if __name__ == "__main__":
+    unittest.main()
