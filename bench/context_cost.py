@@ -48,7 +48,8 @@ sys.path.insert(0, SCRIPTS)
 
 import ratchet  # noqa: E402
 from ratchetlib.learn import bandit, learning, program
-from ratchetlib.keep import engine  # noqa: E402
+from ratchetlib.io import workspace
+from ratchetlib.keep import finish
 from ratchetlib.io.store import write_json  # noqa: E402
 
 MECHANISMS = ["hash map for the lookups", "binary search on the sorted keys", "cache the parsed header",
@@ -196,7 +197,7 @@ def build_history(root, n, seed=11):
     repo = make_repo(root, f"hist-{n}")
     cli(repo, *INIT, "--iterations", str(n + 1000), "--escalation", f"halt={n + 1000}")
     cli(repo, "baseline")
-    run = engine.load(repo)
+    run = workspace.open_run(repo)
     state, band = run.state, bandit.new_state(list(run.config.arms))
     incumbent = state["incumbent_score"]
     lines = []
@@ -204,7 +205,7 @@ def build_history(root, n, seed=11):
         rec = synthetic_record(i, rng, incumbent)
         if rec["kept"]:
             rec["sha"], incumbent = state["incumbent_sha"], rec["avg"]
-        state = engine.apply_record(state, rec, run.config)
+        state = finish.apply_record(state, rec, run.config)
         band = bandit.update(band, rec["arm"], rec["decision"], None, iteration=i)
         lines.append(json.dumps({"format": 1, **rec}, separators=(",", ":")))
     with open(run.store.path("results.jsonl"), "a") as f:

@@ -87,14 +87,14 @@ def startup(root):
 
 def time_loop(root, name, kind, n):
     """`loop` in this process (no process start in the figure), with the
-    shared decision step (engine.step, as `iterate` runs it) timed apart."""
+    shared decision step (session.step, as `iterate` runs it) timed apart."""
     sys.path.insert(0, SCRIPTS)
     import ratchet as cli
-    from ratchetlib.keep import engine
+    from ratchetlib.verbs import session
     from ratchetlib.verbs.loop import headless
     repo = new_run(root, f"loop-{name}", n)
     spent = {"step": 0.0}
-    real_step = engine.step
+    real_step = session.step
 
     def timed_step(*a, **k):
         t = time.perf_counter()

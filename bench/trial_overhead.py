@@ -4,7 +4,7 @@
 1. The lag: how far a file's modification time trails time.time() read just
    before writing it (the kernel stamps files from a coarse clock). A trial's
    file must never look older than the trial, so MTIME_SLACK must exceed it.
-2. Per-trial wall time of engine.run_trial on a trivial command, side by side
+2. Per-trial wall time of trial.run_trial on a trivial command, side by side
    in one run: stdout (the core path) versus jsonl, tensorboard and wandb
    sources (move-aside, read, copy, and the MTIME_SLACK spacing between trials).
 
@@ -23,7 +23,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "plugins", "ratchet", "skills", "ratchet", "scripts"))
 
-from ratchetlib.keep import engine
+from ratchetlib.io import workspace
+from ratchetlib.measure import trial
+from ratchetlib.verbs import session
 from ratchetlib.measure import sources  # noqa: E402
 
 WRITERS = {
@@ -70,7 +72,7 @@ def make_repo(root: str, spec: str, writer: str) -> str:
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=b", "-c", "user.email=b@x", "commit", "-qm", "b"]):
         subprocess.run(cmd, cwd=repo, check=True, stdout=subprocess.DEVNULL)
-    engine.init(repo, {"run_command": f"{sys.executable} bench.py", "direction": "max", "metric_name": "score",
+    session.init(repo, {"run_command": f"{sys.executable} bench.py", "direction": "max", "metric_name": "score",
                        "report_source": spec, "protect": ["bench.py"]})
     return repo
 
@@ -88,12 +90,12 @@ def main() -> int:
     root = tempfile.mkdtemp(prefix="ratchet-bench-")
     try:
         repos = {spec: make_repo(root, spec, w) for spec, w in WRITERS.items()}
-        runs = {spec: engine.load(repo) for spec, repo in repos.items()}
+        runs = {spec: workspace.open_run(repo) for spec, repo in repos.items()}
         times = {spec: [] for spec in repos}
         for k in range(1, n + 1):  # interleaved, so load drifts hit every source alike
             for spec, run in runs.items():
                 t0 = time.perf_counter()
-                t = engine.run_trial(run, 1, k)
+                t = trial.run_trial(run, 1, k)
                 times[spec].append(time.perf_counter() - t0)
                 assert t["status"] == "ok" and t["score"] == 1.5, (spec, t)
         base = statistics.median(times["stdout"])

@@ -25,7 +25,9 @@ if __name__ == "__main__":  # Ctrl-C while the modules load: nothing has started
 import argparse  # noqa: E402
 import json  # noqa: E402
 
-from ratchetlib.keep import engine
+from ratchetlib.io import workspace
+from ratchetlib.keep import recover
+from ratchetlib.verbs import session
 from ratchetlib.learn import learning
 from ratchetlib.core import term
 from ratchetlib.present import views  # noqa: E402
@@ -275,7 +277,7 @@ def default_report_source(flags: dict) -> bool:
 def cmd_init(a):
     flags = {k: v for k, v in vars(a).items() if k not in ("verb", "cwd", "json")}
     assumed = default_report_source(flags)
-    run = engine.init(a.cwd, flags)
+    run = session.init(a.cwd, flags)
     cfg = run.config
     human = (f"run {cfg.run_id} started on branch {cfg.branch} (from {cfg.original_branch or cfg.start_commit[:10]})\n"
              + (f"report source: stdout (no --report-source given; the metric is read from the command's "
@@ -295,24 +297,24 @@ def cmd_init(a):
 
 
 def cmd_baseline(a):
-    run, rec, notes = engine.baseline(a.cwd)
+    run, rec, notes = session.baseline(a.cwd)
     _emit(a, views.baseline(run, rec, notes), _verdict_json(run, rec, notes))
 
 
 def cmd_iterate(a):
-    run, rec, notes = engine.iterate(a.cwd, a.hypothesis, a.description, _critic(a), a.arm)
+    run, rec, notes = session.iterate(a.cwd, a.hypothesis, a.description, _critic(a), a.arm)
     _emit(a, views.verdict(run, rec, notes), _verdict_json(run, rec, notes))
 
 
 def cmd_decide(a):
-    run, rec, notes = engine.decide(a.cwd, a.hypothesis, a.description, _critic(a), a.arm)
+    run, rec, notes = session.decide(a.cwd, a.hypothesis, a.description, _critic(a), a.arm)
     _emit(a, views.verdict(run, rec, notes), _verdict_json(run, rec, notes))
 
 
 def cmd_status(a):
     from ratchetlib.present import reporting
-    run = engine.load(a.cwd)
-    notes, busy = engine.recover_for_status(run)
+    run = workspace.open_run(a.cwd)
+    notes, busy = recover.recover_for_status(run)
     tail = run.store.records(last=reporting.TREND_WIDTH)  # a bounded tail: status never reads the whole history
     recent, trend = tail[-5:], reporting.trend(tail)
     st = run.state
@@ -330,7 +332,7 @@ def cmd_status(a):
 def cmd_history(a):
     if a.all:
         return _history_all(a)
-    run = engine.load(a.cwd)
+    run = workspace.open_run(a.cwd)
     recs = run.store.records(last=a.last) if a.last else run.store.records()
     summary = learning.critic_summary_of(recs)
     lines = [views.history_line(r) for r in recs] + ([summary["line"]] if summary else [])
@@ -339,7 +341,7 @@ def cmd_history(a):
 
 def _history_all(a):
     from ratchetlib.io import lineage
-    run = engine.load(a.cwd)
+    run = workspace.open_run(a.cwd)
     runs = lineage.runs(run.store, run.config.run_id)
     lines = []
     for r in runs:
@@ -364,7 +366,7 @@ def cmd_chain(a):
 
 
 def cmd_tail(a):
-    run = engine.load(a.cwd)
+    run = workspace.open_run(a.cwd)
     store = run.store
     it = a.iteration
     if a.guard:
@@ -403,12 +405,12 @@ def _tail_guard(run, it, lines):
 
 
 def cmd_holdout(a):
-    run = engine.run_holdout(a.cwd)
+    run = session.run_holdout(a.cwd)
     _emit(a, "holdout: " + run.holdout["summary"], run.holdout)
 
 
 def cmd_stop(a):
-    run, notes = engine.stop(a.cwd)
+    run, notes = session.stop(a.cwd)
     cfg = run.config
     human = "\n".join([f"recovered: {n}" for n in notes] + [
         f"run {cfg.run_id} stopped: {run.state['stop']}"] + (
@@ -430,7 +432,7 @@ def _verified_lines(run) -> list:
 
 
 def cmd_run_trial(a):
-    run, trial, rec, notes = engine.run_one(a.cwd)
+    run, trial, rec, notes = session.run_one(a.cwd)
     if rec is not None:
         _emit(a, views.verdict(run, rec, notes), _verdict_json(run, rec, notes))
         return
@@ -444,7 +446,7 @@ def cmd_run_trial(a):
 
 
 def cmd_score(a):
-    t = engine.score(a.cwd, a.value, a.trial)
+    t = session.score(a.cwd, a.value, a.trial)
     _emit(a, f"trial {t['trial']}: score {t['score']!r} recorded; run `run-trial` for more trials or `decide`", t)
 
 
@@ -531,13 +533,13 @@ def cmd_reseal(a):
 
 def cmd_verify(a):
     from ratchetlib.keep import paired
-    run, verified, notes = engine.verify(a.cwd, a.pairs)
+    run, verified, notes = session.verify(a.cwd, a.pairs)
     line = paired.verified_line(verified) or "nothing to verify: no change has been kept yet"
     _emit(a, "\n".join([f"recovered: {n}" for n in notes] + [line]), {"verified": verified, "recovered": notes})
 
 
 def cmd_ideas(a):
-    run = engine.load(a.cwd)
+    run = workspace.open_run(a.cwd)
     text = " ".join(a.arg)
     if a.action == "add":
         idea = learning.ideas_add(run, text)
@@ -557,7 +559,7 @@ def cmd_ideas(a):
 
 def cmd_report(a):
     from ratchetlib.present import reporting
-    run = engine.load(a.cwd)
+    run = workspace.open_run(a.cwd)
     data = reporting.inputs(run)
     md = reporting.markdown(data)
     out = {"summary": None, "markdown": md, "html": None}

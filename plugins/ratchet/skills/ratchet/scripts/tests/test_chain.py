@@ -88,8 +88,8 @@ class ChainTest(RepoTest):
         self.run_ok("stop")
         from ratchetlib.verbs import chain
         from ratchetlib.core import config
-        from ratchetlib.keep import engine
-        cfg = engine.load(self.repo).config
+        from ratchetlib.io import workspace
+        cfg = workspace.open_run(self.repo).config
         flags = chain.parent_flags(cfg)
         self.assertEqual(flags["metric"], ["score2:min:2.5%"])
         self.assertEqual(flags["constraint"], ["score>=1.0"])

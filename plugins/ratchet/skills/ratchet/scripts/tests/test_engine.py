@@ -284,11 +284,12 @@ class ReportFileTest(RepoTest):
 
 class RecoveryTest(RepoTest):
     def test_decided_keep_is_finished_by_next_command(self):
-        from ratchetlib.keep import engine
+        from ratchetlib.io import workspace
+        from ratchetlib.keep import candidate
         self.start()
         self.set_value(40)
-        run = engine.load(self.repo)
-        cand = engine.candidate(run)
+        run = workspace.open_run(self.repo)
+        cand = candidate.candidate(run)
         rec = {"iter": 1, "hypothesis": "h", "description": "", "trial_scores": [40.0], "avg": 40.0,
                "decision": "keep", "kept": True, "sha": None, "incumbent": 10.0, "delta": 30.0,
                "timestamp": "t", "reason": "kept", "trials": [], "changed": cand.paths, "patch": None,

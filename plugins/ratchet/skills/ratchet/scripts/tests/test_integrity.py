@@ -166,12 +166,13 @@ class TamperRecoveryTest(RepoTest):
         self.assertIn("iter 1: TAMPERED", out)
         self.assertEqual(read(self.repo, "bench.py"), SOL_BENCH["bench.py"])
         # A kill after the decision was buffered but before git acted: the next command finishes it.
-        from ratchetlib.keep import engine
+        from ratchetlib.io import workspace
+        from ratchetlib.keep import candidate, finish, integrity
         write(self.repo, "bench.py", "print('score: 999')\n")
-        run = engine.load(self.repo)
-        cand = engine.candidate(run)
-        v, extra = engine._integrity_verdict(run, cand)
-        rec = engine._record(2, v, [], 10.0, {"hypothesis": "h"}, cand, extra)
+        run = workspace.open_run(self.repo)
+        cand = candidate.candidate(run)
+        v, extra = integrity.before_trials(run, cand)
+        rec = finish.record(2, v, [], 10.0, {"hypothesis": "h"}, cand, extra)
         run.store.write_current({"iter": 2, "phase": "decided", "decision": rec, "candidate": cand.to_dict()})
         out = self.run_ok("iterate", "--hypothesis", "next")
         self.assertIn("recovered: finished iteration 2 (tampered)", out)

@@ -27,7 +27,9 @@ def _imports(name: str, path: str, mods: dict) -> set:
     """The ratchetlib modules `name` imports (relative imports, anywhere in the file)."""
     package = name.split(".") if path.endswith("__init__.py") else name.split(".")[:-1]
     found = set()
-    for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    for node in ast.walk(tree):
         if not isinstance(node, ast.ImportFrom) or not node.level:
             continue
         base = package[:len(package) - node.level + 1] + (node.module.split(".") if node.module else [])

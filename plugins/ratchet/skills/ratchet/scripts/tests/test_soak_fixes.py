@@ -10,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from ratchetlib.keep import engine
+from ratchetlib.io import workspace
 from ratchetlib.io import gitops, runner
 from ratchetlib.verbs.loop import headless
 from tests.util import INIT, PY, RepoTest, alive, git, read, wait_for_file, write
@@ -66,7 +66,7 @@ class GitFinishesOnASignalTest(unittest.TestCase):
 class SignalWhileTheAgentStartsTest(RepoTest):
     def test_an_agent_not_yet_in_calls_is_killed_by_its_marker(self):
         self.start("--decision", "mean", "--trials", "1")
-        run = engine.load(self.repo)
+        run = workspace.open_run(self.repo)
         loop = headless.Loop(run, headless.Options(agent_command="true"), lambda line: None)
         pidfile = os.path.join(tempfile.mkdtemp(), "pid")
         marker = runner.new_marker()

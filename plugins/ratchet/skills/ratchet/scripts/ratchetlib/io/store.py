@@ -416,7 +416,7 @@ class Lock:
 
     Created with O_EXCL; a lock whose pid no longer runs on this host is
     stale (its holder was killed) and is taken over: its body (pid, start
-    time, verb) is left in `store.taken_over` for `engine.recover`, which
+    time, verb) is left in `store.taken_over` for `recover.recover`, which
     kills what the dead command left running.
     """
 

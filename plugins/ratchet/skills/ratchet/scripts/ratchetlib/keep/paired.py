@@ -38,6 +38,7 @@ import shutil
 from typing import Optional
 
 from ..core import change, faults, paths, stats
+from ..measure import trial
 from ..io import fresh, gitops, harness
 from ..core.errors import RatchetError, UsageError
 from ..io.store import atomic_write, now_iso, write_json
@@ -147,11 +148,11 @@ def effects_of(cfg, cand: list, inc: list, log_scale: bool) -> tuple:
     return [stats.pair_effect(i, c, cfg.direction, log_scale) for i, c in pairs], log_scale
 
 
-def measure(run, cur: dict, cand, run_trial) -> tuple:
+def measure(run, cur: dict, cand) -> tuple:
     """Run pairs until the test decides or a run fails; the tree ends on the
     candidate. Returns (candidate trials, incumbent trials, stats verdict or
-    None when a run failed, log_scale). `run_trial(run, it, k, env, label, own)`
-    is the engine's watched trial (capture, heartbeat, artifacts, carry)."""
+    None when a run failed, log_scale). Each run is a watched trial
+    (measure/trial.py: capture, heartbeat, artifacts, carry)."""
     cfg, st, it = run.config, run.state, cur["iter"]
     log_scale = bool(st.get("log_scale", True))
     base = st["incumbent_score"]
@@ -179,7 +180,7 @@ def measure(run, cur: dict, cand, run_trial) -> tuple:
                 k += 1
                 # watched (carry.py): a candidate's run that wrote outside its diff is undone before
                 # the incumbent runs again, and ends the pairs (`tampered`)
-                t = run_trial(run, it, k, env, f"iter {it} pair {p}/{cfg.max_trials} {role}",
+                t = trial.watched_trial(run, it, k, env, f"iter {it} pair {p}/{cfg.max_trials} {role}",
                               own=cand.paths if role == "candidate" else None)
                 t.update(pair=p, role=role)
                 (itrials if role == "incumbent" else ctrials).append(t)
@@ -263,7 +264,7 @@ def calibration(scores: list) -> dict:
 
 
 def fold(state: dict, rec: dict, cfg) -> dict:
-    """State after `rec` (pure, part of engine.apply_record): the baseline's
+    """State after `rec` (pure, part of finish.apply_record): the baseline's
     calibration sets `noise`/`log_scale`, a paired decision's effects refine
     the noise; `detectable_effect` follows the noise."""
     st = state
@@ -356,7 +357,7 @@ def recover_verify(run, cur: dict) -> list:
     return ["a killed `verify` left the start commit's files in the tree; the best commit was restored"]
 
 
-def verify(run, run_trial, pairs: Optional[int] = None) -> Optional[dict]:
+def verify(run, pairs: Optional[int] = None) -> Optional[dict]:
     """Paired runs of the start commit (incumbent) against HEAD, the best
     (candidate); returns the `state["verified"]` dict and writes verify.json.
     None when nothing was kept. The caller holds the lock; the tree must have
@@ -386,7 +387,7 @@ def verify(run, run_trial, pairs: Optional[int] = None) -> Optional[dict]:
                     in_tree = role
                     if role == "start":
                         faults.point("verify-swapped")
-                t = run_trial(run, it, 100 + len(inc) + len(cand) + 1, env, f"verify pair {p}/{n} {role}")
+                t = trial.run_trial(run, it, 100 + len(inc) + len(cand) + 1, env, f"verify pair {p}/{n} {role}")
                 if t["status"] != "ok":
                     raise RatchetError(f"verify: a run of the {role} commit failed ({t.get('detail')}); "
                                        f"see .ratchet/{t['report']}")

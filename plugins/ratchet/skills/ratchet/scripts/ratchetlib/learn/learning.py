@@ -3,11 +3,11 @@ bandit, the ideas backlog, critic statistics and `.ratchet/program.md`.
 
 The learning modules (hints, escalation, bandit, ideas, program) are pure or
 own one file each; this module is the glue the engine and the views call, so
-engine.py stays about measuring and deciding.
+keep/ stays about measuring and deciding.
 
 Crash safety follows the engine's ordering (record appended, then state.json
 replaced as the decision's commit point):
-  - `fold` is pure and runs inside `engine.apply_record`, so the hints memory,
+  - `fold` is pure and runs inside `finish.apply_record`, so the hints memory,
     the escalation level and the critic counters land in state.json in the
     same atomic write as the counters: a replayed record cannot count twice,
     because recovery only replays a record newer than state["iteration"].
@@ -15,7 +15,7 @@ replaced as the decision's commit point):
     program.md) BEFORE state.json, and each write is idempotent: the bandit
     ignores an iteration it already credited (`last_iter`), a near miss is
     deduplicated by its iteration, program.md is regenerated whole. A kill
-    anywhere before the state write is replayed by `engine.recover` and
+    anywhere before the state write is replayed by `recover.recover` and
     converges to the same files; a kill after it leaves nothing to do.
 Everything the views read here is O(1) in the history length: state.json,
 bandit.json and ideas.json are bounded, results.jsonl is never read.

@@ -11,7 +11,9 @@ baseline, so a change of `--trials` or of the benchmark is measured afresh.
 
 from typing import Optional
 
-from ..keep import engine
+from ..io import workspace
+from ..keep import recover
+from ..verbs import session
 from ..io import lineage
 from ..core.config import Config
 from ..core.errors import UsageError
@@ -62,9 +64,9 @@ def chain(cwd: str, rationale: str, changes: dict) -> tuple:
     rationale = " ".join((rationale or "").split())
     if not rationale:
         raise UsageError("--rationale is required: one line on why the follow-up run and what it changes")
-    parent = engine.load(cwd)
+    parent = workspace.open_run(cwd)
     with Lock(parent.store, "chain"):
-        engine.recover(parent)
+        recover.recover(parent)
     st, cfg = parent.state, parent.config
     if not st.get("stop"):
         raise UsageError(f"run {cfg.run_id} is still going; a chain starts from a stopped run: "
@@ -83,7 +85,7 @@ def chain(cwd: str, rationale: str, changes: dict) -> tuple:
               "rationale": rationale, "changed_flags": sorted(changes),
               "chain": list((grand or {}).get("chain") or []) + [cfg.run_id], "created": now_iso()}
     start = {"sha": st["incumbent_sha"], "original_branch": cfg.original_branch, "parent": record}
-    run = engine.init(cwd, args, start=start)
+    run = session.init(cwd, args, start=start)
     return run, record
 
 

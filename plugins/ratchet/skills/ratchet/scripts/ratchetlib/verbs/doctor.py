@@ -6,7 +6,7 @@ none, the current run's config, and checks in order: git present and recent
 enough, a work tree (not bare) on a branch (not detached) with commits and
 clean tracked files, no survivors of an earlier trial, the flags, then runs
 the command a few times through the engine's own trial path
-(`engine.run_trial`: same capture, same metric extraction, same process-tree
+(`trial.run_trial`: same capture, same metric extraction, same process-tree
 kill, same heartbeat) and reports whether it ran, whether the metric was
 read, the trial time, the noise, what that noise implies, the protected
 paths and the timeout. Every check is one `Check` (ok, warn or fail) with a
@@ -42,7 +42,8 @@ from typing import Optional
 
 from ..core import sourcespec
 from ..measure import capture
-from ..keep import engine
+from ..io import workspace
+from ..measure import trial
 from ..io import gitops, harness
 from ..core import paths, term
 from ..core import config as configmod
@@ -218,7 +219,7 @@ def _measure(root: str, cfg: configmod.Config, runs: Optional[int], tmp: str) ->
     store = Store(root)
     store.root = tmp
     store.ensure_dirs()
-    run = engine.Run(root, store, run_cfg, {})
+    run = workspace.Run(root, store, run_cfg, {})
     want = runs or DEFAULT_RUNS
     moved = capture.to_move(root, cfg.source)
     trials, t0 = [], time.monotonic()
@@ -228,7 +229,7 @@ def _measure(root: str, cfg: configmod.Config, runs: Optional[int], tmp: str) ->
                 per = max(t["seconds"] for t in trials)
                 if time.monotonic() - t0 + per > BUDGET_SECONDS:
                     break
-            t = engine.run_trial(run, 0, k, label=f"doctor run {k}/{want}")
+            t = trial.run_trial(run, 0, k, label=f"doctor run {k}/{want}")
             trials.append(t)
             if t["status"] != "ok":
                 break

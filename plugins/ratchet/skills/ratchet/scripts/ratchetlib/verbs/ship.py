@@ -31,7 +31,8 @@ import tempfile
 from typing import Optional
 
 from ..core import config as configmod
-from ..keep import engine
+from ..io import workspace
+from ..keep import recover
 from ..core import faults, paths, term
 from ..io import gitops, lineage
 from ..present import report
@@ -161,7 +162,7 @@ def plan(run) -> Plan:
 
 def diff(cwd: str, iteration: Optional[int] = None, color: bool = False) -> tuple:
     """(patch text, what it shows) for start..best, or one iteration's change."""
-    run = engine.load(cwd)
+    run = workspace.open_run(cwd)
     flag = "--color=always" if color else "--no-color"
     if iteration is None:
         p = plan(run)
@@ -246,10 +247,10 @@ def default_branch(cfg) -> str:
 
 def finalize(cwd: str, branch: Optional[str] = None, split: bool = False) -> dict:
     """Build the clean branch (module docstring); return what was made."""
-    run = engine.load(cwd)
+    run = workspace.open_run(cwd)
     repo = run.repo
     with Lock(run.store, "finalize"):
-        engine.recover(run)
+        recover.recover(run)
         dirty = gitops.tracked_changes(repo)
         if dirty:
             more = f" and {len(dirty) - 3} more" if len(dirty) > 3 else ""

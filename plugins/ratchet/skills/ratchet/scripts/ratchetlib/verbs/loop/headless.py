@@ -3,7 +3,7 @@
 Per iteration: write the prompt (prompt.py) to `.ratchet/agents/`, run the
 agent command in its own session with the same process-tree hygiene as a
 trial (runner.Child), read its report (agent.py), then measure and decide
-exactly as `iterate` does (engine.step). A failed or timed-out agent's edits
+exactly as `iterate` does (session.step). A failed or timed-out agent's edits
 are saved as a patch and undone (`agent-error`). Nothing of the agent's
 conversation outlives its process, so iteration 5,000 costs what iteration 5
 did.
@@ -13,7 +13,7 @@ run `iterate` itself (the lock refuses it) and no second loop can start.
 Before each agent starts, current.json records the iteration in phase
 `agent` with the agent's process marker; if the loop is killed outright,
 the next command kills the orphaned agent and records the iteration
-`interrupted` (engine.recover). SIGINT and SIGTERM do that cleanup at once:
+`interrupted` (recover.recover). SIGINT and SIGTERM do that cleanup at once:
 the agent or trial tree is killed (runner), the tree goes back to the
 incumbent, the iteration is recorded `interrupted`, and the exception
 propagates so the CLI exits 130 / 143. Running `loop` again continues the
@@ -36,7 +36,9 @@ from . import parallel
 from .calls import AgentCall, Options, failure, options  # noqa: F401 (Options, options: the loop's API)
 from ...core import budget, decision, term
 from ...io import gitops, runner, unclean
-from ...keep import engine
+from ...io import workspace
+from ...keep import finish, recover
+from ...verbs import session
 from ...learn import learning
 from ...present import views
 from ...core.errors import UsageError
@@ -102,17 +104,17 @@ class Loop:
         cur.update(agent=info, hypothesis=rep.hypothesis, description=rep.description)
         if tr.timed_out and wall_limited:
             why = f"wall-clock budget reached ({self.opts.max_wall_seconds:g}s)"
-            return engine.abandon(run, decision.INTERRUPTED, f"interrupted: {why} while the agent worked; "
+            return finish.abandon(run, decision.INTERRUPTED, f"interrupted: {why} while the agent worked; "
                                   f"its edits were saved and undone", cur), why
         why = failure(tr, rep, timeout, info["log"])
         if why:
-            return engine.abandon(run, decision.AGENT_ERROR, why, cur), None
-        return engine.step(run, rep.hypothesis, rep.description, agent=info, t0=t0, arm=call.arm), None
+            return finish.abandon(run, decision.AGENT_ERROR, why, cur), None
+        return session.step(run, rep.hypothesis, rep.description, agent=info, t0=t0, arm=call.arm), None
 
     def resume_measuring(self, cur: dict) -> dict:
         """A killed loop (or `iterate`) left a candidate half-measured: measure it again."""
         self.out(f"loop: iteration {cur['iter']} was being measured when its command was killed; measuring it again")
-        return engine.step(self.run, cur.get("hypothesis") or "(resumed candidate)", cur.get("description") or "",
+        return session.step(self.run, cur.get("hypothesis") or "(resumed candidate)", cur.get("description") or "",
                            cur.get("critic"), agent=cur.get("agent"), arm=cur.get("arm"))
 
     def go(self) -> tuple:
@@ -149,14 +151,14 @@ class Loop:
         if cur.get("phase") == "agent":  # an agent whose start the signal interrupted is not in self.calls
             runner.kill_marked(cur.get("markers") or [])
         if cur.get("phase") == "decided":
-            for n in engine.recover(run):
+            for n in recover.recover(run):
                 self.out(f"loop: {n}")
             return
         if cur.get("iter") != run.state.get("iteration", -1) + 1:
             return
         where = ("while the agent worked" if cur.get("phase") == "agent"
                  else f"during trial {len(cur.get('trials') or []) + 1}")
-        rec = engine.abandon(run, decision.INTERRUPTED, f"interrupted by {_cause(exc)} {where}", cur)
+        rec = finish.abandon(run, decision.INTERRUPTED, f"interrupted by {_cause(exc)} {where}", cur)
         self.out(f"loop: iteration {rec['iter']} interrupted by {_cause(exc)} {where}; recorded"
                  + (f", its change saved in .ratchet/{rec['patch']} and undone" if rec.get("patch") else "")
                  + "; run `ratchet.py loop` to continue")
@@ -218,15 +220,15 @@ def _open(cwd: str, init_flags: Optional[dict], out):
         if not init_flags:
             raise UsageError("no ratchet run in this repository; give `loop` the init flags "
                              "(--run-command ... --direction ... --metric-name ... --report-source ...) or run `init` first")
-        run = engine.init(cwd, init_flags)
+        run = session.init(cwd, init_flags)
         out(f"loop: started run {run.config.run_id} on branch {run.config.branch}; "
             f"protected: {', '.join(run.config.protect)}")
     else:
-        run = engine.load(cwd)
+        run = workspace.open_run(cwd)
         if init_flags:
             out(f"loop: continuing run {run.config.run_id}; the init flags only start a new run and were not used")
     if run.state.get("iteration", -1) < 0 and not run.state.get("stop"):
-        run, rec, notes = engine.baseline(cwd)
+        run, rec, notes = session.baseline(cwd)
         out(views.baseline(run, rec, notes).replace("next: continue", "").strip())
     return run
 
@@ -239,7 +241,7 @@ def main(cwd: str, given: dict, init_flags: Optional[dict] = None, out=None) -> 
     opts = options(store.read_loop() if store.exists() else None, given)
     run = _open(cwd, init_flags, out)
     with Lock(run.store, "loop"):
-        for n in engine.recover(run):
+        for n in recover.recover(run):
             out(f"recovered: {n}")
         if run.state.get("stop"):
             out(f"loop: run {run.config.run_id} is over ({run.state['stop']}); "

@@ -27,7 +27,8 @@ import shutil
 import time
 
 from ...core import decision
-from ...keep import engine
+from ...keep import finish, judge, strategy
+from ...verbs import session
 from ...io import fresh, gitguard, gitops, harness
 from ...learn import learning
 from ...core.errors import RatchetError
@@ -39,7 +40,7 @@ _ORDER = {decision.REVERT: 0, decision.CONSTRAINT: 1, decision.GUARD_FAILED: 1, 
           decision.AGENT_ERROR: 5}
 
 
-# Record fields of a proposal's judgement that the round's record carries (engine._judge, _integrity_verdict).
+# Record fields of a proposal's judgement that the round's record carries (judge.judge, _integrity_verdict).
 _JUDGED = ("metrics", "warnings", "compare", "guard", "tampered", "unrestorable", "out_of_scope")
 
 
@@ -114,7 +115,7 @@ def run_round(loop) -> tuple:
                 for k, ((_, rep, info), rel, c) in enumerate(zip(results, patches, calls), 1)]
         cur.update(hypothesis=subs[0]["hypothesis"], description=subs[0]["description"], agent=subs[0]["agent"],
                    arm=subs[0]["arm"])
-        return engine.settle(run, cur, v, [], {"slot": 1, "alternatives": subs[1:], "patch": subs[0]["patch"]}), why
+        return finish.settle(run, cur, v, [], {"slot": 1, "alternatives": subs[1:], "patch": subs[0]["patch"]}), why
 
     subs, trial_no = [], 1
     for k, ((tr, rep, info), rel, c) in enumerate(zip(results, patches, calls), 1):
@@ -137,11 +138,11 @@ def run_round(loop) -> tuple:
                                  f"agent-error: the proposal does not apply to the main tree ({err})")
             subs.append(_sub(k, rep, info, v, [], [], rel, arm=c.arm))
             continue
-        cand, v, extra = engine.check(run)
+        cand, v, extra = session.check(run)
         fresh.switched(run.repo, cand.paths)  # proposals follow each other within a second, often the same size
         trials = []
         if v is None:
-            v, extra, trials = engine.measure(run, it, trial_no, own=cand.paths)
+            v, extra, trials = strategy.proposal(run, it, trial_no, own=cand.paths)
             trial_no += len(trials)
         if v.decision == decision.TAMPERED:  # git's own files before the revert checks files out
             gitguard.restore(run.repo, run.store.root)
@@ -182,4 +183,4 @@ def run_round(loop) -> tuple:
         fresh.switched(run.repo, best["changed"])
     else:
         extra.update(changed=best["changed"], patch=best["patch"])
-    return engine.settle(run, cur, v, best["trials"], extra), None
+    return finish.settle(run, cur, v, best["trials"], extra), None

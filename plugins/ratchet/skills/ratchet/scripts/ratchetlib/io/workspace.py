@@ -1,0 +1,45 @@
+"""The open run: its repository, its `.ratchet/` store, the Config the user
+approved and the state. `open_run` verifies the contract first (seal.py): a
+sealed file changed outside ratchet stops the command here, before anything
+runs. Every verb starts from one of these."""
+
+import dataclasses
+import sys
+from typing import Optional
+
+from ..core import config as configmod
+from ..core.errors import UsageError
+from . import gitops, harness, seal
+from .store import Store, adopt
+
+
+
+@dataclasses.dataclass
+class Run:
+    repo: str
+    store: Store
+    config: configmod.Config
+    state: dict
+    holdout: Optional[dict] = None  # set when this command ran the holdout
+    verify_error: Optional[str] = None  # set when an automatic verify could not run
+
+
+def open_run(cwd: str) -> Run:
+    """Open the run, its contract verified first (seal.py): a sealed file
+    changed outside ratchet stops the command here, before anything runs."""
+    repo = gitops.find_root(cwd)
+    store = Store(repo)
+    seal.forget(store.root)
+    if store.exists():
+        adopted = adopt(store.root)
+        if adopted:
+            sys.stderr.write(f"ratchet: {adopted}\n")
+    cfg = store.read_config()
+    if cfg is None:
+        raise UsageError("no ratchet run in this repository; start one with `ratchet.py init --run-command ...`")
+    state = store.read_state()
+    if seal.is_sealed(store.root):
+        for name, found in (("state.json", state), ("harness.json", harness.load(store.root))):
+            if found is None and not (name == "harness.json" and (state or {}).get("unpinned")):
+                raise seal.missing(store.root, name)
+    return Run(repo, store, configmod.from_dict(cfg), state or {})

@@ -1,0 +1,123 @@
+"""What the agent changed since the incumbent, sorted by scope: tracked edits,
+new files, protected paths and paths outside the editable scope. Undoes what
+is not the agent's change (its own commits, the user's untracked files it
+staged, a chmod of a protected file) and refuses edits inside submodules."""
+
+import dataclasses
+from typing import Optional
+
+from ..core import paths
+from ..core.errors import UsageError
+from ..io import gitops, harness, workspace
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """What the agent changed since the incumbent, sorted by scope."""
+
+    tracked: tuple
+    new: tuple
+    protected: tuple
+    outside: tuple
+    note: Optional[str] = None
+    kinds: tuple = ()  # (path, edited|deleted|added|staged) for each protected path git reports
+
+    @property
+    def paths(self) -> list:
+        return list(self.tracked) + list(self.new)
+
+    def to_dict(self) -> dict:
+        return {"tracked": list(self.tracked), "new": list(self.new), "note": self.note}
+
+
+def candidate(run: workspace.Run) -> Candidate:
+    """The agent's change against the incumbent, undoing self-made commits."""
+    repo, st, cfg = run.repo, run.state, run.config
+    note = None
+    head = gitops.head_sha(repo)
+    if head != st["incumbent_sha"]:
+        branch = gitops.current_branch(repo)
+        if branch != cfg.branch:
+            raise UsageError(f"HEAD is on {branch or 'a detached commit'}, not the run's branch {cfg.branch}; "
+                             f"`git checkout {cfg.branch}` and retry")
+        gitops.soft_reset(repo, st["incumbent_sha"])
+        note = (f"the agent committed {head[:10]} itself; its change is measured as this iteration's candidate "
+                f"(the commit was undone and is re-made on keep)")
+    before = set(st.get("untracked_before") or ())
+    changes = gitops.status(repo)
+    theirs = [c.path for c in changes if c.xy[0] == "A" and c.path in before]
+    if theirs:  # untracked files that were there before, staged by the agent's `git add -A`: not its change
+        gitops.git(repo, "reset", "-q", "--", *theirs)
+        changes = gitops.status(repo)
+        note = (note + "; " if note else "") + f"unstaged {listing(dict.fromkeys(theirs, 'untracked before'), 3)}"
+    mode_only = [c.path for c in changes if c.xy == " M" and paths.classify(c.path, cfg.editable, cfg.protect)
+                 == paths.PROTECTED and harness.content_unchanged(repo, run.store.root, c.path)]
+    if mode_only:  # a chmod is not tampering; put the mode back so git sees no change
+        gitops.git(repo, "checkout", "-q", "HEAD", "--", *mode_only)
+        changes = [c for c in changes if c.path not in mode_only]
+        note = (note + "; " if note else "") + f"mode change of protected {', '.join(mode_only[:3])} undone (content unchanged)"
+    changes = _refuse_nested(repo, changes, before)
+    tracked = sorted(c.path for c in changes if not c.untracked)
+    new = sorted(c.path for c in changes if c.untracked and c.path not in before)
+    scope = {p: paths.classify(p, cfg.editable, cfg.protect) for p in tracked + new}
+    xy = {c.path: c.xy for c in changes}
+    protected = tuple(p for p, s in scope.items() if s == paths.PROTECTED)
+    return Candidate(tuple(tracked), tuple(new), protected,
+                     tuple(p for p, s in scope.items() if s == paths.OUTSIDE), note,
+                     tuple((p, _git_kind(xy[p], repo, run.store.root, p)) for p in protected))
+
+
+def _refuse_nested(repo: str, changes: list, before: set) -> list:
+    """An edit inside a submodule (or a nested repository) is refused: git
+    cannot diff, swap, commit or revert its files from this repository, so
+    measuring it would report a revert that leaves the edit in place, and a
+    keep would point at a submodule commit that exists nowhere else. A
+    submodule dirty only with bytecode (its modules were imported) is no
+    change: it is dropped from `changes`; one the user had at init
+    (`before`) is theirs, as any untracked file."""
+    nested = gitops.nested_repos(repo, [c.path for c in changes if c.path not in before])
+    subs = [p.rstrip("/") for p in nested if gitops.nested_edited(repo, p)]
+    if subs:
+        s = subs[0]
+        raise UsageError(f"the change is inside git submodule or nested repository {', '.join(subs[:3])}, which ratchet "
+                         f"cannot swap, commit or revert from this repository; undo it (git -C {s} stash -u, then "
+                         f"git submodule update -- {s} if its commit moved) and change this repository's own files, "
+                         f"or run ratchet inside {s}")
+    return [c for c in changes if c.path not in nested]
+
+
+def ignored_new(run: workspace.Run) -> list:
+    """Git-ignored entries made since init outside any trial (by the agent,
+    usually): a kept change that reads one works here and crashes in a clean
+    checkout of the branch. Not counted: what trials write (it is absorbed
+    into `ignored_before` after each decision), `.ratchet/`, bytecode, the
+    report and --artifact-glob matches. A new file inside an ignored folder
+    that already existed is not seen (the folder is one entry)."""
+    cfg = run.config
+    if "ignored_before" not in run.state:  # a run started before this was kept: nothing to compare with
+        return []
+    before = set(run.state["ignored_before"])
+    skip = [".ratchet"] + list(cfg.artifact_globs) + ([cfg.report_path] if cfg.report_path else [])
+    out = []
+    for p in gitops.ignored(run.repo):
+        rel = p.rstrip("/")
+        if p in before or paths.matches_any(rel, skip) or rel.rsplit("/", 1)[-1] == "__pycache__" \
+                or rel.endswith((".pyc", ".pyo")):
+            continue
+        out.append(p)
+    return out
+
+
+def _git_kind(xy: str, repo: str, store_root: str, path: str) -> str:
+    """How git sees a protected path: `staged` is a change in the index only."""
+    if xy == "??" or "A" in xy:
+        return harness.ADDED
+    if "D" in xy:
+        return harness.DELETED
+    return "staged" if harness.content_unchanged(repo, store_root, path) else harness.EDITED
+
+
+def listing(changes: dict, n: int = 5) -> str:
+    items = [f"{p} ({k})" for p, k in list(changes.items())[:n]]
+    return ", ".join(items) + (f" and {len(changes) - n} more" if len(changes) > n else "")

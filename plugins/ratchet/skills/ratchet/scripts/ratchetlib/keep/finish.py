@@ -1,0 +1,210 @@
+"""The one decision tail (`settle`), used by iterate, decide, run-trial,
+loop, --parallel, abandoned iterations and the baseline: the record, then
+`finalize` in the crash order below, then the holdout once the run has
+stopped and the paired verify when due.
+
+Crash safety rests on one ordering, used by every decision:
+  1. current.json records the decision (phase `decided`) and the candidate's
+     paths, before git is touched;
+  2. git acts (commit with a `Ratchet-Iteration` trailer, or save the patch
+     and restore the incumbent; a `tampered` decision first restores the
+     pinned harness, see harness.py);
+  3. the record is appended to results.jsonl;
+  4. state.json is replaced, current.json removed.
+A command that starts after a kill at any point runs `recover()`, which
+finishes step 2-4 from the buffer (idempotently) or rolls state forward from
+a record already written, kills the processes the killed command left
+running, and reports what it did. The fault-injection suite
+(tests/test_kill_points.py) SIGKILLs commands at each of `faults.POINTS`.
+"""
+
+import dataclasses
+import os
+import time
+from typing import Optional
+
+from ..core import budget, decision, faults, paths, pareto, term
+from ..core import config as configmod
+from ..core.errors import RatchetError, UsageError
+from ..io import artifacts, fresh, gitguard, gitops, harness, workspace
+from ..io.store import atomic_write, now_iso
+from ..learn import learning
+from ..measure import holdout
+from . import candidate, integrity, paired
+
+
+
+def record(iteration: int, v: decision.Verdict, trials: list, incumbent, cur: dict, cand: candidate.Candidate,
+            extra: Optional[dict] = None) -> dict:
+    rec = {"iter": iteration, "hypothesis": cur.get("hypothesis", ""), "description": cur.get("description", ""),
+            "trial_scores": [t.get("score") for t in trials], "avg": v.avg, "decision": v.decision,
+            "kept": v.decision == decision.KEEP, "sha": None, "incumbent": incumbent, "delta": v.delta,
+            "timestamp": now_iso(), "reason": v.reason + (f" ({cand.note})" if cand.note else ""),
+            "trials": trials, "changed": cand.paths, "patch": None, "critic": cur.get("critic"),
+            "seconds": round(time.time() - cur.get("t0", time.time()), 3), "agent": cur.get("agent")}
+    rec.update(extra or {})
+    made = cur.get("ignored_new")
+    if made:
+        rec["ignored_new"] = list(made)
+        if rec["kept"]:
+            shown = ", ".join(made[:5]) + (f" and {len(made) - 5} more" if len(made) > 5 else "")
+            rec["reason"] += (f"; not part of the commit: git-ignored {shown}, made since init (a clean checkout "
+                              f"of the branch will not have it: `git add -f` what the change needs)")
+    return rec
+
+
+def apply_record(state: dict, rec: dict, cfg: configmod.Config) -> dict:
+    """The run state after `rec`: pure, so recovery can replay it."""
+    st = dict(state)
+    counts = dict(st.get("counts") or {})
+    counts[rec["decision"]] = counts.get(rec["decision"], 0) + 1
+    st["counts"], st["iteration"] = counts, rec["iter"]
+    d = rec["decision"]
+    if rec.get("avg") is not None:
+        st["last_score"] = rec["avg"]
+    if d in (decision.KEEP, decision.BASELINE):
+        st["incumbent_sha"], st["incumbent_score"] = rec["sha"], rec["avg"]
+        st["incumbent_metrics"] = rec.get("metrics") or {cfg.metric_name: rec["avg"]}
+        if len(cfg.objectives) > 1:
+            point = {"iter": rec["iter"], "sha": rec["sha"], "metrics": st["incumbent_metrics"]}
+            st["pareto"] = pareto.update_frontier(st.get("pareto"), point, cfg.objectives)
+        if st.get("best") is None or cfg.better(rec["avg"], st["best"]):
+            st["best"], st["best_iter"] = rec["avg"], rec["iter"]
+        if d == decision.BASELINE:
+            st["baseline"] = rec["avg"]
+        st["since_keep"] = 0
+    elif d != decision.INTERRUPTED:
+        st["since_keep"] = st.get("since_keep", 0) + 1
+    if d in decision.FAILURES:
+        st["consecutive_crashes"] = st.get("consecutive_crashes", 0) + 1
+    elif d in (decision.KEEP, decision.REVERT, decision.BASELINE):
+        st["consecutive_crashes"] = 0
+    agent = budget.fold(st.get("agent"), rec)
+    if agent is not None:
+        st["agent"] = agent
+    if rec.get("unrestorable"):
+        st["stop"] = st.get("stop") or (f"harness could not be restored ({', '.join(rec['unrestorable'][:3])}); "
+                                        f"restore it by hand and start a new run")
+    st["stop"] = st.get("stop") or decision.stop_reason(st, cfg)
+    st = learning.fold(st, rec, cfg)
+    st = paired.fold(st, rec, cfg)
+    return st
+
+
+def _apply_git(run: workspace.Run, rec: dict, cand: dict) -> dict:
+    """Commit (keep) or save the patch and restore the incumbent (others).
+
+    Idempotent, so recovery can call it again after a kill part-way.
+    """
+    repo, it = run.repo, rec["iter"]
+    tracked, new = cand.get("tracked", []), cand.get("new", [])
+    if rec["decision"] == decision.KEEP:
+        head = gitops.head_sha(repo)
+        if head != run.state["incumbent_sha"] and gitops.commit_trailer(repo, head) == it:
+            return {**rec, "sha": head}
+        title = (rec.get("description") or rec.get("hypothesis") or "change").splitlines()[0][:72]
+        msg = term.printable(f"ratchet: iter {it}: {title}\n\n{rec['reason']}\n\n{gitops.TRAILER}: {it}\n")
+        rec = {**rec, "sha": gitops.commit_paths(repo, tracked + new, msg)}
+        faults.point("committed")
+        return rec
+    if rec["decision"] == decision.TAMPERED:  # git's own files first: the revert below checks files out
+        gitguard.restore(repo, run.store.root)
+        harness.restore(repo, run.store.root)
+    if tracked or new:
+        patch_file = run.store.patch_path(it)
+        # The patch never carries harness changes: re-applying it must not tamper again.
+        mine = [p for p in tracked + new if paths.classify(p, run.config.editable, run.config.protect) != paths.PROTECTED
+                and p not in gitguard.attributes_in([p])]
+        if mine and not os.path.exists(patch_file):
+            patch = gitops.diff_patch(repo, [p for p in tracked if p in mine], [p for p in new if p in mine])
+            atomic_write(patch_file, patch.encode("utf-8", "surrogateescape"))
+        gitops.restore(repo, tracked, new)
+        fresh.switched(repo, tracked + new)
+        faults.point("reverted")
+        if mine:
+            rec = {**rec, "patch": os.path.relpath(patch_file, run.store.root)}
+    return rec
+
+
+def finalize(run: workspace.Run, rec: dict, cand: dict) -> dict:
+    """Steps 1-4 of the module docstring for one decided iteration."""
+    run.store.write_current({"iter": rec["iter"], "phase": "decided", "decision": rec, "candidate": cand})
+    faults.point("decided")
+    rec = _apply_git(run, rec, cand)
+    rec = artifacts.apply(run.store.root, run.repo, run.config, rec)
+    run.store.append_record(rec)
+    faults.point("recorded")
+    commit_state(run, rec)
+    return rec
+
+
+def commit_state(run: workspace.Run, rec: dict) -> None:
+    st = apply_record(run.state, rec, run.config)
+    st["untracked_before"] = gitops.untracked(run.repo)
+    # what the trials wrote joins; what the agent made stays out until a keep has named it
+    pending = set() if rec.get("kept") else set(rec.get("ignored_new") or ())
+    st["ignored_before"] = [p for p in gitops.ignored(run.repo) if p not in pending]
+    learning.persist(run, rec, st)
+    run.store.write_state(st)
+    faults.point("state-renamed")
+    run.store.clear_current()
+    run.state = st
+
+
+def holdout_at_stop(run: workspace.Run) -> None:
+    """Once the run has stopped, evaluate the holdout (once per final commit)."""
+    cfg, st = run.config, run.state
+    if not (st.get("stop") and cfg.holdout_command and st.get("iteration", -1) >= 0):
+        return
+    done = holdout.load(run.store.root)
+    if done and (done.get("best") or {}).get("sha") == st.get("incumbent_sha"):
+        return
+    try:
+        run.holdout = holdout.run(cfg, run.repo, run.store.root, st)
+    except (RatchetError, OSError) as e:  # the run's record stands; say why there is no holdout
+        run.holdout = {"held": None, "summary": f"the holdout could not run: {e}"}
+
+
+def verify_when_due(run: workspace.Run) -> None:
+    """Paired runs: re-measure start vs best at the stop and every --verify-every iterations."""
+    if not paired.due(run):
+        return
+    try:
+        verified = paired.verify(run)
+    except (RatchetError, UsageError, OSError) as e:  # the decision stands; say why there is no verified gain
+        run.verify_error = str(e)
+        return
+    if verified:
+        st = {**run.state, "verified": verified}
+        run.store.write_state(st)
+        run.state = st
+
+
+def settle(run: workspace.Run, cur: dict, v: decision.Verdict, trials: list, extra: Optional[dict] = None,
+           cand: Optional[candidate.Candidate] = None) -> dict:
+    """Finish iteration `cur["iter"]` on verdict `v`, whoever reached it: a
+    keep commits the candidate in the tree, anything else saves it as the
+    patch and undoes it; `extra` fields join the record (a baseline passes
+    `kept` and `sha`). The caller holds the lock."""
+    cand = cand or candidate.candidate(run)
+    rec = record(cur["iter"], v, trials, run.state.get("incumbent_score"), cur, cand, extra)
+    rec.update(arm=cur.get("arm"), similar=cur.get("similar"))
+    rec = finalize(run, rec, cand.to_dict())
+    holdout_at_stop(run)
+    verify_when_due(run)
+    return rec
+
+
+def abandon(run: workspace.Run, kind: str, reason: str, cur: dict) -> dict:
+    """Record iteration `cur["iter"]` as `kind` (agent-error, interrupted)
+    without judging it: the trials run so far are kept, the candidate in the
+    tree is saved as the patch and undone. A harness the agent changed makes
+    it `tampered` instead (the harness is restored). The caller holds the lock."""
+    cand = candidate.candidate(run)
+    cur.setdefault("ignored_new", candidate.ignored_new(run))
+    v, extra = integrity.before_trials(run, cand)
+    if v is None or v.decision != decision.TAMPERED:
+        v, extra = decision.Verdict(kind, None, None, reason), {}
+    else:
+        v = dataclasses.replace(v, reason=f"{v.reason} ({reason.split(':', 1)[0]} as well)")
+    return settle(run, cur, v, cur.get("trials") or [], extra, cand)
