@@ -2,7 +2,8 @@
 imports only from its own folder or the folders above it
 (tests/test_layers.py checks it).
 
-  core/      the rules, pure: config, decision, stats, pareto, constraints, paths, errors, text
+  core/      the rules, pure: config, decision, the statistics (effects, noise, sprt, gain, robust,
+             student_t), pareto, constraints, paths, errors, text
   io/        the edges: store (the one writer of .ratchet/), gitops, runner, seal, harness pins,
              what a trial may not carry over (carry, fresh, startup, gitguard), artifacts, unclean
   measure/   a command becomes a number: capture, metrics, sources (+ tfevents), guard, holdout

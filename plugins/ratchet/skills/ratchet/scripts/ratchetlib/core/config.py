@@ -74,7 +74,7 @@ class Config:
     guard_timeout_seconds: Optional[float] = None
     holdout_command: Optional[str] = None
     auto_protected: tuple = ()   # protected because a command names them
-    # Decisions (issue 3, see paired.py and stats.py).
+    # Decisions (issue 3, see paired.py and sprt.py).
     decision: str = "paired"     # paired | mean
     target: float = 2.0          # H1 of the sequential test, percent
     alpha: float = 0.05
