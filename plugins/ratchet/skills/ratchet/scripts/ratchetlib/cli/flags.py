@@ -10,7 +10,7 @@ init's parser, so a flag added to `init` is accepted everywhere an init line is.
 import argparse
 
 from ..core.errors import UsageError
-from ..learn.bandit import DEFAULT_ARMS
+from ..core.steering import DEFAULT_ARMS
 
 
 class Parser(argparse.ArgumentParser):
