@@ -27,7 +27,7 @@ from typing import Optional
 
 from ..core import budget
 from ..core import config as configmod
-from ..io import artifacts, gitops, lineage, runner, unclean
+from ..io import artifacts, githistory, gitops, gitpatch, lineage, runner, unclean
 from ..measure import capture, heartbeat, metrics
 from ..core import decision, paths
 from ..learn import learning
@@ -156,7 +156,7 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> Run:
         cfg = dataclasses.replace(cfg, run_id=run_id, branch=branch or original, original_branch=original,
                                   start_commit=head, created=now_iso())
         if branch is not None:  # the ref now, the checkout last: a kill in between is finished by recover()
-            gitops.create_branch(repo, branch, head)
+            githistory.create_branch(repo, branch, head)
             store.write_current({"iter": -1, "phase": "init", "branch": branch, "original_branch": original})
         store.write_config(cfg.to_dict())
         state = _initial_state(cfg, repo)
@@ -167,7 +167,7 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> Run:
         learning.start(run)
         faults.point("init-config")
         if branch is not None:
-            gitops.checkout(repo, branch)
+            githistory.checkout(repo, branch)
             store.clear_current()
     return run
 
@@ -300,7 +300,7 @@ def candidate(run: Run) -> Candidate:
         if branch != cfg.branch:
             raise UsageError(f"HEAD is on {branch or 'a detached commit'}, not the run's branch {cfg.branch}; "
                              f"`git checkout {cfg.branch}` and retry")
-        gitops.soft_reset(repo, st["incumbent_sha"])
+        githistory.soft_reset(repo, st["incumbent_sha"])
         note = (f"the agent committed {head[:10]} itself; its change is measured as this iteration's candidate "
                 f"(the commit was undone and is re-made on keep)")
     before = set(st.get("untracked_before") or ())
@@ -566,11 +566,11 @@ def _apply_git(run: Run, rec: dict, cand: dict) -> dict:
     tracked, new = cand.get("tracked", []), cand.get("new", [])
     if rec["decision"] == decision.KEEP:
         head = gitops.head_sha(repo)
-        if head != run.state["incumbent_sha"] and gitops.commit_trailer(repo, head) == it:
+        if head != run.state["incumbent_sha"] and githistory.commit_trailer(repo, head) == it:
             return {**rec, "sha": head}
         title = (rec.get("description") or rec.get("hypothesis") or "change").splitlines()[0][:72]
-        msg = term.printable(f"ratchet: iter {it}: {title}\n\n{rec['reason']}\n\n{gitops.TRAILER}: {it}\n")
-        rec = {**rec, "sha": gitops.commit_paths(repo, tracked + new, msg)}
+        msg = term.printable(f"ratchet: iter {it}: {title}\n\n{rec['reason']}\n\n{githistory.TRAILER}: {it}\n")
+        rec = {**rec, "sha": githistory.commit_paths(repo, tracked + new, msg)}
         faults.point("committed")
         return rec
     if rec["decision"] == decision.TAMPERED:  # git's own files first: the revert below checks files out
@@ -582,9 +582,9 @@ def _apply_git(run: Run, rec: dict, cand: dict) -> dict:
         mine = [p for p in tracked + new if paths.classify(p, run.config.editable, run.config.protect) != paths.PROTECTED
                 and p not in gitguard.attributes_in([p])]
         if mine and not os.path.exists(patch_file):
-            patch = gitops.diff_patch(repo, [p for p in tracked if p in mine], [p for p in new if p in mine])
+            patch = gitpatch.diff_patch(repo, [p for p in tracked if p in mine], [p for p in new if p in mine])
             atomic_write(patch_file, patch.encode("utf-8", "surrogateescape"))
-        gitops.restore(repo, tracked, new)
+        gitpatch.restore(repo, tracked, new)
         fresh.switched(repo, tracked + new)
         faults.point("reverted")
         if mine:
@@ -695,7 +695,7 @@ def _finish_init(run: Run, cur: dict) -> list:
     switch = bool(branch and here != branch and here == cur.get("original_branch")
                   and gitops.branch_exists(run.repo, branch) and not gitops.tracked_changes(run.repo))
     if switch:
-        gitops.checkout(run.repo, branch)
+        githistory.checkout(run.repo, branch)
     run.store.clear_current()
     return [f"a killed `init` had not checked out the run's branch; switched to {branch}"] if switch else []
 
@@ -1076,9 +1076,9 @@ def stop(cwd: str) -> tuple:
         if cand and cand.paths:
             it = run.state["iteration"] + 1
             patch = run.store.path("patches", f"iter-{it:04d}-unfinished.patch")
-            atomic_write(patch, gitops.diff_patch(run.repo, list(cand.tracked), list(cand.new)).encode("utf-8", "surrogateescape"))
+            atomic_write(patch, gitpatch.diff_patch(run.repo, list(cand.tracked), list(cand.new)).encode("utf-8", "surrogateescape"))
             faults.point("stop-saved")
-            gitops.restore(run.repo, list(cand.tracked), list(cand.new))
+            gitpatch.restore(run.repo, list(cand.tracked), list(cand.new))
             fresh.switched(run.repo, cand.paths)
             notes.append(f"an unfinished change was saved to {os.path.relpath(patch, run.repo)} and undone")
         elif gitops.tracked_changes(run.repo):
@@ -1102,5 +1102,5 @@ def stop(cwd: str) -> tuple:
         _holdout_at_stop(run)
         cfg = run.config
         if cfg.original_branch and cfg.branch != cfg.original_branch and gitops.current_branch(run.repo) != cfg.original_branch:
-            gitops.checkout(run.repo, cfg.original_branch)
+            githistory.checkout(run.repo, cfg.original_branch)
     return run, notes

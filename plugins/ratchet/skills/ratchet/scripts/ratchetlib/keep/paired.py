@@ -12,7 +12,7 @@ The swap, and why it is crash safe:
      (`.ratchet/swap/candidate.patch`) with its changed and new paths, and
      current.json records `swap` (the same data a revert saves);
   2. to the incumbent: the candidate's paths are restored to HEAD and its
-     new files removed (`gitops.restore`);
+     new files removed (`gitpatch.restore`);
   3. to the candidate: the same restore, then `git apply --binary` of the
      saved patch. Restore-then-apply is idempotent, so `recover` (a command
      started after a kill at any point) simply does step 3.
@@ -42,7 +42,7 @@ from ..core.effects import effect_hypotheses, incumbent_first, margin_effect, pa
 from ..core.gain import gain_interval
 from ..core.noise import Noise, noise_estimate, update_noise
 from ..core.sprt import detectable_effect, sprt_decide
-from ..io import fresh, gitops, harness
+from ..io import fresh, gitops, gitpatch, harness
 from ..core.errors import RatchetError, UsageError
 from ..io.store import atomic_write, now_iso, write_json
 
@@ -55,7 +55,7 @@ def save_candidate(run, cur: dict, cand) -> dict:
     """Step 1: the candidate as a patch under .ratchet/, `swap` in current.json."""
     path = run.store.path(*SWAP_PATCH)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    patch = gitops.diff_patch(run.repo, list(cand.tracked), list(cand.new))
+    patch = gitpatch.diff_patch(run.repo, list(cand.tracked), list(cand.new))
     atomic_write(path, patch.encode("utf-8", "surrogateescape"))
     cur["swap"] = {"patch": os.path.relpath(path, run.store.root), "tracked": list(cand.tracked),
                    "new": list(cand.new), "in_tree": "candidate"}
@@ -64,18 +64,18 @@ def save_candidate(run, cur: dict, cand) -> dict:
 
 
 def to_incumbent(run, swap: dict) -> None:
-    gitops.restore(run.repo, swap["tracked"], swap["new"])
+    gitpatch.restore(run.repo, swap["tracked"], swap["new"])
     fresh.switched(run.repo, swap["tracked"] + swap["new"])
 
 
 def to_candidate(run, swap: dict) -> None:
     """Restore, then apply the saved patch (idempotent: recovery calls it)."""
-    gitops.restore(run.repo, swap["tracked"], swap["new"])
+    gitpatch.restore(run.repo, swap["tracked"], swap["new"])
     faults.point("swap-restored")
     with open(os.path.join(run.store.root, swap["patch"]), "rb") as f:
         patch = f.read()
     if patch:
-        err = gitops.apply_patch(run.repo, patch)
+        err = gitpatch.apply_patch(run.repo, patch)
         if err:
             raise RatchetError(f"could not re-apply the candidate from .ratchet/{swap['patch']}: {err}; "
                                f"apply it by hand (git apply --binary)")
