@@ -71,7 +71,7 @@ from ratchetlib.core import config, decision  # noqa: E402
 from ratchetlib.core.effects import display, effect_hypotheses, incumbent_first, pair_effect  # noqa: E402
 from ratchetlib.core.gain import Gain, gain_interval  # noqa: E402
 from ratchetlib.core.noise import Noise, noise_estimate, update_noise  # noqa: E402
-from ratchetlib.core.sprt import Verdict, detectable_effect, sprt_decide  # noqa: E402
+from ratchetlib.core.sprt import SequentialVerdict, detectable_effect, sprt_decide  # noqa: E402
 
 NOISES = (0.01, 0.05, 0.15)
 KINDS = ("normal", "heavy", "drift")
@@ -138,7 +138,7 @@ def one_pair(machine: Machine, inc_time: float, cand_time: float, pair: int) -> 
 
 
 def decide_paired(machine: Machine, inc_time: float, cand_time: float, noise: Noise,
-                  final_test: bool = True) -> tuple[Verdict, int, list[float]]:
+                  final_test: bool = True) -> tuple[SequentialVerdict, int, list[float]]:
     """Exactly what iterate does: one pair at a time, stop when the test decides."""
     h0, h1 = effect_hypotheses(margin=0.0, target_percent=TARGET_PCT, incumbent=inc_time, log_scale=True)
     effects: list[float] = []

@@ -145,7 +145,7 @@ def undo(run, before: dict, moved: dict, hooks: dict) -> list:
     known = set(before["tree"]["tracked"]) | _tracked(repo, list(moved))
     tracked = [p for p in moved if p in known]
     if tracked:
-        gitpatch.restore(repo, tracked, [])
+        gitpatch.back_to_head(repo, tracked, [])
     for rel, kind in moved.items():
         if rel in tracked:
             continue

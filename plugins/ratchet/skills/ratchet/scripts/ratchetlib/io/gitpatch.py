@@ -1,6 +1,6 @@
 """A change as a patch: save the candidate's edits out of the work tree
 (`diff_patch`, binary, new files included), put the tracked paths back to
-HEAD (`restore`: only files the iteration created are deleted), apply a
+HEAD (`back_to_head`: only files the iteration created are deleted), apply a
 patch again (`apply_patch`, atomic), or take a whole worktree's difference
 from a commit (`tree_patch`, for parallel proposals). This is how the
 incumbent and the candidate are swapped in one working tree. Every git call
@@ -12,7 +12,7 @@ from typing import Optional
 from . import gitops
 
 
-def restore(repo: str, tracked_paths: list, new_files: list) -> None:
+def back_to_head(repo: str, tracked_paths: list, new_files: list) -> None:
     """Put `tracked_paths` back to HEAD and delete `new_files` (untracked).
 
     Callers pass only files this iteration created as `new_files`; anything

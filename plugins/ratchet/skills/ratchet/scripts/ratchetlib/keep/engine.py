@@ -584,7 +584,7 @@ def _apply_git(run: Run, rec: dict, cand: dict) -> dict:
         if mine and not os.path.exists(patch_file):
             patch = gitpatch.diff_patch(repo, [p for p in tracked if p in mine], [p for p in new if p in mine])
             atomic_write(patch_file, patch.encode("utf-8", "surrogateescape"))
-        gitpatch.restore(repo, tracked, new)
+        gitpatch.back_to_head(repo, tracked, new)
         fresh.switched(repo, tracked + new)
         faults.point("reverted")
         if mine:
@@ -1078,7 +1078,7 @@ def stop(cwd: str) -> tuple:
             patch = run.store.path("patches", f"iter-{it:04d}-unfinished.patch")
             atomic_write(patch, gitpatch.diff_patch(run.repo, list(cand.tracked), list(cand.new)).encode("utf-8", "surrogateescape"))
             faults.point("stop-saved")
-            gitpatch.restore(run.repo, list(cand.tracked), list(cand.new))
+            gitpatch.back_to_head(run.repo, list(cand.tracked), list(cand.new))
             fresh.switched(run.repo, cand.paths)
             notes.append(f"an unfinished change was saved to {os.path.relpath(patch, run.repo)} and undone")
         elif gitops.tracked_changes(run.repo):

@@ -12,7 +12,7 @@ The swap, and why it is crash safe:
      (`.ratchet/swap/candidate.patch`) with its changed and new paths, and
      current.json records `swap` (the same data a revert saves);
   2. to the incumbent: the candidate's paths are restored to HEAD and its
-     new files removed (`gitpatch.restore`);
+     new files removed (`gitpatch.back_to_head`);
   3. to the candidate: the same restore, then `git apply --binary` of the
      saved patch. Restore-then-apply is idempotent, so `recover` (a command
      started after a kill at any point) simply does step 3.
@@ -64,13 +64,13 @@ def save_candidate(run, cur: dict, cand) -> dict:
 
 
 def to_incumbent(run, swap: dict) -> None:
-    gitpatch.restore(run.repo, swap["tracked"], swap["new"])
+    gitpatch.back_to_head(run.repo, swap["tracked"], swap["new"])
     fresh.switched(run.repo, swap["tracked"] + swap["new"])
 
 
 def to_candidate(run, swap: dict) -> None:
     """Restore, then apply the saved patch (idempotent: recovery calls it)."""
-    gitpatch.restore(run.repo, swap["tracked"], swap["new"])
+    gitpatch.back_to_head(run.repo, swap["tracked"], swap["new"])
     faults.point("swap-restored")
     with open(os.path.join(run.store.root, swap["patch"]), "rb") as f:
         patch = f.read()

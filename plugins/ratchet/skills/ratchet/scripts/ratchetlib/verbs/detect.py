@@ -36,7 +36,7 @@ from ..core import sourcespec
 from ..core.errors import UsageError
 from .detect_code import code_facts, printed_metrics
 from .detect_names import direction_of, rank
-from .detect_scan import read, walk
+from .detect_scan import read_head, walk
 from .detect_trackers import find_trackers
 
 FORMAT = 1
@@ -67,7 +67,7 @@ def _pyproject(text: str) -> dict:
 
 
 def _is_entry_point(full: str) -> bool:
-    text = read(full, 64 * 1024)
+    text = read_head(full, 64 * 1024)
     return bool(re.search(r"""^if\s+__name__\s*==\s*["']__main__["']\s*:""", text, re.M))
 
 
@@ -99,22 +99,22 @@ def detect(root: str) -> dict:
     facts = {"pyproject": "pyproject.toml" in files, "package_json": "package.json" in files,
              "makefile": next((m for m in ("GNUmakefile", "makefile", "Makefile") if m in files), None)}
     targets = {"make": [], "npm": [], "pyproject_scripts": []}
-    pyproject = _pyproject(read(os.path.join(root, "pyproject.toml"))) if facts["pyproject"] else {}
+    pyproject = _pyproject(read_head(os.path.join(root, "pyproject.toml"))) if facts["pyproject"] else {}
     targets["pyproject_scripts"] = pyproject.get("scripts", [])
     if facts["makefile"]:
-        targets["make"] = _makefile_targets(read(os.path.join(root, facts["makefile"])))
+        targets["make"] = _makefile_targets(read_head(os.path.join(root, facts["makefile"])))
     if facts["package_json"]:
         try:
-            scripts = json.loads(read(os.path.join(root, "package.json"))).get("scripts") or {}
+            scripts = json.loads(read_head(os.path.join(root, "package.json"))).get("scripts") or {}
             targets["npm"] = sorted(scripts) if isinstance(scripts, dict) else []
         except (ValueError, AttributeError):
             pass
     test_files = 0
     for rel, _, names in walk(root):
         test_files += sum(1 for n in names if re.match(r"(test_.*|.*_test)\.py$", n))
-    setup_cfg = read(os.path.join(root, "setup.cfg"))
+    setup_cfg = read_head(os.path.join(root, "setup.cfg"))
     pytest = {"configured": bool(pyproject.get("pytest_config") or "pytest.ini" in files or "conftest.py" in files
-                                 or "[tool:pytest]" in setup_cfg or "[pytest]" in read(os.path.join(root, "tox.ini"))),
+                                 or "[tool:pytest]" in setup_cfg or "[pytest]" in read_head(os.path.join(root, "tox.ini"))),
               "test_files": test_files,
               "installed": _importable("pytest")}
     entries = sorted((n for n in files if n.endswith(".py") and os.path.isfile(os.path.join(root, n))

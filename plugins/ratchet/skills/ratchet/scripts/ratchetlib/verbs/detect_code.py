@@ -8,7 +8,7 @@ import os
 import re
 
 from .detect_names import BOOKKEEPING, direction_of, rank
-from .detect_scan import join, read, walk
+from .detect_scan import join, read_head, walk
 
 _CODE_METRIC_WORDS = {"loss", "acc", "accuracy", "f1", "auc", "score", "throughput", "latency", "ppl",
                       "perplexity", "bpb", "mse", "mae", "rmse", "bleu", "rouge", "reward", "wer", "cer"}
@@ -30,7 +30,7 @@ def code_facts(root: str) -> tuple:
             if not name.endswith(".py"):
                 continue
             path = join(rel, name)
-            text = read(os.path.join(root, path))
+            text = read_head(os.path.join(root, path))
             for kind, pattern in _CODE_TRACKERS:
                 if pattern.search(text):
                     uses.setdefault(kind, path)
@@ -69,7 +69,7 @@ def printed_metrics(root: str) -> list:
             if not name.endswith(_SOURCE_EXTS) or name.startswith("test_"):
                 continue
             path = join(rel, name)
-            for line in read(os.path.join(root, path), 128 * 1024).splitlines():
+            for line in read_head(os.path.join(root, path), 128 * 1024).splitlines():
                 if not _PRINT_CALL.search(line):
                     continue
                 for metric in _PRINTED.findall(line):

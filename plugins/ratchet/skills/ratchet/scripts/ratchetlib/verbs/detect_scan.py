@@ -33,7 +33,7 @@ def join(rel: str, name: str) -> str:
     return f"{rel}/{name}" if rel else name
 
 
-def read(path: str, limit: int = READ_LIMIT) -> str:
+def read_head(path: str, limit: int = READ_LIMIT) -> str:
     try:
         with open(path, "rb") as f:
             return f.read(limit).decode("utf-8", "replace")

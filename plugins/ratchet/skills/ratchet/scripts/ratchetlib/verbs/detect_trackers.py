@@ -11,7 +11,7 @@ from typing import Optional
 
 from ..measure import tfevents
 from .detect_names import BOOKKEEPING, rank
-from .detect_scan import READ_LIMIT, join, read, read_tail, walk
+from .detect_scan import READ_LIMIT, join, read_head, read_tail, walk
 
 LOG_NAME = re.compile(r"(metric|log|result|history|eval|score|stat|progress|summary)", re.I)
 
@@ -55,7 +55,7 @@ def _jsonl_keys(full: str) -> Optional[list]:
 
 
 def _csv_keys(full: str) -> Optional[list]:
-    head = read(full, 8192).splitlines()
+    head = read_head(full, 8192).splitlines()
     tail = [l for l in read_tail(full).splitlines() if l.strip()]
     if len(head) < 2 or not tail:
         return None
@@ -137,7 +137,7 @@ def find_trackers(root: str) -> list:
                     found.append(_tracker("csv", path, keys))
             elif name.endswith(".json"):
                 try:
-                    keys = _numeric_keys(json.loads(read(full)))
+                    keys = _numeric_keys(json.loads(read_head(full)))
                 except ValueError:
                     keys = []
                 if keys:

@@ -145,7 +145,7 @@ def run_round(loop) -> tuple:
             trial_no += len(trials)
         if v.decision == decision.TAMPERED:  # git's own files before the revert checks files out
             gitguard.restore(run.repo, run.store.root)
-        gitpatch.restore(run.repo, list(cand.tracked), list(cand.new))
+        gitpatch.back_to_head(run.repo, list(cand.tracked), list(cand.new))
         fresh.switched(run.repo, cand.paths)
         if v.decision == decision.TAMPERED:  # the next proposal is measured against the pinned harness
             harness.restore(run.repo, run.store.root)
