@@ -1,11 +1,12 @@
 """One pair's effect: the scale it is measured on, its seed and run order, and
 the margin and target (h0, h1) the sequential test (sprt.py) compares it with.
 
-Pure (numbers in, numbers out). Scale. A *pair* is one run of the incumbent and one of the candidate, back to
-back. Its *effect* is signed so that positive means better in the configured
-direction: the log-ratio of the two scores when every score is positive (so a
-+2% change is about 0.0198 whatever the metric's units), the plain difference
-otherwise. ``display`` turns an effect back into percent or metric units.
+Pure (numbers in, numbers out). Scale: a *pair* is one run of the incumbent
+and one of the candidate, back to back. Its *effect* is signed so that
+positive means better in the configured direction: the log-ratio of the two
+scores when every score is positive (so a +2% change is about 0.0198 whatever
+the metric's units), the plain difference otherwise. ``display`` turns an
+effect back into percent or metric units.
 """
 
 from __future__ import annotations
