@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """How often does a keep rule keep junk or miss real gains, and what does it report?
 
-Drives ratchet's real decision code (ratchetlib.core.stats: pair_effect,
-sprt_decide, noise_estimate, update_noise, gain_interval; ratchetlib.core.decision:
+Drives ratchet's real decision code (ratchetlib.core: effects.pair_effect,
+sprt.sprt_decide, noise.noise_estimate and update_noise, gain.gain_interval; decision:
 judge, the --decision mean rule) with a simulated benchmark in place of the
 subprocess.
 

@@ -1,4 +1,5 @@
-"""Unit tests of ratchetlib.core.stats: effects, margins, noise, the sequential test, gain, mean rule."""
+"""Unit tests of the statistics (core: effects, robust, noise, sprt, gain, student_t): effects, margins,
+noise, the sequential test, gain, mean rule."""
 
 import json
 import math
