@@ -14,7 +14,7 @@ saying so, without one; telemetry, updates and non-essential traffic are off.
 
 Part 1 drives a scripted, deterministic loop (a seeded RNG plays the agent:
 keeps, reverts, near misses, crashes, no-change, repeated hypotheses, ideas,
-bandit arms, critic picks) through the real CLI, in-process (`ratchet.main`),
+bandit arms, critic picks) through the real CLI, in-process (`cli.main.main`),
 with every learning feature on (`--strategy bandit --critic`), and counts the
 bytes each verb the skill uses prints: `status` then `iterate` every iteration,
 `history --last 10` every 10th, `ideas add` now and then.
@@ -46,7 +46,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, "plugins", "ratchet", "skills", "ratchet", "scripts")
 sys.path.insert(0, SCRIPTS)
 
-import ratchet  # noqa: E402
+from ratchetlib.cli.main import main as ratchet_main  # noqa: E402
 from ratchetlib.learn import bandit, learning, program
 from ratchetlib.io import workspace
 from ratchetlib.keep import finish
@@ -65,7 +65,7 @@ def cli(repo, *argv):
     """Run the CLI in-process; return (exit code, stdout)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = ratchet.main(["-C", repo, *argv])
+        code = ratchet_main(["-C", repo, *argv])
     if code not in (0,):
         raise SystemExit(f"ratchet {' '.join(argv)} failed ({code}): {err.getvalue()}{out.getvalue()}")
     return code, out.getvalue()

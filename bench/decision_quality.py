@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """How often does a keep rule keep junk or miss real gains, and what does it report?
 
-Drives ratchet's real decision code (ratchetlib.core.stats: pair_effect,
-sprt_decide, noise_estimate, update_noise, gain_interval; ratchetlib.core.decision:
+Drives ratchet's real decision code (ratchetlib.core: effects.pair_effect,
+sprt.sprt_decide, noise.noise_estimate and update_noise, gain.gain_interval; decision:
 judge, the --decision mean rule) with a simulated benchmark in place of the
 subprocess.
 
@@ -67,7 +67,11 @@ from multiprocessing import Pool
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "plugins", "ratchet", "skills", "ratchet", "scripts"))
 
-from ratchetlib.core import config, decision, stats  # noqa: E402
+from ratchetlib.core import config, decision  # noqa: E402
+from ratchetlib.core.effects import display, effect_hypotheses, incumbent_first, pair_effect  # noqa: E402
+from ratchetlib.core.gain import Gain, gain_interval  # noqa: E402
+from ratchetlib.core.noise import Noise, noise_estimate, update_noise  # noqa: E402
+from ratchetlib.core.sprt import SequentialVerdict, detectable_effect, sprt_decide  # noqa: E402
 
 NOISES = (0.01, 0.05, 0.15)
 KINDS = ("normal", "heavy", "drift")
@@ -118,29 +122,29 @@ def time_of(log_goodness: float) -> float:
     return BASE_TIME * math.exp(-log_goodness)
 
 
-def calibrate(machine: Machine, true_time: float) -> stats.Noise:
-    return stats.noise_estimate([machine.run(true_time) for _ in range(CALIBRATION_RUNS)], True)
+def calibrate(machine: Machine, true_time: float) -> Noise:
+    return noise_estimate([machine.run(true_time) for _ in range(CALIBRATION_RUNS)], True)
 
 
 def one_pair(machine: Machine, inc_time: float, cand_time: float, pair: int) -> float:
     """Pair number ``pair`` in iterate's order (AB, BA, ...), as an effect."""
-    if stats.incumbent_first(pair):
+    if incumbent_first(pair):
         inc = machine.run(inc_time)
         cand = machine.run(cand_time)
     else:
         cand = machine.run(cand_time)
         inc = machine.run(inc_time)
-    return stats.pair_effect(inc, cand, "min", True)
+    return pair_effect(inc, cand, "min", True)
 
 
-def decide_paired(machine: Machine, inc_time: float, cand_time: float, noise: stats.Noise,
-                  final_test: bool = True) -> tuple[stats.Verdict, int, list[float]]:
+def decide_paired(machine: Machine, inc_time: float, cand_time: float, noise: Noise,
+                  final_test: bool = True) -> tuple[SequentialVerdict, int, list[float]]:
     """Exactly what iterate does: one pair at a time, stop when the test decides."""
-    h0, h1 = stats.hypotheses(margin=0.0, target_percent=TARGET_PCT, incumbent=inc_time, log_scale=True)
+    h0, h1 = effect_hypotheses(margin=0.0, target_percent=TARGET_PCT, incumbent=inc_time, log_scale=True)
     effects: list[float] = []
     while True:
         effects.append(one_pair(machine, inc_time, cand_time, len(effects) + 1))
-        verdict = stats.sprt_decide(effects, h0=h0, h1=h1, sigma_prior=noise.sigma_pair,
+        verdict = sprt_decide(effects, h0=h0, h1=h1, sigma_prior=noise.sigma_pair,
                                     prior_df=noise.df, final_test=final_test, **PAIRED)
         if verdict.decided:
             return verdict, 2 * len(effects), effects
@@ -203,10 +207,10 @@ def proposals(seed: int) -> list[float]:
     return out
 
 
-def verify(machine: Machine, start_time: float, best_time: float, noise: stats.Noise) -> stats.Gain:
+def verify(machine: Machine, start_time: float, best_time: float, noise: Noise) -> Gain:
     """What `verify` does: fresh pairs of start (incumbent) vs best (candidate), then gain_interval."""
     effects = [one_pair(machine, start_time, best_time, p) for p in range(1, VERIFY_PAIRS + 1)]
-    return stats.gain_interval(effects, log_scale=True, sigma_prior=noise.sigma_pair, prior_df=noise.df)
+    return gain_interval(effects, log_scale=True, sigma_prior=noise.sigma_pair, prior_df=noise.df)
 
 
 def loop_task(args):
@@ -232,11 +236,11 @@ def loop_task(args):
             verdict, used, effects = decide_paired(machine, time_of(kept), time_of(kept + e), noise,
                                                    final_test_of(rule))
             runs += used
-            noise = stats.update_noise(noise, effects)
+            noise = update_noise(noise, effects)
             if verdict.keep:
                 kept += e
         gains = [verify(machine, start_time, time_of(kept), noise) for _ in range(VERIFY_REPEATS)]
-        reports = [stats.display(g.estimate, True) for g in gains]
+        reports = [display(g.estimate, True) for g in gains]
         held = [g.interval[0] <= kept <= g.interval[1] for g in gains]
     return (cv, kind, rule), (math.expm1(kept) * 100.0, reports, runs / LOOP_ITERATIONS, held)
 
@@ -292,7 +296,7 @@ def main() -> int:
     checks = []
     for cv in NOISES:
         sigma_pair = math.sqrt(2.0) * cv
-        detectable = stats.display(stats.detectable_effect(sigma_pair, PAIRED["alpha"], PAIRED["beta"],
+        detectable = display(detectable_effect(sigma_pair, PAIRED["alpha"], PAIRED["beta"],
                                                            PAIRED["max_pairs"]), True)
         for kind in KINDS:
             print(f"\n== {describe(cv, kind)} ==")

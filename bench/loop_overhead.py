@@ -89,7 +89,7 @@ def time_loop(root, name, kind, n):
     """`loop` in this process (no process start in the figure), with the
     shared decision step (session.step, as `iterate` runs it) timed apart."""
     sys.path.insert(0, SCRIPTS)
-    import ratchet as cli
+    from ratchetlib.cli import main as cli
     from ratchetlib.verbs import session
     from ratchetlib.verbs.loop import headless
     repo = new_run(root, f"loop-{name}", n)

@@ -4,7 +4,10 @@ for higher- and lower-is-better metrics, small and huge effects."""
 import math
 import unittest
 
-from ratchetlib.core import change, stats
+from ratchetlib.core import change
+from ratchetlib.core.effects import pair_effect
+from ratchetlib.core.gain import gain_interval
+from ratchetlib.core.sprt import sprt_decide
 from ratchetlib.learn import hints, ideas, program
 from ratchetlib.keep import paired
 from ratchetlib.present import report
@@ -56,9 +59,9 @@ class ReasonTest(unittest.TestCase):
     """The paired test's reason, as stored in the record and shown in the verdict."""
 
     def decide(self, inc, cand, direction, log_scale=True):
-        fx = [stats.pair_effect(i, c, direction, log_scale) for i, c in zip(inc, cand)]
+        fx = [pair_effect(i, c, direction, log_scale) for i, c in zip(inc, cand)]
         h0, h1 = 0.0, math.log1p(0.02) if log_scale else 0.02 * abs(inc[0])
-        return stats.sprt_decide(fx, h0=h0, h1=h1, sigma_prior=0.01 if log_scale else 0.01 * abs(inc[0]),
+        return sprt_decide(fx, h0=h0, h1=h1, sigma_prior=0.01 if log_scale else 0.01 * abs(inc[0]),
                                  prior_df=10, log_scale=log_scale, direction=direction, max_pairs=len(fx))
 
     def test_min_metric_cut_136x(self):
@@ -80,14 +83,14 @@ class ReasonTest(unittest.TestCase):
         self.assertRegex(v.reason, r"^kept: \+13500\.0% \(136x higher\) \[")
 
     def test_deterministic_and_difference_scale(self):
-        fx = [stats.pair_effect(68.0, 0.5, "min", True)] * 2
-        v = stats.sprt_decide(fx, h0=0.0, h1=0.02, sigma_prior=None, prior_df=0, direction="min")
+        fx = [pair_effect(68.0, 0.5, "min", True)] * 2
+        v = sprt_decide(fx, h0=0.0, h1=0.02, sigma_prior=None, prior_df=0, direction="min")
         self.assertEqual(v.reason, "kept: -99.3% (136x lower), deterministic metric (identical pairs), above the margin")
         v = self.decide([-5.0, -5.1, -4.9], [-9.0, -9.1, -8.9], "min", log_scale=False)
         self.assertRegex(v.reason, r"^kept: -4 \[-4\.\d+, -3\.\d+\], ")
 
     def test_gain_display(self):
-        g = stats.gain_interval([math.log(CUT)] * 2)
+        g = gain_interval([math.log(CUT)] * 2)
         self.assertEqual(g.display("min"), "-99.3% (136x lower) [-99.3%, -99.3%]")
         self.assertEqual(g.display(), "+13500.0% (136x higher) [+13500.0%, +13500.0%]")
 

@@ -9,7 +9,7 @@ import time
 import unittest
 from unittest import mock
 
-from ratchetlib.verbs import detect
+from ratchetlib.verbs import detect, detect_names
 from ratchetlib.core import sourcespec
 from tests import test_sources as ts
 from tests.util import cli, make_repo, write
@@ -188,7 +188,7 @@ class DetectTest(unittest.TestCase):
     def test_direction_words(self):
         cases = {"val_loss": "min", "eval/accuracy": "max", "p95_latency_ms": "min", "tokensPerSec": "max",
                  "samples_per_second": "max", "binary_size": "min", "bleu": "max", "wer": "min", "widgets": None}
-        self.assertEqual({k: detect.direction_of(k) for k in cases}, cases)
+        self.assertEqual({k: detect_names.direction_of(k) for k in cases}, cases)
 
     def test_walk_skips_virtualenvs_and_stays_bounded(self):
         repo = make_repo(self, {"train.py": TRAIN})

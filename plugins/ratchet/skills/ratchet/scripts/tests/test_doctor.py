@@ -9,7 +9,7 @@ import tempfile
 import unittest
 from unittest import mock
 
-from ratchetlib.verbs import doctor
+from ratchetlib.verbs import doctor, doctor_figures
 from tests.util import BENCH, INIT, PY, RepoTest, cli, git, read, write
 
 # Deterministic "noise": each run prints the next value of a fixed cycle
@@ -204,14 +204,14 @@ class DoctorTest(RepoTest):
 
 class FiguresTest(unittest.TestCase):
     def test_formulas(self):
-        self.assertAlmostEqual(doctor.mde(1.0, 1), 2.8 * math.sqrt(2))
-        self.assertAlmostEqual(doctor.mde(1.0, 4), 1.4 * math.sqrt(2))
-        self.assertAlmostEqual(doctor.false_keep_rate(1.0, 2, 0.0), 0.5)
-        self.assertAlmostEqual(doctor.false_keep_rate(1.0, 2, 1.645), 0.05, places=3)
-        self.assertEqual(doctor.false_keep_rate(0.0, 2, 0.0), 0.0)
-        self.assertEqual(doctor.trials_for(1.0, 100.0, 2.0, 1), math.ceil((2.8 * math.sqrt(2) / 2) ** 2))
-        self.assertEqual(doctor.noise([1.0])["sd"], None)
-        self.assertEqual([doctor.suggest_timeout(x) for x in (0.1, 4.2, 30, 250)], [10, 15, 90, 900])
+        self.assertAlmostEqual(doctor_figures.mde(1.0, 1), 2.8 * math.sqrt(2))
+        self.assertAlmostEqual(doctor_figures.mde(1.0, 4), 1.4 * math.sqrt(2))
+        self.assertAlmostEqual(doctor_figures.false_keep_rate(1.0, 2, 0.0), 0.5)
+        self.assertAlmostEqual(doctor_figures.false_keep_rate(1.0, 2, 1.645), 0.05, places=3)
+        self.assertEqual(doctor_figures.false_keep_rate(0.0, 2, 0.0), 0.0)
+        self.assertEqual(doctor_figures.trials_for(1.0, 100.0, 2.0, 1), math.ceil((2.8 * math.sqrt(2) / 2) ** 2))
+        self.assertEqual(doctor_figures.noise([1.0])["sd"], None)
+        self.assertEqual([doctor_figures.suggest_timeout(x) for x in (0.1, 4.2, 30, 250)], [10, 15, 90, 900])
 
 
 if __name__ == "__main__":

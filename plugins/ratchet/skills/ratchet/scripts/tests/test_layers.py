@@ -1,15 +1,17 @@
 """The floor plan holds: each layer folder of ratchetlib imports only from the
-folders above it (core, io, measure, learn, keep, present, verbs, in that
-order), and no two modules import each other round a cycle. Read from the
-source with `ast`, so an import inside a function counts as much as one at
-the top: a lazy import cannot hide a cycle or an upward dependency."""
+folders above it (core, io, measure, learn, keep, present, verbs, cli, in
+that order; cli, the flags and one handler per verb, is the outermost and
+nothing imports it), and no two modules import each other round a cycle.
+Read from the source with `ast`, so an import inside a function counts as
+much as one at the top: a lazy import cannot hide a cycle or an upward
+dependency."""
 
 import ast
 import os
 import unittest
 
 LIB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ratchetlib")
-ORDER = ("core", "io", "measure", "learn", "keep", "present", "verbs")
+ORDER = ("core", "io", "measure", "learn", "keep", "present", "verbs", "cli")
 
 
 def _modules() -> dict:

@@ -195,8 +195,8 @@ class TerminalTest(unittest.TestCase):
         self.assertEqual(reporting.trend([]), "")
 
     def test_every_verb_that_prints_state_has_json(self):
-        import ratchet
-        parser = ratchet.build_parser()
+        from ratchetlib.cli.flags import build_parser
+        parser = build_parser()
         sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
         # tail and diff print a log or a patch, demo a walkthrough: text, not state
         text_only = {"tail", "diff", "demo", "loop", "reseal"}  # logs, patches, walkthroughs and a confirmation at a terminal, not state

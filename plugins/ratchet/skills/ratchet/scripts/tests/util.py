@@ -91,12 +91,12 @@ def wait_for_file(path, seconds=20.0):
 
 
 def cli(*argv, cwd=None):
-    """Run ratchet.main in-process; return (exit code, stdout, stderr)."""
-    import ratchet  # noqa: the CLI module, importable from the scripts folder
+    """Run the CLI's main in-process; return (exit code, stdout, stderr)."""
+    from ratchetlib.cli.main import main
     out, err = io.StringIO(), io.StringIO()
     args = (["-C", cwd] if cwd else []) + list(argv)
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = ratchet.main(args)
+        code = main(args)
     return code, out.getvalue(), err.getvalue()
 
 

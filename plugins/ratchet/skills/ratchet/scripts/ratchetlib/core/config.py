@@ -8,12 +8,12 @@ a format newer than this code understands instead of guessing.
 
 import dataclasses
 import math
-import os
-import posixpath
 import re
 from typing import Optional
 
 from . import constraints, paths, sourcespec
+from .flag_paths import check_artifacts, check_outputs, check_report_source, read_instructions, repo_relative
+from .steering import parse_arms, parse_escalation
 from .errors import UsageError
 
 FORMAT = 1
@@ -74,7 +74,7 @@ class Config:
     guard_timeout_seconds: Optional[float] = None
     holdout_command: Optional[str] = None
     auto_protected: tuple = ()   # protected because a command names them
-    # Decisions (issue 3, see paired.py and stats.py).
+    # Decisions (issue 3, see paired.py and sprt.py).
     decision: str = "paired"     # paired | mean
     target: float = 2.0          # H1 of the sequential test, percent
     alpha: float = 0.05
@@ -171,70 +171,6 @@ def _positive_int(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
-def _check_report_source(source: str, repo_root: str):
-    """(the report source as stored, the repo-relative path to protect or None)."""
-    root = os.path.realpath(repo_root)
-    if os.path.isabs(source.strip()):  # a plain report file given by its absolute path
-        full = os.path.realpath(source.strip())
-        if os.path.commonpath([full, root]) != root or full == root:
-            raise UsageError(f"--report-source {source!r} is outside the repository; give a path inside {root}")
-        source = "./" + os.path.relpath(full, root).replace(os.sep, "/")
-    try:
-        src = sourcespec.parse_source(source)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    if src.kind in sourcespec.STREAMS:
-        return src.kind, None
-    if src.kind != sourcespec.TEXT:
-        if src.path == ".":
-            raise UsageError(f"--report-source '{src.spec}' names the whole repository; name the file or "
-                             f"folder the trainer writes instead (e.g. {src.kind}:logs)")
-        paths.inside(src.path, repo_root, "--report-source")  # no folder of it a symlink to elsewhere
-        return src.spec, src.path
-    full = os.path.realpath(os.path.join(repo_root, src.path))
-    if os.path.commonpath([full, root]) != root or full == root:
-        raise UsageError(f"--report-source {source!r} is outside the repository; give a path inside {root}")
-    rel = os.path.relpath(full, root).replace(os.sep, "/")
-    # A file named like `kind:x` or `stdout` keeps a `./` so it is never re-read as a source kind.
-    return (rel if _is_plain_path(rel) else "./" + rel), rel
-
-
-def _is_plain_path(rel: str) -> bool:
-    try:
-        return sourcespec.parse_source(rel).kind == sourcespec.TEXT
-    except ValueError:
-        return False
-
-
-def _check_artifacts(globs, on_revert, repo_root: str) -> tuple:
-    out = []
-    for g in globs or ():
-        spec = paths.normalize(posixpath.normpath(str(g).replace("\\", "/"))) if str(g).strip() else ""
-        if not spec or spec == "." or os.path.isabs(g) or spec == ".." or spec.startswith("../"):
-            raise UsageError(f"--artifact-glob {g!r} must be a glob relative to the repository root, inside it")
-        spec = paths.inside(spec, repo_root, "--artifact-glob")  # its folders may not be symlinks to elsewhere
-        if spec == ".ratchet" or spec.startswith(".ratchet/"):
-            raise UsageError(f"--artifact-glob {g!r} points into .ratchet/, which ratchet owns")
-        out.append(spec)
-    if on_revert not in ("keep", "remove"):
-        raise UsageError(f"--artifacts-on-revert must be keep or remove (got {on_revert!r})")
-    return tuple(dict.fromkeys(out))
-
-
-def _check_outputs(specs) -> tuple:
-    """--output PATHSPEC: inside the repository, not all of it, not .ratchet/."""
-    out = []
-    for g in specs or ():
-        spec = paths.normalize(posixpath.normpath(str(g).replace("\\", "/"))) if str(g).strip() else ""
-        if not spec or os.path.isabs(g) or spec == ".." or spec.startswith("../"):
-            raise UsageError(f"--output {g!r} must be a path relative to the repository root, inside it")
-        if spec in (".", "*", "**") or spec == ".ratchet" or spec.startswith(".ratchet/"):
-            raise UsageError(f"--output {g!r} would declare every file (or ratchet's own) an output; name the "
-                             f"folder or files the benchmark writes, e.g. --output build")
-        out.append(spec)
-    return tuple(dict.fromkeys(out))
-
-
 def _check_pattern(pattern: Optional[str]) -> Optional[str]:
     if pattern is None:
         return None
@@ -245,80 +181,6 @@ def _check_pattern(pattern: Optional[str]) -> Optional[str]:
     if compiled.groups < 1:
         raise UsageError("--metric-pattern needs one capture group around the number, e.g. 'took ([0-9.]+) ms'")
     return pattern
-
-
-def _read_instructions(path: Optional[str], repo_root: str) -> str:
-    if path is None:
-        return ""
-    full = os.path.join(repo_root, paths.inside(path, repo_root, "--instructions-file"))
-    try:
-        with open(full, encoding="utf-8") as f:
-            return f.read().strip()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"--instructions-file {path!r} cannot be read: {e.strerror or e}") from None
-
-
-DEFAULT_ARMS = ("algorithm", "data-structure", "micro-optimization",
-                "parallelism", "memory-layout", "rewrite")
-"""The bandit's arms when `--strategy bandit` names none (learn/bandit.py)."""
-_ARM_NAME = re.compile(r"^[\w][\w.+-]*$")
-
-
-def check_arms(arms) -> list:
-    """The arm names as a list; UsageError for none, a bad name or a repeat."""
-    arms = list(arms)
-    if not arms:
-        raise UsageError("the bandit needs at least one arm")
-    for arm in arms:
-        if not isinstance(arm, str) or not _ARM_NAME.match(arm):
-            raise UsageError(f"bad arm name {arm!r}: use letters, digits, '-', '_', '.'")
-    if len(set(arms)) != len(arms):
-        raise UsageError(f"arm names repeat: {', '.join(arms)}")
-    return arms
-
-
-ESCALATION_DEFAULTS = {"refine": 3, "pivot": 5, "search_pivots": 2, "halt_pivots": 3}
-"""The escalation counts `--escalation` overrides (learn/escalation.py reads them)."""
-ESCALATION_KEYS = {"refine": "refine", "pivot": "pivot", "search": "search_pivots", "halt": "halt_pivots"}
-
-
-def parse_escalation(text: Optional[str]) -> dict:
-    """'refine=3,pivot=5,search=2,halt=3' (any subset) -> the full escalation
-    counts, defaults filled in. `search` and `halt` count failed pivots."""
-    raw = {}
-    for part in filter(None, (p.strip() for p in (text or "").split(","))):
-        key, sep, value = part.partition("=")
-        key = ESCALATION_KEYS.get(key.strip(), key.strip())
-        if not sep or key not in ESCALATION_DEFAULTS:
-            raise UsageError(f"--escalation {part!r}: use NAME=COUNT with NAME one of {', '.join(ESCALATION_KEYS)}")
-        try:
-            raw[key] = int(value)
-        except ValueError:
-            raise UsageError(f"--escalation {part!r}: {value.strip()!r} is not a whole number") from None
-        if raw[key] < 1:
-            raise UsageError(f"escalation.{key} must be a whole number >= 1, got {raw[key]!r}")
-    return {**ESCALATION_DEFAULTS, **raw}
-
-
-def parse_arms(strategy: Optional[str], text: Optional[str]) -> tuple:
-    """The bandit's arms: `--arms a,b,c`, else the defaults; none without a bandit."""
-    if strategy not in (None, "bandit"):
-        raise UsageError(f"--strategy {strategy!r} is not known; use --strategy bandit")
-    if strategy is None:
-        if text:
-            raise UsageError("--arms needs --strategy bandit")
-        return ()
-    if text is None:
-        return DEFAULT_ARMS
-    return tuple(check_arms([a.strip() for a in text.split(",") if a.strip()]))
-
-
-def _repo_relative(path: str, repo_root: str) -> Optional[str]:
-    full = os.path.realpath(os.path.join(repo_root, path))
-    root = os.path.realpath(repo_root)
-    if os.path.commonpath([full, root]) != root:
-        return None
-    return os.path.relpath(full, root).replace(os.sep, "/")
 
 
 def build(args: dict, repo_root: str, named: tuple = ()) -> Config:
@@ -332,42 +194,14 @@ def build(args: dict, repo_root: str, named: tuple = ()) -> Config:
     run_command = (args.get("run_command") or "").strip()
     if not run_command:
         raise UsageError("--run-command is required: the command that prints the metric")
-    extra_metrics = [_parse_metric(t) for t in args.get("metric") or ()]
-    if not args.get("metric_name") and not args.get("direction") and extra_metrics:
-        first = extra_metrics.pop(0)
-        args = {**args, "metric_name": first["name"], "direction": first["direction"]}
-        if first["margin"] is not None:  # the primary's own margin; the others keep the global one
-            glob = parse_margin(args.get("min_improvement") or "0")
-            extra_metrics = [m if m["margin"] else {**m, "margin": {"value": glob.value, "relative": glob.relative}}
-                             for m in extra_metrics]
-            args["min_improvement"] = f"{first['margin']['value']}{'%' if first['margin']['relative'] else ''}"
-    if args.get("branch") and args.get("no_branch"):
-        raise UsageError("--branch and --no-branch contradict each other; give one of them")
-    direction = args.get("direction")
-    if direction not in ("max", "min"):
-        raise UsageError(f"--direction must be max or min (got {direction!r})")
-    metric_name = (args.get("metric_name") or "").strip()
-    if not metric_name or any(c.isspace() for c in metric_name):
-        raise UsageError("--metric-name is required and must not contain spaces")
-    threshold = args.get("threshold")
-    if threshold is not None and not math.isfinite(threshold):
-        raise UsageError("--threshold must be a finite number")
-    timeout = args.get("trial_timeout_seconds")
-    if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
-        raise UsageError(f"--trial-timeout-seconds must be > 0 (got {timeout!r})")
-    source, source_path = _check_report_source(args.get("report_source") or "", repo_root)
-    artifact_globs = _check_artifacts(args.get("artifact_glob"), args.get("artifacts_on_revert") or "keep", repo_root)
+    args, extra_metrics = _primary_from_metrics(args)
+    direction, metric_name, threshold, timeout = _primary_fields(args)
+    source, source_path = check_report_source(args.get("report_source") or "", repo_root)
+    artifact_globs = check_artifacts(args.get("artifact_glob"), args.get("artifacts_on_revert") or "keep", repo_root)
     instructions_file = args.get("instructions_file")
     text = "\n".join(t for t in ((args.get("instructions") or "").strip(),
-                                 _read_instructions(instructions_file, repo_root)) if t)
-    editable = tuple(dict.fromkeys(paths.inside(s, repo_root, "--editable") for s in args.get("editable") or ()))
-    protect = [".ratchet"] + [paths.inside(s, repo_root, "--protect") for s in args.get("protect") or ()]
-    if source_path:
-        protect.append(source_path)
-    if instructions_file:
-        rel = _repo_relative(instructions_file, repo_root)
-        if rel:
-            protect.append(rel)
+                                 read_instructions(instructions_file, repo_root)) if t)
+    editable, protect = _editable_and_protected(args, repo_root, source_path)
     integrity = _integrity(args, named, editable, protect, metric_name, extra_metrics)
     protect = tuple(dict.fromkeys(protect + list(integrity["auto_protected"])))
     for spec in editable:
@@ -396,13 +230,64 @@ def build(args: dict, repo_root: str, named: tuple = ()) -> Config:
         protect=protect,
         artifact_globs=artifact_globs,
         artifacts_on_revert=args.get("artifacts_on_revert") or "keep",
-        outputs=_check_outputs(args.get("output")),
+        outputs=check_outputs(args.get("output")),
         **integrity,
         strategy=args.get("strategy"),
         arms=parse_arms(args.get("strategy"), args.get("arms")),
         escalation=parse_escalation(args.get("escalation")),
         **_decision_fields(args),
     )
+
+
+def _primary_from_metrics(args: dict) -> tuple:
+    """(args, the --metric objectives beyond the primary). With no
+    --metric-name and no --direction, the first --metric is the primary;
+    its own margin becomes --min-improvement and the others keep the
+    global one."""
+    extra_metrics = [_parse_metric(t) for t in args.get("metric") or ()]
+    if not args.get("metric_name") and not args.get("direction") and extra_metrics:
+        first = extra_metrics.pop(0)
+        args = {**args, "metric_name": first["name"], "direction": first["direction"]}
+        if first["margin"] is not None:  # the primary's own margin; the others keep the global one
+            glob = parse_margin(args.get("min_improvement") or "0")
+            extra_metrics = [m if m["margin"] else {**m, "margin": {"value": glob.value, "relative": glob.relative}}
+                             for m in extra_metrics]
+            args["min_improvement"] = f"{first['margin']['value']}{'%' if first['margin']['relative'] else ''}"
+    return args, extra_metrics
+
+
+def _primary_fields(args: dict) -> tuple:
+    """(direction, metric name, threshold, trial timeout), validated in this order."""
+    if args.get("branch") and args.get("no_branch"):
+        raise UsageError("--branch and --no-branch contradict each other; give one of them")
+    direction = args.get("direction")
+    if direction not in ("max", "min"):
+        raise UsageError(f"--direction must be max or min (got {direction!r})")
+    metric_name = (args.get("metric_name") or "").strip()
+    if not metric_name or any(c.isspace() for c in metric_name):
+        raise UsageError("--metric-name is required and must not contain spaces")
+    threshold = args.get("threshold")
+    if threshold is not None and not math.isfinite(threshold):
+        raise UsageError("--threshold must be a finite number")
+    timeout = args.get("trial_timeout_seconds")
+    if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
+        raise UsageError(f"--trial-timeout-seconds must be > 0 (got {timeout!r})")
+    return direction, metric_name, threshold, timeout
+
+
+def _editable_and_protected(args: dict, repo_root: str, source_path: Optional[str]) -> tuple:
+    """(editable pathspecs, protected pathspecs so far): .ratchet, --protect,
+    the report file and the instructions file are protected."""
+    editable = tuple(dict.fromkeys(paths.inside(s, repo_root, "--editable") for s in args.get("editable") or ()))
+    protect = [".ratchet"] + [paths.inside(s, repo_root, "--protect") for s in args.get("protect") or ()]
+    if source_path:
+        protect.append(source_path)
+    instructions_file = args.get("instructions_file")
+    if instructions_file:
+        rel = repo_relative(instructions_file, repo_root)
+        if rel:
+            protect.append(rel)
+    return editable, protect
 
 
 def _decision_fields(args: dict) -> dict:

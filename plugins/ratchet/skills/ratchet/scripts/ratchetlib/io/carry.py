@@ -33,7 +33,7 @@ import hashlib
 import os
 from typing import Optional
 
-from . import gitops, harness, startup, store
+from . import gitops, gitpatch, harness, startup, store
 from ..core import paths, sourcespec
 
 FORMAT = 1
@@ -145,7 +145,7 @@ def undo(run, before: dict, moved: dict, hooks: dict) -> list:
     known = set(before["tree"]["tracked"]) | _tracked(repo, list(moved))
     tracked = [p for p in moved if p in known]
     if tracked:
-        gitops.restore(repo, tracked, [])
+        gitpatch.back_to_head(repo, tracked, [])
     for rel, kind in moved.items():
         if rel in tracked:
             continue
@@ -153,7 +153,7 @@ def undo(run, before: dict, moved: dict, hooks: dict) -> list:
         if kind == CREATED:
             if os.path.lexists(full) and not os.path.isdir(full):
                 os.remove(full)
-                gitops._prune_empty_dirs(repo, os.path.dirname(rel))
+                gitpatch.prune_empty_dirs(repo, os.path.dirname(rel))
             continue
         if rel in pins and _restore_user_file(run.store.root, repo, rel, pins[rel]):
             continue

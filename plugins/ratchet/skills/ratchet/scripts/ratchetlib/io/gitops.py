@@ -16,6 +16,9 @@ drivers are listed afresh before each such call, so one a trial just added to
 `.git/config` never runs either. Every call has a timeout
 (`RATCHET_GIT_TIMEOUT_SECONDS`, default 120): a hung git is a one-line error
 naming the command, never a hang.
+
+Branches and commits are in githistory.py, the patches that swap a change
+out of and into the work tree in gitpatch.py; both call git through here.
 """
 
 import dataclasses
@@ -27,8 +30,6 @@ from typing import Optional
 
 from ..core.errors import RatchetError, UsageError
 
-_FALLBACK_IDENTITY = ["-c", "user.name=ratchet", "-c", "user.email=ratchet@localhost"]
-TRAILER = "Ratchet-Iteration"
 TIMEOUT_ENV = "RATCHET_GIT_TIMEOUT_SECONDS"
 DEFAULT_TIMEOUT = 120.0
 
@@ -321,105 +322,6 @@ def nested_edited(repo: str, path: str) -> bool:
     return False
 
 
-def create_branch(repo: str, name: str, start: str) -> None:
-    """Create branch `name` at commit `start` without checking it out (refuses an existing name)."""
-    git(repo, "update-ref", "-m", "ratchet init", f"refs/heads/{name}", start, "")
-
-
-def checkout(repo: str, name: str) -> None:
-    git(repo, "checkout", "-q", name)
-
-
-def _identity(repo: str) -> list:
-    has = git(repo, "config", "user.email", check=False).strip() and git(repo, "config", "user.name", check=False).strip()
-    return [] if has else _FALLBACK_IDENTITY
-
-
-def commit_paths(repo: str, paths: list, message: str) -> str:
-    """Commit exactly `paths` (adds, edits, deletions) and return the new sha.
-
-    Everything else staged is unstaged first, so nothing outside `paths` can
-    ride along; hooks are skipped because a hook that rewrites files would
-    commit something that was never measured.
-    """
-    git(repo, "reset", "-q")
-    git(repo, "add", "-A", "--", *paths)
-    git(repo, *_identity(repo), "commit", "-q", "--no-verify", "-m", message)
-    return head_sha(repo)
-
-
-def commit_tree(repo: str, tree: str, parent: str, message: str) -> str:
-    """A commit object of `tree` on `parent` (no ref moves, no work tree)."""
-    return git(repo, *_identity(repo), "commit-tree", tree, "-p", parent, input=message.encode()).strip()
-
-
-def tree_of(repo: str, rev: str) -> str:
-    return git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{tree}}").strip()
-
-
-def soft_reset(repo: str, sha: str) -> None:
-    """Move the branch back to `sha`, keeping the work tree as it is."""
-    git(repo, "reset", "-q", "--soft", sha)
-    git(repo, "reset", "-q")
-
-
-def is_ancestor(repo: str, a: str, b: str) -> bool:
-    return run(repo, "merge-base", "--is-ancestor", a, b).returncode == 0
-
-
-def commit_trailer(repo: str, sha: str) -> Optional[int]:
-    """The Ratchet-Iteration number in `sha`'s message, if it has one."""
-    body = git(repo, "log", "-1", "--format=%B", sha, check=False)
-    for line in body.splitlines():
-        if line.startswith(TRAILER + ":"):
-            try:
-                return int(line.split(":", 1)[1])
-            except ValueError:
-                return None
-    return None
-
-
-def restore(repo: str, tracked_paths: list, new_files: list) -> None:
-    """Put `tracked_paths` back to HEAD and delete `new_files` (untracked).
-
-    Callers pass only files this iteration created as `new_files`; anything
-    the user had is never in that list.
-    """
-    git(repo, "reset", "-q")
-    if tracked_paths:
-        in_head = set(git(repo, "ls-tree", "-r", "-z", "--name-only", "HEAD", "--", *tracked_paths).split("\0")) - {""}
-        if in_head:
-            git(repo, "checkout", "-q", "HEAD", "--", *sorted(in_head))
-        new_files = list(new_files) + [p for p in tracked_paths if p not in in_head]
-    for p in new_files:
-        full = os.path.join(repo, p)
-        if os.path.lexists(full) and not os.path.isdir(full):
-            os.remove(full)
-            _prune_empty_dirs(repo, os.path.dirname(p))
-
-
-def _prune_empty_dirs(repo: str, rel: str) -> None:
-    while rel:
-        full = os.path.join(repo, rel)
-        try:
-            os.rmdir(full)
-        except OSError:
-            return
-        rel = os.path.dirname(rel)
-
-
-def diff_patch(repo: str, tracked_paths: list, new_files: list) -> str:
-    """A `git apply`-able binary patch of the candidate against HEAD."""
-    if new_files:
-        git(repo, "add", "-N", "--", *new_files)
-    try:
-        paths = list(tracked_paths) + list(new_files)
-        return git(repo, "diff", "--binary", "HEAD", "--", *paths) if paths else ""
-    finally:
-        if new_files:
-            git(repo, "reset", "-q", "--", *new_files)
-
-
 def exclude_path(repo: str) -> str:
     rel = git(repo, "rev-parse", "--git-path", "info/exclude").strip()
     return rel if os.path.isabs(rel) else os.path.join(repo, rel)
@@ -438,18 +340,3 @@ def ensure_excluded(repo: str, pattern: str) -> None:
         f.write(f"\n{pattern}\n")
 
 
-def apply_patch(repo: str, patch: bytes) -> Optional[str]:
-    """`git apply` a binary patch to the work tree; None on success, else
-    git's last error line (nothing is applied then: git apply is atomic)."""
-    p = run(repo, "apply", "--binary", "--whitespace=nowarn", "-", input=patch)
-    if p.returncode == 0:
-        return None
-    msg = p.stderr.decode("utf-8", "replace").strip().splitlines()
-    return msg[-1] if msg else f"git apply exited {p.returncode}"
-
-
-def tree_patch(worktree: str, base: str) -> bytes:
-    """Everything in `worktree` that differs from commit `base` (edits, new
-    and deleted files, commits made on top) as one binary patch."""
-    git(worktree, "add", "-A")
-    return git(worktree, "diff", "--binary", "--cached", base).encode("utf-8", "surrogateescape")

@@ -8,7 +8,7 @@ from typing import Optional
 
 from ..core import paths
 from ..core.errors import UsageError
-from ..io import gitops, harness, workspace
+from ..io import githistory, gitops, harness, workspace
 
 
 
@@ -41,7 +41,7 @@ def candidate(run: workspace.Run) -> Candidate:
         if branch != cfg.branch:
             raise UsageError(f"HEAD is on {branch or 'a detached commit'}, not the run's branch {cfg.branch}; "
                              f"`git checkout {cfg.branch}` and retry")
-        gitops.soft_reset(repo, st["incumbent_sha"])
+        githistory.soft_reset(repo, st["incumbent_sha"])
         note = (f"the agent committed {head[:10]} itself; its change is measured as this iteration's candidate "
                 f"(the commit was undone and is re-made on keep)")
     before = set(st.get("untracked_before") or ())

@@ -26,7 +26,7 @@ from typing import Optional
 from ..core import budget, decision, faults, paths, pareto, term
 from ..core import config as configmod
 from ..core.errors import RatchetError, UsageError
-from ..io import artifacts, fresh, gitguard, gitops, harness, workspace
+from ..io import githistory, gitpatch, artifacts, fresh, gitguard, gitops, harness, workspace
 from ..io.store import atomic_write, now_iso
 from ..learn import learning
 from ..measure import holdout
@@ -100,11 +100,11 @@ def _apply_git(run: workspace.Run, rec: dict, cand: dict) -> dict:
     tracked, new = cand.get("tracked", []), cand.get("new", [])
     if rec["decision"] == decision.KEEP:
         head = gitops.head_sha(repo)
-        if head != run.state["incumbent_sha"] and gitops.commit_trailer(repo, head) == it:
+        if head != run.state["incumbent_sha"] and githistory.commit_trailer(repo, head) == it:
             return {**rec, "sha": head}
         title = (rec.get("description") or rec.get("hypothesis") or "change").splitlines()[0][:72]
-        msg = term.printable(f"ratchet: iter {it}: {title}\n\n{rec['reason']}\n\n{gitops.TRAILER}: {it}\n")
-        rec = {**rec, "sha": gitops.commit_paths(repo, tracked + new, msg)}
+        msg = term.printable(f"ratchet: iter {it}: {title}\n\n{rec['reason']}\n\n{githistory.TRAILER}: {it}\n")
+        rec = {**rec, "sha": githistory.commit_paths(repo, tracked + new, msg)}
         faults.point("committed")
         return rec
     if rec["decision"] == decision.TAMPERED:  # git's own files first: the revert below checks files out
@@ -116,9 +116,9 @@ def _apply_git(run: workspace.Run, rec: dict, cand: dict) -> dict:
         mine = [p for p in tracked + new if paths.classify(p, run.config.editable, run.config.protect) != paths.PROTECTED
                 and p not in gitguard.attributes_in([p])]
         if mine and not os.path.exists(patch_file):
-            patch = gitops.diff_patch(repo, [p for p in tracked if p in mine], [p for p in new if p in mine])
+            patch = gitpatch.diff_patch(repo, [p for p in tracked if p in mine], [p for p in new if p in mine])
             atomic_write(patch_file, patch.encode("utf-8", "surrogateescape"))
-        gitops.restore(repo, tracked, new)
+        gitpatch.back_to_head(repo, tracked, new)
         fresh.switched(repo, tracked + new)
         faults.point("reverted")
         if mine:

@@ -2,7 +2,7 @@
 
 Each pair is one run of the incumbent (the last kept commit, HEAD) and one of
 the candidate (the agent's change in the tree), back to back, the order
-alternating (AB, BA, ...: `stats.incumbent_first`) so a drifting machine
+alternating (AB, BA, ...: `incumbent_first`) so a drifting machine
 cancels inside the pairs. Both run in the same working directory, so ignored
 data folders, build outputs and relative paths work unchanged: the editable
 files are swapped.
@@ -12,7 +12,7 @@ The swap, and why it is crash safe:
      (`.ratchet/swap/candidate.patch`) with its changed and new paths, and
      current.json records `swap` (the same data a revert saves);
   2. to the incumbent: the candidate's paths are restored to HEAD and its
-     new files removed (`gitops.restore`);
+     new files removed (`gitpatch.back_to_head`);
   3. to the candidate: the same restore, then `git apply --binary` of the
      saved patch. Restore-then-apply is idempotent, so `recover` (a command
      started after a kill at any point) simply does step 3.
@@ -22,9 +22,9 @@ After the last pair the tree holds the candidate again and `swap` is
 cleared; the engine's usual decision ordering then commits it or saves it
 as the iteration's patch and restores the incumbent.
 
-After each pair `stats.sprt_decide` says keep, revert or continue; at least
+After each pair `sprt_decide` says keep, revert or continue; at least
 `Config.min_pairs` pairs run, at most `--max-trials`. With `--seed-env VAR`
-both runs of pair p see the same `stats.pair_seed(run_id, iteration, p)`.
+both runs of pair p see the same `pair_seed(run_id, iteration, p)`.
 
 Units: effects, h0/h1 and the noise are on the stats scale (log-ratios when
 every score is positive, metric units otherwise). What records and state show
@@ -37,9 +37,13 @@ import os
 import shutil
 from typing import Optional
 
-from ..core import change, faults, paths, stats
+from ..core import change, faults, paths
+from ..core.effects import effect_hypotheses, incumbent_first, margin_effect, pair_effect, pair_seed, use_log_scale
+from ..core.gain import gain_interval
+from ..core.noise import Noise, noise_estimate, update_noise
+from ..core.sprt import detectable_effect, sprt_decide
+from ..io import fresh, gitops, gitpatch, harness
 from ..measure import trial
-from ..io import fresh, gitops, harness
 from ..core.errors import RatchetError, UsageError
 from ..io.store import atomic_write, now_iso, write_json
 
@@ -52,7 +56,7 @@ def save_candidate(run, cur: dict, cand) -> dict:
     """Step 1: the candidate as a patch under .ratchet/, `swap` in current.json."""
     path = run.store.path(*SWAP_PATCH)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    patch = gitops.diff_patch(run.repo, list(cand.tracked), list(cand.new))
+    patch = gitpatch.diff_patch(run.repo, list(cand.tracked), list(cand.new))
     atomic_write(path, patch.encode("utf-8", "surrogateescape"))
     cur["swap"] = {"patch": os.path.relpath(path, run.store.root), "tracked": list(cand.tracked),
                    "new": list(cand.new), "in_tree": "candidate"}
@@ -61,18 +65,18 @@ def save_candidate(run, cur: dict, cand) -> dict:
 
 
 def to_incumbent(run, swap: dict) -> None:
-    gitops.restore(run.repo, swap["tracked"], swap["new"])
+    gitpatch.back_to_head(run.repo, swap["tracked"], swap["new"])
     fresh.switched(run.repo, swap["tracked"] + swap["new"])
 
 
 def to_candidate(run, swap: dict) -> None:
     """Restore, then apply the saved patch (idempotent: recovery calls it)."""
-    gitops.restore(run.repo, swap["tracked"], swap["new"])
+    gitpatch.back_to_head(run.repo, swap["tracked"], swap["new"])
     faults.point("swap-restored")
     with open(os.path.join(run.store.root, swap["patch"]), "rb") as f:
         patch = f.read()
     if patch:
-        err = gitops.apply_patch(run.repo, patch)
+        err = gitpatch.apply_patch(run.repo, patch)
         if err:
             raise RatchetError(f"could not re-apply the candidate from .ratchet/{swap['patch']}: {err}; "
                                f"apply it by hand (git apply --binary)")
@@ -93,9 +97,9 @@ def recover(run, cur: dict) -> list:
 
 # --- the plan of one iteration's test ----------------------------------------
 
-def noise_of(state: dict) -> Optional[stats.Noise]:
+def noise_of(state: dict) -> Optional[Noise]:
     try:
-        return stats.Noise.from_json(state["noise"]) if state.get("noise") else None
+        return Noise.from_json(state["noise"]) if state.get("noise") else None
     except ValueError:
         return None
 
@@ -104,9 +108,9 @@ def hypotheses(cfg, incumbent: float, log_scale: bool) -> tuple:
     """(h0, h1) on the stats scale; UsageError when the margin cannot apply."""
     mi = cfg.min_improvement
     try:
-        h0 = stats.margin_effect(mi.value, mi.relative, incumbent=incumbent, direction=cfg.direction,
+        h0 = margin_effect(mi.value, mi.relative, incumbent=incumbent, direction=cfg.direction,
                                  log_scale=log_scale)
-        return stats.hypotheses(margin=h0, target_percent=cfg.target, incumbent=incumbent, log_scale=log_scale)
+        return effect_hypotheses(margin=h0, target_percent=cfg.target, incumbent=incumbent, log_scale=log_scale)
     except ValueError as e:
         raise UsageError(f"the paired test cannot use this run's margin/target: {e}; "
                          f"adjust --min-improvement/--target or use --decision mean") from None
@@ -119,11 +123,11 @@ def relative(effect: float, log_scale: bool, base: Optional[float]) -> Optional[
     return effect / abs(base) if base else None
 
 
-def detectable(cfg, noise: stats.Noise, base: Optional[float]) -> Optional[float]:
+def detectable(cfg, noise: Noise, base: Optional[float]) -> Optional[float]:
     """The smallest improvement (relative) the test detects within the pair cap."""
     try:
         h0, h1 = hypotheses(cfg, base, noise.log_scale)
-        d = stats.detectable_effect(noise.sigma_pair, cfg.alpha, cfg.beta, cfg.max_trials, h0=h0, h1=h1,
+        d = detectable_effect(noise.sigma_pair, cfg.alpha, cfg.beta, cfg.max_trials, h0=h0, h1=h1,
                                     min_pairs=cfg.min_pairs)
     except (UsageError, ValueError):
         return None
@@ -136,7 +140,7 @@ def seed_env(cfg, iteration: int, pair: int) -> Optional[dict]:
     """The environment both runs of `pair` share (common random numbers)."""
     if not cfg.seed_env:
         return None
-    return {cfg.seed_env: str(stats.pair_seed(cfg.run_id, iteration, pair))}
+    return {cfg.seed_env: str(pair_seed(cfg.run_id, iteration, pair))}
 
 
 def effects_of(cfg, cand: list, inc: list, log_scale: bool) -> tuple:
@@ -145,7 +149,7 @@ def effects_of(cfg, cand: list, inc: list, log_scale: bool) -> tuple:
     pairs = [(i["score"], c["score"]) for i, c in zip(inc, cand)]
     if log_scale and any(s <= 0 for p in pairs for s in p):
         log_scale = False
-    return [stats.pair_effect(i, c, cfg.direction, log_scale) for i, c in pairs], log_scale
+    return [pair_effect(i, c, cfg.direction, log_scale) for i, c in pairs], log_scale
 
 
 def measure(run, cur: dict, cand) -> tuple:
@@ -167,7 +171,7 @@ def measure(run, cur: dict, cand) -> tuple:
     try:
         for p in range(1, cfg.max_trials + 1):
             env = seed_env(cfg, it, p)
-            order = ("incumbent", "candidate") if stats.incumbent_first(p) else ("candidate", "incumbent")
+            order = ("incumbent", "candidate") if incumbent_first(p) else ("candidate", "incumbent")
             failed = False
             for role in order:
                 if role != in_tree:
@@ -198,7 +202,7 @@ def measure(run, cur: dict, cand) -> tuple:
             effects, scale = effects_of(cfg, ctrials, itrials, log_scale)
             h0, h1 = hyp if scale == log_scale else hypotheses(cfg, base, scale)
             prior = noise if noise is not None and noise.log_scale == scale else None
-            verdict = stats.sprt_decide(effects, h0=h0, h1=h1, alpha=cfg.alpha, beta=cfg.beta,
+            verdict = sprt_decide(effects, h0=h0, h1=h1, alpha=cfg.alpha, beta=cfg.beta,
                                         min_pairs=cfg.min_pairs, max_pairs=cfg.max_trials,
                                         sigma_prior=prior.sigma_pair if prior else None,
                                         prior_df=prior.df if prior else 0.0, log_scale=scale, direction=cfg.direction)
@@ -259,8 +263,8 @@ def _mean(values) -> Optional[float]:
 
 def calibration(scores: list) -> dict:
     """Record fields of the baseline's calibration runs."""
-    log_scale = stats.use_log_scale(scores)
-    return {"log_scale": log_scale, "noise": stats.noise_estimate(scores, log_scale).to_json()}
+    log_scale = use_log_scale(scores)
+    return {"log_scale": log_scale, "noise": noise_estimate(scores, log_scale).to_json()}
 
 
 def fold(state: dict, rec: dict, cfg) -> dict:
@@ -276,7 +280,7 @@ def fold(state: dict, rec: dict, cfg) -> dict:
         if noise is None or len(fx) < 2 or bool(rec.get("log_scale")) != noise.log_scale:
             return st
         try:
-            st = {**st, "noise": stats.update_noise(noise, fx).to_json()}
+            st = {**st, "noise": update_noise(noise, fx).to_json()}
         except ValueError:
             return st
     noise = noise_of(st)
@@ -381,7 +385,7 @@ def verify(run, pairs: Optional[int] = None) -> Optional[dict]:
     try:
         for p in range(1, n + 1):
             env = seed_env(cfg, 10 ** 6 + st["iteration"], p)
-            for role in (("start", "best") if stats.incumbent_first(p) else ("best", "start")):
+            for role in (("start", "best") if incumbent_first(p) else ("best", "start")):
                 if role != in_tree:
                     to_start(repo, start, changed) if role == "start" else to_best(repo, changed)
                     in_tree = role
@@ -403,7 +407,7 @@ def verify(run, pairs: Optional[int] = None) -> Optional[dict]:
         harness.restore(repo, run.store.root, moved)
     effects, scale = effects_of(cfg, [{"score": s} for s in cand], [{"score": s} for s in inc],
                                 bool(st.get("log_scale", True)))
-    gain = stats.gain_interval(effects, 0.95, log_scale=scale,
+    gain = gain_interval(effects, 0.95, log_scale=scale,
                                sigma_prior=prior.sigma_pair if prior and prior.log_scale == scale else None,
                                prior_df=prior.df if prior and prior.log_scale == scale else 0.0)
     base = _mean(inc)

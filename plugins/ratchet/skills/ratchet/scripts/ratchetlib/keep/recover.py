@@ -7,7 +7,7 @@ command left running are ended or recorded in UNCLEAN."""
 
 from ..core import decision
 from ..core.errors import RatchetError, UsageError
-from ..io import artifacts, gitops, runner, seal, unclean, workspace
+from ..io import githistory, artifacts, gitops, runner, seal, unclean, workspace
 from ..io.store import Lock, now_iso
 from . import finish, paired
 
@@ -91,7 +91,7 @@ def _finish_init(run: workspace.Run, cur: dict) -> list:
     switch = bool(branch and here != branch and here == cur.get("original_branch")
                   and gitops.branch_exists(run.repo, branch) and not gitops.tracked_changes(run.repo))
     if switch:
-        gitops.checkout(run.repo, branch)
+        githistory.checkout(run.repo, branch)
     run.store.clear_current()
     return [f"a killed `init` had not checked out the run's branch; switched to {branch}"] if switch else []
 

@@ -24,7 +24,7 @@ File `.ratchet/bandit.json` (format 1):
 import math
 
 from ..io import store
-from ..core.config import DEFAULT_ARMS, check_arms
+from ..core.steering import DEFAULT_ARMS, check_arms
 from ..core.errors import UsageError
 
 FORMAT = 1

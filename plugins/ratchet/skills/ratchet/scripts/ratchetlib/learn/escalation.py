@@ -17,7 +17,7 @@ timeout, invalid and no-change all mean the current tactic did not pay.
 State shape: {"level": "NORMAL", "streak": 0, "pivots": 0, "stop": null}
 """
 
-from ..core.config import ESCALATION_DEFAULTS
+from ..core.steering import ESCALATION_DEFAULTS
 from ..core.errors import UsageError
 
 LEVELS = ("NORMAL", "REFINE", "PIVOT", "SEARCH", "HALT")

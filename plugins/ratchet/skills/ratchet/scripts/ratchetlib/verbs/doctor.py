@@ -18,22 +18,12 @@ writes: the trials' captured reports live in a temporary folder in the
 system temp (removed at the end), and a report file the user already had,
 which a trial moves aside like every trial does (capture.py), is put back.
 
-The noise figures are deliberately simple (issue 3 brings the paired test):
-from n runs, sd is the sample standard deviation and CV = sd / |mean|. With
-N = --trials runs per iteration, comparing two means of N:
-- the smallest effect detected with power 0.8 at two-sided alpha 0.05 is
-  MDE = (1.96 + 0.84) * sqrt(2) * sd / sqrt(N) ~= 2.8 * sqrt(2) * sd / sqrt(N);
-- the engine keeps a change whose mean beats the incumbent by more than the
-  margin, so a change that does nothing is kept with probability
-  1 - Phi(margin / (sd * sqrt(2 / N))): 50% with no margin. A margin of
-  1.645 * sd * sqrt(2 / N) brings that to 5%.
-Both assume roughly normal, independent runs; n = 3..5 runs estimate sd
-roughly, which is why these lines warn rather than fail.
+The checks on the measured runs are in doctor_runs, the pure figures (and the
+`Check` record) in doctor_figures.
 """
 
 import contextlib
 import dataclasses
-import math
 import os
 import shutil
 import tempfile
@@ -49,83 +39,13 @@ from ..core import paths, term
 from ..core import config as configmod
 from ..core.errors import RatchetError, UsageError
 from ..io.store import Lock, Store
+from .doctor_figures import FAIL, OK, WARN, Check
+from .doctor_runs import BUDGET_SECONDS, MAX_SUGGESTED_TRIALS, run_checks, timeout_check
 
-OK, WARN, FAIL = "ok", "warn", "fail"
 MIN_GIT = (2, 17)              # `git worktree remove` (the holdout) is the newest command ratchet uses
 DEFAULT_RUNS = 5
-BUDGET_SECONDS = 120.0         # extra runs for the noise stop once they would pass this (unless --runs)
 DOCTOR_TIMEOUT = 600.0         # the limit of one run when no --trial-timeout-seconds is given
-Z_POWER = 2.8                  # 1.96 (alpha 0.05, two-sided) + 0.84 (power 0.8)
-Z_FALSE_KEEP = 1.645           # one-sided 5%
-GOAL_PCT = 2.0                 # the effect to be able to see when no --min-improvement says otherwise
-MAX_SUGGESTED_TRIALS = 50
-NOISY_CV_PCT = 5.0
 
-
-@dataclasses.dataclass
-class Check:
-    name: str
-    status: str
-    detail: str
-    fix: str = ""
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-# --- pure figures ---------------------------------------------------------------
-
-def noise(scores: list) -> dict:
-    """mean, sd (sample), cv (percent) of the scores; sd None below two."""
-    n = len(scores)
-    mean = math.fsum(scores) / n if n else None
-    if n < 2:
-        return {"n": n, "mean": mean, "sd": None, "cv_pct": None}
-    sd = math.sqrt(math.fsum((x - mean) ** 2 for x in scores) / (n - 1))
-    return {"n": n, "mean": mean, "sd": sd, "cv_pct": sd / abs(mean) * 100 if mean else None}
-
-
-def mde(sd: float, trials: int) -> float:
-    """The smallest detectable difference of two means of `trials` runs (module docstring)."""
-    return Z_POWER * math.sqrt(2) * sd / math.sqrt(trials)
-
-
-def false_keep_rate(sd: float, trials: int, margin: float) -> float:
-    """P(a no-op change is kept) when a keep needs mean > incumbent + margin."""
-    if sd <= 0:
-        return 0.0
-    z = margin / (sd * math.sqrt(2 / trials))
-    return 0.5 * math.erfc(z / math.sqrt(2))
-
-
-def trials_for(sd: float, mean: float, goal_pct: float, trials: int) -> int:
-    """--trials that bring the MDE down to goal_pct of |mean|."""
-    goal = abs(mean) * goal_pct / 100
-    if goal <= 0:
-        return trials
-    return max(trials, math.ceil((Z_POWER * math.sqrt(2) * sd / goal) ** 2))
-
-
-def suggest_timeout(max_seconds: float) -> int:
-    """Three times the slowest run, at least 10 s, rounded up to a round number."""
-    t = max(10.0, 3 * max_seconds)
-    step = 5 if t < 60 else (30 if t < 600 else 300)
-    return int(math.ceil(t / step) * step)
-
-
-def _s(seconds: float) -> str:
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
-
-
-def _num(x) -> str:
-    return f"{x:.4g}"
-
-
-# --- the checks -------------------------------------------------------------------
 
 def _git_checks(cwd: str, checks: list) -> Optional[str]:
     """git, repository, branch, commits, clean tree; the root, or None when
@@ -246,122 +166,6 @@ def _put_back(root: str, tmp: str, moved: list) -> None:
             os.replace(saved, os.path.join(root, rel))
 
 
-def _last_line(tmp: str, k: int, order=("err", "out", "txt")) -> str:
-    for ext in order:
-        p = os.path.join(tmp, "reports", f"iter-0000-trial-{k:02d}.{ext}")
-        try:
-            with open(p, "rb") as f:
-                f.seek(max(0, os.path.getsize(p) - 4096))
-                lines = [x.strip() for x in f.read().decode("utf-8", "replace").splitlines() if x.strip()]
-        except OSError:
-            continue
-        if lines:
-            return lines[-1][:160]
-    return ""
-
-
-def _run_checks(cfg, trials: list, tmp: str, timeout: float, checks: list) -> dict:
-    """run command, metric, trial time, noise, detectable effect, false keeps."""
-    first = trials[0]
-    # a crash explains itself on stderr; a hang's last sign of life is its progress on stdout
-    last = _last_line(tmp, first["trial"], ("txt", "out", "err") if first["status"] == "timeout" else ("err", "txt", "out"))
-    tail = f" (last output: {last})" if last else ""
-    if first["status"] == "timeout":
-        if cfg.trial_timeout_seconds is None:  # only doctor's own limit: a long training run is not a hang
-            checks.append(Check("run command", WARN, f"`{cfg.run_command}` gave no result within doctor's own limit "
-                                f"of {_s(timeout)}; stopped, so the metric was not checked" + tail,
-                                "if one run takes longer, give --trial-timeout-seconds above its length and run "
-                                "doctor again; if it should be quicker, it hangs (waiting for input or a server?)"))
-            return {}
-        checks.append(Check("run command", FAIL, f"`{cfg.run_command}` gave no result within {_s(timeout)}; its "
-                            f"process tree was killed" + tail,
-                            "make it finish (does it wait for input or a server?), or raise --trial-timeout-seconds"))
-        return {}
-    if first["status"] == "crash":
-        checks.append(Check("run command", FAIL, f"`{cfg.run_command}` failed: {first['detail']}{tail}",
-                            f"run it by hand from the repository root and fix the error"))
-        return {}
-    checks.append(Check("run command", OK, f"`{cfg.run_command}` exits 0 ({_s(first['seconds'])})"))
-    if first["status"] != "ok":
-        fix = ("print a line `" + cfg.metric_name + ": VALUE` (or JSON with that key), or give --metric-pattern "
-               "'REGEX(with one group)' or the right --report-source") if cfg.source.kind in sourcespec.STREAMS + \
-            (sourcespec.TEXT,) else "point --report-source at the file the command writes, with the right #KEY"
-        shown = _last_line(tmp, first["trial"], ("txt", "out", "err"))
-        checks.append(Check("metric", FAIL, f"{cfg.metric_name}: {first['status']} ({first['detail']})"
-                            + (f"; the report ends with: {shown}" if shown else ""), fix))
-        return {}
-    checks.append(Check("metric", OK, f"{cfg.metric_name} = {first['score']:.6g} ({first['detail']})"))
-    bad = next((t for t in trials if t["status"] != "ok"), None)
-    if bad is not None:
-        checks.append(Check("repeatability", FAIL, f"run {bad['trial']} of {len(trials)} failed ({bad['status']}: "
-                            f"{bad['detail']}) after run 1 succeeded",
-                            "make the benchmark deterministic: a flaky run is recorded as a crash of the candidate"))
-    ok = [t for t in trials if t["status"] == "ok"]
-    secs = [t["seconds"] for t in ok]
-    mean_s, max_s = math.fsum(secs) / len(secs), max(secs)
-    n_trials = cfg.trials
-    per_iter = mean_s * n_trials
-    whole = per_iter * cfg.iterations
-    detail = (f"mean {_s(mean_s)}, max {_s(max_s)} over {len(secs)} run(s); one iteration of --trials {n_trials} "
-              f"~{_s(per_iter)}, {cfg.iterations} iterations ~{_s(whole)}")
-    if whole > 24 * 3600:
-        checks.append(Check("trial time", WARN, detail, "fewer --iterations or --trials, or a shorter benchmark run"))
-    else:
-        checks.append(Check("trial time", OK, detail))
-    fig = {"runs": len(ok), "scores": [t["score"] for t in ok], "seconds": secs, "mean_seconds": mean_s,
-           "max_seconds": max_s}
-    fig.update(noise([t["score"] for t in ok]))
-    _noise_checks(cfg, fig, checks)
-    return fig
-
-
-def _noise_checks(cfg, fig: dict, checks: list) -> None:
-    sd, mean, n, trials = fig["sd"], fig["mean"], fig["n"], cfg.trials
-    if sd is None:
-        checks.append(Check("noise", WARN, f"not measured: only {n} run fit the doctor's {BUDGET_SECONDS:.0f} s budget",
-                            "ratchet.py doctor --runs 3 (same flags) measures it"))
-        return
-    if sd == 0:
-        checks.append(Check("noise", OK, f"none: {n} identical scores ({_num(mean)})"))
-        fig.update(mde=0.0, mde_pct=0.0, false_keep=0.0)
-        return
-    cv = fig["cv_pct"]
-    text = f"sd {_num(sd)} over {n} runs" + (f", CV {cv:.2f}%" if cv is not None else "")
-    if cv is not None and cv > NOISY_CV_PCT:
-        checks.append(Check("noise", WARN, text + " (noisy)",
-                            "fix the seed, use a bigger or fixed workload, pin the CPU (taskset), quiet the machine"))
-    else:
-        checks.append(Check("noise", OK, text))
-    margin = cfg.min_improvement.over(mean)
-    d = mde(sd, trials)
-    fig["mde"] = d
-    fig["mde_pct"] = d / abs(mean) * 100 if mean else None
-    goal = cfg.min_improvement.value if cfg.min_improvement.relative and cfg.min_improvement.value > 0 else (
-        margin / abs(mean) * 100 if margin > 0 and mean else GOAL_PCT)
-    shown = f"{fig['mde_pct']:.2f}% ({_num(d)})" if fig["mde_pct"] is not None else _num(d)
-    text = f"with --trials {trials}, changes smaller than {shown} are mostly lost in the noise (2.8*sqrt(2)*sd/sqrt(N))"
-    need = trials_for(sd, mean, goal, trials) if mean else trials
-    fig["suggested_trials"] = need
-    if fig["mde_pct"] is not None and fig["mde_pct"] > goal:
-        fix = (f"--trials {need} to see {goal:.3g}% changes" if need <= MAX_SUGGESTED_TRIALS else
-               f"reduce the noise first: seeing {goal:.3g}% needs ~{need} trials per iteration")
-        checks.append(Check("detectable effect", WARN, text, fix))
-    else:
-        checks.append(Check("detectable effect", OK, text))
-    rate = false_keep_rate(sd, trials, margin)
-    fig["false_keep"] = rate
-    safe = Z_FALSE_KEEP * sd * math.sqrt(2 / trials)
-    safe_pct = safe / abs(mean) * 100 if mean else None
-    fig["suggested_min_improvement_pct"] = safe_pct
-    text = f"a change that does nothing is kept {rate * 100:.0f}% of the time with --min-improvement {cfg.min_improvement}"
-    if rate > 0.05:
-        fix = (f"--min-improvement {safe_pct:.2g}% (a no-op then keeps ~5% of the time), or more --trials"
-               if safe_pct is not None else f"--min-improvement {_num(safe)}")
-        checks.append(Check("false keeps", WARN, text, fix))
-    else:
-        checks.append(Check("false keeps", OK, text))
-
-
 def _protect_checks(root: str, cfg, checks: list) -> None:
     src = cfg.source.path if cfg.source.kind not in sourcespec.STREAMS else None
     specs = [s for s in cfg.protect if s not in (".ratchet", src)]
@@ -382,24 +186,6 @@ def _protect_checks(root: str, cfg, checks: list) -> None:
                             "check the spelling: protect paths are relative to the repository root"))
     else:
         checks.append(Check("protected", OK, shown))
-
-
-def _timeout_check(cfg, fig: dict, checks: list) -> None:
-    max_s = fig.get("max_seconds")
-    if max_s is None:
-        return
-    suggestion = suggest_timeout(max_s)
-    fig["suggested_timeout"] = suggestion
-    t = cfg.trial_timeout_seconds
-    if t is None:
-        checks.append(Check("timeout", WARN, "no --trial-timeout-seconds: a candidate that hangs stalls the loop",
-                            f"--trial-timeout-seconds {suggestion} (3x the slowest run)"))
-    elif t < 2 * max_s:
-        checks.append(Check("timeout", WARN, f"--trial-timeout-seconds {t:g} is under twice the slowest run "
-                            f"({_s(max_s)}): a slightly slower candidate or a busy machine times out",
-                            f"--trial-timeout-seconds {suggestion}"))
-    else:
-        checks.append(Check("timeout", OK, f"--trial-timeout-seconds {t:g} ({t / max_s:.0f}x the slowest run)"))
 
 
 def _outputs_check(root: str, before: set, cfg, checks: list) -> None:
@@ -432,8 +218,8 @@ def doctor(cwd: str, flags: dict, runs: Optional[int] = None) -> dict:
             try:
                 trials, timeout = _measure(root, cfg, runs, tmp)
                 if trials:
-                    fig = _run_checks(cfg, trials, tmp, timeout, checks)
-                    _timeout_check(cfg, fig, checks)
+                    fig = run_checks(cfg, trials, tmp, timeout, checks)
+                    timeout_check(cfg, fig, checks)
             except RatchetError as e:  # survivors of the kill: the measurement is void
                 checks.append(Check("run command", FAIL, str(e).split(";")[0], "stop those processes (kill PID)"))
             finally:

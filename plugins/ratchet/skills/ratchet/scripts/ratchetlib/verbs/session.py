@@ -10,7 +10,7 @@ from typing import Optional
 from ..core import config as configmod
 from ..core import constraints, decision, faults, pareto, sourcespec
 from ..core.errors import UsageError
-from ..io import carry, fresh, gitguard, gitops, harness, lineage, seal, workspace
+from ..io import githistory, gitpatch, carry, fresh, gitguard, gitops, harness, lineage, seal, workspace
 from ..io.store import Lock, Store, atomic_write, now_iso
 from ..learn import learning
 from ..measure import capture, guard, holdout, trial
@@ -77,7 +77,7 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> workspace.Run:
         cfg = dataclasses.replace(cfg, run_id=run_id, branch=branch or original, original_branch=original,
                                   start_commit=head, created=now_iso())
         if branch is not None:  # the ref now, the checkout last: a kill in between is finished by recover()
-            gitops.create_branch(repo, branch, head)
+            githistory.create_branch(repo, branch, head)
             store.write_current({"iter": -1, "phase": "init", "branch": branch, "original_branch": original})
         store.write_config(cfg.to_dict())
         state = _initial_state(cfg, repo)
@@ -88,7 +88,7 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> workspace.Run:
         learning.start(run)
         faults.point("init-config")
         if branch is not None:
-            gitops.checkout(repo, branch)
+            githistory.checkout(repo, branch)
             store.clear_current()
     return run
 
@@ -355,9 +355,9 @@ def stop(cwd: str) -> tuple:
         if cand and cand.paths:
             it = run.state["iteration"] + 1
             patch = run.store.path("patches", f"iter-{it:04d}-unfinished.patch")
-            atomic_write(patch, gitops.diff_patch(run.repo, list(cand.tracked), list(cand.new)).encode("utf-8", "surrogateescape"))
+            atomic_write(patch, gitpatch.diff_patch(run.repo, list(cand.tracked), list(cand.new)).encode("utf-8", "surrogateescape"))
             faults.point("stop-saved")
-            gitops.restore(run.repo, list(cand.tracked), list(cand.new))
+            gitpatch.back_to_head(run.repo, list(cand.tracked), list(cand.new))
             fresh.switched(run.repo, cand.paths)
             notes.append(f"an unfinished change was saved to {os.path.relpath(patch, run.repo)} and undone")
         elif gitops.tracked_changes(run.repo):
@@ -381,5 +381,5 @@ def stop(cwd: str) -> tuple:
         finish.holdout_at_stop(run)
         cfg = run.config
         if cfg.original_branch and cfg.branch != cfg.original_branch and gitops.current_branch(run.repo) != cfg.original_branch:
-            gitops.checkout(run.repo, cfg.original_branch)
+            githistory.checkout(run.repo, cfg.original_branch)
     return run, notes

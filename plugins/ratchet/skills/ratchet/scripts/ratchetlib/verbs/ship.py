@@ -34,7 +34,7 @@ from ..core import config as configmod
 from ..io import workspace
 from ..keep import recover
 from ..core import faults, paths, term
-from ..io import gitops, lineage
+from ..io import githistory, gitops, lineage
 from ..present import report
 from ..core.errors import RatchetError, UsageError
 from ..measure.holdout import load as load_holdout
@@ -137,7 +137,7 @@ def plan(run) -> Plan:
         gitops.git(repo, "read-tree", base, env=env)
         for run_id, cfg, rec in keeps:
             sha = rec["sha"]
-            if not gitops.is_ancestor(repo, prev, sha):
+            if not githistory.is_ancestor(repo, prev, sha):
                 raise RatchetError(f"kept commit {sha[:10]} (iteration {rec['iter']}) does not descend from "
                                    f"{prev[:10]}; the experiment branch was rewritten")
             lines, mine = [], []
@@ -155,7 +155,7 @@ def plan(run) -> Plan:
             prev = sha
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return Plan(base, best, gitops.tree_of(repo, best), out, start_value, len(segments), sorted(set(skipped)))
+    return Plan(base, best, githistory.tree_of(repo, best), out, start_value, len(segments), sorted(set(skipped)))
 
 
 # --- diff -----------------------------------------------------------------------
@@ -270,19 +270,19 @@ def finalize(cwd: str, branch: Optional[str] = None, split: bool = False) -> dic
                                f"{p.best[:10]} in {shown}: paths outside the run's scope; nothing was created")
         commits, parent = [], p.base
         if split:
-            last_tree = gitops.tree_of(repo, p.base)
+            last_tree = githistory.tree_of(repo, p.base)
             for k in p.keeps:
                 if k.tree == last_tree:
                     continue
-                parent = gitops.commit_tree(repo, k.tree, parent, _split_message(run.config, k))
+                parent = githistory.commit_tree(repo, k.tree, parent, _split_message(run.config, k))
                 commits.append({"sha": parent, "iter": k.record.get("iter"), "run_id": k.run_id,
                                 "subject": _subject(k.record.get("description") or k.record.get("hypothesis"))})
                 last_tree = k.tree
         else:
             msg = _single_message(run, p)
-            parent = gitops.commit_tree(repo, p.tree, parent, msg)
+            parent = githistory.commit_tree(repo, p.tree, parent, msg)
             commits.append({"sha": parent, "iter": None, "run_id": run.config.run_id, "subject": msg.splitlines()[0]})
-        tip_tree = gitops.tree_of(repo, parent)
+        tip_tree = githistory.tree_of(repo, parent)
         if tip_tree != p.best_tree:
             raise RatchetError(f"the new commit's tree {tip_tree[:10]} differs from the best commit's "
                                f"{p.best_tree[:10]}; nothing was created")
@@ -314,7 +314,7 @@ def next_commands(run, name: str, tip: str) -> list:
     target = cfg.original_branch
     if not target:
         return [f"git log --stat {cfg.start_commit[:10]}..{name}"]
-    ff = gitops.is_ancestor(run.repo, target, tip)
+    ff = githistory.is_ancestor(run.repo, target, tip)
     return [f"git log --stat {target}..{name}",
             f"git switch {target} && git merge {'--ff-only ' if ff else ''}{name}",
             f"git push -u origin {name} && gh pr create --base {target} --head {name} --fill"]

@@ -27,9 +27,9 @@ import shutil
 import time
 
 from ...core import decision
-from ...keep import finish, judge, strategy
+from ...keep import finish, strategy
 from ...verbs import session
-from ...io import fresh, gitguard, gitops, harness
+from ...io import fresh, gitguard, gitops, gitpatch, harness
 from ...learn import learning
 from ...core.errors import RatchetError
 from .calls import AgentCall, failure
@@ -107,7 +107,7 @@ def run_round(loop) -> tuple:
     for c in calls:
         results.append(c.collect(max(deadline - time.monotonic(), 0.0)))
     loop.calls = []
-    patches = [_save_patch(run, it, k, gitops.tree_patch(c.child.cwd, sha)) for k, c in enumerate(calls, 1)]
+    patches = [_save_patch(run, it, k, gitpatch.tree_patch(c.child.cwd, sha)) for k, c in enumerate(calls, 1)]
     if wall_limited and any(tr.timed_out for tr, _, _ in results):
         why = f"wall-clock budget reached ({opts.max_wall_seconds:g}s)"
         v = decision.Verdict(decision.INTERRUPTED, None, None, f"interrupted: {why} while the agents worked")
@@ -132,7 +132,7 @@ def run_round(loop) -> tuple:
             v = decision.Verdict(decision.NO_CHANGE, None, None, "no change: the proposal equals the incumbent")
             subs.append(_sub(k, rep, info, v, [], [], None, arm=c.arm))
             continue
-        err = gitops.apply_patch(run.repo, patch)
+        err = gitpatch.apply_patch(run.repo, patch)
         if err:
             v = decision.Verdict(decision.AGENT_ERROR, None, None,
                                  f"agent-error: the proposal does not apply to the main tree ({err})")
@@ -146,7 +146,7 @@ def run_round(loop) -> tuple:
             trial_no += len(trials)
         if v.decision == decision.TAMPERED:  # git's own files before the revert checks files out
             gitguard.restore(run.repo, run.store.root)
-        gitops.restore(run.repo, list(cand.tracked), list(cand.new))
+        gitpatch.back_to_head(run.repo, list(cand.tracked), list(cand.new))
         fresh.switched(run.repo, cand.paths)
         if v.decision == decision.TAMPERED:  # the next proposal is measured against the pinned harness
             harness.restore(run.repo, run.store.root)
@@ -177,7 +177,7 @@ def run_round(loop) -> tuple:
     v = decision.Verdict(best["decision"], best["avg"], best["delta"], best["reason"])
     if best["decision"] == decision.KEEP:
         with open(os.path.join(run.store.root, best["patch"]), "rb") as f:
-            err = gitops.apply_patch(run.repo, f.read())
+            err = gitpatch.apply_patch(run.repo, f.read())
         if err:
             raise RatchetError(f"the kept proposal no longer applies to the main tree: {err}")
         fresh.switched(run.repo, best["changed"])

@@ -1,0 +1,132 @@
+"""The benchmark's noise model: what calibration (repeated runs of the start
+commit) says about one pair's spread, and how each iteration's pairs refine
+it. The sequential test (sprt.py) takes it as its variance prior; its
+on-disk form is `Noise.to_json` under state.json's "noise" (FORMATS.md). Pure."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, replace
+from typing import Optional, Sequence
+
+from .robust import check_effects, disagree, mad_sigma, median, robust_effects, robust_scale, stdev
+
+# Noise calibration sets aside a run this many leave-one-out sds away.
+CALIBRATION_OUTLIER = 10.0
+
+
+@dataclass(frozen=True)
+class Noise:
+    """What ratchet knows about the benchmark's noise.
+
+    ``sigma_pair`` is the standard deviation of one pair's effect (on the
+    effect scale: log units or metric units) and ``df`` the degrees of freedom
+    behind it; the sequential test uses them as its variance prior. The rest
+    describes the calibration runs for people: ``cv`` (sd / |mean| of the raw
+    scores, None when the mean is 0), ``spread`` (max - min, metric units),
+    ``robust_sigma`` (1.4826 * MAD of one run on the effect scale).
+    """
+
+    sigma_pair: float
+    df: float
+    log_scale: bool
+    samples: int
+    outliers: int
+    cv: Optional[float]
+    spread: float
+    robust_sigma: float
+    pairs_seen: int = 0
+
+    def to_json(self) -> dict:
+        """JSON-able numbers only (persist under a key of state.json)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Noise":
+        """Inverse of ``to_json``; ValueError on a malformed object."""
+        try:
+            noise = cls(sigma_pair=float(data["sigma_pair"]), df=float(data["df"]),
+                        log_scale=bool(data["log_scale"]), samples=int(data["samples"]),
+                        outliers=int(data.get("outliers", 0)),
+                        cv=None if data["cv"] is None else float(data["cv"]),
+                        spread=float(data["spread"]), robust_sigma=float(data["robust_sigma"]),
+                        pairs_seen=int(data.get("pairs_seen", 0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed noise estimate: {exc}") from None
+        if not (math.isfinite(noise.sigma_pair) and noise.sigma_pair >= 0 and noise.df >= 0):
+            raise ValueError("malformed noise estimate: sigma_pair and df must be non-negative")
+        return noise
+
+    @property
+    def deterministic(self) -> bool:
+        return self.sigma_pair == 0.0
+
+
+def _set_aside_outlier(xs: Sequence[float], k: float = CALIBRATION_OUTLIER) -> list[float]:
+    """Calibration runs without their one far outlier, if there is one (leave-one-out test).
+
+    The run farthest from the median is set aside when it lies more than k
+    predictive sds from the mean of the others. k = 10 almost never touches
+    normal noise (k = 4 set aside a genuine run in 14% of five-run samples,
+    biasing the noise low) yet catches a 3x slow run at noise up to ~10%.
+    Needs 4 runs; one run at most, since a second outlier would hide the first
+    anyway. A MAD of five runs is too unstable for this job: three close runs
+    would make every other run look like an outlier.
+    """
+    if len(xs) < 4:
+        return list(xs)
+    med = median(xs)
+    i = max(range(len(xs)), key=lambda j: abs(xs[j] - med))
+    others = list(xs[:i]) + list(xs[i + 1:])
+    sd = stdev(others)
+    if sd > 0 and abs(xs[i] - statistics.fmean(others)) > k * sd * math.sqrt(1.0 + 1.0 / len(others)):
+        return others
+    return list(xs)
+
+
+def noise_estimate(samples: Sequence[float], log_scale: bool) -> Noise:
+    """Noise of repeated runs of one commit (calibration, e.g. 5 runs of the start).
+
+    One run's sigma is the standard deviation of the (log) scores, after one
+    far outlier (``CALIBRATION_OUTLIER`` leave-one-out sds away) is set aside
+    and counted in ``outliers``, so one slow run among five does not inflate
+    it tenfold; ``df`` is the runs kept minus one. A pair's sigma is sqrt(2)
+    times that (two independent runs). ``cv`` and ``spread`` describe all the
+    runs. ValueError with fewer than 2 finite scores, or a non-positive score
+    on the log scale.
+    """
+    raw = [float(s) for s in samples]
+    if len(raw) < 2 or not all(math.isfinite(s) for s in raw):
+        raise ValueError("noise calibration needs at least 2 finite scores")
+    if log_scale and min(raw) <= 0:
+        raise ValueError("log-scale noise needs positive scores")
+    xs = [math.log(s) for s in raw] if log_scale else raw
+    kept = _set_aside_outlier(xs)
+    mean = statistics.fmean(raw)
+    return Noise(sigma_pair=math.sqrt(2.0) * stdev(kept), df=float(len(kept) - 1),
+                 log_scale=log_scale, samples=len(xs), outliers=len(xs) - len(kept),
+                 cv=stdev(raw) / abs(mean) if mean else None,
+                 spread=max(raw) - min(raw), robust_sigma=mad_sigma(xs))
+
+
+def update_noise(noise: Noise, effects: Sequence[float], *, max_df: float = 50.0) -> Noise:
+    """The noise estimate after one more iteration's pair effects.
+
+    Pools the spread of the effects around their own mean (the candidate's true
+    effect cancels) with the old estimate, weighted by degrees of freedom;
+    outliers are tamed exactly as in the test (``robust_effects``), and two
+    effects that disagree far beyond the noise teach nothing (which one?). ``df`` saturates
+    at ``max_df`` so the estimate keeps following a machine whose noise
+    changes. Fewer than 2 effects: unchanged.
+    """
+    xs = check_effects(effects)
+    if len(xs) < 2 or (len(xs) == 2 and disagree(xs, noise.sigma_pair, noise.df)):
+        return noise
+    ws = robust_effects(xs, robust_scale(xs, noise.sigma_pair, noise.df))
+    mean = statistics.fmean(ws)
+    ss = sum((w - mean) ** 2 for w in ws)
+    total_df = noise.df + len(ws) - 1
+    var = (noise.df * noise.sigma_pair ** 2 + ss) / total_df
+    return replace(noise, sigma_pair=math.sqrt(var), df=min(total_df, max_df),
+                   pairs_seen=noise.pairs_seen + len(xs))

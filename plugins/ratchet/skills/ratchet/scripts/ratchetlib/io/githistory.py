@@ -1,0 +1,72 @@
+"""Branches and commits: the history ratchet writes (the experiment branch,
+one commit per kept iteration with a `Ratchet-Iteration: N` trailer, the clean
+commits `finalize` builds) and reads back. Commits skip hooks (a hook that
+rewrites files would commit something never measured) and fall back to a
+`ratchet` identity when the repository has none. Every git call goes
+through gitops (hooks off, filter drivers neutralised, a timeout)."""
+
+from typing import Optional
+
+from . import gitops
+
+_FALLBACK_IDENTITY = ["-c", "user.name=ratchet", "-c", "user.email=ratchet@localhost"]
+TRAILER = "Ratchet-Iteration"
+
+
+def create_branch(repo: str, name: str, start: str) -> None:
+    """Create branch `name` at commit `start` without checking it out (refuses an existing name)."""
+    gitops.git(repo, "update-ref", "-m", "ratchet init", f"refs/heads/{name}", start, "")
+
+
+def checkout(repo: str, name: str) -> None:
+    gitops.git(repo, "checkout", "-q", name)
+
+
+def _identity(repo: str) -> list:
+    has = (gitops.git(repo, "config", "user.email", check=False).strip()
+           and gitops.git(repo, "config", "user.name", check=False).strip())
+    return [] if has else _FALLBACK_IDENTITY
+
+
+def commit_paths(repo: str, paths: list, message: str) -> str:
+    """Commit exactly `paths` (adds, edits, deletions) and return the new sha.
+
+    Everything else staged is unstaged first, so nothing outside `paths` can
+    ride along; hooks are skipped because a hook that rewrites files would
+    commit something that was never measured.
+    """
+    gitops.git(repo, "reset", "-q")
+    gitops.git(repo, "add", "-A", "--", *paths)
+    gitops.git(repo, *_identity(repo), "commit", "-q", "--no-verify", "-m", message)
+    return gitops.head_sha(repo)
+
+
+def commit_tree(repo: str, tree: str, parent: str, message: str) -> str:
+    """A commit object of `tree` on `parent` (no ref moves, no work tree)."""
+    return gitops.git(repo, *_identity(repo), "commit-tree", tree, "-p", parent, input=message.encode()).strip()
+
+
+def tree_of(repo: str, rev: str) -> str:
+    return gitops.git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{tree}}").strip()
+
+
+def soft_reset(repo: str, sha: str) -> None:
+    """Move the branch back to `sha`, keeping the work tree as it is."""
+    gitops.git(repo, "reset", "-q", "--soft", sha)
+    gitops.git(repo, "reset", "-q")
+
+
+def is_ancestor(repo: str, a: str, b: str) -> bool:
+    return gitops.run(repo, "merge-base", "--is-ancestor", a, b).returncode == 0
+
+
+def commit_trailer(repo: str, sha: str) -> Optional[int]:
+    """The Ratchet-Iteration number in `sha`'s message, if it has one."""
+    body = gitops.git(repo, "log", "-1", "--format=%B", sha, check=False)
+    for line in body.splitlines():
+        if line.startswith(TRAILER + ":"):
+            try:
+                return int(line.split(":", 1)[1])
+            except ValueError:
+                return None
+    return None
