@@ -29,7 +29,7 @@ import stat
 import time
 from typing import Optional
 
-from . import fresh, gitops, store
+from . import fresh, gitops, store, store_files
 from ..core import paths
 from ..core.errors import RatchetError
 
@@ -130,10 +130,6 @@ def _stat_key(st: os.stat_result, now_ns: int) -> Optional[list]:
     return None if now_ns - newest < _RACY_NS else [st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def _path(store_root: str, *parts: str) -> str:
-    return os.path.join(store_root, *parts)
-
-
 def load(store_root: str) -> Optional[dict]:
     """harness.json, or None for a run started before pinning existed."""
     return store.read_sealed(store_root, "harness.json")
@@ -144,7 +140,7 @@ def pin(repo: str, store_root: str, specs, exclude=(), now_ns: Optional[int] = N
     now_ns = time.time_ns() if now_ns is None else now_ns
     found, folders = protected_files(repo, specs, exclude)
     tracked = set(gitops.git(repo, "ls-files", "-z").split("\0")) if found else set()
-    os.makedirs(_path(store_root, "harness"), exist_ok=True)
+    store_files.folder(store_root, "harness_copies")
     entries, copied = {}, 0
     for rel in found:
         full = os.path.join(repo, rel)
@@ -157,10 +153,7 @@ def pin(repo: str, store_root: str, specs, exclude=(), now_ns: Optional[int] = N
         want_copy = copied + st.st_size <= COPY_TOTAL_BYTES and st.st_size <= COPY_MAX_BYTES
         sha, size, data = digest(full, COPY_MAX_BYTES if want_copy else 0)
         if data is not None and copied + size <= COPY_TOTAL_BYTES:
-            dest = _path(store_root, "harness", sha)
-            if not os.path.exists(dest):
-                with open(dest, "wb") as f:
-                    f.write(data)
+            store_files.keep_copy(store_root, "harness_copies", sha, data)
             copied += size
         entries[rel] = {"sha256": sha, "size": size, "mode": stat.S_IMODE(st.st_mode), "tracked": rel in tracked,
                         "copy": data is not None, "stat": _stat_key(st, now_ns)}
@@ -255,7 +248,7 @@ def _pinned_copy(store_root: str, entry: dict) -> Optional[bytes]:
     if not entry.get("copy"):
         return None
     try:
-        with open(_path(store_root, "harness", entry["sha256"]), "rb") as f:
+        with open(store.file(store_root, "harness_copies", entry["sha256"]), "rb") as f:
             data = f.read()
     except OSError:
         return None

@@ -13,20 +13,16 @@ import os
 from typing import Optional
 
 from ..core.errors import UsageError
-from .store import Store, read_json, write_json
+from . import store_files
+from .store import Store, read_json
 
 NAME = "parent.json"
 
 
 def write_parent(store: Store, parent: Optional[dict]) -> None:
     """Write the new run's parent.json (read-only), or clear a stray one."""
-    path = store.path(NAME)
-    if os.path.lexists(path):
-        os.unlink(path)  # left by an init killed before its config.json: it belongs to no run
-    if parent is None:
-        return
-    write_json(path, {"format": 1, **parent})
-    os.chmod(path, 0o444)
+    # a stray one was left by an init killed before its config.json: it belongs to no run
+    store_files.write_read_only(store.root, "parent", None if parent is None else {"format": 1, **parent})
 
 
 def parent_of(root: str) -> Optional[dict]:

@@ -40,7 +40,7 @@ import uuid
 from typing import Optional
 
 from ..core import faults
-from .store import pid_start
+from .store_lock import pid_start
 
 MARKER = "RATCHET_TRIAL_ID"
 _GRACE_SECONDS = 2.0

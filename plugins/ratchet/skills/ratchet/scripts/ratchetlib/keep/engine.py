@@ -41,7 +41,9 @@ from ..core import faults, term
 from . import paired
 from ..core.errors import RatchetError, UsageError
 from ..io import seal
-from ..io.store import Lock, Store, adopt, atomic_write, now_iso, put_back
+from ..io.store import Store, atomic_write, now_iso
+from ..io.store_lock import Lock
+from ..io.store_seal import adopt, put_back
 
 
 @dataclasses.dataclass

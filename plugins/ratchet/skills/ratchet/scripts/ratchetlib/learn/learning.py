@@ -25,7 +25,8 @@ from typing import Optional
 
 from . import bandit, escalation, hints, ideas, program
 from ..core.errors import UsageError
-from ..io.store import Lock, atomic_write
+from ..io import store_files
+from ..io.store_lock import Lock
 
 CRITIC_KEYS = ("a", "b", "none", "other")
 PROPOSAL_CAP = 300
@@ -142,15 +143,11 @@ def fold(state: dict, rec: dict, cfg) -> dict:
 # --- derived files (idempotent, written before state.json) ---------------------
 
 def bandit_path(run) -> str:
-    return run.store.path("bandit.json")
+    return run.store.file("bandit")
 
 
 def ideas_path(run) -> str:
-    return run.store.path("ideas.json")
-
-
-def program_path(run) -> str:
-    return run.store.path("program.md")
+    return run.store.file("ideas")
 
 
 # Decisions that say nothing about the change: the loop was stopped (a
@@ -246,7 +243,7 @@ def write_program(run, state: dict) -> None:
     arm = snap["arm"]["explain"] if snap["arm"] else None
     text = program.render(run.config.to_dict(), _program_state(state), state.get("memory"), snap["hints"],
                           state.get("escalation"), arm, snap["ideas"], None)
-    atomic_write(program_path(run), text.encode("utf-8"))
+    store_files.write_text(run.store.root, "program", text)
 
 
 # --- what status and the verdict show ---------------------------------------------

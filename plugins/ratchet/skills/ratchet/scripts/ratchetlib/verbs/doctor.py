@@ -47,7 +47,8 @@ from ..io import gitops, harness
 from ..core import paths, term
 from ..core import config as configmod
 from ..core.errors import RatchetError, UsageError
-from ..io.store import Lock, Store
+from ..io.store import Store
+from ..io.store_lock import Lock
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MIN_GIT = (2, 17)              # `git worktree remove` (the holdout) is the newest command ratchet uses

@@ -37,7 +37,8 @@ from ..io import gitops, lineage
 from ..present import report
 from ..core.errors import RatchetError, UsageError
 from ..measure.holdout import load as load_holdout
-from ..io.store import Lock, Store
+from ..io.store import Store
+from ..io.store_lock import Lock
 
 ZERO = "0" * 40
 SUBJECT_LIMIT = 72

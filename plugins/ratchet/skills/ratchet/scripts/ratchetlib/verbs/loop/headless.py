@@ -40,7 +40,8 @@ from ...keep import engine
 from ...learn import learning
 from ...present import views
 from ...core.errors import UsageError
-from ...io.store import Lock, Store, now_iso
+from ...io.store import Store, now_iso
+from ...io.store_lock import Lock
 
 FINISHED, PAUSED = 0, 3
 
