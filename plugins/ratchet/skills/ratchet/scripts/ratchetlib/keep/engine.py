@@ -27,7 +27,7 @@ from typing import Optional
 
 from ..core import budget
 from ..core import config as configmod
-from ..io import artifacts, gitops, lineage, runner, unclean
+from ..io import artifacts, gitops, lineage, runner, store_best, unclean
 from ..measure import capture, heartbeat, metrics
 from ..core import decision, paths
 from ..learn import learning
@@ -626,7 +626,7 @@ def recover(run: Run) -> list:
     fixed = run.store.repair()
     if fixed:
         notes.append(fixed)
-    notes += artifacts.recover(run.store.root)
+    notes += store_best.recover(run.store.root)
     last = run.store.records(last=1)
     try:
         cur = run.store.read_current()
