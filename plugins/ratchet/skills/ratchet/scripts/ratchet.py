@@ -26,7 +26,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 
 from ratchetlib.keep import engine
-from ratchetlib.learn import learning
+from ratchetlib.learn import critic, learning
 from ratchetlib.core import term
 from ratchetlib.present import views  # noqa: E402
 from ratchetlib.learn.bandit import DEFAULT_ARMS  # noqa: E402
@@ -255,7 +255,7 @@ def _emit(args, human: str, data, painted: bool = False) -> None:
 
 
 def _critic(args):
-    return learning.critic_record(args.critic_pick, args.critic_reason, args.proposal_a, args.proposal_b)
+    return critic.critic_record(args.critic_pick, args.critic_reason, args.proposal_a, args.proposal_b)
 
 
 def _verdict_json(run, rec, notes):
@@ -332,7 +332,7 @@ def cmd_history(a):
         return _history_all(a)
     run = engine.load(a.cwd)
     recs = run.store.records(last=a.last) if a.last else run.store.records()
-    summary = learning.critic_summary_of(recs)
+    summary = critic.critic_summary_of(recs)
     lines = [views.history_line(r) for r in recs] + ([summary["line"]] if summary else [])
     _emit(a, "\n".join(lines) or "no records yet", recs)
 

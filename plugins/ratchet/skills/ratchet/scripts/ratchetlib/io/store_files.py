@@ -80,13 +80,18 @@ def keep_copy(root: str, name: str, sha: str, data: Optional[bytes] = None, src:
             f.write(data)
 
 
-def take_in(src: str, dest: str, move: bool = True) -> None:
-    """Move (or copy) file `src`, outside the store, to `dest`, a path the
-    store named (a trial's report, a report file moved aside)."""
-    if move:
-        os.replace(src, dest)
-    else:
-        shutil.copyfile(src, dest)
+def move_in(src: str, dest: str) -> None:
+    """Rename file `src` to `dest`, a path the store named (a trial's stdout
+    becoming its report, a report file moved aside before a trial)."""
+    os.replace(src, dest)
+
+
+def copy_in(src: str, dest: str, keep_times: bool = False) -> None:
+    """Copy file `src` (the repository's, a worktree's) to `dest`, a path the
+    store named; `keep_times`: with its mode and times (a staged checkpoint,
+    whose mtime later says which is newest)."""
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    (shutil.copy2 if keep_times else shutil.copyfile)(src, dest)
 
 
 def remove_path(path: str, strict: bool = True) -> None:

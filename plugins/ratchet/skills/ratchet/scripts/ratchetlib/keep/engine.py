@@ -20,14 +20,13 @@ running, and reports what it did. The fault-injection suite
 import dataclasses
 import os
 import secrets
-import shutil
 import sys
 import time
 from typing import Optional
 
 from ..core import budget
 from ..core import config as configmod
-from ..io import artifacts, gitops, lineage, runner, store_best, unclean
+from ..io import artifacts, gitops, lineage, runner, store_best, store_files, unclean
 from ..measure import capture, heartbeat, metrics
 from ..core import decision, paths
 from ..learn import learning
@@ -206,13 +205,13 @@ def _run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None, lab
     if tr.survivors:
         unclean.mark(store, tr, iteration, k)
     if cfg.report_source == "stdout":
-        os.replace(out, report)
+        store_files.move_in(out, report)
     elif cfg.report_source == "stderr":
-        os.replace(err, report)
+        store_files.move_in(err, report)
     elif cfg.report_path:
         full = os.path.join(run.repo, cfg.report_path)
         if os.path.isfile(full) and os.path.getmtime(full) >= tr.started - 1.0:
-            shutil.copyfile(full, report)
+            store_files.copy_in(full, report)
     found = capture.read(run.repo, src, cfg.metric_name, cfg.direction, tr.started, report) \
         if src.structured else None
     trial = {"trial": k, "exit_code": tr.exit_code, "seconds": round(tr.seconds, 4), "score": None,

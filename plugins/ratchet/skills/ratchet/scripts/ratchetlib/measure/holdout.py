@@ -67,7 +67,7 @@ def _evaluate(cfg, repo: str, store_root: str, sha: str, label: str) -> dict:
             report = err if cfg.report_source == "stderr" else out
             if cfg.report_path and os.path.isfile(os.path.join(wt, cfg.report_path)):
                 report = os.path.join(folder, f"{label}-trial-{k:02d}.txt")
-                store_files.take_in(os.path.join(wt, cfg.report_path), report, move=False)
+                store_files.copy_in(os.path.join(wt, cfg.report_path), report)
             t = {"trial": k, "exit_code": tr.exit_code, "seconds": round(tr.seconds, 4), "score": None}
             if tr.timed_out or tr.exit_code != 0:
                 t.update(status="timeout" if tr.timed_out else "crash",
