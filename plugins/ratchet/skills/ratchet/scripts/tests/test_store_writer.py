@@ -13,11 +13,13 @@ and its arguments must not name the store (`store`, `.root`, `DIRNAME`,
 test until it goes through io/store* or is listed here with its reason.
 
 What it cannot see: where a path an argument holds points at run time (a
-listed function handed a `.ratchet/` path by its caller: the one such case
-is `runner`, which opens a trial's stdout/stderr where its caller, using
-`Store.report_path`/`agent_path`, says), writes by a subprocess (git, the
-user's command), and code outside ratchetlib/ (the plugin's Stop hook writes
-`.ratchet/stop-hook.json` itself; FORMATS.md says so).
+listed function handed a `.ratchet/` path by its caller would pass; none is
+today), writes through a name the scan does not know (an alias such as
+`from os import replace`, `pathlib` methods other than write_text/
+write_bytes, `subprocess` with a redirection), writes by a subprocess (git,
+the user's command: a trial's outputs are opened by `store_files.capture`
+and handed to it), and code outside ratchetlib/ (the plugin's Stop hook
+writes `.ratchet/stop-hook.json` itself; FORMATS.md says so).
 """
 
 import ast
@@ -48,8 +50,6 @@ ELSEWHERE = {  # "module:function" -> where its writes go (never .ratchet/)
     "io/harness.py:_remove": "the working tree (a protected path put back)",
     "io/harness.py:_prune": "the working tree (a protected path put back)",
     "io/harness.py:restore": "the working tree (a protected path put back)",
-    "io/runner.py:Child.__init__": "the paths its caller names for the child's stdout/stderr "
-                                   "(Store.report_path, Store.agent_path, holdout/: the store names them)",
     "io/seal.py:_write_key_file": "the seal key folder outside the repository (~/.local/state/ratchet/keys)",
     "io/startup.py:undo": "the working tree and site folders (Python startup hooks put back)",
     "measure/holdout.py:_link_untracked": "the holdout's temporary worktree",

@@ -41,6 +41,14 @@ def write_plain(path: str, text: str) -> None:
         f.write(text)
 
 
+def capture(path: str):
+    """A child's stdout or stderr file, opened for `runner` (truncated, binary,
+    no fsync: a capture a kill cut short belongs to a trial that is run again).
+    The path is the store's (`Store.report_path`, `agent_path`, holdout/) or,
+    for `doctor`, its temporary folder's."""
+    return open(path, "wb")
+
+
 def write_read_only(root: str, name: str, obj: Optional[dict]) -> None:
     """Write JSON file `name` once and make it read-only (0444); first remove
     a stray one (an init killed before its config.json). None: only remove."""
