@@ -14,9 +14,7 @@ from typing import Optional
 
 from ..core.errors import UsageError
 from . import store_files
-from .store import Store, read_json
-
-NAME = "parent.json"
+from .store import Store
 
 
 def write_parent(store: Store, parent: Optional[dict]) -> None:
@@ -27,7 +25,7 @@ def write_parent(store: Store, parent: Optional[dict]) -> None:
 
 def parent_of(root: str) -> Optional[dict]:
     """The parent.json in a run folder (`.ratchet/` or `.ratchet/runs/<id>/`), or None."""
-    return read_json(os.path.join(root, NAME), NAME)
+    return store_files.read_doc(root, "parent")
 
 
 def runs(store: Store, run_id: str) -> list:
@@ -36,7 +34,7 @@ def runs(store: Store, run_id: str) -> list:
     ids = list(current.get("chain") or []) if current else []
     out = []
     for rid in ids:
-        folder = store.path("runs", rid)
+        folder = store.file("runs", rid)
         archived = Store(store.repo)
         archived.root = folder
         out.append({"run_id": rid, "parent": parent_of(folder) if os.path.isdir(folder) else None,

@@ -153,7 +153,7 @@ class Store:
         return file(self.root, name, *parts)
 
     def exists(self) -> bool:
-        return os.path.exists(self.path("config.json"))
+        return os.path.exists(self.file("config"))
 
     def set_aside(self, name: str) -> str:
         """Rename an unreadable state file to NAME.corrupt-TIME (kept, never
@@ -164,7 +164,7 @@ class Store:
 
     def ensure_dirs(self) -> None:
         for sub in ("reports", "patches"):
-            os.makedirs(self.path(sub), exist_ok=True)
+            os.makedirs(self.file(sub), exist_ok=True)
 
     # --- whole-file state -------------------------------------------------
     def read_config(self) -> Optional[dict]:
@@ -187,7 +187,7 @@ class Store:
 
     def clear_current(self) -> None:
         try:
-            os.unlink(self.path("current.json"))
+            os.unlink(self.file("current"))
         except FileNotFoundError:
             pass
         seal.remember(self.root, "current.json", None)
@@ -197,9 +197,9 @@ class Store:
         """Append one complete line and fsync it before returning."""
         run_id, key = seal.key_for(self.root, seal.RECORDS)
         line = seal.record_line({"format": FORMAT, **record}, run_id, key)
-        fd = os.open(self.path("results.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.file("results"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            faults.on_write(self.path("results.jsonl"), lambda: os.write(fd, line[: len(line) // 2]))
+            faults.on_write(self.file("results"), lambda: os.write(fd, line[: len(line) // 2]))
             faults.point("record-torn", lambda: os.write(fd, line[: len(line) // 2]))
             os.write(fd, line)
             os.fsync(fd)
@@ -226,7 +226,7 @@ class Store:
 
     def repair(self) -> Optional[str]:
         """Cut a torn final line off results.jsonl; say what was done."""
-        path = self.path("results.jsonl")
+        path = self.file("results")
         try:
             with open(path, "rb+") as f:
                 f.seek(0, os.SEEK_END)
@@ -261,12 +261,12 @@ class Store:
         if not self.exists():
             return None
         run_id = seal.run_of(self.root)[0]  # a corrupt, too new or unsealed config is archived all the same
-        if not seal.valid_run_id(run_id) or os.path.exists(self.path("runs", run_id)):
+        if not seal.valid_run_id(run_id) or os.path.exists(self.file("runs", run_id)):
             run_id = time.strftime("%Y%m%d-%H%M%S")
-        dest = self.path("runs", run_id)
+        dest = self.file("runs", run_id)
         os.makedirs(dest, exist_ok=False)
         for name in os.listdir(self.root):
-            if name in ("runs", "lock", "UNCLEAN"):  # UNCLEAN guards the machine, not one run
+            if name in (FILES["runs"].rstrip("/"), FILES["lock"], FILES["unclean"]):  # UNCLEAN guards the machine, not one run
                 continue
             shutil.move(self.path(name), os.path.join(dest, name))
         seal.forget(self.root)
@@ -281,20 +281,20 @@ class Store:
 
     def agent_path(self, iteration: int, ext: str, slot: Optional[int] = None) -> str:
         """`agents/iter-NNNN[-slot-K].EXT`: an agent call's prompt and output."""
-        os.makedirs(self.path("agents"), exist_ok=True)
+        os.makedirs(self.file("agents"), exist_ok=True)
         name = f"iter-{iteration:04d}" + (f"-slot-{slot}" if slot else "")
-        return self.path("agents", f"{name}.{ext}")
+        return self.file("agents", f"{name}.{ext}")
 
     def report_path(self, iteration: int, trial: int, ext: str = "txt") -> str:
-        return self.path("reports", f"iter-{iteration:04d}-trial-{trial:02d}.{ext}")
+        return self.file("reports", f"iter-{iteration:04d}-trial-{trial:02d}.{ext}")
 
     def patch_path(self, iteration: int) -> str:
-        return self.path("patches", f"iter-{iteration:04d}.patch")
+        return self.file("patches", f"iter-{iteration:04d}.patch")
 
 
 def records_in(root: str, last: Optional[int] = None) -> list:
     """The records of the results.jsonl in run folder `root` (see `Store.records`)."""
-    path = os.path.join(root, "results.jsonl")
+    path = file(root, "results")
     try:
         with open(path, "rb") as f:
             data = _tail_lines(f, last) if last else f.read().splitlines(keepends=True)
@@ -325,7 +325,7 @@ def _corrupt_record(root: str, raw: bytes) -> str:
     how to fix it. Never dropped silently: a record skipped is a decision
     (a keep, the incumbent's score) forgotten. Only a torn LAST line, an
     append a kill cut short, is repaired (`repair`)."""
-    with open(os.path.join(root, "results.jsonl"), "rb") as f:
+    with open(file(root, "results"), "rb") as f:
         number = f.read().splitlines(keepends=True).index(raw) + 1
     shown = raw.decode("utf-8", "replace").strip()
     shown = shown if len(shown) <= 40 else shown[:39] + "…"

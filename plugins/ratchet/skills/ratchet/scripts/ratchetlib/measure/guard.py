@@ -22,7 +22,7 @@ from ..core.decision import fmt
 
 
 def report_path(store, iteration: int) -> str:
-    return store.path("reports", f"iter-{iteration:04d}-guard.txt")
+    return store.file("reports", f"iter-{iteration:04d}-guard.txt")
 
 
 def run(cfg, repo: str, store, iteration: int) -> dict:
