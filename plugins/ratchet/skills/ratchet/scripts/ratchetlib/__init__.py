@@ -3,10 +3,11 @@ imports only from its own folder or the folders above it
 (tests/test_layers.py checks it).
 
   core/      the rules, pure: config, decision, stats, pareto, constraints, paths, errors, text
-  io/        the edges: store (the one writer of .ratchet/), gitops, runner, seal, harness pins,
+  io/        the edges: store* (the one writer of .ratchet/: store, store_files, store_lock,
+             store_seal, store_best), gitops, runner, seal, harness pins (+ harness_named),
              what a trial may not carry over (carry, fresh, startup, gitguard), artifacts, unclean
   measure/   a command becomes a number: capture, metrics, sources (+ tfevents), guard, holdout
-  learn/     what the record teaches the next proposal: hints, ideas, escalation, bandit, program
+  learn/     what the record teaches the next proposal: hints, ideas, escalation, bandit, critic, program
   keep/      the keep decision: candidate, paired measurement, judge, the one decision tail, recovery
   present/   what people and the agent read: views, report
   verbs/     the verbs (session, chain, ship, doctor, detect, demo; loop/ the headless loop)

@@ -2,8 +2,11 @@
 
 `FILES` names every file and folder the store holds (FORMATS.md's table, same
 rows); other modules ask for a path by name (`file`, `Store.file`) and write
-through the functions here and in store_lock / store_seal / store_best, never
-with a raw open/rename/copy of their own (tests/test_store_writer.py checks it).
+through the store modules, never with a raw open/rename/copy of their own
+(tests/test_store_writer.py checks it): this one (the primitives, the sealed
+files, the run's config/state/current/records/loop and its archive),
+store_files (every other named file), store_lock (the lock), store_seal
+(adopting a run from before seals, `reseal`) and store_best (`best/`).
 The formats and every field are documented in FORMATS.md (format 1). Whole
 files are replaced atomically (temp file in the same folder, fsync, rename,
 fsync of the folder), so a kill at any instant leaves either the old or the

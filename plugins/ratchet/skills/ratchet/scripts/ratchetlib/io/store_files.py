@@ -19,6 +19,7 @@ from typing import Optional
 
 from .store import FILES, atomic_write, file, read_json, write_json
 
+
 def write_doc(root: str, name: str, obj: dict) -> None:
     """Replace JSON file `name` atomically (ideas, bandit, holdout, verify, ...)."""
     write_json(file(root, name), obj)
