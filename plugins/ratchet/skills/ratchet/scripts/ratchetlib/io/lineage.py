@@ -34,9 +34,8 @@ def runs(store: Store, run_id: str) -> list:
     ids = list(current.get("chain") or []) if current else []
     out = []
     for rid in ids:
-        folder = store.file("runs", rid)
-        archived = Store(store.repo)
-        archived.root = folder
+        archived = store.archived(rid)
+        folder = archived.root
         out.append({"run_id": rid, "parent": parent_of(folder) if os.path.isdir(folder) else None,
                     "records": archived.records(), "missing": not os.path.isdir(folder)})
     out.append({"run_id": run_id, "parent": current, "records": store.records(), "missing": False})

@@ -155,6 +155,13 @@ class Store:
         """Entry `name` of FILES in this store (see `file`)."""
         return file(self.root, name, *parts)
 
+    def archived(self, run_id: str) -> "Store":
+        """The store of run `run_id` as `init` archived it (`runs/<run-id>/`),
+        read with the same methods (its config, records)."""
+        other = Store(self.repo)
+        other.root = self.file("runs", run_id)
+        return other
+
     def exists(self) -> bool:
         return os.path.exists(self.file("config"))
 
