@@ -6,7 +6,7 @@ import os
 import unittest
 from unittest import mock
 
-from ratchetlib.io import artifacts
+from ratchetlib.io import artifacts, store_best
 from tests.util import PY, RepoTest, git, read, write
 
 BENCH = """import os, sys, time
@@ -110,7 +110,7 @@ class CrashInTheMiddleTest(ArtifactTest):
 
     def killed_at(self, where):
         """Patch the swap so the process 'dies' (KeyboardInterrupt, like Ctrl-C) at `where`."""
-        real_copy, real_rename = artifacts._copy, artifacts._rename
+        real_copy, real_rename = store_best._copy, store_best._rename
         calls = {"copy": 0, "rename": 0}
 
         def copy(src, dest):
@@ -126,7 +126,7 @@ class CrashInTheMiddleTest(ArtifactTest):
             real_rename(src, dest)
             if (where, calls["rename"]) in (("after-old-moved", 1), ("after-new-moved", 2)):
                 raise KeyboardInterrupt
-        return mock.patch.multiple(artifacts, _copy=copy, _rename=rename)
+        return mock.patch.multiple(store_best, _copy=copy, _rename=rename)
 
     def test_kill_at_each_step_of_the_swap(self):
         from tests.util import cli

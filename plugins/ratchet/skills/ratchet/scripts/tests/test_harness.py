@@ -6,7 +6,7 @@ import stat
 import unittest
 from unittest import mock
 
-from ratchetlib.io import harness
+from ratchetlib.io import harness, harness_named
 from tests.util import make_repo, read, write
 
 FILES = {"bench.py": "print('score: 1')\n", "tests/test_a.py": "assert True\n", "src/a.py": "x = 1\n",
@@ -143,9 +143,9 @@ class NamedFilesTest(unittest.TestCase):
         repo = make_repo(self, {"bench.py": "", "pkg/run.py": "", "conf.yaml": "", "out.json": ""})
         write(repo, "untracked.py", "")
         cmd = "cd . && python3 bench.py --config=conf.yaml -m pkg.run untracked.py ../x.py nope.py"
-        self.assertEqual(harness.named_files(cmd, repo), ["bench.py", "conf.yaml", "pkg/run.py"])
-        self.assertEqual(harness.named_files("python3 'unbalanced", repo), [])
-        self.assertEqual(harness.named_files("true", os.path.dirname(repo)), [])
+        self.assertEqual(harness_named.named_files(cmd, repo), ["bench.py", "conf.yaml", "pkg/run.py"])
+        self.assertEqual(harness_named.named_files("python3 'unbalanced", repo), [])
+        self.assertEqual(harness_named.named_files("true", os.path.dirname(repo)), [])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import shutil
 import tempfile
 import unittest
 
-from ratchetlib.io import store
+from ratchetlib.io import store, store_lock
 from ratchetlib.core.errors import UsageError
 
 
@@ -62,14 +62,14 @@ class StoreTest(unittest.TestCase):
         self.assertFalse(os.path.exists(self.s.path("config.json")))
 
     def test_lock(self):
-        with store.Lock(self.s, "a"):
+        with store_lock.Lock(self.s, "a"):
             with self.assertRaises(UsageError):
-                with store.Lock(self.s, "b"):
+                with store_lock.Lock(self.s, "b"):
                     pass
         self.assertFalse(os.path.exists(self.s.path("lock")))
         with open(self.s.path("lock"), "w") as f:
             json.dump({"pid": 2 ** 22 + 999, "host": __import__("socket").gethostname()}, f)
-        with store.Lock(self.s, "c"):
+        with store_lock.Lock(self.s, "c"):
             self.assertEqual(self.s.taken_over["pid"], 2 ** 22 + 999)
 
 

@@ -9,7 +9,7 @@ from ..core import term
 from ..core.errors import UsageError
 from ..io import workspace
 from ..keep import recover
-from ..learn import learning
+from ..learn import critic, learning
 from ..present import views
 from .emit import emit
 
@@ -37,7 +37,7 @@ def cmd_history(a):
         return _history_all(a)
     run = workspace.open_run(a.cwd)
     recs = run.store.records(last=a.last) if a.last else run.store.records()
-    summary = learning.critic_summary_of(recs)
+    summary = critic.critic_summary_of(recs)
     lines = [views.history_line(r) for r in recs] + ([summary["line"]] if summary else [])
     emit(a, "\n".join(lines) or "no records yet", recs)
 

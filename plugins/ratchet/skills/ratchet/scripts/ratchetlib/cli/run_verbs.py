@@ -6,14 +6,14 @@ the engine's errors mapped by cli.main."""
 import os
 
 from ..verbs import session
-from ..learn import learning
+from ..learn import critic, learning
 from ..present import views
 from .emit import emit, verdict_json
 from .flags import default_report_source
 
 
 def _critic(args):
-    return learning.critic_record(args.critic_pick, args.critic_reason, args.proposal_a, args.proposal_b)
+    return critic.critic_record(args.critic_pick, args.critic_reason, args.proposal_a, args.proposal_b)
 
 
 def cmd_init(a):

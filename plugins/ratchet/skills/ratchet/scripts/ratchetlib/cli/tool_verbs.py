@@ -65,7 +65,7 @@ def _printable(text: str) -> str:
 def cmd_reseal(a):
     """A person at a terminal, never a script or an agent (no TTY there),
     decides that the run's files as they are now are the contract."""
-    from ..io import gitops, seal, store as storemod
+    from ..io import gitops, seal, store as storemod, store_seal
     root = storemod.Store(gitops.find_root(a.cwd)).root
     if not os.path.exists(os.path.join(root, "config.json")):
         raise UsageError("no ratchet run in this repository; nothing to reseal")
@@ -81,7 +81,7 @@ def cmd_reseal(a):
             raw[name] = {}
     cfg, st, loop = raw["config.json"], raw["state.json"], raw["loop.json"]
     print("ratchet reseal: these files do not verify now:")
-    for line in storemod.seal_problems(root) or ["(none: every sealed file verifies)"]:
+    for line in store_seal.seal_problems(root) or ["(none: every sealed file verifies)"]:
         print(f"  {_printable(line)}")
     print("the contract you are about to trust:")
     for label, value in (("run", cfg.get("run_id")), ("run command", cfg.get("run_command")),
@@ -99,7 +99,7 @@ def cmd_reseal(a):
     answer = sys.stdin.readline().strip()
     if not answer or answer != cfg.get("run_id"):
         raise UsageError("not confirmed; nothing was changed")
-    done = storemod.trust(root)
+    done = store_seal.trust(root)
     print(f"resealed {', '.join(done)} with the key {seal.key_path(cfg['run_id'])}")
 
 

@@ -187,7 +187,7 @@ def build(args: dict, repo_root: str, named: tuple = ()) -> Config:
     """Validate raw `init` flags (a dict of argparse values) into a Config.
 
     `named` are the tracked files the run, guard and holdout commands name
-    (io/harness.named_files, found by the caller so this layer reads no git):
+    (io/harness_named.named_files, found by the caller so this layer reads no git):
     they are protected unless `--editable` lists them.
     Raises UsageError naming the first mistake; never touches the repository.
     """

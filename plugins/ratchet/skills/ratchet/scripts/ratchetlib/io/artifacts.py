@@ -5,17 +5,12 @@ files the trial wrote (`artifacts`: new or changed) and which of those it
 created (`artifacts_created`: absent before the trial); both lists go into
 the trial's record.
 
-After a keep (and after the baseline), `promote` copies, for each glob, the
-newest matching file the iteration's trials wrote into `.ratchet/best/`:
-the files under `best/files/<path>` and `best/best.json` saying which
-iteration, commit and score they belong to. The swap never exposes a half
-written best: the new set is built in `best.tmp-*`, then `best` is renamed
-to `best.old-*`, `best.tmp-*` to `best`, and the old set removed. A kill at
-any point leaves a complete `best`, or no `best` and a complete
-`best.old-*`; `recover` (run by every command that changes state) puts the
-old one back and deletes partial builds, and the decided iteration is then
-finished again, copy included. A keep whose trials wrote no artifact leaves
-the previous best in place (its best.json says which iteration it is).
+After a keep (and after the baseline), `choose` picks, for each glob, the
+newest matching file the iteration's trials wrote, and `store_best.promote`
+copies them into `.ratchet/best/`: the files under `best/files/<path>` and
+`best/best.json` saying which iteration, commit and score they belong to
+(the crash-safe swap is store_best's). A keep whose trials wrote no artifact
+leaves the previous best in place (its best.json says which iteration it is).
 
 After any other decision, with `--artifacts-on-revert remove`, `discard`
 deletes the files the iteration's trials created; files they only
@@ -24,15 +19,11 @@ overwrote, files git tracks and anything that existed before are left.
 
 import glob
 import os
-import secrets
-import shutil
 
 from . import gitops
 from ..core import paths
 from ..core.errors import UsageError
-from .store import _fsync_dir, now_iso, read_json, write_json
-
-BEST, MANIFEST = "best", "best.json"
+from . import store_best
 
 
 def _matches(repo: str, pattern: str) -> list:
@@ -66,43 +57,6 @@ def written(repo: str, globs, before: dict, started: float) -> dict:
 
 # --- best ---------------------------------------------------------------------
 
-def recover(root: str) -> list:
-    """Undo a swap a kill interrupted; return notes. `root` is .ratchet/."""
-    notes = []
-    best = os.path.join(root, BEST)
-    try:
-        names = sorted(os.listdir(root))
-    except FileNotFoundError:
-        return notes
-    olds = [n for n in names if n.startswith(BEST + ".old-")]
-    for name in names:
-        if name.startswith(BEST + ".tmp-"):
-            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
-            notes.append(f"removed an unfinished copy of the best artifacts ({name})")
-    if not os.path.exists(best) and olds:
-        os.rename(os.path.join(root, olds[-1]), best)
-        _fsync_dir(root)
-        olds = olds[:-1]
-        notes.append("put the previous best artifacts back after an interrupted swap")
-    for name in olds:
-        shutil.rmtree(os.path.join(root, name), ignore_errors=True)
-    return notes
-
-
-def manifest(root: str):
-    """The best.json of .ratchet/best/, or None."""
-    return read_json(os.path.join(root, BEST, MANIFEST), "best/best.json")
-
-
-def _copy(src: str, dest: str) -> None:
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    with open(src, "rb") as fin, open(dest, "wb") as fout:
-        shutil.copyfileobj(fin, fout, 1 << 20)
-        fout.flush()
-        os.fsync(fout.fileno())
-    shutil.copystat(src, dest)
-
-
 def choose(repo: str, globs, trials: list) -> list:
     """For each glob, the newest file matching it that the trials wrote."""
     wrote = {p for t in trials for p in t.get("artifacts") or ()}
@@ -117,45 +71,6 @@ def choose(repo: str, globs, trials: list) -> list:
         if found and max(found)[1] not in chosen:
             chosen.append(max(found)[1])
     return chosen
-
-
-def promote(root: str, repo: str, rec: dict, globs, metric: str) -> list:
-    """Copy the iteration's newest artifacts into best/ atomically; return their paths."""
-    recover(root)
-    current = manifest(root)
-    if current and current.get("iter") == rec["iter"]:
-        return [f["path"] for f in current.get("files") or []]  # already done before a kill
-    files = choose(repo, globs, rec.get("trials") or [])
-    if not files:
-        return []
-    tmp = os.path.join(root, f"{BEST}.tmp-{rec['iter']:04d}-{secrets.token_hex(3)}")
-    os.makedirs(os.path.join(tmp, "files"))
-    listed = []
-    for rel in files:
-        src = os.path.join(repo, rel)
-        _copy(src, os.path.join(tmp, "files", rel))
-        listed.append({"path": rel, "size": os.path.getsize(src)})
-    write_json(os.path.join(tmp, MANIFEST), {"format": 1, "iter": rec["iter"], "sha": rec.get("sha"),
-                                             "metric": metric, "score": rec.get("avg"), "files": listed,
-                                             "created": now_iso()})
-    _fsync_dir(tmp)
-    _swap(root, tmp, rec["iter"])
-    return files
-
-
-def _rename(src: str, dest: str) -> None:
-    os.rename(src, dest)
-
-
-def _swap(root: str, tmp: str, iteration: int) -> None:
-    best = os.path.join(root, BEST)
-    old = os.path.join(root, f"{BEST}.old-{iteration:04d}-{secrets.token_hex(3)}")
-    if os.path.exists(best):
-        _rename(best, old)
-    _rename(tmp, best)
-    _fsync_dir(root)
-    if os.path.exists(old):
-        shutil.rmtree(old)
 
 
 def discard(repo: str, trials: list) -> list:
@@ -184,7 +99,8 @@ def apply(root: str, repo: str, cfg, rec: dict) -> dict:
     trials = rec.get("trials") or []
     kept, removed = [], []
     if rec["decision"] in ("keep", "baseline"):
-        kept = promote(root, repo, rec, cfg.artifact_globs, cfg.metric_name)
+        chosen = choose(repo, cfg.artifact_globs, trials)
+        kept = store_best.promote(root, repo, rec, chosen, cfg.metric_name)
     elif trials and cfg.artifacts_on_revert == "remove":
         removed = discard(repo, trials)
     return {**rec, "artifacts": {"best": kept, "removed": removed}}
@@ -193,7 +109,7 @@ def apply(root: str, repo: str, cfg, rec: dict) -> dict:
 def summary(root: str) -> str:
     """One line about .ratchet/best/ for `status`, or ''."""
     try:
-        m = manifest(root)
+        m = store_best.manifest(root)
     except UsageError:  # a damaged best.json must not break status
         return ""
     if not m:

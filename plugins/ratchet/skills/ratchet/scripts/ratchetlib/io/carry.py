@@ -33,7 +33,7 @@ import hashlib
 import os
 from typing import Optional
 
-from . import gitops, gitpatch, harness, startup, store
+from . import gitops, gitpatch, harness, startup, store, store_files
 from ..core import paths, sourcespec
 
 FORMAT = 1
@@ -190,11 +190,7 @@ def _pin_one(store_root: str, repo: str, rel: str, budget: int) -> Optional[dict
         return None
     copy = data is not None and size <= budget
     if copy:
-        dest = os.path.join(store_root, "untracked", sha)
-        if not os.path.exists(dest):
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            with open(dest, "wb") as f:
-                f.write(data)
+        store_files.keep_copy(store_root, "untracked_copies", sha, data)
     return {"sha256": sha, "size": size, "mode": os.stat(full).st_mode & 0o7777, "copy": copy,
             "stat": _stat(full)}
 
@@ -209,14 +205,13 @@ def pin_user_files(repo: str, store_root: str, rels) -> dict:
         if e is not None:
             files[rel] = e
             budget -= e["size"] if e["copy"] else 0
-    store.write_json(os.path.join(store_root, "untracked.json"), {"format": FORMAT, "pinned": store.now_iso(),
-                                                                 "files": files})
+    store_files.write_doc(store_root, "untracked", {"format": FORMAT, "pinned": store.now_iso(), "files": files})
     return {"files": len(files), "copied": sum(1 for e in files.values() if e["copy"]),
             "hashed_only": sorted(r for r, e in files.items() if not e["copy"])}
 
 
 def load_user_files(store_root: str) -> Optional[dict]:
-    return store.read_json(os.path.join(store_root, "untracked.json"), "untracked.json")
+    return store_files.read_doc(store_root, "untracked")
 
 
 def refresh_user_files(repo: str, store_root: str) -> None:
@@ -236,11 +231,11 @@ def refresh_user_files(repo: str, store_root: str) -> None:
             used += (fresh["size"] if fresh["copy"] else 0) - (e["size"] if e.get("copy") else 0)
             files[rel], moved = fresh, True
     if moved:
-        store.write_json(os.path.join(store_root, "untracked.json"), doc)
+        store_files.write_doc(store_root, "untracked", doc)
 
 
 def _restore_user_file(store_root: str, repo: str, rel: str, e: dict) -> bool:
-    src = os.path.join(store_root, "untracked", e["sha256"])
+    src = store.file(store_root, "untracked_copies", e["sha256"])
     if not e.get("copy") or not os.path.isfile(src):
         return False
     with open(src, "rb") as f:

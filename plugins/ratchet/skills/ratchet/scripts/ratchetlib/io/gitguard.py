@@ -23,7 +23,7 @@ import os
 import shutil
 from typing import Optional
 
-from . import gitops, harness, store
+from . import gitops, harness, store, store_files
 
 FORMAT = 1
 COPY_MAX_BYTES = 1 << 20
@@ -50,13 +50,9 @@ def _git_paths(repo: str) -> dict:
     return found
 
 
-def _path(store_root: str, *parts: str) -> str:
-    return os.path.join(store_root, *parts)
-
-
 def pin(repo: str, store_root: str) -> dict:
     """Hash (and copy) git's configuration files now; write gitguard.json."""
-    os.makedirs(_path(store_root, "gitguard"), exist_ok=True)
+    store_files.folder(store_root, "gitguard_copies")
     files = {}
     for label, full in _git_paths(repo).items():
         if not os.path.isfile(full):
@@ -64,16 +60,16 @@ def pin(repo: str, store_root: str) -> dict:
             continue
         sha, size, _ = harness.digest(full)
         copy = size <= COPY_MAX_BYTES
-        if copy and not os.path.exists(_path(store_root, "gitguard", sha)):
-            shutil.copyfile(full, _path(store_root, "gitguard", sha))
+        if copy:
+            store_files.keep_copy(store_root, "gitguard_copies", sha, src=full)
         files[label] = {"path": full, "sha256": sha, "size": size, "mode": os.stat(full).st_mode & 0o7777,
                         "copy": copy}
-    store.write_json(_path(store_root, "gitguard.json"), {"format": FORMAT, "pinned": store.now_iso(), "files": files})
+    store_files.write_doc(store_root, "gitguard", {"format": FORMAT, "pinned": store.now_iso(), "files": files})
     return files
 
 
 def load(store_root: str) -> Optional[dict]:
-    return store.read_json(_path(store_root, "gitguard.json"), "gitguard.json")
+    return store_files.read_doc(store_root, "gitguard")
 
 
 def verify(repo: str, store_root: str) -> dict:
@@ -117,7 +113,7 @@ def restore(repo: str, store_root: str, changes: Optional[dict] = None) -> list:
                 if os.path.lexists(full):
                     os.remove(full)
                 continue
-            src = _path(store_root, "gitguard", e["sha256"])
+            src = store.file(store_root, "gitguard_copies", e["sha256"])
             if not e.get("copy") or not os.path.isfile(src):
                 failed.append(label)
                 continue

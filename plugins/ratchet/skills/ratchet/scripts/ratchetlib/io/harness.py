@@ -23,15 +23,13 @@ put back while candidate code ran (kind "rewritten"). See FORMATS.md for harness
 
 import hashlib
 import os
-import shlex
 import shutil
 import stat
 import time
 from typing import Optional
 
-from . import fresh, gitops, store
+from . import fresh, gitops, harness_named, store, store_files
 from ..core import paths
-from ..core.errors import RatchetError
 
 FORMAT = 1
 COPY_MAX_BYTES = 1 << 20       # files up to 1 MiB are copied ...
@@ -130,10 +128,6 @@ def _stat_key(st: os.stat_result, now_ns: int) -> Optional[list]:
     return None if now_ns - newest < _RACY_NS else [st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def _path(store_root: str, *parts: str) -> str:
-    return os.path.join(store_root, *parts)
-
-
 def load(store_root: str) -> Optional[dict]:
     """harness.json, or None for a run started before pinning existed."""
     return store.read_sealed(store_root, "harness.json")
@@ -144,7 +138,7 @@ def pin(repo: str, store_root: str, specs, exclude=(), now_ns: Optional[int] = N
     now_ns = time.time_ns() if now_ns is None else now_ns
     found, folders = protected_files(repo, specs, exclude)
     tracked = set(gitops.git(repo, "ls-files", "-z").split("\0")) if found else set()
-    os.makedirs(_path(store_root, "harness"), exist_ok=True)
+    store_files.folder(store_root, "harness_copies")
     entries, copied = {}, 0
     for rel in found:
         full = os.path.join(repo, rel)
@@ -157,10 +151,7 @@ def pin(repo: str, store_root: str, specs, exclude=(), now_ns: Optional[int] = N
         want_copy = copied + st.st_size <= COPY_TOTAL_BYTES and st.st_size <= COPY_MAX_BYTES
         sha, size, data = digest(full, COPY_MAX_BYTES if want_copy else 0)
         if data is not None and copied + size <= COPY_TOTAL_BYTES:
-            dest = _path(store_root, "harness", sha)
-            if not os.path.exists(dest):
-                with open(dest, "wb") as f:
-                    f.write(data)
+            store_files.keep_copy(store_root, "harness_copies", sha, data)
             copied += size
         entries[rel] = {"sha256": sha, "size": size, "mode": stat.S_IMODE(st.st_mode), "tracked": rel in tracked,
                         "copy": data is not None, "stat": _stat_key(st, now_ns)}
@@ -255,7 +246,7 @@ def _pinned_copy(store_root: str, entry: dict) -> Optional[bytes]:
     if not entry.get("copy"):
         return None
     try:
-        with open(_path(store_root, "harness", entry["sha256"]), "rb") as f:
+        with open(store.file(store_root, "harness_copies", entry["sha256"]), "rb") as f:
             data = f.read()
     except OSError:
         return None
@@ -334,90 +325,8 @@ def unrestorable(store_root: str, changes: dict) -> list:
     return out
 
 
-def _strip_comment(line: str) -> str:
-    """`line` without its shell comment: a `#` that starts a word, outside quotes."""
-    quote, prev, i = None, " ", 0
-    while i < len(line):
-        c = line[i]
-        if quote:
-            if c == "\\" and quote == '"':
-                i += 1
-            elif c == quote:
-                quote = None
-        elif c == "\\":
-            i += 1
-        elif c in "'\"":
-            quote = c
-        elif c == "#" and (prev.isspace() or prev in ";&|()"):
-            return line[:i]
-        prev = c
-        i += 1
-    return line
-
-
-def _simple_commands(command: str) -> list:
-    """The shell's simple commands in `command`, each a list of words:
-    comments dropped, split at `&&`, `||`, `;`, `|`, `&` and parentheses."""
-    out, words = [], []
-    for line in command.splitlines() or [""]:
-        lex = shlex.shlex(_strip_comment(line), posix=True, punctuation_chars=True)
-        lex.whitespace_split, lex.commenters = True, ""
-        try:
-            tokens = list(lex)
-        except ValueError:  # an unclosed quote: no file can be named reliably
-            return out
-        for tok in tokens:
-            if tok and all(c in "();<>|&" for c in tok):
-                out.append(words) if words else None
-                words = []
-            else:
-                words.append(tok)
-        out.append(words) if words else None
-        words = []
-    return out
-
-
 def commands_name(args: dict, repo: str) -> tuple:
     """The tracked files the init flags' run, guard and holdout commands name
-    (see `named_files`), for `config.build` to protect."""
+    (see `harness_named.named_files`), for `config.build` to protect."""
     cmds = ((args.get(k) or "").strip() for k in ("run_command", "guard_command", "holdout_command"))
-    return tuple(dict.fromkeys(f for cmd in cmds if cmd for f in named_files(cmd, repo)))
-
-
-def named_files(command: str, repo: str) -> list:
-    """Tracked files of the repository that `command` names as arguments:
-    `python3 bench.py` -> ['bench.py'], `python -m pkg.bench` -> ['pkg/bench.py'],
-    `--config=conf.yaml` -> ['conf.yaml']. The run command's harness, usually.
-    Read as the shell would: comments are dropped (`python3 bench.py  # fast`)
-    and a `cd DIR` (or `pushd DIR`) makes later words relative to DIR
-    (`cd sub && python3 bench.py` -> ['sub/bench.py'])."""
-    root = os.path.realpath(repo)
-    wanted, here = [], root
-    for words in _simple_commands(command):
-        if words[0] in ("cd", "pushd") and len(words) == 2:
-            target = os.path.realpath(os.path.join(here, words[1]))
-            here = target if os.path.isdir(target) and os.path.commonpath([target, root]) == root else here
-            continue
-        prev = None
-        for tok in words:
-            options = [tok]
-            if tok.startswith("-") and "=" in tok:
-                options = [tok.split("=", 1)[1]]
-            if prev == "-m":
-                options.append(tok.replace(".", "/") + ".py")
-            prev = tok
-            for opt in options:
-                if not opt or opt.startswith("-"):
-                    continue
-                for base in dict.fromkeys((here, root)):
-                    full = os.path.realpath(os.path.join(base, opt))
-                    if os.path.isfile(full) and os.path.commonpath([full, root]) == root:
-                        wanted.append(os.path.relpath(full, root).replace(os.sep, "/"))
-                        break
-    if not wanted:
-        return []
-    try:
-        tracked = set(gitops.git(repo, "ls-files", "-z", "--", *dict.fromkeys(wanted)).split("\0")) - {""}
-    except RatchetError:  # not a git work tree: nothing is tracked
-        return []
-    return [p for p in dict.fromkeys(wanted) if p in tracked]
+    return tuple(dict.fromkeys(f for cmd in cmds if cmd for f in harness_named.named_files(cmd, repo)))

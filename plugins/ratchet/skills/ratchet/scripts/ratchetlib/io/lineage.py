@@ -13,25 +13,19 @@ import os
 from typing import Optional
 
 from ..core.errors import UsageError
-from .store import Store, read_json, write_json
-
-NAME = "parent.json"
+from . import store_files
+from .store import Store
 
 
 def write_parent(store: Store, parent: Optional[dict]) -> None:
     """Write the new run's parent.json (read-only), or clear a stray one."""
-    path = store.path(NAME)
-    if os.path.lexists(path):
-        os.unlink(path)  # left by an init killed before its config.json: it belongs to no run
-    if parent is None:
-        return
-    write_json(path, {"format": 1, **parent})
-    os.chmod(path, 0o444)
+    # a stray one was left by an init killed before its config.json: it belongs to no run
+    store_files.write_read_only(store.root, "parent", None if parent is None else {"format": 1, **parent})
 
 
 def parent_of(root: str) -> Optional[dict]:
     """The parent.json in a run folder (`.ratchet/` or `.ratchet/runs/<id>/`), or None."""
-    return read_json(os.path.join(root, NAME), NAME)
+    return store_files.read_doc(root, "parent")
 
 
 def runs(store: Store, run_id: str) -> list:
@@ -40,9 +34,8 @@ def runs(store: Store, run_id: str) -> list:
     ids = list(current.get("chain") or []) if current else []
     out = []
     for rid in ids:
-        folder = store.path("runs", rid)
-        archived = Store(store.repo)
-        archived.root = folder
+        archived = store.archived(rid)
+        folder = archived.root
         out.append({"run_id": rid, "parent": parent_of(folder) if os.path.isdir(folder) else None,
                     "records": archived.records(), "missing": not os.path.isdir(folder)})
     out.append({"run_id": run_id, "parent": current, "records": store.records(), "missing": False})

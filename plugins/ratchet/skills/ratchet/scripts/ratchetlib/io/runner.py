@@ -40,7 +40,8 @@ import uuid
 from typing import Optional
 
 from ..core import faults
-from .store import pid_start
+from . import store_files
+from .store_lock import pid_start
 
 MARKER = "RATCHET_TRIAL_ID"
 _GRACE_SECONDS = 2.0
@@ -120,7 +121,7 @@ class Child:
         self._mine = _own_tree() if _become_subreaper() else None
         self.started = time.time()
         self._t0 = time.monotonic()
-        with open(out_path, "wb") as out, open(err_path, "wb") if err_path else _nothing() as err, \
+        with store_files.capture(out_path) as out, store_files.capture(err_path) if err_path else _nothing() as err, \
                 open(stdin_path, "rb") if stdin_path else _nothing() as stdin:
             self.proc = subprocess.Popen(command, shell=True, cwd=cwd, env=full_env,
                                          stdin=stdin if stdin_path else subprocess.DEVNULL, stdout=out,

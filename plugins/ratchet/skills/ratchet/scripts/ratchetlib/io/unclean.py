@@ -14,13 +14,15 @@ import os
 
 from . import runner
 from ..core.errors import RatchetError, UsageError
-from .store import Lock, Store, now_iso, read_json, write_json
+from . import store_files
+from .store import Store, now_iso, read_json
+from .store_lock import Lock
 
 NAME = "UNCLEAN"
 
 
 def path(store: Store) -> str:
-    return store.path(NAME)
+    return store.file("unclean")
 
 
 def _pids(procs) -> str:
@@ -66,8 +68,8 @@ def refuse_if_marked(store: Store) -> None:
 
 def mark(store: Store, tr: "runner.TrialRun", iteration: int, trial: int) -> None:
     """Write the marker for a trial whose processes survived, then fail the command."""
-    write_json(path(store), {"format": 1, "marker": tr.marker, "processes": list(tr.survivors),
-                             "iter": iteration, "trial": trial, "created": now_iso()})
+    store_files.write_doc(store.root, "unclean", {"format": 1, "marker": tr.marker, "processes": list(tr.survivors),
+                                                  "iter": iteration, "trial": trial, "created": now_iso()})
     raise RatchetError(f"trial {trial} of iteration {iteration}: {len(tr.survivors)} process(es) survived the kill "
                        f"(pid {_pids(list(tr.survivors))}); this measurement is void and trials are blocked: "
                        f"stop them, then run `ratchet.py clean`")
@@ -75,8 +77,8 @@ def mark(store: Store, tr: "runner.TrialRun", iteration: int, trial: int) -> Non
 
 def write(store: Store, source: str, processes: list) -> None:
     """The marker for processes a killed command left that survived recovery's kill."""
-    write_json(path(store), {"format": 1, "marker": None, "processes": processes, "source": source,
-                             "created": now_iso()})
+    store_files.write_doc(store.root, "unclean", {"format": 1, "marker": None, "processes": processes,
+                                                  "source": source, "created": now_iso()})
 
 
 def still_running(marker: dict) -> list:
@@ -114,7 +116,7 @@ def clean(repo: str) -> list:
             shown = "; ".join(f"{p['pid']} ({p['cmd'][:60] or '?'})" for p in alive[:4])
             raise UsageError(f"still running after SIGKILL: {shown}; they may be stuck in the kernel or owned by "
                              f"another user: end them (sudo kill -9 PID, or reboot), then run `ratchet.py clean` again")
-        os.unlink(path(store))
+        store_files.remove(store.root, "unclean")
     return left
 
 

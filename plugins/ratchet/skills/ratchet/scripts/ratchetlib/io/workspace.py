@@ -10,7 +10,8 @@ from typing import Optional
 from ..core import config as configmod
 from ..core.errors import UsageError
 from . import gitops, harness, seal
-from .store import Store, adopt
+from .store import Store
+from .store_seal import adopt
 
 
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 from ..core import decision
 from ..io import carry, gitguard, harness, seal, workspace
-from ..io.store import put_back
+from ..io.store_seal import put_back
 from ..measure import guard
 from . import candidate
 

@@ -45,7 +45,8 @@ from ..core.sprt import detectable_effect, sprt_decide
 from ..io import fresh, gitops, gitpatch, harness
 from ..measure import trial
 from ..core.errors import RatchetError, UsageError
-from ..io.store import atomic_write, now_iso, write_json
+from ..io import store_files
+from ..io.store import atomic_write, now_iso
 
 SWAP_PATCH = ("swap", "candidate.patch")
 
@@ -55,7 +56,7 @@ SWAP_PATCH = ("swap", "candidate.patch")
 def save_candidate(run, cur: dict, cand) -> dict:
     """Step 1: the candidate as a patch under .ratchet/, `swap` in current.json."""
     path = run.store.path(*SWAP_PATCH)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    store_files.folder(run.store.root, "swap")
     patch = gitpatch.diff_patch(run.repo, list(cand.tracked), list(cand.new))
     atomic_write(path, patch.encode("utf-8", "surrogateescape"))
     cur["swap"] = {"patch": os.path.relpath(path, run.store.root), "tracked": list(cand.tracked),
@@ -167,7 +168,7 @@ def measure(run, cur: dict, cand) -> tuple:
     ctrials, itrials = cur.setdefault("trials", []), cur.setdefault("incumbent_trials", [])
     in_tree, verdict, k, last = "candidate", None, 0, None
     staged = run.store.path("swap", "artifacts")
-    shutil.rmtree(staged, ignore_errors=True)
+    store_files.remove_path(staged, strict=False)
     try:
         for p in range(1, cfg.max_trials + 1):
             env = seed_env(cfg, it, p)
@@ -221,13 +222,11 @@ def measure(run, cur: dict, cand) -> tuple:
 def _stage(repo: str, staged: str, rels: list) -> None:
     """Copy what a candidate run wrote (--artifact-glob matches) aside: a later
     incumbent run may overwrite a checkpoint with a fixed name."""
-    shutil.rmtree(staged, ignore_errors=True)
+    store_files.remove_path(staged, strict=False)
     for rel in rels:
         src = os.path.join(repo, rel)
         if os.path.isfile(src):
-            dst = os.path.join(staged, rel)
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            shutil.copy2(src, dst)
+            store_files.copy_in(src, os.path.join(staged, rel), keep_times=True)
 
 
 def _unstage(repo: str, staged: str) -> None:
@@ -237,7 +236,7 @@ def _unstage(repo: str, staged: str) -> None:
             dst = os.path.join(repo, os.path.relpath(src, staged))
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             shutil.copy2(src, dst)
-    shutil.rmtree(staged, ignore_errors=True)
+    store_files.remove_path(staged, strict=False)
 
 
 def evidence(cfg, verdict, ctrials: list, itrials: list) -> dict:
@@ -419,9 +418,9 @@ def verify(run, pairs: Optional[int] = None) -> Optional[dict]:
     # what people read: the change of the metric itself (change.py), low end first
     verified["change_pct"], verified["change_interval"] = change.verified_change(
         {"gain_pct": verified["gain_pct"], "interval": verified["interval"], "log_scale": scale}, cfg.direction)
-    write_json(run.store.path("verify.json"), {**verified, "start": start, "start_scores": inc,
-                                               "best_scores": cand, "effects": effects, "log_scale": scale,
-                                               "gain": gain.to_json()})
+    store_files.write_doc(run.store.root, "verify", {**verified, "start": start, "start_scores": inc,
+                                                     "best_scores": cand, "effects": effects, "log_scale": scale,
+                                                     "gain": gain.to_json()})
     return verified
 
 

@@ -7,8 +7,9 @@ command left running are ended or recorded in UNCLEAN."""
 
 from ..core import decision
 from ..core.errors import RatchetError, UsageError
-from ..io import githistory, artifacts, gitops, runner, seal, unclean, workspace
-from ..io.store import Lock, now_iso
+from ..io import store_best, githistory, gitops, runner, seal, unclean, workspace
+from ..io.store import now_iso
+from ..io.store_lock import Lock
 from . import finish, paired
 
 
@@ -20,7 +21,7 @@ def recover(run: workspace.Run) -> list:
     fixed = run.store.repair()
     if fixed:
         notes.append(fixed)
-    notes += artifacts.recover(run.store.root)
+    notes += store_best.recover(run.store.root)
     last = run.store.records(last=1)
     try:
         cur = run.store.read_current()

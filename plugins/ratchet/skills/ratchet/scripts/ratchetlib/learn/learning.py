@@ -1,9 +1,9 @@
 """The loop that learns: where the decision meets hints, escalation, the
 bandit, the ideas backlog, critic statistics and `.ratchet/program.md`.
 
-The learning modules (hints, escalation, bandit, ideas, program) are pure or
-own one file each; this module is the glue the engine and the views call, so
-keep/ stays about measuring and deciding.
+The learning modules (hints, escalation, bandit, ideas, critic, program) are
+pure or own one file each; this module is the glue the decision tail and the
+views call, so keep/ stays about measuring and deciding.
 
 Crash safety follows the engine's ordering (record appended, then state.json
 replaced as the decision's commit point):
@@ -23,12 +23,11 @@ bandit.json and ideas.json are bounded, results.jsonl is never read.
 
 from typing import Optional
 
-from . import bandit, escalation, hints, ideas, program
+from . import bandit, critic, escalation, hints, ideas, program
 from ..core.errors import UsageError
-from ..io.store import Lock, atomic_write
+from ..io import store_files
+from ..io.store_lock import Lock
 
-CRITIC_KEYS = ("a", "b", "none", "other")
-PROPOSAL_CAP = 300
 STATUS_HINTS = 3
 VERDICT_HINTS = 2
 STATUS_IDEAS = 3
@@ -44,26 +43,6 @@ def _cfg(cfg) -> dict:
 
 
 # --- records ------------------------------------------------------------------
-
-def critic_record(pick: Optional[str], reason: Optional[str], proposal_a: Optional[str] = None,
-                  proposal_b: Optional[str] = None) -> Optional[dict]:
-    """`record["critic"]` from the iterate flags, or None when none was given.
-
-    `pick` is `a`, `b` or `none` (the critic rejected both; the agent made its
-    own change); any other text (older skill versions passed the chosen
-    proposal's summary) is kept as given and counted as a pick of unknown side.
-    """
-    if not any((pick, reason, proposal_a, proposal_b)):
-        return None
-    clean = hints.clip(pick, PROPOSAL_CAP) if pick else None
-    if clean and clean.lower() in ("a", "b", "none"):
-        clean = clean.lower()
-    out = {"pick": clean, "reason": hints.clip(reason, PROPOSAL_CAP) if reason else None}
-    if proposal_a or proposal_b:
-        out["proposals"] = {"a": hints.clip(proposal_a, PROPOSAL_CAP) if proposal_a else None,
-                            "b": hints.clip(proposal_b, PROPOSAL_CAP) if proposal_b else None}
-    return out
-
 
 def check_arm(cfg, arm: Optional[str]) -> None:
     """UsageError (one line) unless `arm` is None or one of the run's arms."""
@@ -95,25 +74,6 @@ def similar_line(sim: dict) -> str:
 
 # --- the state fold (pure) ------------------------------------------------------
 
-def _critic_key(critic) -> Optional[str]:
-    if not isinstance(critic, dict):
-        return None
-    pick = str(critic.get("pick") or "none").strip().lower()
-    return pick if pick in ("a", "b", "none") else "other"
-
-
-def fold_critic(stats: Optional[dict], rec: dict) -> Optional[dict]:
-    """Critic counters after `rec`: per pick, iterations and keeps."""
-    key = _critic_key(rec.get("critic"))
-    if key is None:
-        return stats
-    out = {k: dict(v) for k, v in (stats or {}).items()}
-    slot = out.setdefault(key, {"n": 0, "kept": 0})
-    slot["n"] += 1
-    slot["kept"] += 1 if rec.get("decision") == "keep" else 0
-    return out
-
-
 def fold(state: dict, rec: dict, cfg) -> dict:
     """The learning part of the state after `rec` (pure; see the docstring).
 
@@ -131,7 +91,7 @@ def fold(state: dict, rec: dict, cfg) -> dict:
         return st
     st["memory"] = hints.update_memory(st.get("memory"), rec, conf)
     st["escalation"] = escalation.step(st.get("escalation"), rec.get("decision") == "keep", conf)
-    stats = fold_critic(st.get("critic_stats"), rec)
+    stats = critic.fold_critic(st.get("critic_stats"), rec)
     if stats is not None:
         st["critic_stats"] = stats
     if st["escalation"].get("stop") and not st.get("stop"):
@@ -142,15 +102,11 @@ def fold(state: dict, rec: dict, cfg) -> dict:
 # --- derived files (idempotent, written before state.json) ---------------------
 
 def bandit_path(run) -> str:
-    return run.store.path("bandit.json")
+    return run.store.file("bandit")
 
 
 def ideas_path(run) -> str:
-    return run.store.path("ideas.json")
-
-
-def program_path(run) -> str:
-    return run.store.path("program.md")
+    return run.store.file("ideas")
 
 
 # Decisions that say nothing about the change: the loop was stopped (a
@@ -246,7 +202,7 @@ def write_program(run, state: dict) -> None:
     arm = snap["arm"]["explain"] if snap["arm"] else None
     text = program.render(run.config.to_dict(), _program_state(state), state.get("memory"), snap["hints"],
                           state.get("escalation"), arm, snap["ideas"], None)
-    atomic_write(program_path(run), text.encode("utf-8"))
+    store_files.write_text(run.store.root, "program", text)
 
 
 # --- what status and the verdict show ---------------------------------------------
@@ -266,38 +222,6 @@ def top_ideas(run, limit: Optional[int] = None) -> tuple:
     return (ranked if limit is None else ranked[:limit]), len(opened)
 
 
-def _rate(n: int, kept: int) -> str:
-    return f"{kept}/{n}" + (f" ({kept / n:.0%})" if n else "")
-
-
-def critic_summary(stats: Optional[dict], counts: Optional[dict]) -> Optional[dict]:
-    """How often the critic's pick was kept against every iteration's keep
-    rate, from the O(1) counters (or None without critic records)."""
-    if not stats:
-        return None
-    get = lambda k: (stats.get(k) or {"n": 0, "kept": 0})  # noqa: E731
-    picked = {"n": sum(get(k)["n"] for k in ("a", "b", "other")),
-              "kept": sum(get(k)["kept"] for k in ("a", "b", "other"))}
-    counts = counts or {}
-    overall = {"n": sum(v for k, v in counts.items() if k != "baseline"), "kept": counts.get("keep", 0)}
-    short = (f"critic: picks kept {_rate(picked['n'], picked['kept'])} · own ideas "
-             f"{_rate(get('none')['n'], get('none')['kept'])} · all {_rate(overall['n'], overall['kept'])}")
-    line = (f"critic: picks kept {_rate(picked['n'], picked['kept'])} (A {_rate(get('a')['n'], get('a')['kept'])}, "
-            f"B {_rate(get('b')['n'], get('b')['kept'])}) · own ideas {_rate(get('none')['n'], get('none')['kept'])}"
-            f" · all iterations {_rate(overall['n'], overall['kept'])}")
-    return {"picked": picked, "a": get("a"), "b": get("b"), "none": get("none"), "other": get("other"),
-            "overall": overall, "line": line, "short": short}
-
-
-def critic_summary_of(records: list) -> Optional[dict]:
-    """The same summary over a list of records (for `history`)."""
-    stats, counts = None, {}
-    for rec in records:
-        stats = fold_critic(stats, rec)
-        counts[rec.get("decision")] = counts.get(rec.get("decision"), 0) + 1
-    return critic_summary(stats, counts)
-
-
 def snapshot(run, state: Optional[dict] = None) -> dict:
     """Everything status, the verdict and program.md show about learning."""
     st = run.state if state is None else state
@@ -312,7 +236,7 @@ def snapshot(run, state: Optional[dict] = None) -> dict:
     return {"hints": hints.hints(st.get("memory"), _cfg(cfg), st),
             "escalation": {**esc, "directive": escalation.directive(esc)},
             "arm": arm, "ideas": shown, "open_ideas": n_open,
-            "critic": critic_summary(st.get("critic_stats"), st.get("counts"))}
+            "critic": critic.critic_summary(st.get("critic_stats"), st.get("counts"))}
 
 
 def _arm_line(snap: dict) -> Optional[str]:

@@ -20,11 +20,10 @@ to the next trial, so consecutive trials can never read each other's output.
 
 import math
 import os
-import shutil
 import time
 from typing import Optional
 
-from ..io import gitops
+from ..io import gitops, store_files
 from ..core import paths
 from ..core import sourcespec
 from . import sources
@@ -70,7 +69,7 @@ def move_aside(repo: str, reports_dir: str, source: sourcespec.Source) -> list:
         name = flat_name(rel)
         original = os.path.join(reports_dir, "original-" + name)
         dest = original if not os.path.exists(original) else os.path.join(reports_dir, "stale-" + name)
-        os.replace(os.path.join(repo, rel), dest)
+        store_files.move_in(os.path.join(repo, rel), dest)
         moved.append(dest)
     return moved
 
@@ -103,11 +102,10 @@ def _copy_report(full: str, shown: str, report: str) -> None:
     if not os.path.isfile(full):
         return
     if size > COPY_LIMIT:
-        with open(report, "w", encoding="utf-8") as f:
-            f.write(f"not copied: {shown} is {size / 2 ** 20:.0f} MiB; it is in the repository\n")
+        store_files.write_plain(report, f"not copied: {shown} is {size / 2 ** 20:.0f} MiB; it is in the repository\n")
         return
     try:
-        shutil.copyfile(full, report)
+        store_files.copy_in(full, report)
     except OSError:
         pass
 

@@ -15,14 +15,14 @@ guard that fails on the unmodified code would reject every change.
 
 import os
 
-from ..io import clip, runner
+from ..io import clip, runner, store_files
 from ..core import constraints
 from . import heartbeat, metrics
 from ..core.decision import fmt
 
 
 def report_path(store, iteration: int) -> str:
-    return store.path("reports", f"iter-{iteration:04d}-guard.txt")
+    return store.file("reports", f"iter-{iteration:04d}-guard.txt")
 
 
 def run(cfg, repo: str, store, iteration: int) -> dict:
@@ -33,7 +33,7 @@ def run(cfg, repo: str, store, iteration: int) -> dict:
     beat = heartbeat.for_trial(f"guard of iter {iteration}", cfg.guard_timeout_seconds)
     tr = runner.run("exec 2>&1\n" + cfg.guard_command, repo, out, err, cfg.guard_timeout_seconds, progress=beat)
     if os.path.exists(err) and os.path.getsize(err) == 0:
-        os.remove(err)
+        store_files.remove_path(err)
     result = {"exit_code": tr.exit_code, "seconds": round(tr.seconds, 4),
               "report": os.path.relpath(out, store.root), "metrics": {}}
     passed = tr.exit_code == 0 and not tr.timed_out

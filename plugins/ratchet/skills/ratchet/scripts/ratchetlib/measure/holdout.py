@@ -26,17 +26,13 @@ import os
 import shutil
 import tempfile
 
-from ..io import clip, fresh, gitops, runner, store
+from ..io import clip, fresh, gitops, runner, store, store_files
 from . import heartbeat, metrics
 from ..core.decision import fmt, mean
 
 
-def path(store_root: str) -> str:
-    return os.path.join(store_root, "holdout.json")
-
-
 def load(store_root: str):
-    return store.read_json(path(store_root), "holdout.json")
+    return store_files.read_doc(store_root, "holdout")
 
 
 def _link_untracked(repo: str, worktree: str, skip) -> None:
@@ -54,8 +50,7 @@ def _link_untracked(repo: str, worktree: str, skip) -> None:
 
 def _evaluate(cfg, repo: str, store_root: str, sha: str, label: str) -> dict:
     """Run the holdout `cfg.trials` times on `sha` in a temporary worktree."""
-    folder = os.path.join(store_root, "holdout")
-    os.makedirs(folder, exist_ok=True)
+    folder = store_files.folder(store_root, "holdout_runs")
     tmp = tempfile.mkdtemp(prefix="ratchet-holdout-")
     wt = os.path.join(tmp, "wt")
     gitops.git(repo, "worktree", "prune", check=False)
@@ -72,7 +67,7 @@ def _evaluate(cfg, repo: str, store_root: str, sha: str, label: str) -> dict:
             report = err if cfg.report_source == "stderr" else out
             if cfg.report_path and os.path.isfile(os.path.join(wt, cfg.report_path)):
                 report = os.path.join(folder, f"{label}-trial-{k:02d}.txt")
-                shutil.copyfile(os.path.join(wt, cfg.report_path), report)
+                store_files.copy_in(os.path.join(wt, cfg.report_path), report)
             t = {"trial": k, "exit_code": tr.exit_code, "seconds": round(tr.seconds, 4), "score": None}
             if tr.timed_out or tr.exit_code != 0:
                 t.update(status="timeout" if tr.timed_out else "crash",
@@ -112,7 +107,7 @@ def run(cfg, repo: str, store_root: str, state: dict) -> dict:
                    held=None, gain_pct=None, summary="no change was kept, so there is nothing to check on the holdout")
         doc["best"] = doc["start"]
         doc["finished"] = store.now_iso()
-        store.write_json(path(store_root), doc)
+        store_files.write_doc(store_root, "holdout", doc)
         return doc
     doc["start"] = _evaluate(cfg, repo, store_root, cfg.start_commit, "start")
     doc["best"] = _evaluate(cfg, repo, store_root, final, "best")
@@ -131,5 +126,5 @@ def run(cfg, repo: str, store_root: str, state: dict) -> dict:
                           + ("" if bench is None else f" vs {bench:+.2f}% on the benchmark")
                           + (": the gain held" if doc["held"] else ": the gain did NOT hold (overfit to the benchmark?)"))
     doc["finished"] = store.now_iso()
-    store.write_json(path(store_root), doc)
+    store_files.write_doc(store_root, "holdout", doc)
     return doc

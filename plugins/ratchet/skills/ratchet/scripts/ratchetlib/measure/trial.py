@@ -7,13 +7,12 @@ Used by every measurement: the mean rule, the paired swap, verify, doctor."""
 
 import dataclasses
 import os
-import shutil
 import time
 from typing import Optional
 
 from ..core import config as configmod
 from ..core import paths
-from ..io import artifacts, carry, clip, gitguard, runner, unclean, workspace
+from ..io import store_files, artifacts, carry, clip, gitguard, runner, unclean, workspace
 from . import capture, heartbeat, metrics
 
 
@@ -41,13 +40,13 @@ def _run_trial(run: workspace.Run, iteration: int, k: int, env: Optional[dict] =
     if tr.survivors:
         unclean.mark(store, tr, iteration, k)
     if cfg.report_source == "stdout":
-        os.replace(out, report)
+        store_files.move_in(out, report)
     elif cfg.report_source == "stderr":
-        os.replace(err, report)
+        store_files.move_in(err, report)
     elif cfg.report_path:
         full = os.path.join(run.repo, cfg.report_path)
         if os.path.isfile(full) and os.path.getmtime(full) >= tr.started - 1.0:
-            shutil.copyfile(full, report)
+            store_files.copy_in(full, report)
     found = capture.read(run.repo, src, cfg.metric_name, cfg.direction, tr.started, report) \
         if src.structured else None
     trial = {"trial": k, "exit_code": tr.exit_code, "seconds": round(tr.seconds, 4), "score": None,

@@ -11,7 +11,7 @@ from typing import Optional
 from ..core import budget
 from ..learn import learning
 from ..core.decision import fmt, progress
-from ..io.store import _alive
+from ..io.store_lock import _alive
 
 _MAX_LINE = 160
 

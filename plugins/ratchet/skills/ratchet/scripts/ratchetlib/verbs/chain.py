@@ -17,7 +17,8 @@ from ..verbs import session
 from ..io import lineage
 from ..core.config import Config
 from ..core.errors import UsageError
-from ..io.store import Lock, now_iso
+from ..io.store import now_iso
+from ..io.store_lock import Lock
 
 
 def _margin_flag(value: float, relative: bool) -> str:

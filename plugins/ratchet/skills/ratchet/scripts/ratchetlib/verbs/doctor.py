@@ -38,7 +38,8 @@ from ..io import gitops, harness
 from ..core import paths, term
 from ..core import config as configmod
 from ..core.errors import RatchetError, UsageError
-from ..io.store import Lock, Store
+from ..io.store import Store
+from ..io.store_lock import Lock
 from .doctor_figures import FAIL, OK, WARN, Check
 from .doctor_runs import BUDGET_SECONDS, MAX_SUGGESTED_TRIALS, run_checks, timeout_check
 

@@ -11,7 +11,8 @@ from ..core import config as configmod
 from ..core import constraints, decision, faults, pareto, sourcespec
 from ..core.errors import UsageError
 from ..io import githistory, gitpatch, carry, fresh, gitguard, gitops, harness, lineage, seal, workspace
-from ..io.store import Lock, Store, atomic_write, now_iso
+from ..io.store import Store, atomic_write, now_iso
+from ..io.store_lock import Lock
 from ..learn import learning
 from ..measure import capture, guard, holdout, trial
 from ..keep import candidate, finish, integrity, paired, recover, strategy

@@ -38,7 +38,7 @@ from ..io import githistory, gitops, lineage
 from ..present import report
 from ..core.errors import RatchetError, UsageError
 from ..measure.holdout import load as load_holdout
-from ..io.store import Lock, Store
+from ..io.store_lock import Lock
 
 ZERO = "0" * 40
 SUBJECT_LIMIT = 72
@@ -81,8 +81,7 @@ def _segments(run) -> list:
         if seg["missing"]:
             raise UsageError(f"the archive of run {seg['run_id']} (.ratchet/runs/{seg['run_id']}) is missing, so the "
                              f"chain's kept changes cannot be replayed from its start")
-        archived = Store(run.repo)
-        archived.root = run.store.path("runs", seg["run_id"])
+        archived = run.store.archived(seg["run_id"])
         cfg = archived.read_config()
         if cfg is None:
             raise UsageError(f"run {seg['run_id']} has no config.json in its archive")

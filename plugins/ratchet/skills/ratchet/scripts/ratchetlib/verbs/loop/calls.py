@@ -12,7 +12,7 @@ from typing import Optional
 
 from . import agent, prompt
 from ...core import faults
-from ...io import clip, runner
+from ...io import clip, runner, store_files
 from ...core.errors import UsageError
 
 DEFAULT_AGENT_TIMEOUT = 1800.0
@@ -67,8 +67,7 @@ class AgentCall:
         self.arm = arm
         self.prompt_file = store.agent_path(it, "prompt.md", k)
         self.out_file, self.err_file = store.agent_path(it, "out", k), store.agent_path(it, "err", k)
-        with open(self.prompt_file, "w", encoding="utf-8") as f:  # regenerated on resume: no fsync needed
-            f.write(prompt.build(run, it, slot=slot, arm=arm))
+        store_files.write_plain(self.prompt_file, prompt.build(run, it, slot=slot, arm=arm))
         cmd, on_stdin = agent.command(opts.agent_command, self.prompt_file)
         env = {"RATCHET_PROMPT_FILE": self.prompt_file, "RATCHET_ITERATION": str(it), "RATCHET_REPO": run.repo}
         if slot:

@@ -42,7 +42,8 @@ from ...verbs import session
 from ...learn import learning
 from ...present import views
 from ...core.errors import UsageError
-from ...io.store import Lock, Store, now_iso
+from ...io.store import Store, now_iso
+from ...io.store_lock import Lock
 
 FINISHED, PAUSED = 0, 3
 

@@ -23,13 +23,12 @@ stay in `agents/` output and `patches/`).
 """
 
 import os
-import shutil
 import time
 
 from ...core import decision
 from ...keep import finish, strategy
 from ...verbs import session
-from ...io import fresh, gitguard, gitops, gitpatch, harness
+from ...io import fresh, gitguard, gitops, gitpatch, harness, store_files
 from ...learn import learning
 from ...core.errors import RatchetError
 from .calls import AgentCall, failure
@@ -46,27 +45,26 @@ _JUDGED = ("metrics", "warnings", "compare", "guard", "tampered", "unrestorable"
 
 def worktree(run, k: int, sha: str) -> str:
     """Slot k's worktree, at `sha` with nothing else in it."""
-    path = run.store.path("worktrees", f"slot-{k}")
+    path = run.store.file("worktrees", f"slot-{k}")
     if os.path.exists(os.path.join(path, ".git")):
         gitops.git(path, "reset", "-q", "--hard", sha)
         gitops.git(path, "clean", "-fdq")
         return path
     gitops.git(run.repo, "worktree", "prune")
-    if os.path.exists(path):
-        shutil.rmtree(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    store_files.remove_path(path)
+    store_files.folder(run.store.root, "worktrees")
     gitops.git(run.repo, "worktree", "add", "-q", "--detach", "-f", path, sha)
     return path
 
 
 def remove_worktrees(run) -> None:
     """Remove every slot worktree (at the end of a `loop`)."""
-    top = run.store.path("worktrees")
+    top = run.store.file("worktrees")
     if not os.path.isdir(top):
         return
     for name in sorted(os.listdir(top)):
         gitops.git(run.repo, "worktree", "remove", "--force", os.path.join(top, name), check=False)
-    shutil.rmtree(top, ignore_errors=True)
+    store_files.remove_path(top, strict=False)
     gitops.git(run.repo, "worktree", "prune", check=False)
 
 
@@ -75,7 +73,7 @@ def _save_patch(run, it: int, k: int, patch: bytes):
     relative to .ratchet/, or None when the proposal changes nothing."""
     if not patch.strip():
         return None
-    path = run.store.path("patches", f"iter-{it:04d}-slot-{k}.patch")
+    path = run.store.file("patches", f"iter-{it:04d}-slot-{k}.patch")
     atomic_write(path, patch)
     return os.path.relpath(path, run.store.root)
 

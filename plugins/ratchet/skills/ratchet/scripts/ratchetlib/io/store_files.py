@@ -1,0 +1,112 @@
+"""The writers of `.ratchet/`'s files other than the run's own state
+(store.py): every module that keeps something under `.ratchet/` asks for it
+here by its name in `store.FILES` (ideas, bandit, holdout, verify, UNCLEAN,
+parent.json, program.md, the content-addressed copies of the pins, agent
+prompts, trial captures, slot worktrees).
+
+Each function keeps the durability its callers had: JSON and text documents
+are replaced atomically (`store.atomic_write`: temp file, fsync, rename, fsync
+of the folder); content-addressed copies are written once under their hash,
+without fsync, as before (a restore checks a harness or untracked copy's hash
+before it trusts it); an agent prompt is regenerated on resume, so it is
+written plainly. These functions take the run folder (`Store.root`), the one
+address the pins, the holdout and the learn files were already given.
+"""
+
+import os
+import shutil
+from typing import Optional
+
+from .store import FILES, atomic_write, file, read_json, write_json
+
+
+def write_doc(root: str, name: str, obj: dict) -> None:
+    """Replace JSON file `name` atomically (ideas, bandit, holdout, verify, ...)."""
+    write_json(file(root, name), obj)
+
+
+def read_doc(root: str, name: str) -> Optional[dict]:
+    """JSON file `name`: None when absent, UsageError when unreadable or newer."""
+    return read_json(file(root, name), FILES[name])
+
+
+def write_text(root: str, name: str, text: str) -> None:
+    """Replace text file `name` atomically (program.md)."""
+    atomic_write(file(root, name), text.encode("utf-8"))
+
+
+def write_plain(path: str, text: str) -> None:
+    """Write a file that is regenerated whenever it is needed (an agent's
+    prompt), so no fsync and no temp file: a torn one is simply written again."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def capture(path: str):
+    """A child's stdout or stderr file, opened for `runner` (truncated, binary,
+    no fsync: a capture a kill cut short belongs to a trial that is run again).
+    The path is the store's (`Store.report_path`, `agent_path`, holdout/) or,
+    for `doctor`, its temporary folder's."""
+    return open(path, "wb")
+
+
+def write_read_only(root: str, name: str, obj: Optional[dict]) -> None:
+    """Write JSON file `name` once and make it read-only (0444); first remove
+    a stray one (an init killed before its config.json). None: only remove."""
+    remove(root, name)
+    if obj is None:
+        return
+    write_json(file(root, name), obj)
+    os.chmod(file(root, name), 0o444)
+
+
+def remove(root: str, name: str) -> None:
+    """Remove file `name` when it is there."""
+    try:
+        os.unlink(file(root, name))
+    except FileNotFoundError:
+        pass
+
+
+def folder(root: str, name: str, *parts: str) -> str:
+    """Folder `name` (with `parts` below it), made when missing; its path."""
+    path = file(root, name, *parts)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def keep_copy(root: str, name: str, sha: str, data: Optional[bytes] = None, src: Optional[str] = None) -> None:
+    """Content-addressed copy `<name>/<sha>` (harness, gitguard, untracked
+    copies) of `data` or of file `src`; written once (same name, same bytes)."""
+    dest = file(root, name, sha)
+    if os.path.exists(dest):
+        return
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if src is not None:
+        shutil.copyfile(src, dest)
+    else:
+        with open(dest, "wb") as f:
+            f.write(data)
+
+
+def move_in(src: str, dest: str) -> None:
+    """Rename file `src` to `dest`, a path the store named (a trial's stdout
+    becoming its report, a report file moved aside before a trial)."""
+    os.replace(src, dest)
+
+
+def copy_in(src: str, dest: str, keep_times: bool = False) -> None:
+    """Copy file `src` (the repository's, a worktree's) to `dest`, a path the
+    store named; `keep_times`: with its mode and times (a staged checkpoint,
+    whose mtime later says which is newest)."""
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    (shutil.copy2 if keep_times else shutil.copyfile)(src, dest)
+
+
+def remove_path(path: str, strict: bool = True) -> None:
+    """Remove a file or folder tree the store named (an empty capture, slot
+    worktrees left over), when it is there; `strict=False`: best effort."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=not strict)
+    elif os.path.lexists(path):
+        os.remove(path)
