@@ -28,6 +28,7 @@ import json  # noqa: E402
 from ratchetlib.keep import engine
 from ratchetlib.learn import learning
 from ratchetlib.core import term
+from ratchetlib.core.text import clip  # noqa: E402
 from ratchetlib.present import views  # noqa: E402
 from ratchetlib.learn.bandit import DEFAULT_ARMS  # noqa: E402
 from ratchetlib.core.errors import RatchetError, UsageError, from_os_error  # noqa: E402
@@ -310,11 +311,11 @@ def cmd_decide(a):
 
 
 def cmd_status(a):
-    from ratchetlib.present import reporting
+    from ratchetlib.present import trend as trends
     run = engine.load(a.cwd)
     notes, busy = engine.recover_for_status(run)
-    tail = run.store.records(last=reporting.TREND_WIDTH)  # a bounded tail: status never reads the whole history
-    recent, trend = tail[-5:], reporting.trend(tail)
+    tail = run.store.records(last=trends.TREND_WIDTH)  # a bounded tail: status never reads the whole history
+    recent, trend = tail[-5:], trends.trend(tail)
     st = run.state
     data = {"run_id": run.config.run_id, "iteration": st.get("iteration"), "best": st.get("best"),
             "baseline": st.get("baseline"), "stop": st.get("stop"), "state": st,
@@ -347,7 +348,7 @@ def _history_all(a):
         head = f"== run {r['run_id']}"
         if p:
             head += f" (chained from {p.get('parent_run_id')} at its best {p.get('best')!r}: {p.get('rationale', '')})"
-        lines.append(views._clip(head + " ==", 200) if not r["missing"] else head + " (archive missing) ==")
+        lines.append(clip(head + " ==", 200) if not r["missing"] else head + " (archive missing) ==")
         recs = r["records"][-a.last:] if a.last else r["records"]
         lines += [views.history_line(x) for x in recs] or ["no records"]
     _emit(a, "\n".join(lines), runs)
@@ -556,22 +557,8 @@ def cmd_ideas(a):
 
 
 def cmd_report(a):
-    from ratchetlib.present import reporting
-    run = engine.load(a.cwd)
-    data = reporting.inputs(run)
-    md = reporting.markdown(data)
-    out = {"summary": None, "markdown": md, "html": None}
-    if a.html is not None:
-        path = reporting.resolve_html_path(run, a.cwd, a.html or None)
-        size = reporting.write_html(path, reporting.html(data))
-        out["html"] = {"path": path, "bytes": size}
-        md += f"\nHTML report: {path} ({size / 1024:.0f} KB, self-contained; open it in a browser)\n"
-    if a.json:
-        from ratchetlib.present import report
-        s = report.summary(data["config"], data["state"], data["records"], verified=data["verified"])
-        s["top_wins"] = [{k: r.get(k) for k in ("iter", "hypothesis", "description", "avg", "delta", "incumbent", "sha")}
-                         for r in s["top_wins"]]
-        out["summary"] = s
+    from ratchetlib.verbs import report
+    md, out = report.run_report(engine.load(a.cwd), a.cwd, a.html, a.json)
     _emit(a, md.rstrip("\n"), out)
 
 

@@ -32,6 +32,7 @@ import re
 
 from ..core import change as changes
 from ..core.errors import UsageError
+from ..core.text import clip
 
 RECENT = 10            # window for "keeps in window" and the resume document
 REVERTED_CAP = 20      # reverted hypotheses remembered for the similarity check
@@ -91,12 +92,6 @@ def looks_better(record, direction):
         return estimate > 0
     gain = improvement(record, direction)
     return gain is not None and gain > 0
-
-
-def clip(text, limit):
-    """`text` on one line, at most `limit` characters (an ellipsis marks a cut)."""
-    text = " ".join(str(text or "").split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _is_better_win(candidate, current):

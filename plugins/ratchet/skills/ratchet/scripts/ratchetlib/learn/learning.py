@@ -25,6 +25,7 @@ from typing import Optional
 
 from . import bandit, escalation, hints, ideas, program
 from ..core.errors import UsageError
+from ..core.text import clip
 from ..io.store import Lock, atomic_write
 
 CRITIC_KEYS = ("a", "b", "none", "other")
@@ -55,13 +56,13 @@ def critic_record(pick: Optional[str], reason: Optional[str], proposal_a: Option
     """
     if not any((pick, reason, proposal_a, proposal_b)):
         return None
-    clean = hints.clip(pick, PROPOSAL_CAP) if pick else None
+    clean = clip(pick, PROPOSAL_CAP) if pick else None
     if clean and clean.lower() in ("a", "b", "none"):
         clean = clean.lower()
-    out = {"pick": clean, "reason": hints.clip(reason, PROPOSAL_CAP) if reason else None}
+    out = {"pick": clean, "reason": clip(reason, PROPOSAL_CAP) if reason else None}
     if proposal_a or proposal_b:
-        out["proposals"] = {"a": hints.clip(proposal_a, PROPOSAL_CAP) if proposal_a else None,
-                            "b": hints.clip(proposal_b, PROPOSAL_CAP) if proposal_b else None}
+        out["proposals"] = {"a": clip(proposal_a, PROPOSAL_CAP) if proposal_a else None,
+                            "b": clip(proposal_b, PROPOSAL_CAP) if proposal_b else None}
     return out
 
 
@@ -84,12 +85,12 @@ def similar(hypothesis: str, state: dict) -> Optional[dict]:
         return None
     text, ratio = match
     it = next((e.get("iter") for e in reversed(memory.get("reverted", [])) if e["hypothesis"] == text), None)
-    return {"iter": it, "ratio": round(ratio, 2), "hypothesis": hints.clip(text, 80)}
+    return {"iter": it, "ratio": round(ratio, 2), "hypothesis": clip(text, 80)}
 
 
 def similar_line(sim: dict) -> str:
     where = f"iter {sim['iter']}" if sim.get("iter") is not None else "one"
-    return (f"warning: {sim['ratio']:.0%} similar to reverted {where} (\"{hints.clip(sim['hypothesis'], 60)}\"); "
+    return (f"warning: {sim['ratio']:.0%} similar to reverted {where} (\"{clip(sim['hypothesis'], 60)}\"); "
             f"change the mechanism, not the wording")
 
 
@@ -319,13 +320,13 @@ def _arm_line(snap: dict) -> Optional[str]:
     arm = snap.get("arm")
     if not arm:
         return None
-    return f"bandit: suggested arm {hints.clip(arm['explain'], 90)}: iterate --arm {arm['suggested']}"
+    return f"bandit: suggested arm {clip(arm['explain'], 90)}: iterate --arm {arm['suggested']}"
 
 
 def _ideas_line(snap: dict) -> Optional[str]:
     if not snap["ideas"]:
         return None
-    shown = "; ".join(f"#{i['id']} {hints.clip(i['text'], 45)}" for i in snap["ideas"])
+    shown = "; ".join(f"#{i['id']} {clip(i['text'], 45)}" for i in snap["ideas"])
     more = snap["open_ideas"] - len(snap["ideas"])
     return f"ideas ({snap['open_ideas']} open{f', {more} more in `ideas list`' if more else ''}): {shown}"
 
@@ -342,8 +343,8 @@ def _within(items: list, budget: int) -> list:
     return [line for i, (_, line) in enumerate(items) if i in chosen]
 
 
-def _hint_items(found: list, priorities: tuple, clip: int) -> list:
-    return [(p, "hint: " + hints.clip(h, clip)) for p, h in zip(priorities, found)]
+def _hint_items(found: list, priorities: tuple, limit: int) -> list:
+    return [(p, "hint: " + clip(h, limit)) for p, h in zip(priorities, found)]
 
 
 def status_lines(run, snap: dict) -> list:
@@ -352,12 +353,12 @@ def status_lines(run, snap: dict) -> list:
     items = []
     active = not run.state.get("stop")
     if active and snap["escalation"]["level"] != "NORMAL":
-        items.append((0, "escalation " + hints.clip(snap["escalation"]["directive"], HINT_CLIP)))
+        items.append((0, "escalation " + clip(snap["escalation"]["directive"], HINT_CLIP)))
     items += _hint_items(snap["hints"], (1, 3, 6)[:STATUS_HINTS], HINT_CLIP)
     if active and _arm_line(snap):
         items.append((2, _arm_line(snap)))
     if _ideas_line(snap):
-        items.append((5, hints.clip(_ideas_line(snap), 170)))
+        items.append((5, clip(_ideas_line(snap), 170)))
     if snap["critic"]:
         items.append((4, snap["critic"]["short"]))
     return _within(items, STATUS_BUDGET)
@@ -379,7 +380,7 @@ def verdict_lines(run, rec: dict, snap: dict) -> list:
         items.append((1, f"near miss saved as idea #{miss['id']} (`ideas list`); retry it stronger later"))
     if not run.state.get("stop"):
         if snap["escalation"]["level"] != "NORMAL":
-            items.append((2, "escalation " + hints.clip(snap["escalation"]["directive"], HINT_CLIP)))
+            items.append((2, "escalation " + clip(snap["escalation"]["directive"], HINT_CLIP)))
         urgent = [h for h in snap["hints"] if h.startswith(URGENT_HINTS)]
         items += _hint_items(urgent, (3, 5)[:VERDICT_HINTS], HINT_CLIP)
         if _arm_line(snap):

@@ -18,7 +18,7 @@ import os
 from ..io import clip, runner
 from ..core import constraints
 from . import heartbeat, metrics
-from ..core.decision import fmt
+from ..core.text import num
 
 
 def report_path(store, iteration: int) -> str:
@@ -47,6 +47,6 @@ def run(cfg, repo: str, store, iteration: int) -> dict:
         value = found[limit["name"]]
         result["metrics"][limit["name"]] = value
         if not constraints.holds(limit, value):
-            got = "missing" if value is None else fmt(value)
+            got = "missing" if value is None else num(value)
             return {**result, "status": "failed", "detail": f"guard metric {constraints.show(limit)} not met ({got})"}
     return {**result, "status": "ok", "detail": "guard passed"}

@@ -28,7 +28,8 @@ import tempfile
 
 from ..io import clip, fresh, gitops, runner, store
 from . import heartbeat, metrics
-from ..core.decision import fmt, mean
+from ..core.decision import mean
+from ..core.text import num
 
 
 def path(store_root: str) -> str:
@@ -127,7 +128,7 @@ def run(cfg, repo: str, store_root: str, state: dict) -> dict:
         doc["held"] = cfg.better(b, s + m if cfg.direction == "max" else s - m)
         gain = "" if doc["gain_pct"] is None else f" ({doc['gain_pct']:+.2f}%)"
         bench = doc["benchmark"]["gain_pct"]
-        doc["summary"] = (f"{cfg.metric_name} start {fmt(s)} -> final {fmt(b)}{gain}"
+        doc["summary"] = (f"{cfg.metric_name} start {num(s)} -> final {num(b)}{gain}"
                           + ("" if bench is None else f" vs {bench:+.2f}% on the benchmark")
                           + (": the gain held" if doc["held"] else ": the gain did NOT hold (overfit to the benchmark?)"))
     doc["finished"] = store.now_iso()

@@ -10,15 +10,11 @@ from typing import Optional
 
 from ..core import budget
 from ..learn import learning
-from ..core.decision import fmt, progress
+from ..core.decision import progress
+from ..core.text import clip, num as fmt, ratio_pct
 from ..io.store import _alive
 
 _MAX_LINE = 160
-
-
-def _clip(text: str, n: int = _MAX_LINE) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def next_line(state: dict) -> str:
@@ -26,9 +22,8 @@ def next_line(state: dict) -> str:
 
 
 def _pct(delta: Optional[float], base: Optional[float]) -> str:
-    if delta is None or not base:
-        return ""
-    return f" ({delta / abs(base) * 100:+.2f}%)"
+    share = ratio_pct(delta, base)
+    return f" ({share})" if share else ""
 
 
 def verdict(run, rec: dict, notes: list, snap: Optional[dict] = None) -> str:
@@ -47,7 +42,7 @@ def verdict(run, rec: dict, notes: list, snap: Optional[dict] = None) -> str:
     else:
         head += f"  [trials: {scores}]"
     lines.append(head)
-    lines.append(_clip(rec["reason"], 300))
+    lines.append(clip(rec["reason"], 300))
     if rec.get("sha") and rec["decision"] == "keep":
         lines.append(f"committed {rec['sha'][:10]} on {cfg.branch}")
     elif rec.get("patch"):
@@ -60,13 +55,13 @@ def verdict(run, rec: dict, notes: list, snap: Optional[dict] = None) -> str:
     if (st.get("verified") or {}).get("at_iteration") == rec["iter"] and vline:
         lines.append(vline)
     elif getattr(run, "verify_error", None):
-        lines.append(_clip(f"verify could not run: {run.verify_error}", 200))
+        lines.append(clip(f"verify could not run: {run.verify_error}", 200))
     if getattr(run, "holdout", None):
         lines.append("holdout: evaluated on the start and final commits; `ratchet.py status` shows it to the user")
     lines.append(f"best {fmt(st.get('best'))} (iter {st.get('best_iter')}) · " + " · ".join(progress(st, cfg)))
     lines += learning.verdict_lines(run, rec, snap or learning.snapshot(run))
     if cfg.instructions:
-        lines.append("instructions: " + _clip(cfg.instructions, 240))
+        lines.append("instructions: " + clip(cfg.instructions, 240))
     lines.append(next_line(st))
     return "\n".join(lines)
 
@@ -76,9 +71,9 @@ def integrity_lines(rec: dict) -> list:
     lines = []
     if rec.get("compare"):
         m = rec.get("metrics") or {}
-        lines.append(_clip("metrics: " + " · ".join(f"{n} {fmt(m.get(n))} {v}" for n, v in rec["compare"].items()), 160))
+        lines.append(clip("metrics: " + " · ".join(f"{n} {fmt(m.get(n))} {v}" for n, v in rec["compare"].items()), 160))
     if rec.get("warnings"):
-        lines.append(_clip("warnings (soft limits, not a revert): " + "; ".join(rec["warnings"]), 160))
+        lines.append(clip("warnings (soft limits, not a revert): " + "; ".join(rec["warnings"]), 160))
     if rec["decision"] == "guard-failed":
         lines.append(f"guard output: ratchet.py tail --guard --iter {rec['iter']}"
                      + (f"; fix and re-apply: git apply .ratchet/{rec['patch']}" if rec.get("patch") else ""))
@@ -92,9 +87,9 @@ def baseline(run, rec: dict, notes: list) -> str:
     from ..keep.paired import calibration_lines
     lines += calibration_lines(run.config, rec, run.state)
     if len(rec.get("metrics") or {}) > 1:
-        lines.append(_clip("metrics: " + " · ".join(f"{n} {fmt(v)}" for n, v in rec["metrics"].items()), 200))
+        lines.append(clip("metrics: " + " · ".join(f"{n} {fmt(v)}" for n, v in rec["metrics"].items()), 200))
     if rec.get("warnings"):
-        lines.append(_clip("warnings (soft limits): " + "; ".join(rec["warnings"]), 240))
+        lines.append(clip("warnings (soft limits): " + "; ".join(rec["warnings"]), 240))
     lines.append(next_line(run.state))
     return "\n".join(lines)
 
@@ -125,18 +120,18 @@ def status(run, recent: list, snap: Optional[dict] = None, trend: str = "", note
     lines += learning.status_lines(run, snap or learning.snapshot(run))
     warned = next((r for r in reversed(recent) if r.get("warnings")), None)
     if warned:
-        lines.append(_clip(f"warnings at iter {warned['iter']}: " + "; ".join(warned["warnings"]), 200))
+        lines.append(clip(f"warnings at iter {warned['iter']}: " + "; ".join(warned["warnings"]), 200))
     if st.get("pareto"):
-        lines.append(_clip(f"pareto frontier: {len(st['pareto'])} kept result(s) (iters "
+        lines.append(clip(f"pareto frontier: {len(st['pareto'])} kept result(s) (iters "
                            f"{', '.join(str(p['iter']) for p in st['pareto'][-8:])}); `status --json` has them", 160))
     if holdout_line(run):
         lines.append(holdout_line(run))
     from ..io.lineage import summary as chained
     origin = chained(run.store)
     if origin:
-        lines.append(_clip(origin))
+        lines.append(clip(origin, _MAX_LINE))
     if cfg.instructions:
-        lines.append("instructions: " + _clip(cfg.instructions, 300))
+        lines.append("instructions: " + clip(cfg.instructions, 300))
     loop = run.store.read_loop()
     if loop and loop.get("status") == "running" and not _alive(loop):
         loop = {**loop, "status": "killed", "reason": f"pid {loop.get('pid')} is gone; `ratchet.py loop` resumes"}
@@ -145,7 +140,7 @@ def status(run, recent: list, snap: Optional[dict] = None, trend: str = "", note
         lines.append(agent_line)
     last = st.get("recovered") or {}
     if not notes and last.get("notes") and st.get("iteration", -1) - last.get("iteration", -1) <= 5:
-        lines.append(_clip(f"last recovery (#{last.get('count')}, {last.get('at')}, after iter {last.get('iteration')}): "
+        lines.append(clip(f"last recovery (#{last.get('count')}, {last.get('at')}, after iter {last.get('iteration')}): "
                            + "; ".join(last["notes"]), 240))
     lines.append(next_line(st) if st.get("iteration", -1) >= 0 or st.get("stop") else "next: run `ratchet.py baseline`")
     head = [f"recovered: {n}" for n in notes or ()]
@@ -168,12 +163,12 @@ def holdout_view(run) -> Optional[dict]:
 
 def holdout_line(run) -> Optional[str]:
     view = holdout_view(run)
-    return None if view is None else _clip("holdout: " + view.get("summary", ""), 240)
+    return None if view is None else clip("holdout: " + view.get("summary", ""), 240)
 
 
 def history_line(r: dict) -> str:
     delta = "" if r.get("delta") is None else " " + fmt(r["delta"], sign=True)
-    hyp = _clip(r.get("hypothesis", ""), 120)
+    hyp = clip(r.get("hypothesis", ""), 120)
     return f"{r['iter']:>4} {r['decision']:<9} {fmt(r.get('avg')):>12}{delta:<12}  {hyp}"
 
 

@@ -35,6 +35,7 @@ from typing import Optional
 from . import parallel
 from .calls import AgentCall, Options, failure, options  # noqa: F401 (Options, options: the loop's API)
 from ...core import budget, decision, term
+from ...core.text import clip, num
 from ...io import gitops, runner, unclean
 from ...keep import engine
 from ...learn import learning
@@ -162,11 +163,6 @@ class Loop:
                  + "; run `ratchet.py loop` to continue")
 
 
-def _clip(text: str, n: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
 def _cause(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "Ctrl-C (SIGINT)"
@@ -197,13 +193,13 @@ def summary(rec: dict, cfg) -> list:
     def line(r, head):
         text = f"{head}: {r['decision'].upper()}"
         if r.get("avg") is not None:
-            text += f"  {cfg.metric_name} {decision.fmt(r['avg'])}"
+            text += f"  {cfg.metric_name} {num(r['avg'])}"
             if r.get("incumbent") is not None:
-                text += f" vs {decision.fmt(r['incumbent'])}"
+                text += f" vs {num(r['incumbent'])}"
         if isinstance(r.get("agent"), dict):
             text += f"  [{budget.call_text(r['agent'])}]"
         shown = r.get("hypothesis") if r["decision"] in ("keep", "revert") else r.get("reason")
-        return text + "  " + _clip(shown or "", 110)
+        return text + "  " + clip(shown or "", 110)
     lines = [line(rec, f"iter {rec['iter']}" + (f" (proposal {rec['slot']})" if rec.get("slot") else ""))]
     lines += [line(a, f"  proposal {a.get('slot')}") for a in rec.get("alternatives") or []]
     return lines
@@ -256,7 +252,7 @@ def main(cwd: str, given: dict, init_flags: Optional[dict] = None, out=None) -> 
         run.store.write_loop(info)
         loop = Loop(run, opts, out)
         out(f"loop: run {run.config.run_id}, iteration {run.state['iteration'] + 1}, agent: "
-            f"{_clip(opts.agent_command, 100)}" + (f" ×{opts.parallel}" if opts.parallel > 1 else ""))
+            f"{clip(opts.agent_command, 100)}" + (f" ×{opts.parallel}" if opts.parallel > 1 else ""))
         try:
             code, reason = loop.go()
         except BaseException as exc:
