@@ -30,6 +30,7 @@ from ratchetlib.learn import learning
 from ratchetlib.core import term
 from ratchetlib.core.text import clip  # noqa: E402
 from ratchetlib.present import views  # noqa: E402
+from ratchetlib.verbs import show, tail as logtail  # noqa: E402
 from ratchetlib.learn.bandit import DEFAULT_ARMS  # noqa: E402
 from ratchetlib.core.errors import RatchetError, UsageError, from_os_error  # noqa: E402
 
@@ -297,17 +298,17 @@ def cmd_init(a):
 
 def cmd_baseline(a):
     run, rec, notes = engine.baseline(a.cwd)
-    _emit(a, views.baseline(run, rec, notes), _verdict_json(run, rec, notes))
+    _emit(a, show.baseline(run, rec, notes), _verdict_json(run, rec, notes))
 
 
 def cmd_iterate(a):
     run, rec, notes = engine.iterate(a.cwd, a.hypothesis, a.description, _critic(a), a.arm)
-    _emit(a, views.verdict(run, rec, notes), _verdict_json(run, rec, notes))
+    _emit(a, show.verdict(run, rec, notes), _verdict_json(run, rec, notes))
 
 
 def cmd_decide(a):
     run, rec, notes = engine.decide(a.cwd, a.hypothesis, a.description, _critic(a), a.arm)
-    _emit(a, views.verdict(run, rec, notes), _verdict_json(run, rec, notes))
+    _emit(a, show.verdict(run, rec, notes), _verdict_json(run, rec, notes))
 
 
 def cmd_status(a):
@@ -320,12 +321,12 @@ def cmd_status(a):
     data = {"run_id": run.config.run_id, "iteration": st.get("iteration"), "best": st.get("best"),
             "baseline": st.get("baseline"), "stop": st.get("stop"), "state": st,
             "config": run.config.to_dict(), "recent": recent, "pareto": st.get("pareto"),
-            "holdout": views.holdout_view(run), "loop": run.store.read_loop()}
+            "holdout": show.holdout_view(run), "loop": run.store.read_loop()}
     snap = learning.snapshot(run)
     data.update(hints=snap["hints"], escalation=snap["escalation"], arm=snap["arm"], ideas=snap["ideas"],
                 open_ideas=snap["open_ideas"], critic=snap["critic"])
     data.update(trend=trend, recent_scores=[r.get("avg") for r in tail], recovered=notes, busy=busy)
-    _emit(a, views.status(run, recent, snap, trend, notes, busy), data)
+    _emit(a, show.status(run, recent, snap, trend, notes, busy), data)
 
 
 def cmd_history(a):
@@ -381,9 +382,9 @@ def cmd_tail(a):
     found = [p for p in candidates if os.path.exists(p) and os.path.getsize(p) > 0]
     if not found:
         raise UsageError(f"no captured output for iteration {it} trial {k}")
-    tb = next((p for p in found if "Traceback (most recent call last)" in views.tail_text(p, 10 ** 6)), found[0])
+    tb = next((p for p in found if "Traceback (most recent call last)" in logtail.tail_text(p, 10 ** 6)), found[0])
     print(term.printable(f"== {os.path.relpath(tb, run.repo)} (iteration {it}, trial {k}) =="))
-    print(term.printable(views.tail_text(tb, max(a.lines, 5))))
+    print(term.printable(logtail.tail_text(tb, max(a.lines, 5))))
 
 
 def _best_artifacts(run) -> list:
@@ -400,7 +401,7 @@ def _tail_guard(run, it, lines):
     if path is None or not os.path.exists(path):
         raise UsageError("no guard output" + (f" for iteration {it}" if it is not None else " yet"))
     print(term.printable(f"== {os.path.relpath(path, run.repo)} (guard, iteration {it}) =="))
-    print(term.printable(views.tail_text(path, max(lines, 5))))
+    print(term.printable(logtail.tail_text(path, max(lines, 5))))
 
 
 def cmd_holdout(a):
@@ -433,7 +434,7 @@ def _verified_lines(run) -> list:
 def cmd_run_trial(a):
     run, trial, rec, notes = engine.run_one(a.cwd)
     if rec is not None:
-        _emit(a, views.verdict(run, rec, notes), _verdict_json(run, rec, notes))
+        _emit(a, show.verdict(run, rec, notes), _verdict_json(run, rec, notes))
         return
     report = os.path.join(run.store.root, trial["report"])
     if trial["status"] == "ok":

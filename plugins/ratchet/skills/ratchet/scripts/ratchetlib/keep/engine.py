@@ -52,6 +52,7 @@ class Run:
     state: dict
     holdout: Optional[dict] = None  # set when this command ran the holdout
     verify_error: Optional[str] = None  # set when an automatic verify could not run
+    learned: Optional[dict] = None  # learning.persist's snapshot: the verdict renders from it, no re-read
 
 
 
@@ -610,7 +611,7 @@ def _commit_state(run: Run, rec: dict) -> None:
     # what the trials wrote joins; what the agent made stays out until a keep has named it
     pending = set() if rec.get("kept") else set(rec.get("ignored_new") or ())
     st["ignored_before"] = [p for p in gitops.ignored(run.repo) if p not in pending]
-    learning.persist(run, rec, st)
+    run.learned = learning.persist(run, rec, st)
     run.store.write_state(st)
     faults.point("state-renamed")
     run.store.clear_current()

@@ -192,8 +192,10 @@ def arm_text(run, arm: str) -> str:
             f"Pick a change of that kind; ratchet credits the arm with the result.")
 
 
-def persist(run, rec: dict, state: dict) -> None:
-    """Credit the bandit, add a near miss to the ideas, regenerate program.md.
+def persist(run, rec: dict, state: dict) -> dict:
+    """Credit the bandit, add a near miss to the ideas, regenerate program.md;
+    return the snapshot program.md was made from (with this record's near
+    miss), so the verdict renders from it instead of reading the files again.
 
     Called with the state about to be written; see the module docstring for
     why this runs before the state write and why a replay is harmless.
@@ -209,7 +211,7 @@ def persist(run, rec: dict, state: dict) -> None:
             if after is not before:
                 bandit.save(path, after)
         ideas.auto_add_near_miss(ideas_path(run), rec, _cfg(cfg))
-    write_program(run, state)
+    return write_program(run, state, rec)
 
 
 def start(run) -> None:
@@ -241,13 +243,15 @@ def _program_state(state: dict) -> dict:
             "crashes": counts.get("crash", 0) + counts.get("timeout", 0)}
 
 
-def write_program(run, state: dict) -> None:
-    """Regenerate `.ratchet/program.md` from O(1) inputs (bounded by program.MAX_BYTES)."""
-    snap = snapshot(run, state)
+def write_program(run, state: dict, rec: Optional[dict] = None) -> dict:
+    """Regenerate `.ratchet/program.md` from O(1) inputs (bounded by
+    program.MAX_BYTES); return the snapshot it used (see `snapshot`)."""
+    snap = snapshot(run, state, rec)
     arm = snap["arm"]["explain"] if snap["arm"] else None
     text = program.render(run.config.to_dict(), _program_state(state), state.get("memory"), snap["hints"],
                           state.get("escalation"), arm, snap["ideas"], None)
     atomic_write(program_path(run), text.encode("utf-8"))
+    return snap
 
 
 # --- what status and the verdict show ---------------------------------------------
@@ -262,9 +266,20 @@ def _idea_rank(idea: dict, direction: str):
 
 def top_ideas(run, limit: Optional[int] = None) -> tuple:
     """(the open ideas best first, up to `limit`; how many are open)."""
-    opened = ideas.list_open(ideas_path(run))
-    ranked = sorted(opened, key=lambda i: _idea_rank(i, run.config.direction))
+    return _top(ideas.list_open(ideas_path(run)), run.config.direction, limit)
+
+
+def _top(opened: list, direction: str, limit: Optional[int]) -> tuple:
+    ranked = sorted(opened, key=lambda i: _idea_rank(i, direction))
     return (ranked if limit is None else ranked[:limit]), len(opened)
+
+
+def _near_miss(opened: list, rec: Optional[dict]) -> Optional[dict]:
+    """The open near-miss idea saved from `rec` (a revert), or None."""
+    if not rec or rec.get("decision") != "revert":
+        return None
+    return next((i for i in opened if i.get("source") == "near-miss"
+                 and (i.get("figures") or {}).get("iter") == rec.get("iter")), None)
 
 
 def _rate(n: int, kept: int) -> str:
@@ -299,8 +314,10 @@ def critic_summary_of(records: list) -> Optional[dict]:
     return critic_summary(stats, counts)
 
 
-def snapshot(run, state: Optional[dict] = None) -> dict:
-    """Everything status, the verdict and program.md show about learning."""
+def snapshot(run, state: Optional[dict] = None, rec: Optional[dict] = None) -> dict:
+    """Everything status, the verdict and program.md show about learning,
+    read once from bandit.json and ideas.json; `near_miss` is the idea saved
+    from `rec` when one is given (the verdict's line)."""
     st = run.state if state is None else state
     cfg = run.config
     esc = st.get("escalation") or escalation.initial()
@@ -309,8 +326,10 @@ def snapshot(run, state: Optional[dict] = None) -> dict:
         band = bandit.load(bandit_path(run), list(cfg.arms))
         name = bandit.suggest(band)
         arm = {"suggested": name, "explain": bandit.explain(band, name)}
-    shown, n_open = top_ideas(run, STATUS_IDEAS)
-    return {"hints": hints.hints(st.get("memory"), _cfg(cfg), st),
+    opened = ideas.list_open(ideas_path(run))
+    shown, n_open = _top(opened, cfg.direction, STATUS_IDEAS)
+    return {"record_iter": rec.get("iter") if rec else None, "near_miss": _near_miss(opened, rec),
+            "hints": hints.hints(st.get("memory"), _cfg(cfg), st),
             "escalation": {**esc, "directive": escalation.directive(esc)},
             "arm": arm, "ideas": shown, "open_ideas": n_open,
             "critic": critic_summary(st.get("critic_stats"), st.get("counts"))}
@@ -347,11 +366,11 @@ def _hint_items(found: list, priorities: tuple, limit: int) -> list:
     return [(p, "hint: " + clip(h, limit)) for p, h in zip(priorities, found)]
 
 
-def status_lines(run, snap: dict) -> list:
+def status_lines(state: dict, snap: dict) -> list:
     """The learning lines of `status`: at most 7, within STATUS_BUDGET bytes
     (escalation, hints, arm, ideas, critic; the least urgent dropped first)."""
     items = []
-    active = not run.state.get("stop")
+    active = not state.get("stop")
     if active and snap["escalation"]["level"] != "NORMAL":
         items.append((0, "escalation " + clip(snap["escalation"]["directive"], HINT_CLIP)))
     items += _hint_items(snap["hints"], (1, 3, 6)[:STATUS_HINTS], HINT_CLIP)
@@ -364,7 +383,7 @@ def status_lines(run, snap: dict) -> list:
     return _within(items, STATUS_BUDGET)
 
 
-def verdict_lines(run, rec: dict, snap: dict) -> list:
+def verdict_lines(state: dict, rec: dict, snap: dict) -> list:
     """The learning lines of a verdict: at most 6, within VERDICT_BUDGET
     bytes; none of the advice once the run has stopped. Only the urgent hints
     (failure streak, plateau) repeat here every iteration; what to avoid and
@@ -372,13 +391,10 @@ def verdict_lines(run, rec: dict, snap: dict) -> list:
     items = []
     if rec.get("similar"):
         items.append((0, similar_line(rec["similar"])))
-    miss = None
-    if rec.get("decision") == "revert":
-        miss = next((i for i in ideas.list_open(ideas_path(run)) if i.get("source") == "near-miss"
-                     and (i.get("figures") or {}).get("iter") == rec.get("iter")), None)
-    if miss is not None:
+    miss = snap.get("near_miss")
+    if miss is not None and (miss.get("figures") or {}).get("iter") == rec.get("iter"):
         items.append((1, f"near miss saved as idea #{miss['id']} (`ideas list`); retry it stronger later"))
-    if not run.state.get("stop"):
+    if not state.get("stop"):
         if snap["escalation"]["level"] != "NORMAL":
             items.append((2, "escalation " + clip(snap["escalation"]["directive"], HINT_CLIP)))
         urgent = [h for h in snap["hints"] if h.startswith(URGENT_HINTS)]

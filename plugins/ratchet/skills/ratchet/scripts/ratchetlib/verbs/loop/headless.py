@@ -33,13 +33,13 @@ import time
 from typing import Optional
 
 from . import parallel
+from .. import show
 from .calls import AgentCall, Options, failure, options  # noqa: F401 (Options, options: the loop's API)
 from ...core import budget, decision, term
 from ...core.text import clip, num
 from ...io import gitops, runner, unclean
 from ...keep import engine
 from ...learn import learning
-from ...present import views
 from ...core.errors import UsageError
 from ...io.store import Lock, Store, now_iso
 
@@ -223,7 +223,7 @@ def _open(cwd: str, init_flags: Optional[dict], out):
             out(f"loop: continuing run {run.config.run_id}; the init flags only start a new run and were not used")
     if run.state.get("iteration", -1) < 0 and not run.state.get("stop"):
         run, rec, notes = engine.baseline(cwd)
-        out(views.baseline(run, rec, notes).replace("next: continue", "").strip())
+        out(show.baseline(run, rec, notes).replace("next: continue", "").strip())
     return run
 
 
