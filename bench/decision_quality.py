@@ -134,7 +134,7 @@ def one_pair(machine: Machine, inc_time: float, cand_time: float, pair: int) -> 
 
 
 def decide_paired(machine: Machine, inc_time: float, cand_time: float, noise: stats.Noise,
-                  final_test: bool = True) -> tuple[stats.Verdict, int, list[float]]:
+                  final_test: bool = True) -> tuple[stats.PairedDecision, int, list[float]]:
     """Exactly what iterate does: one pair at a time, stop when the test decides."""
     h0, h1 = stats.hypotheses(margin=0.0, target_percent=TARGET_PCT, incumbent=inc_time, log_scale=True)
     effects: list[float] = []

@@ -298,7 +298,7 @@ def cmd_init(a):
 
 def cmd_baseline(a):
     run, rec, notes = engine.baseline(a.cwd)
-    _emit(a, show.baseline(run, rec, notes), _verdict_json(run, rec, notes))
+    _emit(a, show.baseline_verdict(run, rec, notes), _verdict_json(run, rec, notes))
 
 
 def cmd_iterate(a):
@@ -326,7 +326,7 @@ def cmd_status(a):
     data.update(hints=snap["hints"], escalation=snap["escalation"], arm=snap["arm"], ideas=snap["ideas"],
                 open_ideas=snap["open_ideas"], critic=snap["critic"])
     data.update(trend=trend, recent_scores=[r.get("avg") for r in tail], recovered=notes, busy=busy)
-    _emit(a, show.status(run, recent, snap, trend, notes, busy), data)
+    _emit(a, show.run_status(run, recent, snap, trend, notes, busy), data)
 
 
 def cmd_history(a):

@@ -128,9 +128,9 @@ class ShownTest(unittest.TestCase):
     def test_report_effect(self):
         rec = {"iter": 2, "decision": "keep", "estimate": 135.0, "interval": [120.0, 150.0], "log_scale": True,
                "delta": -67.5, "incumbent": 68.0, "avg": 0.5}
-        self.assertEqual(figures.effect_text(rec, "min"), "-67.5 (99.3% better, 136x lower, [-99.3%, -99.2%])")
-        self.assertEqual(figures.effect_text({"delta": -3.0, "incumbent": 9.0}, "min"), "-3 (33.3% better)")
-        self.assertEqual(figures.effect_text({"delta": 2.0, "incumbent": 10.0}, "min"), "+2 (20.0% worse)")
+        self.assertEqual(figures.effect_summary(rec, "min"), "-67.5 (99.3% better, 136x lower, [-99.3%, -99.2%])")
+        self.assertEqual(figures.effect_summary({"delta": -3.0, "incumbent": 9.0}, "min"), "-3 (33.3% better)")
+        self.assertEqual(figures.effect_summary({"delta": 2.0, "incumbent": 10.0}, "min"), "+2 (20.0% worse)")
 
 
 class EndToEndTest(RepoTest):

@@ -495,7 +495,7 @@ def detectable_effect(sigma_pair: float, alpha: float = 0.05, beta: float = 0.2,
 # --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Verdict:
+class PairedDecision:
     """One decision (or "continue") with its evidence, ready for a results record.
 
     Estimate, interval (two-sided, ``confidence``), h0/h1 and sigma (the
@@ -673,7 +673,7 @@ def sprt_decide(effects: Sequence[float], *, h0: float, h1: float, alpha: float 
                 beta: float = 0.2, min_pairs: int = 2, max_pairs: int = 10,
                 sigma_prior: Optional[float] = None, prior_df: float = 4.0,
                 final_test: bool = True, log_scale: bool = True,
-                confidence: float = 0.95, direction: str = "max") -> Verdict:
+                confidence: float = 0.95, direction: str = "max") -> PairedDecision:
     """Keep ("accept"), revert ("reject") or run another pair ("continue").
 
     ``effects``: the pair effects so far (``pair_effect``), in run order.
@@ -706,7 +706,7 @@ def sprt_decide(effects: Sequence[float], *, h0: float, h1: float, alpha: float 
     bounds = wald_bounds(seq_alpha, beta)
     common = dict(rule="paired", pairs=n, h0=h0, h1=h1, log_scale=log_scale)
     if n == 0:
-        return Verdict(outcome="continue", estimate=0.0, interval=None, statistic=0.0, bounds=bounds,
+        return PairedDecision(outcome="continue", estimate=0.0, interval=None, statistic=0.0, bounds=bounds,
                        reason="no pairs yet", sigma=sigma_prior, **common)
     prior = _has_prior(sigma_prior, prior_df)
     if not prior and _all_same(xs):
@@ -737,12 +737,12 @@ def sprt_decide(effects: Sequence[float], *, h0: float, h1: float, alpha: float 
             outcome, reason = "reject", f"reverted: {evidence}, undecided after {n} pairs"
     else:
         outcome, reason = "continue", f"undecided after {n} pairs: {evidence}"
-    return Verdict(outcome=outcome, estimate=mean, interval=interval, statistic=llr, bounds=bounds,
+    return PairedDecision(outcome=outcome, estimate=mean, interval=interval, statistic=llr, bounds=bounds,
                    reason=reason, sigma=sigma, **common)
 
 
 def _deterministic(xs: list[float], min_pairs: int, *, rule: str, pairs: int, h0: float,
-                   h1: float, log_scale: bool, direction: str = "max") -> Verdict:
+                   h1: float, log_scale: bool, direction: str = "max") -> PairedDecision:
     """Identical effects and no noise prior: no statistics needed, compare with the margin."""
     est = statistics.fmean(xs)
     shown = effect_text(est, None, direction, log_scale)
@@ -752,7 +752,7 @@ def _deterministic(xs: list[float], min_pairs: int, *, rule: str, pairs: int, h0
         outcome, reason = "accept", f"kept: {shown}, deterministic metric (identical pairs), above the margin"
     else:
         outcome, reason = "reject", f"reverted: {shown}, deterministic metric (identical pairs), not above the margin"
-    return Verdict(rule=rule, outcome=outcome, pairs=pairs, estimate=est, interval=(est, est),
+    return PairedDecision(rule=rule, outcome=outcome, pairs=pairs, estimate=est, interval=(est, est),
                    statistic=None, bounds=None, reason=reason, h0=h0, h1=h1, sigma=0.0,
                    log_scale=log_scale)
 

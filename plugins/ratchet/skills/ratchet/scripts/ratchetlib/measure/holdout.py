@@ -82,7 +82,7 @@ def _evaluate(cfg, repo: str, store_root: str, sha: str, label: str) -> dict:
                 ex = metrics.extract(report, cfg.metric_name, cfg.metric_pattern)
                 t.update(status=ex.status, score=ex.value, detail=ex.detail)
             # once the metric is read: only the head and tail of a huge output stay, as for trials
-            cut = {path.rsplit(".", 1)[1]: n for path in sorted({out, err, report}) for n in [clip.clip(path)] if n}
+            cut = {path.rsplit(".", 1)[1]: n for path in sorted({out, err, report}) for n in [clip.trim(path)] if n}
             if cut:
                 t["clipped"] = cut
             trials.append(t)

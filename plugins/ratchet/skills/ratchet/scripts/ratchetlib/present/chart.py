@@ -12,9 +12,9 @@ stays a small file.
 """
 
 from ..core.text import clip, finite
-from .figures import (FAILED, better_word, direction_of, fmt, interval_of, is_better, iter_of, log_scale_of,
+from .figures import (FAILED, better_word, config_direction, fmt, interval_of, is_better, iter_of, log_scale_of,
                       metric_directions, metric_value)
-from .svg import COLORS, SVG_STYLE, SWATCH, Frame, coord, empty_svg, esc, legend_row, mark
+from .svg import COLORS, SVG_STYLE, SWATCH, Frame, coord, empty_svg, esc, legend_row, marker
 
 CHART_ID = "metric-chart"
 SCATTER_ID = "pareto-chart"
@@ -128,7 +128,7 @@ def _plot_marks(f, rows, scale):
             continue   # off the scale: the table has it
         y = f.y(avg) if avg is not None else lane_y
         if seen.fresh(kind, x, y):
-            marks[kind].append(mark(kind, x, y, _point_title(rec) if titles else "", scale))
+            marks[kind].append(marker(kind, x, y, _point_title(rec) if titles else "", scale))
     out = [f'<path class="wk" d="{"".join(whiskers)}"/>'] if whiskers else []
     out += [f'<path class="tr" d="{"".join(dots)}"/>'] if dots else []
     return out, [m for kind in marks for m in marks[kind]], bool(whiskers), bool(dots)
@@ -136,7 +136,7 @@ def _plot_marks(f, rows, scale):
 
 def metric_chart(config, records):
     """The metric over iterations: trials, averages by outcome, best so far."""
-    direction = direction_of(config)
+    direction = config_direction(config)
     rows = _chart_rows(records, direction)
     if not rows:
         return empty_svg(CHART_ID, CHART_SIZE, "no iterations recorded yet")
@@ -223,7 +223,7 @@ def scatter(config, records, pareto, names):
         kind = kind if kind != "skipped" else "reverted"
         if seen.fresh(kind, f.x(x), f.y(y)):
             title = f"{_point_title(rec)} · {xname} {fmt(x)} · {yname} {fmt(y)}" if titles else ""
-            out.append(mark(kind, f.x(x), f.y(y), title))
+            out.append(marker(kind, f.x(x), f.y(y), title))
     if front:
         front.sort()
         out.append('<path class="pl" d="M' + "L".join(f"{coord(f.x(x))} {coord(f.y(y))}" for x, y, _ in front) + '"/>')

@@ -5,7 +5,7 @@ Pure: the caller passes config.json, state.json and the records of
 results.jsonl (FORMATS.md) as dicts. Records are read defensively (a
 missing or null figure is shown as "–", never a crash), because a report is
 most wanted exactly when a run went wrong. markdown.py and page.py render
-these figures; ship.py and finalize's commit messages reuse `effect_text`.
+these figures; ship.py and finalize's commit messages reuse `effect_summary`.
 
 Optional inputs, all shaped by later verbs:
 - `verified`: `{"gain_pct": 3.1, "interval": [1.2, 5.0], "pairs": 8}` from
@@ -61,7 +61,7 @@ def pct_text(value, signed=True):
 
 # ---------------------------------------------------------------- summary ---
 
-def direction_of(config):
+def config_direction(config):
     return "min" if config.get("direction") == "min" else "max"
 
 
@@ -118,7 +118,7 @@ def _effect_interval_text(record, direction):
     return change.bracket(*(change.metric_change(x, direction, scale) for x in iv))
 
 
-def effect_text(record, direction):
+def effect_summary(record, direction):
     """'+12.3 (10.1% better)', with the recorded interval when there is one;
     the percentage is the metric's own change (a 137x cut reads '99.3%
     better, 137x lower'), its sign in the interval."""
@@ -137,7 +137,7 @@ def effect_text(record, direction):
 def run_summary(config, state, records, *, verified=None, top=TOP_WINS):
     """The report's figures as plain data (also what `status --json` may
     show): start, best, verified gain, decision counts, top wins."""
-    direction = direction_of(config)
+    direction = config_direction(config)
     start = finite(state.get("baseline"))
     if start is None:
         start = next((finite(r.get("avg")) for r in records if r.get("decision") == "baseline"), None)
@@ -216,7 +216,7 @@ def metric_directions(config):
     `metrics` list of {"name", "direction"} or "NAME:dir", or a dict."""
     out = {}
     if config.get("metric_name"):
-        out[config["metric_name"]] = direction_of(config)
+        out[config["metric_name"]] = config_direction(config)
     declared = config.get("metrics")
     items = declared.items() if isinstance(declared, dict) else []
     if isinstance(declared, (list, tuple)):

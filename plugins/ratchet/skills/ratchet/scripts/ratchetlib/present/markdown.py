@@ -7,7 +7,7 @@ a hypothesis cannot break a table.
 """
 
 from ..core.text import clip
-from .figures import (better_word, counts_text, effect_text, fmt, holdout_text, md_cell, pareto_rows,
+from .figures import (better_word, counts_text, effect_summary, fmt, holdout_text, md_cell, pareto_rows,
                       pct_text, progress_bits, run_summary, verified_text)
 
 
@@ -32,7 +32,7 @@ def markdown(config, state, records, *, verified=None, pareto=None, holdout=None
     if s["top_wins"]:
         out += ["| iter | effect | avg | hypothesis |", "| ---: | --- | ---: | --- |"]
         for r in s["top_wins"]:
-            out.append(f"| {r.get('iter')} | {effect_text(r, s['direction'])} | {fmt(r.get('avg'))} "
+            out.append(f"| {r.get('iter')} | {effect_summary(r, s['direction'])} | {fmt(r.get('avg'))} "
                        f"| {md_cell(r.get('hypothesis') or r.get('description') or '')} |")
     else:
         out.append("no iteration was kept.")

@@ -9,7 +9,7 @@ find the chart in a screenshot.
 
 from ..core.text import clip
 from .chart import CHART_ID, CHART_SIZE, metric_chart, scatter
-from .figures import (FAILED, better_word, effect_text, fmt, holdout_text, pairs_of, pareto_rows, pct_text,
+from .figures import (FAILED, better_word, effect_summary, fmt, holdout_text, pairs_of, pareto_rows, pct_text,
                       progress_bits, run_summary, scatter_metrics, verified_gain)
 from .svg import COLORS, esc
 
@@ -77,7 +77,7 @@ def _history_table(records, direction):
            '<th class="n">delta</th><th>hypothesis</th><th>reason</th></tr></thead><tbody>']
     for r in shown:
         out.append(f'<tr><td class="n">{esc(r.get("iter"))}</td><td>{_badge(r.get("decision"))}</td>'
-                   f'<td class="n">{esc(fmt(r.get("avg")))}</td><td class="n">{esc(effect_text(r, direction))}</td>'
+                   f'<td class="n">{esc(fmt(r.get("avg")))}</td><td class="n">{esc(effect_summary(r, direction))}</td>'
                    f'<td>{esc(clip(r.get("hypothesis") or r.get("description") or "", TEXT_CAP))}</td>'
                    f'<td class="muted">{esc(clip(r.get("reason") or "", TEXT_CAP))}</td></tr>')
     out.append("</tbody></table>")
@@ -118,7 +118,7 @@ def _header(s, config, state, heading):
 def _wins_list(wins, direction):
     if not wins:
         return '<p class="muted">no iteration was kept.</p>'
-    items = "".join(f'<li><b>iter {esc(r.get("iter"))}</b>: {esc(effect_text(r, direction))} → '
+    items = "".join(f'<li><b>iter {esc(r.get("iter"))}</b>: {esc(effect_summary(r, direction))} → '
                     f'{esc(fmt(r.get("avg")))} — '
                     f'{esc(clip(r.get("hypothesis") or r.get("description") or "", TEXT_CAP))}</li>'
                     for r in wins)

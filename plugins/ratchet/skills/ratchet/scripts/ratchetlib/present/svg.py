@@ -124,7 +124,7 @@ def legend_row(items, right_note, width):
     return out
 
 
-def mark(kind, x, y, title="", scale=1.0):
+def marker(kind, x, y, title="", scale=1.0):
     """One marker for an iteration's average (or a lane entry), centred on
     (x, y); `scale` shrinks it when iterations crowd the axis."""
     tip = f"<title>{esc(title)}</title>" if title else ""
@@ -142,11 +142,11 @@ def mark(kind, x, y, title="", scale=1.0):
 
 
 SWATCH = {
-    "baseline": lambda x, y: mark("baseline", x, y),
-    "kept": lambda x, y: mark("kept", x, y),
-    "reverted": lambda x, y: mark("reverted", x, y),
-    "failed": lambda x, y: mark("failed", x, y),
-    "skipped": lambda x, y: mark("skipped", x, y),
+    "baseline": lambda x, y: marker("baseline", x, y),
+    "kept": lambda x, y: marker("kept", x, y),
+    "reverted": lambda x, y: marker("reverted", x, y),
+    "failed": lambda x, y: marker("failed", x, y),
+    "skipped": lambda x, y: marker("skipped", x, y),
     "trial": lambda x, y: f'<path class="tr" d="M{x - 5} {y}h0M{x} {y}h0M{x + 5} {y}h0"/>',
     "best": lambda x, y: f'<path class="bl" d="M{x - 9} {y + 4}H{x}V{y - 4}H{x + 9}"/>',
     "interval": lambda x, y: f'<path class="wk" d="M{x} {y - 7}V{y + 7}M{x - 3} {y - 7}h6M{x - 3} {y + 7}h6"/>',

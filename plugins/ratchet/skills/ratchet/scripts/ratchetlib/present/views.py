@@ -39,7 +39,7 @@ def _head(cfg, rec: dict) -> str:
     return head + f"  [trials: {' '.join(num(s) for s in rec['trial_scores']) or 'none'}]"
 
 
-def verdict(cfg, st: dict, rec: dict, notes: list, *, learned: list = (), verified: Optional[str] = None,
+def verdict_text(cfg, st: dict, rec: dict, notes: list, *, learned: list = (), verified: Optional[str] = None,
             verify_error: Optional[str] = None, holdout_ran: bool = False) -> str:
     """The ~6-line answer to `iterate`/`decide` (plus at most 6 learning
     lines, `learned`: similarity warning, near miss, escalation, hints, arm);
@@ -83,7 +83,7 @@ def integrity_lines(rec: dict) -> list:
     return lines
 
 
-def baseline(cfg, st: dict, rec: dict, notes: list, calibration: list = ()) -> str:
+def baseline_text(cfg, st: dict, rec: dict, notes: list, calibration: list = ()) -> str:
     """`baseline`'s answer; `calibration` the noise lines (paired.calibration_lines)."""
     lines = [f"recovered: {n}" for n in notes]
     scores = " ".join(num(s) for s in rec["trial_scores"])
@@ -97,7 +97,7 @@ def baseline(cfg, st: dict, rec: dict, notes: list, calibration: list = ()) -> s
     return "\n".join(lines)
 
 
-def status(cfg, st: dict, recent: list, facts: dict) -> str:
+def status_text(cfg, st: dict, recent: list, facts: dict) -> str:
     """`status` for people. `facts` (every key optional): `trend` (the
     sparkline line), `learned` (learning.status_lines), `verified` (the
     verified-gain line), `holdout` (the holdout view), `origin` (a chained

@@ -221,7 +221,7 @@ def _single_message(run, p: Plan) -> str:
     for k in p.keeps:
         rec = k.record
         what = rec.get("description") or rec.get("hypothesis") or "change"
-        lines.append(f"- {_subject(what)}: {figures.effect_text(rec, cfg.direction)}")
+        lines.append(f"- {_subject(what)}: {figures.effect_summary(rec, cfg.direction)}")
     lines += ["", f"Measured with `{cfg.run_command}`, {cfg.trials} trial(s) per iteration, by ratchet "
                   f"run {cfg.run_id}" + (f" (a chain of {p.runs} runs)" if p.runs > 1 else "") + "."]
     return term.printable("\n".join(lines) + "\n")
@@ -235,7 +235,7 @@ def _split_message(cfg, k: Keep) -> str:
         body.append(f"Why: {' '.join(rec['hypothesis'].split())}")
     n = len([s for s in rec.get("trial_scores") or [] if s is not None])
     body.append(f"{cfg.metric_name}: {figures.fmt(rec.get('incumbent'))} -> {figures.fmt(rec.get('avg'))}, "
-                f"{figures.effect_text(rec, cfg.direction)}, mean of {n} trial(s) (ratchet run {k.run_id}, "
+                f"{figures.effect_summary(rec, cfg.direction)}, mean of {n} trial(s) (ratchet run {k.run_id}, "
                 f"iteration {rec.get('iter')}).")
     return term.printable(subject + "\n\n" + "\n\n".join(body) + "\n")
 

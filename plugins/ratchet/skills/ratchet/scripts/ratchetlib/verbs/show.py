@@ -18,7 +18,7 @@ from ..measure import holdout
 from ..present import views
 
 
-def verified_line(run) -> Optional[str]:
+def _verified(run) -> Optional[str]:
     """The verified-gain line of the run's state, or None."""
     st = run.state
     return paired.verified_line(st.get("verified"), run.config.direction, st.get("log_scale", True))
@@ -29,13 +29,13 @@ def verdict(run, rec: dict, notes: list) -> str:
     snap = run.learned
     if snap is None or snap.get("record_iter") != rec.get("iter"):
         snap = learning.snapshot(run, rec=rec)
-    return views.verdict(run.config, run.state, rec, notes, learned=learning.verdict_lines(run.state, rec, snap),
-                         verified=verified_line(run), verify_error=run.verify_error,
+    return views.verdict_text(run.config, run.state, rec, notes, learned=learning.verdict_lines(run.state, rec, snap),
+                         verified=_verified(run), verify_error=run.verify_error,
                          holdout_ran=bool(run.holdout))
 
 
-def baseline(run, rec: dict, notes: list) -> str:
-    return views.baseline(run.config, run.state, rec, notes, paired.calibration_lines(run.config, rec, run.state))
+def baseline_verdict(run, rec: dict, notes: list) -> str:
+    return views.baseline_text(run.config, run.state, rec, notes, paired.calibration_lines(run.config, rec, run.state))
 
 
 def holdout_view(run) -> Optional[dict]:
@@ -57,11 +57,11 @@ def loop_record(run) -> Optional[dict]:
     return loop
 
 
-def status(run, recent: list, snap: dict, trend: str = "", notes: Optional[list] = None,
+def run_status(run, recent: list, snap: dict, trend: str = "", notes: Optional[list] = None,
            busy: Optional[dict] = None) -> str:
     """`notes`: what this status just recovered; `busy`: the lock of the live
     command working now (status then only looks)."""
-    facts = {"trend": trend, "learned": learning.status_lines(run.state, snap), "verified": verified_line(run),
+    facts = {"trend": trend, "learned": learning.status_lines(run.state, snap), "verified": _verified(run),
              "holdout": holdout_view(run), "origin": lineage.summary(run.store), "loop": loop_record(run),
              "notes": notes, "busy": busy}
-    return views.status(run.config, run.state, recent, facts)
+    return views.status_text(run.config, run.state, recent, facts)

@@ -94,7 +94,7 @@ def usage_tokens(usage) -> Optional[int]:
     return int(sum(vals)) if vals else None
 
 
-def parse(stdout: str) -> Report:
+def parse_report(stdout: str) -> Report:
     """Read an agent's stdout (see the module docstring)."""
     obj = _result_object(stdout)
     text, cost, usage, is_error, error = stdout, None, None, False, None

@@ -132,7 +132,7 @@ class Loop:
                 rec, paused = parallel.run_round(self)
             else:
                 rec, paused = self.iteration()
-            for line in summary(rec, run.config):
+            for line in iteration_lines(rec, run.config):
                 self.out(line)
             if paused:
                 return PAUSED, paused
@@ -188,7 +188,7 @@ class _signals_ignored:
         return False
 
 
-def summary(rec: dict, cfg) -> list:
+def iteration_lines(rec: dict, cfg) -> list:
     """One line per iteration (plus one per parallel alternative)."""
     def line(r, head):
         text = f"{head}: {r['decision'].upper()}"
@@ -223,7 +223,7 @@ def _open(cwd: str, init_flags: Optional[dict], out):
             out(f"loop: continuing run {run.config.run_id}; the init flags only start a new run and were not used")
     if run.state.get("iteration", -1) < 0 and not run.state.get("stop"):
         run, rec, notes = engine.baseline(cwd)
-        out(show.baseline(run, rec, notes).replace("next: continue", "").strip())
+        out(show.baseline_verdict(run, rec, notes).replace("next: continue", "").strip())
     return run
 
 

@@ -46,7 +46,7 @@ def _paths(specs, empty: str) -> str:
         if specs else empty
 
 
-def history_line(r: dict) -> str:
+def recent_line(r: dict) -> str:
     """One past iteration: outcome, score, what was tried (and why it failed)."""
     head = f"- iter {r.get('iter')} {r.get('decision')}"
     if r.get("avg") is not None:
@@ -119,7 +119,7 @@ def render(config, state: dict, iteration: int, *, integrity: str, diff: str, re
     diff = _cap(diff, MAX_DIFF_BYTES + 500, "diff")
     lines += [f"```diff\n{diff}\n```" if diff.strip() else "Nothing kept yet: the code is as it was at the start."]
     lines += ["", f"## Recent iterations (last {RECENT}, newest last)"]
-    lines += [history_line(r) for r in recent[-RECENT:]] or ["- none yet"]
+    lines += [recent_line(r) for r in recent[-RECENT:]] or ["- none yet"]
     if program and program.strip():
         lines += ["", "## Program (.ratchet/program.md)", _cap(program, MAX_PROGRAM_BYTES, "program.md")]
     for title, text in extra:
@@ -182,7 +182,7 @@ def integrity_rules(text: str) -> str:
     return "\n".join(out).strip()
 
 
-def build(run, iteration: int, slot: Optional[tuple] = None, extra=(), arm: Optional[str] = None) -> str:
+def build_prompt(run, iteration: int, slot: Optional[tuple] = None, extra=(), arm: Optional[str] = None) -> str:
     """The prompt for `iteration` of `run`, from the run's files and git;
     `arm` is the bandit arm this agent is asked to use (learning.loop_arms)."""
     if arm:
