@@ -8,8 +8,8 @@ imports only from its own folder or the folders above it
   measure/   a command becomes a number: capture, metrics, sources (+ tfevents), guard, holdout
   learn/     what the record teaches the next proposal: hints, ideas, escalation, bandit, program
   keep/      the keep decision: candidate, paired measurement, judge, the one decision tail, recovery
-  present/   what people and the agent read: views, report
-  verbs/     the verbs (session, chain, ship, doctor, detect, demo; loop/ the headless loop)
+  present/   what people and the agent read, rendered from what it is handed: views, figures, markdown, page, chart, svg, trend
+  verbs/     the verbs (session, chain, ship, doctor, detect, demo, report, show, tail; loop/ the headless loop)
 
 `ratchet.py` parses flags and prints; everything it does goes through verbs/.
 """
