@@ -102,7 +102,7 @@ def time_loop(root, name, kind, n):
             return real_step(*a, **k)
         finally:
             spent["step"] += time.perf_counter() - t
-    headless.engine.step = timed_step
+    headless.session.step = timed_step
     try:
         with open(os.devnull, "w") as null:
             saved, sys.stdout = sys.stdout, null
@@ -113,7 +113,7 @@ def time_loop(root, name, kind, n):
             finally:
                 sys.stdout = saved
     finally:
-        headless.engine.step = real_step
+        headless.session.step = real_step
     assert code == 0, code
     recs = records(repo)
     assert len(recs) == n and all(r["decision"] == kind for r in recs), [r["decision"] for r in recs]

@@ -10,7 +10,7 @@ from ratchetlib.core.config import Config, Margin
 
 class ParseTest(unittest.TestCase):
     def test_plain_text_lines_last_one_wins_and_markdown_is_tolerated(self):
-        r = agent.parse("thinking...\nHYPOTHESIS: first\n\n**Hypothesis:** `fewer allocations help`\n"
+        r = agent.parse_report("thinking...\nHYPOTHESIS: first\n\n**Hypothesis:** `fewer allocations help`\n"
                         "- DESCRIPTION: reuse the buffer in parse()\n")
         self.assertEqual((r.hypothesis, r.description, r.reported), ("fewer allocations help",
                                                                      "reuse the buffer in parse()", True))
@@ -22,7 +22,7 @@ class ParseTest(unittest.TestCase):
                           "result": "Done.\nHYPOTHESIS: h\nDESCRIPTION: d", "total_cost_usd": 0.0123,
                           "usage": {"input_tokens": 100, "output_tokens": 20, "cache_creation_input_tokens": 5,
                                     "cache_read_input_tokens": 1000, "service_tier": "standard"}})
-        r = agent.parse(out)
+        r = agent.parse_report(out)
         self.assertEqual((r.hypothesis, r.description, r.cost_usd, r.tokens), ("h", "d", 0.0123, 1125))
         self.assertEqual(r.usage, {"input_tokens": 100, "output_tokens": 20, "cache_creation_input_tokens": 5,
                                    "cache_read_input_tokens": 1000})
@@ -30,16 +30,16 @@ class ParseTest(unittest.TestCase):
     def test_stream_json_uses_the_last_result_line(self):
         lines = [json.dumps({"type": "system"}), json.dumps({"type": "assistant", "message": {}}),
                  json.dumps({"type": "result", "subtype": "success", "result": "HYPOTHESIS: s", "total_cost_usd": 1})]
-        r = agent.parse("\n".join(lines) + "\n")
+        r = agent.parse_report("\n".join(lines) + "\n")
         self.assertEqual((r.hypothesis, r.cost_usd), ("s", 1.0))
 
     def test_errors_and_missing_hypothesis(self):
-        r = agent.parse(json.dumps({"type": "result", "subtype": "error_max_turns", "is_error": False, "result": ""}))
+        r = agent.parse_report(json.dumps({"type": "result", "subtype": "error_max_turns", "is_error": False, "result": ""}))
         self.assertTrue(r.is_error)
         self.assertEqual(r.hypothesis, "(the agent reported no hypothesis)")
-        r = agent.parse("I changed the loop order.\n")
+        r = agent.parse_report("I changed the loop order.\n")
         self.assertEqual((r.hypothesis, r.reported), ("(no HYPOTHESIS line) I changed the loop order.", False))
-        self.assertEqual(len(agent.parse("HYPOTHESIS: " + "x" * 5000).hypothesis), 300)
+        self.assertEqual(len(agent.parse_report("HYPOTHESIS: " + "x" * 5000).hypothesis), 300)
 
     def test_command_placeholder(self):
         self.assertEqual(agent.command("claude -p", "/a b/p.md"), ("claude -p", True))

@@ -88,9 +88,9 @@ class SelectionTest(unittest.TestCase):
 
     def test_check_arm(self):
         state = bandit.new_state(["a", "b"])
-        bandit.check_arm(state, "b")
+        bandit.require_arm(state, "b")
         with self.assertRaisesRegex(UsageError, r"^unknown arm 'c'; arms: a, b$"):
-            bandit.check_arm(state, "c")
+            bandit.require_arm(state, "c")
 
     def test_update_does_not_modify_its_input(self):
         state = bandit.new_state(["a", "b"])

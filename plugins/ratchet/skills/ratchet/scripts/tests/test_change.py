@@ -10,7 +10,7 @@ from ratchetlib.core.gain import gain_interval
 from ratchetlib.core.sprt import sprt_decide
 from ratchetlib.learn import hints, ideas, program
 from ratchetlib.keep import paired
-from ratchetlib.present import report
+from ratchetlib.present import figures
 from tests.util import BENCH, INIT, RepoTest
 
 CUT = 136.0  # a lower-is-better metric cut 136x: 68 -> 0.5
@@ -104,8 +104,8 @@ class ShownTest(unittest.TestCase):
         self.assertIn("+13500.0% (136x higher)", paired.verified_line(old, "max"))
         new = {**old, "change_pct": -99.265, "change_interval": [-99.4, -99.1]}
         self.assertIn("-99.3% (136x lower) [-99.4%, -99.1%]", paired.verified_line(new))
-        self.assertIn("-99.3% (136x lower) [-99.4%, -99.1%] over 4 pairs", report.verified_text(new))
-        self.assertIn("-99.3% (136x lower) [-99.3%, -99.2%] over 4 pairs", report.verified_text(old, "min"))
+        self.assertIn("-99.3% (136x lower) [-99.4%, -99.1%] over 4 pairs", figures.verified_text(new))
+        self.assertIn("-99.3% (136x lower) [-99.3%, -99.2%] over 4 pairs", figures.verified_text(old, "min"))
 
     def test_hints_and_program(self):
         cfg = {"direction": "min"}
@@ -131,9 +131,9 @@ class ShownTest(unittest.TestCase):
     def test_report_effect(self):
         rec = {"iter": 2, "decision": "keep", "estimate": 135.0, "interval": [120.0, 150.0], "log_scale": True,
                "delta": -67.5, "incumbent": 68.0, "avg": 0.5}
-        self.assertEqual(report.effect_text(rec, "min"), "-67.5 (99.3% better, 136x lower, [-99.3%, -99.2%])")
-        self.assertEqual(report.effect_text({"delta": -3.0, "incumbent": 9.0}, "min"), "-3 (33.3% better)")
-        self.assertEqual(report.effect_text({"delta": 2.0, "incumbent": 10.0}, "min"), "+2 (20.0% worse)")
+        self.assertEqual(figures.effect_summary(rec, "min"), "-67.5 (99.3% better, 136x lower, [-99.3%, -99.2%])")
+        self.assertEqual(figures.effect_summary({"delta": -3.0, "incumbent": 9.0}, "min"), "-3 (33.3% better)")
+        self.assertEqual(figures.effect_summary({"delta": 2.0, "incumbent": 10.0}, "min"), "+2 (20.0% worse)")
 
 
 class EndToEndTest(RepoTest):

@@ -2,7 +2,7 @@
 
 import unittest
 
-from ratchetlib.core import config, decision
+from ratchetlib.core import config, decision, text
 
 CFG = config.Config(run_command="x", direction="max", metric_name="m")
 
@@ -56,11 +56,11 @@ class StopTest(unittest.TestCase):
         self.assertIn("crash budget", decision.stop_reason({"iteration": 2, "consecutive_crashes": 3}, self.cfg()))
 
     def test_fmt(self):
-        self.assertEqual(decision.fmt(857571.0), "857571")
-        self.assertEqual(decision.fmt(0.123456789), "0.123457")
-        self.assertEqual(decision.fmt(None), "-")
-        self.assertEqual(decision.fmt(-3.0, sign=True), "-3")
-        self.assertEqual(decision.fmt(2.5, sign=True), "+2.5")
+        self.assertEqual(text.num(857571.0), "857571")
+        self.assertEqual(text.num(0.123456789), "0.123457")
+        self.assertEqual(text.num(None), "-")
+        self.assertEqual(text.num(-3.0, sign=True), "-3")
+        self.assertEqual(text.num(2.5, sign=True), "+2.5")
 
 
 if __name__ == "__main__":

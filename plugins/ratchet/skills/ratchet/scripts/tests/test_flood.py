@@ -49,7 +49,7 @@ class ExtractTest(unittest.TestCase):
     def test_clip_keeps_head_and_tail_at_line_ends_with_a_note(self):
         lines = b"".join(b"line %07d\n" % i for i in range(800000))  # ~10 MiB
         path = self.report(lines)
-        cut = clip.clip(path)
+        cut = clip.trim(path)
         with open(path, "rb") as f:
             kept = f.read()
         self.assertLessEqual(len(kept), clip.HEAD + clip.TAIL + clip._SLACK)
@@ -59,7 +59,7 @@ class ExtractTest(unittest.TestCase):
         self.assertEqual(len(note), 1)
         self.assertIn(b"%d bytes cut here; the output was %d bytes" % (cut, len(lines)), note[0])
         self.assertTrue(all(l.startswith(b"line ") or l.startswith(b"[ratchet:") for l in kept.split(b"\n")[:-1]))
-        self.assertIsNone(clip.clip(path))  # small now: left alone
+        self.assertIsNone(clip.trim(path))  # small now: left alone
 
 
 # Prints ~7 MiB with binary noise; the metric only in the middle; the last line has no newline.

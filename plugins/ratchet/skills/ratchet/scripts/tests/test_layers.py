@@ -41,6 +41,21 @@ def _imports(name: str, path: str, mods: dict) -> set:
     return {m for m in found if m in mods and not mods[m].endswith("__init__.py")}
 
 
+def public_names() -> dict:
+    """{public top-level function or class name: [modules defining it]}, the
+    checker for issue 19's name collisions (`python3 -m tests.test_layers names`
+    prints the names defined in two or more modules)."""
+    out = {}
+    for name, path in sorted(_modules().items()):
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                kind = "class" if isinstance(node, ast.ClassDef) else "def"
+                out.setdefault(node.name, []).append((name, kind))
+    return out
+
+
 class LayersTest(unittest.TestCase):
     def setUp(self):
         self.mods = _modules()
@@ -72,6 +87,17 @@ class LayersTest(unittest.TestCase):
                 visit(m, [m])
         self.assertEqual(cycles, [])
 
+    def test_no_class_name_is_defined_twice(self):
+        twice = {n: [m for m, _ in where] for n, where in public_names().items()
+                 if len(where) > 1 and any(kind == "class" for _, kind in where)}
+        self.assertEqual(twice, {})
+
 
 if __name__ == "__main__":
-    unittest.main()
+    import sys
+    if sys.argv[1:] == ["names"]:
+        for n, where in sorted(public_names().items(), key=lambda kv: (-len(kv[1]), kv[0])):
+            if len(where) > 1:
+                print(f"{n}: {', '.join(m for m, _ in where)}")
+    else:
+        unittest.main()

@@ -204,6 +204,32 @@ class BanditTest(Base):
         self.assertFalse(os.path.exists(os.path.join(self.repo, ".ratchet", "bandit.json")))
 
 
+class VerdictReadsNoLearningFileTest(Base):
+    def test_the_verdict_renders_from_the_snapshot_persist_made(self):
+        """Issue 19: printing a verdict must not read bandit.json and ideas.json again."""
+        from ratchetlib.learn import bandit, ideas
+        self.start("--strategy", "bandit", "--min-improvement", "10%")
+        self.set_value(10.5)
+        log, load, list_open, write_state = [], bandit.load, ideas.list_open, Store.write_state
+
+        def counted(name, real):
+            def call(*args, **kwargs):
+                log.append(name)
+                return real(*args, **kwargs)
+            return call
+        with mock.patch.object(bandit, "load", counted("bandit.json", load)), \
+                mock.patch.object(ideas, "list_open", counted("ideas.json", list_open)), \
+                mock.patch.object(Store, "write_state", counted("state written", write_state)):
+            code, out, err = cli("iterate", "--hypothesis", "cache the parsed config", "--arm", "algorithm",
+                                 cwd=self.repo)
+        self.assertEqual(code, 0, err)
+        self.assertIn("near miss saved as idea #1", out)
+        self.assertIn("bandit: suggested arm", out)
+        last = len(log) - 1 - log[::-1].index("state written")
+        self.assertIn("bandit.json", log[:last])  # persist read them once, before the state write
+        self.assertEqual(log[last + 1:], [], log)
+
+
 class RecoveryTest(Base):
     def test_a_kill_before_the_state_write_is_replayed_once(self):
         self.start("--strategy", "bandit", "--min-improvement", "10%")

@@ -13,7 +13,7 @@ from unittest import mock
 
 from ratchetlib.measure import heartbeat
 from ratchetlib.io import runner
-from ratchetlib.present import views
+from ratchetlib.verbs import tail
 from tests.util import INIT, PY, RepoTest, alive, cli, git, write
 
 HAS_PROC = os.path.isdir("/proc")
@@ -114,7 +114,7 @@ class TailTest(unittest.TestCase):
                     "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n"
                     + "=" * 60 + "\ntrain.py FAILED\n" + "\n".join(f"  field {i}: value" for i in range(14)) + "\n")
         path = self.write_log(body + "\n" + progress + "\n" + worker + "[rank0]: still logging\n" + launcher)
-        text = views.tail_text(path, 80)
+        text = tail.tail_text(path, 80)
         lines = text.splitlines()
         self.assertLessEqual(len(lines), 81)
         self.assertTrue(lines[0].startswith("[rank1]: Traceback"), lines[0])
@@ -126,7 +126,7 @@ class TailTest(unittest.TestCase):
         frames = "".join(f"  File \"m.py\", line {i}, in f\n    return f(x)\n" for i in range(3000))
         path = self.write_log("x" * 100000 + "\nTraceback (most recent call last):\n" + frames
                               + "RecursionError: maximum recursion depth exceeded " + "y" * 5000 + "\n")
-        text = views.tail_text(path, 80)
+        text = tail.tail_text(path, 80)
         lines = text.splitlines()
         self.assertLessEqual(len(lines), 81)
         self.assertEqual(lines[0], "Traceback (most recent call last):")
@@ -137,7 +137,7 @@ class TailTest(unittest.TestCase):
 
     def test_no_traceback_shows_the_end(self):
         path = self.write_log("\n".join(f"line {i}" for i in range(1000)))
-        self.assertEqual(views.tail_text(path, 5).splitlines()[-5:], [f"line {i}" for i in range(995, 1000)])
+        self.assertEqual(tail.tail_text(path, 5).splitlines()[-5:], [f"line {i}" for i in range(995, 1000)])
 
 
 LAUNCHER = r'''"""A stand-in for torchrun/accelerate: workers in their own sessions, each with a child."""

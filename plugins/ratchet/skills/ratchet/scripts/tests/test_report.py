@@ -15,7 +15,7 @@ import unittest
 import xml.etree.ElementTree as ET
 import zlib
 
-from ratchetlib.present import report
+from ratchetlib.present import chart as chart_mod, markdown as md_mod, page as page_mod, svg as svg_mod, trend as trend_mod
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
@@ -118,7 +118,7 @@ def large_run(n=10000):
     return recs
 
 
-def _svg(page, svg_id=report.CHART_ID):
+def _svg(page, svg_id=chart_mod.CHART_ID):
     """The SVG element with `svg_id`, parsed as XML (so it is well-formed)."""
     m = re.search(rf'<svg id="{svg_id}".*?</svg>', page, re.S)
     if m is None:
@@ -135,7 +135,7 @@ def _by_class(svg, tag, cls):
 class MarkdownTest(unittest.TestCase):
     def test_run_with_keeps(self):
         recs = run_with_keeps()
-        md = report.markdown(_config(), _state(recs), recs)
+        md = md_mod.markdown(_config(), _state(recs), recs)
         self.assertIn("# ratchet report: throughput (higher is better)", md)
         self.assertIn("- start (baseline): 100\n", md)
         self.assertIn("- best: 118 at iter 7 (+18.0% vs start)", md)
@@ -147,18 +147,18 @@ class MarkdownTest(unittest.TestCase):
 
     def test_never_sums_per_keep_gains_and_shows_verified(self):
         recs = run_with_keeps()
-        md = report.markdown(_config(), _state(recs), recs)
+        md = md_mod.markdown(_config(), _state(recs), recs)
         self.assertNotIn("+18 ", md)   # 5 + 10 + 3 summed would be a lie
         verified = {"gain_pct": 3.14, "interval": [1.2, 5.0], "pairs": 8}
-        md = report.markdown(_config(), _state(recs), recs, verified=verified)
+        md = md_mod.markdown(_config(), _state(recs), recs, verified=verified)
         self.assertIn("- verified gain: +3.1% [+1.2%, +5.0%] over 8 pairs", md)
-        md = report.markdown(_config(), _state(recs, verified=verified), recs)
+        md = md_mod.markdown(_config(), _state(recs, verified=verified), recs)
         self.assertIn("+3.1% [+1.2%, +5.0%] over 8 pairs", md)
 
     def test_min_direction_ranks_the_biggest_decrease_first(self):
         recs = [_rec(0, "baseline", [10.0]), _rec(1, "keep", [9.0], 10.0, "a"),
                 _rec(2, "keep", [6.0], 9.0, "b"), _rec(3, "revert", [7.0], 6.0, "c")]
-        md = report.markdown(_config("min"), _state(recs, "min"), recs)
+        md = md_mod.markdown(_config("min"), _state(recs, "min"), recs)
         self.assertIn("(lower is better)", md)
         self.assertIn("- best: 6 at iter 2 (-40.0% vs start)", md)
         rows = [line for line in md.splitlines() if "better)" in line and line.startswith("| ")]
@@ -172,47 +172,47 @@ class MarkdownTest(unittest.TestCase):
                 _rec(1, "keep", [103.0], 100.0, "a", estimate=0.031, interval=[0.012, 0.05]),
                 _rec(2, "keep", [106.0], 103.0, "b", estimate=0.029, interval=[0.005, 0.05],
                      log_scale=False)]
-        md = report.markdown(_config(), _state(recs), recs)
+        md = md_mod.markdown(_config(), _state(recs), recs)
         self.assertIn("| 1 | +3 (3.1% better, [+1.2%, +5.0%]) |", md)
         self.assertIn("| 2 | +3 (2.9% better, [+0.5%, +5.0%]) |", md)
 
     def test_only_reverts(self):
         recs = only_reverts()
-        md = report.markdown(_config(), _state(recs), recs)
+        md = md_mod.markdown(_config(), _state(recs), recs)
         self.assertIn("no iteration was kept.", md)
         self.assertIn("keep 0 · revert 5", md)
         self.assertIn("- best: 50 at iter 0 (+0.0% vs start)", md)
 
     def test_all_crashes_and_unknown_decisions(self):
         recs = all_crashes() + [_rec(5, "constraint", [3.0], None, "x")]
-        md = report.markdown(_config(), _state(recs), recs)
+        md = md_mod.markdown(_config(), _state(recs), recs)
         self.assertIn("- start (baseline): –", md)
         self.assertIn("- best: –", md)
         self.assertIn("crash 4", md)
         self.assertIn("constraint 1", md)
 
     def test_empty_run(self):
-        md = report.markdown(_config(), {}, [])
+        md = md_mod.markdown(_config(), {}, [])
         self.assertIn("0 iterations", md)
         self.assertIn("no iteration was kept.", md)
-        md = report.markdown({}, {}, [])
+        md = md_mod.markdown({}, {}, [])
         self.assertIn("# ratchet report: metric (higher is better)", md)
 
     def test_table_cells_stay_on_one_line(self):
         recs = [_rec(0, "baseline", [1.0]),
                 _rec(1, "keep", [2.0], 1.0, "a | b\nsecond line")]
-        md = report.markdown(_config(), _state(recs), recs)
+        md = md_mod.markdown(_config(), _state(recs), recs)
         self.assertIn("a \\| b second line |", md)
 
     def test_pareto_and_holdout(self):
         config, recs, pareto = two_metrics()
         holdout = {"name": "eval.py", "start": 0.81, "best": 0.84, "gain_pct": 3.7, "held": True}
-        md = report.markdown(config, _state(recs, "min"), recs, pareto=pareto, holdout=holdout)
+        md = md_mod.markdown(config, _state(recs, "min"), recs, pareto=pareto, holdout=holdout)
         self.assertIn("## Pareto frontier (2 points)", md)
         self.assertIn("| iter | latency (min) | throughput (max) | hypothesis |", md)
         self.assertIn("| 4 | 17.5 | 97 | h4 |", md)
         self.assertIn("holdout `eval.py`: start 0.81 → best 0.84 (+3.7%): the gain held", md)
-        md = report.markdown(config, {}, recs, holdout={"start": 1, "best": 1, "held": False})
+        md = md_mod.markdown(config, {}, recs, holdout={"start": 1, "best": 1, "held": False})
         self.assertIn("the gain did NOT hold", md)
 
 
@@ -220,35 +220,35 @@ class MarkdownTest(unittest.TestCase):
 
 class SparklineTest(unittest.TestCase):
     def test_levels_and_crashes(self):
-        self.assertEqual(report.sparkline([1, 2, 3, 4, 5, 6, 7, 8]), "▁▂▃▄▅▆▇█")
-        self.assertEqual(report.sparkline([1.0, None, 3.0, float("nan")]), "▁×█×")
-        self.assertEqual(report.sparkline([1, 2, 3, 4, 5, 6, 7, 8], ascii=True), "_.-:=+*#")
-        self.assertEqual(report.sparkline([1, 3, None], ascii=True), "_#x")
+        self.assertEqual(trend_mod.sparkline([1, 2, 3, 4, 5, 6, 7, 8]), "▁▂▃▄▅▆▇█")
+        self.assertEqual(trend_mod.sparkline([1.0, None, 3.0, float("nan")]), "▁×█×")
+        self.assertEqual(trend_mod.sparkline([1, 2, 3, 4, 5, 6, 7, 8], ascii=True), "_.-:=+*#")
+        self.assertEqual(trend_mod.sparkline([1, 3, None], ascii=True), "_#x")
 
     def test_width_keeps_the_most_recent(self):
-        self.assertEqual(report.sparkline(list(range(100)), width=3), "▁▅█")
-        self.assertEqual(len(report.sparkline(list(range(100)))), 20)
+        self.assertEqual(trend_mod.sparkline(list(range(100)), width=3), "▁▅█")
+        self.assertEqual(len(trend_mod.sparkline(list(range(100)))), 20)
 
     def test_edge_cases(self):
-        self.assertEqual(report.sparkline([]), "")
-        self.assertEqual(report.sparkline([None, None]), "××")
-        self.assertEqual(report.sparkline([5.0, 5.0, 5.0]), "▄▄▄")
-        self.assertEqual(report.sparkline([1e300, -1e300]), "█▁")
-        self.assertEqual(report.sparkline([1, 2], width=0), "")
+        self.assertEqual(trend_mod.sparkline([]), "")
+        self.assertEqual(trend_mod.sparkline([None, None]), "××")
+        self.assertEqual(trend_mod.sparkline([5.0, 5.0, 5.0]), "▄▄▄")
+        self.assertEqual(trend_mod.sparkline([1e300, -1e300]), "█▁")
+        self.assertEqual(trend_mod.sparkline([1, 2], width=0), "")
 
 
 # ------------------------------------------------------------------ axes ---
 
 class AxisTest(unittest.TestCase):
     def check(self, lo, hi):
-        d0, d1, ticks, step = report._axis(lo, hi)
+        d0, d1, ticks, step = svg_mod.axis(lo, hi)
         self.assertLessEqual(d0, min(lo, hi))
         self.assertGreaterEqual(d1, max(lo, hi))
         self.assertTrue(3 <= len(ticks) <= 12, (lo, hi, ticks))
         for t in ticks:
             self.assertTrue(d0 <= t <= d1)
             self.assertAlmostEqual(t / step, round(t / step), places=6)
-        labels = [report._tick_label(t, step, max(abs(d0), abs(d1))) for t in ticks]
+        labels = [svg_mod.tick_label(t, step, max(abs(d0), abs(d1))) for t in ticks]
         self.assertEqual(len(set(labels)), len(labels), labels)
         return labels
 
@@ -263,9 +263,9 @@ class AxisTest(unittest.TestCase):
     def test_zero_range_and_integers(self):
         self.assertEqual(self.check(42.0, 42.0), ["40", "41", "42", "43", "44"])
         self.check(0.0, 0.0)
-        d0, d1, ticks, step = report._axis(0, 0, 10, integer=True)
+        d0, d1, ticks, step = svg_mod.axis(0, 0, 10, integer=True)
         self.assertTrue(all(float(t).is_integer() for t in ticks))
-        d0, d1, ticks, step = report._axis(0, 10000, 10, integer=True)
+        d0, d1, ticks, step = svg_mod.axis(0, 10000, 10, integer=True)
         self.assertEqual(step, 1000)
 
     def test_big_numbers_use_an_exponent(self):
@@ -281,7 +281,7 @@ class HtmlTest(unittest.TestCase):
         recs[2]["hypothesis"] = '<script>alert("x")</script> & <img src=x onerror=1>'
         recs[2]["reason"] = '"quoted" <b>'
         config = _config(metric_name="t<put>", run_command="bench --x '<y>'")
-        page = report.html(config, _state(recs), recs, title="<title>")
+        page = page_mod.html(config, _state(recs), recs, title="<title>")
         self.assertTrue(page.startswith("<!DOCTYPE html>"))
         lowered = page.lower()
         for banned in ("<script", "<img", "<link", "<iframe", "<object", "<embed", "url(", "@import"):
@@ -295,9 +295,9 @@ class HtmlTest(unittest.TestCase):
 
     def test_chart_marks_every_kind_with_a_legend(self):
         recs = run_with_keeps()
-        page = report.html(_config(), _state(recs), recs)
+        page = page_mod.html(_config(), _state(recs), recs)
         svg = _svg(page)
-        self.assertEqual((svg.get("width"), svg.get("height")), tuple(str(v) for v in report.CHART_SIZE))
+        self.assertEqual((svg.get("width"), svg.get("height")), tuple(str(v) for v in chart_mod.CHART_SIZE))
         kept = _by_class(svg, "circle", "mk")
         self.assertEqual(len(kept), 3 + 1)                    # 3 keeps + the legend swatch
         self.assertEqual(len(_by_class(svg, "circle", "mr")), 2 + 1)
@@ -314,16 +314,16 @@ class HtmlTest(unittest.TestCase):
 
     def test_points_are_placed_by_value(self):
         recs = run_with_keeps()
-        svg = _svg(report.html(_config(), _state(recs), recs))
+        svg = _svg(page_mod.html(_config(), _state(recs), recs))
         plotted = [c for c in _by_class(svg, "circle", "mk") if c.find(SVG_NS + "title") is not None]
         ys = [float(c.get("cy")) for c in plotted]   # iter 2 (105), 5 (115), 7 (118)
         xs = [float(c.get("cx")) for c in plotted]
         self.assertEqual(ys, sorted(ys, reverse=True))
         self.assertEqual(xs, sorted(xs))
-        left, top, right, bottom = report.PLOT_MARGINS
+        left, top, right, bottom = svg_mod.PLOT_MARGINS
         for x, y in zip(xs, ys):
-            self.assertTrue(left < x < report.CHART_SIZE[0] - right)
-            self.assertTrue(top < y < report.CHART_SIZE[1] - bottom)
+            self.assertTrue(left < x < chart_mod.CHART_SIZE[0] - right)
+            self.assertTrue(top < y < chart_mod.CHART_SIZE[1] - bottom)
         best = _by_class(svg, "path", "bl")[0].get("d")
         steps = [float(v) for v in re.findall(r"V([-\d.]+)", best)]
         self.assertEqual(steps, sorted(steps, reverse=True))   # best so far only rises
@@ -335,7 +335,7 @@ class HtmlTest(unittest.TestCase):
                 _rec(2, "keep", [8.0, 8.1, 7.9], 9.0, "paired", estimate=0.11, interval=[0.05, 0.2]),
                 _rec(3, "keep", [7.0, 7.1, 6.9], 8.0, "paired, units", estimate=0.125,
                      interval=[0.0625, 0.1875], log_scale=False)]
-        page = report.html(_config("min"), _state(recs, "min"), recs)
+        page = page_mod.html(_config("min"), _state(recs, "min"), recs)
         svg = _svg(page)
         texts = " ".join(t.text or "" for t in svg.iter(SVG_NS + "text"))
         self.assertIn("↓ lower is better", texts)
@@ -347,7 +347,7 @@ class HtmlTest(unittest.TestCase):
         # incumbent / (1 + r); on the difference scale incumbent - r * |incumbent|
         ends = [(8.5, 9.5), (9.0 / 1.05, 9.0 / 1.2), (8.0 - 0.5, 8.0 - 1.5)]
         scores = [6.9, 10.2] + [v for pair in ends for v in pair]
-        f = report._Frame(report.CHART_SIZE, [0, 3], scores, lane=0, x_integer=True)
+        f = svg_mod.Frame(chart_mod.CHART_SIZE, [0, 3], scores, lane=0, x_integer=True)
         for (x, y_lo, y_hi), (a, b) in zip(spans, ends):
             want = sorted([f.y(a), f.y(b)], reverse=True)
             self.assertAlmostEqual(float(y_lo), want[0], delta=0.1)
@@ -369,22 +369,22 @@ class HtmlTest(unittest.TestCase):
         }
         for name, (state, recs) in cases.items():
             with self.subTest(name):
-                page = report.html(_config(), state if state is not None else _state(recs), recs)
+                page = page_mod.html(_config(), state if state is not None else _state(recs), recs)
                 svg = _svg(page)
-                self.assertEqual(svg.get("width"), str(report.CHART_SIZE[0]))
+                self.assertEqual(svg.get("width"), str(chart_mod.CHART_SIZE[0]))
                 self.assertNotIn("nan", svg.get("viewBox"))
                 for el in svg.iter():
                     for attr in ("cx", "cy", "x", "y", "d"):
                         value = el.get(attr) or ""
                         self.assertNotRegex(value, r"nan|inf", (name, el.tag, attr))
-                report.markdown(_config(), state or {}, recs)
-        page = report.html(_config(), {}, [])
+                md_mod.markdown(_config(), state or {}, recs)
+        page = page_mod.html(_config(), {}, [])
         self.assertIn("no iterations recorded yet", page)
 
     def test_crashes_without_scores_sit_in_the_lane(self):
         recs = all_crashes()
-        svg = _svg(report.html(_config(), _state(recs), recs))
-        lane_y = report.CHART_SIZE[1] - report.PLOT_MARGINS[3] - report.LANE / 2
+        svg = _svg(page_mod.html(_config(), _state(recs), recs))
+        lane_y = chart_mod.CHART_SIZE[1] - svg_mod.PLOT_MARGINS[3] - chart_mod.LANE / 2
         marks = [m for m in _by_class(svg, "path", "mf") if m.find(SVG_NS + "title") is not None]
         self.assertEqual(len(marks), 4)
         for m in marks:
@@ -393,8 +393,8 @@ class HtmlTest(unittest.TestCase):
 
     def test_two_metrics_get_a_scatter_with_the_frontier(self):
         config, recs, pareto = two_metrics()
-        page = report.html(config, _state(recs, "min"), recs, pareto=pareto)
-        svg = _svg(page, report.SCATTER_ID)
+        page = page_mod.html(config, _state(recs, "min"), recs, pareto=pareto)
+        svg = _svg(page, chart_mod.SCATTER_ID)
         self.assertEqual(len(_by_class(svg, "circle", "pf")), len(pareto) + 1)
         texts = " ".join(t.text or "" for t in svg.iter(SVG_NS + "text"))
         self.assertIn("latency (lower is better)", texts)
@@ -402,35 +402,35 @@ class HtmlTest(unittest.TestCase):
         self.assertIn("#4", texts)
         self.assertIn("<h2>Pareto frontier</h2>", page)
         # metrics only in the records (no pareto, no declared metrics): still a scatter
-        page = report.html(_config("min", metric_name="latency"), {}, recs)
-        self.assertIsNotNone(_svg(page, report.SCATTER_ID))
+        page = page_mod.html(_config("min", metric_name="latency"), {}, recs)
+        self.assertIsNotNone(_svg(page, chart_mod.SCATTER_ID))
         # one metric: no scatter
         recs = run_with_keeps()
-        self.assertNotIn(report.SCATTER_ID, report.html(_config(), _state(recs), recs))
+        self.assertNotIn(chart_mod.SCATTER_ID, page_mod.html(_config(), _state(recs), recs))
 
     def test_holdout_and_verified_in_the_page(self):
         recs = run_with_keeps()
-        page = report.html(_config(), _state(recs), recs,
+        page = page_mod.html(_config(), _state(recs), recs,
                            verified={"gain_pct": 12.3, "interval": [9.1, 15.0], "pairs": 8},
                            holdout={"name": "<eval>", "start": 1.0, "best": 1.1, "held": True})
         self.assertIn("+12.3% [+9.1%, +15.0%]", page)
         self.assertIn("8 pairs", page)
         self.assertIn("holdout &lt;eval&gt;: start 1 → best 1.1: the gain held", page)
-        self.assertIn("not yet", report.html(_config(), _state(recs), recs))
+        self.assertIn("not yet", page_mod.html(_config(), _state(recs), recs))
 
     def test_ten_thousand_records_stay_small(self):
         recs = large_run()
-        page = report.html(_config(), _state(recs), recs)
+        page = page_mod.html(_config(), _state(recs), recs)
         self.assertLess(len(page.encode()), 2_000_000)
         svg = _svg(page)
         self.assertLess(len(ET.tostring(svg)), 1_000_000)
         rows = page.count("<tr><td")
-        self.assertEqual(rows, report.TABLE_ROWS)
-        self.assertIn(f"{len(recs) - report.TABLE_ROWS:,} of {len(recs):,} rows left out", page)
+        self.assertEqual(rows, page_mod.TABLE_ROWS)
+        self.assertIn(f"{len(recs) - page_mod.TABLE_ROWS:,} of {len(recs):,} rows left out", page)
         self.assertIn(f">{len(recs) - 1}</td>", page)    # the latest row is shown
         self.assertIn(">10000</text>", page)             # the x axis reaches the end
         self.assertIsNone(svg.find(f".//{SVG_NS}title"))  # no per-point tooltips at this size
-        md = report.markdown(_config(), _state(recs), recs)
+        md = md_mod.markdown(_config(), _state(recs), recs)
         self.assertLess(len(md), 4000)
 
 
@@ -642,20 +642,20 @@ class BrowserRenderTest(unittest.TestCase):
 
     def test_metric_chart_renders_where_the_page_says(self):
         recs = run_with_keeps()
-        page = report.html(_config(), _state(recs), recs,
+        page = page_mod.html(_config(), _state(recs), recs,
                            verified={"gain_pct": 17.2, "interval": [15.0, 19.5], "pairs": 6})
         width, height, rows = self.render("report", page)
         self.assertEqual((width, height), (1200, 900))
         self.assert_not_blank(width, rows)
         svg = _svg(page)
-        c = report.COLORS
-        self.assertEqual(self.assert_marks_at(rows, svg, report.CHART_OFFSET, "circle", "mk", c["kept"]), 3)
-        self.assertEqual(self.assert_marks_at(rows, svg, report.CHART_OFFSET, "circle", "mr", c["reverted"]), 2)
-        self.assertEqual(self.assert_marks_at(rows, svg, report.CHART_OFFSET, "rect", "mb", c["baseline"]), 1)
-        self.assertEqual(self.assert_marks_at(rows, svg, report.CHART_OFFSET, "path", "mf", c["failed"]), 2)
+        c = svg_mod.COLORS
+        self.assertEqual(self.assert_marks_at(rows, svg, page_mod.CHART_OFFSET, "circle", "mk", c["kept"]), 3)
+        self.assertEqual(self.assert_marks_at(rows, svg, page_mod.CHART_OFFSET, "circle", "mr", c["reverted"]), 2)
+        self.assertEqual(self.assert_marks_at(rows, svg, page_mod.CHART_OFFSET, "rect", "mb", c["baseline"]), 1)
+        self.assertEqual(self.assert_marks_at(rows, svg, page_mod.CHART_OFFSET, "path", "mf", c["failed"]), 2)
         # the plotted colours live inside the chart's box, and nothing of it above the chart
-        ox, oy = report.CHART_OFFSET
-        w, h = report.CHART_SIZE
+        ox, oy = page_mod.CHART_OFFSET
+        w, h = chart_mod.CHART_SIZE
         inside = _colour_counts(rows, ox, oy, ox + w, oy + h)
         above = _colour_counts(rows, 0, 0, width, oy)
         for name in ("kept", "reverted", "failed", "best"):
@@ -685,26 +685,26 @@ class BrowserRenderTest(unittest.TestCase):
         width, height, rows = self.render("cli-report", page)
         self.assert_not_blank(width, rows)
         svg = _svg(page)
-        c = report.COLORS
-        at = report.CHART_OFFSET
+        c = svg_mod.COLORS
+        at = page_mod.CHART_OFFSET
         self.assertEqual(self.assert_marks_at(rows, svg, at, "circle", "mk", c["kept"]), 2)
         self.assertEqual(self.assert_marks_at(rows, svg, at, "circle", "mr", c["reverted"]), 1)
         self.assertEqual(self.assert_marks_at(rows, svg, at, "rect", "mb", c["baseline"]), 1)
         self.assertEqual(self.assert_marks_at(rows, svg, at, "path", "mf", c["failed"]), 1)
         ox, oy = at
-        inside = _colour_counts(rows, ox, oy, ox + report.CHART_SIZE[0], oy + report.CHART_SIZE[1])
+        inside = _colour_counts(rows, ox, oy, ox + chart_mod.CHART_SIZE[0], oy + chart_mod.CHART_SIZE[1])
         self.assertGreater(_count_close(inside, _hex_rgb(c["best"])), 20, "no best-so-far line in the chart")
 
     def test_pareto_scatter_renders(self):
         config, recs, pareto = two_metrics()
-        page = report.html(config, _state(recs, "min"), recs, pareto=pareto)
+        page = page_mod.html(config, _state(recs, "min"), recs, pareto=pareto)
         width, height, rows = self.render("pareto", page, window=(1200, 1200))
         self.assert_not_blank(width, rows)
-        chart_bottom = report.CHART_OFFSET[1] + report.CHART_SIZE[1]
-        below = _colour_counts(rows, 0, chart_bottom + 40, report.CHART_OFFSET[0] + report.SCATTER_SIZE[0], height)
-        self.assertGreater(_count_close(below, _hex_rgb(report.COLORS["best"]), 8), 100,
+        chart_bottom = page_mod.CHART_OFFSET[1] + chart_mod.CHART_SIZE[1]
+        below = _colour_counts(rows, 0, chart_bottom + 40, page_mod.CHART_OFFSET[0] + chart_mod.SCATTER_SIZE[0], height)
+        self.assertGreater(_count_close(below, _hex_rgb(svg_mod.COLORS["best"]), 8), 100,
                            "no Pareto frontier ring drawn under the metric chart")
-        self.assertGreater(_count_close(below, _hex_rgb(report.COLORS["kept"])), 50,
+        self.assertGreater(_count_close(below, _hex_rgb(svg_mod.COLORS["kept"])), 50,
                            "no kept points in the scatter")
 
 

@@ -9,7 +9,7 @@ import tempfile
 import unittest
 from unittest import mock
 
-from ratchetlib.present import report
+from ratchetlib.present import chart as chart_mod, page as page_mod, trend as trend_mod
 from ratchetlib.core import term
 from ratchetlib.io.store import Store
 from tests.util import INIT, PY, RepoTest, git, read, write
@@ -56,7 +56,7 @@ class ReportCliTest(RepoTest):
         self.assertIn(f"HTML report: {path}", out)
         page = read(self.repo, ".ratchet/report.html")
         self.assertTrue(page.startswith("<!DOCTYPE html>"))
-        self.assertIn(f'<meta name="generator" content="{report.GENERATOR}">', page)
+        self.assertIn(f'<meta name="generator" content="{page_mod.GENERATOR}">', page)
         self.assertIn("a &lt;b&gt;bold&lt;/b&gt; &amp; risky idea", page)
         self.assertIsNone(re.search(r"<script|https?://(?!www\.w3\.org/2000/svg\b)|src=|href=", page))
         self.assertEqual(git(self.repo, "status", "--porcelain"), "")   # .ratchet/ is excluded
@@ -166,7 +166,7 @@ class TwoMetricsAndHoldoutTest(RepoTest):
         self.assertNotIn("## Holdout", md)   # hidden while the run is active
         self.run_ok("report", "--html")
         page = read(self.repo, ".ratchet/report.html")
-        self.assertIn(f'<svg id="{report.SCATTER_ID}"', page)
+        self.assertIn(f'<svg id="{chart_mod.SCATTER_ID}"', page)
         self.assertIn("score against mem", page)
         self.run_ok("stop")
         md = self.run_ok("report")
@@ -188,11 +188,10 @@ class TerminalTest(unittest.TestCase):
         self.assertEqual(term.paint("x", "fail", True), "\x1b[1;31mx\x1b[0m")
 
     def test_ascii_sparkline_where_blocks_cannot_print(self):
-        from ratchetlib.present import reporting
         stream = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
-        line = reporting.trend([{"avg": 1.0}, {"avg": None}, {"avg": 3.0}], stream)
+        line = trend_mod.trend([{"avg": 1.0}, {"avg": None}, {"avg": 3.0}], stream)
         self.assertEqual(line, "trend: _x#  last 3 scores, 1 to 3 (x no score)")
-        self.assertEqual(reporting.trend([]), "")
+        self.assertEqual(trend_mod.trend([]), "")
 
     def test_every_verb_that_prints_state_has_json(self):
         from ratchetlib.cli.flags import build_parser

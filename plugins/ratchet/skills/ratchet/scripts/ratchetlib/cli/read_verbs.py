@@ -10,26 +10,28 @@ from ..core.errors import UsageError
 from ..io import workspace
 from ..keep import recover
 from ..learn import critic, learning
+from ..core.text import clip
 from ..present import views
+from ..verbs import show, tail as logtail
 from .emit import emit
 
 
 def cmd_status(a):
-    from ..present import reporting
+    from ..present import trend as trends
     run = workspace.open_run(a.cwd)
     notes, busy = recover.recover_for_status(run)
-    tail = run.store.records(last=reporting.TREND_WIDTH)  # a bounded tail: status never reads the whole history
-    recent, trend = tail[-5:], reporting.trend(tail)
+    tail = run.store.records(last=trends.TREND_WIDTH)  # a bounded tail: status never reads the whole history
+    recent, trend = tail[-5:], trends.trend(tail)
     st = run.state
     data = {"run_id": run.config.run_id, "iteration": st.get("iteration"), "best": st.get("best"),
             "baseline": st.get("baseline"), "stop": st.get("stop"), "state": st,
             "config": run.config.to_dict(), "recent": recent, "pareto": st.get("pareto"),
-            "holdout": views.holdout_view(run), "loop": run.store.read_loop()}
+            "holdout": show.holdout_view(run), "loop": run.store.read_loop()}
     snap = learning.snapshot(run)
     data.update(hints=snap["hints"], escalation=snap["escalation"], arm=snap["arm"], ideas=snap["ideas"],
                 open_ideas=snap["open_ideas"], critic=snap["critic"])
     data.update(trend=trend, recent_scores=[r.get("avg") for r in tail], recovered=notes, busy=busy)
-    emit(a, views.status(run, recent, snap, trend, notes, busy), data)
+    emit(a, show.run_status(run, recent, snap, trend, notes, busy), data)
 
 
 def cmd_history(a):
@@ -52,7 +54,7 @@ def _history_all(a):
         head = f"== run {r['run_id']}"
         if p:
             head += f" (chained from {p.get('parent_run_id')} at its best {p.get('best')!r}: {p.get('rationale', '')})"
-        lines.append(views._clip(head + " ==", 200) if not r["missing"] else head + " (archive missing) ==")
+        lines.append(clip(head + " ==", 200) if not r["missing"] else head + " (archive missing) ==")
         recs = r["records"][-a.last:] if a.last else r["records"]
         lines += [views.history_line(x) for x in recs] or ["no records"]
     emit(a, "\n".join(lines), runs)
@@ -75,9 +77,9 @@ def cmd_tail(a):
     found = [p for p in candidates if os.path.exists(p) and os.path.getsize(p) > 0]
     if not found:
         raise UsageError(f"no captured output for iteration {it} trial {k}")
-    tb = next((p for p in found if "Traceback (most recent call last)" in views.tail_text(p, 10 ** 6)), found[0])
+    tb = next((p for p in found if "Traceback (most recent call last)" in logtail.tail_text(p, 10 ** 6)), found[0])
     print(term.printable(f"== {os.path.relpath(tb, run.repo)} (iteration {it}, trial {k}) =="))
-    print(term.printable(views.tail_text(tb, max(a.lines, 5))))
+    print(term.printable(logtail.tail_text(tb, max(a.lines, 5))))
 
 
 def _tail_guard(run, it, lines):
@@ -88,7 +90,7 @@ def _tail_guard(run, it, lines):
     if path is None or not os.path.exists(path):
         raise UsageError("no guard output" + (f" for iteration {it}" if it is not None else " yet"))
     print(term.printable(f"== {os.path.relpath(path, run.repo)} (guard, iteration {it}) =="))
-    print(term.printable(views.tail_text(path, max(lines, 5))))
+    print(term.printable(logtail.tail_text(path, max(lines, 5))))
 
 
 def cmd_ideas(a):
@@ -111,22 +113,8 @@ def cmd_ideas(a):
 
 
 def cmd_report(a):
-    from ..present import reporting
-    run = workspace.open_run(a.cwd)
-    data = reporting.inputs(run)
-    md = reporting.markdown(data)
-    out = {"summary": None, "markdown": md, "html": None}
-    if a.html is not None:
-        path = reporting.resolve_html_path(run, a.cwd, a.html or None)
-        size = reporting.write_html(path, reporting.html(data))
-        out["html"] = {"path": path, "bytes": size}
-        md += f"\nHTML report: {path} ({size / 1024:.0f} KB, self-contained; open it in a browser)\n"
-    if a.json:
-        from ..present import report
-        s = report.summary(data["config"], data["state"], data["records"], verified=data["verified"])
-        s["top_wins"] = [{k: r.get(k) for k in ("iter", "hypothesis", "description", "avg", "delta", "incumbent", "sha")}
-                         for r in s["top_wins"]]
-        out["summary"] = s
+    from ..verbs import report
+    md, out = report.run_report(workspace.open_run(a.cwd), a.cwd, a.html, a.json)
     emit(a, md.rstrip("\n"), out)
 
 

@@ -7,7 +7,7 @@ import os
 
 from ..verbs import session
 from ..learn import critic, learning
-from ..present import views
+from ..verbs import show
 from .emit import emit, verdict_json
 from .flags import default_report_source
 
@@ -40,17 +40,17 @@ def cmd_init(a):
 
 def cmd_baseline(a):
     run, rec, notes = session.baseline(a.cwd)
-    emit(a, views.baseline(run, rec, notes), verdict_json(run, rec, notes))
+    emit(a, show.baseline_verdict(run, rec, notes), verdict_json(run, rec, notes))
 
 
 def cmd_iterate(a):
     run, rec, notes = session.iterate(a.cwd, a.hypothesis, a.description, _critic(a), a.arm)
-    emit(a, views.verdict(run, rec, notes), verdict_json(run, rec, notes))
+    emit(a, show.verdict(run, rec, notes), verdict_json(run, rec, notes))
 
 
 def cmd_decide(a):
     run, rec, notes = session.decide(a.cwd, a.hypothesis, a.description, _critic(a), a.arm)
-    emit(a, views.verdict(run, rec, notes), verdict_json(run, rec, notes))
+    emit(a, show.verdict(run, rec, notes), verdict_json(run, rec, notes))
 
 
 def _best_artifacts(run) -> list:
@@ -89,7 +89,7 @@ def _verified_lines(run) -> list:
 def cmd_run_trial(a):
     run, trial, rec, notes = session.run_one(a.cwd)
     if rec is not None:
-        emit(a, views.verdict(run, rec, notes), verdict_json(run, rec, notes))
+        emit(a, show.verdict(run, rec, notes), verdict_json(run, rec, notes))
         return
     report = os.path.join(run.store.root, trial["report"])
     if trial["status"] == "ok":

@@ -18,6 +18,8 @@ Pure functions, no I/O.
 import math
 from typing import Optional
 
+from .text import pct
+
 # From this factor on, a change is also shown as "Nx higher/lower".
 FACTOR_FROM = 2.0
 
@@ -50,16 +52,6 @@ def from_effect(effect: float, direction: str, log_scale: bool) -> float:
     return math.expm1(e) if log_scale else e
 
 
-def pct_number(p: float, signed: bool = True) -> str:
-    """A percentage with one decimal (two significant digits when tiny, three when huge)."""
-    sign = "+" if signed else ""
-    if abs(p) >= 1e6:
-        return f"{p:{sign}.3g}%"
-    if p == 0 or abs(p) >= 0.1:
-        return f"{p:{sign}.1f}%"
-    return f"{p:{sign}.2g}%"
-
-
 def factor(change) -> str:
     """'137x lower' / '3.5x higher' for a change of a factor of 2 or more, else ''."""
     if not _finite(change):
@@ -76,7 +68,7 @@ def percent(change, with_factor: bool = True, signed: bool = True) -> str:
     """A relative change (fraction) as '-99.3% (137x lower)', '+2.1%', '?' when unknown."""
     if not _finite(change):
         return "?"
-    text = pct_number(change * 100.0, signed)
+    text = pct(change * 100.0, signed)
     f = factor(change) if with_factor else ""
     return f"{text} ({f})" if f else text
 
@@ -86,7 +78,7 @@ def bracket(lo, hi) -> str:
     if not (_finite(lo) and _finite(hi)):
         return ""
     lo, hi = sorted((lo, hi))
-    return f"[{pct_number(lo * 100.0)}, {pct_number(hi * 100.0)}]"
+    return f"[{pct(lo * 100.0)}, {pct(hi * 100.0)}]"
 
 
 def _units(x: float) -> str:

@@ -20,7 +20,7 @@ import operator
 import re
 from typing import Optional
 
-from .decision import fmt
+from .text import num
 from .errors import UsageError
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
@@ -42,7 +42,7 @@ def parse(text: str, flag: str = "--constraint") -> dict:
 
 
 def show(limit: dict) -> str:
-    return f"{limit['name']}{limit['op']}{fmt(limit['value'])}"
+    return f"{limit['name']}{limit['op']}{num(limit['value'])}"
 
 
 def holds(limit: dict, value: Optional[float]) -> bool:
@@ -65,7 +65,7 @@ def violation(trials: list, limits, primary: str) -> Optional[str]:
             if value is None:
                 return f"constraint {show(limit)}: metric {limit['name']} missing in trial {t['trial']}"
             if not holds(limit, value):
-                return f"constraint {show(limit)} violated: {fmt(value)} in trial {t['trial']}"
+                return f"constraint {show(limit)} violated: {num(value)} in trial {t['trial']}"
     return None
 
 
@@ -75,5 +75,5 @@ def warnings(averages: dict, limits) -> list:
     for limit in limits:
         value = averages.get(limit["name"])
         if not holds(limit, value):
-            out.append(f"{show(limit)} (got {fmt(value)})")
+            out.append(f"{show(limit)} (got {num(value)})")
     return out

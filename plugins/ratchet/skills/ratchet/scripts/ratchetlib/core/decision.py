@@ -10,6 +10,8 @@ import dataclasses
 import math
 from typing import Optional
 
+from .text import num, ratio_pct
+
 KEEP, REVERT, CRASH, TIMEOUT, NO_CHANGE, BASELINE = (
     "keep", "revert", "crash", "timeout", "no-change", "baseline")
 # Integrity outcomes (issue 4): the harness changed, a path outside the
@@ -30,16 +32,6 @@ class Verdict:
 def mean(values) -> Optional[float]:
     vals = [v for v in values if v is not None]
     return math.fsum(vals) / len(vals) if vals else None
-
-
-def fmt(x: Optional[float], sign: bool = False) -> str:
-    """A number short enough to read but exact enough to tell scores apart."""
-    if x is None:
-        return "-"
-    plus = "+" if sign else ""
-    if x == int(x) and abs(x) < 1e15:
-        return f"{int(x):{plus}d}"
-    return f"{x:{plus}.6g}"
 
 
 def failed_trial(trials) -> Optional[dict]:
@@ -64,11 +56,11 @@ def judge(trials: list, incumbent: float, config) -> Verdict:
     delta = avg - incumbent
     margin = config.min_improvement.over(incumbent)
     bar = incumbent + margin if config.direction == "max" else incumbent - margin
-    pct = f" ({delta / abs(incumbent) * 100:+.2f}%)" if incumbent else ""
+    pct = f" ({ratio_pct(delta, incumbent)})" if incumbent else ""
     if config.better(avg, bar):
-        return Verdict(KEEP, avg, delta, f"kept: {fmt(avg)} beats {fmt(incumbent)}{pct} by more than margin {config.min_improvement}")
+        return Verdict(KEEP, avg, delta, f"kept: {num(avg)} beats {num(incumbent)}{pct} by more than margin {config.min_improvement}")
     word = "ties" if avg == incumbent else ("is worse than" if config.better(incumbent, avg) else "does not beat")
-    return Verdict(REVERT, avg, delta, f"reverted: {fmt(avg)} {word} {fmt(incumbent)}{pct} + margin {config.min_improvement}")
+    return Verdict(REVERT, avg, delta, f"reverted: {num(avg)} {word} {num(incumbent)}{pct} + margin {config.min_improvement}")
 
 
 def stop_reason(state: dict, config) -> Optional[str]:
@@ -77,9 +69,9 @@ def stop_reason(state: dict, config) -> Optional[str]:
     if config.threshold is not None and best is not None and not config.better(config.threshold, best):
         if state.get("iteration") == 0:  # a threshold on the wrong side of the baseline: nothing to do
             side = "above" if config.direction == "max" else "below"
-            return (f"threshold already reached by the baseline ({fmt(best)} vs {fmt(config.threshold)}); "
-                    f"init again with a --threshold {side} {fmt(best)}, or none")
-        return f"threshold reached ({fmt(best)} vs {fmt(config.threshold)})"
+            return (f"threshold already reached by the baseline ({num(best)} vs {num(config.threshold)}); "
+                    f"init again with a --threshold {side} {num(best)}, or none")
+        return f"threshold reached ({num(best)} vs {num(config.threshold)})"
     if state.get("consecutive_crashes", 0) >= config.max_consecutive_crashes:
         return f"crash budget exhausted ({state['consecutive_crashes']} crashes in a row)"
     if config.patience and state.get("since_keep", 0) >= config.patience:
@@ -96,5 +88,5 @@ def progress(state: dict, config) -> list:
         parts.append(f"patience {state.get('since_keep', 0)}/{config.patience}")
     parts.append(f"crashes in a row {state.get('consecutive_crashes', 0)}/{config.max_consecutive_crashes}")
     if config.threshold is not None:
-        parts.append(f"threshold {fmt(config.threshold)}")
+        parts.append(f"threshold {num(config.threshold)}")
     return parts

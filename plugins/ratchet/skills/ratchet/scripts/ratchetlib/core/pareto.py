@@ -33,7 +33,8 @@ objective and strictly better on one, no margins. It lives in state.json.
 
 from typing import Optional
 
-from .decision import KEEP, REVERT, Verdict, fmt, mean
+from .decision import KEEP, REVERT, Verdict, mean
+from .text import num
 
 BETTER, WORSE, SAME = "better", "worse", "same"
 
@@ -72,7 +73,7 @@ def judge(avgs: dict, incumbent: dict, objectives) -> tuple:
     for name, direction, margin in objectives:
         cand, inc = avgs.get(name), incumbent.get(name)
         verdicts[name] = compare_one(cand, inc, direction, margin)
-        parts.append(f"{name} {fmt(cand)} vs {fmt(inc)} {verdicts[name]}")
+        parts.append(f"{name} {num(cand)} vs {num(inc)} {verdicts[name]}")
     primary = objectives[0][0]
     delta = None if incumbent.get(primary) is None else avgs[primary] - incumbent[primary]
     listing = "; ".join(parts)

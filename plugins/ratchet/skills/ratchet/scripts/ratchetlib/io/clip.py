@@ -21,7 +21,7 @@ TAIL = 4 << 20
 _SLACK = 1024
 
 
-def clip(path: str, head: int = HEAD, tail: int = TAIL) -> Optional[int]:
+def trim(path: str, head: int = HEAD, tail: int = TAIL) -> Optional[int]:
     """Keep `path`'s head and tail with a note between; the bytes cut, or
     None when the file is small enough (or absent)."""
     try:

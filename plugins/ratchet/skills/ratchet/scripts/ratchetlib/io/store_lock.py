@@ -5,7 +5,7 @@ Part of the store (only io/store* writes under `.ratchet/`): the lock file is
 created with O_EXCL, so two commands racing for it cannot both win; a lock
 whose holder is gone (its pid no longer runs on this host, or now runs a
 process started at another time) is taken over and the dead holder's body
-kept in `store.taken_over` for `engine.recover`.
+kept in `store.taken_over` for `keep/recover`.
 """
 
 import errno
@@ -25,7 +25,7 @@ class Lock:
 
     Created with O_EXCL; a lock whose pid no longer runs on this host is
     stale (its holder was killed) and is taken over: its body (pid, start
-    time, verb) is left in `store.taken_over` for `engine.recover`, which
+    time, verb) is left in `store.taken_over` for `keep/recover`, which
     kills what the dead command left running.
     """
 

@@ -23,6 +23,7 @@ class Run:
     state: dict
     holdout: Optional[dict] = None  # set when this command ran the holdout
     verify_error: Optional[str] = None  # set when an automatic verify could not run
+    learned: Optional[dict] = None  # the learning snapshot of this command's last decision (show.verdict)
 
 
 def open_run(cwd: str) -> Run:

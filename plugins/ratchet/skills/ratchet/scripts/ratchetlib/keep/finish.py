@@ -144,7 +144,7 @@ def commit_state(run: workspace.Run, rec: dict) -> None:
     # what the trials wrote joins; what the agent made stays out until a keep has named it
     pending = set() if rec.get("kept") else set(rec.get("ignored_new") or ())
     st["ignored_before"] = [p for p in gitops.ignored(run.repo) if p not in pending]
-    learning.persist(run, rec, st)
+    run.learned = learning.persist(run, rec, st)
     run.store.write_state(st)
     faults.point("state-renamed")
     run.store.clear_current()

@@ -40,7 +40,7 @@ def new_state(arms=None):
             "stats": {a: {"n": 0, "reward": 0.0, "keeps": 0} for a in arms}}
 
 
-def check_arm(state, arm):
+def require_arm(state, arm):
     """UsageError (one line, listing the arms) unless `arm` is one of the
     bandit's arms; `iterate --arm` calls it before running any trial."""
     if arm not in state["stats"]:
@@ -60,7 +60,7 @@ def reward(outcome, effect=None):
 
 def ucb(state, arm):
     """The arm's UCB1 score: mean reward + sqrt(2 ln N / n); inf when untried."""
-    check_arm(state, arm)
+    require_arm(state, arm)
     stats = state["stats"][arm]
     if stats["n"] == 0:
         return math.inf
@@ -83,7 +83,7 @@ def update(state, arm, outcome, effect=None, iteration=None):
     so recovery that replays a record after a crash between writing
     results.jsonl and bandit.json cannot count it twice.
     """
-    check_arm(state, arm)
+    require_arm(state, arm)
     if iteration is not None and iteration <= state.get("last_iter", -1):
         return state
     gained = reward(outcome, effect)
@@ -98,7 +98,7 @@ def update(state, arm, outcome, effect=None, iteration=None):
 
 def explain(state, arm):
     """One short line on why `arm` is suggested, for status and program.md."""
-    check_arm(state, arm)
+    require_arm(state, arm)
     stats = state["stats"][arm]
     if stats["n"] == 0:
         return f"{arm} (untried)"

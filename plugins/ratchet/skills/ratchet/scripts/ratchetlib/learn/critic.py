@@ -3,7 +3,7 @@ an iteration went with, and how often each was kept.
 
 `critic_record` is the record's `critic` field from the iterate flags;
 `fold_critic` is the pure counter update that `learning.fold` applies inside
-`engine.apply_record` (so it lands in state.json with the decision's counters
+`finish.apply_record` (keep/) (so it lands in state.json with the decision's counters
 and a replayed record cannot count twice); `critic_summary` renders the O(1)
 counters for status and the verdict, `critic_summary_of` the same over a
 list of records (`history`).
@@ -11,7 +11,7 @@ list of records (`history`).
 
 from typing import Optional
 
-from . import hints
+from ..core.text import clip
 
 CRITIC_KEYS = ("a", "b", "none", "other")
 PROPOSAL_CAP = 300
@@ -27,13 +27,13 @@ def critic_record(pick: Optional[str], reason: Optional[str], proposal_a: Option
     """
     if not any((pick, reason, proposal_a, proposal_b)):
         return None
-    clean = hints.clip(pick, PROPOSAL_CAP) if pick else None
+    clean = clip(pick, PROPOSAL_CAP) if pick else None
     if clean and clean.lower() in ("a", "b", "none"):
         clean = clean.lower()
-    out = {"pick": clean, "reason": hints.clip(reason, PROPOSAL_CAP) if reason else None}
+    out = {"pick": clean, "reason": clip(reason, PROPOSAL_CAP) if reason else None}
     if proposal_a or proposal_b:
-        out["proposals"] = {"a": hints.clip(proposal_a, PROPOSAL_CAP) if proposal_a else None,
-                            "b": hints.clip(proposal_b, PROPOSAL_CAP) if proposal_b else None}
+        out["proposals"] = {"a": clip(proposal_a, PROPOSAL_CAP) if proposal_a else None,
+                            "b": clip(proposal_b, PROPOSAL_CAP) if proposal_b else None}
     return out
 
 

@@ -32,6 +32,7 @@ import re
 
 from ..core import change as changes
 from ..core.errors import UsageError
+from ..core.text import clip
 
 RECENT = 10            # window for "keeps in window" and the resume document
 REVERTED_CAP = 20      # reverted hypotheses remembered for the similarity check
@@ -91,12 +92,6 @@ def looks_better(record, direction):
         return estimate > 0
     gain = improvement(record, direction)
     return gain is not None and gain > 0
-
-
-def clip(text, limit):
-    """`text` on one line, at most `limit` characters (an ellipsis marks a cut)."""
-    text = " ".join(str(text or "").split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _is_better_win(candidate, current):
@@ -232,7 +227,7 @@ def hints(memory, config, state):
     return [h for h in found if h][:MAX_HINTS]
 
 
-def normalize(text):
+def text_key(text):
     """Case, punctuation and spacing do not make two hypotheses different."""
     return " ".join(re.sub(r"[^\w\s]", " ", str(text or "").lower()).split())
 
@@ -241,13 +236,13 @@ def similar_reverted(hypothesis, memory, threshold=0.75):
     """The remembered reverted hypothesis most similar to `hypothesis` as
     (text, ratio) when the difflib ratio reaches `threshold`, else None.
     quick_ratio (an upper bound of ratio) skips hopeless pairs cheaply."""
-    wanted = normalize(hypothesis)
+    wanted = text_key(hypothesis)
     if not wanted:
         return None
     matcher = difflib.SequenceMatcher(None, b=wanted, autojunk=False)
     best = None
     for entry in (memory or {}).get("reverted", []):
-        matcher.set_seq1(normalize(entry["hypothesis"]))
+        matcher.set_seq1(text_key(entry["hypothesis"]))
         if matcher.real_quick_ratio() < threshold or matcher.quick_ratio() < threshold:
             continue
         ratio = matcher.ratio()

@@ -135,7 +135,7 @@ def auto_add_near_miss(path, record, config=None):
     if not is_near_miss(record, direction):
         return None
     hypothesis = " ".join(str(record.get("hypothesis") or record.get("description") or "").split())
-    key = hints.normalize(hypothesis) or f"iter {record.get('iter')}"
+    key = hints.text_key(hypothesis) or f"iter {record.get('iter')}"
     data = load(path)
     for idea in data["ideas"]:
         figures = idea.get("figures") or {}

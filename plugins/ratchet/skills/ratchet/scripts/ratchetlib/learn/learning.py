@@ -25,6 +25,7 @@ from typing import Optional
 
 from . import bandit, critic, escalation, hints, ideas, program
 from ..core.errors import UsageError
+from ..core.text import clip
 from ..io import store_files
 from ..io.store_lock import Lock
 
@@ -63,12 +64,12 @@ def similar(hypothesis: str, state: dict) -> Optional[dict]:
         return None
     text, ratio = match
     it = next((e.get("iter") for e in reversed(memory.get("reverted", [])) if e["hypothesis"] == text), None)
-    return {"iter": it, "ratio": round(ratio, 2), "hypothesis": hints.clip(text, 80)}
+    return {"iter": it, "ratio": round(ratio, 2), "hypothesis": clip(text, 80)}
 
 
 def similar_line(sim: dict) -> str:
     where = f"iter {sim['iter']}" if sim.get("iter") is not None else "one"
-    return (f"warning: {sim['ratio']:.0%} similar to reverted {where} (\"{hints.clip(sim['hypothesis'], 60)}\"); "
+    return (f"warning: {sim['ratio']:.0%} similar to reverted {where} (\"{clip(sim['hypothesis'], 60)}\"); "
             f"change the mechanism, not the wording")
 
 
@@ -147,8 +148,10 @@ def arm_text(run, arm: str) -> str:
             f"Pick a change of that kind; ratchet credits the arm with the result.")
 
 
-def persist(run, rec: dict, state: dict) -> None:
-    """Credit the bandit, add a near miss to the ideas, regenerate program.md.
+def persist(run, rec: dict, state: dict) -> dict:
+    """Credit the bandit, add a near miss to the ideas, regenerate program.md;
+    return the snapshot program.md was made from (with this record's near
+    miss), so the verdict renders from it instead of reading the files again.
 
     Called with the state about to be written; see the module docstring for
     why this runs before the state write and why a replay is harmless.
@@ -164,7 +167,7 @@ def persist(run, rec: dict, state: dict) -> None:
             if after is not before:
                 bandit.save(path, after)
         ideas.auto_add_near_miss(ideas_path(run), rec, _cfg(cfg))
-    write_program(run, state)
+    return write_program(run, state, rec)
 
 
 def start(run) -> None:
@@ -196,13 +199,15 @@ def _program_state(state: dict) -> dict:
             "crashes": counts.get("crash", 0) + counts.get("timeout", 0)}
 
 
-def write_program(run, state: dict) -> None:
-    """Regenerate `.ratchet/program.md` from O(1) inputs (bounded by program.MAX_BYTES)."""
-    snap = snapshot(run, state)
+def write_program(run, state: dict, rec: Optional[dict] = None) -> dict:
+    """Regenerate `.ratchet/program.md` from O(1) inputs (bounded by
+    program.MAX_BYTES); return the snapshot it used (see `snapshot`)."""
+    snap = snapshot(run, state, rec)
     arm = snap["arm"]["explain"] if snap["arm"] else None
     text = program.render(run.config.to_dict(), _program_state(state), state.get("memory"), snap["hints"],
                           state.get("escalation"), arm, snap["ideas"], None)
     store_files.write_text(run.store.root, "program", text)
+    return snap
 
 
 # --- what status and the verdict show ---------------------------------------------
@@ -217,13 +222,26 @@ def _idea_rank(idea: dict, direction: str):
 
 def top_ideas(run, limit: Optional[int] = None) -> tuple:
     """(the open ideas best first, up to `limit`; how many are open)."""
-    opened = ideas.list_open(ideas_path(run))
-    ranked = sorted(opened, key=lambda i: _idea_rank(i, run.config.direction))
+    return _top(ideas.list_open(ideas_path(run)), run.config.direction, limit)
+
+
+def _top(opened: list, direction: str, limit: Optional[int]) -> tuple:
+    ranked = sorted(opened, key=lambda i: _idea_rank(i, direction))
     return (ranked if limit is None else ranked[:limit]), len(opened)
 
 
-def snapshot(run, state: Optional[dict] = None) -> dict:
-    """Everything status, the verdict and program.md show about learning."""
+def _near_miss(opened: list, rec: Optional[dict]) -> Optional[dict]:
+    """The open near-miss idea saved from `rec` (a revert), or None."""
+    if not rec or rec.get("decision") != "revert":
+        return None
+    return next((i for i in opened if i.get("source") == "near-miss"
+                 and (i.get("figures") or {}).get("iter") == rec.get("iter")), None)
+
+
+def snapshot(run, state: Optional[dict] = None, rec: Optional[dict] = None) -> dict:
+    """Everything status, the verdict and program.md show about learning,
+    read once from bandit.json and ideas.json; `near_miss` is the idea saved
+    from `rec` when one is given (the verdict's line)."""
     st = run.state if state is None else state
     cfg = run.config
     esc = st.get("escalation") or escalation.initial()
@@ -232,8 +250,10 @@ def snapshot(run, state: Optional[dict] = None) -> dict:
         band = bandit.load(bandit_path(run), list(cfg.arms))
         name = bandit.suggest(band)
         arm = {"suggested": name, "explain": bandit.explain(band, name)}
-    shown, n_open = top_ideas(run, STATUS_IDEAS)
-    return {"hints": hints.hints(st.get("memory"), _cfg(cfg), st),
+    opened = ideas.list_open(ideas_path(run))
+    shown, n_open = _top(opened, cfg.direction, STATUS_IDEAS)
+    return {"record_iter": rec.get("iter") if rec else None, "near_miss": _near_miss(opened, rec),
+            "hints": hints.hints(st.get("memory"), _cfg(cfg), st),
             "escalation": {**esc, "directive": escalation.directive(esc)},
             "arm": arm, "ideas": shown, "open_ideas": n_open,
             "critic": critic.critic_summary(st.get("critic_stats"), st.get("counts"))}
@@ -243,13 +263,13 @@ def _arm_line(snap: dict) -> Optional[str]:
     arm = snap.get("arm")
     if not arm:
         return None
-    return f"bandit: suggested arm {hints.clip(arm['explain'], 90)}: iterate --arm {arm['suggested']}"
+    return f"bandit: suggested arm {clip(arm['explain'], 90)}: iterate --arm {arm['suggested']}"
 
 
 def _ideas_line(snap: dict) -> Optional[str]:
     if not snap["ideas"]:
         return None
-    shown = "; ".join(f"#{i['id']} {hints.clip(i['text'], 45)}" for i in snap["ideas"])
+    shown = "; ".join(f"#{i['id']} {clip(i['text'], 45)}" for i in snap["ideas"])
     more = snap["open_ideas"] - len(snap["ideas"])
     return f"ideas ({snap['open_ideas']} open{f', {more} more in `ideas list`' if more else ''}): {shown}"
 
@@ -266,28 +286,28 @@ def _within(items: list, budget: int) -> list:
     return [line for i, (_, line) in enumerate(items) if i in chosen]
 
 
-def _hint_items(found: list, priorities: tuple, clip: int) -> list:
-    return [(p, "hint: " + hints.clip(h, clip)) for p, h in zip(priorities, found)]
+def _hint_items(found: list, priorities: tuple, limit: int) -> list:
+    return [(p, "hint: " + clip(h, limit)) for p, h in zip(priorities, found)]
 
 
-def status_lines(run, snap: dict) -> list:
+def status_lines(state: dict, snap: dict) -> list:
     """The learning lines of `status`: at most 7, within STATUS_BUDGET bytes
     (escalation, hints, arm, ideas, critic; the least urgent dropped first)."""
     items = []
-    active = not run.state.get("stop")
+    active = not state.get("stop")
     if active and snap["escalation"]["level"] != "NORMAL":
-        items.append((0, "escalation " + hints.clip(snap["escalation"]["directive"], HINT_CLIP)))
+        items.append((0, "escalation " + clip(snap["escalation"]["directive"], HINT_CLIP)))
     items += _hint_items(snap["hints"], (1, 3, 6)[:STATUS_HINTS], HINT_CLIP)
     if active and _arm_line(snap):
         items.append((2, _arm_line(snap)))
     if _ideas_line(snap):
-        items.append((5, hints.clip(_ideas_line(snap), 170)))
+        items.append((5, clip(_ideas_line(snap), 170)))
     if snap["critic"]:
         items.append((4, snap["critic"]["short"]))
     return _within(items, STATUS_BUDGET)
 
 
-def verdict_lines(run, rec: dict, snap: dict) -> list:
+def verdict_lines(state: dict, rec: dict, snap: dict) -> list:
     """The learning lines of a verdict: at most 6, within VERDICT_BUDGET
     bytes; none of the advice once the run has stopped. Only the urgent hints
     (failure streak, plateau) repeat here every iteration; what to avoid and
@@ -295,15 +315,12 @@ def verdict_lines(run, rec: dict, snap: dict) -> list:
     items = []
     if rec.get("similar"):
         items.append((0, similar_line(rec["similar"])))
-    miss = None
-    if rec.get("decision") == "revert":
-        miss = next((i for i in ideas.list_open(ideas_path(run)) if i.get("source") == "near-miss"
-                     and (i.get("figures") or {}).get("iter") == rec.get("iter")), None)
-    if miss is not None:
+    miss = snap.get("near_miss")
+    if miss is not None and (miss.get("figures") or {}).get("iter") == rec.get("iter"):
         items.append((1, f"near miss saved as idea #{miss['id']} (`ideas list`); retry it stronger later"))
-    if not run.state.get("stop"):
+    if not state.get("stop"):
         if snap["escalation"]["level"] != "NORMAL":
-            items.append((2, "escalation " + hints.clip(snap["escalation"]["directive"], HINT_CLIP)))
+            items.append((2, "escalation " + clip(snap["escalation"]["directive"], HINT_CLIP)))
         urgent = [h for h in snap["hints"] if h.startswith(URGENT_HINTS)]
         items += _hint_items(urgent, (3, 5)[:VERDICT_HINTS], HINT_CLIP)
         if _arm_line(snap):

@@ -13,7 +13,8 @@ import math
 
 from ..core import change
 from . import escalation as escalation_mod
-from .hints import MAX_HINTS, clip
+from .hints import MAX_HINTS
+from ..core.text import clip
 
 MAX_BYTES = 3000
 RECENT_LINES = 8
@@ -113,7 +114,7 @@ def _fit(head, history, tail):
 def render(config, state, memory, hints, escalation, arm, ideas, recent_records):
     """The resume document as text (at most MAX_BYTES bytes of UTF-8).
 
-    `state["verified"]`, when `verify` has run, is read as report.py reads it:
+    `state["verified"]`, when `verify` has run, is read as present/figures.py reads it:
     {"gain_pct": 3.1, "interval": [1.2, 5.0], "pairs": 8} (percent, positive
     = better).
 

@@ -18,7 +18,7 @@ import os
 from ..io import clip, runner, store_files
 from ..core import constraints
 from . import heartbeat, metrics
-from ..core.decision import fmt
+from ..core.text import num
 
 
 def report_path(store, iteration: int) -> str:
@@ -38,7 +38,7 @@ def run(cfg, repo: str, store, iteration: int) -> dict:
               "report": os.path.relpath(out, store.root), "metrics": {}}
     passed = tr.exit_code == 0 and not tr.timed_out
     found = {lim["name"]: metrics.extract(out, lim["name"]).value for lim in cfg.guard_metrics} if passed else {}
-    clip.clip(out)  # after the metrics were read: the head and tail of a huge output stay
+    clip.trim(out)  # after the metrics were read: the head and tail of a huge output stay
     if tr.timed_out:
         return {**result, "status": "timeout", "detail": f"guard timed out after {cfg.guard_timeout_seconds:g}s"}
     if tr.exit_code != 0:
@@ -47,6 +47,6 @@ def run(cfg, repo: str, store, iteration: int) -> dict:
         value = found[limit["name"]]
         result["metrics"][limit["name"]] = value
         if not constraints.holds(limit, value):
-            got = "missing" if value is None else fmt(value)
+            got = "missing" if value is None else num(value)
             return {**result, "status": "failed", "detail": f"guard metric {constraints.show(limit)} not met ({got})"}
     return {**result, "status": "ok", "detail": "guard passed"}

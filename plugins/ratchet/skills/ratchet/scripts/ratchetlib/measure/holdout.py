@@ -28,7 +28,8 @@ import tempfile
 
 from ..io import clip, fresh, gitops, runner, store, store_files
 from . import heartbeat, metrics
-from ..core.decision import fmt, mean
+from ..core.decision import mean
+from ..core.text import num
 
 
 def load(store_root: str):
@@ -76,7 +77,7 @@ def _evaluate(cfg, repo: str, store_root: str, sha: str, label: str) -> dict:
                 ex = metrics.extract(report, cfg.metric_name, cfg.metric_pattern)
                 t.update(status=ex.status, score=ex.value, detail=ex.detail)
             # once the metric is read: only the head and tail of a huge output stay, as for trials
-            cut = {path.rsplit(".", 1)[1]: n for path in sorted({out, err, report}) for n in [clip.clip(path)] if n}
+            cut = {path.rsplit(".", 1)[1]: n for path in sorted({out, err, report}) for n in [clip.trim(path)] if n}
             if cut:
                 t["clipped"] = cut
             trials.append(t)
@@ -122,7 +123,7 @@ def run(cfg, repo: str, store_root: str, state: dict) -> dict:
         doc["held"] = cfg.better(b, s + m if cfg.direction == "max" else s - m)
         gain = "" if doc["gain_pct"] is None else f" ({doc['gain_pct']:+.2f}%)"
         bench = doc["benchmark"]["gain_pct"]
-        doc["summary"] = (f"{cfg.metric_name} start {fmt(s)} -> final {fmt(b)}{gain}"
+        doc["summary"] = (f"{cfg.metric_name} start {num(s)} -> final {num(b)}{gain}"
                           + ("" if bench is None else f" vs {bench:+.2f}% on the benchmark")
                           + (": the gain held" if doc["held"] else ": the gain did NOT hold (overfit to the benchmark?)"))
     doc["finished"] = store.now_iso()

@@ -22,7 +22,7 @@ def run_trial(run: workspace.Run, iteration: int, k: int, env: Optional[dict] = 
     then keep only the head and tail of a huge captured output (clip.py).
     `label` names the trial in the heartbeat (doctor's runs are not iterations)."""
     trial = _run_trial(run, iteration, k, env, label)
-    cut = {ext: n for ext in ("txt", "out", "err") for n in [clip.clip(run.store.report_path(iteration, k, ext))] if n}
+    cut = {ext: n for ext in ("txt", "out", "err") for n in [clip.trim(run.store.report_path(iteration, k, ext))] if n}
     return {**trial, "clipped": cut} if cut else trial
 
 

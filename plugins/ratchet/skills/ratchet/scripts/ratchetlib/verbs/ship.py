@@ -35,7 +35,7 @@ from ..io import workspace
 from ..keep import recover
 from ..core import faults, paths, term
 from ..io import githistory, gitops, lineage
-from ..present import report
+from ..present import figures
 from ..core.errors import RatchetError, UsageError
 from ..measure.holdout import load as load_holdout
 from ..io.store_lock import Lock
@@ -202,7 +202,7 @@ def _gain_subject(cfg, start, best) -> str:
     pct = (best - start) / abs(start) * 100 if start else None
     verb = "Reduce" if cfg.direction == "min" else "Improve"
     amount = f" by {abs(pct):.1f}%" if pct is not None else ""
-    return _subject(f"{verb} {cfg.metric_name}{amount} ({report.fmt(start)} -> {report.fmt(best)})")
+    return _subject(f"{verb} {cfg.metric_name}{amount} ({figures.fmt(start)} -> {figures.fmt(best)})")
 
 
 def _single_message(run, p: Plan) -> str:
@@ -211,8 +211,8 @@ def _single_message(run, p: Plan) -> str:
     lines = [_gain_subject(cfg, p.start_value, best), ""]
     verified = st.get("verified")
     lines.append(f"{cfg.metric_name} ({'lower' if cfg.direction == 'min' else 'higher'} is better): start "
-                 f"{report.fmt(p.start_value)}, best {report.fmt(best)}.")
-    lines.append(f"Verified gain (paired re-run): {report.verified_text(verified)}." if report.gain_text(verified)
+                 f"{figures.fmt(p.start_value)}, best {figures.fmt(best)}.")
+    lines.append(f"Verified gain (paired re-run): {figures.verified_text(verified)}." if figures.gain_text(verified)
                  else f"Not verified by a paired re-run: each figure is the mean of {cfg.trials} trial(s).")
     held = load_holdout(run.store.root) if cfg.holdout_command and st.get("stop") else None
     if held and held.get("summary"):
@@ -221,7 +221,7 @@ def _single_message(run, p: Plan) -> str:
     for k in p.keeps:
         rec = k.record
         what = rec.get("description") or rec.get("hypothesis") or "change"
-        lines.append(f"- {_subject(what)}: {report.effect_text(rec, cfg.direction)}")
+        lines.append(f"- {_subject(what)}: {figures.effect_summary(rec, cfg.direction)}")
     lines += ["", f"Measured with `{cfg.run_command}`, {cfg.trials} trial(s) per iteration, by ratchet "
                   f"run {cfg.run_id}" + (f" (a chain of {p.runs} runs)" if p.runs > 1 else "") + "."]
     return term.printable("\n".join(lines) + "\n")
@@ -234,8 +234,8 @@ def _split_message(cfg, k: Keep) -> str:
     if rec.get("hypothesis") and rec.get("description"):
         body.append(f"Why: {' '.join(rec['hypothesis'].split())}")
     n = len([s for s in rec.get("trial_scores") or [] if s is not None])
-    body.append(f"{cfg.metric_name}: {report.fmt(rec.get('incumbent'))} -> {report.fmt(rec.get('avg'))}, "
-                f"{report.effect_text(rec, cfg.direction)}, mean of {n} trial(s) (ratchet run {k.run_id}, "
+    body.append(f"{cfg.metric_name}: {figures.fmt(rec.get('incumbent'))} -> {figures.fmt(rec.get('avg'))}, "
+                f"{figures.effect_summary(rec, cfg.direction)}, mean of {n} trial(s) (ratchet run {k.run_id}, "
                 f"iteration {rec.get('iter')}).")
     return term.printable(subject + "\n\n" + "\n\n".join(body) + "\n")
 

@@ -27,6 +27,8 @@ import re
 import shlex
 from typing import Optional
 
+from ...core.text import clip
+
 PLACEHOLDER = "{prompt_file}"
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 _LINE = re.compile(r"^[\s>*_#`-]*(HYPOTHESIS|DESCRIPTION)[*_`]*\s*:[\s*_`]*(.*?)[\s*_`]*$", re.I | re.M)
@@ -52,11 +54,6 @@ def command(template: str, prompt_file: str) -> tuple:
     if PLACEHOLDER in template:
         return template.replace(PLACEHOLDER, shlex.quote(prompt_file)), False
     return template, True
-
-
-def _clip(text: str, n: int = _CLIP) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _result_object(stdout: str) -> Optional[dict]:
@@ -97,7 +94,7 @@ def usage_tokens(usage) -> Optional[int]:
     return int(sum(vals)) if vals else None
 
 
-def parse(stdout: str) -> Report:
+def parse_report(stdout: str) -> Report:
     """Read an agent's stdout (see the module docstring)."""
     obj = _result_object(stdout)
     text, cost, usage, is_error, error = stdout, None, None, False, None
@@ -109,7 +106,7 @@ def parse(stdout: str) -> Report:
             usage = {k: int(raw[k]) for k in TOKEN_FIELDS if _finite(raw.get(k)) is not None}
         is_error = bool(obj.get("is_error")) or str(obj.get("subtype") or "success") != "success"
         if is_error:
-            error = _clip(text or obj.get("subtype") or "the agent reported an error", 200)
+            error = clip(text or obj.get("subtype") or "the agent reported an error", 200)
     found = {}
     for m in _LINE.finditer(text or ""):
         if m.group(2).strip():
@@ -118,5 +115,5 @@ def parse(stdout: str) -> Report:
     if hyp is None:
         lines = [l.strip() for l in (text or "").splitlines() if l.strip()]
         hyp = ("(no HYPOTHESIS line) " + lines[-1]) if lines else "(the agent reported no hypothesis)"
-    return Report(_clip(hyp), _clip(found.get("DESCRIPTION", "")), "HYPOTHESIS" in found, cost,
+    return Report(clip(hyp, _CLIP), clip(found.get("DESCRIPTION", ""), _CLIP), "HYPOTHESIS" in found, cost,
                   usage_tokens(usage), usage or None, is_error, error)

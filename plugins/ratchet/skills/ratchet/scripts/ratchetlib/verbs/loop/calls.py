@@ -67,7 +67,7 @@ class AgentCall:
         self.arm = arm
         self.prompt_file = store.agent_path(it, "prompt.md", k)
         self.out_file, self.err_file = store.agent_path(it, "out", k), store.agent_path(it, "err", k)
-        store_files.write_plain(self.prompt_file, prompt.build(run, it, slot=slot, arm=arm))
+        store_files.write_plain(self.prompt_file, prompt.build_prompt(run, it, slot=slot, arm=arm))
         cmd, on_stdin = agent.command(opts.agent_command, self.prompt_file)
         env = {"RATCHET_PROMPT_FILE": self.prompt_file, "RATCHET_ITERATION": str(it), "RATCHET_REPO": run.repo}
         if slot:
@@ -90,9 +90,9 @@ class AgentCall:
             tr = self.child.finish(timeout)
         finally:
             self.done = True
-        rep = agent.parse(_read(self.out_file))
+        rep = agent.parse_report(_read(self.out_file))
         # once read: only the head and tail of a huge output stay, as for trials (clip.py)
-        cut = {ext: n for ext, path in (("out", self.out_file), ("err", self.err_file)) for n in [clip.clip(path)] if n}
+        cut = {ext: n for ext, path in (("out", self.out_file), ("err", self.err_file)) for n in [clip.trim(path)] if n}
         info = {"exit_code": tr.exit_code, "timed_out": tr.timed_out, "seconds": round(tr.seconds, 3),
                 "cost_usd": rep.cost_usd, "tokens": rep.tokens, "usage": rep.usage,
                 "reported": rep.reported, "prompt": os.path.relpath(self.prompt_file, self.root),

@@ -33,14 +33,15 @@ import time
 from typing import Optional
 
 from . import parallel
+from .. import show
 from .calls import AgentCall, Options, failure, options  # noqa: F401 (Options, options: the loop's API)
 from ...core import budget, decision, term
+from ...core.text import clip, num
 from ...io import gitops, runner, unclean
 from ...io import workspace
 from ...keep import finish, recover
 from ...verbs import session
 from ...learn import learning
-from ...present import views
 from ...core.errors import UsageError
 from ...io.store import Store, now_iso
 from ...io.store_lock import Lock
@@ -134,7 +135,7 @@ class Loop:
                 rec, paused = parallel.run_round(self)
             else:
                 rec, paused = self.iteration()
-            for line in summary(rec, run.config):
+            for line in iteration_lines(rec, run.config):
                 self.out(line)
             if paused:
                 return PAUSED, paused
@@ -165,11 +166,6 @@ class Loop:
                  + "; run `ratchet.py loop` to continue")
 
 
-def _clip(text: str, n: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
 def _cause(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "Ctrl-C (SIGINT)"
@@ -195,18 +191,18 @@ class _signals_ignored:
         return False
 
 
-def summary(rec: dict, cfg) -> list:
+def iteration_lines(rec: dict, cfg) -> list:
     """One line per iteration (plus one per parallel alternative)."""
     def line(r, head):
         text = f"{head}: {r['decision'].upper()}"
         if r.get("avg") is not None:
-            text += f"  {cfg.metric_name} {decision.fmt(r['avg'])}"
+            text += f"  {cfg.metric_name} {num(r['avg'])}"
             if r.get("incumbent") is not None:
-                text += f" vs {decision.fmt(r['incumbent'])}"
+                text += f" vs {num(r['incumbent'])}"
         if isinstance(r.get("agent"), dict):
             text += f"  [{budget.call_text(r['agent'])}]"
         shown = r.get("hypothesis") if r["decision"] in ("keep", "revert") else r.get("reason")
-        return text + "  " + _clip(shown or "", 110)
+        return text + "  " + clip(shown or "", 110)
     lines = [line(rec, f"iter {rec['iter']}" + (f" (proposal {rec['slot']})" if rec.get("slot") else ""))]
     lines += [line(a, f"  proposal {a.get('slot')}") for a in rec.get("alternatives") or []]
     return lines
@@ -230,7 +226,7 @@ def _open(cwd: str, init_flags: Optional[dict], out):
             out(f"loop: continuing run {run.config.run_id}; the init flags only start a new run and were not used")
     if run.state.get("iteration", -1) < 0 and not run.state.get("stop"):
         run, rec, notes = session.baseline(cwd)
-        out(views.baseline(run, rec, notes).replace("next: continue", "").strip())
+        out(show.baseline_verdict(run, rec, notes).replace("next: continue", "").strip())
     return run
 
 
@@ -259,7 +255,7 @@ def main(cwd: str, given: dict, init_flags: Optional[dict] = None, out=None) -> 
         run.store.write_loop(info)
         loop = Loop(run, opts, out)
         out(f"loop: run {run.config.run_id}, iteration {run.state['iteration'] + 1}, agent: "
-            f"{_clip(opts.agent_command, 100)}" + (f" ×{opts.parallel}" if opts.parallel > 1 else ""))
+            f"{clip(opts.agent_command, 100)}" + (f" ×{opts.parallel}" if opts.parallel > 1 else ""))
         try:
             code, reason = loop.go()
         except BaseException as exc:

@@ -20,6 +20,7 @@ import os
 from typing import Optional
 
 from ...core import decision, paths
+from ...core.text import clip, num
 from ...io import gitops
 
 SKILL_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 4))
@@ -30,11 +31,6 @@ MAX_INTEGRITY_BYTES = 6000  # integrity.md whole (about 4.6 KB since the integri
 MAX_PROGRAM_BYTES = 3500
 MAX_EXTRA_BYTES = 2000
 RECENT = 8
-
-
-def _clip(text, n: int) -> str:
-    text = " ".join(str(text or "").split())
-    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _cap(text: str, limit: int, what: str) -> str:
@@ -50,19 +46,19 @@ def _paths(specs, empty: str) -> str:
         if specs else empty
 
 
-def history_line(r: dict) -> str:
+def recent_line(r: dict) -> str:
     """One past iteration: outcome, score, what was tried (and why it failed)."""
     head = f"- iter {r.get('iter')} {r.get('decision')}"
     if r.get("avg") is not None:
-        head += f" {decision.fmt(r['avg'])}"
+        head += f" {num(r['avg'])}"
         if r.get("delta") is not None:
-            head += f" ({decision.fmt(r['delta'], sign=True)})"
-    text = _clip(r.get("hypothesis") or "", 140)
-    desc = _clip(r.get("description") or "", 100)
+            head += f" ({num(r['delta'], sign=True)})"
+    text = clip(r.get("hypothesis") or "", 140)
+    desc = clip(r.get("description") or "", 100)
     if desc:
         text += f" [{desc}]"
     if r.get("decision") not in ("keep", "revert", "baseline"):
-        text += f" — {_clip(r.get('reason') or '', 120)}"
+        text += f" — {clip(r.get('reason') or '', 120)}"
     return f"{head}: {text}"
 
 
@@ -100,8 +96,8 @@ def render(config, state: dict, iteration: int, *, integrity: str, diff: str, re
         f"{'Maximize' if cfg.direction == 'max' else 'Minimize'} `{cfg.metric_name}` as printed by "
         f"`{cfg.run_command}` (read from {source}); {cfg.trials} trial(s) per candidate; a change is kept "
         f"when its mean beats the incumbent by more than {margin}.",
-        f"Baseline {decision.fmt(st.get('baseline'))}; incumbent {decision.fmt(st.get('incumbent_score'))}; "
-        f"best {decision.fmt(st.get('best'))} (iter {st.get('best_iter')}).",
+        f"Baseline {num(st.get('baseline'))}; incumbent {num(st.get('incumbent_score'))}; "
+        f"best {num(st.get('best'))} (iter {st.get('best_iter')}).",
         " · ".join(decision.progress(st, cfg)),
         "", "## Paths",
         f"- editable: {_paths(list(cfg.editable), 'every path that is not protected')}",
@@ -123,7 +119,7 @@ def render(config, state: dict, iteration: int, *, integrity: str, diff: str, re
     diff = _cap(diff, MAX_DIFF_BYTES + 500, "diff")
     lines += [f"```diff\n{diff}\n```" if diff.strip() else "Nothing kept yet: the code is as it was at the start."]
     lines += ["", f"## Recent iterations (last {RECENT}, newest last)"]
-    lines += [history_line(r) for r in recent[-RECENT:]] or ["- none yet"]
+    lines += [recent_line(r) for r in recent[-RECENT:]] or ["- none yet"]
     if program and program.strip():
         lines += ["", "## Program (.ratchet/program.md)", _cap(program, MAX_PROGRAM_BYTES, "program.md")]
     for title, text in extra:
@@ -186,7 +182,7 @@ def integrity_rules(text: str) -> str:
     return "\n".join(out).strip()
 
 
-def build(run, iteration: int, slot: Optional[tuple] = None, extra=(), arm: Optional[str] = None) -> str:
+def build_prompt(run, iteration: int, slot: Optional[tuple] = None, extra=(), arm: Optional[str] = None) -> str:
     """The prompt for `iteration` of `run`, from the run's files and git;
     `arm` is the bandit arm this agent is asked to use (learning.loop_arms)."""
     if arm:

@@ -1,7 +1,7 @@
-"""`ratchet.py report` and the `status` trend line: a run on disk turned into
-report.py's inputs, and the HTML file written safely.
+"""`ratchet.py report`: a run on disk gathered into the report's inputs,
+rendered by present/ (markdown, page), and the HTML file written safely.
 
-report.py is pure; this module is its edge. It reads config.json, state.json,
+present/ is pure; this module is its edge. It reads config.json, state.json,
 every record of results.jsonl (the report is the one view that wants the
 whole history; `status` reads only a tail), `state["pareto"]`,
 `state["verified"]` when a `verify` step wrote one, and `.ratchet/holdout.json`.
@@ -12,7 +12,7 @@ tuning against.
 
 The HTML file is written atomically (temp file in the same folder, fsync,
 rename). It never replaces a file that is not an earlier ratchet report
-(recognised by report.GENERATOR in its head), and while a run is active it
+(recognised by page.GENERATOR in its head), and while a run is active it
 is not written inside the work tree outside `.ratchet/` unless git ignores
 the path: an untracked file there would become part of the next candidate.
 """
@@ -20,19 +20,19 @@ the path: an untracked file there would become part of the next candidate.
 import os
 from typing import Optional
 
-from ..io import gitops
-from . import report
 from ..core import term
 from ..core.errors import UsageError
-from ..measure.holdout import load as load_holdout
+from ..io import gitops
 from ..io.store import atomic_write
+from ..measure.holdout import load as load_holdout
+from ..present import figures, markdown, page
 
 DEFAULT_HTML = os.path.join(".ratchet", "report.html")
-TREND_WIDTH = 10   # status reads only this tail of results.jsonl (test_learning holds it to <= 10)
+_WIN_KEYS = ("iter", "hypothesis", "description", "avg", "delta", "incumbent", "sha")
 
 
 def holdout_for_report(run) -> Optional[dict]:
-    """holdout.json in report.py's shape, or None (no holdout, or hidden
+    """holdout.json in the shape figures.py reads, or None (no holdout, or hidden
     because the run is still going)."""
     if not run.config.holdout_command or not run.state.get("stop"):
         return None
@@ -48,20 +48,28 @@ def holdout_for_report(run) -> Optional[dict]:
 
 
 def inputs(run) -> dict:
-    """Everything report.markdown/html take, read from the run's files."""
+    """Everything markdown.markdown / page.html take (as keywords), read from the run's files."""
     return {"config": run.config.to_dict(), "state": dict(run.state), "records": run.store.records(),
             "verified": run.state.get("verified"), "pareto": run.state.get("pareto"),
             "holdout": holdout_for_report(run)}
 
 
-def markdown(data: dict) -> str:
-    return report.markdown(data["config"], data["state"], data["records"], verified=data["verified"],
-                           pareto=data["pareto"], holdout=data["holdout"])
-
-
-def html(data: dict) -> str:
-    return report.html(data["config"], data["state"], data["records"], verified=data["verified"],
-                       pareto=data["pareto"], holdout=data["holdout"])
+def run_report(run, cwd: str, html: Optional[str], with_summary: bool) -> tuple:
+    """(the Markdown to print, the --json object) of `ratchet.py report`;
+    `html` is None (no page), '' (the default path) or the path asked for."""
+    data = inputs(run)
+    md = markdown.markdown(**data)
+    out = {"summary": None, "markdown": md, "html": None}
+    if html is not None:
+        path = resolve_html_path(run, cwd, html or None)
+        size = write_html(path, page.html(**data))
+        out["html"] = {"path": path, "bytes": size}
+        md += f"\nHTML report: {path} ({size / 1024:.0f} KB, self-contained; open it in a browser)\n"
+    if with_summary:
+        s = figures.run_summary(data["config"], data["state"], data["records"], verified=data["verified"])
+        s["top_wins"] = [{k: r.get(k) for k in _WIN_KEYS} for r in s["top_wins"]]
+        out["summary"] = s
+    return md, out
 
 
 def resolve_html_path(run, cwd: str, given: Optional[str]) -> str:
@@ -87,7 +95,7 @@ def _is_our_report(path: str) -> bool:
             head = f.read(4096)
     except OSError:
         return False
-    return f'<meta name="generator" content="{report.GENERATOR}">'.encode() in head
+    return f'<meta name="generator" content="{page.GENERATOR}">'.encode() in head
 
 
 def _inside_tree_unignored(repo: str, path: str) -> bool:
@@ -107,18 +115,3 @@ def write_html(path: str, page: str) -> int:
     data = term.printable(page).encode("utf-8")
     atomic_write(path, data)
     return len(data)
-
-
-def trend(records: list, stream=None) -> str:
-    """`status`'s one-line sparkline of the last scores, or '' before any:
-    `trend: ▁▃▅×█ last 5 scores, 98 to 118 (× no score)`."""
-    if not records:
-        return ""
-    values = [r.get("avg") for r in records][-TREND_WIDTH:]
-    ascii_only = not term.can_encode(report.sparkline([1, 2]) + "×→", stream)
-    spark = report.sparkline(values, width=TREND_WIDTH, ascii=ascii_only)
-    finite = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    span = f", {report.fmt(min(finite))} to {report.fmt(max(finite))}" if finite else ""
-    miss = "x" if ascii_only else "×"
-    missing = f" ({miss} no score)" if len(finite) < len(values) else ""
-    return f"trend: {spark}  last {len(values)} scores{span}{missing}"
