@@ -15,6 +15,8 @@ Inputs and rules (pure where possible)
 
 Side effects at the edges
   runner       run one command in its own session; kill its whole tree
+  keeper       the trial's parent and subreaper; outlives a killed ratchet; freeze_kill
+  leftovers    what a killed command left: end what is provably its, list the rest
   capture      move stale reports aside, read the fresh one after a trial
   clip         keep head and tail of huge captured output
   heartbeat    progress of long trials; term: colour only for people

@@ -27,7 +27,7 @@ from typing import Optional
 
 from . import budget
 from . import config as configmod
-from . import artifacts, capture, decision, gitops, heartbeat, learning, lineage, metrics, paths, runner, unclean
+from . import artifacts, capture, decision, gitops, heartbeat, learning, leftovers, lineage, metrics, paths, runner, unclean
 from . import constraints, guard, harness, holdout, pareto, sources
 from . import carry, gitguard
 from . import clip, faults, fresh, term
@@ -192,7 +192,8 @@ def _run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None, lab
     before = artifacts.snapshot(run.repo, cfg.artifact_globs)
     beat = heartbeat.for_trial(label or f"iter {iteration} trial {k}/{cfg.trials}", cfg.trial_timeout_seconds)
     tr = runner.run(cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env, progress=beat,
-                    cancel_command=cfg.cancel_command, cancel_log=store.report_path(iteration, k, "cancel"))
+                    cancel_command=cfg.cancel_command, cancel_log=store.report_path(iteration, k, "cancel"),
+                    record_dir=store.path("procs"))
     ended = time.time()
     if tr.survivors:
         unclean.mark(store, tr, iteration, k)
@@ -666,19 +667,23 @@ def recover(run: Run) -> list:
 
 def _leftover_processes(run: Run) -> list:
     """A killed command's trial, guard or agent processes run on without it:
-    kill them (found by the marker prefix its lock names, runner.py)."""
+    kill them (its keepers, markers and trial records, leftovers.py); what
+    survives, or may be its but is not provably so, goes into UNCLEAN."""
     holder, run.store.taken_over = run.store.taken_over, None
     if not holder or not isinstance(holder.get("pid"), int):
         return []
-    killed, left = runner.kill_left_by(holder["pid"], holder.get("pid_start"))
-    if not killed:
-        return []
+    killed, left, suspects = leftovers.sweep(holder["pid"], holder.get("pid_start"), run.store.path("procs"))
     what = f"the killed `{holder.get('verb') or 'ratchet'}` (pid {holder['pid']})"
+    gone = [p for p in killed if p["pid"] not in {q["pid"] for q in left}]
+    notes = [f"killed {len(gone)} process(es) {what} left running"] if gone else []
+    if left or suspects:
+        unclean.write(run.store, f"left by {what}", left, suspects)
     if left:
-        unclean.write(run.store, f"left by {what}", left)
-        return [f"{len(left)} process(es) {what} left running survived a kill (pid "
-                f"{', '.join(str(p['pid']) for p in left[:5])}); trials are blocked until `ratchet.py clean`"]
-    return [f"killed {len(killed)} process(es) {what} left running"]
+        notes.append(f"{len(left)} process(es) {what} left running survived a kill (pid "
+                     f"{', '.join(str(p['pid']) for p in left[:5])}); trials are blocked until `ratchet.py clean`")
+    if suspects:
+        notes.append(unclean.suspects_line(suspects))
+    return notes
 
 
 def _finish_init(run: Run, cur: dict) -> list:
