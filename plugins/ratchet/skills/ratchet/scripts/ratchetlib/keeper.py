@@ -24,7 +24,8 @@ environment does not carry it, so a marker sweep never freezes the keeper),
 writes `pid PID START` then, when the shell exits, `exit CODE` (Popen's
 convention: -N for signal N) to STATUS_FD, and reaps every orphan re-parented
 to it. CONTROL_FD is the read end of a pipe only ratchet holds: `done` then
-EOF means ratchet swept the tree, and the keeper exits at once; EOF without
+EOF means ratchet swept the tree, and the keeper exits at once, sweeping
+nothing (ratchet alone decides what survived); EOF without
 `done` means ratchet died, and the keeper leaves the tree running for
 GRACE_SECONDS so the next ratchet command can end it and say what it ended
 (it finds the keeper by MARKER in its command line), then ends it itself.
@@ -280,7 +281,11 @@ def main(argv: list) -> int:
                 done = True
             elif not data:
                 parent_gone = time.monotonic()
-    freeze_kill(lambda: walk(os.getpid()))
+    if not done:  # ratchet died and nobody came within the grace: end the tree here
+        freeze_kill(lambda: walk(os.getpid()))
+    # After `done` the keeper sweeps nothing: ratchet swept the tree and judged
+    # what survived (UNCLEAN). A second sweep from here would hide a survivor
+    # from that verdict; whatever is left is re-parented to ratchet, its subreaper.
     if not os.path.isdir("/proc"):  # no parent links to follow (macOS): the trial's process group at least
         try:
             os.killpg(shell, signal.SIGKILL)

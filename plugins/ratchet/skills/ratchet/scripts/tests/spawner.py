@@ -18,12 +18,20 @@ generations can be counted too (`tagged`). Patterns:
   fd-closer    an env-clearing daemon that also closed the trial's stdout/stderr
                and moved to / (what a careful daemon does): nothing in it names the trial
 
+Every process it starts ends by itself LIFETIME seconds after it began (a
+re-forker's generations share their first one's deadline, kept across fork),
+and a breeder stops breeding after BROOD children: an escape is still a real
+escape while it lasts, but one that escaped cannot load the machine for long.
+
 Used by tests/test_hygiene.py and bench/hygiene.py.
 """
 
 import os
 import sys
 import time
+
+LIFETIME = 60.0   # seconds any process started here lives at most
+BROOD = 200       # children a breeder starts at most (one every 5 ms: 1 s of breeding)
 
 PATTERNS = ("child", "grandchild", "setsid", "double-fork", "env-clear", "reforker", "breeder", "fd-closer")
 
@@ -43,7 +51,7 @@ def fork(body, *args):
 
 def sleeper(pidfile):
     note(pidfile)
-    time.sleep(300)
+    time.sleep(LIFETIME)
 
 
 def grandchild(pidfile):
@@ -70,7 +78,8 @@ def envless(pidfile, role):
 
 def reforker(pidfile):
     note(pidfile)
-    while True:
+    end = time.monotonic() + LIFETIME  # the clock is the machine's: every generation keeps this deadline
+    while time.monotonic() < end:
         if os.fork():
             os._exit(0)  # the parent exits at once; the child carries on, under a new pid
         time.sleep(0.001)  # continuous, yet no hog of a shared machine's cores and pids
@@ -78,9 +87,11 @@ def reforker(pidfile):
 
 def breeder(pidfile):
     note(pidfile)
-    while True:
-        fork(time.sleep, 300)
+    end = time.monotonic() + LIFETIME
+    for _ in range(BROOD):
+        fork(time.sleep, max(0.0, end - time.monotonic()))
         time.sleep(0.005)
+    time.sleep(max(0.0, end - time.monotonic()))
 
 
 def fd_closer(pidfile):
@@ -89,7 +100,7 @@ def fd_closer(pidfile):
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
-    time.sleep(300)
+    time.sleep(LIFETIME)
 
 
 ROLES = {"env-clear": sleeper, "reforker": reforker, "breeder": breeder, "fd-closer": fd_closer}
@@ -121,7 +132,7 @@ def main(argv):
         time.sleep(0.01)
     print("score: 1", flush=True)
     if mode == "hang":
-        time.sleep(300)
+        time.sleep(LIFETIME)
 
 
 if __name__ == "__main__":
