@@ -113,17 +113,23 @@ def _keepers(prefix: bytes, procs: dict) -> dict:
     return out
 
 
-def _provably(rec: dict, procs: dict) -> set:
-    """The trial's processes its record identifies for sure (see the module doc)."""
+def _provably(rec: dict, procs: dict):
+    """Yield the trial's processes its record identifies for sure (see the
+    module doc), lazily and newest first, so each is stopped (freeze_kill)
+    right after it is recognised: a re-forker not frozen by its keeper has
+    one of the newest pids, and changes it every few milliseconds."""
     leader, first = rec["leader"].get("pid"), rec["leader"].get("start")
     if not isinstance(leader, int) or not isinstance(first, int):
-        return set()
+        return
     later = {p for p, st in procs.items() if int(st[19]) >= first and st[0] not in (b"Z", b"X")}
     mine = set()
     if leader in procs and int(procs[leader][19]) == first:  # the leader lives: its session is the trial's
         mine = {p for p in later if leader in (int(procs[p][2]), int(procs[p][3]))}
+    yield from mine
     outputs = set(rec.get("outputs") or [])
-    return mine | {p for p in later - mine if outputs and _writes_to(p, outputs)}
+    for p in sorted(later - mine, reverse=True) if outputs else ():
+        if _writes_to(p, outputs):
+            yield p
 
 
 def _writes_to(pid: int, paths: set) -> bool:

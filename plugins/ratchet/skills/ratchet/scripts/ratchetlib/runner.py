@@ -15,7 +15,10 @@ the sweep. Whatever is still alive after that is returned as `survivors`
 (pid, start time, command line). ratchet is a subreaper too, so a trial that
 kills its own keeper leaves its orphans with ratchet, still found.
 
-A ratchet command that is itself SIGKILLed cannot do any of that. Its
+Starting a Child and killing it are sections a SIGTERM or SIGINT waits
+for (critical.py), and any Child still live when the process exits is swept
+on the way out (`_end_live`): only a SIGKILL leaves a keeper without its
+`done`. A ratchet command that is itself SIGKILLed cannot do any of that. Its
 keepers outlive it (own session) and keep the trees contained; every marker,
 and every keeper's command line, begins with the command's pid and kernel
 start time (`new_marker`), the two facts the repository lock records, so the
@@ -37,6 +40,7 @@ interrupted, with the trial's id and output paths in its environment (see
 keeper still ends the trial's process group, best effort.
 """
 
+import atexit
 import dataclasses
 import json
 import os
@@ -48,7 +52,7 @@ import time
 import uuid
 from typing import Optional
 
-from . import faults, keeper
+from . import critical, faults, keeper
 from .errors import RatchetError
 from .store import atomic_write, pid_start
 
@@ -96,6 +100,16 @@ def cancel_env(marker: str, out_path: str, err_path: Optional[str]) -> dict:
 
 
 _LIVE = []  # Children started and not yet killed
+
+
+@atexit.register
+def _end_live() -> None:
+    """The net under every path out of a ratchet process but SIGKILL (an
+    exception nobody caught, sys.exit between a Child's start and its finish):
+    each Child still running is swept now and its keeper told so, never left
+    to hold its tree for keeper.GRACE_SECONDS after a command that ended."""
+    for child in list(_LIVE):
+        child.kill()
 KEEPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keeper.py")
 RECORD_FORMAT = 1
 
@@ -121,17 +135,21 @@ class Child:
         keeper_env = {**os.environ, **(env or {})}
         keeper_env.pop(MARKER, None)  # the keeper adds it for the command only: a marker sweep never stops the keeper
         _become_subreaper()  # a keeper killed by its trial leaves the tree to ratchet, still findable
+        with critical.deferred(settle=self.kill):  # a SIGTERM now would orphan the keeper: it waits, then kills the tree
+            self._start(command, keeper_env, stdin_path, record_dir)
+
+    def _start(self, command: str, keeper_env: dict, stdin_path: Optional[str], record_dir: Optional[str]) -> None:
         self.started = time.time()
         self._t0 = time.monotonic()
         status_r, status_w = os.pipe()
         control_r, control_w = os.pipe()
         try:
-            with open(out_path, "wb") as out, open(err_path, "wb") if err_path else _nothing() as err, \
+            with open(self.out_path, "wb") as out, open(self.err_path, "wb") if self.err_path else _nothing() as err, \
                     open(stdin_path, "rb") if stdin_path else _nothing() as stdin:
                 keeper = subprocess.Popen(
                     [sys.executable or "python3", "-I", "-S", KEEPER, self.marker, str(status_w), str(control_r),
-                     command], cwd=cwd, env=keeper_env, stdin=stdin if stdin_path else subprocess.DEVNULL,
-                    stdout=out, stderr=err if err_path else subprocess.STDOUT, pass_fds=(status_w, control_r),
+                     command], cwd=self.cwd, env=keeper_env, stdin=stdin if stdin_path else subprocess.DEVNULL,
+                    stdout=out, stderr=err if self.err_path else subprocess.STDOUT, pass_fds=(status_w, control_r),
                     start_new_session=True)
         except BaseException:
             os.close(status_r)
@@ -186,20 +204,21 @@ class Child:
 
     def kill(self, known: Optional[dict] = None) -> list:
         """Freeze, then SIGKILL, the whole tree now; the survivors ([] expected)."""
+        if self not in _LIVE:
+            return []
         known, keeper_pid = dict(known or {}), self.proc.keeper.pid
-        try:
-            if self not in _LIVE:
-                return []
-            found = keeper.freeze_kill(lambda: self._tree(known), send=lambda pid, sig: _signal(pid, sig))
-            wait_gone(list(found))
-            self.proc.release()
-            return [i for i in map(process_info, sorted(found)) if i and i["start"] == found[i["pid"]]
-                    and i["pid"] != keeper_pid]
-        finally:
-            if self in _LIVE:
-                _LIVE.remove(self)
-            if self.record:
-                _remove(self.record)
+        with critical.deferred():  # cut short, it would leave the tree stopped, not killed, and the keeper waiting
+            try:
+                found = keeper.freeze_kill(lambda: self._tree(known), send=lambda pid, sig: _signal(pid, sig))
+                wait_gone(list(found))
+                self.proc.release()
+                return [i for i in map(process_info, sorted(found)) if i and i["start"] == found[i["pid"]]
+                        and i["pid"] != keeper_pid]
+            finally:
+                if self in _LIVE:
+                    _LIVE.remove(self)
+                if self.record:
+                    _remove(self.record)
 
     def _tree(self, known: dict):
         """Every process of this child's now, lazily (keeper.freeze_kill stops
