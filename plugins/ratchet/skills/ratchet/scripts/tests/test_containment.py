@@ -16,10 +16,11 @@ import subprocess
 import sys
 import tempfile
 import unittest
+from unittest import mock
 
-from ratchetlib import keeper, leftovers, runner
+from ratchetlib import critical, keeper, leftovers, runner
 from tests.spawner import expected
-from tests.util import INIT, PY, RATCHET, RepoTest, read, slurp, wait_for
+from tests.util import INIT, PY, RATCHET, SCRIPTS, RepoTest, read, slurp, wait_for
 
 SPAWNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spawner.py")
 BENCH = ("import os, subprocess, sys\n"
@@ -124,6 +125,77 @@ class ContainmentTest(RepoTest):
         self.assertIn("may be an earlier trial's", err)
         self.assertIn("left alone, as not provably a trial's", self.ratchet("clean"))
         self.assertEqual(set(tagged(self.pidfile)), left, "clean killed a process it could not prove was the trial's")
+
+
+class Stop(BaseException):
+    """What SIGTERM raises here, as ratchet.py's handler raises Terminated."""
+
+
+def _raise_stop(*_):
+    raise Stop()
+
+
+@unittest.skipUnless(sys.platform.startswith("linux"), "containment is Linux's (/proc, subreaper); macOS is best effort")
+class SignalWindowTest(unittest.TestCase):
+    """A SIGTERM that lands while a trial's keeper starts, or while its tree is
+    swept, must not leave a keeper holding a tree after the command ends (it
+    would, for keeper.GRACE_SECONDS: the soak's 'no stray after a clean end')."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="ratchet-window-")
+        self.tag = os.path.join(self.dir, "tag")
+        self.command = f"{PY} -c 'import time; time.sleep(60)' {self.tag} & {PY} -c 'import time; time.sleep(60)' {self.tag}"
+        self.addCleanup(lambda: keeper.freeze_kill(lambda: tagged(self.tag)))
+        self.addCleanup(signal.signal, signal.SIGTERM, signal.signal(signal.SIGTERM, _raise_stop))
+
+    def child(self):
+        return runner.Child(self.command, self.dir, os.path.join(self.dir, "o"), os.path.join(self.dir, "e"),
+                            record_dir=os.path.join(self.dir, "procs"))
+
+    def gone(self):
+        """Nothing of the trial left, its keeper included (its command line holds the tag too)."""
+        return wait_for(lambda: not tagged(self.tag), 5)
+
+    def test_a_sigterm_while_the_keeper_starts_ends_the_tree_then_is_raised(self):
+        real = runner._write_record
+
+        def record_then_sigterm(folder, child):
+            wait_for(lambda: len(tagged(self.tag)) >= 3, 10)  # keeper, shell and sleepers up
+            os.kill(os.getpid(), signal.SIGTERM)
+            return real(folder, child)
+        with mock.patch.object(runner, "_write_record", record_then_sigterm), self.assertRaises(Stop):
+            self.child()
+        self.assertTrue(self.gone(), f"left running: {tagged(self.tag)}")
+        self.assertEqual(runner._LIVE, [])
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "procs")))
+
+    def test_a_sigterm_during_the_sweep_is_raised_once_the_tree_is_killed(self):
+        child = self.child()
+        self.assertTrue(wait_for(lambda: len(tagged(self.tag)) >= 4, 10))
+        real = keeper.freeze_kill
+
+        def sigterm_then_sweep(find, **kw):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return real(find, **kw)
+        with mock.patch.object(keeper, "freeze_kill", sigterm_then_sweep), self.assertRaises(Stop):
+            child.kill()
+        self.assertTrue(self.gone(), f"left running: {tagged(self.tag)}")
+        self.assertEqual(runner._LIVE, [])
+
+    def test_a_command_that_exits_without_finishing_its_trial_leaves_nothing(self):
+        script = (f"import sys; sys.path.insert(0, {SCRIPTS!r}); from ratchetlib import runner; "
+                  f"runner.Child({self.command!r}, {self.dir!r}, {self.dir + '/o'!r}); sys.exit(0)")
+        subprocess.run([PY, "-c", script], check=True, timeout=30)
+        self.assertTrue(self.gone(), f"left running: {tagged(self.tag)}")
+
+    def test_deferred_runs_settle_first_then_delivers_the_signal(self):
+        seen = []
+        with self.assertRaises(Stop):
+            with critical.deferred(settle=lambda: seen.append("settled")):
+                os.kill(os.getpid(), signal.SIGTERM)
+                seen.append("body done")
+        self.assertEqual(seen, ["body done", "settled"])
+        self.assertIs(signal.getsignal(signal.SIGTERM), _raise_stop)
 
 
 if __name__ == "__main__":
