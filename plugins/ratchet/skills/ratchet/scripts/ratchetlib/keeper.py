@@ -26,10 +26,7 @@ convention: -N for signal N) to STATUS_FD, and reaps every orphan re-parented
 to it. CONTROL_FD is the read end of a pipe only ratchet holds: `done` then
 EOF means ratchet swept the tree, and the keeper exits at once, sweeping
 nothing (ratchet alone decides what survived); EOF without
-`done` means ratchet died: the keeper freezes the tree at once (`freeze`:
-nothing of the trial runs, forks or writes after ratchet is gone, and a
-re-forker holds still under one pid, so even should the keeper be killed
-too, the next command sees each process as it is), holds it for
+`done` means ratchet died, and the keeper leaves the tree running for
 GRACE_SECONDS so the next ratchet command can end it and say what it ended
 (it finds the keeper by MARKER in its command line), then ends it itself.
 
@@ -160,20 +157,23 @@ def _settled(pid: int, start: int) -> bool:
     return stat is None or stat[0] in (b"T", b"t", b"Z", b"X") or start_of(pid) != start
 
 
-def freeze(find, send=_send, seconds: float = 5.0) -> tuple:
-    """Stop everything `find()` (an iterable of pids) yields, rescanning until
-    a scan finds nothing new: ({pid: start time}, {process group}).
+def freeze_kill(find, send=_send, seconds: float = 5.0) -> dict:
+    """Stop, rescan, then kill everything `find()` (an iterable of pids) yields.
 
     Each pid is SIGSTOPped the moment `find` yields it (so a lazy `find`,
     such as `walk`, stops a parent before its children are read), together
     with its whole process group (fork keeps the group, so a re-forker's
     next generation is stopped with it even under a pid not seen yet; never
     this process's own group; only groups of processes found, so only the
-    trial's: a group never spans sessions). Each round then waits until all
-    found so far are stopped; only a scan made after that which finds
-    nothing new ends the rounds, so no process of the tree was running when
-    the last scan ran and none can have forked since. `seconds` bounds the
-    rounds (a process stuck in the kernel never stops).
+    trial's: a group never spans sessions). After the SIGKILLs, a group none
+    of whose found members survived is killed whole, so a member stopped but
+    never seen dies too. Each round then waits until all found so far
+    are stopped; only a scan made after that which finds nothing new ends the
+    rounds, so no process of the tree was running when the last scan ran and
+    none can have forked since. Then every one gets SIGKILL (a stopped process
+    dies of it) and this process's own children among them are reaped.
+    `seconds` bounds the rounds (a process stuck in the kernel never stops).
+    Returns {pid: start time} of every process found.
     """
     me, mine, found, groups = os.getpid(), os.getpgrp(), {}, set()
     end = time.monotonic() + seconds
@@ -195,17 +195,6 @@ def freeze(find, send=_send, seconds: float = 5.0) -> tuple:
             break
         while time.monotonic() < end and not all(_settled(p, s) for p, s in found.items()):
             time.sleep(0.001)
-    return found, groups
-
-
-def freeze_kill(find, send=_send, seconds: float = 5.0) -> dict:
-    """`freeze`, then SIGKILL every process found (a stopped process dies of
-    it) and reap this process's own children among them. After the SIGKILLs,
-    a group none of whose found members survived is killed whole, so a
-    member stopped but never seen dies too. Returns {pid: start time} of
-    every process found.
-    """
-    found, groups = freeze(find, send, seconds)
     for pid, start in found.items():
         if start_of(pid) == start:
             send(pid, signal.SIGKILL)
@@ -292,7 +281,6 @@ def main(argv: list) -> int:
                 done = True
             elif not data:
                 parent_gone = time.monotonic()
-                freeze(lambda: walk(os.getpid()))  # nothing of the tree runs, forks or writes while it waits
     if not done:  # ratchet died and nobody came within the grace: end the tree here
         freeze_kill(lambda: walk(os.getpid()))
     # After `done` the keeper sweeps nothing: ratchet swept the tree and judged

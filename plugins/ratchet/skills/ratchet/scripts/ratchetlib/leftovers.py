@@ -41,9 +41,8 @@ def sweep(pid: int, start, record_dir=None) -> tuple:
         for k in keepers:
             yield from keeper.walk(k)
         yield from (p for p in runner.find_marked(prefix, prefix=True) if p not in keepers)
-        procs = keeper.table()
         for rec, _ in records:
-            yield from (p for p in _provably(rec, procs) if p not in keepers)
+            yield from (p for p in _provably(rec) if p not in keepers)
 
     found = keeper.freeze_kill(find, send=lambda p, s: runner._signal(p, s))
     for k, s in keepers.items():
@@ -113,23 +112,49 @@ def _keepers(prefix: bytes, procs: dict) -> dict:
     return out
 
 
-def _provably(rec: dict, procs: dict):
+QUIET_PASSES = 5  # record scans in a row that find nothing new before the record stage ends
+
+
+def _provably(rec: dict):
     """Yield the trial's processes its record identifies for sure (see the
-    module doc), lazily and newest first, so each is stopped (freeze_kill)
-    right after it is recognised: a re-forker not frozen by its keeper has
-    one of the newest pids, and changes it every few milliseconds."""
+    module doc), each as soon as it is recognised, so freeze_kill stops it
+    (and its process group) before it can move on.
+
+    Why the scan is shaped so. A re-forker whose keeper is gone takes a new
+    pid every millisecond or two, and its fds are readable only while that
+    generation lives: a snapshot of every process followed by the fd checks
+    finds it already gone, every time. So each pass reads /proc newest pid
+    first (the re-forker's current pid is among the newest) and checks each
+    process the moment its stat is read; and passes repeat until
+    QUIET_PASSES in a row find nothing new, so one unlucky pass does not end
+    the search. Once one generation is stopped, its group is stopped with it
+    (fork keeps the group) and the re-forking is over."""
     leader, first = rec["leader"].get("pid"), rec["leader"].get("start")
     if not isinstance(leader, int) or not isinstance(first, int):
         return
-    later = {p for p, st in procs.items() if int(st[19]) >= first and st[0] not in (b"Z", b"X")}
-    mine = set()
-    if leader in procs and int(procs[leader][19]) == first:  # the leader lives: its session is the trial's
-        mine = {p for p in later if leader in (int(procs[p][2]), int(procs[p][3]))}
-    yield from mine
     outputs = set(rec.get("outputs") or [])
-    for p in sorted(later - mine, reverse=True) if outputs else ():
-        if _writes_to(p, outputs):
-            yield p
+    seen, quiet = set(), 0
+    while quiet < QUIET_PASSES:
+        new = False
+        leader_lives = keeper.start_of(leader) == first  # its session is then the trial's; once gone, pids wrap
+        for pid in _newest_first():
+            if pid in seen:
+                continue
+            stat = keeper.stat_fields(pid)
+            if not stat or len(stat) < 20 or stat[0] in (b"Z", b"X") or int(stat[19]) < first:
+                continue
+            if (leader_lives and leader in (int(stat[2]), int(stat[3]))) or (outputs and _writes_to(pid, outputs)):
+                seen.add(pid)
+                new = True
+                yield pid
+        quiet = 0 if new else quiet + 1
+
+
+def _newest_first() -> list:
+    try:
+        return sorted((int(n) for n in os.listdir("/proc") if n.isdigit()), reverse=True)
+    except OSError:
+        return []
 
 
 def _writes_to(pid: int, paths: set) -> bool:

@@ -3,8 +3,8 @@
 Black-box, through the CLI as a user runs it (a real `ratchet.py` process, a
 user's environment): a trial whose benchmark leaves a continuously re-forking
 daemon, a child-breeding daemon and env-clearing daemons behind leaves
-nothing running after `iterate`; an `iterate` SIGKILLed once those escapes
-are made (its keeper freezes the tree then) leaves nothing once `status` ran; and when its keeper is SIGKILLed too (nothing contains the tree
+nothing running after `iterate`; a SIGKILLed `iterate` leaves nothing once
+`status` ran; and when its keeper is SIGKILLed too (nothing contains the tree
 any more) `status` ends what is provably the trial's and records, without
 killing, what is not (bench/hygiene.py counts all this over many trials).
 """
@@ -86,11 +86,10 @@ class ContainmentTest(RepoTest):
 
     def test_a_killed_iterate_leaves_nothing_once_status_ran(self):
         patterns = ["env-clear", "reforker", "fd-closer"]
-        proc = subprocess.Popen([PY, RATCHET, "-C", self.repo, "iterate", "--hypothesis", "bigger"],
-                                env=self.env("hang", patterns), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.wait_tree(patterns)  # every escape is made before ratchet dies (its keeper then freezes the tree)
-        proc.kill()
-        self.assertEqual(proc.wait(), -9)
+        p = subprocess.run([PY, RATCHET, "-C", self.repo, "iterate", "--hypothesis", "bigger"], timeout=120,
+                           env=self.env("hang", patterns, RATCHET_FAULT="kill:trial"), capture_output=True)
+        self.assertEqual(p.returncode, -9)
+        self.wait_tree(patterns)  # the keeper holds the tree for the next command
         out = self.ratchet("status")
         self.assertRegex(out, r"killed \d+ process\(es\) the killed `iterate` \(pid \d+\) left running")
         self.assertTrue(wait_for(lambda: not tagged(self.pidfile), 5), "trial processes outlived the next command")
