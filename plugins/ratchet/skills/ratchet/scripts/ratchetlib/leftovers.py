@@ -13,7 +13,8 @@ time), calls `sweep`. What is provably the dead command's, and killed
     group while its leader still lives (same pid and start time; once the
     leader is gone the number can name a later, unrelated session: pids
     wrap), and processes started after the leader that hold one of the
-    trial's output files open for writing.
+    trial's output files open for writing (a scan that outpaces a
+    re-forker, `_provably`).
 What is left (a process that lost its keeper and its session leader, cleared
 its environment and closed the trial's outputs) nothing identifies for sure. So a *suspect* (same user, started after the trial,
 no terminal, an orphan adopted by init or by an ancestor of the dead command)
