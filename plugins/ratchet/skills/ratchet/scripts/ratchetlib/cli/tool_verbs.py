@@ -46,15 +46,18 @@ def cmd_detect(a):
 def cmd_clean(a):
     from ..io import gitops, unclean
     note = unclean.set_aside_if_corrupt(gitops.find_root(a.cwd))
-    killed = unclean.clean(gitops.find_root(a.cwd))
+    done = unclean.clean(gitops.find_root(a.cwd))
+    killed, spared = done or (None, [])
     if note:
         human = note
     elif killed is None:
         human = "nothing to clean: no trial left processes behind"
     else:
         human = (f"killed {len(killed)} leftover process(es); " if killed else "") + \
-            "no process of the earlier trial is left; trials may run again"
-    emit(a, human, {"marker": killed is not None or bool(note), "killed": killed or [], "note": note})
+            "no process of the earlier trial is left; trials may run again" + \
+            (f" (left alone, as not provably a trial's: {', '.join(str(p['pid']) for p in spared)})" if spared else "")
+    emit(a, human, {"marker": killed is not None or bool(note), "killed": killed or [], "spared": spared,
+                    "note": note})
 
 
 def _printable(text: str) -> str:

@@ -1,37 +1,50 @@
 """Run one trial of the user's command and leave nothing of it behind.
 
-The command runs through the shell in its own session (so its whole process
-group can be signalled), with stdout and stderr streamed straight to files
-(a command that prints gigabytes costs disk, not ratchet's memory), stdin
-closed, and a marker in its environment. When the trial ends, for any reason,
-its descendants and its group are killed and, on Linux, /proc is swept for
-any process still carrying the marker. Descendants are found through /proc
-parent links; ratchet makes itself a child subreaper (Linux prctl), so a
-worker whose launcher already exited is re-parented to ratchet instead of
-init and is still found. So launcher workers started in their own session
-(torchrun, accelerate), double-forked daemons, and even a worker that also
-dropped its environment are all caught. Whatever is still alive
-after that is returned as `survivors` (pid, start time, command line).
+The command runs through the shell under a keeper (keeper.py: its parent,
+the child subreaper of its tree, in a session of its own), in its own
+session, with stdout and stderr streamed straight to files (a command that
+prints gigabytes costs disk, not ratchet's memory), stdin closed, and a
+marker (RATCHET_TRIAL_ID) in its environment. Because the keeper is the
+subreaper, every process the trial starts stays below the keeper however it
+escapes: a launcher's workers in their own session (torchrun, accelerate),
+double-forked daemons, daemons that also cleared their environment. When the
+trial ends, for any reason, the whole tree is frozen then killed
+(keeper.freeze_kill: SIGSTOP everything found, rescan until nothing new
+appears, then SIGKILL), so a daemon that re-forks continuously cannot outrun
+the sweep. Whatever is still alive after that is returned as `survivors`
+(pid, start time, command line). ratchet is a subreaper too, so a trial that
+kills its own keeper leaves its orphans with ratchet, still found.
 
-A ratchet command that is itself SIGKILLed cannot do any of that. So every
-marker begins with the command's pid and kernel start time (`new_marker`),
-the two facts the repository lock records: the next command, taking over
-the dead holder's lock, kills whatever still bears its prefix (`kill_left_by`).
+Starting a Child and killing it are sections a SIGTERM or SIGINT waits
+for (critical.py), and any Child still live when the process exits is swept
+on the way out (`_end_live`): only a SIGKILL leaves a keeper without its
+`done`. A ratchet command that is itself SIGKILLed cannot do any of that. Its
+keepers outlive it (own session) and keep the trees contained; every marker,
+and every keeper's command line, begins with the command's pid and kernel
+start time (`new_marker`), the two facts the repository lock records, so the
+next command, taking over the dead holder's lock, ends them (leftovers.py);
+a keeper left alone ends its tree itself after keeper.GRACE_SECONDS. With
+`record_dir`, a record of each running trial (FORMATS.md) lets the next
+command find the rest even when the keeper was killed too.
 
 `progress`, when given, is told the elapsed time every `progress.interval`
 seconds while the command runs (the heartbeat) and `done()` when it ends.
 
 The same hygiene serves the headless loop's agent process (`Child`, with the
-prompt on stdin); several Children may run at once (`loop --parallel`), and
-each is told apart by its own marker. A trial on another machine (`srun`,
-`sbatch --wait`, `ray job submit`, `sky exec`) leaves a remote job behind
-when its local process is killed, so a `cancel_command` runs when a trial
-times out or is interrupted, with the trial's id and output paths in its
-environment (see `cancel_env`).
+prompt on stdin); several Children may run at once (`loop --parallel`), each
+under its own keeper. A trial on another machine (`srun`, `sbatch --wait`,
+`ray job submit`, `sky exec`) leaves a remote job behind when its local
+process is killed, so a `cancel_command` runs when a trial times out or is
+interrupted, with the trial's id and output paths in its environment (see
+`cancel_env`). Off Linux (macOS) there is no subreaper and no /proc: the
+keeper still ends the trial's process group, best effort.
 """
 
+import atexit
 import dataclasses
+import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -40,7 +53,8 @@ import uuid
 from typing import Optional
 
 from ..core import faults
-from . import store_files
+from ..core.errors import RatchetError
+from . import critical, keeper, store_files
 from .store_lock import pid_start
 
 MARKER = "RATCHET_TRIAL_ID"
@@ -62,9 +76,10 @@ class TrialRun:
 def run(command: str, cwd: str, out_path: str, err_path: Optional[str],
         timeout: Optional[float] = None, env: Optional[dict] = None, progress=None, *,
         stdin_path: Optional[str] = None, marker: Optional[str] = None,
-        cancel_command: Optional[str] = None, cancel_log: Optional[str] = None) -> TrialRun:
+        cancel_command: Optional[str] = None, cancel_log: Optional[str] = None,
+        record_dir: Optional[str] = None) -> TrialRun:
     """Run `command` to completion or `timeout`; the tree is gone on return."""
-    child = Child(command, cwd, out_path, err_path, env, stdin_path, marker)
+    child = Child(command, cwd, out_path, err_path, env, stdin_path, marker, record_dir)
     faults.point("trial")
     return child.finish(timeout, cancel_command, cancel_log, progress)
 
@@ -79,53 +94,74 @@ def new_marker() -> str:
     return marker_prefix(os.getpid(), pid_start(os.getpid())) + uuid.uuid4().hex
 
 
-def kill_left_by(pid: int, start: Optional[int]) -> tuple:
-    """Kill every process a killed command (pid, start time) started and
-    left running: ([killed], [survivors]) as process_info dicts."""
-    found = [i for i in map(process_info, find_marked(marker_prefix(pid, start), prefix=True)) if i]
-    for info in found:
-        _signal(info["pid"], signal.SIGSTOP)  # frozen, they cannot fork while the others die
-    for info in found:
-        _signal(info["pid"], signal.SIGKILL)
-    wait_gone([i["pid"] for i in found])
-    left = [i for i in found if (process_info(i["pid"]) or {}).get("start") == i["start"]]
-    return found, left
-
-
 def cancel_env(marker: str, out_path: str, err_path: Optional[str]) -> dict:
     """What a cancel command is told about the trial it cancels."""
     return {MARKER: marker, "RATCHET_TRIAL_STDOUT": os.path.abspath(out_path),
             "RATCHET_TRIAL_STDERR": os.path.abspath(err_path or out_path)}
 
 
-_LIVE = []  # Children started and not yet killed (orphans are attributed among them)
+_LIVE = []  # Children started and not yet killed
+
+
+@atexit.register
+def _end_live() -> None:
+    """The net under every path out of a ratchet process but SIGKILL (an
+    exception nobody caught, sys.exit between a Child's start and its finish):
+    each Child still running is swept now and its keeper told so, never left
+    to hold its tree for keeper.GRACE_SECONDS after a command that ended."""
+    for child in list(_LIVE):
+        child.kill()
+KEEPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keeper.py")
+RECORD_FORMAT = 1
 
 
 class Child:
-    """One command started in its own session; `finish` or `kill` ends it.
+    """One command started under its own keeper; `finish` or `kill` ends it.
 
     stdout and stderr go to files (stderr joins stdout when `err_path` is
-    None), stdin is `stdin_path` or closed. Several children may run at once
-    (the headless loop's parallel agents); each is tracked by its own marker,
-    and an orphan re-parented to ratchet is killed with a child only when it
-    is not in another live child's tree, session or process group and bears
-    no other child's marker (an orphan that left its session AND dropped its
-    environment cannot be told apart: the first child to end kills it).
+    None), stdin is `stdin_path` or closed. The keeper (keeper.py) is the
+    command's parent and the subreaper of its tree, so every orphan the
+    command leaves is re-parented to this Child's keeper and to no other:
+    several children may run at once (the headless loop's parallel agents)
+    and each one's tree is told apart by its keeper alone. With `record_dir`
+    a record of the trial (FORMATS.md, `.ratchet/procs/`) lives there while
+    it runs, for the next command should this one be SIGKILLed.
     """
 
     def __init__(self, command: str, cwd: str, out_path: str, err_path: Optional[str] = None,
-                 env: Optional[dict] = None, stdin_path: Optional[str] = None, marker: Optional[str] = None):
+                 env: Optional[dict] = None, stdin_path: Optional[str] = None, marker: Optional[str] = None,
+                 record_dir: Optional[str] = None):
         self.marker = marker or new_marker()
         self.cwd, self.out_path, self.err_path = cwd, out_path, err_path
-        full_env = {**os.environ, **(env or {}), MARKER: self.marker}
-        self._mine = _own_tree() if _become_subreaper() else None
+        keeper_env = {**os.environ, **(env or {})}
+        keeper_env.pop(MARKER, None)  # the keeper adds it for the command only: a marker sweep never stops the keeper
+        _become_subreaper()  # a keeper killed by its trial leaves the tree to ratchet, still findable
+        with critical.deferred(settle=self.kill):  # a SIGTERM now would orphan the keeper: it waits, then kills the tree
+            self._start(command, keeper_env, stdin_path, record_dir)
+
+    def _start(self, command: str, keeper_env: dict, stdin_path: Optional[str], record_dir: Optional[str]) -> None:
         self.started = time.time()
         self._t0 = time.monotonic()
-        with store_files.capture(out_path) as out, store_files.capture(err_path) if err_path else _nothing() as err, \
-                open(stdin_path, "rb") if stdin_path else _nothing() as stdin:
-            self.proc = subprocess.Popen(command, shell=True, cwd=cwd, env=full_env,
-                                         stdin=stdin if stdin_path else subprocess.DEVNULL, stdout=out,
-                                         stderr=err if err_path else subprocess.STDOUT, start_new_session=True)
+        status_r, status_w = os.pipe()
+        control_r, control_w = os.pipe()
+        try:
+            with store_files.capture(self.out_path) as out, \
+                    store_files.capture(self.err_path) if self.err_path else _nothing() as err, \
+                    open(stdin_path, "rb") if stdin_path else _nothing() as stdin:
+                keeper = subprocess.Popen(
+                    [sys.executable or "python3", "-I", "-S", KEEPER, self.marker, str(status_w), str(control_r),
+                     command], cwd=self.cwd, env=keeper_env, stdin=stdin if stdin_path else subprocess.DEVNULL,
+                    stdout=out, stderr=err if self.err_path else subprocess.STDOUT, pass_fds=(status_w, control_r),
+                    start_new_session=True)
+        except BaseException:
+            os.close(status_r)
+            os.close(control_w)
+            raise
+        finally:
+            os.close(status_w)
+            os.close(control_r)
+        self.proc = _Kept(keeper, status_r, control_w)
+        self.record = _write_record(record_dir, self) if record_dir else None
         _LIVE.append(self)
 
     def finish(self, timeout: Optional[float] = None, cancel_command: Optional[str] = None,
@@ -134,17 +170,16 @@ class Child:
         whatever is left of the tree.
 
         On a timeout the tree gets SIGTERM and a short grace, then the cancel
-        command (if any) runs, then the tree is killed: descendants, group,
-        orphans re-parented to ratchet, everything bearing the marker. An
-        exception while waiting (Ctrl-C, SIGTERM) runs the cancel command
-        too, kills the tree and propagates.
+        command (if any) runs, then the tree is killed: everything under the
+        keeper, everything bearing the marker. An exception while waiting
+        (Ctrl-C, SIGTERM) runs the cancel command too, kills the tree and
+        propagates.
         """
         proc, timed_out, cancel, known = self.proc, False, None, {}
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)  # from now: see loop --parallel
         try:
             timed_out = not _wait(proc, self._t0, deadline, progress)
             if timed_out:
-                # Remember the tree now: once the launcher dies its workers lose their parent link.
                 known = {i["pid"]: i["start"] for i in map(process_info, descendants(proc.pid)) if i}
                 for pid in known:
                     _signal(pid, signal.SIGTERM)
@@ -170,22 +205,40 @@ class Child:
                         self.started, tuple(survivors), self.marker, cancel)
 
     def kill(self, known: Optional[dict] = None) -> list:
-        """SIGKILL the whole tree now; the survivors ([] expected, see kill_tree)."""
-        known = dict(known or {})
-        if self._mine is not None:  # orphans the child left, re-parented to us
-            others = [c for c in _LIVE if c is not self and c.marker != self.marker]
-            theirs, leaders = set(), {c.proc.pid for c in others}
-            for c in others:
-                theirs |= {c.proc.pid, *descendants(c.proc.pid), *find_marked(c.marker)}
-            known.update((pid, start) for pid, start in _own_tree().items()
-                         if self._mine.get(pid) != start and pid not in theirs and not _in_session(pid, leaders))
-        try:
-            survivors = kill_tree(self.proc.pid, self.marker, known)
-            self.proc.wait()
-        finally:
-            if self in _LIVE:
-                _LIVE.remove(self)
-        return survivors
+        """Freeze, then SIGKILL, the whole tree now; the survivors ([] expected)."""
+        if self not in _LIVE:
+            return []
+        known, keeper_pid = dict(known or {}), self.proc.keeper.pid
+        with critical.deferred():  # cut short, it would leave the tree stopped, not killed, and the keeper waiting
+            try:
+                found = keeper.freeze_kill(lambda: self._tree(known), send=lambda pid, sig: _signal(pid, sig))
+                wait_gone(list(found))
+                self.proc.release()
+                return [i for i in map(process_info, sorted(found)) if i and i["start"] == found[i["pid"]]
+                        and i["pid"] != keeper_pid]
+            finally:
+                if self in _LIVE:
+                    _LIVE.remove(self)
+                if self.record:
+                    _remove(self.record)
+
+    def _tree(self, known: dict):
+        """Every process of this child's now, lazily (keeper.freeze_kill stops
+        each as it comes): under its keeper first (the fast walk), then what
+        bears its marker or was seen in its tree earlier."""
+        k, lost = self.proc.keeper.pid, self.proc.keeper.poll() is not None
+        if not lost:  # unreaped until the next poll, so its pid names no other process meanwhile
+            yield from keeper.walk(k)
+        procs = keeper.table()
+        yield from keeper.descendants(self.proc.pid, procs)
+        yield from (p for p, s in known.items() if p in procs and int(procs[p][19]) == s)
+        yield from find_marked(self.marker)
+        if lost:  # the trial killed its keeper: its orphans came to ratchet
+            others = set()
+            for c in _LIVE:
+                if c is not self and c.proc.keeper.poll() is None:
+                    others |= {c.proc.keeper.pid, *keeper.descendants(c.proc.keeper.pid, procs)}
+            yield from (p for p in keeper.descendants(os.getpid(), procs) if p not in others and p != k)
 
     def _cancel(self, command: str, log: Optional[str]) -> dict:
         """Run the cancel command with the trial's id; it carries the same
@@ -194,6 +247,99 @@ class Child:
         r = Child(command, self.cwd, log, None, cancel_env(self.marker, self.out_path, self.err_path),
                   marker=self.marker).finish(CANCEL_TIMEOUT_SECONDS)
         return {"exit_code": r.exit_code, "seconds": round(r.seconds, 4)}
+
+
+class _Kept:
+    """The command as ratchet sees it through its keeper: what Popen offers
+    (pid, poll, wait, returncode), read from the keeper's status pipe. A
+    keeper that dies before telling the exit (the trial killed it) makes the
+    trial end as if killed (-9)."""
+
+    def __init__(self, proc: subprocess.Popen, status_fd: int, control_fd: int):
+        self.keeper, self._status, self._control, self._buf = proc, status_fd, control_fd, b""
+        self.returncode = None
+        line = self._line(30.0)
+        if not line or not line.startswith("pid "):
+            self.release()
+            raise RatchetError(f"could not start the trial's keeper ({sys.executable} {KEEPER}); "
+                               f"check that this Python can run it")
+        self.pid, self.start = (int(x) for x in line.split()[1:3])
+
+    def _line(self, timeout: Optional[float]) -> Optional[str]:
+        """The next status line; None on timeout, "" when the keeper is gone."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = None if end is None else max(0.0, end - time.monotonic())
+            if not select.select([self._status], [], [], left)[0]:
+                return None
+            data = os.read(self._status, 4096)
+            if not data:
+                return ""
+            self._buf += data
+        line, self._buf = self._buf.split(b"\n", 1)
+        return line.decode()
+
+    def poll(self) -> Optional[int]:
+        return self.wait(0.0, raise_timeout=False)
+
+    def wait(self, timeout: Optional[float] = None, raise_timeout: bool = True) -> Optional[int]:
+        if self.returncode is None and self._status >= 0:
+            line = self._line(timeout)
+            if line == "":
+                self.returncode = -signal.SIGKILL
+            elif line and line.startswith("exit "):
+                self.returncode = int(line.split()[1])
+        if self.returncode is None and raise_timeout:
+            raise subprocess.TimeoutExpired("trial", timeout)
+        return self.returncode
+
+    def release(self) -> None:
+        """Tell the keeper the tree is swept (it exits), and collect it."""
+        if self._control >= 0:
+            try:
+                os.write(self._control, b"done")
+            except OSError:
+                pass
+            os.close(self._control)
+            self._control = -1
+        try:
+            self.keeper.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.keeper.kill()
+            self.keeper.wait()
+        if self._status >= 0:
+            os.close(self._status)
+            self._status = -1
+
+
+def _write_record(folder: str, child: Child) -> Optional[str]:
+    """The trial's record: what identifies its processes if this command dies."""
+    k = child.proc.keeper.pid
+    rec = {"format": RECORD_FORMAT, "marker": child.marker, "keeper": {"pid": k, "start": keeper.start_of(k)},
+           "leader": {"pid": child.proc.pid, "start": child.proc.start}, "cwd": os.path.abspath(child.cwd),
+           "outputs": [os.path.abspath(p) for p in (child.out_path, child.err_path) if p], "uid": os.getuid(),
+           "ancestors": _ancestors()}
+    path = os.path.join(folder, child.marker + ".json")
+    try:
+        store_files.write_record(path, rec)
+    except OSError:
+        return None  # no record: the keeper and the marker still find the tree
+    return path
+
+
+def _remove(path: str) -> None:
+    """Remove a trial record, and its folder once empty (it is no part of a run's files)."""
+    store_files.remove_record(path)
+
+
+def _ancestors() -> list:
+    """Pids of this process and its ancestors: where orphans go when it dies."""
+    out, pid = [], os.getpid()
+    while pid > 1 and len(out) < 64:
+        out.append(pid)
+        stat = keeper.stat_fields(pid)
+        pid = int(stat[1]) if stat else 0
+    return out
 
 
 class _nothing:
@@ -237,27 +383,8 @@ _SUBREAPER = []
 def _become_subreaper() -> bool:
     """Make this process the child subreaper of its descendants (Linux; once)."""
     if not _SUBREAPER:
-        ok = False
-        if sys.platform.startswith("linux"):
-            try:
-                import ctypes
-                ok = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
-            except (OSError, AttributeError):
-                ok = False
-        _SUBREAPER.append(ok)
+        _SUBREAPER.append(keeper.become_subreaper())
     return _SUBREAPER[0]
-
-
-def _own_tree() -> dict:
-    """{pid: start time} of every live descendant of this process."""
-    return {i["pid"]: i["start"] for i in map(process_info, descendants(os.getpid())) if i}
-
-
-def _in_session(pid: int, leaders: set) -> bool:
-    """Whether `pid` is in the process group or session of one of `leaders`
-    (each Child starts its own session, so this tells whose an orphan is)."""
-    stat = _stat_fields(pid) if leaders else None
-    return bool(stat and len(stat) > 3 and (int(stat[2]) in leaders or int(stat[3]) in leaders))
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -265,47 +392,6 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def kill_tree(pgid: int, marker: str, known: Optional[dict] = None) -> list:
-    """SIGKILL the trial's tree: descendants, process group, marked processes.
-
-    `known` maps pids seen in the tree earlier to their start times; each is
-    killed only if it is still that same process. Returns the processes still
-    alive afterwards ([] expected) as dicts {pid, start, cmd} (`start` is the
-    kernel's start time, which tells a survivor from a later process that
-    reused its pid).
-    """
-    tree = descendants(pgid)
-    for pid, start in (known or {}).items():
-        info = process_info(pid)
-        if info and info["start"] == start and pid not in tree and pid != pgid:
-            tree.append(pid)  # pgid itself is the Popen child: Popen reaps it
-    for pid in tree:
-        _signal(pid, signal.SIGSTOP)  # frozen, they cannot fork new workers while we kill
-    _signal_group(pgid, signal.SIGKILL)
-    for pid in tree:
-        _signal(pid, signal.SIGKILL)
-    _reap(tree)
-    left = []
-    for _ in range(3):
-        left = [pid for pid in set(find_marked(marker)) | {p for p in tree if _alive(p)}]
-        if not left:
-            _reap(tree)
-            return []
-        for pid in left:
-            _signal(pid, signal.SIGKILL)
-        time.sleep(0.05)
-    return [info for info in (process_info(pid) for pid in sorted(left)) if info is not None]
-
-
-def _reap(pids) -> None:
-    """Collect the exit status of killed processes that were re-parented to us."""
-    for pid in pids:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except (ChildProcessError, OSError):
-            pass
 
 
 def kill_pid(pid: int) -> None:
@@ -321,34 +407,13 @@ def wait_gone(pids, seconds: float = 1.0) -> None:
 
 
 def descendants(root: int) -> list:
-    """Pids of every live descendant of `root`, via /proc parent links ([] off Linux)."""
-    children = {}
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return []
-    for name in names:
-        if not name.isdigit():
-            continue
-        stat = _stat_fields(name)
-        if stat:
-            children.setdefault(int(stat[1]), []).append(int(name))
-    out, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in out:
-                out.append(child)
-                todo.append(child)
-    return out
+    """Pids of every descendant of `root`, via /proc parent links ([] off Linux)."""
+    return keeper.descendants(root)
 
 
 def _stat_fields(pid) -> Optional[list]:
     """/proc/PID/stat after the command name: [state, ppid, pgrp, ...]; None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
+    return keeper.stat_fields(pid)
 
 
 def _alive(pid: int) -> bool:
@@ -372,12 +437,9 @@ def process_info(pid: int) -> Optional[dict]:
 def kill_marked(markers) -> int:
     """Kill every process bearing one of `markers` (a tree whose session
     leader is gone, e.g. after the loop itself was SIGKILLed); how many."""
-    found = [pid for m in markers if m for pid in find_marked(m)]
-    for pid in found:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    markers = [m for m in markers if m]
+    found = keeper.freeze_kill(lambda: [pid for m in markers for pid in find_marked(m)],
+                               send=lambda pid, sig: _signal(pid, sig)) if markers else {}
     return len(found)
 
 

@@ -13,6 +13,7 @@ written plainly. These functions take the run folder (`Store.root`), the one
 address the pins, the holdout and the learn files were already given.
 """
 
+import json
 import os
 import shutil
 from typing import Optional
@@ -110,3 +111,21 @@ def remove_path(path: str, strict: bool = True) -> None:
         shutil.rmtree(path, ignore_errors=not strict)
     elif os.path.lexists(path):
         os.remove(path)
+
+
+def write_record(path: str, obj: dict) -> None:
+    """A trial's process record (`procs/<marker>.json`, for io/runner):
+    its folder made when missing, the file replaced atomically, so the next
+    command after a kill reads a whole record or none."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    atomic_write(path, json.dumps(obj).encode())
+
+
+def remove_record(path: str) -> None:
+    """A trial's process record once its tree is swept, and `procs/` once
+    empty (it is no part of a run's files)."""
+    try:
+        os.unlink(path)
+        os.rmdir(os.path.dirname(path))
+    except OSError:
+        pass

@@ -55,6 +55,19 @@ def _corrupt_message() -> str:
             "(ps), then run `ratchet.py clean`, which sets it aside")
 
 
+def _shown(procs) -> str:
+    """pid (command) of the first few, for a one-line message."""
+    more = f" and {len(procs) - 3} more" if len(procs) > 3 else ""
+    return "; ".join(f"{p['pid']} ({(p.get('cmd') or '?')[:60]})" for p in procs[:3]) + more
+
+
+def suspects_line(suspects: list) -> str:
+    """The one line that tells of processes that may be a killed trial's but are not provably so."""
+    return (f"{len(suspects)} process(es) started during the killed trial may be its but are not provably so, "
+            f"so they were left running and recorded in .ratchet/UNCLEAN: {_shown(suspects)}; check them (ps), "
+            f"stop the trial's, then run `ratchet.py clean` (it never kills these)")
+
+
 def refuse_if_marked(store: Store) -> None:
     """UsageError when the marker exists: trials are blocked until `clean`."""
     marker = load(store)
@@ -62,6 +75,10 @@ def refuse_if_marked(store: Store) -> None:
         return
     if marker is CORRUPT:
         raise UsageError(_corrupt_message())
+    if not marker.get("processes") and marker.get("suspects"):
+        raise UsageError(f"processes that may be an earlier trial's are recorded in .ratchet/UNCLEAN "
+                         f"({_shown(marker['suspects'])}); no trial runs until you have checked them: stop the "
+                         f"trial's, then run `ratchet.py clean`")
     raise UsageError(f"processes of an earlier trial survived the kill (pid {_pids(marker.get('processes') or [])}); "
                      f"no trial runs until they are gone: stop them, then run `ratchet.py clean`")
 
@@ -75,31 +92,36 @@ def mark(store: Store, tr: "runner.TrialRun", iteration: int, trial: int) -> Non
                        f"stop them, then run `ratchet.py clean`")
 
 
-def write(store: Store, source: str, processes: list) -> None:
-    """The marker for processes a killed command left that survived recovery's kill."""
+def write(store: Store, source: str, processes: list, suspects: list = ()) -> None:
+    """The marker for processes a killed command left that survived recovery's kill
+    (`processes`), or that may be its but are not provably so (`suspects`, never killed)."""
     store_files.write_doc(store.root, "unclean", {"format": 1, "marker": None, "processes": processes,
-                                                  "source": source, "created": now_iso()})
+                                                  "suspects": list(suspects), "source": source, "created": now_iso()})
 
 
-def still_running(marker: dict) -> list:
-    """The marker's processes that still live: same pid and start time, or the trial's env marker."""
+def still_running(marker: dict, key: str = "processes") -> list:
+    """The marker's processes (or `suspects`) that still live: same pid and start
+    time, or (processes) the trial's env marker."""
     found = {}
-    for p in marker.get("processes") or []:
+    for p in marker.get(key) or []:
         info = runner.process_info(p.get("pid")) if isinstance(p.get("pid"), int) else None
         if info and info["start"] == p.get("start"):
             found[info["pid"]] = info
-    for pid in runner.find_marked(marker.get("marker") or "-"):
+    for pid in runner.find_marked(marker.get("marker") or "-") if key == "processes" else ():
         info = runner.process_info(pid)
         if info:
             found[pid] = info
     return [found[pid] for pid in sorted(found)]
 
 
-def clean(repo: str) -> list:
+def clean(repo: str):
     """`ratchet.py clean`: kill what is left, re-check, clear the marker.
 
-    Returns the processes it killed, or None when there is no marker (then
-    nothing changes). UsageError, marker kept, when some still live.
+    Returns (killed, spared): the processes it killed and the suspects still
+    running that it left alone, or None when there is no marker (then
+    nothing changes). UsageError, marker kept, when some still live. Suspects
+    (not provably a trial's) are never killed: running `clean` after being
+    told of them is the user's word that they were checked.
     """
     store = Store(repo)
     if not os.path.exists(path(store)):
@@ -116,8 +138,9 @@ def clean(repo: str) -> list:
             shown = "; ".join(f"{p['pid']} ({p['cmd'][:60] or '?'})" for p in alive[:4])
             raise UsageError(f"still running after SIGKILL: {shown}; they may be stuck in the kernel or owned by "
                              f"another user: end them (sudo kill -9 PID, or reboot), then run `ratchet.py clean` again")
+        spared = still_running(marker, "suspects")
         store_files.remove(store.root, "unclean")
-    return left
+    return left, spared
 
 
 def set_aside_if_corrupt(repo: str):

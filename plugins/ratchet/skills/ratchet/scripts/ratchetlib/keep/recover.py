@@ -7,7 +7,7 @@ command left running are ended or recorded in UNCLEAN."""
 
 from ..core import decision
 from ..core.errors import RatchetError, UsageError
-from ..io import store_best, githistory, gitops, runner, seal, unclean, workspace
+from ..io import leftovers, store_best, githistory, gitops, runner, seal, unclean, workspace
 from ..io.store import now_iso
 from ..io.store_lock import Lock
 from . import finish, paired
@@ -70,19 +70,23 @@ def recover(run: workspace.Run) -> list:
 
 def _leftover_processes(run: workspace.Run) -> list:
     """A killed command's trial, guard or agent processes run on without it:
-    kill them (found by the marker prefix its lock names, runner.py)."""
+    kill them (its keepers, markers and trial records, io/leftovers.py); what
+    survives, or may be its but is not provably so, goes into UNCLEAN."""
     holder, run.store.taken_over = run.store.taken_over, None
     if not holder or not isinstance(holder.get("pid"), int):
         return []
-    killed, left = runner.kill_left_by(holder["pid"], holder.get("pid_start"))
-    if not killed:
-        return []
+    killed, left, suspects = leftovers.sweep(holder["pid"], holder.get("pid_start"), run.store.path("procs"))
     what = f"the killed `{holder.get('verb') or 'ratchet'}` (pid {holder['pid']})"
+    gone = [p for p in killed if p["pid"] not in {q["pid"] for q in left}]
+    notes = [f"killed {len(gone)} process(es) {what} left running"] if gone else []
+    if left or suspects:
+        unclean.write(run.store, f"left by {what}", left, suspects)
     if left:
-        unclean.write(run.store, f"left by {what}", left)
-        return [f"{len(left)} process(es) {what} left running survived a kill (pid "
-                f"{', '.join(str(p['pid']) for p in left[:5])}); trials are blocked until `ratchet.py clean`"]
-    return [f"killed {len(killed)} process(es) {what} left running"]
+        notes.append(f"{len(left)} process(es) {what} left running survived a kill (pid "
+                     f"{', '.join(str(p['pid']) for p in left[:5])}); trials are blocked until `ratchet.py clean`")
+    if suspects:
+        notes.append(unclean.suspects_line(suspects))
+    return notes
 
 
 def _finish_init(run: workspace.Run, cur: dict) -> list:

@@ -35,7 +35,8 @@ def _run_trial(run: workspace.Run, iteration: int, k: int, env: Optional[dict] =
     before = artifacts.snapshot(run.repo, cfg.artifact_globs)
     beat = heartbeat.for_trial(label or f"iter {iteration} trial {k}/{cfg.trials}", cfg.trial_timeout_seconds)
     tr = runner.run(cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env, progress=beat,
-                    cancel_command=cfg.cancel_command, cancel_log=store.report_path(iteration, k, "cancel"))
+                    cancel_command=cfg.cancel_command, cancel_log=store.report_path(iteration, k, "cancel"),
+                    record_dir=store.path("procs"))
     ended = time.time()
     if tr.survivors:
         unclean.mark(store, tr, iteration, k)

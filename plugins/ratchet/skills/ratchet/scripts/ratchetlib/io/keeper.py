@@ -1,0 +1,299 @@
+"""The keeper: the parent of one trial, so nothing the trial starts outlives ratchet.
+
+Why a separate process. While ratchet runs, it is the child subreaper of its
+trials (Linux prctl) and finds every descendant through /proc parent links.
+When ratchet itself is SIGKILLed that link is lost: its orphans are
+re-parented to init (or the next subreaper up), and a daemon that left the
+session and cleared its environment is no longer provably the trial's. A
+small process between ratchet and the trial keeps it provable: the keeper is
+the subreaper of the trial's tree, so every process the trial starts
+(double-forked, setsid, env-cleared, re-forking) stays its descendant, and it
+outlives ratchet because it sits in its own session (no terminal signal, no
+process-group kill of ratchet reaches it). This is how CI runners contain a
+job; a PID namespace (unshare) or a cgroup would do it in the kernel, but an
+unprivileged user namespace is refused on many distributions (AppArmor,
+sysctl) and changes what the benchmark sees (uids, /proc, pids), and a cgroup
+is delegated to users only under a systemd user session, so neither is
+something every user's machine offers.
+
+Protocol (runner.Child is the other side). `python3 -I -S keeper.py MARKER
+STATUS_FD CONTROL_FD COMMAND`, with the trial's stdin/stdout/stderr as its
+own and cwd the trial's: it starts COMMAND through /bin/sh in a new session
+with RATCHET_TRIAL_ID=MARKER added to the environment (the keeper's own
+environment does not carry it, so a marker sweep never freezes the keeper),
+writes `pid PID START` then, when the shell exits, `exit CODE` (Popen's
+convention: -N for signal N) to STATUS_FD, and reaps every orphan re-parented
+to it. CONTROL_FD is the read end of a pipe only ratchet holds: `done` then
+EOF means ratchet swept the tree, and the keeper exits at once, sweeping
+nothing (ratchet alone decides what survived); EOF without
+`done` means ratchet died, and the keeper leaves the tree running for
+GRACE_SECONDS so the next ratchet command can end it and say what it ended
+(it finds the keeper by MARKER in its command line), then ends it itself.
+
+The sweep (`freeze_kill`) is shared with runner: SIGSTOP every process found,
+wait until each is stopped, scan again, repeat until a scan finds nothing new,
+then SIGKILL them all. A stopped process cannot fork, so a daemon that
+re-forks continuously cannot outrun it. Standard library only, and no import
+of the rest of ratchetlib, so the keeper starts fast.
+"""
+
+import os
+import select
+import signal
+import sys
+import time
+
+MARKER = "RATCHET_TRIAL_ID"
+GRACE_SECONDS = 30.0
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Make this process the child subreaper of its descendants (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+# --- /proc ------------------------------------------------------------------
+
+def stat_fields(pid) -> list:
+    """/proc/PID/stat after the command name: [state, ppid, pgrp, session, tty_nr, ...]; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def start_of(pid) -> int:
+    """The kernel start time (clock ticks after boot) of `pid`, None if gone."""
+    stat = stat_fields(pid)
+    try:
+        return int(stat[19]) if stat else None
+    except (IndexError, ValueError):
+        return None
+
+
+def table() -> dict:
+    """{pid: stat fields} of every process now (empty off Linux)."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return {}
+    out = {}
+    for name in names:
+        if name.isdigit():
+            stat = stat_fields(name)
+            if stat and len(stat) > 19:
+                out[int(name)] = stat
+    return out
+
+
+def descendants(root: int, procs: dict = None) -> list:
+    """Pids of every descendant of `root` (zombies included), via parent links."""
+    children = {}
+    for pid, stat in (table() if procs is None else procs).items():
+        children.setdefault(int(stat[1]), []).append(pid)
+    out, todo, seen = [], [root], {root}
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                out.append(child)
+                todo.append(child)
+    return out
+
+
+def walk(root: int):
+    """Yield the descendants of `root`, parents first, from the kernel's
+    per-task children lists (/proc/PID/task/TID/children): reading the tree
+    costs its own size, not a scan of every process, which is what lets a
+    sweep stop a re-forker's current generation before it forks again.
+    Falls back to `descendants` when those lists are missing."""
+    try:
+        os.listdir(f"/proc/{root}/task")
+        if not os.path.exists(f"/proc/{root}/task/{root}/children"):
+            raise OSError
+    except OSError:
+        yield from descendants(root)
+        return
+    todo, seen = [root], {root}
+    while todo:
+        pid = todo.pop()
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                    kids = [int(c) for c in f.read().split()]
+            except (OSError, ValueError):
+                continue
+            for child in kids:
+                if child not in seen:
+                    seen.add(child)
+                    yield child
+                    todo.append(child)
+
+
+# --- the sweep ----------------------------------------------------------------
+
+def _send(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _settled(pid: int, start: int) -> bool:
+    """Stopped, dead, a zombie, or no longer the same process."""
+    stat = stat_fields(pid)
+    return stat is None or stat[0] in (b"T", b"t", b"Z", b"X") or start_of(pid) != start
+
+
+def freeze_kill(find, send=_send, seconds: float = 5.0) -> dict:
+    """Stop, rescan, then kill everything `find()` (an iterable of pids) yields.
+
+    Each pid is SIGSTOPped the moment `find` yields it (so a lazy `find`,
+    such as `walk`, stops a parent before its children are read), together
+    with its whole process group (fork keeps the group, so a re-forker's
+    next generation is stopped with it even under a pid not seen yet; never
+    this process's own group; only groups of processes found, so only the
+    trial's: a group never spans sessions). After the SIGKILLs, a group none
+    of whose found members survived is killed whole, so a member stopped but
+    never seen dies too. Each round then waits until all found so far
+    are stopped; only a scan made after that which finds nothing new ends the
+    rounds, so no process of the tree was running when the last scan ran and
+    none can have forked since. Then every one gets SIGKILL (a stopped process
+    dies of it) and this process's own children among them are reaped.
+    `seconds` bounds the rounds (a process stuck in the kernel never stops).
+    Returns {pid: start time} of every process found.
+    """
+    me, mine, found, groups = os.getpid(), os.getpgrp(), {}, set()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        new = False
+        for pid in find():
+            if pid in found or pid == me:
+                continue
+            send(pid, signal.SIGSTOP)
+            stat = stat_fields(pid)
+            if not stat or len(stat) < 20:
+                continue
+            found[pid], new = int(stat[19]), True
+            group = int(stat[2])
+            if group not in groups and group not in (mine, 0, 1):
+                groups.add(group)
+                send(-group, signal.SIGSTOP)
+        if not new:
+            break
+        while time.monotonic() < end and not all(_settled(p, s) for p, s in found.items()):
+            time.sleep(0.001)
+    for pid, start in found.items():
+        if start_of(pid) == start:
+            send(pid, signal.SIGKILL)
+    _until(lambda: not _living(found), 1.0)
+    left = {int(stat_fields(p)[2]) for p in _living(found) if stat_fields(p)}
+    for group in groups - left:  # stopped members never seen (a re-forker's next pid) keep the group, and die with it
+        send(-group, signal.SIGKILL)
+    reap()
+    return found
+
+
+def _living(found: dict) -> list:
+    """The found processes still running (not zombies), same start time."""
+    out = []
+    for pid, start in found.items():
+        stat = stat_fields(pid)
+        if stat and len(stat) > 19 and stat[0] not in (b"Z", b"X") and int(stat[19]) == start:
+            out.append(pid)
+    return out
+
+
+def _until(pred, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while not pred() and time.monotonic() < end:
+        time.sleep(0.002)
+
+
+def reap() -> None:
+    """Collect every exited child of this process (orphans re-parented to it)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+# --- the keeper process ----------------------------------------------------------
+
+def _write(fd: int, line: str) -> None:
+    try:
+        os.write(fd, line.encode() + b"\n")
+    except OSError:  # ratchet is gone: nobody reads the status
+        pass
+
+
+def main(argv: list) -> int:
+    marker, status_fd, control_fd, command = argv[1], int(argv[2]), int(argv[3]), argv[4]
+    for fd in (status_fd, control_fd):
+        os.set_inheritable(fd, False)  # the trial must not forge the status or hold the control pipe
+    become_subreaper()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    env = dict(os.environ)
+    env[MARKER] = marker
+    shell = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", command], env, setsid=True,
+                           setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD))
+    _write(status_fd, f"pid {shell} {start_of(shell) or 0}")
+    done = parent_gone = None
+    while True:
+        while True:  # reap: the shell (its status goes to ratchet) and any orphan
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if pid == shell:
+                _write(status_fd, f"exit {os.waitstatus_to_exitcode(status)}")
+        if done:
+            break
+        if parent_gone is not None and time.monotonic() - parent_gone >= GRACE_SECONDS:
+            break
+        wait = None if parent_gone is None else max(0.0, GRACE_SECONDS - (time.monotonic() - parent_gone))
+        ready, _, _ = select.select([wake_r] + ([] if parent_gone else [control_fd]), [], [], wait)
+        if wake_r in ready:
+            os.read(wake_r, 4096)
+        if control_fd in ready:
+            data = os.read(control_fd, 64)
+            if b"done" in data:
+                done = True
+            elif not data:
+                parent_gone = time.monotonic()
+    if not done:  # ratchet died and nobody came within the grace: end the tree here
+        freeze_kill(lambda: walk(os.getpid()))
+    # After `done` the keeper sweeps nothing: ratchet swept the tree and judged
+    # what survived (UNCLEAN). A second sweep from here would hide a survivor
+    # from that verdict; whatever is left is re-parented to ratchet, its subreaper.
+    if not os.path.isdir("/proc"):  # no parent links to follow (macOS): the trial's process group at least
+        try:
+            os.killpg(shell, signal.SIGKILL)
+        except OSError:
+            pass
+        reap()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,200 @@
+"""What a SIGKILLed ratchet command left running: end what is provably its, list the rest.
+
+The next command, taking over the dead command's lock (pid, kernel start
+time), calls `sweep`. What is provably the dead command's, and killed
+(frozen first, keeper.freeze_kill, so nothing re-forks out of reach):
+  - its keepers (keeper.py: the dead command's marker in the command line)
+    and everything below them: each keeper is the subreaper of its trial, so
+    however a process escaped (setsid, double fork, cleared environment) it
+    is still a keeper's descendant while the keeper lives;
+  - every process whose environment carries a marker of the dead command;
+  - from the trial records (`.ratchet/procs/`, FORMATS.md), for a trial
+    whose keeper was killed too: members of the trial's session or process
+    group while its leader still lives (same pid and start time; once the
+    leader is gone the number can name a later, unrelated session: pids
+    wrap), and processes started after the leader that hold one of the
+    trial's output files open for writing (a scan that outpaces a
+    re-forker, `_provably`).
+What is left (a process that lost its keeper and its session leader, cleared
+its environment and closed the trial's outputs) nothing identifies for sure. So a *suspect* (same user, started after the trial,
+no terminal, an orphan adopted by init or by an ancestor of the dead command)
+is never killed: `sweep` returns it, and recovery records it in
+.ratchet/UNCLEAN and says so in one line. Linux only (/proc); [] elsewhere.
+"""
+
+import json
+import os
+import signal
+
+from . import keeper, runner, store_files
+
+
+def sweep(pid: int, start, record_dir=None) -> tuple:
+    """End what the dead command (pid, start) left: (killed, left, suspects),
+    lists of {pid, start[, cmd]}; `left` are provably its but survived SIGKILL."""
+    prefix = runner.marker_prefix(pid, start)
+    keepers = _keepers(prefix.encode(), keeper.table())
+    for k in keepers:
+        runner._signal(k, signal.SIGSTOP)  # a keeper past its grace would sweep concurrently
+    records = _records(record_dir, prefix)
+
+    def find():  # lazily: each is stopped as it comes, the keepers' trees first (the fast walk)
+        for k in keepers:
+            yield from keeper.walk(k)
+        yield from (p for p in runner.find_marked(prefix, prefix=True) if p not in keepers)
+        for rec, _ in records:
+            yield from (p for p in _provably(rec) if p not in keepers)
+
+    found = keeper.freeze_kill(find, send=lambda p, s: runner._signal(p, s))
+    for k, s in keepers.items():
+        if keeper.start_of(k) == s:
+            runner._signal(k, signal.SIGKILL)
+    everyone = {**found, **keepers}
+    runner.wait_gone(list(everyone))
+    killed = [{"pid": p, "start": s} for p, s in sorted(found.items())]
+    left = [i for i in map(runner.process_info, sorted(everyone)) if i and i["start"] == everyone[i["pid"]]]
+    suspects = {}
+    for rec, path in records:
+        k = rec_keeper(rec)
+        if keepers.get(k[0]) != k[1]:  # its keeper was gone: look for what nothing identifies
+            suspects.update((i["pid"], i) for i in _suspects(rec, set(everyone)))
+        store_files.remove_record(path)
+    return killed, left, [suspects[p] for p in sorted(suspects)]
+
+
+def rec_keeper(rec: dict) -> tuple:
+    k = rec.get("keeper") or {}
+    return k.get("pid"), k.get("start")
+
+
+def _records(folder, prefix: str) -> list:
+    """[(record, path)] of the dead command's trial records (unreadable ones are skipped)."""
+    out = []
+    try:
+        names = sorted(os.listdir(folder)) if folder else []
+    except OSError:
+        return out
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".json")):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            with open(path, "rb") as f:
+                rec = json.loads(f.read())
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and rec.get("format") == runner.RECORD_FORMAT and isinstance(rec.get("leader"), dict):
+            out.append((rec, path))
+    return out
+
+
+def _cmdline(pid) -> list:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []
+
+
+def _keepers(prefix: bytes, procs: dict) -> dict:
+    """{pid: start} of live keepers whose marker begins with `prefix`."""
+    out = {}
+    for pid, stat in procs.items():
+        if stat[0] in (b"Z", b"X"):
+            continue
+        argv = _cmdline(pid)
+        for i, arg in enumerate(argv[:-1]):
+            if arg.endswith(b"/keeper.py") and argv[i + 1].startswith(prefix):
+                out[pid] = int(stat[19])
+                break
+    return out
+
+
+QUIET_PASSES = 5  # record scans in a row that find nothing new before the record stage ends
+
+
+def _provably(rec: dict):
+    """Yield the trial's processes its record identifies for sure (see the
+    module doc), each as soon as it is recognised, so freeze_kill stops it
+    (and its process group) before it can move on.
+
+    Why the scan is shaped so. A re-forker whose keeper is gone takes a new
+    pid every millisecond or two, and its fds are readable only while that
+    generation lives: a snapshot of every process followed by the fd checks
+    finds it already gone, every time. So each pass reads /proc newest pid
+    first (the re-forker's current pid is among the newest) and checks each
+    process the moment its stat is read; and passes repeat until
+    QUIET_PASSES in a row find nothing new, so one unlucky pass does not end
+    the search. Once one generation is stopped, its group is stopped with it
+    (fork keeps the group) and the re-forking is over."""
+    leader, first = rec["leader"].get("pid"), rec["leader"].get("start")
+    if not isinstance(leader, int) or not isinstance(first, int):
+        return
+    outputs = set(rec.get("outputs") or [])
+    seen, quiet = set(), 0
+    while quiet < QUIET_PASSES:
+        new = False
+        leader_lives = keeper.start_of(leader) == first  # its session is then the trial's; once gone, pids wrap
+        for pid in _newest_first():
+            if pid in seen:
+                continue
+            stat = keeper.stat_fields(pid)
+            if not stat or len(stat) < 20 or stat[0] in (b"Z", b"X") or int(stat[19]) < first:
+                continue
+            if (leader_lives and leader in (int(stat[2]), int(stat[3]))) or (outputs and _writes_to(pid, outputs)):
+                seen.add(pid)
+                new = True
+                yield pid
+        quiet = 0 if new else quiet + 1
+
+
+def _newest_first() -> list:
+    try:
+        return sorted((int(n) for n in os.listdir("/proc") if n.isdigit()), reverse=True)
+    except OSError:
+        return []
+
+
+def _writes_to(pid: int, paths: set) -> bool:
+    """Whether `pid` holds one of `paths` open for writing."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") not in paths:
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                flags = next((int(l.split()[1], 8) for l in f if l.startswith("flags:")), 0)
+        except (OSError, ValueError):
+            continue
+        if flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR):
+            return True
+    return False
+
+
+def _suspects(rec: dict, exclude: set) -> list:
+    """Processes that may be the trial's but nothing proves it (never killed)."""
+    first, uid = rec["leader"].get("start"), rec.get("uid")
+    if not isinstance(first, int):
+        return []
+    procs = keeper.table()
+    adopters = {1, *[p for p in rec.get("ancestors") or [] if isinstance(p, int)]}
+    me = set(runner._ancestors()) | set(keeper.descendants(os.getpid(), procs))
+    roots = []
+    for pid, st in procs.items():
+        if (int(st[19]) >= first and st[0] not in (b"Z", b"X") and st[4] == b"0" and int(st[1]) in adopters
+                and pid not in exclude and pid not in me and _uid(pid) == uid):
+            roots.append(pid)
+    tree = set(roots)
+    for pid in roots:
+        tree |= set(keeper.descendants(pid, procs))
+    return [i for i in map(runner.process_info, sorted(tree - me - exclude)) if i]
+
+
+def _uid(pid: int):
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
