@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--trial-timeout-seconds", type=_float)
     sp.add_argument("--cancel-command", help="run when a trial times out or is interrupted, with RATCHET_TRIAL_ID set "
                                              "(cancels a remote job: scancel, ray job stop, sky cancel)")
+    sp.add_argument("--executor", choices=("local", "slurm", "ray"), default="local",
+                    help="where each trial runs: local (default), slurm (one sbatch job per trial) or ray "
+                         "(one `ray job submit` per trial); see the README's \"Trials on other machines\"")
+    sp.add_argument("--executor-options", default="", metavar="'OPTS'",
+                    help="passed to sbatch / ray job submit, e.g. '--partition=gpu --gres=gpu:1 --time=1:00:00' "
+                         "or '--address=http://127.0.0.1:8265'")
     sp.add_argument("--critic", action="store_true", help="critic mode: two proposers and a critic per iteration")
     sp.add_argument("--strategy", choices=("bandit",), help="bandit: suggest a strategy arm each iteration (UCB1)")
     sp.add_argument("--arms", metavar="A,B,C", help="the bandit's arms (default: " + ",".join(DEFAULT_ARMS) + ")")

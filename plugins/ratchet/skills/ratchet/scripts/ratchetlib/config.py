@@ -83,6 +83,9 @@ class Config:
     seed_env: Optional[str] = None
     calibration_runs: int = 5
     verify_every: int = 25
+    # Where trials run (executor.py): local, slurm or ray, and the engine's submit options.
+    executor: str = "local"
+    executor_options: str = ""
 
     @property
     def min_pairs(self) -> int:
@@ -376,7 +379,15 @@ def build(args: dict, repo_root: str) -> Config:
         arms=parse_arms(args.get("strategy"), args.get("arms")),
         escalation=parse_escalation(args.get("escalation")),
         **_decision_fields(args),
+        **_executor_fields(args),
     )
+
+
+def _executor_fields(args: dict) -> dict:
+    """--executor and --executor-options, checked (executor.validate)."""
+    from . import executor
+    kind, options = executor.validate(args.get("executor"), args.get("executor_options"))
+    return {"executor": kind, "executor_options": options}
 
 
 def _decision_fields(args: dict) -> dict:

@@ -29,7 +29,7 @@ from . import budget
 from . import config as configmod
 from . import artifacts, capture, decision, gitops, heartbeat, learning, lineage, metrics, paths, runner, unclean
 from . import constraints, guard, harness, holdout, pareto, sources
-from . import carry, gitguard
+from . import carry, executor, gitguard
 from . import clip, faults, fresh, term
 from . import paired
 from .errors import RatchetError, UsageError
@@ -191,8 +191,9 @@ def _run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None, lab
     capture.move_aside(run.repo, store.path("reports"), src)
     before = artifacts.snapshot(run.repo, cfg.artifact_globs)
     beat = heartbeat.for_trial(label or f"iter {iteration} trial {k}/{cfg.trials}", cfg.trial_timeout_seconds)
-    tr = runner.run(cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env, progress=beat,
-                    cancel_command=cfg.cancel_command, cancel_log=store.report_path(iteration, k, "cancel"))
+    tr = executor.run(cfg, cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env, beat,
+                      cancel_command=cfg.cancel_command, cancel_log=store.report_path(iteration, k, "cancel"),
+                      trial=(iteration, k))
     ended = time.time()
     if tr.survivors:
         unclean.mark(store, tr, iteration, k)
@@ -210,11 +211,15 @@ def _run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None, lab
              "report": os.path.relpath(report, store.root)}
     if tr.cancel:
         trial["cancel"] = tr.cancel
+    if getattr(tr, "job", None):
+        trial["job"] = tr.job
     trial.update(artifacts.written(run.repo, cfg.artifact_globs, before, tr.started))
     if src.structured:
         capture.settle(ended, next((p for p in (out, err, report) if os.path.exists(p)), None))
     if tr.timed_out:
         return {**trial, "status": "timeout", "detail": f"timed out after {cfg.trial_timeout_seconds:g}s (process tree killed)"}
+    if getattr(tr, "failure", None):
+        return {**trial, "status": "crash", "detail": tr.failure}
     if tr.exit_code != 0:
         return {**trial, "status": "crash", "detail": f"exit code {tr.exit_code}"}
     if found is not None:
@@ -613,7 +618,8 @@ def _commit_state(run: Run, rec: dict) -> None:
 def recover(run: Run) -> list:
     """Finish whatever a killed command left half-done; return notes (also
     kept in state["recovered"], which `status` shows)."""
-    notes = _leftover_processes(run)
+    killed = run.store.taken_over
+    notes = _leftover_processes(run) + (_leftover_jobs(run, killed) if killed else [])
     fixed = run.store.repair()
     if fixed:
         notes.append(fixed)
@@ -679,6 +685,19 @@ def _leftover_processes(run: Run) -> list:
         return [f"{len(left)} process(es) {what} left running survived a kill (pid "
                 f"{', '.join(str(p['pid']) for p in left[:5])}); trials are blocked until `ratchet.py clean`"]
     return [f"killed {len(killed)} process(es) {what} left running"]
+
+
+def _leftover_jobs(run: Run, holder: dict) -> list:
+    """The remote jobs (slurm, ray) a killed command left queued or running:
+    cancel them all (they carry the run id, executor.py); UNCLEAN for any left."""
+    cancelled, left = executor.cancel_run(run.config)
+    what = f"the killed `{holder.get('verb') or 'ratchet'}` (pid {holder.get('pid')})"
+    if left:
+        unclean.write(run.store, f"jobs left by {what}", left)
+        return [f"{len(left)} job(s) {what} left could not be cancelled ({left[0]['cmd']}); trials are blocked "
+                f"until `ratchet.py clean`"]
+    return [f"cancelled {len(cancelled)} job(s) {what} left: {', '.join(c['cmd'] for c in cancelled[:3])}"] \
+        if cancelled else []
 
 
 def _finish_init(run: Run, cur: dict) -> list:
@@ -1065,6 +1084,12 @@ def stop(cwd: str) -> tuple:
     run = load(cwd)
     with Lock(run.store, "stop"):
         notes = recover(run)
+        cancelled, left = executor.cancel_run(run.config)
+        if cancelled:
+            notes.append(f"cancelled {len(cancelled)} job(s) of this run still queued or running")
+        if left:
+            unclean.write(run.store, "jobs of the run that `stop` could not cancel", left)
+            notes.append(f"{len(left)} job(s) could not be cancelled ({left[0]['cmd']}); see .ratchet/UNCLEAN")
         cand = candidate(run) if run.state.get("iteration", -1) >= 0 else None
         if cand and cand.paths:
             it = run.state["iteration"] + 1

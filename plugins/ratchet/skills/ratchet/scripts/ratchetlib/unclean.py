@@ -24,7 +24,7 @@ def path(store: Store) -> str:
 
 
 def _pids(procs) -> str:
-    shown = ", ".join(str(p["pid"]) for p in procs[:6])
+    shown = ", ".join(str(p.get("pid") or p.get("job")) for p in procs[:6])
     return shown + (f" and {len(procs) - 6} more" if len(procs) > 6 else "")
 
 
@@ -90,7 +90,8 @@ def still_running(marker: dict) -> list:
         info = runner.process_info(pid)
         if info:
             found[pid] = info
-    return [found[pid] for pid in sorted(found)]
+    from . import executor  # remote jobs (slurm, ray) that a cancel did not end
+    return [found[pid] for pid in sorted(found)] + executor.still_listed(marker.get("processes") or [])
 
 
 def clean(repo: str) -> list:
@@ -106,12 +107,15 @@ def clean(repo: str) -> list:
         marker = load(store) or {}
         left = still_running(marker)
         for p in left:
-            runner.kill_pid(p["pid"])
+            if isinstance(p.get("pid"), int):
+                runner.kill_pid(p["pid"])
         if left:
-            runner.wait_gone([p["pid"] for p in left])
+            from . import executor
+            executor.cancel_entries(left)
+            runner.wait_gone([p["pid"] for p in left if isinstance(p.get("pid"), int)])
         alive = still_running(marker)
         if alive:
-            shown = "; ".join(f"{p['pid']} ({p['cmd'][:60] or '?'})" for p in alive[:4])
+            shown = "; ".join(f"{p.get('pid') or p.get('job')} ({p['cmd'][:60] or '?'})" for p in alive[:4])
             raise UsageError(f"still running after SIGKILL: {shown}; they may be stuck in the kernel or owned by "
                              f"another user: end them (sudo kill -9 PID, or reboot), then run `ratchet.py clean` again")
         os.unlink(path(store))

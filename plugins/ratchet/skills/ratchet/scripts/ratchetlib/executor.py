@@ -1,0 +1,167 @@
+"""Where a trial runs: `init --executor local|slurm|ray` (the seam).
+
+`local` (the default, and every run configured before executors existed)
+is runner.run: the command in its own session on this machine. `slurm`
+(exec_slurm.py) and `ray` (exec_ray.py) submit the same command as one
+remote job per trial and wait for it; the run command stays the user's own,
+the executor only decides where it runs. `--executor-options` is split like
+a shell line and passed to the engine's submit command (sbatch options;
+`ray job submit` options), validated at init.
+
+Every job is named `job_name(run id, iteration, trial)`: `ratchet-<run id>-`,
+then the iteration, the trial and a random part (a re-measured iteration
+never reuses a name; Ray needs unique submission ids). Because the run id
+leads the name, `cancel_run` finds and cancels every job of the run:
+`stop`, and the command that takes over the lock of a SIGKILLed ratchet,
+call it; a job it could not cancel is written to .ratchet/UNCLEAN.
+
+Pairs: the second run of a pair (trial 2p, after 2p-1; verify's 102 after
+101 likewise) is pinned to the node the first run ran on, so a pair never
+compares two node types (`_PINNED`, kept in memory: a pair is always run by
+one command). Each trial records its `job` (executor, id, name, state, node).
+
+`run` returns a runner.TrialRun (a `RemoteRun`, which adds `job` and
+`failure`: a final state other than success, named), so the engine treats
+a remote trial exactly like a local one.
+"""
+
+import dataclasses
+import os
+import secrets
+import shlex
+import shutil
+import time
+from typing import Optional
+
+import importlib
+
+from . import runner
+from .errors import UsageError
+
+KINDS = ("local", "slurm", "ray")
+
+
+class _Engines(dict):
+    """kind -> its module (exec_slurm, exec_ray), imported when first used."""
+
+    def __missing__(self, kind):
+        if kind not in ("slurm", "ray"):
+            raise KeyError(kind)
+        self[kind] = importlib.import_module(f"{__package__}.exec_{kind}")
+        return self[kind]
+
+    def __contains__(self, kind):
+        return kind in ("slurm", "ray")
+
+    def get(self, kind, default=None):
+        return self[kind] if kind in self else default
+
+
+ENGINES = _Engines()
+_PINNED = {}  # (run id, iteration, pair) -> the node the pair's first run ran on
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteRun(runner.TrialRun):
+    job: Optional[dict] = None       # {executor, id, name, state, node}
+    failure: Optional[str] = None    # why a job that ended is a crash (its final state), None on success
+
+
+def options(kind: str, text: str) -> list:
+    """The --executor-options words; UsageError for bad quoting or an option ratchet sets."""
+    try:
+        words = shlex.split(text or "")
+    except ValueError as e:
+        raise UsageError(f"--executor-options {text!r} cannot be split like a shell line ({e})") from None
+    if words and kind == "local":
+        raise UsageError("--executor-options needs --executor slurm or ray (a local trial has no options)")
+    if kind in ENGINES:
+        ENGINES[kind].check_options(words)
+    return words
+
+
+def validate(kind: Optional[str], text: Optional[str]) -> tuple:
+    """(kind, options text) as stored in config.json; UsageError otherwise."""
+    kind = (kind or "local").strip()
+    if kind not in KINDS:
+        raise UsageError(f"--executor {kind!r} is not one of {', '.join(KINDS)}")
+    options(kind, text or "")
+    return kind, (text or "").strip()
+
+
+def missing_commands(kind: str) -> list:
+    """The engine's client commands not on PATH."""
+    return [c for c in getattr(ENGINES.get(kind), "COMMANDS", ()) if shutil.which(c) is None]
+
+
+def prefix(run_id: str) -> str:
+    return f"ratchet-{run_id}-"
+
+
+def job_name(run_id: str, iteration: int, k: int) -> str:
+    return f"{prefix(run_id)}i{iteration}-t{k}-{secrets.token_hex(3)}"
+
+
+def run(cfg, command: str, cwd: str, out: str, err: str, timeout: Optional[float], env: Optional[dict],
+        progress, *, cancel_command=None, cancel_log=None, trial: tuple = (0, 0)):
+    """Run one trial where the config says; a runner.TrialRun either way."""
+    kind = getattr(cfg, "executor", "local") or "local"
+    if kind == "local":
+        return runner.run(command, cwd, out, err, timeout, env, progress,
+                          cancel_command=cancel_command, cancel_log=cancel_log)
+    missing = missing_commands(kind)
+    if missing:
+        raise UsageError(f"--executor {kind}: {', '.join(missing)} not found on PATH; run `ratchet.py doctor` "
+                         f"for the fix")
+    iteration, k = trial
+    name = job_name(cfg.run_id, iteration, k)
+    marker = runner.new_marker()
+    full_env = {**os.environ, **(env or {}), runner.MARKER: marker, "RATCHET_JOB_NAME": name}
+    pair = (cfg.run_id, iteration, (k + 1) // 2)
+    node = _PINNED.get(pair) if k % 2 == 0 and getattr(cfg, "decision", "") == "paired" else None
+    started = time.time()
+    got = ENGINES[kind].run(options(kind, cfg.executor_options), command, cwd, out, err or out, timeout,
+                            full_env, progress, name, node)
+    if k % 2 == 1 and got.get("node"):
+        _PINNED[pair] = got["node"]
+    job = {"executor": kind, "id": got["job"], "name": name, "state": got["state"], "node": got.get("node")}
+    if node:
+        job["pinned"] = node
+    survivors = tuple({"pid": None, "start": None, "job": f"{kind}:{j}", "cmd": f"{kind} job {j} ({name})"}
+                      for j in got["left"])
+    return RemoteRun(None if got["timed_out"] else got["exit_code"], got["seconds"], got["timed_out"], started,
+                     survivors, marker, None, job=job, failure=got["failure"])
+
+
+def cancel_run(cfg) -> tuple:
+    """Cancel every job of the run still queued or running: ([cancelled], [still listed])
+    as job descriptions; ([], []) for a local run."""
+    kind = getattr(cfg, "executor", "local") or "local"
+    if kind == "local" or missing_commands(kind):
+        return [], []
+    eng = ENGINES[kind]
+    found = eng.jobs_named(prefix(cfg.run_id))
+    if not found:
+        return [], []
+    left = set(eng.cancel([j for j, _ in found]))
+    described = [{"pid": None, "start": None, "job": f"{kind}:{j}", "cmd": f"{kind} job {j} ({n})"} for j, n in found]
+    return [d for d, (j, _) in zip(described, found) if j not in left], \
+           [d for d, (j, _) in zip(described, found) if j in left]
+
+
+def still_listed(entries: list) -> list:
+    """The UNCLEAN entries that are remote jobs still queued or running."""
+    out = []
+    for e in entries:
+        kind, _, job = str(e.get("job") or "").partition(":")
+        if kind in ENGINES and job and not missing_commands(kind) and ENGINES[kind].listed(job):
+            out.append(e)
+    return out
+
+
+def cancel_entries(entries: list) -> None:
+    """Cancel the remote jobs among UNCLEAN entries (ratchet.py clean)."""
+    for e in entries:
+        kind, _, job = str(e.get("job") or "").partition(":")
+        if kind in ENGINES and job:
+            ENGINES[kind].cancel([job], wait=10.0)
