@@ -115,8 +115,10 @@ def run(cfg, command: str, cwd: str, out: str, err: str, timeout: Optional[float
                          f"for the fix")
     iteration, k = trial
     name = job_name(cfg.run_id, iteration, k)
-    marker = runner.new_marker()
-    full_env = {**os.environ, **(env or {}), runner.MARKER: marker, "RATCHET_JOB_NAME": name}
+    # The job's RATCHET_TRIAL_ID is its name, not a local marker: its processes belong to the
+    # scheduler (on a single-node cluster they run here, and the local sweep must not kill them).
+    marker = name
+    full_env = {**os.environ, **(env or {}), runner.MARKER: name}
     pair = (cfg.run_id, iteration, (k + 1) // 2)
     node = _PINNED.get(pair) if k % 2 == 0 and getattr(cfg, "decision", "") == "paired" else None
     started = time.time()

@@ -1,0 +1,239 @@
+"""End to end on a REAL Slurm cluster: `init --executor slurm`.
+
+tests/slurm_cluster.py starts a single-node cluster from Debian's slurm-wlm
+and munge (slurmctld, slurmd, munged as the munge user, on loopback) for
+this module and stops it afterwards, even when a test fails. Every trial is
+a real sbatch job; the assertions read the jobs back from the cluster
+(squeue, scontrol), not from ratchet's own account of them.
+
+Without the packages (or root to start the daemons) the module skips,
+except under CI=true, where it fails: .ci/run installs them, so CI must run
+it (the same rule as test_e2e_claude.py).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+from tests import slurm_cluster
+from tests.util import PY, RATCHET, RepoTest, slurp, wait_for, write
+
+MISSING = slurm_cluster.missing()
+CLUSTER = None
+
+
+def setUpModule():
+    global CLUSTER
+    if MISSING:
+        return
+    CLUSTER = slurm_cluster.Cluster()
+    try:
+        CLUSTER.start()
+    except BaseException:
+        CLUSTER = None
+        raise
+    os.environ["SLURM_CONF"] = CLUSTER.conf
+
+
+def tearDownModule():
+    os.environ.pop("SLURM_CONF", None)
+    if CLUSTER is not None:
+        CLUSTER.stop()
+
+
+INIT = ["init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+        "--protect", "bench.py", "--executor", "slurm", "--decision", "mean"]
+
+
+class SlurmTest(RepoTest):
+    def setUp(self):
+        if MISSING:
+            if os.environ.get("CI") == "true":
+                self.fail(f"CI=true but no Slurm test cluster can start: {MISSING}; .ci/run installs slurm-wlm and munge")
+            self.skipTest(f"no Slurm here: {MISSING}")
+        self.assertIsNotNone(CLUSTER, "the test cluster did not start")
+        super().setUp()
+        self.addCleanup(self.cancel_leftovers)
+
+    def cancel_leftovers(self):
+        for job, name, _ in CLUSTER.jobs():
+            CLUSTER.run("scancel", job)
+
+    def reap(self, child):
+        if child.poll() is None:
+            child.kill()
+        child.communicate()
+
+    def run_id(self):
+        with open(os.path.join(self.repo, ".ratchet", "config.json")) as f:
+            return json.load(f)["run_id"]
+
+    def job(self, job_id):
+        r = CLUSTER.run("scontrol", "show", "job", "-o", job_id)
+        return dict(w.split("=", 1) for w in r.stdout.split() if "=" in w)
+
+    def run_jobs(self):
+        return [j for j in CLUSTER.jobs() if j[1].startswith(f"ratchet-{self.run_id()}-")]
+
+
+class KeepRevertCrash(SlurmTest):
+    def test_keep_then_revert_each_trial_a_real_job_of_the_run(self):
+        self.run_ok(*INIT)
+        self.run_ok("baseline")
+        write(self.repo, "value.txt", "12\n")
+        out = self.run_ok("iterate", "--hypothesis", "bigger")
+        self.assertIn("KEEP", out)
+        write(self.repo, "value.txt", "11\n")
+        out = self.run_ok("iterate", "--hypothesis", "smaller")
+        self.assertIn("REVERT", out)
+        recs = self.records()
+        self.assertEqual([r["decision"] for r in recs], ["baseline", "keep", "revert"])
+        for rec in recs:
+            t = rec["trials"][0]
+            job = t["job"]
+            self.assertEqual((job["executor"], job["state"], job["node"]), ("slurm", "COMPLETED", CLUSTER.host))
+            self.assertTrue(job["name"].startswith(f"ratchet-{self.run_id()}-i{rec['iter']}-t1-"), job)
+            # the cluster itself says so: the job of that name ran in the repo and completed
+            seen = self.job(job["id"])
+            self.assertEqual((seen["JobName"], seen["JobState"], seen["WorkDir"]),
+                             (job["name"], "COMPLETED", os.path.realpath(self.repo)))
+        self.assertEqual(self.state()["incumbent_score"], 12.0)
+        self.assertEqual(self.run_jobs(), [])
+
+    def test_non_zero_exit_is_a_crash_named_by_the_final_state(self):
+        self.run_ok(*INIT)
+        self.run_ok("baseline")
+        # the command itself fails: bench.py reads value.txt, so without it Python exits 1
+        os.unlink(os.path.join(self.repo, "value.txt"))
+        out = self.run_ok("iterate", "--hypothesis", "delete the input")
+        rec = self.records()[-1]
+        self.assertEqual(rec["decision"], "crash", out)
+        t = rec["trials"][0]
+        self.assertEqual(t["job"]["state"], "FAILED")
+        self.assertIn("ended FAILED (exit 1:0", t["detail"])
+        with open(os.path.join(self.repo, ".ratchet", t["report"].replace(".txt", ".err"))) as f:
+            self.assertIn("FileNotFoundError", f.read(), "the job's own stderr file is the trial's")
+        self.assertTrue(os.path.exists(os.path.join(self.repo, "value.txt")), "the revert restored the input")
+
+
+class FinalStateWins(SlurmTest):
+    """A job sbatch accepted and whose command printed the metric is still a
+    crash when the cluster says it did not complete."""
+
+    files = {"bench.py": "import os, time\nprint('score:', open('value.txt').read().strip(), flush=True)\n"
+                         "if os.path.exists('cancel-me'):\n    time.sleep(60)\n",
+             "value.txt": "10\n"}
+
+    def test_a_job_cancelled_on_the_cluster_is_a_crash_not_a_score(self):
+        self.run_ok(*INIT)
+        self.run_ok("baseline")
+        write(self.repo, "value.txt", "99\n")
+        write(self.repo, "cancel-me", "")
+        child = subprocess.Popen([PY, RATCHET, "iterate", "--hypothesis", "h"], cwd=self.repo, env=os.environ,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(self.reap, child)
+        self.assertTrue(wait_for(lambda: self.run_jobs() and self.run_jobs()[0][2] == "RUNNING", 30), CLUSTER.jobs())
+        out_file = os.path.join(self.repo, ".ratchet", "reports", "iter-0001-trial-01.out")
+        self.assertTrue(wait_for(lambda: "score: 99" in slurp(out_file), 30))
+        job = self.run_jobs()[0][0]
+        CLUSTER.run("scancel", job)  # an operator, a pre-emption, a node drain: not ratchet
+        out, err = child.communicate(timeout=60)
+        self.assertEqual(child.returncode, 0, err)
+        rec = self.records()[-1]
+        self.assertEqual(rec["decision"], "crash", out)
+        t = rec["trials"][0]
+        self.assertIsNone(t["score"])
+        self.assertEqual(t["job"]["state"], "CANCELLED")
+        self.assertIn(f"slurm job {job} ended CANCELLED", t["detail"])
+        self.assertEqual(self.state()["incumbent_score"], 10.0)
+
+
+class Timeout(SlurmTest):
+    files = {"bench.py": "import os, time\nif os.path.exists('slow'):\n    time.sleep(120)\n"
+                         "print('score:', open('value.txt').read().strip())\n",
+             "value.txt": "10\n"}
+
+    def test_timed_out_trial_is_scancelled_and_gone_from_squeue(self):
+        self.run_ok(*INIT, "--trial-timeout-seconds", "8")
+        self.run_ok("baseline")
+        write(self.repo, "value.txt", "11\n")
+        write(self.repo, "slow", "")
+        t0 = time.monotonic()
+        self.run_ok("iterate", "--hypothesis", "slow")
+        took = time.monotonic() - t0
+        rec = self.records()[-1]
+        self.assertEqual(rec["decision"], "timeout")
+        t = rec["trials"][0]
+        self.assertEqual(t["job"]["state"], "CANCELLED")
+        self.assertLess(took, 60)
+        self.assertEqual(self.run_jobs(), [], "the timed-out job is gone from squeue when iterate returns")
+        self.assertEqual(self.job(t["job"]["id"])["JobState"], "CANCELLED")
+
+
+class NothingLeftRunning(SlurmTest):
+    files = Timeout.files
+
+    def start_slow_iterate(self):
+        self.run_ok(*INIT)
+        self.run_ok("baseline")
+        write(self.repo, "value.txt", "11\n")
+        write(self.repo, "slow", "")
+        child = subprocess.Popen([PY, RATCHET, "iterate", "--hypothesis", "slow"], cwd=self.repo, env=os.environ,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(self.reap, child)
+        self.assertTrue(wait_for(lambda: [j for j in self.run_jobs() if j[2] == "RUNNING"], 30), CLUSTER.jobs())
+        return child, self.run_jobs()[0][0]
+
+    def test_sigkilled_ratchet_then_the_next_command_cancels_its_job(self):
+        child, job = self.start_slow_iterate()
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+        time.sleep(1.0)
+        self.assertEqual([j[0] for j in self.run_jobs()], [job], "a SIGKILLed ratchet cannot cancel its job")
+        out = self.run_ok("status")
+        self.assertIn(f"cancelled 1 job(s)", out)
+        self.assertEqual(self.run_jobs(), [])
+        self.assertEqual(self.job(job)["JobState"], "CANCELLED")
+
+    def test_sigterm_cancels_the_job_before_ratchet_exits(self):
+        child, job = self.start_slow_iterate()
+        child.send_signal(signal.SIGTERM)
+        child.communicate(timeout=90)
+        self.assertEqual(child.returncode, 143)
+        self.assertEqual(self.run_jobs(), [])
+        self.assertEqual(self.job(job)["JobState"], "CANCELLED")
+
+    def test_stop_cancels_jobs_of_the_run(self):
+        child, job = self.start_slow_iterate()
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+        self.run_ok("stop")
+        self.assertEqual(self.run_jobs(), [])
+        self.assertEqual(self.job(job)["JobState"], "CANCELLED")
+
+
+class Pairs(SlurmTest):
+    def test_paired_runs_record_their_node_and_the_second_is_pinned_to_the_first(self):
+        init = [a for a in INIT if a not in ("--decision", "mean")]
+        self.run_ok(*init, "--decision", "paired", "--calibration-runs", "2", "--max-trials", "2")
+        self.run_ok("baseline")
+        write(self.repo, "value.txt", "20\n")
+        self.run_ok("iterate", "--hypothesis", "double")
+        rec = self.records()[-1]
+        trials = sorted(rec["trials"] + rec["incumbent_trials"], key=lambda t: t["trial"])
+        self.assertEqual(len(trials), 4)
+        for t in trials:
+            self.assertEqual(t["job"]["node"], CLUSTER.host)
+            if t["trial"] % 2 == 0:
+                self.assertEqual(t["job"]["pinned"], CLUSTER.host)
+                self.assertEqual(self.job(t["job"]["id"])["ReqNodeList"], CLUSTER.host)
+            else:
+                self.assertNotIn("pinned", t["job"])
+
+
+if __name__ == "__main__":
+    unittest.main()
