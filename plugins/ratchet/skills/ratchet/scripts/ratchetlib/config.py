@@ -387,6 +387,9 @@ def _executor_fields(args: dict) -> dict:
     """--executor and --executor-options, checked (executor.validate)."""
     from . import executor
     kind, options = executor.validate(args.get("executor"), args.get("executor_options"))
+    if kind == "ray" and (args.get("report_source") or "stdout") != "stdout":
+        raise UsageError("--executor ray reads the metric from the job's logs (files it writes stay in Ray's copy "
+                         "of the working directory): use --report-source stdout")
     return {"executor": kind, "executor_options": options}
 
 

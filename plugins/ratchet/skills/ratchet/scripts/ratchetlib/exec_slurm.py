@@ -151,33 +151,42 @@ def exit_code(text: str) -> Optional[int]:
     return 128 + s if s and not c else c
 
 
-def listed(job: str) -> bool:
+def where(opts: list) -> str:
+    """What identifies the cluster of a job later: the client's SLURM_CONF (or the default)."""
+    return os.environ.get("SLURM_CONF", "")
+
+
+def _env(where: str) -> Optional[dict]:
+    return {**os.environ, "SLURM_CONF": where} if where else None
+
+
+def listed(where: str, job: str) -> bool:
     """Whether squeue still lists the job (pending, running, completing)."""
-    r = _call(["squeue", "--noheader", "-j", job, "-o", "%T"])
+    r = _call(["squeue", "--noheader", "-j", job, "-o", "%T"], _env(where))
     if r.returncode != 0:
         return "invalid job id" not in (r.stderr or "").lower()  # an unreachable controller: assume it is
     return bool(r.stdout.strip())
 
 
-def cancel(jobs: list, wait: float = CANCEL_WAIT) -> list:
+def cancel(where: str, jobs: list, wait: float = CANCEL_WAIT) -> list:
     """scancel the jobs, then wait until squeue lists none of them; the ones still listed."""
     jobs = [j for j in jobs if j]
     if not jobs:
         return []
-    _call(["scancel", *jobs])
+    _call(["scancel", *jobs], _env(where))
     end = time.monotonic() + wait
-    left = [j for j in jobs if listed(j)]
+    left = [j for j in jobs if listed(where, j)]
     while left and time.monotonic() < end:
         time.sleep(0.3)
-        left = [j for j in left if listed(j)]
+        left = [j for j in left if listed(where, j)]
         if left and int(time.monotonic() * 10) % 50 == 0:
-            _call(["scancel", *left])
+            _call(["scancel", *left], _env(where))
     return left
 
 
-def jobs_named(prefix: str) -> list:
+def jobs_named(where: str, prefix: str) -> list:
     """(id, name) of the user's listed jobs whose name starts with `prefix`."""
-    r = _call(["squeue", "--noheader", "-u", getpass.getuser(), "-o", "%i|%j"])
+    r = _call(["squeue", "--noheader", "-u", getpass.getuser(), "-o", "%i|%j"], _env(where))
     out = []
     for line in r.stdout.splitlines():
         job, _, name = line.strip().partition("|")
@@ -187,9 +196,10 @@ def jobs_named(prefix: str) -> list:
 
 
 def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optional[float], env: dict,
-        progress, name: str, node: Optional[str]) -> dict:
+        progress, name: str, node: Optional[str], added: dict) -> dict:
     """Submit, wait, read back. Returns {job, state, exit_code, node, timed_out,
-    failure, left}. Ctrl-C/SIGTERM while waiting cancels the job, then re-raises."""
+    failure, left}. `env` is the job's whole environment (--export=ALL); `added` (what ratchet
+    adds to it) matters only to Ray. Ctrl-C/SIGTERM while waiting cancels the job, then re-raises."""
     for path in (out, err):  # a job cancelled before it started writes nothing: the files must exist
         open(path, "wb").close()
     t0 = time.monotonic()
@@ -219,12 +229,12 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
             time.sleep(max(0.0, wake - now))
             delay = min(delay * 1.25, POLL_MAX)
     except BaseException:
-        _quietly(lambda: cancel([job]))
+        _quietly(lambda: cancel("", [job]))
         raise
     finally:
         if progress is not None:
             progress.done()
-    left = cancel([job]) if timed_out else []
+    left = cancel("", [job]) if timed_out else []
     seconds = time.monotonic() - t0
     end = final(job, show(job) if timed_out else fields)
     code = exit_code(end["exit"])

@@ -117,46 +117,54 @@ def run(cfg, command: str, cwd: str, out: str, err: str, timeout: Optional[float
     name = job_name(cfg.run_id, iteration, k)
     # The job's RATCHET_TRIAL_ID is its name, not a local marker: its processes belong to the
     # scheduler (on a single-node cluster they run here, and the local sweep must not kill them).
-    marker = name
-    full_env = {**os.environ, **(env or {}), runner.MARKER: name}
+    added = {**(env or {}), runner.MARKER: name}
     pair = (cfg.run_id, iteration, (k + 1) // 2)
     node = _PINNED.get(pair) if k % 2 == 0 and getattr(cfg, "decision", "") == "paired" else None
+    eng, opts = ENGINES[kind], options(kind, cfg.executor_options)
     started = time.time()
-    got = ENGINES[kind].run(options(kind, cfg.executor_options), command, cwd, out, err or out, timeout,
-                            full_env, progress, name, node)
+    got = eng.run(opts, command, cwd, out, err or out, timeout, {**os.environ, **added}, progress, name, node, added)
     if k % 2 == 1 and got.get("node"):
         _PINNED[pair] = got["node"]
     job = {"executor": kind, "id": got["job"], "name": name, "state": got["state"], "node": got.get("node")}
     if node:
         job["pinned"] = node
-    survivors = tuple({"pid": None, "start": None, "job": f"{kind}:{j}", "cmd": f"{kind} job {j} ({name})"}
-                      for j in got["left"])
+    survivors = tuple(_entry(kind, eng.where(opts), j, name) for j in got["left"])
     return RemoteRun(None if got["timed_out"] else got["exit_code"], got["seconds"], got["timed_out"], started,
-                     survivors, marker, None, job=job, failure=got["failure"])
+                     survivors, name, None, job=job, failure=got["failure"])
+
+
+def _entry(kind: str, where: str, job: str, name: str) -> dict:
+    """A job as an UNCLEAN `processes` entry (FORMATS.md): no pid, the job and its cluster."""
+    return {"pid": None, "start": None, "job": f"{kind}:{job}", "where": where, "cmd": f"{kind} job {job} ({name})"}
 
 
 def cancel_run(cfg) -> tuple:
     """Cancel every job of the run still queued or running: ([cancelled], [still listed])
-    as job descriptions; ([], []) for a local run."""
+    as UNCLEAN entries; ([], []) for a local run."""
     kind = getattr(cfg, "executor", "local") or "local"
     if kind == "local" or missing_commands(kind):
         return [], []
     eng = ENGINES[kind]
-    found = eng.jobs_named(prefix(cfg.run_id))
+    where = eng.where(options(kind, cfg.executor_options))
+    found = eng.jobs_named(where, prefix(cfg.run_id))
     if not found:
         return [], []
-    left = set(eng.cancel([j for j, _ in found]))
-    described = [{"pid": None, "start": None, "job": f"{kind}:{j}", "cmd": f"{kind} job {j} ({n})"} for j, n in found]
-    return [d for d, (j, _) in zip(described, found) if j not in left], \
-           [d for d, (j, _) in zip(described, found) if j in left]
+    left = set(eng.cancel(where, [j for j, _ in found]))
+    return [_entry(kind, where, j, n) for j, n in found if j not in left], \
+           [_entry(kind, where, j, n) for j, n in found if j in left]
+
+
+def _job_of(entry: dict) -> tuple:
+    kind, _, job = str(entry.get("job") or "").partition(":")
+    return (kind, job) if kind in ENGINES and job and not missing_commands(kind) else (None, None)
 
 
 def still_listed(entries: list) -> list:
     """The UNCLEAN entries that are remote jobs still queued or running."""
     out = []
     for e in entries:
-        kind, _, job = str(e.get("job") or "").partition(":")
-        if kind in ENGINES and job and not missing_commands(kind) and ENGINES[kind].listed(job):
+        kind, job = _job_of(e)
+        if kind and ENGINES[kind].listed(str(e.get("where") or ""), job):
             out.append(e)
     return out
 
@@ -164,6 +172,6 @@ def still_listed(entries: list) -> list:
 def cancel_entries(entries: list) -> None:
     """Cancel the remote jobs among UNCLEAN entries (ratchet.py clean)."""
     for e in entries:
-        kind, _, job = str(e.get("job") or "").partition(":")
-        if kind in ENGINES and job:
-            ENGINES[kind].cancel([job], wait=10.0)
+        kind, job = _job_of(e)
+        if kind:
+            ENGINES[kind].cancel(str(e.get("where") or ""), [job], wait=10.0)

@@ -1,0 +1,116 @@
+"""End to end on a REAL local Ray head: `init --executor ray`.
+
+tests/ray_head.py starts `ray start --head --num-cpus=1` (dashboard on
+127.0.0.1, usage stats off) from the test-only venv for this module and
+stops it afterwards. Every trial is a real `ray job submit`; the assertions
+read the jobs back from Ray's Jobs API, not from ratchet's account.
+
+Without ray the module skips, except under CI=true, where it fails
+(.ci/run installs it), like test_e2e_claude.py.
+"""
+
+import json
+import os
+import time
+import unittest
+import urllib.request
+
+from tests import ray_head
+from tests.util import PY, RepoTest, write
+
+MISSING = ray_head.missing()
+HEAD = None
+_SAVED = {}
+
+
+def setUpModule():
+    global HEAD
+    if MISSING:
+        return
+    HEAD = ray_head.Head().start()
+    for key in ("PATH", "RAY_ADDRESS", "RAY_USAGE_STATS_ENABLED"):
+        _SAVED[key] = os.environ.get(key)
+    os.environ.update(PATH=HEAD.env["PATH"], RAY_ADDRESS=HEAD.address, RAY_USAGE_STATS_ENABLED="0")
+
+
+def tearDownModule():
+    for key, value in _SAVED.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    if HEAD is not None:
+        HEAD.stop()
+
+
+INIT = ["init", "--run-command", "python3 bench.py", "--direction", "max", "--metric-name", "score",
+        "--protect", "bench.py", "--executor", "ray", "--decision", "mean"]
+
+
+class RayTest(RepoTest):
+    files = {"bench.py": "import os, time\nif os.path.exists('slow'):\n    time.sleep(120)\n"
+                         "print('score:', open('value.txt').read().strip())\n"
+                         "print('seen trial id', os.environ.get('RATCHET_TRIAL_ID'))\n",
+             "value.txt": "10\n"}
+
+    def setUp(self):
+        if MISSING:
+            if os.environ.get("CI") == "true":
+                self.fail(f"CI=true but no Ray head can start: {MISSING}")
+            self.skipTest(MISSING)
+        self.assertIsNotNone(HEAD, "the Ray head did not start")
+        super().setUp()
+
+    def ray_job(self, job_id):
+        with urllib.request.urlopen(f"{HEAD.address}/api/jobs/{job_id}", timeout=10) as r:
+            return json.loads(r.read())
+
+    def test_keep_then_revert_each_trial_a_ray_job(self):
+        self.run_ok(*INIT)
+        self.run_ok("baseline")
+        write(self.repo, "value.txt", "12\n")
+        self.assertIn("KEEP", self.run_ok("iterate", "--hypothesis", "bigger"))
+        write(self.repo, "value.txt", "11\n")
+        self.assertIn("REVERT", self.run_ok("iterate", "--hypothesis", "smaller"))
+        recs = self.records()
+        self.assertEqual([r["decision"] for r in recs], ["baseline", "keep", "revert"])
+        for rec, want in zip(recs, ("10", "12", "11")):
+            t = rec["trials"][0]
+            self.assertEqual((t["job"]["executor"], t["job"]["state"]), ("ray", "SUCCEEDED"))
+            seen = self.ray_job(t["job"]["id"])
+            self.assertEqual(seen["status"], "SUCCEEDED")
+            self.assertEqual(seen["runtime_env"]["env_vars"]["RATCHET_TRIAL_ID"], t["job"]["name"])
+            with open(os.path.join(self.repo, ".ratchet", t["report"])) as f:
+                log = f.read()
+            self.assertIn(f"score: {want}", log, "the job ran the tree's files, uploaded by --working-dir .")
+            self.assertIn(f"seen trial id {t['job']['name']}", log)
+        self.assertEqual(self.state()["incumbent_score"], 12.0)
+
+    def test_non_zero_exit_is_a_crash_named_by_the_status(self):
+        self.run_ok(*INIT)
+        self.run_ok("baseline")
+        os.unlink(os.path.join(self.repo, "value.txt"))
+        self.run_ok("iterate", "--hypothesis", "no input")
+        t = self.records()[-1]["trials"][0]
+        self.assertEqual(self.records()[-1]["decision"], "crash")
+        self.assertEqual(t["job"]["state"], "FAILED")
+        self.assertIn("ended FAILED (exit 1", t["detail"])
+        self.assertEqual(self.ray_job(t["job"]["id"])["status"], "FAILED")
+
+    def test_timed_out_trial_is_stopped_on_the_cluster(self):
+        self.run_ok(*INIT, "--trial-timeout-seconds", "15")
+        self.run_ok("baseline")
+        write(self.repo, "value.txt", "11\n")
+        write(self.repo, "slow", "")
+        t0 = time.monotonic()
+        self.run_ok("iterate", "--hypothesis", "slow")
+        self.assertLess(time.monotonic() - t0, 90)
+        rec = self.records()[-1]
+        self.assertEqual(rec["decision"], "timeout")
+        t = rec["trials"][0]
+        self.assertEqual(t["job"]["state"], "STOPPED")
+        self.assertEqual(self.ray_job(t["job"]["id"])["status"], "STOPPED", "ray job stop ended it")
+
+
+if __name__ == "__main__":
+    unittest.main()
