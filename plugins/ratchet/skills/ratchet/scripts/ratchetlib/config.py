@@ -386,10 +386,10 @@ def build(args: dict, repo_root: str) -> Config:
 def _executor_fields(args: dict) -> dict:
     """--executor and --executor-options, checked (executor.validate)."""
     from . import executor
-    kind, options = executor.validate(args.get("executor"), args.get("executor_options"))
-    if kind == "ray" and (args.get("report_source") or "stdout") != "stdout":
+    if args.get("executor") == "ray" and (args.get("report_source") or "stdout") != "stdout":
         raise UsageError("--executor ray reads the metric from the job's logs (files it writes stay in Ray's copy "
                          "of the working directory): use --report-source stdout")
+    kind, options = executor.validate(args.get("executor"), args.get("executor_options"))
     return {"executor": kind, "executor_options": options}
 
 

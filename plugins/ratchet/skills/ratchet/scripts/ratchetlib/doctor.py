@@ -406,6 +406,20 @@ def _outputs_check(root: str, before: set, cfg, checks: list) -> None:
                             "add them to .gitignore so they are never mistaken for part of a change"))
 
 
+def _executor_check(root: str, cfg, checks: list) -> None:
+    """--executor slurm|ray: the commands, and a 1 s test job round trip (executor.py).
+    Its files go in a folder inside the repository, which the nodes must share."""
+    from . import executor
+    if cfg.executor == "local":
+        return
+    folder = tempfile.mkdtemp(prefix=".ratchet-doctor-", dir=root)
+    try:
+        for status, message, fix in executor.doctor_checks(cfg, folder):
+            checks.append(Check("executor", status, message, fix or ""))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def doctor(cwd: str, flags: dict, runs: Optional[int] = None) -> dict:
     """All checks; {"ok", "checks", "measurement", "suggested"}."""
     if runs is not None and runs < 1:
@@ -416,7 +430,9 @@ def doctor(cwd: str, flags: dict, runs: Optional[int] = None) -> dict:
     if root is not None:
         existing = _ratchet_state(root, checks)
         cfg = _config(root, flags, existing, checks)
-    blocked = any(c.name == "leftover processes" for c in checks)
+    if cfg is not None:
+        _executor_check(root, cfg, checks)
+    blocked = any(c.name == "leftover processes" or (c.name == "executor" and c.status == FAIL) for c in checks)
     if cfg is not None and not blocked:
         store = Store(root)
         before = set(gitops.untracked(root))

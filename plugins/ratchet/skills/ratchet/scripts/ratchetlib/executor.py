@@ -86,6 +86,9 @@ def validate(kind: Optional[str], text: Optional[str]) -> tuple:
     if kind not in KINDS:
         raise UsageError(f"--executor {kind!r} is not one of {', '.join(KINDS)}")
     options(kind, text or "")
+    missing = missing_commands(kind)
+    if missing:
+        raise UsageError(f"--executor {kind}: {', '.join(missing)} not found on PATH; {FIXES[kind]}")
     return kind, (text or "").strip()
 
 
@@ -111,8 +114,8 @@ def run(cfg, command: str, cwd: str, out: str, err: str, timeout: Optional[float
                           cancel_command=cancel_command, cancel_log=cancel_log)
     missing = missing_commands(kind)
     if missing:
-        raise UsageError(f"--executor {kind}: {', '.join(missing)} not found on PATH; run `ratchet.py doctor` "
-                         f"for the fix")
+        raise UsageError(f"--executor {kind}: {', '.join(missing)} not found on PATH (they were at init); "
+                         f"{FIXES[kind]}")
     iteration, k = trial
     name = job_name(cfg.run_id, iteration, k)
     # The job's RATCHET_TRIAL_ID is its name, not a local marker: its processes belong to the
@@ -175,3 +178,49 @@ def cancel_entries(entries: list) -> None:
         kind, job = _job_of(e)
         if kind:
             ENGINES[kind].cancel(str(e.get("where") or ""), [job], wait=10.0)
+
+
+# --- doctor ---------------------------------------------------------------------
+
+FIXES = {"slurm": "install the Slurm client (Debian/Ubuntu: apt-get install slurm-client) or run ratchet on a "
+                  "login node, where sbatch, squeue, scontrol and scancel are on PATH",
+         "ray": "pip install 'ray[default]' (into the environment ratchet runs from, or put its bin/ on PATH)"}
+PROBE_SECONDS = 60.0
+PROBE_TOKEN = "ratchet-executor-probe-ok"
+
+
+def doctor_checks(cfg, folder: str) -> list:
+    """(status, message, fix) for the executor: its commands on PATH, then a
+    one-second test job submitted and read back (output files in `folder`,
+    which the cluster's nodes must see, like the repository)."""
+    kind = getattr(cfg, "executor", "local") or "local"
+    if kind == "local":
+        return []
+    missing = missing_commands(kind)
+    if missing:
+        return [("fail", f"--executor {kind}: {', '.join(missing)} not found on PATH", FIXES[kind])]
+    eng, opts = ENGINES[kind], options(kind, cfg.executor_options)
+    out, err = os.path.join(folder, "probe.out"), os.path.join(folder, "probe.err")
+    name = f"ratchet-probe-{secrets.token_hex(3)}"
+    added = {runner.MARKER: name}
+    got = eng.run(opts, f"sleep 1; echo {PROBE_TOKEN}", folder, out, err, PROBE_SECONDS,
+                  {**os.environ, **added}, None, name, None, added)
+    try:
+        with open(out, errors="replace") as f:
+            printed = PROBE_TOKEN in f.read()
+    except OSError:
+        printed = False
+    where = f"--executor {kind}" + (f" {cfg.executor_options}" if cfg.executor_options else "")
+    if got["job"] is None:
+        return [("fail", f"{where}: the test job was not accepted: {got['failure']}",
+                 "correct --executor-options (or the cluster's address / SLURM_CONF)")]
+    if got["timed_out"]:
+        status = "fail" if got["left"] else "warn"
+        return [(status, f"{where}: a 1 s test job ({got['job']}) did not finish within {PROBE_SECONDS:g}s "
+                         f"(state {got['state']}); trials will wait as long",
+                 "check the queue (squeue / ray status) and the partition or resources asked for")]
+    if got["failure"] or not printed:
+        return [("fail", f"{where}: the test job {got['job']} " + (got["failure"] or "printed nothing back"),
+                 "the job's output must reach this machine: run from a folder the nodes share")]
+    return [("ok", f"{where}: a 1 s test job ({got['job']}) ran on {got.get('node') or '?'} and reported back "
+                   f"in {got['seconds']:.1f}s", None)]
