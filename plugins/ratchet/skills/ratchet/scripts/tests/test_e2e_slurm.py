@@ -20,7 +20,7 @@ import time
 import unittest
 
 from tests import slurm_cluster
-from tests.util import PY, RATCHET, RepoTest, slurp, wait_for, write
+from tests.util import PY, RATCHET, RepoTest, cli, git, slurp, wait_for, write
 
 MISSING = slurm_cluster.missing()
 CLUSTER = None
@@ -233,6 +233,45 @@ class Pairs(SlurmTest):
                 self.assertEqual(self.job(t["job"]["id"])["ReqNodeList"], CLUSTER.host)
             else:
                 self.assertNotIn("pinned", t["job"])
+
+
+class LoopAndDoctor(SlurmTest):
+    def test_loop_parallel_2_measures_each_proposal_as_jobs(self):
+        import shlex
+        import tempfile
+        from tests.test_headless import AGENT
+        plan = os.path.join(tempfile.mkdtemp(prefix="ratchet-agent-"), "plan.json")
+        with open(plan, "w") as f:
+            json.dump({"1:1": {"write": {"value.txt": "12\n"}}, "1:2": {"write": {"value.txt": "15\n"}}}, f)
+        self.run_ok(*INIT, "--iterations", "1")
+        self.run_ok("baseline")
+        out = self.run_ok("loop", "--agent-command", f"{shlex.quote(PY)} {shlex.quote(AGENT)} {shlex.quote(plan)}",
+                          "--parallel", "2")
+        self.assertIn("iter 1 (proposal 2): KEEP", out)
+        rec = self.records()[-1]
+        self.assertEqual((rec["decision"], rec["slot"], rec["avg"]), ("keep", 2, 15.0))
+        alt = rec["alternatives"][0]
+        self.assertEqual((alt["slot"], alt["decision"], alt["avg"]), (1, "revert", 12.0))
+        for t in rec["trials"] + alt["trials"]:
+            self.assertEqual((t["job"]["state"], self.job(t["job"]["id"])["JobState"]), ("COMPLETED", "COMPLETED"))
+        self.assertEqual(self.run_jobs(), [])
+
+    def test_doctor_runs_a_test_job_through_the_cluster(self):
+        code, out, err = cli("doctor", *INIT[1:], "--runs", "2", cwd=self.repo)
+        self.assertEqual(code, 0, out + err)
+        line = next(ln for ln in out.splitlines() if "executor" in ln)
+        self.assertIn("a 1 s test job", line)
+        self.assertIn(f"ran on {CLUSTER.host} and reported back", line)
+        self.assertEqual([ln for ln in out.splitlines() if ln.startswith("FAIL")], [])
+        self.assertEqual(git(self.repo, "status", "--porcelain", "--untracked-files=all"), "", "doctor left nothing")
+
+    def test_doctor_says_the_fix_when_the_test_job_is_refused(self):
+        code, out, err = cli("doctor", *INIT[1:], "--executor-options", "--partition=nosuchpartition", "--runs", "1",
+                             cwd=self.repo)
+        self.assertEqual(code, 2, out + err)
+        self.assertIn("the test job was not accepted: sbatch refused the job", out)
+        self.assertIn("invalid partition", out.lower(), "sbatch's own reason is shown")
+        self.assertIn("fix: correct --executor-options", out)
 
 
 if __name__ == "__main__":
