@@ -11,12 +11,13 @@ Without ray the module skips, except under CI=true, where it fails
 
 import json
 import os
+import subprocess
 import time
 import unittest
 import urllib.request
 
 from tests import ray_head
-from tests.util import PY, RepoTest, write
+from tests.util import PY, RATCHET, RepoTest, wait_for, write
 
 MISSING = ray_head.missing()
 HEAD = None
@@ -110,6 +111,38 @@ class RayTest(RepoTest):
         t = rec["trials"][0]
         self.assertEqual(t["job"]["state"], "STOPPED")
         self.assertEqual(self.ray_job(t["job"]["id"])["status"], "STOPPED", "ray job stop ended it")
+
+    def run_jobs(self, status=("PENDING", "RUNNING")):
+        with open(os.path.join(self.repo, ".ratchet", "config.json")) as f:
+            prefix = f"ratchet-{json.load(f)['run_id']}-"
+        with urllib.request.urlopen(f"{HEAD.address}/api/jobs/", timeout=10) as r:
+            jobs = json.loads(r.read())
+        return [j["submission_id"] for j in jobs
+                if (j.get("submission_id") or "").startswith(prefix) and j["status"] in status]
+
+    def test_sigkilled_ratchet_then_the_next_command_stops_its_job(self):
+        self.run_ok(*INIT)
+        self.run_ok("baseline")
+        write(self.repo, "value.txt", "11\n")
+        write(self.repo, "slow", "")
+        child = subprocess.Popen([PY, RATCHET, "iterate", "--hypothesis", "slow"], cwd=self.repo, env=os.environ,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (child.poll() is None and child.kill(), child.communicate()))
+        self.assertTrue(wait_for(lambda: self.run_jobs(("RUNNING",)), 60), "the trial's job never ran")
+        job = self.run_jobs()[0]
+        child.kill()
+        child.communicate(timeout=10)
+        time.sleep(1.0)
+        self.assertEqual(self.ray_job(job)["status"], "RUNNING", "a SIGKILLed ratchet cannot stop its job")
+        self.assertIn("cancelled 1 job(s)", self.run_ok("status"))
+        self.assertEqual(self.run_jobs(), [])
+        self.assertEqual(self.ray_job(job)["status"], "STOPPED")
+
+    def test_doctor_runs_a_test_job_through_ray(self):
+        from tests.util import cli
+        code, out, err = cli("doctor", *INIT[1:], "--runs", "1", cwd=self.repo)
+        self.assertEqual(code, 0, out + err)
+        self.assertIn("a 1 s test job", next(ln for ln in out.splitlines() if "executor" in ln))
 
 
 if __name__ == "__main__":
