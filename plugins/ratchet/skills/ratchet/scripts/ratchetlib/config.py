@@ -389,6 +389,9 @@ def _executor_fields(args: dict) -> dict:
     if args.get("executor") == "ray" and (args.get("report_source") or "stdout") != "stdout":
         raise UsageError("--executor ray reads the metric from the job's logs (files it writes stay in Ray's copy "
                          "of the working directory): use --report-source stdout")
+    if (args.get("executor") or "local") != "local" and (args.get("cancel_command") or "").strip():
+        raise UsageError(f"--cancel-command is for a run command that submits its own job; --executor "
+                         f"{args['executor']} cancels its jobs itself: leave --cancel-command out")
     kind, options = executor.validate(args.get("executor"), args.get("executor_options"))
     return {"executor": kind, "executor_options": options}
 

@@ -437,7 +437,9 @@ def doctor(cwd: str, flags: dict, runs: Optional[int] = None) -> dict:
         store = Store(root)
         before = set(gitops.untracked(root))
         dirty_before = set(gitops.tracked_changes(root))
-        tmp = tempfile.mkdtemp(prefix="ratchet-doctor-")
+        # a cluster's jobs write their output themselves: into the repository, which the nodes share
+        tmp = tempfile.mkdtemp(prefix=".ratchet-doctor-" if cfg.executor != "local" else "ratchet-doctor-",
+                               dir=root if cfg.executor != "local" else None)
         # With a run in this repository, hold its lock: no iteration measures while doctor runs the command.
         with (Lock(store, "doctor") if store.exists() else contextlib.nullcontext()):
             try:

@@ -217,7 +217,8 @@ def _run_trial(run: Run, iteration: int, k: int, env: Optional[dict] = None, lab
     if src.structured:
         capture.settle(ended, next((p for p in (out, err, report) if os.path.exists(p)), None))
     if tr.timed_out:
-        return {**trial, "status": "timeout", "detail": f"timed out after {cfg.trial_timeout_seconds:g}s (process tree killed)"}
+        gone = f"{tr.job['executor']} job {tr.job['id']} cancelled" if getattr(tr, "job", None) else "process tree killed"
+        return {**trial, "status": "timeout", "detail": f"timed out after {cfg.trial_timeout_seconds:g}s ({gone})"}
     if getattr(tr, "failure", None):
         return {**trial, "status": "crash", "detail": tr.failure}
     if tr.exit_code != 0:
@@ -690,8 +691,12 @@ def _leftover_processes(run: Run) -> list:
 def _leftover_jobs(run: Run, holder: dict) -> list:
     """The remote jobs (slurm, ray) a killed command left queued or running:
     cancel them all (they carry the run id, executor.py); UNCLEAN for any left."""
-    cancelled, left = executor.cancel_run(run.config)
     what = f"the killed `{holder.get('verb') or 'ratchet'}` (pid {holder.get('pid')})"
+    missing = executor.missing_commands(run.config.executor) if run.config.executor != "local" else []
+    if missing:
+        return [f"jobs {what} may have left could not be checked ({', '.join(missing)} not on PATH): cancel "
+                f"jobs named {executor.prefix(run.config.run_id)}* by hand"]
+    cancelled, left = executor.cancel_run(run.config)
     if left:
         unclean.write(run.store, f"jobs left by {what}", left)
         return [f"{len(left)} job(s) {what} left could not be cancelled ({left[0]['cmd']}); trials are blocked "

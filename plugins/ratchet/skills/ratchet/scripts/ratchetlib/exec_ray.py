@@ -2,7 +2,8 @@
 
 One trial is one `ray job submit --no-wait --submission-id <job name>
 --working-dir .` from the repository (the CLI packages the working tree,
-so the candidate's files are what the job runs; `.ratchet/` is excluded).
+so the candidate's files are what the job runs; `.ratchet/` and `.git/` are
+excluded).
 The plugin stays stdlib-only: it calls the `ray` CLI to submit and reads
 the job back from the Jobs REST API of the same address (urllib): status
 (SUCCEEDED is the only success; FAILED and STOPPED are a crash with the
@@ -105,7 +106,7 @@ def _runtime_env(user_json: Optional[str], added: dict) -> str:
     """The user's --runtime-env-json with ratchet's env_vars and `.ratchet/` excluded."""
     user = json.loads(user_json or "{}")
     merged = {**user, "env_vars": {**(user.get("env_vars") or {}), **added}}
-    merged["excludes"] = list(user.get("excludes") or []) + [".ratchet/"]
+    merged["excludes"] = list(user.get("excludes") or []) + [".ratchet/", ".git/"]
     return json.dumps(merged)
 
 

@@ -409,6 +409,9 @@ ROWS = [
     ("x08", "scheduler commands gone when a trial starts", lambda t, r: (scheduler_path(t, "fake"),
      cli(*INIT, "--executor", "slurm", cwd=r), scheduler_path(t, None)), None, ["baseline"], 2,
      "not found on PATH (they were at init)"),
+    ("x09", "--cancel-command with an executor", None, None,
+     INIT + ["--executor", "slurm", "--cancel-command", "scancel --name=$RATCHET_TRIAL_ID"], 2,
+     "--executor slurm cancels its jobs itself: leave --cancel-command out"),
 ]
 
 
