@@ -112,6 +112,38 @@ class RayTest(RepoTest):
         self.assertEqual(t["job"]["state"], "STOPPED")
         self.assertEqual(self.ray_job(t["job"]["id"])["status"], "STOPPED", "ray job stop ended it")
 
+    def test_paired_second_run_is_pinned_to_the_first_runs_node(self):
+        init = [a for a in INIT if a not in ("--decision", "mean")]
+        self.run_ok(*init, "--decision", "paired", "--calibration-runs", "2", "--max-trials", "2")
+        self.run_ok("baseline")
+        write(self.repo, "value.txt", "20\n")
+        self.run_ok("iterate", "--hypothesis", "double")
+        rec = self.records()[-1]
+        trials = sorted(rec["trials"] + rec["incumbent_trials"], key=lambda t: t["trial"])
+        self.assertEqual(len(trials), 4)
+        for t in trials:
+            seen = self.ray_job(t["job"]["id"])
+            self.assertEqual(t["job"]["node"], seen["driver_agent_http_address"].split("//")[1].rsplit(":", 1)[0])
+            if t["trial"] % 2 == 0:
+                self.assertEqual(t["job"]["pinned"], trials[t["trial"] - 2]["job"]["node"])
+            else:
+                self.assertNotIn("pinned", t["job"])
+
+    def test_the_pin_is_a_real_constraint_a_job_pinned_to_an_absent_node_never_starts(self):
+        # Ray's REST API does not show entrypoint resources; this shows they reach the scheduler:
+        # pinned to a node the cluster lacks (a resource name, nothing is contacted), it never starts. Ray 2.60
+        # cannot stop a job still pending for its entrypoint's resources either: ratchet says so (`left`,
+        # which the engine writes to UNCLEAN) instead of claiming it stopped
+        from ratchetlib import exec_ray
+        out, err = os.path.join(self.repo, "o.txt"), os.path.join(self.repo, "e.txt")
+        got = exec_ray.run([f"--address={HEAD.address}"], "echo ran", self.repo, out, err, 8, dict(os.environ),
+                           None, f"ratchet-pin-{os.getpid()}", "203.0.113.9", {})
+        self.assertTrue(got["timed_out"])
+        with open(out) as f:
+            self.assertNotIn("ran", f.read())
+        self.assertEqual(self.ray_job(got["job"])["status"], "PENDING")
+        self.assertEqual(got["left"], [got["job"]])
+
     def run_jobs(self, status=("PENDING", "RUNNING")):
         with open(os.path.join(self.repo, ".ratchet", "config.json")) as f:
             prefix = f"ratchet-{json.load(f)['run_id']}-"

@@ -49,7 +49,15 @@ INIT = ["init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metr
         "--protect", "bench.py", "--executor", "slurm", "--decision", "mean"]
 
 
-class SlurmTest(RepoTest):
+class SlurmEndToEnd(RepoTest):
+    """One class, so the suite's runner (a process per class) starts one cluster.
+    bench.py sleeps before printing when `slow` exists, after it when `cancel-me` does."""
+
+    files = {"bench.py": "import os, time\nif os.path.exists('slow'):\n    time.sleep(120)\n"
+                         "print('score:', open('value.txt').read().strip(), flush=True)\n"
+                         "if os.path.exists('cancel-me'):\n    time.sleep(60)\n",
+             "value.txt": "10\n"}
+
     def setUp(self):
         if MISSING:
             if os.environ.get("CI") == "true":
@@ -79,8 +87,6 @@ class SlurmTest(RepoTest):
     def run_jobs(self):
         return [j for j in CLUSTER.jobs() if j[1].startswith(f"ratchet-{self.run_id()}-")]
 
-
-class KeepRevertCrash(SlurmTest):
     def test_keep_then_revert_each_trial_a_real_job_of_the_run(self):
         self.run_ok(*INIT)
         self.run_ok("baseline")
@@ -119,16 +125,8 @@ class KeepRevertCrash(SlurmTest):
             self.assertIn("FileNotFoundError", f.read(), "the job's own stderr file is the trial's")
         self.assertTrue(os.path.exists(os.path.join(self.repo, "value.txt")), "the revert restored the input")
 
-
-class FinalStateWins(SlurmTest):
-    """A job sbatch accepted and whose command printed the metric is still a
-    crash when the cluster says it did not complete."""
-
-    files = {"bench.py": "import os, time\nprint('score:', open('value.txt').read().strip(), flush=True)\n"
-                         "if os.path.exists('cancel-me'):\n    time.sleep(60)\n",
-             "value.txt": "10\n"}
-
     def test_a_job_cancelled_on_the_cluster_is_a_crash_not_a_score(self):
+        # sbatch accepted it and the command printed the metric: the final state still decides
         self.run_ok(*INIT)
         self.run_ok("baseline")
         write(self.repo, "value.txt", "99\n")
@@ -151,12 +149,6 @@ class FinalStateWins(SlurmTest):
         self.assertIn(f"slurm job {job} ended CANCELLED", t["detail"])
         self.assertEqual(self.state()["incumbent_score"], 10.0)
 
-
-class Timeout(SlurmTest):
-    files = {"bench.py": "import os, time\nif os.path.exists('slow'):\n    time.sleep(120)\n"
-                         "print('score:', open('value.txt').read().strip())\n",
-             "value.txt": "10\n"}
-
     def test_timed_out_trial_is_scancelled_and_gone_from_squeue(self):
         self.run_ok(*INIT, "--trial-timeout-seconds", "8")
         self.run_ok("baseline")
@@ -172,10 +164,6 @@ class Timeout(SlurmTest):
         self.assertLess(took, 60)
         self.assertEqual(self.run_jobs(), [], "the timed-out job is gone from squeue when iterate returns")
         self.assertEqual(self.job(t["job"]["id"])["JobState"], "CANCELLED")
-
-
-class NothingLeftRunning(SlurmTest):
-    files = Timeout.files
 
     def start_slow_iterate(self):
         self.run_ok(*INIT)
@@ -208,15 +196,21 @@ class NothingLeftRunning(SlurmTest):
         self.assertEqual(self.job(job)["JobState"], "CANCELLED")
 
     def test_stop_cancels_jobs_of_the_run(self):
-        child, job = self.start_slow_iterate()
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-        self.run_ok("stop")
+        self.run_ok(*INIT)
+        self.run_ok("baseline")
+        # a job of this run still queued or running when `stop` comes (no killed command to recover)
+        r = CLUSTER.run("sbatch", "--parsable", f"--job-name=ratchet-{self.run_id()}-i1-t1-abcdef",
+                        f"--output={CLUSTER.path('stray.out')}", "--wrap", "sleep 120")
+        job = r.stdout.strip()
+        self.assertTrue(wait_for(lambda: self.run_jobs(), 30), r.stderr)
+        other = CLUSTER.run("sbatch", "--parsable", "--job-name=ratchet-someotherrun-i1-t1-abcdef",
+                            f"--output={CLUSTER.path('other.out')}", "--wrap", "sleep 120").stdout.strip()
+        out = self.run_ok("stop")
+        self.assertIn("cancelled 1 job(s) of this run", out)
         self.assertEqual(self.run_jobs(), [])
         self.assertEqual(self.job(job)["JobState"], "CANCELLED")
+        self.assertIn(self.job(other)["JobState"], ("PENDING", "RUNNING"), "another run's job is left alone")
 
-
-class Pairs(SlurmTest):
     def test_paired_runs_record_their_node_and_the_second_is_pinned_to_the_first(self):
         init = [a for a in INIT if a not in ("--decision", "mean")]
         self.run_ok(*init, "--decision", "paired", "--calibration-runs", "2", "--max-trials", "2")
@@ -234,12 +228,10 @@ class Pairs(SlurmTest):
             else:
                 self.assertNotIn("pinned", t["job"])
 
-
-class LoopAndDoctor(SlurmTest):
     def test_loop_parallel_2_measures_each_proposal_as_jobs(self):
         import shlex
         import tempfile
-        from tests.test_headless import AGENT
+        AGENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "standin_agent.py")
         plan = os.path.join(tempfile.mkdtemp(prefix="ratchet-agent-"), "plan.json")
         with open(plan, "w") as f:
             json.dump({"1:1": {"write": {"value.txt": "12\n"}}, "1:2": {"write": {"value.txt": "15\n"}}}, f)
