@@ -17,7 +17,7 @@ import unittest
 import urllib.request
 
 from tests import ray_head
-from tests.util import PY, RATCHET, RepoTest, wait_for, write
+from tests.util import PY, RATCHET, RepoTest, cli, wait_for, write
 
 MISSING = ray_head.missing()
 HEAD = None
@@ -144,6 +144,23 @@ class RayTest(RepoTest):
         self.assertEqual(self.ray_job(got["job"])["status"], "PENDING")
         self.assertEqual(got["left"], [got["job"]])
 
+    def test_a_job_ray_cannot_stop_blocks_trials_in_unclean_until_it_is_gone(self):
+        # one GPU asked of a head that has none: the entrypoint never starts, and Ray cannot stop it
+        self.run_ok(*INIT, "--executor-options", "--entrypoint-num-gpus=1", "--trial-timeout-seconds", "3")
+        code, out, err = cli("baseline", cwd=self.repo)
+        self.assertEqual(code, 1, out + err)
+        self.assertIn("survived the kill", err)
+        with open(os.path.join(self.repo, ".ratchet", "UNCLEAN")) as f:
+            marker = json.load(f)
+        (entry,) = marker["processes"]
+        job = entry["job"].split(":", 1)[1]
+        self.assertEqual((entry["job"], entry["where"]), (f"ray:{job}", HEAD.address))
+        self.assertEqual(self.ray_job(job)["status"], "PENDING")
+        code, out, err = cli("clean", cwd=self.repo)
+        self.assertEqual(code, 2, out + err)
+        self.assertIn(f"ray:{job}", err)
+        self.assertIn("no trial runs until they are gone", cli("baseline", cwd=self.repo)[2])
+
     def run_jobs(self, status=("PENDING", "RUNNING")):
         with open(os.path.join(self.repo, ".ratchet", "config.json")) as f:
             prefix = f"ratchet-{json.load(f)['run_id']}-"
@@ -171,7 +188,6 @@ class RayTest(RepoTest):
         self.assertEqual(self.ray_job(job)["status"], "STOPPED")
 
     def test_doctor_runs_a_test_job_through_ray(self):
-        from tests.util import cli
         code, out, err = cli("doctor", *INIT[1:], "--runs", "1", cwd=self.repo)
         self.assertEqual(code, 0, out + err)
         self.assertIn("a 1 s test job", next(ln for ln in out.splitlines() if "executor" in ln))

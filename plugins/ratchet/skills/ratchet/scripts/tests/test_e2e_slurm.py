@@ -20,7 +20,7 @@ import time
 import unittest
 
 from tests import slurm_cluster
-from tests.util import PY, RATCHET, RepoTest, cli, git, slurp, wait_for, write
+from tests.util import PY, RATCHET, RepoTest, cli, git, make_repo, slurp, wait_for, write
 
 MISSING = slurm_cluster.missing()
 CLUSTER = None
@@ -187,13 +187,16 @@ class SlurmEndToEnd(RepoTest):
         self.assertEqual(self.run_jobs(), [])
         self.assertEqual(self.job(job)["JobState"], "CANCELLED")
 
-    def test_sigterm_cancels_the_job_before_ratchet_exits(self):
-        child, job = self.start_slow_iterate()
-        child.send_signal(signal.SIGTERM)
-        child.communicate(timeout=90)
-        self.assertEqual(child.returncode, 143)
-        self.assertEqual(self.run_jobs(), [])
-        self.assertEqual(self.job(job)["JobState"], "CANCELLED")
+    def test_sigterm_and_ctrl_c_cancel_the_job_before_ratchet_exits(self):
+        for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+            with self.subTest(signal=sig.name):
+                child, job = self.start_slow_iterate()
+                child.send_signal(sig)
+                child.communicate(timeout=90)
+                self.assertEqual(child.returncode, code)
+                self.assertEqual(self.run_jobs(), [], "cancelled and gone from squeue before ratchet exited")
+                self.assertEqual(self.job(job)["JobState"], "CANCELLED")
+                self.repo = make_repo(self, self.files)  # a fresh run for the next signal
 
     def test_stop_cancels_jobs_of_the_run(self):
         self.run_ok(*INIT)
