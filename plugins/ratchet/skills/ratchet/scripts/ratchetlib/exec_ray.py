@@ -198,7 +198,7 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
         return {"job": None, "state": None, "exit_code": None, "node": None, "timed_out": False,
                 "failure": why, "left": [], "seconds": time.monotonic() - t0}
     deadline = None if timeout is None else t0 + timeout
-    delay, timed_out, info, next_tick = POLL_FIRST, False, None, None
+    delay, timed_out, info, next_tick, queued = POLL_FIRST, False, None, None, None
     if progress is not None:
         next_tick = t0 + progress.interval
     try:
@@ -207,6 +207,8 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
             if info is not None and info["status"] not in ACTIVE:
                 break
             now = time.monotonic()
+            if queued is None and info is not None and info["status"] != "PENDING":
+                queued = now - t0
             if deadline is not None and now >= deadline:
                 timed_out = True
                 break
@@ -234,7 +236,8 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
         failure = (f"ray job {job} ended {state} (exit {code if code is not None else '?'}"
                    + (f": {str(info.get('message'))[:200]}" if info.get("message") else "") + ")")
     return {"job": job, "state": state, "exit_code": code if isinstance(code, int) else (0 if state == SUCCESS else 1),
-            "node": _node(info), "timed_out": timed_out, "failure": failure, "left": left, "seconds": seconds}
+            "node": _node(info), "timed_out": timed_out, "failure": failure, "left": left, "seconds": seconds,
+            "queued": None if queued is None else round(queued, 1)}
 
 
 def _quietly(fn):

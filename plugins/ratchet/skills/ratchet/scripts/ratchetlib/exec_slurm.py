@@ -141,6 +141,16 @@ def final(job: str, fields: Optional[dict]) -> dict:
     return {"state": "UNKNOWN", "exit": "?", "node": None, "source": "none"}
 
 
+def _queued(fields: Optional[dict]) -> Optional[float]:
+    """Seconds the job waited in the queue (StartTime - SubmitTime), None when unknown."""
+    import datetime
+    try:
+        start = datetime.datetime.fromisoformat(fields["StartTime"])
+        return max(0.0, (start - datetime.datetime.fromisoformat(fields["SubmitTime"])).total_seconds())
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
 def exit_code(text: str) -> Optional[int]:
     """Slurm's `EXIT:SIGNAL` as one exit code (128+signal when a signal ended it)."""
     code, _, sig = str(text).partition(":")
@@ -236,13 +246,17 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
             progress.done()
     left = cancel("", [job]) if timed_out else []
     seconds = time.monotonic() - t0
-    end = final(job, show(job) if timed_out else fields)
+    if timed_out:
+        fields = show(job)
+    end = final(job, fields)
+    queued = _queued(fields)
     code = exit_code(end["exit"])
     failure = None
     if not timed_out and end["state"] != SUCCESS:
         failure = f"slurm job {job} ended {end['state']} (exit {end['exit']}, read from {end['source']})"
     return {"job": job, "state": end["state"], "exit_code": code, "node": end["node"], "timed_out": timed_out,
-            "failure": failure, "left": left, "seconds": seconds}
+            "failure": failure, "left": left, "seconds": seconds,
+            "queued": None if queued is None else round(queued, 1)}
 
 
 def _quietly(fn):

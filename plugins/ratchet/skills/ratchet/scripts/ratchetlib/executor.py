@@ -128,7 +128,8 @@ def run(cfg, command: str, cwd: str, out: str, err: str, timeout: Optional[float
     got = eng.run(opts, command, cwd, out, err or out, timeout, {**os.environ, **added}, progress, name, node, added)
     if k % 2 == 1 and got.get("node"):
         _PINNED[pair] = got["node"]
-    job = {"executor": kind, "id": got["job"], "name": name, "state": got["state"], "node": got.get("node")}
+    job = {"executor": kind, "id": got["job"], "name": name, "state": got["state"], "node": got.get("node"),
+           "queued": got.get("queued")}
     if node:
         job["pinned"] = node
     survivors = tuple(_entry(kind, eng.where(opts), j, name) for j in got["left"])

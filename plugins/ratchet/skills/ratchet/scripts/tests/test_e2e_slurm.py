@@ -102,6 +102,7 @@ class SlurmEndToEnd(RepoTest):
             t = rec["trials"][0]
             job = t["job"]
             self.assertEqual((job["executor"], job["state"], job["node"]), ("slurm", "COMPLETED", CLUSTER.host))
+            self.assertGreaterEqual(job["queued"], 0.0)
             self.assertTrue(job["name"].startswith(f"ratchet-{self.run_id()}-i{rec['iter']}-t1-"), job)
             # the cluster itself says so: the job of that name ran in the repo and completed
             seen = self.job(job["id"])
