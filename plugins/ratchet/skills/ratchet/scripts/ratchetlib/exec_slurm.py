@@ -36,7 +36,7 @@ from .errors import UsageError
 
 COMMANDS = ("sbatch", "squeue", "scontrol", "scancel")
 SUCCESS = "COMPLETED"
-ACTIVE = {"PENDING", "RUNNING", "SUSPENDED", "COMPLETING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD",
+ACTIVE = {"UNREACHABLE", "PENDING", "RUNNING", "SUSPENDED", "COMPLETING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD",
           "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
 POLL_FIRST, POLL_MAX = 0.2, 5.0
 CANCEL_WAIT = 60.0
@@ -84,11 +84,15 @@ def submit(opts: list, command: str, cwd: str, out: str, err: str, env: dict, na
     return job, None
 
 
+UNREACHABLE = {"JobState": "UNREACHABLE"}  # scontrol could not ask slurmctld: the job's state is unknown, not final
+
+
 def show(job: str) -> Optional[dict]:
-    """`scontrol show job -o` as a dict; None once slurmctld no longer knows the job."""
+    """`scontrol show job -o` as a dict; None once slurmctld no longer knows the
+    job; UNREACHABLE when the controller did not answer (a restart, a timeout)."""
     r = _call(["scontrol", "show", "job", "-o", job])
     if r.returncode != 0 or "JobState=" not in r.stdout:
-        return None
+        return None if "invalid job id" in (r.stderr or "").lower() else UNREACHABLE
     fields = {}
     for word in r.stdout.split():
         if "=" in word:
@@ -248,6 +252,8 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
     seconds = time.monotonic() - t0
     if timed_out:
         fields = show(job)
+    if fields is UNREACHABLE:
+        fields = None  # sacct, or UNKNOWN: never a success
     end = final(job, fields)
     queued = _queued(fields)
     code = exit_code(end["exit"])

@@ -156,6 +156,17 @@ class Cluster:
         raise RuntimeError(f"the node is not idle after {timeout:g}s (sinfo: {last}); slurmd: "
                            + self._log(os.path.join("log", "slurmd.log")))
 
+    def stop_controller(self) -> None:
+        """Stop slurmctld (its state is saved; jobs on the node keep running)."""
+        ctld = next(p for p in self.procs if os.path.basename(p.args[0]) == "slurmctld")
+        ctld.send_signal(signal.SIGTERM)
+        ctld.wait(timeout=30)
+        self.procs.remove(ctld)
+
+    def start_controller(self) -> None:
+        """Start slurmctld again; it recovers the saved jobs."""
+        self._daemon([_sbin("slurmctld"), "-D", "-f", self.conf], "slurmctld-again.out")
+
     def run(self, *argv) -> subprocess.CompletedProcess:
         return subprocess.run(list(argv), env=self.env, capture_output=True, text=True, timeout=30)
 

@@ -51,9 +51,11 @@ INIT = ["init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metr
 
 class SlurmEndToEnd(RepoTest):
     """One class, so the suite's runner (a process per class) starts one cluster.
-    bench.py sleeps before printing when `slow` exists, after it when `cancel-me` does."""
+    bench.py sleeps before printing when `slow` exists (or while the file $HOLD does), after it
+    when `cancel-me` does."""
 
     files = {"bench.py": "import os, time\nif os.path.exists('slow'):\n    time.sleep(120)\n"
+                         "while os.environ.get('HOLD') and os.path.exists(os.environ['HOLD']):\n    time.sleep(0.2)\n"
                          "print('score:', open('value.txt').read().strip(), flush=True)\n"
                          "if os.path.exists('cancel-me'):\n    time.sleep(60)\n",
              "value.txt": "10\n"}
@@ -149,6 +151,32 @@ class SlurmEndToEnd(RepoTest):
         self.assertEqual(t["job"]["state"], "CANCELLED")
         self.assertIn(f"slurm job {job} ended CANCELLED", t["detail"])
         self.assertEqual(self.state()["incumbent_score"], 10.0)
+
+    def test_a_controller_restart_mid_trial_is_waited_out_not_taken_for_the_end(self):
+        self.run_ok(*INIT)
+        self.run_ok("baseline")
+        write(self.repo, "value.txt", "12\n")
+        hold = os.path.join(CLUSTER.dir, f"hold-{os.getpid()}")
+        write(CLUSTER.dir, os.path.basename(hold), "")
+        child = subprocess.Popen([PY, RATCHET, "iterate", "--hypothesis", "h"], cwd=self.repo,
+                                 env={**os.environ, "HOLD": hold}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        self.addCleanup(self.reap, child)
+        self.assertTrue(wait_for(lambda: [j for j in self.run_jobs() if j[2] == "RUNNING"], 30), CLUSTER.jobs())
+        job = self.run_jobs()[0][0]
+        CLUSTER.stop_controller()
+        try:
+            time.sleep(22)  # longer than a client retries (18 s here): ratchet sees "Unable to contact"
+            self.assertIsNone(child.poll(), "ratchet must not take an unreachable controller for the job's end")
+        finally:
+            CLUSTER.start_controller()
+        self.assertTrue(wait_for(lambda: CLUSTER.run("scontrol", "ping").returncode == 0, 30))
+        os.unlink(hold)  # the job goes on: prints 12 and completes
+        out, err = child.communicate(timeout=90)
+        self.assertEqual(child.returncode, 0, err)
+        rec = self.records()[-1]
+        self.assertEqual((rec["decision"], rec["trials"][0]["job"]["state"]), ("keep", "COMPLETED"), out + err)
+        self.assertEqual(rec["trials"][0]["job"]["id"], job)
 
     def test_timed_out_trial_is_scancelled_and_gone_from_squeue(self):
         self.run_ok(*INIT, "--trial-timeout-seconds", "8")
