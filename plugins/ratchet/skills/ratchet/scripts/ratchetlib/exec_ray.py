@@ -40,6 +40,7 @@ import urllib.parse
 import urllib.request
 from typing import Optional
 
+from . import faults
 from .errors import UsageError
 
 COMMANDS = ("ray",)
@@ -199,6 +200,7 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
                 "failure": why, "left": [], "seconds": time.monotonic() - t0}
     deadline = None if timeout is None else t0 + timeout
     delay, timed_out, info, next_tick, queued = POLL_FIRST, False, None, None, None
+    faults.point("trial")  # the job is submitted and ratchet may die now: the next command cancels it
     if progress is not None:
         next_tick = t0 + progress.interval
     try:

@@ -32,6 +32,7 @@ import subprocess
 import time
 from typing import Optional
 
+from . import faults
 from .errors import UsageError
 
 COMMANDS = ("sbatch", "squeue", "scontrol", "scancel")
@@ -223,6 +224,7 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
                 "failure": why, "left": [], "seconds": time.monotonic() - t0}
     deadline = None if timeout is None else t0 + timeout
     delay, timed_out, fields, next_tick = POLL_FIRST, False, None, None
+    faults.point("trial")  # the job is submitted and ratchet may die now: the next command cancels it
     if progress is not None:
         next_tick = t0 + progress.interval
     try:

@@ -174,15 +174,11 @@ class RayTest(RepoTest):
         self.run_ok("baseline")
         write(self.repo, "value.txt", "11\n")
         write(self.repo, "slow", "")
-        child = subprocess.Popen([PY, RATCHET, "iterate", "--hypothesis", "slow"], cwd=self.repo, env=os.environ,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: (child.poll() is None and child.kill(), child.communicate()))
-        self.assertTrue(wait_for(lambda: self.run_jobs(("RUNNING",)), 60), "the trial's job never ran")
-        job = self.run_jobs()[0]
-        child.kill()
-        child.communicate(timeout=10)
-        time.sleep(1.0)
-        self.assertEqual(self.ray_job(job)["status"], "RUNNING", "a SIGKILLed ratchet cannot stop its job")
+        p = subprocess.run([PY, RATCHET, "iterate", "--hypothesis", "slow"], cwd=self.repo,
+                           env={**os.environ, "RATCHET_FAULT": "kill:trial"}, capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, -9, p.stderr)  # the kill point `trial`: right after the submit
+        (job,) = self.run_jobs()
+        self.assertTrue(wait_for(lambda: self.ray_job(job)["status"] == "RUNNING", 60), "the job runs on alone")
         self.assertIn("cancelled 1 job(s)", self.run_ok("status"))
         self.assertEqual(self.run_jobs(), [])
         self.assertEqual(self.ray_job(job)["status"], "STOPPED")

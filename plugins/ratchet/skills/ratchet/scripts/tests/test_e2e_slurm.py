@@ -206,13 +206,17 @@ class SlurmEndToEnd(RepoTest):
         return child, self.run_jobs()[0][0]
 
     def test_sigkilled_ratchet_then_the_next_command_cancels_its_job(self):
-        child, job = self.start_slow_iterate()
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-        time.sleep(1.0)
-        self.assertEqual([j[0] for j in self.run_jobs()], [job], "a SIGKILLed ratchet cannot cancel its job")
+        self.run_ok(*INIT)
+        self.run_ok("baseline")
+        write(self.repo, "value.txt", "11\n")
+        write(self.repo, "slow", "")
+        # the kill point `trial`: ratchet SIGKILLs itself once the trial's job is submitted
+        p = subprocess.run([PY, RATCHET, "iterate", "--hypothesis", "slow"], cwd=self.repo,
+                           env={**os.environ, "RATCHET_FAULT": "kill:trial"}, capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, -signal.SIGKILL, p.stderr)
+        (job,) = [j[0] for j in self.run_jobs()]  # a SIGKILLed ratchet cannot cancel its job
         out = self.run_ok("status")
-        self.assertIn(f"cancelled 1 job(s)", out)
+        self.assertIn("cancelled 1 job(s)", out)
         self.assertEqual(self.run_jobs(), [])
         self.assertEqual(self.job(job)["JobState"], "CANCELLED")
 
