@@ -15,6 +15,11 @@ leads the name, `cancel_run` finds and cancels every job of the run:
 `stop`, and the command that takes over the lock of a SIGKILLed ratchet,
 call it; a job it could not cancel is written to .ratchet/UNCLEAN.
 
+A job's RATCHET_TRIAL_ID is its name, not a local marker: its processes
+belong to the scheduler (on a single-node cluster they run on this machine,
+and the sweep for a killed command's marker must not kill them; the
+scheduler's cancel does).
+
 Pairs: the second run of a pair (trial 2p, after 2p-1; verify's 102 after
 101 likewise) is pinned to the node the first run ran on, so a pair never
 compares two node types (`_PINNED`, kept in memory: a pair is always run by
