@@ -68,8 +68,10 @@ def mark(store: Store, tr: "runner.TrialRun", iteration: int, trial: int) -> Non
     """Write the marker for a trial whose processes survived, then fail the command."""
     write_json(path(store), {"format": 1, "marker": tr.marker, "processes": list(tr.survivors),
                              "iter": iteration, "trial": trial, "created": now_iso()})
-    raise RatchetError(f"trial {trial} of iteration {iteration}: {len(tr.survivors)} process(es) survived the kill "
-                       f"(pid {_pids(list(tr.survivors))}); this measurement is void and trials are blocked: "
+    jobs = all(p.get("job") for p in tr.survivors)
+    what = "job(s) are still listed after the cancel (job" if jobs else "process(es) survived the kill (pid"
+    raise RatchetError(f"trial {trial} of iteration {iteration}: {len(tr.survivors)} {what} "
+                       f"{_pids(list(tr.survivors))}); this measurement is void and trials are blocked: "
                        f"stop them, then run `ratchet.py clean`")
 
 

@@ -149,7 +149,7 @@ class RayTest(RepoTest):
         self.run_ok(*INIT, "--executor-options", "--entrypoint-num-gpus=1", "--trial-timeout-seconds", "3")
         code, out, err = cli("baseline", cwd=self.repo)
         self.assertEqual(code, 1, out + err)
-        self.assertIn("survived the kill", err)
+        self.assertIn("1 job(s) are still listed after the cancel (job ray:", err)
         with open(os.path.join(self.repo, ".ratchet", "UNCLEAN")) as f:
             marker = json.load(f)
         (entry,) = marker["processes"]
