@@ -1,18 +1,27 @@
 """ratchet's CLI core, one folder per layer. Read top to bottom: a module
-imports only from its own folder or the folders above it
-(tests/test_layers.py checks it).
+imports only from its own folder or the folders above it (tests/test_layers.py
+checks it, imports inside functions included, and that there is no cycle).
 
-  core/      the rules, pure: config (+ steering, flag_paths), decision, the statistics (effects,
-             noise, sprt, gain, robust, student_t), pareto, constraints, paths, errors, text
-  io/        the edges: store (the one writer of .ratchet/), gitops (+ githistory, gitpatch), runner,
-             seal, harness pins, what a trial may not carry over (carry, fresh, startup, gitguard),
-             artifacts, unclean
-  measure/   a command becomes a number: capture, metrics, sources (+ tfevents), guard, holdout
-  learn/     what the record teaches the next proposal: hints, ideas, escalation, bandit, program
-  keep/      the keep decision: candidate, paired measurement, judge, the one decision tail, recovery
-  present/   what people and the agent read: views, report
-  verbs/     the verbs (session, chain, ship, doctor(_*), detect(_*), demo; loop/ the headless loop)
-  cli/       the command line, outermost: flags (the parser table), one handler per verb, main
+  core/      the rules, pure: config (+ steering, flag_paths, sourcespec), decision, the paired
+             statistics (effects, student_t, robust, noise, sprt, gain), constraints, pareto,
+             change, paths, errors, faults, text, term
+  io/        the edges: store* (the one writer of .ratchet/: store, store_files, store_lock,
+             store_seal, store_best), workspace (the open run), gitops (+ githistory, gitpatch),
+             runner + keeper + critical + leftovers (a trial's processes), executor (local, slurm,
+             ray), seal, harness pins, what a trial may not carry over (carry, fresh, startup,
+             gitguard), artifacts, unclean, lineage, clip
+  measure/   a command becomes a number: trial (the one place), capture, metrics, sources
+             (+ tfevents), heartbeat, guard, holdout
+  learn/     what the record teaches the next proposal: hints, ideas, escalation, bandit, critic,
+             program, learning (the glue)
+  keep/      the keep decision: candidate, strategy (mean | paired behind one measure), judge
+             (pure), integrity (harness, seal, git config, carry, the guard gate), finish (the
+             crash-order contract and the one decision tail), recover
+  present/   what people and the agent read, rendered from what it is handed: views, figures,
+             markdown, page, chart, svg, trend
+  verbs/     the verbs: session (init .. stop), loop/ (headless, parallel, calls, agent, prompt),
+             chain, ship, doctor, detect, report, show, tail, demo
+  cli/       the parser table (flags), COMMANDS (main), the handlers that print
 
-`ratchet.py` checks the Python version and calls cli.main; nothing imports cli/.
+`ratchet.py` only checks the Python version and calls cli.main.
 """

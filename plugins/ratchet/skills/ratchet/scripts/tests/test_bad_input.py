@@ -390,7 +390,45 @@ ROWS = [
      "sealed this run's contract (config.json, state.json, harness.json) as it is now"),
     ("k13", "a git call that hangs", hanging_git, None, [N], 1,
      "git status did not finish within 1 s"),
+    # --- executors (--executor slurm|ray) -------------------------------------------------------------
+    ("x01", "unknown executor", None, None, INIT + ["--executor", "pbs"], 2, "invalid choice: 'pbs'"),
+    ("x02", "--executor-options that do not split like a shell line", None, None,
+     INIT + ["--executor", "slurm", "--executor-options", "--partition='gpu"], 2, "cannot be split like a shell line"),
+    ("x03", "--executor-options for a local run", None, None, INIT + ["--executor-options", "--partition=gpu"], 2,
+     "--executor-options needs --executor slurm or ray"),
+    ("x04", "an option ratchet sets itself", None, None,
+     INIT + ["--executor", "slurm", "--executor-options", "--job-name=mine"], 2,
+     "--job-name is set by ratchet for every slurm trial"),
+    ("x05", "ray with a report file", None, None, INIT[:-3] + ["out.txt", "--protect", "bench.py", "--executor", "ray"],
+     2, "--executor ray reads the metric from the job's logs"),
+    ("x06", "ray address that is not the dashboard's http address", None, None,
+     INIT + ["--executor", "ray", "--executor-options", "--address=ray://head:10001"], 2,
+     "must be the dashboard's http(s) address"),
+    ("x07", "scheduler commands missing at init", lambda t, r: scheduler_path(t, None), None,
+     INIT + ["--executor", "slurm"], 2, "--executor slurm: sbatch, squeue, scontrol, scancel not found on PATH"),
+    ("x08", "scheduler commands gone when a trial starts", lambda t, r: (scheduler_path(t, "fake"),
+     cli(*INIT, "--executor", "slurm", cwd=r), scheduler_path(t, None)), None, ["baseline"], 2,
+     "not found on PATH (they were at init)"),
+    ("x09", "--cancel-command with an executor", None, None,
+     INIT + ["--executor", "slurm", "--cancel-command", "scancel --name=$RATCHET_TRIAL_ID"], 2,
+     "--executor slurm cancels its jobs itself: leave --cancel-command out"),
 ]
+
+
+def scheduler_path(t, fake):
+    """PATH with git and python only, plus stand-ins for the Slurm commands when `fake`
+    (init checks they exist; they never run in these rows)."""
+    import shutil
+    folder = tempfile.mkdtemp()
+    t.addCleanup(shutil.rmtree, folder, True)
+    for tool in ("git", "python3"):
+        os.symlink(shutil.which(tool), os.path.join(folder, tool))
+    if fake:
+        for tool in ("sbatch", "squeue", "scontrol", "scancel"):
+            write(folder, tool, "#!/bin/sh\nexit 1\n")
+            os.chmod(os.path.join(folder, tool), 0o755)
+    t.addCleanup(os.environ.__setitem__, "PATH", os.environ["PATH"])  # LIFO: the first saved is put back last
+    os.environ["PATH"] = folder
 
 
 def snapshot(repo):
@@ -493,7 +531,7 @@ class TableDocTest(unittest.TestCase):
     def test_the_doc_lists_every_row(self):
         doc = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "BAD-INPUT.md")
         with open(doc) as f:
-            ids = [line.split("|")[1].strip() for line in f if line.startswith("| ") and line[2] in "ceosk"]
+            ids = [line.split("|")[1].strip() for line in f if line.startswith("| ") and line[2] in "ceoskx"]
         self.assertEqual(ids, [r[0] for r in ROWS])
 
 

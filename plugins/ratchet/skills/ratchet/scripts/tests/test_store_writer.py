@@ -38,6 +38,7 @@ ELSEWHERE = {  # "module:function" -> where its writes go (never .ratchet/)
     "verbs/demo.py:main": "the demo's own temporary repository",
     "verbs/doctor.py:_put_back": "the user's report file, back into the working tree",
     "verbs/doctor.py:doctor": "doctor's temporary folder",
+    "verbs/doctor.py:_executor_check": "doctor's temporary folder (inside the repository, for the cluster's nodes)",
     "verbs/ship.py:plan": "ship's temporary folder",
     "io/artifacts.py:discard": "the working tree (files the trials created)",
     "io/carry.py:undo": "the working tree (a file a trial wrote outside its diff)",

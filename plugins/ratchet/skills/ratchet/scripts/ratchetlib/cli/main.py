@@ -30,11 +30,25 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+def _glued(argv: list) -> list:
+    """`--executor-options '--partition=gpu'` as `--executor-options=--partition=gpu`: its
+    value is scheduler options, which begin with a dash (argparse would take them for flags)."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--executor-options" and i + 1 < len(argv):
+            out.append(f"--executor-options={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(_glued(sys.argv[1:] if argv is None else list(argv)))
         if not args.verb:
             build_parser().print_help()
             return 2

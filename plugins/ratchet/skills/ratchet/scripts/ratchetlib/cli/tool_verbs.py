@@ -89,7 +89,9 @@ def cmd_reseal(a):
     print("the contract you are about to trust:")
     for label, value in (("run", cfg.get("run_id")), ("run command", cfg.get("run_command")),
                          ("guard command", cfg.get("guard_command")), ("holdout command", cfg.get("holdout_command")),
-                         ("cancel command", cfg.get("cancel_command")), ("agent command", loop.get("agent_command")),
+                         ("cancel command", cfg.get("cancel_command")),
+                         ("executor", f"{cfg.get('executor') or 'local'} {cfg.get('executor_options') or ''}".strip()),
+                         ("agent command", loop.get("agent_command")),
                          ("agent budgets", {k: loop.get(k) for k in ("max_agent_cost_usd", "max_agent_tokens",
                                                                    "max_wall_seconds") if loop.get(k) is not None}),
                          ("metric", f"{cfg.get('metric_name')} ({cfg.get('direction')}), decision {cfg.get('decision')}"),

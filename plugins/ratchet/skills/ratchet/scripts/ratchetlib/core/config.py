@@ -83,6 +83,9 @@ class Config:
     seed_env: Optional[str] = None
     calibration_runs: int = 5
     verify_every: int = 25
+    # Where trials run (executor.py): local, slurm or ray, and the engine's submit options.
+    executor: str = "local"
+    executor_options: str = ""
 
     @property
     def min_pairs(self) -> int:
@@ -188,7 +191,8 @@ def build(args: dict, repo_root: str, named: tuple = ()) -> Config:
 
     `named` are the tracked files the run, guard and holdout commands name
     (io/harness_named.named_files, found by the caller so this layer reads no git):
-    they are protected unless `--editable` lists them.
+    they are protected unless `--editable` lists them. The caller then checks
+    the executor against the machine (io/executor.validate: its commands on PATH).
     Raises UsageError naming the first mistake; never touches the repository.
     """
     run_command = (args.get("run_command") or "").strip()
@@ -236,6 +240,7 @@ def build(args: dict, repo_root: str, named: tuple = ()) -> Config:
         arms=parse_arms(args.get("strategy"), args.get("arms")),
         escalation=parse_escalation(args.get("escalation")),
         **_decision_fields(args),
+        **_executor_fields(args),
     )
 
 
@@ -288,6 +293,19 @@ def _editable_and_protected(args: dict, repo_root: str, source_path: Optional[st
         if rel:
             protect.append(rel)
     return editable, protect
+
+
+def _executor_fields(args: dict) -> dict:
+    """--executor and --executor-options as given, once they combine with the
+    other flags; io/executor.validate checks them against the machine after."""
+    if args.get("executor") == "ray" and (args.get("report_source") or "stdout") != "stdout":
+        raise UsageError("--executor ray reads the metric from the job's logs (files it writes stay in Ray's copy "
+                         "of the working directory): use --report-source stdout")
+    if (args.get("executor") or "local") != "local" and (args.get("cancel_command") or "").strip():
+        raise UsageError(f"--cancel-command is for a run command that submits its own job; --executor "
+                         f"{args['executor']} cancels its jobs itself: leave --cancel-command out")
+    return {"executor": (args.get("executor") or "local").strip(),
+            "executor_options": (args.get("executor_options") or "").strip()}
 
 
 def _decision_fields(args: dict) -> dict:

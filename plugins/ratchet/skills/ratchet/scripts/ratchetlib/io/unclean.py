@@ -26,7 +26,7 @@ def path(store: Store) -> str:
 
 
 def _pids(procs) -> str:
-    shown = ", ".join(str(p["pid"]) for p in procs[:6])
+    shown = ", ".join(str(p.get("pid") or p.get("job")) for p in procs[:6])
     return shown + (f" and {len(procs) - 6} more" if len(procs) > 6 else "")
 
 
@@ -87,8 +87,10 @@ def mark(store: Store, tr: "runner.TrialRun", iteration: int, trial: int) -> Non
     """Write the marker for a trial whose processes survived, then fail the command."""
     store_files.write_doc(store.root, "unclean", {"format": 1, "marker": tr.marker, "processes": list(tr.survivors),
                                                   "iter": iteration, "trial": trial, "created": now_iso()})
-    raise RatchetError(f"trial {trial} of iteration {iteration}: {len(tr.survivors)} process(es) survived the kill "
-                       f"(pid {_pids(list(tr.survivors))}); this measurement is void and trials are blocked: "
+    jobs = all(p.get("job") for p in tr.survivors)
+    what = "job(s) are still listed after the cancel (job" if jobs else "process(es) survived the kill (pid"
+    raise RatchetError(f"trial {trial} of iteration {iteration}: {len(tr.survivors)} {what} "
+                       f"{_pids(list(tr.survivors))}); this measurement is void and trials are blocked: "
                        f"stop them, then run `ratchet.py clean`")
 
 
@@ -111,7 +113,8 @@ def still_running(marker: dict, key: str = "processes") -> list:
         info = runner.process_info(pid)
         if info:
             found[pid] = info
-    return [found[pid] for pid in sorted(found)]
+    from . import executor  # remote jobs (slurm, ray) that a cancel did not end
+    return [found[pid] for pid in sorted(found)] + executor.still_listed(marker.get("processes") or [])
 
 
 def clean(repo: str):
@@ -130,12 +133,15 @@ def clean(repo: str):
         marker = load(store) or {}
         left = still_running(marker)
         for p in left:
-            runner.kill_pid(p["pid"])
+            if isinstance(p.get("pid"), int):
+                runner.kill_pid(p["pid"])
         if left:
-            runner.wait_gone([p["pid"] for p in left])
+            from . import executor
+            executor.cancel_entries(left)
+            runner.wait_gone([p["pid"] for p in left if isinstance(p.get("pid"), int)])
         alive = still_running(marker)
         if alive:
-            shown = "; ".join(f"{p['pid']} ({p['cmd'][:60] or '?'})" for p in alive[:4])
+            shown = "; ".join(f"{p.get('pid') or p.get('job')} ({p['cmd'][:60] or '?'})" for p in alive[:4])
             raise UsageError(f"still running after SIGKILL: {shown}; they may be stuck in the kernel or owned by "
                              f"another user: end them (sudo kill -9 PID, or reboot), then run `ratchet.py clean` again")
         spared = still_running(marker, "suspects")

@@ -7,7 +7,7 @@ command left running are ended or recorded in UNCLEAN."""
 
 from ..core import decision
 from ..core.errors import RatchetError, UsageError
-from ..io import leftovers, store_best, githistory, gitops, runner, seal, unclean, workspace
+from ..io import executor, leftovers, store_best, githistory, gitops, runner, seal, unclean, workspace
 from ..io.store import now_iso
 from ..io.store_lock import Lock
 from . import finish, paired
@@ -17,7 +17,8 @@ from . import finish, paired
 def recover(run: workspace.Run) -> list:
     """Finish whatever a killed command left half-done; return notes (also
     kept in state["recovered"], which `status` shows)."""
-    notes = _leftover_processes(run)
+    killed = run.store.taken_over
+    notes = _leftover_processes(run) + (_leftover_jobs(run, killed) if killed else [])
     fixed = run.store.repair()
     if fixed:
         notes.append(fixed)
@@ -87,6 +88,23 @@ def _leftover_processes(run: workspace.Run) -> list:
     if suspects:
         notes.append(unclean.suspects_line(suspects))
     return notes
+
+
+def _leftover_jobs(run: workspace.Run, holder: dict) -> list:
+    """The remote jobs (slurm, ray) a killed command left queued or running:
+    cancel them all (they carry the run id, io/executor.py); UNCLEAN for any left."""
+    what = f"the killed `{holder.get('verb') or 'ratchet'}` (pid {holder.get('pid')})"
+    missing = executor.missing_commands(run.config.executor) if run.config.executor != "local" else []
+    if missing:
+        return [f"jobs {what} may have left could not be checked ({', '.join(missing)} not on PATH): cancel "
+                f"jobs named {executor.prefix(run.config.run_id)}* by hand"]
+    cancelled, left = executor.cancel_run(run.config)
+    if left:
+        unclean.write(run.store, f"jobs left by {what}", left)
+        return [f"{len(left)} job(s) {what} left could not be cancelled ({left[0]['cmd']}); trials are blocked "
+                f"until `ratchet.py clean`"]
+    return [f"cancelled {len(cancelled)} job(s) {what} left: {', '.join(c['cmd'] for c in cancelled[:3])}"] \
+        if cancelled else []
 
 
 def _finish_init(run: workspace.Run, cur: dict) -> list:

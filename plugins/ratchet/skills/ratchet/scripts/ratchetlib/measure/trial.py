@@ -12,7 +12,7 @@ from typing import Optional
 
 from ..core import config as configmod
 from ..core import paths
-from ..io import store_files, artifacts, carry, clip, gitguard, runner, unclean, workspace
+from ..io import executor, store_files, artifacts, carry, clip, gitguard, runner, unclean, workspace
 from . import capture, heartbeat, metrics
 
 
@@ -34,9 +34,9 @@ def _run_trial(run: workspace.Run, iteration: int, k: int, env: Optional[dict] =
     capture.move_aside(run.repo, store.path("reports"), src)
     before = artifacts.snapshot(run.repo, cfg.artifact_globs)
     beat = heartbeat.for_trial(label or f"iter {iteration} trial {k}/{cfg.trials}", cfg.trial_timeout_seconds)
-    tr = runner.run(cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env, progress=beat,
-                    cancel_command=cfg.cancel_command, cancel_log=store.report_path(iteration, k, "cancel"),
-                    record_dir=store.path("procs"))
+    tr = executor.run(cfg, cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env, beat,
+                      cancel_command=cfg.cancel_command, cancel_log=store.report_path(iteration, k, "cancel"),
+                      trial=(iteration, k), record_dir=store.path("procs"))
     ended = time.time()
     if tr.survivors:
         unclean.mark(store, tr, iteration, k)
@@ -54,11 +54,16 @@ def _run_trial(run: workspace.Run, iteration: int, k: int, env: Optional[dict] =
              "report": os.path.relpath(report, store.root)}
     if tr.cancel:
         trial["cancel"] = tr.cancel
+    if getattr(tr, "job", None):
+        trial["job"] = tr.job
     trial.update(artifacts.written(run.repo, cfg.artifact_globs, before, tr.started))
     if src.structured:
         capture.settle(ended, next((p for p in (out, err, report) if os.path.exists(p)), None))
     if tr.timed_out:
-        return {**trial, "status": "timeout", "detail": f"timed out after {cfg.trial_timeout_seconds:g}s (process tree killed)"}
+        gone = f"{tr.job['executor']} job {tr.job['id']} cancelled" if getattr(tr, "job", None) else "process tree killed"
+        return {**trial, "status": "timeout", "detail": f"timed out after {cfg.trial_timeout_seconds:g}s ({gone})"}
+    if getattr(tr, "failure", None):
+        return {**trial, "status": "crash", "detail": tr.failure}
     if tr.exit_code != 0:
         return {**trial, "status": "crash", "detail": f"exit code {tr.exit_code}"}
     if found is not None:

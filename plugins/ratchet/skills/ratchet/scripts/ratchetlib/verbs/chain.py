@@ -44,6 +44,7 @@ def parent_flags(cfg: Config) -> dict:
             "min_improvement": _margin_flag(margin.value, margin.relative),
             "max_consecutive_crashes": cfg.max_consecutive_crashes,
             "trial_timeout_seconds": cfg.trial_timeout_seconds, "cancel_command": cfg.cancel_command,
+            "executor": cfg.executor, "executor_options": cfg.executor_options,
             "critic": cfg.critic,
             "instructions": cfg.instructions, "instructions_file": None, "editable": list(cfg.editable),
             "protect": [p for p in cfg.protect if p not in auto], "artifact_glob": list(cfg.artifact_globs),

@@ -32,7 +32,7 @@ from typing import Optional
 
 from ..core import sourcespec
 from ..measure import capture
-from ..io import workspace
+from ..io import executor, workspace
 from ..measure import trial
 from ..io import gitops, harness
 from ..core import paths, term
@@ -119,6 +119,7 @@ def _config(root: str, flags: dict, existing: Optional[dict], checks: list) -> O
         checks.append(Check("direction", WARN, "no --direction given", "add --direction max or min (init needs it)"))
     try:
         cfg = configmod.build(given, root, harness.commands_name(given, root))
+        executor.validate(cfg.executor, cfg.executor_options)
     except UsageError as e:
         checks.append(Check("flags", FAIL, str(e), "correct the flag; `ratchet.py init --help` lists them"))
         return None
@@ -198,6 +199,19 @@ def _outputs_check(root: str, before: set, cfg, checks: list) -> None:
                             "add them to .gitignore so they are never mistaken for part of a change"))
 
 
+def _executor_check(root: str, cfg, checks: list) -> None:
+    """--executor slurm|ray: the commands, and a 1 s test job round trip (executor.py).
+    Its files go in a folder inside the repository, which the nodes must share."""
+    if cfg.executor == "local":
+        return
+    folder = tempfile.mkdtemp(prefix=".ratchet-doctor-", dir=root)
+    try:
+        for status, message, fix in executor.doctor_checks(cfg, folder):
+            checks.append(Check("executor", status, message, fix or ""))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def doctor(cwd: str, flags: dict, runs: Optional[int] = None) -> dict:
     """All checks; {"ok", "checks", "measurement", "suggested"}."""
     if runs is not None and runs < 1:
@@ -208,12 +222,16 @@ def doctor(cwd: str, flags: dict, runs: Optional[int] = None) -> dict:
     if root is not None:
         existing = _ratchet_state(root, checks)
         cfg = _config(root, flags, existing, checks)
-    blocked = any(c.name == "leftover processes" for c in checks)
+    if cfg is not None:
+        _executor_check(root, cfg, checks)
+    blocked = any(c.name == "leftover processes" or (c.name == "executor" and c.status == FAIL) for c in checks)
     if cfg is not None and not blocked:
         store = Store(root)
         before = set(gitops.untracked(root))
         dirty_before = set(gitops.tracked_changes(root))
-        tmp = tempfile.mkdtemp(prefix="ratchet-doctor-")
+        # a cluster's jobs write their output themselves: into the repository, which the nodes share
+        tmp = tempfile.mkdtemp(prefix=".ratchet-doctor-" if cfg.executor != "local" else "ratchet-doctor-",
+                               dir=root if cfg.executor != "local" else None)
         # With a run in this repository, hold its lock: no iteration measures while doctor runs the command.
         with (Lock(store, "doctor") if store.exists() else contextlib.nullcontext()):
             try:

@@ -10,7 +10,7 @@ from typing import Optional
 from ..core import config as configmod
 from ..core import constraints, decision, faults, pareto, sourcespec
 from ..core.errors import UsageError
-from ..io import githistory, gitpatch, carry, fresh, gitguard, gitops, harness, lineage, seal, workspace
+from ..io import executor, unclean, githistory, gitpatch, carry, fresh, gitguard, gitops, harness, lineage, seal, workspace
 from ..io.store import Store, atomic_write, now_iso
 from ..io.store_lock import Lock
 from ..learn import learning
@@ -49,6 +49,7 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> workspace.Run:
         more = f" and {len(dirty) - 3} more" if len(dirty) > 3 else ""
         raise UsageError(f"uncommitted changes to tracked files ({', '.join(dirty[:3])}{more}); commit or stash them first")
     cfg = configmod.build(args, repo, harness.commands_name(args, repo))
+    executor.validate(cfg.executor, cfg.executor_options)
     tracked = capture.tracked_outputs(repo, cfg.source)
     if tracked:
         raise UsageError(f"--report-source {cfg.report_source} names file(s) git tracks ({', '.join(tracked)}); every "
@@ -352,6 +353,12 @@ def stop(cwd: str) -> tuple:
     run = workspace.open_run(cwd)
     with Lock(run.store, "stop"):
         notes = recover.recover(run)
+        cancelled, left = executor.cancel_run(run.config)
+        if cancelled:
+            notes.append(f"cancelled {len(cancelled)} job(s) of this run still queued or running")
+        if left:
+            unclean.write(run.store, "jobs of the run that `stop` could not cancel", left)
+            notes.append(f"{len(left)} job(s) could not be cancelled ({left[0]['cmd']}); see .ratchet/UNCLEAN")
         cand = candidate.candidate(run) if run.state.get("iteration", -1) >= 0 else None
         if cand and cand.paths:
             it = run.state["iteration"] + 1

@@ -1,0 +1,232 @@
+"""Where a trial runs: `init --executor local|slurm|ray` (the seam).
+
+`local` (the default, and every run configured before executors existed)
+is runner.run: the command in its own session on this machine. `slurm`
+(exec_slurm.py) and `ray` (exec_ray.py) submit the same command as one
+remote job per trial and wait for it; the run command stays the user's own,
+the executor only decides where it runs. `--executor-options` is split like
+a shell line and passed to the engine's submit command (sbatch options;
+`ray job submit` options), validated at init.
+
+Every job is named `job_name(run id, iteration, trial)`: `ratchet-<run id>-`,
+then the iteration, the trial and a random part (a re-measured iteration
+never reuses a name; Ray needs unique submission ids). Because the run id
+leads the name, `cancel_run` finds and cancels every job of the run:
+`stop`, and the command that takes over the lock of a SIGKILLed ratchet,
+call it; a job it could not cancel is written to .ratchet/UNCLEAN.
+
+A job's RATCHET_TRIAL_ID is its name, not a local marker: its processes
+belong to the scheduler (on a single-node cluster they run on this machine,
+and the sweep for a killed command's marker must not kill them; the
+scheduler's cancel does).
+
+Pairs: the second run of a pair (trial 2p, after 2p-1; verify's 102 after
+101 likewise) is pinned to the node the first run ran on, so a pair never
+compares two node types (`_PINNED`, kept in memory: a pair is always run by
+one command). Each trial records its `job` (executor, id, name, state, node).
+
+`run` returns a runner.TrialRun (a `RemoteRun`, which adds `job` and
+`failure`: a final state other than success, named), so the engine treats
+a remote trial exactly like a local one.
+"""
+
+import dataclasses
+import os
+import secrets
+import shlex
+import shutil
+import time
+from typing import Optional
+
+import importlib
+
+from . import runner
+from ..core.errors import UsageError
+
+KINDS = ("local", "slurm", "ray")
+
+
+class _Engines(dict):
+    """kind -> its module (exec_slurm, exec_ray), imported when first used."""
+
+    def __missing__(self, kind):
+        if kind not in ("slurm", "ray"):
+            raise KeyError(kind)
+        self[kind] = importlib.import_module(f"{__package__}.exec_{kind}")
+        return self[kind]
+
+    def __contains__(self, kind):
+        return kind in ("slurm", "ray")
+
+    def get(self, kind, default=None):
+        return self[kind] if kind in self else default
+
+
+ENGINES = _Engines()
+_PINNED = {}  # (run id, iteration, pair) -> the node the pair's first run ran on
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteRun(runner.TrialRun):
+    job: Optional[dict] = None       # {executor, id, name, state, node}
+    failure: Optional[str] = None    # why a job that ended is a crash (its final state), None on success
+
+
+def options(kind: str, text: str) -> list:
+    """The --executor-options words; UsageError for bad quoting or an option ratchet sets."""
+    try:
+        words = shlex.split(text or "")
+    except ValueError as e:
+        raise UsageError(f"--executor-options {text!r} cannot be split like a shell line ({e})") from None
+    if words and kind == "local":
+        raise UsageError("--executor-options needs --executor slurm or ray (a local trial has no options)")
+    if kind in ENGINES:
+        ENGINES[kind].check_options(words)
+    return words
+
+
+def validate(kind: Optional[str], text: Optional[str]) -> tuple:
+    """(kind, options text) as stored in config.json; UsageError otherwise."""
+    kind = (kind or "local").strip()
+    if kind not in KINDS:
+        raise UsageError(f"--executor {kind!r} is not one of {', '.join(KINDS)}")
+    options(kind, text or "")
+    missing = missing_commands(kind)
+    if missing:
+        raise UsageError(f"--executor {kind}: {', '.join(missing)} not found on PATH; {FIXES[kind]}")
+    return kind, (text or "").strip()
+
+
+def missing_commands(kind: str) -> list:
+    """The engine's client commands not on PATH."""
+    return [c for c in getattr(ENGINES.get(kind), "COMMANDS", ()) if shutil.which(c) is None]
+
+
+def prefix(run_id: str) -> str:
+    return f"ratchet-{run_id}-"
+
+
+def job_name(run_id: str, iteration: int, k: int) -> str:
+    return f"{prefix(run_id)}i{iteration}-t{k}-{secrets.token_hex(3)}"
+
+
+def run(cfg, command: str, cwd: str, out: str, err: str, timeout: Optional[float], env: Optional[dict],
+        progress, *, cancel_command=None, cancel_log=None, trial: tuple = (0, 0), record_dir=None):
+    """Run one trial where the config says; a runner.TrialRun either way."""
+    kind = getattr(cfg, "executor", "local") or "local"
+    if kind == "local":
+        return runner.run(command, cwd, out, err, timeout, env, progress,
+                          cancel_command=cancel_command, cancel_log=cancel_log, record_dir=record_dir)
+    missing = missing_commands(kind)
+    if missing:
+        raise UsageError(f"--executor {kind}: {', '.join(missing)} not found on PATH (they were at init); "
+                         f"{FIXES[kind]}")
+    iteration, k = trial
+    name = job_name(cfg.run_id, iteration, k)
+    # The job's RATCHET_TRIAL_ID is its name, not a local marker: its processes belong to the
+    # scheduler (on a single-node cluster they run here, and the local sweep must not kill them).
+    added = {**(env or {}), runner.MARKER: name}
+    pair = (cfg.run_id, iteration, (k + 1) // 2)
+    node = _PINNED.get(pair) if k % 2 == 0 and getattr(cfg, "decision", "") == "paired" else None
+    eng, opts = ENGINES[kind], options(kind, cfg.executor_options)
+    started = time.time()
+    got = eng.run(opts, command, cwd, out, err or out, timeout, {**os.environ, **added}, progress, name, node, added)
+    if k % 2 == 1 and got.get("node"):
+        _PINNED[pair] = got["node"]
+    job = {"executor": kind, "id": got["job"], "name": name, "state": got["state"], "node": got.get("node"),
+           "queued": got.get("queued")}
+    if node:
+        job["pinned"] = node
+    survivors = tuple(_entry(kind, eng.where(opts), j, name) for j in got["left"])
+    return RemoteRun(None if got["timed_out"] else got["exit_code"], got["seconds"], got["timed_out"], started,
+                     survivors, name, None, job=job, failure=got["failure"])
+
+
+def _entry(kind: str, where: str, job: str, name: str) -> dict:
+    """A job as an UNCLEAN `processes` entry (FORMATS.md): no pid, the job and its cluster."""
+    return {"pid": None, "start": None, "job": f"{kind}:{job}", "where": where, "cmd": f"{kind} job {job} ({name})"}
+
+
+def cancel_run(cfg) -> tuple:
+    """Cancel every job of the run still queued or running: ([cancelled], [still listed])
+    as UNCLEAN entries; ([], []) for a local run."""
+    kind = getattr(cfg, "executor", "local") or "local"
+    if kind == "local" or missing_commands(kind):
+        return [], []
+    eng = ENGINES[kind]
+    where = eng.where(options(kind, cfg.executor_options))
+    found = eng.jobs_named(where, prefix(cfg.run_id))
+    if not found:
+        return [], []
+    left = set(eng.cancel(where, [j for j, _ in found]))
+    return [_entry(kind, where, j, n) for j, n in found if j not in left], \
+           [_entry(kind, where, j, n) for j, n in found if j in left]
+
+
+def _job_of(entry: dict) -> tuple:
+    kind, _, job = str(entry.get("job") or "").partition(":")
+    return (kind, job) if kind in ENGINES and job and not missing_commands(kind) else (None, None)
+
+
+def still_listed(entries: list) -> list:
+    """The UNCLEAN entries that are remote jobs still queued or running."""
+    out = []
+    for e in entries:
+        kind, job = _job_of(e)
+        if kind and ENGINES[kind].listed(str(e.get("where") or ""), job):
+            out.append(e)
+    return out
+
+
+def cancel_entries(entries: list) -> None:
+    """Cancel the remote jobs among UNCLEAN entries (ratchet.py clean)."""
+    for e in entries:
+        kind, job = _job_of(e)
+        if kind:
+            ENGINES[kind].cancel(str(e.get("where") or ""), [job], wait=10.0)
+
+
+# --- doctor ---------------------------------------------------------------------
+
+FIXES = {"slurm": "install the Slurm client (Debian/Ubuntu: apt-get install slurm-client) or run ratchet on a "
+                  "login node, where sbatch, squeue, scontrol and scancel are on PATH",
+         "ray": "pip install 'ray[default]' (into the environment ratchet runs from, or put its bin/ on PATH)"}
+PROBE_SECONDS = 60.0
+PROBE_TOKEN = "ratchet-executor-probe-ok"
+
+
+def doctor_checks(cfg, folder: str) -> list:
+    """(status, message, fix) for the executor: its commands on PATH, then a
+    one-second test job submitted and read back (output files in `folder`,
+    which the cluster's nodes must see, like the repository)."""
+    kind = getattr(cfg, "executor", "local") or "local"
+    if kind == "local":
+        return []
+    missing = missing_commands(kind)
+    if missing:
+        return [("fail", f"--executor {kind}: {', '.join(missing)} not found on PATH", FIXES[kind])]
+    eng, opts = ENGINES[kind], options(kind, cfg.executor_options)
+    out, err = os.path.join(folder, "probe.out"), os.path.join(folder, "probe.err")
+    name = f"ratchet-probe-{secrets.token_hex(3)}"
+    added = {runner.MARKER: name}
+    got = eng.run(opts, f"sleep 1; echo {PROBE_TOKEN}", folder, out, err, PROBE_SECONDS,
+                  {**os.environ, **added}, None, name, None, added)
+    try:
+        with open(out, errors="replace") as f:
+            printed = PROBE_TOKEN in f.read()
+    except OSError:
+        printed = False
+    where = f"--executor {kind}" + (f" {cfg.executor_options}" if cfg.executor_options else "")
+    if got["job"] is None:
+        return [("fail", f"{where}: the test job was not accepted: {got['failure']}",
+                 "correct --executor-options (or the cluster's address / SLURM_CONF)")]
+    if got["timed_out"]:
+        status = "fail" if got["left"] else "warn"
+        return [(status, f"{where}: a 1 s test job ({got['job']}) did not finish within {PROBE_SECONDS:g}s "
+                         f"(state {got['state']}); trials will wait as long",
+                 "check the queue (squeue / ray status) and the partition or resources asked for")]
+    if got["failure"] or not printed:
+        return [("fail", f"{where}: the test job {got['job']} " + (got["failure"] or "printed nothing back"),
+                 "the job's output must reach this machine: run from a folder the nodes share")]
+    return [("ok", f"{where}: a 1 s test job ({got['job']}) ran on {got.get('node') or '?'} and reported back "
+                   f"in {got['seconds']:.1f}s", None)]

@@ -1,0 +1,127 @@
+"""A real local Ray head for the end-to-end tests (test-only).
+
+`ray` comes from a test-only virtual environment (.ci/run installs
+`ray[default]` into .ci/cache/ray-venv; RATCHET_RAY_BIN names another
+`ray`): never a dependency of the plugin, which only calls the CLI and the
+Jobs REST API. The head runs with one CPU, the dashboard on 127.0.0.1,
+usage stats off, its own temporary folder, in its own session
+(`ray start --block`), so `stop()` ends exactly the processes it started
+(that session), not every Ray on the machine.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 6))
+DEFAULT_BIN = os.path.join(ROOT, ".ci", "cache", "ray-venv", "bin", "ray")
+
+
+def ray_bin():
+    return os.environ.get("RATCHET_RAY_BIN") or (DEFAULT_BIN if os.path.exists(DEFAULT_BIN) else None)
+
+
+def missing():
+    b = ray_bin()
+    if not b:
+        return f"no ray: {DEFAULT_BIN} is absent (bash .ci/run installs it) and RATCHET_RAY_BIN is unset"
+    if not os.access(b, os.X_OK):
+        return f"RATCHET_RAY_BIN={b} is not executable"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Head:
+    def __init__(self):
+        self.bin = ray_bin()
+        self.dir = tempfile.mkdtemp(prefix="rt-")  # short: Ray's socket paths must fit in 107 bytes
+        self.port = _free_port()
+        self.address = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+                    "PATH": os.path.dirname(self.bin) + os.pathsep + os.environ.get("PATH", "")}
+        self.proc = None
+
+    def start(self, timeout: float = 120.0) -> "Head":
+        argv = [self.bin, "start", "--head", "--block", "--num-cpus=1", "--node-ip-address=127.0.0.1",
+                "--dashboard-host=127.0.0.1", f"--dashboard-port={self.port}", f"--port={_free_port()}",
+                f"--ray-client-server-port={_free_port()}", "--disable-usage-stats", f"--temp-dir={self.dir}"]
+        self.log = open(os.path.join(self.dir, "start.log"), "wb")
+        self.proc = subprocess.Popen(argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        end = time.monotonic() + timeout
+        try:
+            while time.monotonic() < end:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"ray start exited {self.proc.returncode}: {self._tail()}")
+                try:
+                    with urllib.request.urlopen(self.address + "/api/jobs/", timeout=5) as r:
+                        if r.status == 200:
+                            return self
+                except OSError:
+                    pass
+                time.sleep(0.5)
+            raise RuntimeError(f"the Ray dashboard did not answer within {timeout:g}s: {self._tail()}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _tail(self) -> str:
+        try:
+            with open(os.path.join(self.dir, "start.log"), errors="replace") as f:
+                return f.read()[-1500:]
+        except OSError:
+            return "(no log)"
+
+    def _session(self) -> list:
+        """Pids in the head's session (everything `ray start` started)."""
+        out = []
+        sid = self.proc.pid
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    with open(f"/proc/{name}/stat", "rb") as f:
+                        fields = f.read().rsplit(b")", 1)[1].split()
+                    if int(fields[3]) == sid and fields[0] != b"Z":
+                        out.append(int(name))
+                except (OSError, IndexError, ValueError):
+                    pass
+        return out
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                pass
+        end = time.monotonic() + 10
+        while self._session() and time.monotonic() < end:
+            for pid in self._session():
+                try:
+                    os.kill(pid, signal.SIGTERM if time.monotonic() < end - 5 else signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.5)
+        for pid in self._session():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+        self.proc = None
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,199 @@
+"""A real single-node Slurm cluster for the end-to-end tests (test-only).
+
+Debian's `slurm-wlm` and `munge` (installed by .ci/run) provide the daemons;
+this module writes a minimal slurm.conf into a temporary folder, starts
+`munged` (as the munge user, its folders owned by it, on its own socket),
+`slurmctld` and `slurmd` (both on loopback, on free ports), waits until
+`sinfo` shows the node idle, and stops all three again. It needs root (the
+daemons run as root here; the jobs run as the submitting user). The product
+never relies on any of this: it only calls sbatch/squeue/scontrol/scancel.
+
+`missing()` says why the cluster cannot run (None when it can); the tests
+fail on that under CI=true and skip otherwise (like test_e2e_claude.py).
+"""
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd")
+CLIENTS = ("sbatch", "squeue", "scontrol", "scancel", "sinfo")
+
+
+def _sbin(name: str):
+    return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.path.exists(p)), None)
+
+
+def missing():
+    """Why a cluster cannot be started here, or None."""
+    gone = [n for n in DAEMONS + CLIENTS if not _sbin(n)]
+    if gone:
+        return "not installed: " + ", ".join(gone) + " (apt-get install slurm-wlm munge)"
+    if os.geteuid() != 0:
+        return "starting slurmctld/slurmd/munged needs root"
+    try:
+        pwd.getpwnam("munge")
+    except KeyError:
+        return "no munge user (the munge package creates it)"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """Start with `start()`, always `stop()` (tests call it in addCleanup)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="ratchet-slurm-")
+        os.chmod(self.dir, 0o755)
+        self.host = socket.gethostname().split(".")[0]
+        self.conf = os.path.join(self.dir, "slurm.conf")
+        self.procs = []
+        self.env = {**os.environ, "SLURM_CONF": self.conf}
+
+    def path(self, *parts) -> str:
+        return os.path.join(self.dir, *parts)
+
+    def start(self, timeout: float = 60.0) -> "Cluster":
+        try:
+            self._munge()
+            self._write_conf()
+            for d in ("state", "spool", "log"):
+                os.makedirs(self.path(d), exist_ok=True)
+            self._daemon([_sbin("slurmctld"), "-D", "-f", self.conf], "slurmctld.out")
+            self._daemon([_sbin("slurmd"), "-D", "-f", self.conf], "slurmd.out")
+            self._wait_idle(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _munge(self) -> None:
+        m = pwd.getpwnam("munge")
+        mdir = self.path("munge")
+        os.makedirs(mdir, mode=0o700)
+        subprocess.run([_sbin("mungekey"), "--create", "--keyfile", os.path.join(mdir, "munge.key")],
+                       check=True, capture_output=True)
+        for top, dirs, files in os.walk(mdir):
+            for n in [top] + [os.path.join(top, f) for f in files]:
+                os.chown(n, m.pw_uid, m.pw_gid)
+        self.socket = os.path.join(mdir, "munge.socket")
+        argv = [_sbin("munged"), "--foreground", "--force", "--socket", self.socket,
+                "--key-file", os.path.join(mdir, "munge.key"), "--pid-file", os.path.join(mdir, "munged.pid"),
+                "--log-file", os.path.join(mdir, "munged.log"), "--seed-file", os.path.join(mdir, "munged.seed")]
+
+        def demote():
+            os.setgid(m.pw_gid)
+            os.setgroups([])
+            os.setuid(m.pw_uid)
+        self._daemon(argv, "munged.out", preexec=demote)
+        end = time.monotonic() + 15
+        while not os.path.exists(self.socket):
+            if time.monotonic() > end:
+                raise RuntimeError("munged did not create its socket: " + self._log("munged.out"))
+            time.sleep(0.05)
+
+    def _write_conf(self) -> None:
+        cpus = os.cpu_count() or 1
+        lines = [
+            "ClusterName=ratchettest",
+            f"SlurmctldHost={self.host}(127.0.0.1)",
+            f"SlurmctldPort={_free_port()}",
+            f"SlurmdPort={_free_port()}",
+            "SlurmUser=root", "SlurmdUser=root",
+            f"AuthType=auth/munge", f"AuthInfo=socket={self.socket}",
+            "CredType=cred/munge",
+            "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none",
+            "SelectType=select/cons_tres", "SelectTypeParameters=CR_CPU",
+            "JobAcctGatherType=jobacct_gather/none", "AccountingStorageType=accounting_storage/none",
+            "JobCompType=jobcomp/none", "MpiDefault=none", "ReturnToService=2",
+            "SchedulerType=sched/backfill", "MinJobAge=600", "KillWait=2",
+            "SlurmctldTimeout=30", "SlurmdTimeout=30", "InactiveLimit=0",
+            f"StateSaveLocation={self.path('state')}", f"SlurmdSpoolDir={self.path('spool')}",
+            f"SlurmctldPidFile={self.path('slurmctld.pid')}", f"SlurmdPidFile={self.path('slurmd.pid')}",
+            f"SlurmctldLogFile={self.path('log', 'slurmctld.log')}", f"SlurmdLogFile={self.path('log', 'slurmd.log')}",
+            f"NodeName={self.host} NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN",
+            f"PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP",
+        ]
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.chmod(self.conf, 0o644)
+
+    def _daemon(self, argv, log: str, preexec=None) -> None:
+        out = open(self.path(log), "wb")
+        self.procs.append(subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                           env=self.env, preexec_fn=preexec, start_new_session=True))
+        out.close()
+
+    def _log(self, name: str) -> str:
+        try:
+            with open(self.path(name), errors="replace") as f:
+                return f.read()[-2000:]
+        except OSError:
+            return "(no log)"
+
+    def _wait_idle(self, timeout: float) -> None:
+        end, last = time.monotonic() + timeout, ""
+        while time.monotonic() < end:
+            for p in self.procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"{os.path.basename(p.args[0])} exited {p.returncode}: "
+                                       + self._log(os.path.basename(p.args[0]) + ".out"))
+            r = subprocess.run(["sinfo", "--noheader", "-o", "%T"], env=self.env, capture_output=True, text=True)
+            last = (r.stdout + r.stderr).strip()
+            if r.returncode == 0 and last.startswith("idle"):
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"the node is not idle after {timeout:g}s (sinfo: {last}); slurmd: "
+                           + self._log(os.path.join("log", "slurmd.log")))
+
+    def stop_controller(self) -> None:
+        """Stop slurmctld (its state is saved; jobs on the node keep running)."""
+        ctld = next(p for p in self.procs if os.path.basename(p.args[0]) == "slurmctld")
+        ctld.send_signal(signal.SIGTERM)
+        ctld.wait(timeout=30)
+        self.procs.remove(ctld)
+
+    def start_controller(self) -> None:
+        """Start slurmctld again; it recovers the saved jobs."""
+        self._daemon([_sbin("slurmctld"), "-D", "-f", self.conf], "slurmctld-again.out")
+
+    def run(self, *argv) -> subprocess.CompletedProcess:
+        return subprocess.run(list(argv), env=self.env, capture_output=True, text=True, timeout=30)
+
+    def jobs(self) -> list:
+        """(id, name, state) of every job squeue still lists."""
+        r = self.run("squeue", "--noheader", "-o", "%i|%j|%T")
+        return [tuple(line.split("|")) for line in r.stdout.splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        """Stop every daemon this cluster started (slurmd, slurmctld, munged)."""
+        if os.path.exists(self.conf):
+            self.run("scancel", "--full", "--user", pwd.getpwuid(os.getuid()).pw_name) \
+                if shutil.which("scancel") else None
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        for p in reversed(self.procs):
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                p.wait()
+        self.procs = []
+        shutil.rmtree(self.dir, ignore_errors=True)

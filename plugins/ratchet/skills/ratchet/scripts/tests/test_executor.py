@@ -1,0 +1,69 @@
+"""The executor seam's pure parts (the real engines are in test_e2e_slurm.py and test_e2e_ray.py)."""
+
+import json
+import os
+import unittest
+
+from ratchetlib.core import config as configmod
+from ratchetlib.io import exec_ray, exec_slurm, executor
+from ratchetlib.core.errors import UsageError
+from tests.util import INIT, RepoTest
+
+
+class Options(unittest.TestCase):
+    def test_split_like_a_shell_line(self):
+        self.assertEqual(executor.options("slurm", "--partition=gpu --comment='two words'"),
+                         ["--partition=gpu", "--comment=two words"])
+
+    def test_owned_slurm_options_are_refused_long_short_and_glued(self):
+        for opt in ("--job-name=x", "-J", "-Jx", "--output=o", "-o", "--wait", "--parsable", "--chdir=/", "--array=1-3"):
+            with self.subTest(opt=opt), self.assertRaises(UsageError):
+                executor.options("slurm", opt)
+        executor.options("slurm", "--gres=gpu:1 -p gpu --time=1:00:00")  # the user's own choices pass
+
+    def test_ray_options(self):
+        for opt in ("--submission-id=x", "--working-dir=/", "--no-wait", "--runtime-env=env.yaml",
+                    "--entrypoint-resources={}", "--address=ray://h:10001", "--runtime-env-json=[1]",
+                    "--runtime-env-json={bad"):
+            with self.subTest(opt=opt), self.assertRaises(UsageError):
+                executor.options("ray", opt)
+        executor.options("ray", "--address=http://127.0.0.1:8265 --entrypoint-num-gpus=1")
+
+    def test_ray_runtime_env_keeps_the_users_and_adds_ratchets(self):
+        env = json.loads(exec_ray._runtime_env('{"pip": ["x"], "env_vars": {"A": "1"}, "excludes": ["data/"]}',
+                                               {"RATCHET_TRIAL_ID": "t", "SEED": "7"}))
+        self.assertEqual(env, {"pip": ["x"], "env_vars": {"A": "1", "RATCHET_TRIAL_ID": "t", "SEED": "7"},
+                               "excludes": ["data/", ".ratchet/", ".git/"]})
+        self.assertEqual(exec_ray._without(["--runtime-env-json", "{}", "--x", "--address=h"], "--runtime-env-json"),
+                         ["--x", "--address=h"])
+        self.assertEqual(exec_ray.address(["--address", "http://h:1/"]), "http://h:1")
+
+    def test_slurm_exit_code(self):
+        self.assertEqual([exec_slurm.exit_code(x) for x in ("0:0", "3:0", "0:15", "0:9", "?")], [0, 3, 143, 137, None])
+
+    def test_job_names_carry_the_run_id_and_never_repeat(self):
+        a, b = executor.job_name("20261206-1-ab", 3, 2), executor.job_name("20261206-1-ab", 3, 2)
+        self.assertTrue(a.startswith(executor.prefix("20261206-1-ab") + "i3-t2-"))
+        self.assertNotEqual(a, b)
+
+
+class Config(RepoTest):
+    def test_a_config_without_the_keys_loads_as_local(self):
+        self.run_ok(*INIT)
+        with open(os.path.join(self.repo, ".ratchet", "config.json")) as f:
+            stored = json.load(f)
+        self.assertEqual((stored["executor"], stored["executor_options"]), ("local", ""))
+        old = {k: v for k, v in stored.items() if not k.startswith("executor")}
+        cfg = configmod.from_dict(old)
+        self.assertEqual((cfg.executor, cfg.executor_options), ("local", ""))
+
+    def test_local_run_goes_through_the_seam_unchanged(self):
+        self.run_ok(*INIT)
+        self.run_ok("baseline")
+        t = self.records()[0]["trials"][0]
+        self.assertNotIn("job", t)
+        self.assertEqual(t["status"], "ok")
+
+
+if __name__ == "__main__":
+    unittest.main()
