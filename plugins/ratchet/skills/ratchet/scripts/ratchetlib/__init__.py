@@ -16,7 +16,7 @@ checks it, imports inside functions included, and that there is no cycle).
              program, learning (the glue)
   keep/      the keep decision: candidate, strategy (mean | paired behind one measure), judge
              (pure), integrity (harness, seal, git config, carry, the guard gate), finish (the
-             crash-order contract and the one decision tail), recover
+             crash-order contract and the one decision tail), recover, recheck (verify)
   present/   what people and the agent read, rendered from what it is handed: views, figures,
              markdown, page, chart, svg, trend
   verbs/     the verbs: session (init .. stop), loop/ (headless, parallel, calls, agent, prompt),

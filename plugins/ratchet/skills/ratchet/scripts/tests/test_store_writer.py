@@ -56,7 +56,7 @@ ELSEWHERE = {  # "module:function" -> where its writes go (never .ratchet/)
     "measure/holdout.py:_link_untracked": "the holdout's temporary worktree",
     "measure/holdout.py:_evaluate": "the holdout's temporary folder",
     "keep/paired.py:_unstage": "the working tree (the candidate's checkpoints put back)",
-    "keep/paired.py:_remove": "the working tree",
+    "keep/recheck.py:_remove": "the working tree (files only the other commit has)",
 }
 
 _PRIMITIVES = {("os", n) for n in ("replace", "rename", "renames", "remove", "unlink", "rmdir", "removedirs",

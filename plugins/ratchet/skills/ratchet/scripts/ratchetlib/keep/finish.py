@@ -30,7 +30,7 @@ from ..io import githistory, gitpatch, artifacts, fresh, gitguard, gitops, harne
 from ..io.store import atomic_write, now_iso
 from ..learn import learning
 from ..measure import holdout
-from . import candidate, integrity, paired
+from . import candidate, integrity, paired, recheck
 
 
 
@@ -167,10 +167,10 @@ def holdout_at_stop(run: workspace.Run) -> None:
 
 def verify_when_due(run: workspace.Run) -> None:
     """Paired runs: re-measure start vs best at the stop and every --verify-every iterations."""
-    if not paired.due(run):
+    if not recheck.due(run):
         return
     try:
-        verified = paired.verify(run)
+        verified = recheck.verify(run)
     except (RatchetError, UsageError, OSError) as e:  # the decision stands; say why there is no verified gain
         run.verify_error = str(e)
         return

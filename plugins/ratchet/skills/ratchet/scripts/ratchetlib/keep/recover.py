@@ -10,7 +10,7 @@ from ..core.errors import RatchetError, UsageError
 from ..io import executor, leftovers, store_best, githistory, gitops, runner, seal, unclean, workspace
 from ..io.store import now_iso
 from ..io.store_lock import Lock
-from . import finish, paired
+from . import finish, paired, recheck
 
 
 
@@ -53,7 +53,7 @@ def recover(run: workspace.Run) -> list:
     elif cur and cur.get("phase") == "measuring" and cur.get("swap"):
         notes += paired.recover(run, cur)
     elif cur and cur.get("phase") == "verifying":
-        notes += paired.recover_verify(run, cur)
+        notes += recheck.recover_verify(run, cur)
     elif cur and cur.get("phase") == "agent":
         runner.kill_marked(cur.get("markers") or [])
         if cur.get("iter") == run.state.get("iteration", -1) + 1 and not run.state.get("stop"):

@@ -15,7 +15,7 @@ from ..io.store import Store, atomic_write, now_iso
 from ..io.store_lock import Lock
 from ..learn import learning
 from ..measure import capture, guard, holdout, trial
-from ..keep import candidate, finish, integrity, paired, recover, strategy
+from ..keep import candidate, finish, integrity, paired, recheck, recover, strategy
 
 
 
@@ -27,14 +27,10 @@ def _initial_state(cfg: configmod.Config, repo: str) -> dict:
             "ignored_before": gitops.ignored(repo)}
 
 
-def init(cwd: str, args: dict, start: Optional[dict] = None) -> workspace.Run:
-    """Validate flags, check the repository, create the experiment branch.
-
-    `start` (from `chain`) makes the run begin at another commit than HEAD:
-    {"sha", "original_branch", "parent"}; `parent` is written to the
-    read-only `.ratchet/parent.json` of the new run.
-    """
-    repo = gitops.find_root(cwd)
+def _start_point(repo: str, args: dict, start: Optional[dict]) -> tuple:
+    """(the commit the run starts at, the user's branch), once the repository
+    can start a run: it has a commit, HEAD is on a branch (unless --no-branch),
+    and tracked files have no uncommitted changes."""
     head = gitops.head_sha(repo) if start is None else start["sha"]
     if head is None:
         raise UsageError("the repository has no commits yet; commit your project first, then run init")
@@ -48,6 +44,18 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> workspace.Run:
     if dirty:
         more = f" and {len(dirty) - 3} more" if len(dirty) > 3 else ""
         raise UsageError(f"uncommitted changes to tracked files ({', '.join(dirty[:3])}{more}); commit or stash them first")
+    return head, original
+
+
+def init(cwd: str, args: dict, start: Optional[dict] = None) -> workspace.Run:
+    """Validate flags, check the repository, create the experiment branch.
+
+    `start` (from `chain`) makes the run begin at another commit than HEAD:
+    {"sha", "original_branch", "parent"}; `parent` is written to the
+    read-only `.ratchet/parent.json` of the new run.
+    """
+    repo = gitops.find_root(cwd)
+    head, original = _start_point(repo, args, start)
     cfg = configmod.build(args, repo, harness.commands_name(args, repo))
     executor.validate(cfg.executor, cfg.executor_options)
     tracked = capture.tracked_outputs(repo, cfg.source)
@@ -266,7 +274,7 @@ def verify(cwd: str, pairs: Optional[int] = None) -> tuple:
         cur = run.store.read_current()
         if cur and cur.get("phase") == "measuring" and cur.get("trials"):
             raise UsageError("an iteration is being measured (run-trial); decide it first")
-        verified = paired.verify(run, pairs)
+        verified = recheck.verify(run, pairs)
         if verified:
             st = {**run.state, "verified": verified}
             run.store.write_state(st)

@@ -12,7 +12,7 @@ from typing import Optional
 
 from ..io import lineage
 from ..io.store_lock import _alive
-from ..keep import paired
+from ..keep import paired, recheck
 from ..learn import learning
 from ..measure import holdout
 from ..present import views
@@ -21,7 +21,7 @@ from ..present import views
 def _verified(run) -> Optional[str]:
     """The verified-gain line of the run's state, or None."""
     st = run.state
-    return paired.verified_line(st.get("verified"), run.config.direction, st.get("log_scale", True))
+    return recheck.verified_line(st.get("verified"), run.config.direction, st.get("log_scale", True))
 
 
 def verdict(run, rec: dict, notes: list) -> str:
