@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "plugins", "ratchet", "skills", "rat
 
 from ratchetlib.io import workspace
 from ratchetlib.measure import trial
+from ratchetlib.measure import reading
 from ratchetlib.verbs import session
 from ratchetlib.measure import sources  # noqa: E402
 
@@ -85,7 +86,7 @@ def main() -> int:
         lags = mtime_lag(2000, where)
         print(f"file mtime behind time.time() in {where}: max {max(lags) * 1000:.2f} ms, median "
               f"{statistics.median(lags) * 1000:.2f} ms over {len(lags)} writes (negative: never behind); "
-              f"MTIME_SLACK = {sources.MTIME_SLACK * 1000:.0f} ms")
+              f"MTIME_SLACK = {reading.MTIME_SLACK * 1000:.0f} ms")
     WRITERS["tensorboard:runs#score"] = tb_writer()
     root = tempfile.mkdtemp(prefix="ratchet-bench-")
     try:

@@ -11,7 +11,7 @@ checks it, imports inside functions included, and that there is no cycle).
              ray), seal, harness pins, what a trial may not carry over (carry, fresh, startup,
              gitguard), artifacts, unclean, lineage, clip
   measure/   a command becomes a number: trial (the one place), capture, metrics, sources
-             (+ tfevents), heartbeat, guard, holdout
+             (+ reading, trackers, tfevents), heartbeat, guard, holdout
   learn/     what the record teaches the next proposal: hints, ideas, escalation, bandit, critic,
              program, learning (the glue)
   keep/      the keep decision: candidate, strategy (mean | paired behind one measure), judge

@@ -13,6 +13,8 @@ import time
 import unittest
 
 from ratchetlib.measure import sources, tfevents
+
+from ratchetlib.measure import reading
 from ratchetlib.core.sourcespec import parse_source
 from ratchetlib.measure.sources import paths_to_clear, read_metric
 
@@ -220,8 +222,8 @@ class FreshnessTest(SourceTest):
     def test_fine_grained_timestamps_get_only_the_clock_slack(self):
         since_ns = int(self.since * 1e9)
         self.assertEqual(self.at(since_ns + 1), "ok")
-        self.assertEqual(self.at(since_ns - int(sources.MTIME_SLACK * 1e9 / 2)), "ok")
-        self.assertEqual(self.at(since_ns - int(sources.MTIME_SLACK * 1e9 * 2) - 1), "stale")
+        self.assertEqual(self.at(since_ns - int(reading.MTIME_SLACK * 1e9 / 2)), "ok")
+        self.assertEqual(self.at(since_ns - int(reading.MTIME_SLACK * 1e9 * 2) - 1), "stale")
 
     def test_whole_second_timestamps_compare_at_whole_seconds(self):
         self.since = math.floor(self.since) + 0.7

@@ -13,7 +13,7 @@ the trial's start) and the file actually read is copied to the trial's report
 
 Folder sources (wandb, tensorboard, hf or lightning given a folder) are not
 moved aside; they rely on `read_metric`'s freshness rule, which compares file
-times with the trial's start minus `sources.MTIME_SLACK`. `settle` therefore
+times with the trial's start minus `reading.MTIME_SLACK`. `settle` therefore
 returns only once a file written before the trial ended would read as stale
 to the next trial, so consecutive trials can never read each other's output.
 """
@@ -27,6 +27,7 @@ from ..io import gitops, store_files
 from ..core import paths
 from ..core import sourcespec
 from . import sources
+from .reading import MTIME_SLACK, NOT_FINITE, OK
 
 COPY_LIMIT = 64 * 1024 * 1024
 """A report file larger than this is not copied into .ratchet/ (its path is noted instead)."""
@@ -84,9 +85,9 @@ def read(repo: str, source: sourcespec.Source, metric_name: str, direction: str,
     reading = sources.read_metric(source, repo, metric_name, since=started, direction=direction)
     if reading.path:
         _copy_report(os.path.join(repo, reading.path), reading.path, report)
-    if reading.status == sources.OK:
+    if reading.status == OK:
         status = "ok"
-    elif reading.status == sources.NOT_FINITE:
+    elif reading.status == NOT_FINITE:
         status = "not-finite"
     else:
         status = "no-metric"
@@ -117,7 +118,7 @@ def settle(ended: float, probe: Optional[str]) -> None:
     stdout): whole-second timestamps on it mean a coarse filesystem, where the
     freshness rule works at whole seconds, so the wait runs to the next second.
     """
-    until = ended + sources.MTIME_SLACK + 0.001
+    until = ended + MTIME_SLACK + 0.001
     try:
         if probe and os.stat(probe).st_mtime_ns % 1_000_000_000 == 0:
             until = max(until, math.floor(ended) + 1.001)

@@ -12,7 +12,7 @@ from typing import Optional
 
 from ..core import config as configmod
 from ..core import paths
-from ..io import executor, store_files, artifacts, carry, clip, gitguard, runner, unclean, workspace
+from ..io import executor, store_files, artifacts, carry, clip, gitguard, unclean, workspace
 from . import capture, heartbeat, metrics
 
 
