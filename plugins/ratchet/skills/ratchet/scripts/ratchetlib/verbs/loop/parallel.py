@@ -88,6 +88,29 @@ def _sub(k, rep, info, v, trials, changed, patch, extra=None, arm=None) -> dict:
 
 def run_round(loop) -> tuple:
     """One round of `loop.opts.parallel` proposals: (record, paused reason)."""
+    run = loop.run
+    it, sha, calls, cur, results, timeout, wall_limited = _propose(loop)
+    patches = [_save_patch(run, it, k, gitpatch.tree_patch(c.child.cwd, sha)) for k, c in enumerate(calls, 1)]
+    if wall_limited and any(tr.timed_out for tr, _, _ in results):
+        why = f"wall-clock budget reached ({loop.opts.max_wall_seconds:g}s)"
+        v = decision.Verdict(decision.INTERRUPTED, None, None, f"interrupted: {why} while the agents worked")
+        subs = [_sub(k, rep, info, v, [], [], rel, arm=c.arm)
+                for k, ((_, rep, info), rel, c) in enumerate(zip(results, patches, calls), 1)]
+        cur.update(hypothesis=subs[0]["hypothesis"], description=subs[0]["description"], agent=subs[0]["agent"],
+                   arm=subs[0]["arm"])
+        return finish.settle(run, cur, v, [], {"slot": 1, "alternatives": subs[1:], "patch": subs[0]["patch"]}), why
+    subs, trial_no = [], 1
+    for k, (result, rel, c) in enumerate(zip(results, patches, calls), 1):
+        sub, used = _measure_proposal(run, it, k, result, rel, c.arm, timeout, trial_no)
+        subs.append(sub)
+        trial_no += used
+    return _settle_best(run, cur, subs), None
+
+
+def _propose(loop) -> tuple:
+    """Start the round's agents, one per slot worktree, and collect them:
+    (iteration, incumbent sha, calls, current.json buffer, results, the
+    agents' timeout, whether the wall clock set it)."""
     run, opts = loop.run, loop.opts
     n = opts.parallel
     it = run.state["iteration"] + 1
@@ -99,68 +122,62 @@ def run_round(loop) -> tuple:
     timeout, wall_limited = loop.agent_timeout()
     deadline = time.monotonic() + timeout
     loop.calls = calls
-    results = []
     for c in calls:
         c.start()
-    for c in calls:
-        results.append(c.collect(max(deadline - time.monotonic(), 0.0)))
+    results = [c.collect(max(deadline - time.monotonic(), 0.0)) for c in calls]
     loop.calls = []
-    patches = [_save_patch(run, it, k, gitpatch.tree_patch(c.child.cwd, sha)) for k, c in enumerate(calls, 1)]
-    if wall_limited and any(tr.timed_out for tr, _, _ in results):
-        why = f"wall-clock budget reached ({opts.max_wall_seconds:g}s)"
-        v = decision.Verdict(decision.INTERRUPTED, None, None, f"interrupted: {why} while the agents worked")
-        subs = [_sub(k, rep, info, v, [], [], rel, arm=c.arm)
-                for k, ((_, rep, info), rel, c) in enumerate(zip(results, patches, calls), 1)]
-        cur.update(hypothesis=subs[0]["hypothesis"], description=subs[0]["description"], agent=subs[0]["agent"],
-                   arm=subs[0]["arm"])
-        return finish.settle(run, cur, v, [], {"slot": 1, "alternatives": subs[1:], "patch": subs[0]["patch"]}), why
+    return it, sha, calls, cur, results, timeout, wall_limited
 
-    subs, trial_no = [], 1
-    for k, ((tr, rep, info), rel, c) in enumerate(zip(results, patches, calls), 1):
-        patch = b""
-        if rel:
-            with open(os.path.join(run.store.root, rel), "rb") as f:
-                patch = f.read()
-        why = failure(tr, rep, timeout, info["log"])
-        if why:
-            subs.append(_sub(k, rep, info, decision.Verdict(decision.AGENT_ERROR, None, None, why), [], [], rel,
-                             arm=c.arm))
-            continue
-        if not rel:
-            v = decision.Verdict(decision.NO_CHANGE, None, None, "no change: the proposal equals the incumbent")
-            subs.append(_sub(k, rep, info, v, [], [], None, arm=c.arm))
-            continue
-        err = gitpatch.apply_patch(run.repo, patch)
-        if err:
-            v = decision.Verdict(decision.AGENT_ERROR, None, None,
-                                 f"agent-error: the proposal does not apply to the main tree ({err})")
-            subs.append(_sub(k, rep, info, v, [], [], rel, arm=c.arm))
-            continue
-        cand, v, extra = session.check(run)
-        fresh.switched(run.repo, cand.paths)  # proposals follow each other within a second, often the same size
-        trials = []
-        if v is None:
-            v, extra, trials = strategy.proposal(run, it, trial_no, own=cand.paths)
-            trial_no += len(trials)
-        if v.decision == decision.TAMPERED:  # git's own files before the revert checks files out
-            gitguard.restore(run.repo, run.store.root)
-        gitpatch.back_to_head(run.repo, list(cand.tracked), list(cand.new))
-        fresh.switched(run.repo, cand.paths)
-        if v.decision == decision.TAMPERED:  # the next proposal is measured against the pinned harness
-            harness.restore(run.repo, run.store.root)
-        subs.append(_sub(k, rep, info, v, trials, cand.paths, rel, extra, c.arm))
 
-    keeps = [s for s in subs if s["decision"] == decision.KEEP]
+def _measure_proposal(run, it: int, k: int, result: tuple, rel, arm, timeout: float, trial_no: int) -> tuple:
+    """Proposal `k` applied to the main tree, measured from trial number
+    `trial_no`, then undone: (its summary for the round, trials it used)."""
+    tr, rep, info = result
+    why = failure(tr, rep, timeout, info["log"])
+    if why:
+        return _sub(k, rep, info, decision.Verdict(decision.AGENT_ERROR, None, None, why), [], [], rel, arm=arm), 0
+    if not rel:
+        v = decision.Verdict(decision.NO_CHANGE, None, None, "no change: the proposal equals the incumbent")
+        return _sub(k, rep, info, v, [], [], None, arm=arm), 0
+    with open(os.path.join(run.store.root, rel), "rb") as f:
+        patch = f.read()
+    err = gitpatch.apply_patch(run.repo, patch)
+    if err:
+        v = decision.Verdict(decision.AGENT_ERROR, None, None,
+                             f"agent-error: the proposal does not apply to the main tree ({err})")
+        return _sub(k, rep, info, v, [], [], rel, arm=arm), 0
+    cand, v, extra = session.check(run)
+    fresh.switched(run.repo, cand.paths)  # proposals follow each other within a second, often the same size
+    trials = []
+    if v is None:
+        v, extra, trials = strategy.proposal(run, it, trial_no, own=cand.paths)
+    if v.decision == decision.TAMPERED:  # git's own files before the revert checks files out
+        gitguard.restore(run.repo, run.store.root)
+    gitpatch.back_to_head(run.repo, list(cand.tracked), list(cand.new))
+    fresh.switched(run.repo, cand.paths)
+    if v.decision == decision.TAMPERED:  # the next proposal is measured against the pinned harness
+        harness.restore(run.repo, run.store.root)
+    return _sub(k, rep, info, v, trials, cand.paths, rel, extra, arm), len(trials)
+
+
+def _best(run, subs: list) -> dict:
+    """The proposal the round records: the best keep, else the best measured
+    revert, else the most telling failure (_ORDER)."""
     best = None
-    for s in keeps:
+    for s in (s for s in subs if s["decision"] == decision.KEEP):
         if best is None or run.config.better(s["avg"], best["avg"]):
             best = s
     if best is None:
-        measured = [s for s in subs if s["decision"] == decision.REVERT]
-        for s in measured:
+        for s in (s for s in subs if s["decision"] == decision.REVERT):
             if best is None or run.config.better(s["avg"], best["avg"]):
                 best = s
-        best = best or min(subs, key=lambda s: _ORDER.get(s["decision"], 9))
+    return best or min(subs, key=lambda s: _ORDER.get(s["decision"], 9))
+
+
+def _settle_best(run, cur: dict, subs: list) -> dict:
+    """The round's one decision through the one tail: the best proposal is
+    re-applied and kept, or recorded; every other keep reads as a revert."""
+    best = _best(run, subs)
     others = []
     for s in subs:
         if s is best:
@@ -181,4 +198,4 @@ def run_round(loop) -> tuple:
         fresh.switched(run.repo, best["changed"])
     else:
         extra.update(changed=best["changed"], patch=best["patch"])
-    return finish.settle(run, cur, v, best["trials"], extra), None
+    return finish.settle(run, cur, v, best["trials"], extra)
