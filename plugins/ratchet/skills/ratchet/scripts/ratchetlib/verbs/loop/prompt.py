@@ -62,12 +62,37 @@ def recent_line(r: dict) -> str:
     return f"{head}: {text}"
 
 
+def _goal_and_paths(cfg, st: dict) -> list:
+    """The prompt's Goal and Paths sections: what is measured and how it is
+    decided, where the agent may write, and what a protected edit costs."""
+    source = {"stdout": "its stdout", "stderr": "its stderr"}.get(cfg.report_source, f"the file `{cfg.report_source}`")
+    lines = [
+        "", "## Goal",
+        f"{'Maximize' if cfg.direction == 'max' else 'Minimize'} `{cfg.metric_name}` as printed by "
+        f"`{cfg.run_command}` (read from {source}); {cfg.trials} trial(s) per candidate; a change is kept "
+        f"when its mean beats the incumbent by more than {cfg.min_improvement}.",
+        f"Baseline {num(st.get('baseline'))}; incumbent {num(st.get('incumbent_score'))}; "
+        f"best {num(st.get('best'))} (iter {st.get('best_iter')}).",
+        " · ".join(decision.progress(st, cfg)),
+        "", "## Paths",
+        f"- editable: {_paths(list(cfg.editable), 'every path that is not protected')}",
+        f"- protected (never edit, create, delete or rename): {_paths(list(cfg.protect), 'none')}",
+    ]
+    auto = list(getattr(cfg, "auto_protected", ()) or ())
+    if auto:
+        lines += [f"  (of these, {_paths(auto, '')} are protected because the run, guard or holdout command names them)"]
+    return lines + [
+        "A change to a protected path is `tampered` (the harness is restored from its pinned copy); a change "
+        "outside the editable paths is `out-of-scope`; both are reverted. Hard constraints and the guard "
+        "command (when the run has them) must pass too, or the change is reverted.",
+    ]
+
+
 def render(config, state: dict, iteration: int, *, integrity: str, diff: str, recent: list,
            program: Optional[str] = None, extra=(), slot: Optional[tuple] = None) -> str:
     """The prompt text. `config` is a Config; `slot` is (k, n) with --parallel."""
     cfg, st = config, state
     goal = "raise" if cfg.direction == "max" else "lower"
-    source = {"stdout": "its stdout", "stderr": "its stderr"}.get(cfg.report_source, f"the file `{cfg.report_source}`")
     lines = [
         f"# ratchet iteration {iteration}",
         "",
@@ -90,26 +115,8 @@ def render(config, state: dict, iteration: int, *, integrity: str, diff: str, re
                       f"time; only the best measured proposal is kept. "
                       + ("Make the most promising change." if k == 1 else
                          f"Pick an idea that differs from the obvious first choice (proposer {k} explores).")]
-    margin = cfg.min_improvement
+    lines += _goal_and_paths(cfg, st)
     lines += [
-        "", "## Goal",
-        f"{'Maximize' if cfg.direction == 'max' else 'Minimize'} `{cfg.metric_name}` as printed by "
-        f"`{cfg.run_command}` (read from {source}); {cfg.trials} trial(s) per candidate; a change is kept "
-        f"when its mean beats the incumbent by more than {margin}.",
-        f"Baseline {num(st.get('baseline'))}; incumbent {num(st.get('incumbent_score'))}; "
-        f"best {num(st.get('best'))} (iter {st.get('best_iter')}).",
-        " · ".join(decision.progress(st, cfg)),
-        "", "## Paths",
-        f"- editable: {_paths(list(cfg.editable), 'every path that is not protected')}",
-        f"- protected (never edit, create, delete or rename): {_paths(list(cfg.protect), 'none')}",
-    ]
-    auto = list(getattr(cfg, "auto_protected", ()) or ())
-    if auto:
-        lines += [f"  (of these, {_paths(auto, '')} are protected because the run, guard or holdout command names them)"]
-    lines += [
-        "A change to a protected path is `tampered` (the harness is restored from its pinned copy); a change "
-        "outside the editable paths is `out-of-scope`; both are reverted. Hard constraints and the guard "
-        "command (when the run has them) must pass too, or the change is reverted.",
         "", "## Rules (integrity)",
         _cap(integrity, MAX_INTEGRITY_BYTES, "integrity rules"),
     ]
