@@ -42,7 +42,6 @@ keeper still ends the trial's process group, best effort.
 
 import atexit
 import dataclasses
-import json
 import os
 import select
 import signal

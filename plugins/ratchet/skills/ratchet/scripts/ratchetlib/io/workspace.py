@@ -14,7 +14,6 @@ from .store import Store
 from .store_seal import adopt
 
 
-
 @dataclasses.dataclass
 class Run:
     repo: str

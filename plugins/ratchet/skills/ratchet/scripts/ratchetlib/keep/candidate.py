@@ -11,7 +11,6 @@ from ..core.errors import UsageError
 from ..io import githistory, gitops, harness, workspace
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Candidate:
     """What the agent changed since the incumbent, sorted by scope."""

@@ -23,15 +23,14 @@ import os
 import time
 from typing import Optional
 
-from ..core import budget, decision, faults, paths, pareto, term
+from ..core import budget, decision, faults, pareto, paths, term
 from ..core import config as configmod
 from ..core.errors import RatchetError, UsageError
-from ..io import githistory, gitpatch, artifacts, fresh, gitguard, gitops, harness, workspace
+from ..io import artifacts, fresh, gitguard, githistory, gitops, gitpatch, harness, workspace
 from ..io.store import atomic_write, now_iso
 from ..learn import learning
 from ..measure import holdout
 from . import candidate, integrity, paired, recheck
-
 
 
 def record(iteration: int, v: decision.Verdict, trials: list, incumbent, cur: dict, cand: candidate.Candidate,

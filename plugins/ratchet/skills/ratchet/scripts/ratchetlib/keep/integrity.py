@@ -12,7 +12,6 @@ from ..measure import guard
 from . import candidate
 
 
-
 def tampered(run: workspace.Run, changes: dict, when: str) -> tuple:
     """The `tampered` verdict and its record fields for harness `changes`."""
     lost = harness.unrestorable(run.store.root, changes)

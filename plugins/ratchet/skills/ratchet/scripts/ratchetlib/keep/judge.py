@@ -9,7 +9,6 @@ from ..core import constraints, decision, pareto
 from . import paired
 
 
-
 def judge(cfg, st: dict, trials: list, pair: Optional[tuple] = None) -> tuple:
     """(verdict, record fields) of `trials` against the incumbent in state
     `st`: crash/timeout, then constraints, then the metric(s).

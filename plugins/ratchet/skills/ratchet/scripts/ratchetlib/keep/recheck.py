@@ -17,7 +17,7 @@ from ..measure import trial
 from ..core.errors import RatchetError, UsageError
 from ..io import store_files
 from ..io.store import now_iso
-from .paired import effects_of, noise_of, relative, seed_env, mean_or_none
+from .paired import effects_of, mean_or_none, noise_of, relative, seed_env
 
 
 def _changed_paths(repo: str, a: str, b: str) -> list:

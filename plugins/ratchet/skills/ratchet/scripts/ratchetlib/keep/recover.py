@@ -7,11 +7,10 @@ command left running are ended or recorded in UNCLEAN."""
 
 from ..core import decision
 from ..core.errors import RatchetError, UsageError
-from ..io import executor, leftovers, store_best, githistory, gitops, runner, seal, unclean, workspace
+from ..io import executor, githistory, gitops, leftovers, runner, seal, store_best, unclean, workspace
 from ..io.store import now_iso
 from ..io.store_lock import Lock
 from . import finish, paired, recheck
-
 
 
 def recover(run: workspace.Run) -> list:

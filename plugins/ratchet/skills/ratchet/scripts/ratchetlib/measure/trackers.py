@@ -25,7 +25,6 @@ from .tfevents import TFRecordError, read_tfevents_scalars
 
 
 
-
 def read_hf(source: Source, repo_root: str, key: str, since: float, direction: str) -> Reading:
     full, display = resolve(repo_root, source.path)
     if os.path.isdir(full):

@@ -12,9 +12,8 @@ from typing import Optional
 
 from ..core import config as configmod
 from ..core import paths
-from ..io import executor, store_files, artifacts, carry, clip, gitguard, unclean, workspace
+from ..io import artifacts, carry, clip, executor, gitguard, store_files, unclean, workspace
 from . import capture, heartbeat, metrics
-
 
 
 def run_trial(run: workspace.Run, iteration: int, k: int, env: Optional[dict] = None, label: Optional[str] = None) -> dict:

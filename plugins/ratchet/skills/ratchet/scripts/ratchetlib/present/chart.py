@@ -14,7 +14,7 @@ stays a small file.
 from ..core.text import clip, finite
 from .figures import (FAILED, better_word, config_direction, fmt, interval_of, is_better, iter_of, log_scale_of,
                       metric_directions, metric_value)
-from .svg import COLORS, SVG_STYLE, SWATCH, Frame, coord, empty_svg, esc, legend_row, marker
+from .svg import COLORS, Frame, SVG_STYLE, SWATCH, coord, empty_svg, esc, legend_row, marker
 
 CHART_ID = "metric-chart"
 SCATTER_ID = "pareto-chart"

@@ -191,7 +191,6 @@ def verified_text(verified, direction="max"):
 
 
 
-
 def counts_text(counts):
     total = sum(counts.values())
     body = " · ".join(f"{k} {v}" for k, v in counts.items())
@@ -258,7 +257,6 @@ def scatter_metrics(config, records, pareto):
     rows = list(records) + list(pareto or [])
     have = [n for n in names if any(metric_value(r, n, primary) is not None for r in rows)]
     return (have[0], have[1]) if len(have) >= 2 else None
-
 
 
 def md_cell(text, limit=160):

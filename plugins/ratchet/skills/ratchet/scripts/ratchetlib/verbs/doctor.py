@@ -40,7 +40,7 @@ from ..core import config as configmod
 from ..core.errors import RatchetError, UsageError
 from ..io.store import Store
 from ..io.store_lock import Lock
-from .doctor_figures import FAIL, OK, WARN, Check
+from .doctor_figures import Check, FAIL, OK, WARN
 from .doctor_runs import BUDGET_SECONDS, MAX_SUGGESTED_TRIALS, run_checks, timeout_check
 
 MIN_GIT = (2, 17)              # `git worktree remove` (the holdout) is the newest command ratchet uses

@@ -18,7 +18,6 @@ from ..measure import capture, guard, holdout, trial
 from ..keep import candidate, finish, integrity, paired, recheck, recover, strategy
 
 
-
 def _initial_state(cfg: configmod.Config, repo: str) -> dict:
     return {"run_id": cfg.run_id, "iteration": -1, "incumbent_sha": cfg.start_commit,
             "incumbent_score": None, "baseline": None, "best": None, "best_iter": None,
