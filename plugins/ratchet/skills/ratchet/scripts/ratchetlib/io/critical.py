@@ -46,3 +46,15 @@ def deferred(settle=None):
                 signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
             if got:
                 signal.raise_signal(got[0])
+
+
+def blocked(fn):
+    """Run `fn` with SIGINT/SIGTERM blocked at the thread's signal mask, so a
+    second Ctrl-C cannot cut a cleanup short (a remote job's cancel); a signal
+    that arrives meanwhile is delivered once the mask is restored."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        return fn()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

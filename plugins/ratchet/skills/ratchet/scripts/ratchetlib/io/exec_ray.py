@@ -32,7 +32,6 @@ metric must be printed (`--report-source stdout`, checked at init).
 
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.error
@@ -42,7 +41,7 @@ from typing import Optional
 
 from ..core import faults
 from ..core.errors import UsageError
-from . import store_files
+from . import critical, store_files
 
 COMMANDS = ("ray",)
 SUCCESS = "SUCCEEDED"
@@ -222,7 +221,7 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
             time.sleep(max(0.0, wake - now))
             delay = min(delay * 1.25, POLL_MAX)
     except BaseException:
-        _quietly(lambda: cancel(addr, [job]))
+        critical.blocked(lambda: cancel(addr, [job]))
         raise
     finally:
         if progress is not None:
@@ -242,11 +241,3 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
             "node": _node(info), "timed_out": timed_out, "failure": failure, "left": left, "seconds": seconds,
             "queued": None if queued is None else round(queued, 1)}
 
-
-def _quietly(fn):
-    held = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        return fn()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)

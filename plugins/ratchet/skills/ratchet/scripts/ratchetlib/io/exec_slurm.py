@@ -27,14 +27,13 @@ scancel, sacct); nothing here needs root or a Slurm library.
 
 import getpass
 import os
-import signal
 import subprocess
 import time
 from typing import Optional
 
 from ..core import faults
 from ..core.errors import UsageError
-from . import store_files
+from . import critical, store_files
 
 COMMANDS = ("sbatch", "squeue", "scontrol", "scancel")
 SUCCESS = "COMPLETED"
@@ -246,7 +245,7 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
             time.sleep(max(0.0, wake - now))
             delay = min(delay * 1.25, POLL_MAX)
     except BaseException:
-        _quietly(lambda: cancel("", [job]))
+        critical.blocked(lambda: cancel("", [job]))
         raise
     finally:
         if progress is not None:
@@ -267,12 +266,3 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
             "failure": failure, "left": left, "seconds": seconds,
             "queued": None if queued is None else round(queued, 1)}
 
-
-def _quietly(fn):
-    """Run a cleanup with SIGINT/SIGTERM held back, so a second Ctrl-C cannot cut it short."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        return fn()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
