@@ -1,7 +1,7 @@
 import json
 import unittest
 
-from ratchetlib.learn import escalation
+from ratchetlib.core import escalation
 from ratchetlib.core.errors import UsageError
 
 

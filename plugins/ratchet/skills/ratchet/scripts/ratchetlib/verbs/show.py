@@ -21,7 +21,7 @@ from ..present import views
 def _verified(run) -> Optional[str]:
     """The verified-gain line of the run's state, or None."""
     st = run.state
-    return recheck.verified_line(st.get("verified"), run.config.direction, st.get("log_scale", True))
+    return recheck.verified_line(st.verified, run.config.direction, st.log_scale)
 
 
 def verdict(run, rec: dict, notes: list) -> str:
@@ -44,7 +44,7 @@ def holdout_view(run) -> Optional[dict]:
     if not run.config.holdout_command:
         return None
     doc = holdout.load(run.store.root)
-    if run.state.get("stop"):
+    if run.state.stop:
         return doc or {"summary": "not run yet; run `ratchet.py holdout`"}
     return {"measured": doc is not None, "summary": "hidden until the run stops"}
 
