@@ -28,7 +28,7 @@ def inputs(n, config=CONFIG, state=STATE, **overrides):
     memory, esc, band = None, escalation.initial(), bandit.new_state()
     for record in records(n, **overrides):
         memory = mem_mod.update_memory(memory, record, config)
-        esc = escalation.step(esc, record["decision"] == "keep", config)
+        esc = escalation.advance(esc, record["decision"] == "keep", config)
         band = bandit.update(band, record["arm"], record["decision"],
                              mem_mod.effect(record, config["direction"]))
     arm = bandit.explain(band, bandit.suggest(band))

@@ -44,9 +44,9 @@ class RunStateTest(unittest.TestCase):
 
     def test_apply_record_is_pure_and_folds_each_part(self):
         c = cfg()
-        start = state.initial("r", "s0", ["notes.txt"], [])
+        start = state.new_run("r", "s0", ["notes.txt"], [])
         base = state.apply_record(start, {"iter": 0, "decision": "baseline", "avg": 10.0, "sha": "s0"}, c)
-        self.assertEqual(start, state.initial("r", "s0", ["notes.txt"], []))  # the input is untouched
+        self.assertEqual(start, state.new_run("r", "s0", ["notes.txt"], []))  # the input is untouched
         self.assertEqual((base.iteration, base.baseline, base.best, base.incumbent_sha), (0, 10.0, 10.0, "s0"))
         kept = state.apply_record(base, {"iter": 1, "decision": "keep", "avg": 11.0, "sha": "s1", "delta": 1.0,
                                          "incumbent": 10.0, "hypothesis": "h",

@@ -27,7 +27,7 @@ def cmd_status(a):
             "baseline": st.baseline, "stop": st.stop, "state": st.to_json(),
             "config": run.config.to_dict(), "recent": recent, "pareto": st.pareto,
             "holdout": show.holdout_view(run), "loop": run.store.read_loop()}
-    snap = learning.snapshot(run)
+    snap = learning.facts(run)
     data.update(hints=snap["hints"], escalation=snap["escalation"], arm=snap["arm"], ideas=snap["ideas"],
                 open_ideas=snap["open_ideas"], critic=snap["critic"])
     data.update(trend=trend, recent_scores=[r.get("avg") for r in tail], recovered=notes, busy=busy)

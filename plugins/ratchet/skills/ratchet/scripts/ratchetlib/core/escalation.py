@@ -65,7 +65,7 @@ def _level(streak, pivots, counts):
     return "NORMAL"
 
 
-def step(esc, kept, config):
+def advance(esc, kept, config):
     """The state after one finished iteration (kept or not); a new dict.
 
     Call once per non-baseline decision, after the record is written. When the

@@ -43,7 +43,7 @@ def new_memory():
             "last_failure": None, "best_win": None, "reverted": [], "recent": []}
 
 
-def number(value):
+def finite_or_none(value):
     """A finite float, or None: records carry null for missing figures."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -55,7 +55,7 @@ def improvement(record, direction):
     """The record's raw improvement over the incumbent in metric units (positive
     = better), or None. `delta` in a record is `avg - incumbent`, so a min
     metric improves when it is negative."""
-    delta = number(record.get("delta"))
+    delta = finite_or_none(record.get("delta"))
     if delta is None:
         return None
     return -delta if direction == "min" else delta
@@ -68,11 +68,11 @@ def effect(record, direction):
     oriented so positive is better, and is preferred because it is the better
     measurement; otherwise the oriented delta is divided by |incumbent|.
     """
-    estimate = number(record.get("estimate"))
+    estimate = finite_or_none(record.get("estimate"))
     if estimate is not None:
         return estimate
     gain = improvement(record, direction)
-    incumbent = number(record.get("incumbent"))
+    incumbent = finite_or_none(record.get("incumbent"))
     if gain is None or not incumbent:
         return None
     return gain / abs(incumbent)
@@ -81,7 +81,7 @@ def effect(record, direction):
 def looks_better(record, direction):
     """True when the record's best estimate points to an improvement; used to
     spot reverted near misses. Unknown counts as not better."""
-    estimate = number(record.get("estimate"))
+    estimate = finite_or_none(record.get("estimate"))
     if estimate is not None:
         return estimate > 0
     gain = improvement(record, direction)
@@ -124,7 +124,7 @@ def update_memory(memory, record, config):
     if decision == "keep":
         mem["since_keep"] = 0
         win = {"iter": record.get("iter"), "hypothesis": hypothesis,
-               "effect": eff, "delta": number(record.get("delta")), "change": chg}
+               "effect": eff, "delta": finite_or_none(record.get("delta")), "change": chg}
         if _is_better_win(win, mem["best_win"]):
             mem["best_win"] = win
     else:
@@ -135,7 +135,7 @@ def update_memory(memory, record, config):
     mem["recent"] = (mem["recent"] + [{
         "iter": record.get("iter"), "decision": decision,
         "hypothesis": clip(hypothesis, 100), "effect": eff,
-        "delta": number(record.get("delta")), "arm": record.get("arm"), "change": chg}])[-RECENT:]
+        "delta": finite_or_none(record.get("delta")), "arm": record.get("arm"), "change": chg}])[-RECENT:]
     return mem
 
 

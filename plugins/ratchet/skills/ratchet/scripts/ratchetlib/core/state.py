@@ -102,7 +102,7 @@ def from_json(obj: Optional[dict]) -> RunState:
     return RunState(**known, extra={k: v for k, v in obj.items() if k not in _FIELDS})
 
 
-def initial(run_id: str, start_commit: str, untracked: list, ignored: list,
+def new_run(run_id: str, start_commit: str, untracked: list, ignored: list,
             archived: Optional[str] = None, harness: Optional[dict] = None) -> RunState:
     """The state `init` writes: no baseline yet, the start commit as incumbent."""
     return RunState(run_id=run_id, incumbent_sha=start_commit, untracked_before=list(untracked),
@@ -150,7 +150,7 @@ def _learning(st: RunState, rec: dict, cfg) -> dict:
         return {"memory": st.memory or new_memory(), "escalation": st.escalation or escalation.initial()}
     conf = learning_config(cfg)
     ch = {"memory": update_memory(st.memory, rec, conf),
-          "escalation": escalation.step(st.escalation, d == decision.KEEP, conf)}
+          "escalation": escalation.advance(st.escalation, d == decision.KEEP, conf)}
     stats = fold_critic(st.critic_stats, rec)
     if stats is not None:
         ch["critic_stats"] = stats

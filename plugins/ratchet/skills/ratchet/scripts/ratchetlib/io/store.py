@@ -93,7 +93,7 @@ def write_json(path: str, obj: dict) -> None:
     atomic_write(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode())
 
 
-def parse(raw: bytes, path: str, what: str) -> dict:
+def parse_doc(raw: bytes, path: str, what: str) -> dict:
     try:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -113,7 +113,7 @@ def read_json(path: str, what: str) -> Optional[dict]:
             raw = f.read()
     except FileNotFoundError:
         return None
-    return parse(raw, path, what)
+    return parse_doc(raw, path, what)
 
 
 # --- sealed files (seal.py): the run's contract ---------------------------------
@@ -129,7 +129,7 @@ def read_sealed(root: str, name: str) -> Optional[dict]:
     except FileNotFoundError:
         seal.remember(root, name, None)
         return None
-    return seal.verify(root, name, raw, parse(raw, path, name))
+    return seal.verify(root, name, raw, parse_doc(raw, path, name))
 
 
 def write_sealed(root: str, name: str, obj: dict) -> None:

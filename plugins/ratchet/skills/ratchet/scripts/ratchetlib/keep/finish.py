@@ -1,6 +1,6 @@
 """The one decision tail (`settle`), used by iterate, decide, run-trial,
 loop, --parallel, abandoned iterations and the baseline: the record, then
-`finalize` in the crash order below, then the holdout once the run has
+`enact` (steps 1-4 of the crash order below), then the holdout once the run has
 stopped and the paired verify when due.
 
 Crash safety rests on one ordering, used by every decision:
@@ -87,7 +87,7 @@ def _apply_git(run: workspace.Run, rec: dict, cand: dict) -> dict:
     return rec
 
 
-def finalize(run: workspace.Run, rec: dict, cand: dict) -> dict:
+def enact(run: workspace.Run, rec: dict, cand: dict) -> dict:
     """Steps 1-4 of the module docstring for one decided iteration."""
     run.store.write_current({"iter": rec["iter"], "phase": "decided", "decision": rec, "candidate": cand})
     faults.point("decided")
@@ -130,7 +130,7 @@ def verify_when_due(run: workspace.Run) -> None:
     if not recheck.due(run):
         return
     try:
-        verified = recheck.verify(run)
+        verified = recheck.remeasure(run)
     except (RatchetError, UsageError, OSError) as e:  # the decision stands; say why there is no verified gain
         run.verify_error = str(e)
         return
@@ -147,7 +147,7 @@ def settle(run: workspace.Run, cur: dict, v: decision.Verdict, trials: list, ext
     cand = cand or candidate.candidate(run)
     rec = record(cur["iter"], v, trials, run.state.incumbent_score, cur, cand, extra)
     rec.update(arm=cur.get("arm"), similar=cur.get("similar"))
-    rec = finalize(run, rec, cand.to_dict())
+    rec = enact(run, rec, cand.to_dict())
     holdout_at_stop(run)
     verify_when_due(run)
     return rec

@@ -66,7 +66,7 @@ def recover_verify(run, cur: dict) -> list:
     return ["a killed `verify` left the start commit's files in the tree; the best commit was restored"]
 
 
-def verify(run, pairs: Optional[int] = None) -> Optional[dict]:
+def remeasure(run, pairs: Optional[int] = None) -> Optional[dict]:
     """Paired runs of the start commit (incumbent) against HEAD, the best
     (candidate); returns the `state.verified` dict and writes verify.json.
     None when nothing was kept. The caller holds the lock; the tree must have

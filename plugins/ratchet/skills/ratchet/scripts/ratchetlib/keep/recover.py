@@ -47,7 +47,7 @@ def recover(run: workspace.Run) -> list:
         if last and last[-1]["iter"] == cur["iter"]:
             run.store.clear_current()
         else:
-            rec = finish.finalize(run, cur["decision"], cur.get("candidate") or {})
+            rec = finish.enact(run, cur["decision"], cur.get("candidate") or {})
             notes.append(f"finished iteration {rec['iter']} ({rec['decision']}) that a killed command had decided")
     elif cur and cur.get("phase") == "measuring" and cur.get("swap"):
         notes += paired.recover(run, cur)

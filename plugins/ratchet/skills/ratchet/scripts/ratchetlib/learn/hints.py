@@ -11,7 +11,7 @@ import re
 
 from ..core import change as changes
 from ..core.errors import UsageError
-from ..core.memory import new_memory, number, shown_change
+from ..core.memory import new_memory, finite_or_none, shown_change
 from ..core.text import clip
 
 DEFAULT_PLATEAU_AFTER = 5
@@ -86,7 +86,7 @@ def hints(memory, config, state):
     plateau, hypotheses to avoid, biggest win. O(1) in the history length."""
     mem = {**new_memory(), **(memory or {})}
     limits = settings(config)
-    detectable = number(state.detectable_effect) if state else None
+    detectable = finite_or_none(state.detectable_effect) if state else None
     direction = config.get("direction", "max")
     found = [_failure_hint(mem, limits),
              _plateau_hint(mem, limits, detectable, direction, state.log_scale if state else True),

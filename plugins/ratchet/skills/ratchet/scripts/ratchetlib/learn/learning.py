@@ -169,7 +169,7 @@ def _program_state(state: RunState) -> dict:
 def write_program(run, state: RunState, rec: Optional[dict] = None) -> dict:
     """Regenerate `.ratchet/program.md` from O(1) inputs (bounded by
     program.MAX_BYTES); return the snapshot it used (see `snapshot`)."""
-    snap = snapshot(run, state, rec)
+    snap = facts(run, state, rec)
     arm = snap["arm"]["explain"] if snap["arm"] else None
     text = program.render(run.config.to_dict(), _program_state(state), state.memory, snap["hints"],
                           state.escalation, arm, snap["ideas"], None)
@@ -205,7 +205,7 @@ def _near_miss(opened: list, rec: Optional[dict]) -> Optional[dict]:
                  and (i.get("figures") or {}).get("iter") == rec.get("iter")), None)
 
 
-def snapshot(run, state: Optional[RunState] = None, rec: Optional[dict] = None) -> dict:
+def facts(run, state: Optional[RunState] = None, rec: Optional[dict] = None) -> dict:
     """Everything status, the verdict and program.md show about learning,
     read once from bandit.json and ideas.json; `near_miss` is the idea saved
     from `rec` when one is given (the verdict's line)."""

@@ -81,7 +81,7 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> workspace.Run:
             githistory.create_branch(repo, branch, head)
             store.write_current({"iter": -1, "phase": "init", "branch": branch, "original_branch": original})
         store.write_config(cfg.to_dict())
-        st = state.initial(cfg.run_id, cfg.start_commit, gitops.untracked(repo), gitops.ignored(repo),
+        st = state.new_run(cfg.run_id, cfg.start_commit, gitops.untracked(repo), gitops.ignored(repo),
                            archived=archived, harness=pinned)
         store.write_state(st)
         run = workspace.Run(repo, store, cfg, st)
@@ -264,7 +264,7 @@ def verify(cwd: str, pairs: Optional[int] = None) -> tuple:
         cur = run.store.read_current()
         if cur and cur.get("phase") == "measuring" and cur.get("trials"):
             raise UsageError("an iteration is being measured (run-trial); decide it first")
-        verified = recheck.verify(run, pairs)
+        verified = recheck.remeasure(run, pairs)
         if verified:
             run.save(state.with_verified(run.state, verified))
     return run, verified, notes

@@ -4,7 +4,7 @@ the run, then rendered by present/views.py (which reads no file).
 The verdict renders from the learning snapshot `learning.persist` made while
 recording the iteration (`run.learned`), so printing it does not read
 bandit.json and ideas.json again; only a verdict with no fresh record falls
-back to reading them. `status` reads them once (`learning.snapshot`, shared
+back to reading them. `status` reads them once (`learning.facts`, shared
 with its --json), and the holdout, a chained run's origin and loop.json.
 """
 
@@ -28,7 +28,7 @@ def verdict(run, rec: dict, notes: list) -> str:
     """The answer to `iterate`, `decide`, `run-trial` and `resume`."""
     snap = run.learned
     if snap is None or snap.get("record_iter") != rec.get("iter"):
-        snap = learning.snapshot(run, rec=rec)
+        snap = learning.facts(run, rec=rec)
     return views.verdict_text(run.config, run.state, rec, notes, learned=learning.verdict_lines(run.state, rec, snap),
                          verified=_verified(run), verify_error=run.verify_error,
                          holdout_ran=bool(run.holdout))

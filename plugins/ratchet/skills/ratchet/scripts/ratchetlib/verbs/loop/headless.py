@@ -34,7 +34,7 @@ from typing import Optional
 
 from . import parallel
 from .. import show
-from .calls import AgentCall, Options, failure, options  # noqa: F401 (Options, options: the loop's API)
+from .calls import AgentCall, Options, failure, loop_options  # noqa: F401 (Options, loop_options: the loop's API)
 from ...core import budget, decision, state, term
 from ...core.text import clip, num
 from ...io import gitops, procs, unclean
@@ -232,7 +232,7 @@ def main(cwd: str, given: dict, init_flags: Optional[dict] = None, out=None) -> 
     and signals after cleaning up (see the module docstring)."""
     out = out or (lambda line: print(term.printable(line), flush=True))
     store = Store(gitops.find_root(cwd))
-    opts = options(store.read_loop() if store.exists() else None, given)
+    opts = loop_options(store.read_loop() if store.exists() else None, given)
     run = _open(cwd, init_flags, out)
     with Lock(run.store, "loop"):
         for n in recover.recover(run):
