@@ -10,6 +10,7 @@ import os
 from typing import Optional
 
 from ..core import change, faults, paths
+from ..core.change import verified_line  # noqa: F401 (its home is core/change; re-exported for the verbs)
 from ..core.effects import incumbent_first
 from ..core.gain import gain_interval
 from ..io import fresh, gitops, harness
@@ -127,20 +128,6 @@ def verify(run, pairs: Optional[int] = None) -> Optional[dict]:
                                                      "best_scores": cand, "effects": effects, "log_scale": scale,
                                                      "gain": gain.to_json()})
     return verified
-
-
-def verified_line(verified: Optional[dict], direction: str = "max", log_scale: bool = True) -> Optional[str]:
-    """`verified gain over the start: -99.3% (137x lower) [-99.4%, -99.2%] (8
-    pairs, best of iter 7)` or None: the metric's own change (change.py);
-    `direction`/`log_scale` convert a state written before `change_pct`."""
-    if not isinstance(verified, dict) or verified.get("gain_pct") is None:
-        return None
-    pct, iv = change.verified_change(verified, direction, log_scale)
-    if pct is None:
-        return None
-    bounds = f" {change.bracket(iv[0] / 100, iv[1] / 100)}" if iv else ""
-    return (f"verified gain over the start: {change.percent(pct / 100)}{bounds} "
-            f"({verified.get('pairs')} pairs, best of iter {verified.get('iter')})")
 
 
 def due(run) -> bool:

@@ -26,7 +26,6 @@ hints show: the metric's own relative change (change.py; -0.5 = halved),
 absent in memories written before it (then converted from `effect`).
 """
 
-import difflib
 import math
 import re
 
@@ -236,6 +235,7 @@ def similar_reverted(hypothesis, memory, threshold=0.75):
     """The remembered reverted hypothesis most similar to `hypothesis` as
     (text, ratio) when the difflib ratio reaches `threshold`, else None.
     quick_ratio (an upper bound of ratio) skips hopeless pairs cheaply."""
+    import difflib  # here, not at the top: `status` imports hints and never matches (issue 18)
     wanted = text_key(hypothesis)
     if not wanted:
         return None

@@ -23,7 +23,7 @@ bandit.json and ideas.json are bounded, results.jsonl is never read.
 
 from typing import Optional
 
-from . import bandit, critic, escalation, hints, ideas, program
+from . import bandit, critic, escalation, hints, ideas
 from ..core.errors import UsageError
 from ..core.text import clip
 from ..io import store_files
@@ -204,6 +204,7 @@ def write_program(run, state: dict, rec: Optional[dict] = None) -> dict:
     program.MAX_BYTES); return the snapshot it used (see `snapshot`)."""
     snap = snapshot(run, state, rec)
     arm = snap["arm"]["explain"] if snap["arm"] else None
+    from . import program  # only a decision writes program.md; `status` never loads it
     text = program.render(run.config.to_dict(), _program_state(state), state.get("memory"), snap["hints"],
                           state.get("escalation"), arm, snap["ideas"], None)
     store_files.write_text(run.store.root, "program", text)
