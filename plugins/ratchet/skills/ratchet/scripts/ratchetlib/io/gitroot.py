@@ -10,8 +10,9 @@ Contract: `plain_root(cwd)` returns that folder only when nothing could
 make git answer differently: no GIT_DIR, GIT_WORK_TREE, GIT_COMMON_DIR,
 GIT_CEILING_DIRECTORIES or GIT_DISCOVERY_ACROSS_FILESYSTEM in the
 environment, `cwd` not inside a `.git` folder, no file-system boundary
-crossed, the folder and its `.git` owned by this user (git's safe.directory
-check), and a ratchet run there (`.ratchet/config.json`). Otherwise None,
+crossed, the folder and its `.git` owned and readable by this user (git's
+safe.directory check), git on PATH (its absence is one line, BAD-INPUT e07),
+and a ratchet run there (`.ratchet/config.json`). Otherwise None,
 and the caller asks git (gitops.find_root), which also words every error.
 
 `plain_git_dir(repo)`, by the same rule: `repo/.git` when it is a folder and
@@ -20,13 +21,14 @@ and `--git-path NAME` resolve to (`.git`, `.git/NAME`); else None.
 """
 
 import os
+import shutil
 from typing import Optional
 
 _GIT_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_CEILING_DIRECTORIES", "GIT_DISCOVERY_ACROSS_FILESYSTEM")
 
 
 def plain_root(cwd: str) -> Optional[str]:
-    if any(name in os.environ for name in _GIT_ENV):
+    if any(name in os.environ for name in _GIT_ENV) or shutil.which("git") is None:
         return None
     try:
         here = os.path.realpath(cwd)
@@ -64,6 +66,8 @@ def _root_here(folder: str, dev: int):
     except OSError:
         return None
     uid = os.geteuid()
-    if top.st_dev != dev or top.st_uid != uid or dot.st_uid != uid:
+    if top.st_dev != dev or top.st_uid != uid or dot.st_uid != uid or not os.access(folder, os.R_OK | os.X_OK):
+        return None
+    if os.path.isdir(os.path.join(folder, ".git")) and not os.access(os.path.join(folder, ".git"), os.R_OK | os.X_OK):
         return None
     return folder if os.path.isfile(os.path.join(folder, ".ratchet", "config.json")) else None
