@@ -213,7 +213,7 @@ def measure(run, cur: dict, cand) -> tuple:
             for role in order:
                 if role != in_tree:
                     swap["in_tree"] = role
-                    run.store.write_current(cur)
+                    run.store.write_current(cur, progress=True)
                     to_incumbent(run, swap, sides) if role == "incumbent" else to_candidate(run, swap, sides)
                     in_tree = role
                     if role == "incumbent":
@@ -228,7 +228,7 @@ def measure(run, cur: dict, cand) -> tuple:
                 last = role
                 if role == "candidate":
                     _stage(run.repo, staged, t.get("artifacts") or [])
-                run.store.write_current(cur)
+                run.store.write_current(cur, progress=True)
                 faults.point("trial-done")
                 if t["status"] != "ok" or t.get("carried"):
                     failed = True
