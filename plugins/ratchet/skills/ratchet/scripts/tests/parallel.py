@@ -42,7 +42,7 @@ TIMES = os.path.join(tempfile.gettempdir(), "ratchet-test-times.json")
 COUNTS = ("failures", "errors", "skipped", "expected failures", "unexpected successes")
 
 
-SPLIT_SECONDS = 12.0
+SPLIT_SECONDS = 30.0
 
 
 def units(modules=()) -> dict:

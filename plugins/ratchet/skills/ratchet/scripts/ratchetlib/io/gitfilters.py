@@ -20,9 +20,12 @@ every file git may read for this environment (GIT_CONFIG_SYSTEM or
 `.git/config.worktree`) has the same inode, size, mtime and ctime, with the
 environment variables that pick them (and GIT_CONFIG_COUNT/_PARAMETERS)
 unchanged. A file changed less than RACY_SECONDS before it was listed is not
-trusted (a second write within the same coarse clock tick could keep its
-times): such a listing is not kept. A write is caught by its ctime, which no
-process can set back.
+trusted (a second write within the same clock tick could keep its times):
+such a listing is not kept. The tick is the kernel's coarse clock (a few ms)
+where the file system keeps nanoseconds, so RACY_SECONDS is 0.1 s there; a
+file whose times are whole seconds (FAT, some network file systems) gets
+COARSE_RACY_SECONDS. A write is caught by its ctime, which no process can
+set back.
 """
 
 import os
@@ -30,7 +33,8 @@ import shutil
 import time
 from typing import Callable, Optional
 
-RACY_SECONDS = 2.0
+RACY_SECONDS = 0.1
+COARSE_RACY_SECONDS = 2.0
 _ENV_KEYS = ("HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM",
              "GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS", "PATH")
 _KEPT = {}  # repo -> (key, overrides)
@@ -66,7 +70,10 @@ def _key(repo: str, env: dict) -> Optional[tuple]:
 
 
 def _settled(key: tuple, now_ns: int) -> bool:
-    return all(st is None or now_ns - max(st[2], st[3]) > RACY_SECONDS * 1e9 for _, st in key[1])
+    def racy(st) -> float:
+        coarse = st[2] % 1_000_000_000 == 0 and st[3] % 1_000_000_000 == 0
+        return max(RACY_SECONDS, COARSE_RACY_SECONDS) if coarse else RACY_SECONDS
+    return all(st is None or now_ns - max(st[2], st[3]) > racy(st) * 1e9 for _, st in key[1])
 
 
 def cached(repo: str, env: dict, lister: Callable[[], tuple]) -> list:
