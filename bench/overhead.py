@@ -170,7 +170,7 @@ def iterate_ratios(versions: dict, root: str, sizes=(10, 10000), rounds: int = 1
 
 
 _WRAPPER = """#!/bin/sh
-echo "$*" >> "{log}"
+echo git >> "{log}"
 exec "{git}" "$@"
 """
 
