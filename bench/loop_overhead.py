@@ -18,7 +18,14 @@ keep: a commit) and one that never does (each a revert: patch + restore).
 For comparison, the same N iterations driven the in-session way, one
 `ratchet.py iterate` process per iteration, are timed side by side.
 
-    python3 bench/loop_overhead.py [N]      (default 30; each case runs 3 times, the best is shown)
+    python3 bench/loop_overhead.py [N] [--against DIR]... [--ratios]
+        (N default 30; each case runs 3 times, the best is shown)
+
+First it prints issue 18's figures (bench/overhead.py): `status`, `history
+--last 10` and `tail` over a bare interpreter start and `iterate` over its
+floor, at 10 and 10,000 records, and the git processes per `iterate`; with
+`--against DIR` (another checkout's scripts folder) both side by side.
+`--ratios` prints only those.
 """
 
 import json
@@ -140,7 +147,19 @@ def time_iterate(root, name, kind, n):
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+    import argparse
+    import overhead
+    ap = argparse.ArgumentParser()
+    ap.add_argument("n", nargs="?", type=int, default=30)
+    ap.add_argument("--against", action="append", default=[], metavar="DIR")
+    ap.add_argument("--ratios", action="store_true", help="only issue 18's ratios")
+    ap.add_argument("--rounds", type=int, default=10)
+    opts = ap.parse_args()
+    overhead.report(opts.against, SCRIPTS, rounds=opts.rounds)
+    if opts.ratios:
+        return
+    print()
+    n = opts.n
     root = tempfile.mkdtemp(prefix="ratchet-bench-")
     try:
         start = startup(root)

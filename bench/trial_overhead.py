@@ -8,7 +8,13 @@
    in one run: stdout (the core path) versus jsonl, tensorboard and wandb
    sources (move-aside, read, copy, and the MTIME_SLACK spacing between trials).
 
-Usage: python3 bench/trial_overhead.py [--trials N]   (stdlib only, ~10 s)
+3. Issue 18's figures (bench/overhead.py): `iterate` over its floor (one
+   interpreter start, the same trial runs, one git commit) and the read
+   verbs over an interpreter start, at 10 and 10,000 records, and the git
+   processes per `iterate`; `--against DIR` adds another checkout's scripts
+   folder side by side; `--ratios` prints only these.
+
+Usage: python3 bench/trial_overhead.py [--trials N] [--against DIR]... [--ratios]   (stdlib only)
 """
 
 import argparse
@@ -21,7 +27,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "plugins", "ratchet", "skills", "ratchet", "scripts"))
+SCRIPTS = os.path.abspath(os.path.join(HERE, "..", "plugins", "ratchet", "skills", "ratchet", "scripts"))
+sys.path.insert(0, SCRIPTS)
 
 from ratchetlib.io import workspace
 from ratchetlib.measure import trial
@@ -81,7 +88,15 @@ def make_repo(root: str, spec: str, writer: str) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=20)
-    n = ap.parse_args().trials
+    ap.add_argument("--against", action="append", default=[], metavar="DIR")
+    ap.add_argument("--ratios", action="store_true", help="only issue 18's ratios")
+    ap.add_argument("--rounds", type=int, default=10)
+    opts = ap.parse_args()
+    n = opts.trials
+    if opts.ratios:
+        import overhead
+        overhead.report(opts.against, SCRIPTS, rounds=opts.rounds)
+        return 0
     for where in (tempfile.gettempdir(), os.getcwd()):
         lags = mtime_lag(2000, where)
         print(f"file mtime behind time.time() in {where}: max {max(lags) * 1000:.2f} ms, median "
@@ -106,6 +121,8 @@ def main() -> int:
             print(f"  {spec:<24} {med * 1000:7.1f} ms   {med / base:5.2f}x stdout   (+{(med - base) * 1000:.1f} ms)")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    import overhead
+    overhead.report(opts.against, SCRIPTS, rounds=opts.rounds)
     return 0
 
 

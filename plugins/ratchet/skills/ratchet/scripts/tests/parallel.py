@@ -10,6 +10,12 @@ Contract:
   - units are test classes, found by unittest's own discovery (pattern
     test*.py), started longest first: by the durations this runner saved
     last time (`$TMPDIR/ratchet-test-times.json`), else by source size;
+    a class that took longer than SPLIT_SECONDS last time and shares no
+    fixture (no setUpClass / setUpModule in its class or module) runs as
+    several units, its tests dealt round-robin, so one slow class does not
+    finish alone at the end (its time is saved as the sum of its parts);
+  - `python3 tests/parallel.py MODULE...` runs only those modules' classes
+    (e.g. `tests.test_paired`), to time the runner on a subset;
   - RATCHET_TEST_JOBS sets how many run at once (default: 2 per core,
     at least 2); RATCHET_TEST_UNIT_TIMEOUT ends a hung unit (default
     900 s) and counts it as an error;
@@ -20,6 +26,7 @@ Contract:
 """
 
 import json
+import math
 import os
 import re
 import signal
@@ -35,22 +42,54 @@ TIMES = os.path.join(tempfile.gettempdir(), "ratchet-test-times.json")
 COUNTS = ("failures", "errors", "skipped", "expected failures", "unexpected successes")
 
 
-def units() -> list:
-    """Every test class as `tests.module.Class`, in discovery order."""
-    found = []
+SPLIT_SECONDS = 30.0
 
-    def walk(suite):
+
+def units(modules=()) -> dict:
+    """{`tests.module.Class`: (its test ids, whether it shares a fixture)},
+    in discovery order; only `modules` when given. A module that cannot be
+    imported is one unit under its own name: it fails loudly when run."""
+    found = {}
+
+    def walk(suite, named=None):
         for item in suite:
             if isinstance(item, unittest.TestSuite):
-                walk(item)
+                walk(item, named)
             elif isinstance(item, unittest.loader._FailedTest):
-                found.append(item.id().rsplit(".", 1)[0] if "." in item.id() else item.id())
+                found.setdefault(named or item._testMethodName, ([], True))
             else:
                 cls = type(item)
-                found.append(f"{cls.__module__}.{cls.__qualname__}")
+                ids, _ = found.setdefault(f"{cls.__module__}.{cls.__qualname__}", ([], _shared(cls)))
+                ids.append(item.id())
 
-    walk(unittest.defaultTestLoader.discover(HERE, pattern="test*.py", top_level_dir=TOP))
-    return list(dict.fromkeys(found))
+    loader = unittest.defaultTestLoader
+    if not modules:
+        walk(loader.discover(HERE, pattern="test*.py", top_level_dir=TOP))
+    if modules and TOP not in sys.path:
+        sys.path.insert(0, TOP)
+    for name in modules:
+        walk(loader.loadTestsFromName(name), name)
+    return found
+
+
+def _shared(cls) -> bool:
+    """Whether the class's tests share state built once (class or module fixtures)."""
+    module = sys.modules.get(cls.__module__)
+    own = any(getattr(cls, name).__func__ is not getattr(unittest.TestCase, name).__func__
+              for name in ("setUpClass", "tearDownClass"))
+    return own or any(hasattr(module, name) for name in ("setUpModule", "tearDownModule"))
+
+
+def plan(found: dict, known: dict) -> list:
+    """[(unit name, the ids it runs, its class)], longest first (see the module doc)."""
+    out, weight = [], {}
+    for cls, (ids, shared) in found.items():
+        parts = 1 if shared else max(1, min(len(ids), math.ceil(known.get(cls, 0.0) / SPLIT_SECONDS)))
+        for i in range(parts):
+            name = cls if parts == 1 else f"{cls}[{i + 1}/{parts}]"
+            out.append((name, [cls] if parts == 1 else ids[i::parts], cls))
+            weight[name] = known.get(cls, 0.0) / parts
+    return sorted(out, key=lambda u: (-weight[u[0]], -_size(u[2])))
 
 
 def _size(unit: str) -> int:
@@ -58,14 +97,12 @@ def _size(unit: str) -> int:
     return os.path.getsize(path) if os.path.exists(path) else 0
 
 
-def order(names: list) -> list:
-    """Longest first, so the slowest unit does not start last."""
+def known_times() -> dict:
     try:
         with open(TIMES) as f:
-            known = json.load(f)
+            return json.load(f)
     except (OSError, ValueError):
-        known = {}
-    return sorted(names, key=lambda u: (-known.get(u, 0.0), -_size(u)) if known else -_size(u))
+        return {}
 
 
 def parse(output: str) -> dict:
@@ -83,11 +120,11 @@ def parse(output: str) -> dict:
 
 
 class Unit:
-    def __init__(self, name: str, timeout: float):
-        self.name, self.timeout = name, timeout
+    def __init__(self, spec: tuple, timeout: float):
+        (self.name, ids, self.cls), self.timeout = spec, timeout
         self.log = tempfile.TemporaryFile(mode="w+")
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", "unittest", name], cwd=TOP, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([sys.executable, "-m", "unittest", *ids], cwd=TOP, stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.timed_out = False
 
@@ -113,16 +150,17 @@ class Unit:
 def main() -> int:
     jobs = int(os.environ.get("RATCHET_TEST_JOBS") or max(2, 2 * (os.cpu_count() or 1)))
     timeout = float(os.environ.get("RATCHET_TEST_UNIT_TIMEOUT") or 900)
-    pending, running, totals, times, failed = order(units()), [], dict.fromkeys(("ran",) + COUNTS, 0), {}, []
+    found = units(sys.argv[1:])
+    pending, running, totals, times, failed = plan(found, known_times()), [], dict.fromkeys(("ran",) + COUNTS, 0), {}, []
     t0 = time.monotonic()
-    print(f"{len(pending)} test classes, {jobs} at a time", flush=True)
+    print(f"{len(found)} test classes as {len(pending)} units, {jobs} at a time", flush=True)
     while pending or running:
         while pending and len(running) < jobs:
             running.append(Unit(pending.pop(0), timeout))
         for unit in [u for u in running if u.poll() is not None]:
             running.remove(unit)
             seconds = time.monotonic() - unit.t0
-            times[unit.name] = round(seconds, 2)
+            times[unit.cls] = round(times.get(unit.cls, 0.0) + seconds, 2)
             text, result = unit.output(), None
             result = parse(text)
             for key in totals:

@@ -83,6 +83,44 @@ class GitSafety(unittest.TestCase):
         self.assertIn("clean", self.calls())
 
 
+# The candidate's first run defines a new filter driver for *.txt in .git/config and .git/info/attributes.
+LATE_BENCH = """import os, subprocess, sys
+value = open('value.txt').read().strip()
+print('score:', value)
+mark = sys.argv[1]
+if value == '20' and not os.path.exists(mark):
+    log = sys.argv[2]
+    for var in ('clean', 'smudge'):
+        subprocess.run(['git', 'config', 'filter.late.' + var, "sh -c 'echo late-" + var + " >> " + log + "; cat'"])
+    subprocess.run(['git', 'config', 'filter.late.required', 'true'])
+    with open(os.path.join('.git', 'info', 'attributes'), 'a') as f:
+        f.write('*.txt filter=late\\n')
+    open(mark, 'w').close()
+"""
+
+
+class FilterAddedByATrial(unittest.TestCase):
+    """The filter list is kept between git calls (gitfilters.py), yet a driver
+    a trial defines mid-iteration is never run by a later swap, status or commit."""
+
+    def test_a_driver_a_trial_defines_never_runs_in_ratchets_calls(self):
+        repo = make_repo(self, {"bench.py": LATE_BENCH, "value.txt": "10\n"})
+        base = os.path.dirname(repo)
+        mark, log = os.path.join(base, "configured"), os.path.join(base, "late.log")
+        run = lambda *argv: subprocess.run([PY, RATCHET, *argv], cwd=repo, env=user_env(), stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True, timeout=120)
+        p = run("init", "--run-command", f"{PY} bench.py {mark} {log}", "--direction", "max", "--metric-name",
+                "score", "--report-source", "stdout", "--protect", "bench.py")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = run("baseline")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        write(repo, "value.txt", "20\n")  # the candidate defines the driver; status, swaps, the revert follow
+        p = run("iterate", "--hypothesis", "a bigger value")
+        self.assertIn("tampered", p.stdout + p.stderr)  # changing git's configuration is caught as before
+        self.assertTrue(os.path.exists(mark), "the trial did not define its filter: the probe is not live")
+        self.assertFalse(os.path.exists(log) and open(log).read(), f"a trial's filter ran: {p.stdout}{p.stderr}")
+
+
 class GitTimeout(unittest.TestCase):
     """A fake `git` first on PATH hangs on one subcommand; the real one does the rest."""
 

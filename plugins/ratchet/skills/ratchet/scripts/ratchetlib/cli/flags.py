@@ -8,6 +8,7 @@ the flags `loop`, `doctor` and `chain` share with `init` are copied from
 init's parser, so a flag added to `init` is accepted everywhere an init line is."""
 
 import argparse
+from typing import Optional
 
 from ..core.errors import UsageError
 from ..core.steering import DEFAULT_ARMS
@@ -279,16 +280,36 @@ VERBS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole parser: the global -C, then each row of VERBS (every verb
-    also takes -C after its name, hidden from its help)."""
+def verb_of(argv: list) -> Optional[str]:
+    """The verb `argv` names when it starts `[-C DIR] VERB`, else None (a
+    leading option other than -C, or no verb: the whole parser is needed)."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-C"):
+        i += 1 if argv[i] != "-C" else 2
+    return argv[i] if i < len(argv) and argv[i] in VERB_NAMES else None
+
+
+def build_parser(argv: Optional[list] = None) -> argparse.ArgumentParser:
+    """The parser: the global -C, then each row of VERBS (every verb also
+    takes -C after its name, hidden from its help). Given the command line
+    `argv` that names a verb, only that verb's row is built (and init's, for
+    the verbs that copy its flags): the same parse, without building 23
+    sub-parsers to run one (issue 18)."""
+    verb = verb_of(argv) if argv is not None else None
     p = Parser(prog="ratchet.py", description="Keep a code change only when a benchmark proves it helped.")
     p.add_argument("-C", dest="cwd", default=".", metavar="DIR", help="run as if started in DIR")
     sub = p.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
+    wanted = None if verb is None else {verb, "init"} if verb in INIT_USERS else {verb}
     init = None
     for name, help_text, add_flags in VERBS:
+        if wanted is not None and name not in wanted:
+            continue
         sp = sub.add_parser(name, help=help_text, description=help_text)
         sp.add_argument("-C", dest="cwd", default=argparse.SUPPRESS, metavar="DIR", help=argparse.SUPPRESS)
         add_flags(sp, init)
         init = init or sp
     return p
+
+
+VERB_NAMES = frozenset(row[0] for row in VERBS)
+INIT_USERS = ("init", "chain", "loop", "doctor")  # the verbs whose flags copy init's

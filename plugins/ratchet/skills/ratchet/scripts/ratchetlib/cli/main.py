@@ -8,18 +8,41 @@ and locks unwind as they do for Ctrl-C."""
 import signal
 import sys
 
-from ..core import term
 from ..core.errors import RatchetError, UsageError, from_os_error
-from . import read_verbs as read, run_verbs as run, tool_verbs as tool
 from .flags import build_parser
 
-COMMANDS = {"init": run.cmd_init, "chain": tool.cmd_chain, "baseline": run.cmd_baseline, "iterate": run.cmd_iterate,
-            "decide": run.cmd_decide, "status": read.cmd_status, "history": read.cmd_history, "tail": read.cmd_tail,
-            "stop": run.cmd_stop, "run-trial": run.cmd_run_trial, "score": run.cmd_score, "ideas": read.cmd_ideas,
-            "clean": tool.cmd_clean, "reseal": tool.cmd_reseal, "detect": tool.cmd_detect,
-            "holdout": run.cmd_holdout, "verify": run.cmd_verify, "demo": tool.cmd_demo, "loop": tool.cmd_loop,
-            "report": read.cmd_report, "diff": read.cmd_diff, "finalize": tool.cmd_finalize,
-            "doctor": tool.cmd_doctor}
+
+def _read(name):
+    def handler(a):
+        from . import read_verbs
+        return getattr(read_verbs, name)(a)
+    return handler
+
+
+def _run(name):
+    def handler(a):
+        from . import run_verbs
+        return getattr(run_verbs, name)(a)
+    return handler
+
+
+def _tool(name):
+    def handler(a):
+        from . import tool_verbs
+        return getattr(tool_verbs, name)(a)
+    return handler
+
+
+# verb -> handler; each handler module is imported when its verb runs, so
+# `status` never loads the engine `iterate` needs (issue 18)
+COMMANDS = {"init": _run("cmd_init"), "chain": _tool("cmd_chain"), "baseline": _run("cmd_baseline"),
+            "iterate": _run("cmd_iterate"), "decide": _run("cmd_decide"), "status": _read("cmd_status"),
+            "history": _read("cmd_history"), "tail": _read("cmd_tail"), "stop": _run("cmd_stop"),
+            "run-trial": _run("cmd_run_trial"), "score": _run("cmd_score"), "ideas": _read("cmd_ideas"),
+            "clean": _tool("cmd_clean"), "reseal": _tool("cmd_reseal"), "detect": _tool("cmd_detect"),
+            "holdout": _run("cmd_holdout"), "verify": _run("cmd_verify"), "demo": _tool("cmd_demo"),
+            "loop": _tool("cmd_loop"), "report": _read("cmd_report"), "diff": _read("cmd_diff"),
+            "finalize": _tool("cmd_finalize"), "doctor": _tool("cmd_doctor")}
 
 
 class Terminated(BaseException):
@@ -48,12 +71,14 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        args = build_parser().parse_args(_glued(sys.argv[1:] if argv is None else list(argv)))
+        argv = _glued(sys.argv[1:] if argv is None else list(argv))
+        args = build_parser(argv).parse_args(argv)
         if not args.verb:
             build_parser().print_help()
             return 2
         return COMMANDS[args.verb](args) or 0
     except (UsageError, RatchetError) as e:
+        from ..core import term
         print(f"ratchet: error: {term.printable(e, multiline=False)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
@@ -68,5 +93,6 @@ def main(argv=None) -> int:
         known = from_os_error(e)
         if known is None:
             raise
+        from ..core import term
         print(f"ratchet: error: {term.printable(known, multiline=False)}", file=sys.stderr)
         return known.exit_code

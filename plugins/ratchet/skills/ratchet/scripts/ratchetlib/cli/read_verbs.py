@@ -1,23 +1,22 @@
 """The handlers of the verbs that read the run and change nothing of it but
 the ideas backlog (status, history, tail, ideas, report, diff): load, render
-with present/, print (emit)."""
+with present/, print (emit). Each handler imports what it uses when it
+runs: `status`, `history` and `tail` are called hundreds of times a night,
+so they load only their own modules (issue 18)."""
 
 import os
 import sys
 
-from ..core import term
 from ..core.errors import UsageError
 from ..io import workspace
-from ..keep import recover
-from ..learn import critic, learning
-from ..core.text import clip
-from ..present import views
-from ..verbs import show, tail as logtail
 from .emit import emit
 
 
 def cmd_status(a):
+    from ..keep import recover
+    from ..learn import learning
     from ..present import trend as trends
+    from ..verbs import show
     run = workspace.open_run(a.cwd)
     notes, busy = recover.recover_for_status(run)
     tail = run.store.records(last=trends.TREND_WIDTH)  # a bounded tail: status never reads the whole history
@@ -35,6 +34,8 @@ def cmd_status(a):
 
 
 def cmd_history(a):
+    from ..learn import critic
+    from ..present import views
     if a.all:
         return _history_all(a)
     run = workspace.open_run(a.cwd)
@@ -45,7 +46,9 @@ def cmd_history(a):
 
 
 def _history_all(a):
+    from ..core.text import clip
     from ..io import lineage
+    from ..present import views
     run = workspace.open_run(a.cwd)
     runs = lineage.runs(run.store, run.config.run_id)
     lines = []
@@ -61,6 +64,8 @@ def _history_all(a):
 
 
 def cmd_tail(a):
+    from ..core import term
+    from ..verbs import tail as logtail
     run = workspace.open_run(a.cwd)
     store = run.store
     it = a.iteration
@@ -83,7 +88,9 @@ def cmd_tail(a):
 
 
 def _tail_guard(run, it, lines):
+    from ..core import term
     from ..measure import guard
+    from ..verbs import tail as logtail
     if it is None:
         it = next((r["iter"] for r in reversed(run.store.records(last=50)) if r.get("guard")), None)
     path = guard.report_path(run.store, it) if it is not None else None
@@ -94,6 +101,7 @@ def _tail_guard(run, it, lines):
 
 
 def cmd_ideas(a):
+    from ..learn import learning
     run = workspace.open_run(a.cwd)
     text = " ".join(a.arg)
     if a.action == "add":
@@ -119,6 +127,7 @@ def cmd_report(a):
 
 
 def cmd_diff(a):
+    from ..core import term
     from ..verbs import ship
     text, what = ship.diff(a.cwd, a.iteration, color=term.use_color())
     if not text:

@@ -5,6 +5,7 @@ the engine's errors mapped by cli.main."""
 
 import os
 
+from ..core import change
 from ..verbs import session
 from ..learn import critic, learning
 from ..verbs import show
@@ -79,10 +80,9 @@ def cmd_stop(a):
 
 
 def _verified_lines(run) -> list:
-    from ..keep import recheck
     if run.verify_error:
         return [f"verify could not run: {run.verify_error}"]
-    line = recheck.verified_line(run.state.verified, run.config.direction, run.state.log_scale)
+    line = change.verified_line(run.state.verified, run.config.direction, run.state.log_scale)
     return [line] if line else []
 
 
@@ -106,9 +106,8 @@ def cmd_score(a):
 
 
 def cmd_verify(a):
-    from ..keep import recheck
     run, verified, notes = session.verify(a.cwd, a.pairs)
-    line = recheck.verified_line(verified) or "nothing to verify: no change has been kept yet"
+    line = change.verified_line(verified) or "nothing to verify: no change has been kept yet"
     emit(a, "\n".join([f"recovered: {n}" for n in notes] + [line]), {"verified": verified, "recovered": notes})
 
 

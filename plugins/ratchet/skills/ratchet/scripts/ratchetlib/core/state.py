@@ -18,10 +18,9 @@ know (a newer ratchet's) are kept in `extra` and written back unchanged.
 import dataclasses
 from typing import Optional
 
-from . import budget, decision, escalation, pareto
-from .memory import fold_critic, new_memory, update_memory
-from .power import detectable, noise_of
-from .noise import update_noise
+# The record fold's rules (decision, the statistics behind `power`, the
+# memory) are imported inside the fold: every verb reads the state, and
+# `status` must not load the statistics to print a few lines (issue 18).
 
 FORMAT = 1
 
@@ -113,6 +112,7 @@ def new_run(run_id: str, start_commit: str, untracked: list, ignored: list,
 
 def _counters(st: RunState, rec: dict, cfg) -> dict:
     """The counter and incumbent fields after `rec`."""
+    from . import budget, decision, pareto
     d = rec["decision"]
     counts = dict(st.counts)
     counts[d] = counts.get(d, 0) + 1
@@ -143,6 +143,8 @@ def _counters(st: RunState, rec: dict, cfg) -> dict:
 
 def _learning(st: RunState, rec: dict, cfg) -> dict:
     """The hints memory, the escalation level and the critic counters after `rec`."""
+    from . import decision, escalation
+    from .memory import fold_critic, new_memory, update_memory
     d = rec.get("decision")
     if d in UNINFORMATIVE:
         return {}
@@ -160,6 +162,9 @@ def _learning(st: RunState, rec: dict, cfg) -> dict:
 def _noise(st: RunState, rec: dict, cfg) -> dict:
     """The baseline's calibration sets `noise`/`log_scale`; a paired
     decision's effects refine the noise; `detectable_effect` follows it."""
+    from . import decision
+    from .noise import update_noise
+    from .power import detectable, noise_of
     if rec.get("decision") == decision.BASELINE and rec.get("noise"):
         ch = {"noise": rec["noise"], "log_scale": rec.get("log_scale", True) is not False}
     else:
@@ -180,6 +185,7 @@ def apply_record(st: RunState, rec: dict, cfg) -> RunState:
     """The run state after `rec`: pure, so recovery can replay it. A stop
     condition (iteration cap, patience, threshold, crash budget, an
     unrestorable harness, an escalation HALT) sets `stop` once."""
+    from . import decision
     st = dataclasses.replace(st, **_counters(st, rec, cfg))
     stop = st.stop
     if rec.get("unrestorable") and not stop:

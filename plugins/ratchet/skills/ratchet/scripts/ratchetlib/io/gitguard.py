@@ -23,7 +23,7 @@ import os
 import shutil
 from typing import Optional
 
-from . import gitops, harness, store, store_files
+from . import gitops, gitroot, harness, store, store_files
 
 FORMAT = 1
 COPY_MAX_BYTES = 1 << 20
@@ -39,7 +39,11 @@ def _git_paths(repo: str) -> dict:
     # `--git-path hooks` would name /dev/null: ratchet's git calls set core.hooksPath to
     # keep hooks out of them (gitops._SAFE), so the hooks folder is the common dir's own.
     names = list(FILES)
-    out = gitops.git(repo, "rev-parse", "--git-common-dir", *[a for n in names for a in ("--git-path", n)]).splitlines()
+    plain = gitroot.plain_git_dir(repo)  # checked around every trial: no git process when the layout is plain
+    if plain:
+        out = [plain] + [os.path.join(plain, n) for n in names]
+    else:
+        out = gitops.git(repo, "rev-parse", "--git-common-dir", *[a for n in names for a in ("--git-path", n)]).splitlines()
     resolved = {n: (p if os.path.isabs(p) else os.path.join(repo, p)) for n, p in zip(["common"] + names, out)}
     found = {f".git/{n}": resolved[n] for n in FILES}
     hooks = os.path.join(resolved["common"], HOOKS)

@@ -12,8 +12,9 @@ fsmonitor, no automatic gc, no pager or prompt, and, on the subcommands that
 read or write work-tree content, every filter driver the configuration names
 neutralised (its clean, smudge and process commands emptied, `required` off:
 git then copies bytes as they are), and no external diff or textconv. The
-drivers are listed afresh before each such call, so one a trial just added to
-`.git/config` never runs either. Every call has a timeout
+drivers are listed afresh whenever a configuration file changed since the
+last listing (gitfilters.py), so one a trial just added to `.git/config`
+never runs either. Every call has a timeout
 (`RATCHET_GIT_TIMEOUT_SECONDS`, default 120): a hung git is a one-line error
 naming the command, never a hang.
 
@@ -29,6 +30,7 @@ import subprocess
 from typing import Optional
 
 from ..core.errors import RatchetError, UsageError
+from . import gitfilters
 
 TIMEOUT_ENV = "RATCHET_GIT_TIMEOUT_SECONDS"
 DEFAULT_TIMEOUT = 120.0
@@ -73,11 +75,20 @@ def _subcommand(args) -> tuple:
 def _filter_overrides(repo: str) -> list:
     """`-c` options emptying every filter driver the configuration defines
     (any scope, includes too). A driver name git's `-c` cannot carry (one
-    holding `=`) cannot be neutralised: refused rather than run."""
-    p = _run(["git", *_SAFE, "config", "-z", "--get-regexp", r"^filter\."], repo, _env(), what="git config")
-    names = []
+    holding `=`) cannot be neutralised: refused rather than run. Listed by
+    one `git config`, kept until a configuration file changes (gitfilters)."""
+    env = _env()
+    return gitfilters.cached(repo, env, lambda: _list_filters(repo, env))
+
+
+def _list_filters(repo: str, env: dict) -> tuple:
+    """(the overrides, every key the listing saw: includes are among them)."""
+    p = _run(["git", *_SAFE, "config", "-z", "--get-regexp", r"^(filter|include|includeif)\."], repo, env,
+             what="git config")
+    names, keys = [], []
     for item in p.stdout.decode("utf-8", "surrogateescape").split("\0"):
         key = item.split("\n", 1)[0]
+        keys.append(key)
         if key.startswith("filter.") and key.count(".") >= 2:
             name = key[len("filter."):].rsplit(".", 1)[0]
             if name not in names:
@@ -89,7 +100,7 @@ def _filter_overrides(repo: str) -> list:
                                f"remove it from the git configuration")
         for var, value in (("clean", ""), ("smudge", ""), ("process", ""), ("required", "false")):
             out += ["-c", f"filter.{name}.{var}={value}"]
-    return out
+    return out, keys
 
 
 def _argv(repo: str, args) -> list:

@@ -48,7 +48,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from typing import Optional
 
 from ..core import faults
@@ -88,8 +87,9 @@ def marker_prefix(pid: int, start: Optional[int]) -> str:
 
 
 def new_marker() -> str:
-    """A fresh marker of this command: its prefix, then a random part."""
-    return marker_prefix(os.getpid(), pid_start(os.getpid())) + uuid.uuid4().hex
+    """A fresh marker of this command: its prefix, then a random part (32 hex
+    digits, as uuid4().hex gave, without importing uuid and platform)."""
+    return marker_prefix(os.getpid(), pid_start(os.getpid())) + os.urandom(16).hex()
 
 
 def cancel_env(marker: str, out_path: str, err_path: Optional[str]) -> dict:

@@ -56,8 +56,14 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def atomic_write(path: str, data: bytes) -> None:
-    """Replace `path` with `data` so a reader never sees a partial file."""
+def atomic_write(path: str, data: bytes, durable: bool = True) -> None:
+    """Replace `path` with `data` so a reader never sees a partial file. The
+    data is always fsynced before the rename (after a power loss the path holds
+    the old bytes or the new, never an empty file); `durable` also fsyncs the
+    folder, so the rename itself survives a power loss, which every write a
+    later step depends on needs. Only progress a recovery can do without
+    (Store.write_current's `progress`) skips that: the old version it may
+    fall back to is just as valid."""
     folder = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:
@@ -73,7 +79,8 @@ def atomic_write(path: str, data: bytes) -> None:
         except OSError:
             pass
         raise
-    _fsync_dir(folder)
+    if durable:
+        _fsync_dir(folder)
 
 
 def _fsync_dir(folder: str) -> None:
@@ -132,13 +139,13 @@ def read_sealed(root: str, name: str) -> Optional[dict]:
     return seal.verify(root, name, raw, parse_doc(raw, path, name))
 
 
-def write_sealed(root: str, name: str, obj: dict) -> None:
+def write_sealed(root: str, name: str, obj: dict, durable: bool = True) -> None:
     """The only writer of a sealed file: atomic, the seal inside (see seal.py)."""
     if name == "config.json" and seal.read_key(obj["run_id"]) is None:
         seal.make_key(obj["run_id"])  # a new run (init, chain)
     run_id, key = seal.key_for(root, name, obj)
     data = seal.dump(obj, name, run_id, key)
-    atomic_write(os.path.join(root, name), data)
+    atomic_write(os.path.join(root, name), data, durable)
     seal.remember(root, name, data)
 
 
@@ -195,8 +202,13 @@ class Store:
     def read_current(self) -> Optional[dict]:
         return read_sealed(self.root, "current.json")
 
-    def write_current(self, cur: dict) -> None:
-        write_sealed(self.root, "current.json", {"format": FORMAT, **cur})
+    def write_current(self, cur: dict, progress: bool = False) -> None:
+        """`progress`: a trial added to a `measuring` buffer (or the side now
+        in the tree), whose trials recovery discards (it measures again) and
+        whose `swap` the durable write before the first switch already
+        holds: its rename is not made durable (atomic_write). Every other
+        write of current.json orders a later step and is."""
+        write_sealed(self.root, "current.json", {"format": FORMAT, **cur}, durable=not progress)
 
     def clear_current(self) -> None:
         try:

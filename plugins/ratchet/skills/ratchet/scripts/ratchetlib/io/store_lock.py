@@ -11,7 +11,6 @@ kept in `store.taken_over` for `keep/recover`.
 import errno
 import json
 import os
-import socket
 import sys
 from typing import Optional
 
@@ -36,7 +35,7 @@ class Lock:
 
     def __enter__(self):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        body = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": now_iso(),
+        body = json.dumps({"pid": os.getpid(), "host": _host(), "started": now_iso(),
                            "verb": self.verb, "pid_start": pid_start(os.getpid())}).encode()
         for _ in range(2):
             try:
@@ -102,8 +101,8 @@ def _owner_hint(path: str) -> str:
 
 def _alive(holder: dict) -> bool:
     pid = holder.get("pid")
-    if not isinstance(pid, int) or holder.get("host") not in (None, socket.gethostname()):
-        return holder.get("host") not in (None, socket.gethostname())
+    if not isinstance(pid, int) or holder.get("host") not in (None, _host()):
+        return holder.get("host") not in (None, _host())
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -121,3 +120,9 @@ def pid_start(pid: int) -> Optional[int]:
             return int(f.read().rsplit(b")", 1)[1].split()[19])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def _host() -> str:
+    """This machine's name, as socket.gethostname() gives it on POSIX, without
+    importing socket (every command takes the lock; issue 18)."""
+    return os.uname().nodename

@@ -10,8 +10,8 @@ from typing import Optional
 from ..core import config as configmod
 from ..core.errors import UsageError
 from ..core.state import RunState
-from . import gitops, harness, seal
-from .store import Store
+from . import gitroot, seal
+from .store import Store, read_sealed
 from .store_seal import adopt
 
 
@@ -35,7 +35,10 @@ class Run:
 def open_run(cwd: str) -> Run:
     """Open the run, its contract verified first (seal.py): a sealed file
     changed outside ratchet stops the command here, before anything runs."""
-    repo = gitops.find_root(cwd)
+    repo = gitroot.plain_root(cwd)
+    if repo is None:
+        from . import gitops
+        repo = gitops.find_root(cwd)
     store = Store(repo)
     seal.forget(store.root)
     if store.exists():
@@ -47,7 +50,7 @@ def open_run(cwd: str) -> Run:
         raise UsageError("no ratchet run in this repository; start one with `ratchet.py init --run-command ...`")
     state = store.read_state()
     if seal.is_sealed(store.root):
-        for name, found in (("state.json", state), ("harness.json", harness.load(store.root))):
+        for name, found in (("state.json", state), ("harness.json", read_sealed(store.root, "harness.json"))):
             if found is None and not (name == "harness.json" and state is not None and state.unpinned):
                 raise seal.missing(store.root, name)
     return Run(repo, store, configmod.from_dict(cfg), state or RunState())

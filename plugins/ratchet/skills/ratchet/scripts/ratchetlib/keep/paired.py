@@ -15,7 +15,13 @@ The swap, and why it is crash safe:
      new files removed (`gitpatch.back_to_head`);
   3. to the candidate: the same restore, then `git apply --binary` of the
      saved patch. Restore-then-apply is idempotent, so `recover` (a command
-     started after a kill at any point) simply does step 3.
+     started after a kill at any point) simply does step 3 (and removes a
+     temporary file a killed write left, swapfiles.clear_temps);
+  4. within one `measure`, each side is captured the first time it is in
+     the tree (the candidate at step 1, the incumbent after its first
+     restore) and every later switch writes the captured files back
+     (io/swapfiles.py): no git process, the same bytes and modes as the
+     first switch, and on any failure step 2 or 3 through git instead.
 Each switch ends in `fresh.switched` (new mtimes, the .pyc of swapped
 modules dropped), so caches keyed by mtime never serve the other side.
 After the last pair the tree holds the candidate again and `swap` is
@@ -42,7 +48,7 @@ from ..core.effects import incumbent_first, pair_effect, pair_seed, use_log_scal
 from ..core.noise import noise_estimate
 from ..core.power import hypotheses, noise_of, relative
 from ..core.sprt import sprt_decide
-from ..io import fresh, gitpatch
+from ..io import fresh, gitpatch, swapfiles
 from ..measure import trial
 from ..core.errors import RatchetError
 from ..io import store_files
@@ -66,13 +72,21 @@ def save_candidate(run, cur: dict, cand) -> dict:
     return cur["swap"]
 
 
-def to_incumbent(run, swap: dict) -> None:
-    gitpatch.back_to_head(run.repo, swap["tracked"], swap["new"])
+def to_incumbent(run, swap: dict, sides: Optional[dict] = None) -> None:
+    """Step 2; with `sides` (one measure's memory, io/swapfiles) the first
+    switch goes through git and is captured, every later one is file writes."""
+    if not _from_memory(run, swap, sides, "incumbent"):
+        gitpatch.back_to_head(run.repo, swap["tracked"], swap["new"])
+        _capture(run, swap, sides, "incumbent")
     fresh.switched(run.repo, swap["tracked"] + swap["new"])
 
 
-def to_candidate(run, swap: dict) -> None:
-    """Restore, then apply the saved patch (idempotent: recovery calls it)."""
+def to_candidate(run, swap: dict, sides: Optional[dict] = None) -> None:
+    """Restore, then apply the saved patch (idempotent: recovery calls it);
+    from `sides` when the candidate was captured (see to_incumbent)."""
+    if _from_memory(run, swap, sides, "candidate"):
+        fresh.switched(run.repo, swap["tracked"] + swap["new"])
+        return
     gitpatch.back_to_head(run.repo, swap["tracked"], swap["new"])
     faults.point("swap-restored")
     with open(os.path.join(run.store.root, swap["patch"]), "rb") as f:
@@ -85,11 +99,33 @@ def to_candidate(run, swap: dict) -> None:
     fresh.switched(run.repo, swap["tracked"] + swap["new"])
 
 
+def _capture(run, swap: dict, sides: Optional[dict], role: str) -> None:
+    if sides is not None:
+        sides[role] = swapfiles.read_side(run.repo, swap["tracked"] + swap["new"])
+
+
+def _from_memory(run, swap: dict, sides: Optional[dict], role: str) -> bool:
+    """Write the captured side; False when there is none or a write failed
+    (the caller then swaps through git, which puts every path right)."""
+    side = (sides or {}).get(role)
+    if not side:
+        return False
+    if role == "candidate":
+        faults.point("swap-restored")  # the incumbent is still in the tree, as after back_to_head
+    try:
+        swapfiles.write_side(run.repo, side)
+    except OSError:
+        sides[role] = None
+        return False
+    return True
+
+
 def recover(run, cur: dict) -> list:
     """A command killed mid-swap: put the candidate back in the tree."""
     swap = cur.get("swap")
     if not swap:
         return []
+    swapfiles.clear_temps(run.repo, swap["tracked"] + swap["new"])
     to_candidate(run, swap)
     cur = {k: v for k, v in cur.items() if k != "swap"}
     run.store.write_current(cur)
@@ -128,6 +164,7 @@ def measure(run, cur: dict, cand) -> tuple:
     hyp = hypotheses(cfg, base, log_scale)  # before any swap: a usage error leaves the tree untouched
     noise = noise_of(st.noise)
     swap = save_candidate(run, cur, cand)
+    sides = {"candidate": swapfiles.read_side(run.repo, swap["tracked"] + swap["new"])}  # as the patch: the agent's tree
     faults.point("swap-saved")
     ctrials, itrials = cur.setdefault("trials", []), cur.setdefault("incumbent_trials", [])
     in_tree, verdict, k, last = "candidate", None, 0, None
@@ -141,8 +178,8 @@ def measure(run, cur: dict, cand) -> tuple:
             for role in order:
                 if role != in_tree:
                     swap["in_tree"] = role
-                    run.store.write_current(cur)
-                    to_incumbent(run, swap) if role == "incumbent" else to_candidate(run, swap)
+                    run.store.write_current(cur, progress=True)
+                    to_incumbent(run, swap, sides) if role == "incumbent" else to_candidate(run, swap, sides)
                     in_tree = role
                     if role == "incumbent":
                         faults.point("swapped")
@@ -156,7 +193,7 @@ def measure(run, cur: dict, cand) -> tuple:
                 last = role
                 if role == "candidate":
                     _stage(run.repo, staged, t.get("artifacts") or [])
-                run.store.write_current(cur)
+                run.store.write_current(cur, progress=True)
                 faults.point("trial-done")
                 if t["status"] != "ok" or t.get("carried"):
                     failed = True
@@ -175,7 +212,7 @@ def measure(run, cur: dict, cand) -> tuple:
                 break
     finally:
         if in_tree != "candidate":
-            to_candidate(run, swap)
+            to_candidate(run, swap, sides)
         if last == "incumbent":  # the candidate's checkpoints, not the incumbent's, are what a keep promotes
             _unstage(run.repo, staged)
         cur.pop("swap", None)

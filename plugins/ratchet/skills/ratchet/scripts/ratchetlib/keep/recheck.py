@@ -130,20 +130,6 @@ def remeasure(run, pairs: Optional[int] = None) -> Optional[dict]:
     return verified
 
 
-def verified_line(verified: Optional[dict], direction: str = "max", log_scale: bool = True) -> Optional[str]:
-    """`verified gain over the start: -99.3% (137x lower) [-99.4%, -99.2%] (8
-    pairs, best of iter 7)` or None: the metric's own change (change.py);
-    `direction`/`log_scale` convert a state written before `change_pct`."""
-    if not isinstance(verified, dict) or verified.get("gain_pct") is None:
-        return None
-    pct, iv = change.verified_change(verified, direction, log_scale)
-    if pct is None:
-        return None
-    bounds = f" {change.bracket(iv[0] / 100, iv[1] / 100)}" if iv else ""
-    return (f"verified gain over the start: {change.percent(pct / 100)}{bounds} "
-            f"({verified.get('pairs')} pairs, best of iter {verified.get('iter')})")
-
-
 def due(run) -> bool:
     """Verify now? At the stop, and every --verify-every iterations; once per best commit."""
     cfg, st = run.config, run.state

@@ -2,15 +2,18 @@
 keep/finish.py names each step): a decided iteration is finalized, a record
 without its state is rolled forward, a torn swap or verify is put back, a
 killed agent's iteration is recorded `interrupted`, and processes the killed
-command left running are ended or recorded in UNCLEAN."""
+command left running are ended or recorded in UNCLEAN.
+
+The modules that act (finish, paired, the executors, git) are imported only
+on the path that needs them: `status` recovers on every call and nearly
+always finds nothing to do, so it must not load the engine (issue 18)."""
 
 
-from ..core import decision, state
+from ..core import state
 from ..core.errors import RatchetError, UsageError
-from ..io import executor, githistory, gitops, leftovers, procs, seal, store_best, unclean, workspace
+from ..io import seal, store_best, workspace
 from ..io.store import now_iso
 from ..io.store_lock import Lock
-from . import finish, paired, recheck
 
 
 def recover(run: workspace.Run) -> list:
@@ -32,28 +35,47 @@ def recover(run: workspace.Run) -> list:
                      f"and the unfinished iteration is measured again")
         cur = None
     if last and last[-1]["iter"] > run.state.iteration:
-        rec = last[-1]
-        if not run.store.record_trusted(rec):
-            raise seal.SealError(f".ratchet/results.jsonl's last record (iteration {rec['iter']}) was not written by "
-                                 f"ratchet (it does not match its seal); nothing was run. Remove that line, or start "
-                                 f"a new run with `init`")
-        if rec.get("kept") and rec.get("sha") and gitops.head_sha(run.repo) != rec["sha"]:
-            notes.append(f"record of iteration {rec['iter']} found but HEAD is not its commit; state left as is")
-        else:
-            finish.commit_state(run, rec)
-            notes.append(f"iteration {rec['iter']} was recorded but the state was not updated; state rolled forward")
+        _roll_forward(run, last[-1], notes)
         cur = None
-    if cur and cur.get("phase") == "decided":
+    if cur:
+        notes += _finish_current(run, cur, last)
+    if notes:
+        _remember(run, notes)
+    return notes
+
+
+def _roll_forward(run: workspace.Run, rec: dict, notes: list) -> None:
+    """A record without its state: roll the state forward to it."""
+    from ..io import gitops
+    from . import finish
+    if not run.store.record_trusted(rec):
+        raise seal.SealError(f".ratchet/results.jsonl's last record (iteration {rec['iter']}) was not written by "
+                             f"ratchet (it does not match its seal); nothing was run. Remove that line, or start "
+                             f"a new run with `init`")
+    if rec.get("kept") and rec.get("sha") and gitops.head_sha(run.repo) != rec["sha"]:
+        notes.append(f"record of iteration {rec['iter']} found but HEAD is not its commit; state left as is")
+    else:
+        finish.commit_state(run, rec)
+        notes.append(f"iteration {rec['iter']} was recorded but the state was not updated; state rolled forward")
+
+
+def _finish_current(run: workspace.Run, cur: dict, last: list) -> list:
+    """What a killed command left in current.json, finished by its phase."""
+    from ..core import decision
+    from ..io import procs
+    from . import finish, paired, recheck
+    notes = []
+    if cur.get("phase") == "decided":
         if last and last[-1]["iter"] == cur["iter"]:
             run.store.clear_current()
         else:
             rec = finish.enact(run, cur["decision"], cur.get("candidate") or {})
             notes.append(f"finished iteration {rec['iter']} ({rec['decision']}) that a killed command had decided")
-    elif cur and cur.get("phase") == "measuring" and cur.get("swap"):
+    elif cur.get("phase") == "measuring" and cur.get("swap"):
         notes += paired.recover(run, cur)
-    elif cur and cur.get("phase") == "verifying":
+    elif cur.get("phase") == "verifying":
         notes += recheck.recover_verify(run, cur)
-    elif cur and cur.get("phase") == "agent":
+    elif cur.get("phase") == "agent":
         procs.kill_marked(cur.get("markers") or [])
         if cur.get("iter") == run.state.iteration + 1 and not run.state.stop:
             rec = finish.abandon(run, decision.INTERRUPTED, "interrupted: the loop was killed while the agent worked", cur)
@@ -61,10 +83,8 @@ def recover(run: workspace.Run) -> list:
                          + (f", its change saved in .ratchet/{rec['patch']} and undone" if rec.get("patch") else ""))
         else:
             run.store.clear_current()
-    elif cur and cur.get("phase") == "init":
+    elif cur.get("phase") == "init":
         notes += _finish_init(run, cur)
-    if notes:
-        _remember(run, notes)
     return notes
 
 
@@ -75,6 +95,7 @@ def _leftover_processes(run: workspace.Run) -> list:
     holder, run.store.taken_over = run.store.taken_over, None
     if not holder or not isinstance(holder.get("pid"), int):
         return []
+    from ..io import leftovers, unclean
     killed, left, suspects = leftovers.sweep(holder["pid"], holder.get("pid_start"), run.store.path("procs"))
     what = f"the killed `{holder.get('verb') or 'ratchet'}` (pid {holder['pid']})"
     gone = [p for p in killed if p["pid"] not in {q["pid"] for q in left}]
@@ -92,6 +113,7 @@ def _leftover_processes(run: workspace.Run) -> list:
 def _leftover_jobs(run: workspace.Run, holder: dict) -> list:
     """The remote jobs (slurm, ray) a killed command left queued or running:
     cancel them all (they carry the run id, io/executor.py); UNCLEAN for any left."""
+    from ..io import executor, unclean
     what = f"the killed `{holder.get('verb') or 'ratchet'}` (pid {holder.get('pid')})"
     missing = executor.missing_commands(run.config.executor) if run.config.executor != "local" else []
     if missing:
@@ -108,6 +130,7 @@ def _leftover_jobs(run: workspace.Run, holder: dict) -> list:
 
 def _finish_init(run: workspace.Run, cur: dict) -> list:
     """An `init` killed between creating the experiment branch and checking it out."""
+    from ..io import githistory, gitops
     branch = cur.get("branch")
     here = gitops.current_branch(run.repo)
     switch = bool(branch and here != branch and here == cur.get("original_branch")

@@ -6,7 +6,6 @@ that `core/memory.update_memory` folds into the run state (its shape is
 documented there).
 """
 
-import difflib
 import re
 
 from ..core import change as changes
@@ -103,6 +102,7 @@ def similar_reverted(hypothesis, memory, threshold=0.75):
     """The remembered reverted hypothesis most similar to `hypothesis` as
     (text, ratio) when the difflib ratio reaches `threshold`, else None.
     quick_ratio (an upper bound of ratio) skips hopeless pairs cheaply."""
+    import difflib  # here, not at the top: `status` imports hints and never matches (issue 18)
     wanted = text_key(hypothesis)
     if not wanted:
         return None

@@ -24,7 +24,7 @@ bandit.json and ideas.json are bounded, results.jsonl is never read.
 
 from typing import Optional
 
-from . import bandit, critic, hints, ideas, program
+from . import bandit, critic, hints, ideas
 from ..core import escalation, memory
 from ..core.state import UNINFORMATIVE, RunState, learning_config
 from ..core.errors import UsageError
@@ -171,6 +171,7 @@ def write_program(run, state: RunState, rec: Optional[dict] = None) -> dict:
     program.MAX_BYTES); return the snapshot it used (see `snapshot`)."""
     snap = facts(run, state, rec)
     arm = snap["arm"]["explain"] if snap["arm"] else None
+    from . import program  # only a decision writes program.md; `status` never loads it
     text = program.render(run.config.to_dict(), _program_state(state), state.memory, snap["hints"],
                           state.escalation, arm, snap["ideas"], None)
     store_files.write_text(run.store.root, "program", text)

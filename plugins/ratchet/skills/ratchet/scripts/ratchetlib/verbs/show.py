@@ -10,18 +10,17 @@ with its --json), and the holdout, a chained run's origin and loop.json.
 
 from typing import Optional
 
+from ..core.change import verified_line
 from ..io import lineage
 from ..io.store_lock import _alive
-from ..keep import paired, recheck
 from ..learn import learning
-from ..measure import holdout
 from ..present import views
 
 
 def _verified(run) -> Optional[str]:
     """The verified-gain line of the run's state, or None."""
     st = run.state
-    return recheck.verified_line(st.verified, run.config.direction, st.log_scale)
+    return verified_line(st.verified, run.config.direction, st.log_scale)
 
 
 def verdict(run, rec: dict, notes: list) -> str:
@@ -35,6 +34,7 @@ def verdict(run, rec: dict, notes: list) -> str:
 
 
 def baseline_verdict(run, rec: dict, notes: list) -> str:
+    from ..keep import paired
     return views.baseline_text(run.config, run.state, rec, notes, paired.calibration_lines(run.config, rec, run.state))
 
 
@@ -43,6 +43,7 @@ def holdout_view(run) -> Optional[dict]:
     stopped, only whether it ran while the agent is still optimizing."""
     if not run.config.holdout_command:
         return None
+    from ..measure import holdout
     doc = holdout.load(run.store.root)
     if run.state.stop:
         return doc or {"summary": "not run yet; run `ratchet.py holdout`"}

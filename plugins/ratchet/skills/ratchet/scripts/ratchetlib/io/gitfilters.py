@@ -1,0 +1,92 @@
+"""The filter drivers git's configuration defines, listed again only when a
+configuration file changed (gitops neutralises each one on every call that
+reads or writes work-tree content).
+
+Why: listing them is a `git config` process before every such call, half of
+an `iterate`'s git processes (issue 18). The list can only change when a
+file git reads its configuration from changes, so it is kept, per
+repository, with the stat of each of those files, and listed afresh the
+moment one of them differs: a driver a trial just added to `.git/config` (or
+to ~/.gitconfig) is still never run.
+
+Contract of `cached(repo, env, lister)`: `lister()` runs the listing and
+returns (overrides, keys seen). A kept result is used only when all of these
+held when it was listed and still hold: the repository's `.git` is a folder
+(a linked worktree's or a submodule's `.git` file, or GIT_DIR set: always listed), no key
+seen is an `include`/`includeIf` (an included file could be anywhere), and
+every file git may read for this environment (GIT_CONFIG_SYSTEM or
+/etc/gitconfig and the one under git's own prefix, GIT_CONFIG_GLOBAL or
+~/.gitconfig and $XDG_CONFIG_HOME/git/config, `.git/config`,
+`.git/config.worktree`) has the same inode, size, mtime and ctime, with the
+environment variables that pick them (and GIT_CONFIG_COUNT/_PARAMETERS)
+unchanged. A file changed less than RACY_SECONDS before it was listed is not
+trusted (a second write within the same clock tick could keep its times):
+such a listing is not kept. The tick is the kernel's coarse clock (a few ms)
+where the file system keeps nanoseconds, so RACY_SECONDS is 0.1 s there; a
+file whose times are whole seconds (FAT, some network file systems) gets
+COARSE_RACY_SECONDS. A write is caught by its ctime, which no process can
+set back.
+"""
+
+import os
+import shutil
+import time
+from typing import Callable, Optional
+
+RACY_SECONDS = 0.1
+COARSE_RACY_SECONDS = 2.0
+_ENV_KEYS = ("HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM",
+             "GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS", "PATH")
+_KEPT = {}  # repo -> (key, overrides)
+
+
+def _files(repo: str, env: dict) -> list:
+    """Every configuration file git may read in `repo` under `env`."""
+    home = env.get("HOME") or os.path.expanduser("~")
+    xdg = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    out = [env["GIT_CONFIG_SYSTEM"]] if env.get("GIT_CONFIG_SYSTEM") else ["/etc/gitconfig"]
+    exe = shutil.which("git", path=env.get("PATH"))
+    if exe:  # a git built with another prefix reads <prefix>/etc/gitconfig
+        out.append(os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(exe))), "etc", "gitconfig"))
+    out += [env["GIT_CONFIG_GLOBAL"]] if env.get("GIT_CONFIG_GLOBAL") else \
+        [os.path.join(home, ".gitconfig"), os.path.join(xdg, "git", "config")]
+    return out + [os.path.join(repo, ".git", "config"), os.path.join(repo, ".git", "config.worktree")]
+
+
+def _stat(path: str):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _key(repo: str, env: dict) -> Optional[tuple]:
+    """What the listing depends on, or None when it cannot be kept."""
+    if not os.path.isdir(os.path.join(repo, ".git")) or "GIT_DIR" in env or "GIT_COMMON_DIR" in env \
+            or any(k.startswith("GIT_CONFIG_KEY_") for k in env):
+        return None
+    return (tuple(env.get(k) for k in _ENV_KEYS), tuple((p, _stat(p)) for p in _files(repo, env)))
+
+
+def _settled(key: tuple, now_ns: int) -> bool:
+    def racy(st) -> float:
+        coarse = st[2] % 1_000_000_000 == 0 and st[3] % 1_000_000_000 == 0
+        return max(RACY_SECONDS, COARSE_RACY_SECONDS) if coarse else RACY_SECONDS
+    return all(st is None or now_ns - max(st[2], st[3]) > racy(st) * 1e9 for _, st in key[1])
+
+
+def cached(repo: str, env: dict, lister: Callable[[], tuple]) -> list:
+    """The filter overrides for `repo`, listed by `lister` unless kept (see the module doc)."""
+    key = _key(repo, env)
+    kept = _KEPT.get(repo)
+    if key is not None and kept and kept[0] == key:
+        return kept[1]
+    now_ns = time.time_ns()
+    overrides, seen = lister()
+    includes = any(k.lower().startswith(("include.", "includeif.")) for k in seen)
+    if key is not None and not includes and _settled(key, now_ns) and _key(repo, env) == key:
+        _KEPT[repo] = (key, overrides)
+    else:
+        _KEPT.pop(repo, None)
+    return overrides

@@ -1,0 +1,115 @@
+"""The fast paths of issue 18 answer exactly what the slow ones do:
+the work-tree root found without git (io/gitroot) is git's own or nothing,
+the kept filter-driver list (io/gitfilters) is listed again whenever a
+configuration file changes, and a read verb imports only what it needs."""
+
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+from unittest import mock
+
+from ratchetlib.io import gitfilters, gitops, gitroot
+from tests.util import SCRIPTS, RepoTest, git, make_repo
+
+
+class PlainRoot(RepoTest):
+    def setUp(self):
+        super().setUp()
+        self.start()
+        os.makedirs(os.path.join(self.repo, "sub", "deeper"))
+
+    def test_the_root_is_gits_from_anywhere_below_it(self):
+        for where in (self.repo, os.path.join(self.repo, "sub", "deeper")):
+            self.assertEqual(gitroot.plain_root(where), gitops.find_root(where))
+
+    def test_symlinks_resolved_as_git_prints_the_root(self):
+        link = os.path.join(tempfile.mkdtemp(prefix="ratchet-link-"), "to-repo")
+        os.symlink(os.path.join(self.repo, "sub"), link)
+        self.assertEqual(gitroot.plain_root(link), gitops.find_root(link))
+
+    def test_anything_unusual_is_left_to_git(self):
+        with mock.patch.dict(os.environ, {"GIT_DIR": os.path.join(self.repo, ".git")}):
+            self.assertIsNone(gitroot.plain_root(self.repo))
+            self.assertIsNone(gitroot.plain_git_dir(self.repo))
+        self.assertIsNone(gitroot.plain_root(os.path.join(self.repo, ".git")))  # inside .git: git's own error
+        self.assertIsNone(gitroot.plain_root(os.path.join(self.repo, "missing")))
+        no_run = make_repo(self, commit=False)  # a repository without a run: git, then open_run, word the error
+        self.assertIsNone(gitroot.plain_root(no_run))
+        with mock.patch("os.geteuid", return_value=os.geteuid() + 1):  # another user's: git's safe.directory check
+            self.assertIsNone(gitroot.plain_root(self.repo))
+
+    def test_git_paths_of_a_plain_layout_are_revparses(self):
+        names = ["config", "info/attributes"]
+        out = git(self.repo, "rev-parse", "--git-common-dir", *[a for n in names for a in ("--git-path", n)]).split()
+        plain = gitroot.plain_git_dir(self.repo)
+        self.assertEqual([os.path.join(self.repo, p) for p in out],
+                         [plain] + [os.path.join(plain, n) for n in names])
+
+
+class KeptFilterList(unittest.TestCase):
+    def setUp(self):
+        self.repo = make_repo(self)
+        self.calls = 0
+
+    def listed(self):
+        self.calls += 1
+        return gitops._list_filters(self.repo, gitops._env())
+
+    def overrides(self):
+        return gitfilters.cached(self.repo, gitops._env(), self.listed)
+
+    def test_listed_once_while_nothing_changes_then_again_after_a_change(self):
+        with mock.patch.object(gitfilters, "RACY_SECONDS", 0.0):  # the files count as written long ago
+            self.assertEqual(self.overrides(), [])
+            self.assertEqual(self.overrides(), [])
+            self.assertEqual(self.calls, 1)
+            git(self.repo, "config", "filter.late.clean", "cat")  # what a trial could do
+            self.assertIn("filter.late.clean=", self.overrides())
+            self.assertEqual(self.calls, 2)
+
+    def test_a_config_changed_just_now_is_never_kept(self):
+        git(self.repo, "config", "x.y", "z")  # its ctime is now: a second write in the same tick could hide
+        with mock.patch.object(gitfilters, "RACY_SECONDS", 60.0):  # "just now", however slow this machine is
+            self.overrides()
+            self.overrides()
+        self.assertEqual(self.calls, 2)
+
+    def test_includes_are_always_listed_again(self):
+        git(self.repo, "config", "include.path", os.path.join(tempfile.gettempdir(), "no-such-ratchet-include"))
+        with mock.patch.object(gitfilters, "RACY_SECONDS", 0.0):
+            self.overrides()
+            self.overrides()
+        self.assertEqual(self.calls, 2)
+
+    def test_a_new_global_config_file_is_seen(self):
+        home = tempfile.mkdtemp(prefix="ratchet-home-")
+        with mock.patch.dict(os.environ, {"HOME": home, "XDG_CONFIG_HOME": os.path.join(home, ".config")}), \
+                mock.patch.object(gitfilters, "RACY_SECONDS", 0.0):
+            self.overrides()
+            self.overrides()
+            self.assertEqual(self.calls, 1)
+            with open(os.path.join(home, ".gitconfig"), "w") as f:
+                f.write('[filter "home"]\n\tsmudge = cat\n')
+            self.assertIn("filter.home.smudge=", self.overrides())
+            self.assertEqual(self.calls, 2)
+
+
+class ReadVerbsLoadLittle(RepoTest):
+    def test_status_history_tail_do_not_import_the_engine(self):
+        self.start()
+        engine = ("ratchetlib.keep.finish", "ratchetlib.keep.paired", "ratchetlib.measure.trial",
+                  "ratchetlib.io.runner", "ratchetlib.io.gitops", "subprocess", "socket", "difflib")
+        probe = ("import sys, io, contextlib\nsys.path.insert(0, sys.argv[1])\n"
+                 "from ratchetlib.cli.main import main\n"
+                 "with contextlib.redirect_stdout(io.StringIO()):\n    code = main(sys.argv[3:])\n"
+                 "print(code, ' '.join(m for m in sys.argv[2].split(',') if m in sys.modules))\n")
+        for verb in (["status"], ["history", "--last", "10"], ["tail"]):
+            out = subprocess.run([sys.executable, "-c", probe, SCRIPTS, ",".join(engine), "-C", self.repo, *verb],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True).stdout
+            self.assertEqual(out.strip(), "0", f"{verb}: {out}")
+
+
+if __name__ == "__main__":
+    unittest.main()
