@@ -79,10 +79,10 @@ def cmd_stop(a):
 
 
 def _verified_lines(run) -> list:
-    from ..keep import recheck
+    from ..core import headline
     if run.verify_error:
         return [f"verify could not run: {run.verify_error}"]
-    line = recheck.verified_line(run.state.get("verified"), run.config.direction, run.state.get("log_scale", True))
+    line = headline.gain_line(run.state, run.config.direction)
     return [line] if line else []
 
 
@@ -108,7 +108,8 @@ def cmd_score(a):
 def cmd_verify(a):
     from ..keep import recheck
     run, verified, notes = session.verify(a.cwd, a.pairs)
-    line = recheck.verified_line(verified) or "nothing to verify: no change has been kept yet"
+    line = (recheck.verified_line(verified, run.config.direction, run.state.get("log_scale", True))
+            or "nothing to verify: no change has been kept yet")
     emit(a, "\n".join([f"recovered: {n}" for n in notes] + [line]), {"verified": verified, "recovered": notes})
 
 

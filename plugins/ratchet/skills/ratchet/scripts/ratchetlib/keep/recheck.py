@@ -1,23 +1,28 @@
 """`verify`: the start commit against the best (HEAD), measured in pairs
 like a candidate (paired.py), so the run's cumulative gain is a
 re-measurement with its interval, not the winning decision's own figure.
-Run by the `verify` verb, at the stop and every --verify-every iterations
-(finish.verify_when_due). The tree switches between the two commits' files
+Run by the `verify` verb, at the stop, once a keep has stood `SETTLED`
+iterations, every --verify-every iterations (finish.verify_when_due), and
+before a --threshold stop (finish.confirm_threshold: only a re-measured value
+stops the run). The tree switches between the two commits' files
 for the paths they differ in; a kill mid-switch is put back by
 `recover_verify` (current.json phase `verifying`)."""
 
 import os
 from typing import Optional
 
-from ..core import change, faults, paths
+from ..core import change, faults, headline, paths
 from ..core.effects import incumbent_first
 from ..core.gain import gain_interval
-from ..io import fresh, gitops, harness
+from ..io import fresh, githistory, gitops, harness
 from ..measure import trial
 from ..core.errors import RatchetError, UsageError
 from ..io import store_files
 from ..io.store import now_iso
 from .paired import effects_of, mean_or_none, noise_of, relative, seed_env
+
+SETTLED = 3  # a best that stood this many decisions is re-measured: the headline is honest soon after a keep
+verified_line = headline.verified_line  # the line `verify` and the verdict print (core/headline.py)
 
 
 def _changed_paths(repo: str, a: str, b: str) -> list:
@@ -116,10 +121,14 @@ def verify(run, pairs: Optional[int] = None) -> Optional[dict]:
                                prior_df=prior.df if prior and prior.log_scale == scale else 0.0)
     base = mean_or_none(inc)
     pct = lambda x: None if relative(x, scale, base) is None else relative(x, scale, base) * 100  # noqa: E731
+    head_iter = st.get("incumbent_iter")
+    if head_iter is None:  # a state from before `incumbent_iter`: the keep commit's trailer names it
+        head_iter = githistory.commit_trailer(repo, best)
     verified = {"gain_pct": pct(gain.estimate),
                 "interval": None if gain.interval is None else [pct(x) for x in gain.interval],
-                "pairs": gain.pairs, "sha": best, "iter": st.get("best_iter"), "at_iteration": st["iteration"],
+                "pairs": gain.pairs, "sha": best, "iter": head_iter, "at_iteration": st["iteration"],
                 "timestamp": now_iso()}
+    verified["value"], verified["value_interval"] = at_baseline(gain, st.get("baseline"), cfg.direction)
     # what people read: the change of the metric itself (change.py), low end first
     verified["change_pct"], verified["change_interval"] = change.verified_change(
         {"gain_pct": verified["gain_pct"], "interval": verified["interval"], "log_scale": scale}, cfg.direction)
@@ -129,22 +138,25 @@ def verify(run, pairs: Optional[int] = None) -> Optional[dict]:
     return verified
 
 
-def verified_line(verified: Optional[dict], direction: str = "max", log_scale: bool = True) -> Optional[str]:
-    """`verified gain over the start: -99.3% (137x lower) [-99.4%, -99.2%] (8
-    pairs, best of iter 7)` or None: the metric's own change (change.py);
-    `direction`/`log_scale` convert a state written before `change_pct`."""
-    if not isinstance(verified, dict) or verified.get("gain_pct") is None:
-        return None
-    pct, iv = change.verified_change(verified, direction, log_scale)
-    if pct is None:
-        return None
-    bounds = f" {change.bracket(iv[0] / 100, iv[1] / 100)}" if iv else ""
-    return (f"verified gain over the start: {change.percent(pct / 100)}{bounds} "
-            f"({verified.get('pairs')} pairs, best of iter {verified.get('iter')})")
+def at_baseline(gain, baseline, direction: str) -> tuple:
+    """(value, [lo, hi] | None): the baseline moved by the re-measured ratio (log
+    scale) or difference, what a --threshold is compared with; (None, None)
+    without a baseline. The start's own runs in the verify cancel drift; the
+    baseline anchors the figure where the user set the threshold."""
+    if baseline is None:
+        return None, None
+
+    def at(effect):
+        moved = change.from_effect(effect, direction, gain.log_scale)
+        return baseline * (1.0 + moved) if gain.log_scale else baseline + moved
+    iv = None if gain.interval is None else sorted(at(x) for x in gain.interval)
+    return at(gain.estimate), iv
 
 
 def due(run) -> bool:
-    """Verify now? At the stop, and every --verify-every iterations; once per best commit."""
+    """Verify now? At the stop, when the best has stood SETTLED decisions (so
+    the headline after a keep is honest soon, without a verify per keep in a
+    streak of keeps), and every --verify-every iterations; once per best commit."""
     cfg, st = run.config, run.state
     if cfg.decision != "paired" or st.get("iteration", -1) < 1:
         return False
@@ -152,4 +164,5 @@ def due(run) -> bool:
         return False
     if st.get("incumbent_sha") == cfg.start_commit:
         return False
-    return bool(st.get("stop")) or bool(cfg.verify_every and st["iteration"] % cfg.verify_every == 0)
+    return (bool(st.get("stop")) or st.get("since_keep") == SETTLED
+            or bool(cfg.verify_every and st["iteration"] % cfg.verify_every == 0))

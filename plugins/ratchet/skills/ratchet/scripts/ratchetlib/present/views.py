@@ -11,7 +11,7 @@ the learning lines come from the snapshot `learning.persist` already made.
 
 from typing import Optional
 
-from ..core import budget
+from ..core import budget, headline
 from ..core.decision import progress
 from ..core.text import clip, num, ratio_pct
 
@@ -59,6 +59,9 @@ def verdict_text(cfg, st: dict, rec: dict, notes: list, *, learned: list = (), v
         lines.append(verified)
     elif verify_error:
         lines.append(clip(f"verify could not run: {verify_error}", 200))
+    unconfirmed = headline.threshold_line(st, cfg)
+    if unconfirmed:
+        lines.append(clip(unconfirmed, 240))
     if holdout_ran:
         lines.append("holdout: evaluated on the start and final commits; `ratchet.py status` shows it to the user")
     lines.append(f"best {num(st.get('best'))} (iter {st.get('best_iter')}) · " + " · ".join(progress(st, cfg)))
@@ -104,11 +107,10 @@ def status_text(cfg, st: dict, recent: list, facts: dict) -> str:
     run's line), `loop` (loop.json, marked killed when its pid is gone),
     `notes` (what this status just recovered), `busy` (the lock of the live
     command working now: status then only looks)."""
-    base, best = st.get("baseline"), st.get("best")
-    gain = _pct(None if best is None or base is None else best - base, base)
+    best = headline.naive(st) if st.get("best_iter") else f"best {num(st.get('best'))} at iter {st.get('best_iter')}"
     lines = [
         f"run {cfg.run_id} on {cfg.branch} · {cfg.metric_name} ({'higher' if cfg.direction == 'max' else 'lower'} is better)",
-        f"baseline {num(base)} · best {num(best)}{gain} at iter {st.get('best_iter')} · last {num(st.get('last_score'))}",
+        f"baseline {num(st.get('baseline'))} · {best} · last {num(st.get('last_score'))}",
         " · ".join(progress(st, cfg)),
     ]
     if facts.get("verified"):

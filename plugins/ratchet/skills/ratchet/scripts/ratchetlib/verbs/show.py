@@ -10,6 +10,7 @@ with its --json), and the holdout, a chained run's origin and loop.json.
 
 from typing import Optional
 
+from ..core import headline
 from ..io import lineage
 from ..io.store_lock import _alive
 from ..keep import paired, recheck
@@ -19,9 +20,9 @@ from ..present import views
 
 
 def _verified(run) -> Optional[str]:
-    """The verified-gain line of the run's state, or None."""
+    """The verified-gain line of the run's state (the verify of HEAD), or None."""
     st = run.state
-    return recheck.verified_line(st.get("verified"), run.config.direction, st.get("log_scale", True))
+    return recheck.verified_line(headline.current(st), run.config.direction, st.get("log_scale", True))
 
 
 def verdict(run, rec: dict, notes: list) -> str:
@@ -61,7 +62,8 @@ def run_status(run, recent: list, snap: dict, trend: str = "", notes: Optional[l
            busy: Optional[dict] = None) -> str:
     """`notes`: what this status just recovered; `busy`: the lock of the live
     command working now (status then only looks)."""
-    facts = {"trend": trend, "learned": learning.status_lines(run.state, snap), "verified": _verified(run),
+    facts = {"trend": trend, "learned": learning.status_lines(run.state, snap),
+             "verified": headline.gain_line(run.state, run.config.direction),
              "holdout": holdout_view(run), "origin": lineage.summary(run.store), "loop": loop_record(run),
              "notes": notes, "busy": busy}
     return views.status_text(run.config, run.state, recent, facts)
