@@ -82,7 +82,7 @@ def _verified_lines(run) -> list:
     from ..core import headline
     if run.verify_error:
         return [f"verify could not run: {run.verify_error}"]
-    line = headline.gain_line(run.state, run.config.direction)
+    line = headline.gain_line(run.state, run.config.direction, run.config.decision == "paired")
     return [line] if line else []
 
 

@@ -22,7 +22,8 @@ from . import change
 from .text import finite, num
 
 NAIVE_LABEL = "measured in its own decision, not re-measured"
-WHEN = "at the stop, 3 iterations after a keep, every --verify-every iterations, or `ratchet.py verify`"
+WHEN = "re-measured at the stop, once a keep has stood 3 decisions and every --verify-every iterations"
+BY_HAND = "run `ratchet.py verify` to re-measure it"
 
 
 def current(state: dict) -> Optional[dict]:
@@ -67,10 +68,11 @@ def verified_line(verified, direction: str = "max", log_scale: bool = True) -> O
     return None if text is None else f"verified gain over the start: {text} ({what(verified)})"
 
 
-def gain_line(state: dict, direction: str = "max") -> Optional[str]:
+def gain_line(state: dict, direction: str = "max", paired: bool = True) -> Optional[str]:
     """The headline of `status`: the verified gain of HEAD, or why there is
-    none yet (naming the last verify when it measured an earlier best);
-    None while nothing was kept."""
+    none yet (naming the last verify when it measured an earlier best, and
+    when one runs: automatically only in `paired` runs); None while nothing
+    was kept."""
     scale = state.get("log_scale", True) is not False
     now = current(state)
     if now is not None:
@@ -83,7 +85,7 @@ def gain_line(state: dict, direction: str = "max") -> Optional[str]:
     shown = figure(old, direction, scale) if isinstance(old, dict) and finite(old.get("gain_pct")) is not None else None
     if shown:
         return f"{line}; the last re-measure, of an earlier best: {shown} ({what(old)})"
-    return f"{line} ({WHEN})"
+    return f"{line}; {WHEN if paired else BY_HAND}"
 
 
 def naive(state: dict) -> str:

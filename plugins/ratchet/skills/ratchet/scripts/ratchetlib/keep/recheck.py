@@ -146,9 +146,9 @@ def at_baseline(gain, baseline, direction: str) -> tuple:
     if baseline is None:
         return None, None
 
-    def at(effect):
+    def at(effect):  # 12 digits: exp(log(16/10)) * 10 reads 16, as the threshold 16 was meant
         moved = change.from_effect(effect, direction, gain.log_scale)
-        return baseline * (1.0 + moved) if gain.log_scale else baseline + moved
+        return float(f"{baseline * (1.0 + moved) if gain.log_scale else baseline + moved:.12g}")
     iv = None if gain.interval is None else sorted(at(x) for x in gain.interval)
     return at(gain.estimate), iv
 

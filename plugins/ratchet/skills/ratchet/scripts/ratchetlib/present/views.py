@@ -115,6 +115,9 @@ def status_text(cfg, st: dict, recent: list, facts: dict) -> str:
     ]
     if facts.get("verified"):
         lines.insert(2, facts["verified"])
+    unconfirmed = headline.threshold_line(st, cfg)
+    if unconfirmed:
+        lines.append(clip(unconfirmed, 240))
     lines += _so_far(st, recent, facts)
     lines += _status_tail(cfg, st, facts)
     notes, busy = facts.get("notes"), facts.get("busy")

@@ -63,7 +63,7 @@ def run_status(run, recent: list, snap: dict, trend: str = "", notes: Optional[l
     """`notes`: what this status just recovered; `busy`: the lock of the live
     command working now (status then only looks)."""
     facts = {"trend": trend, "learned": learning.status_lines(run.state, snap),
-             "verified": headline.gain_line(run.state, run.config.direction),
+             "verified": headline.gain_line(run.state, run.config.direction, run.config.decision == "paired"),
              "holdout": holdout_view(run), "origin": lineage.summary(run.store), "loop": loop_record(run),
              "notes": notes, "busy": busy}
     return views.status_text(run.config, run.state, recent, facts)
