@@ -47,7 +47,8 @@ class HonestHeadlineTest(ScriptedTest):
     def test_a_lucky_keep_is_never_shown_as_the_gain(self):
         self.lucky_keep()
         status = self.run_ok("status")
-        self.assertIn("baseline 10 · best 20 at iter 1 (measured in its own decision, not re-measured)", status)
+        self.assertIn("baseline 10 · best 20 at iter 1 (measured in its own decision, not re-measured) · last 20 · "
+                      "iteration 1/20", status)
         self.assertIn("gain over the start: not yet re-measured for HEAD (iter 1)", status)
         self.assertNotIn("+100", "\n".join(status.splitlines()[:4]))  # (a hint may name the decision's own effect)
         md = self.run_ok("report")

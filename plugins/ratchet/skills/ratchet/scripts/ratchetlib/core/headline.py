@@ -22,7 +22,7 @@ from . import change
 from .text import finite, num
 
 NAIVE_LABEL = "measured in its own decision, not re-measured"
-WHEN = "re-measured at the stop, once a keep has stood 3 decisions and every --verify-every iterations"
+WHEN = "re-measured at the stop, 3 decisions after a keep, or by `ratchet.py verify`"
 BY_HAND = "run `ratchet.py verify` to re-measure it"
 
 

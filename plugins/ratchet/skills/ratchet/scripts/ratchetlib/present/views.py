@@ -108,10 +108,10 @@ def status_text(cfg, st: dict, recent: list, facts: dict) -> str:
     `notes` (what this status just recovered), `busy` (the lock of the live
     command working now: status then only looks)."""
     best = headline.naive(st) if st.get("best_iter") else f"best {num(st.get('best'))} at iter {st.get('best_iter')}"
-    lines = [
+    lines = [  # the progress shares the baseline's line, so the headline below costs no line of the bound
         f"run {cfg.run_id} on {cfg.branch} · {cfg.metric_name} ({'higher' if cfg.direction == 'max' else 'lower'} is better)",
-        f"baseline {num(st.get('baseline'))} · {best} · last {num(st.get('last_score'))}",
-        " · ".join(progress(st, cfg)),
+        " · ".join([f"baseline {num(st.get('baseline'))}", best, f"last {num(st.get('last_score'))}"]
+                   + progress(st, cfg)),
     ]
     if facts.get("verified"):
         lines.insert(2, facts["verified"])
