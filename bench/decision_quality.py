@@ -61,10 +61,11 @@ pairs, gain_interval with the run's noise). "bias" is headline - truth in
 percentage points, mean over loops with its standard error; "|err|" the mean
 absolute error of one loop's headline; "cover" how often the verified 95%
 interval held the truth. "luck stops" is the share of loops a --threshold
-at truth + 2 points (a value the run never really reaches) would have
-stopped: on the naive figure (before) and on the confirmed one (now: the
-first keep whose own mean crosses it is re-measured, as finish.confirm_threshold
-does; the run stops only when the re-measure crosses too).
+2 points above the best true gain the loop ever held (a value it never
+really reaches) would have stopped: on the naive figure (before) and on the
+confirmed one (now: each keep whose own mean crosses it is re-measured with
+10 fresh pairs, as finish.confirm_threshold does, and the run stops only
+when that re-measure crosses too).
 
 Usage: python3 bench/decision_quality.py [--quick] [--seed N] [--jobs N] [--headline-only]
 """
@@ -295,8 +296,8 @@ def decide_paired_own(machine: Machine, inc_time: float, cand_time: float, noise
 
 def headline_task(args):
     """One 50-iteration loop of the default rule: (true gain %, naive headline %,
-    verified headline %, verified interval held the truth, a threshold at the
-    truth + 2 points crossed by the naive figure, by the confirmed one).
+    verified headline %, verified interval held the truth, a threshold 2 points
+    above the best true gain crossed by the naive figure, by the confirmed one).
     Times, direction min: an improvement is start/best - 1."""
     cv, kind, seed = args
     rng = random.Random(seed)
