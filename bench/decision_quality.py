@@ -60,7 +60,9 @@ what they show now: the verify of HEAD against the start at the stop (10
 pairs, gain_interval with the run's noise). "bias" is headline - truth in
 percentage points, mean over loops with its standard error; "|err|" the mean
 absolute error of one loop's headline; "cover" how often the verified 95%
-interval held the truth. "luck stops" is the share of loops a --threshold
+interval held the truth. "settle cost": the benchmark runs the verify 3
+decisions after a keep adds (10 pairs; a deterministic metric stops at 2),
+net of the verify at the stop it saves, relative to the decisions' own runs. "luck stops" is the share of loops a --threshold
 2 points above the best true gain the loop ever held (a value it never
 really reaches) would have stopped: on the naive figure (before) and on the
 confirmed one (now: each keep whose own mean crosses it is re-measured with
@@ -306,14 +308,19 @@ def headline_task(args):
     calibration = [machine.run(start_time) for _ in range(CALIBRATION_RUNS)]
     baseline = statistics.fmean(calibration)
     noise = noise_estimate(calibration, True)
-    kept, best, keeps = 0.0, None, []
+    kept, best, keeps, runs, settled_runs, since = 0.0, None, [], 0, 0, None
     for e in headline_proposals(rng):
         verdict, effects, own = decide_paired_own(machine, time_of(kept), time_of(kept + e), noise)
         noise = update_noise(noise, effects)
+        runs += 2 * len(effects)
+        since = None if since is None else since + 1
         if verdict.keep:
             kept += e
             best = own if best is None else min(best, own)
             keeps.append((kept, (baseline / best - 1.0) * 100.0))
+            since = 0
+        if since == 3:  # recheck.SETTLED: the keep stood 3 decisions, the run re-measures HEAD
+            settled_runs += 2 * VERIFY_PAIRS
     truth = math.expm1(kept) * 100.0
     naive = keeps[-1][1] if keeps else 0.0
     gain = verify(machine, start_time, time_of(kept), noise)
@@ -325,7 +332,10 @@ def headline_task(args):
         if shown >= bar and display(verify(machine, start_time, time_of(k), noise).estimate, True) >= bar:
             confirmed_stop = True
             break
-    return (cv, kind), (truth, naive, display(gain.estimate, True), held, naive_stop, confirmed_stop)
+    if since is not None and since >= 3:  # the stop's verify is then skipped (once per best commit)
+        settled_runs -= 2 * VERIFY_PAIRS
+    return (cv, kind), (truth, naive, display(gain.estimate, True), held, naive_stop, confirmed_stop,
+                        settled_runs / max(runs, 1))
 
 
 def headline_table(rows: dict) -> list:
@@ -333,7 +343,8 @@ def headline_table(rows: dict) -> list:
     print(f"\ncumulative gain: the headline vs the truth ({HEADLINE_ITERATIONS}-iteration loops, {HEADLINE_REAL} real "
           f"+3% changes, default rule; bias = headline - truth, percentage points)")
     print(f"{'scenario':<62} {'loops':>5} {'true':>6} | {'naive':>6} {'bias':>6} {'±se':>4} {'|err|':>5} | "
-          f"{'verified':>8} {'bias':>6} {'±se':>4} {'|err|':>5} {'cover':>5} | {'luck stops naive/confirmed':>26}")
+          f"{'verified':>8} {'bias':>6} {'±se':>4} {'|err|':>5} {'cover':>5} | {'luck stops naive/confirmed':>26} | "
+          f"{'settle cost':>11}")
     checks = []
     for cv, kind in HEADLINE_CELLS:
         got = rows[(cv, kind)]
@@ -348,7 +359,7 @@ def headline_table(rows: dict) -> list:
         print(f"{name[:62]:<62} {n:>5} {statistics.fmean(r[0] for r in got):>5.1f}% | "
               f"{statistics.fmean(r[1] for r in got):>5.1f}% {cols[0][0]:>+6.1f} {cols[0][1]:>4.1f} {cols[0][2]:>5.1f} | "
               f"{statistics.fmean(r[2] for r in got):>7.1f}% {cols[1][0]:>+6.1f} {cols[1][1]:>4.1f} {cols[1][2]:>5.1f} "
-              f"{cover:>5.0%} | {luck[0]:>12.0%} / {luck[1]:<11.0%}")
+              f"{cover:>5.0%} | {luck[0]:>12.0%} / {luck[1]:<11.0%} | {statistics.fmean(r[6] for r in got):>+10.0%}")
         checks.append((f"{name}: headline (verified) bias within 1 point", abs(cols[1][0]) <= 1.0,
                        f"{cols[1][0]:+.2f} points (se {cols[1][1]:.2f}); naive {cols[0][0]:+.2f} (se {cols[0][1]:.2f})"))
     return checks
