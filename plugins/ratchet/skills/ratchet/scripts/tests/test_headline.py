@@ -136,6 +136,17 @@ class ConfirmedThresholdTest(ScriptedTest):
         self.assertNotIn("not confirmed", out)
         self.assertEqual(self.state()["verified"]["value"], 16.0)
 
+    def test_a_verify_that_confirms_the_threshold_stops_the_run(self):
+        self.start("--threshold", "15")
+        self.luck(v16=[0.9, 0.9])  # the keep's own runs read 14.4: short of the threshold, nothing to confirm
+        out = self.iterate("16")
+        self.assertIn("KEEP", out)
+        self.assertTrue(out.rstrip().endswith("next: continue"), out)
+        out = self.run_ok("verify")
+        self.assertIn("verified gain over the start: +60.0%", out)
+        self.assertIn("next: stop (threshold reached (16 vs 15, confirmed: HEAD re-measured against the start))", out)
+        self.assertIn("stopped", self.run_fail("iterate", "--hypothesis", "more"))
+
     def test_min_direction_and_the_mean_rule_confirm_too(self):
         self.run_ok(*[a if a != "max" else "min" for a in INIT], "--threshold", "6", "--decision", "mean",
                     "--trials", "1")

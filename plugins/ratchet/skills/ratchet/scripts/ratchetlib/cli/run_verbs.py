@@ -110,6 +110,8 @@ def cmd_verify(a):
     run, verified, notes = session.verify(a.cwd, a.pairs)
     line = (recheck.verified_line(verified, run.config.direction, run.state.get("log_scale", True))
             or "nothing to verify: no change has been kept yet")
-    emit(a, "\n".join([f"recovered: {n}" for n in notes] + [line]), {"verified": verified, "recovered": notes})
+    stopped = [f"next: stop ({run.state['stop']})"] if verified and run.state.get("stop") else []
+    emit(a, "\n".join([f"recovered: {n}" for n in notes] + [line] + stopped),
+         {"verified": verified, "recovered": notes, "stop": run.state.get("stop")})
 
 

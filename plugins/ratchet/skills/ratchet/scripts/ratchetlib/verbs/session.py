@@ -276,8 +276,10 @@ def verify(cwd: str, pairs: Optional[int] = None) -> tuple:
         verified = recheck.verify(run, pairs)
         if verified:
             st = {**run.state, "verified": verified}
+            st["stop"] = st.get("stop") or decision.stop_reason(st, run.config)  # a --threshold it confirms
             run.store.write_state(st)
             run.state = st
+            finish.holdout_at_stop(run)
     return run, verified, notes
 
 
