@@ -51,6 +51,8 @@ class HonestHeadlineTest(ScriptedTest):
                       "iteration 1/20", status)
         self.assertIn("gain over the start: not yet re-measured for HEAD (iter 1)", status)
         self.assertNotIn("+100", "\n".join(status.splitlines()[:4]))  # (a hint may name the decision's own effect)
+        self.assertTrue(json.loads(self.run_ok("status", "--json"))["gain"].startswith(
+            "gain over the start: not yet re-measured for HEAD (iter 1)"))
         md = self.run_ok("report")
         self.assertIn("- verified gain: not yet re-measured for HEAD (iter 1)", md)
         self.assertNotIn("+100", md.split("## Top wins")[0])
