@@ -6,6 +6,7 @@ does nothing is what a keep decision selects (the winner's curse)."""
 import json
 import os
 import subprocess
+import unittest
 
 from tests.util import INIT, PY, RepoTest, read, write
 
@@ -161,3 +162,38 @@ class ConfirmedThresholdTest(ScriptedTest):
         out = self.iterate("4")  # the mean rule compares with the lucky 5 (its own winner's curse): 4 beats it
         self.assertIn("KEEP", out)
         self.assertIn("next: stop (threshold reached (4 vs 6, confirmed", out)
+
+
+class PureTest(unittest.TestCase):
+    """The pure pieces: what is current, what a threshold is compared with."""
+
+    def test_confirmed_value_on_both_scales_and_directions(self):
+        import math
+        from ratchetlib.core.gain import Gain
+        from ratchetlib.keep.recheck import at_baseline
+        up = Gain(math.log(1.6), (math.log(1.5), math.log(1.7)), 4, True, 0.95)
+        self.assertEqual(at_baseline(up, 10.0, "max"), (16.0, [15.0, 17.0]))
+        self.assertEqual(at_baseline(up, 10.0, "min"), (6.25, [5.88235294118, 6.66666666667]))  # 1.6x faster
+        diff = Gain(2.0, (1.0, 3.0), 4, False, 0.95)  # metric units, positive = better
+        self.assertEqual(at_baseline(diff, -5.0, "max"), (-3.0, [-4.0, -2.0]))
+        self.assertEqual(at_baseline(diff, -5.0, "min"), (-7.0, [-8.0, -6.0]))
+        self.assertEqual(at_baseline(up, None, "max"), (None, None))
+
+    def test_what_counts_as_the_current_heads_verify(self):
+        from ratchetlib.core import config, headline
+        cfg = config.Config(run_command="x", direction="max", metric_name="m", threshold=15.0, start_commit="s" * 40)
+        st = {"iteration": 3, "best": 20.0, "incumbent_sha": "h" * 40, "counts": {"keep": 1}, "incumbent_iter": 3}
+        self.assertTrue(headline.threshold_to_confirm(st, cfg))
+        self.assertFalse(headline.threshold_to_confirm({**st, "best": 14.0}, cfg))
+        self.assertFalse(headline.threshold_to_confirm({**st, "incumbent_sha": "s" * 40}, cfg))  # nothing kept
+        old = {"sha": "o" * 40, "gain_pct": 5.0, "change_pct": 5.0, "iter": 1, "pairs": 4, "value": 10.5}
+        self.assertTrue(headline.threshold_to_confirm({**st, "verified": old}, cfg))  # an earlier best's verify
+        self.assertEqual(headline.gain_line({**st, "verified": old}),
+                         "gain over the start: not yet re-measured for HEAD (iter 3); the last re-measure, of an "
+                         "earlier best: +5.0% (4 pairs, HEAD at iter 1 vs the start)")
+        now = {**old, "sha": "h" * 40, "iter": 3}
+        self.assertFalse(headline.threshold_to_confirm({**st, "verified": now}, cfg))
+        self.assertIn("threshold 15 not confirmed: HEAD re-measured against the start reads 10.5",
+                      headline.threshold_line({**st, "verified": now}, cfg))
+        self.assertIsNone(headline.gain_line({"iteration": 0, "counts": {}}))
+        self.assertIn("run `ratchet.py verify`", headline.gain_line(st, paired=False))
