@@ -138,7 +138,7 @@ def run(cfg, repo: str, store_root: str, state: dict) -> dict:
         gain = "" if doc["gain_pct"] is None else f" ({doc['gain_pct']:+.2f}%)"
         bench = doc["benchmark"]["gain_pct"]
         said = (" re-measured on the benchmark" if doc["benchmark"]["re_measured"] else
-                f" on the benchmark (the final commit's own decision, {headline.NAIVE_LABEL})")
+                " on the benchmark (the final commit's own decision mean, not re-measured)")
         doc["summary"] = (f"{cfg.metric_name} start {num(s)} -> final {num(b)}{gain}"
                           + ("" if bench is None else f" vs {bench:+.2f}%{said}")
                           + (": the gain held" if doc["held"] else ": the gain did NOT hold (overfit to the benchmark?)"))
