@@ -50,7 +50,26 @@ ratchet's 95% interval held the truth. Rates carry a binomial standard error
 of about sqrt(p(1-p)/N) (0.5 points at 5% with N = 2000). sprt-only, there to
 show what the cap test adds, runs half the decisions and a third of the loops.
 
-Usage: python3 bench/decision_quality.py [--quick] [--seed N] [--jobs N]
+Headline (issue 16): what `status`, the report and finalize show as the
+run's cumulative gain, against the truth, over 50-iteration loops with 3 real
++3% changes at random places (the rest: half no-ops, half worse by 1..5%),
+at 1% and 5% noise, plain and drifting. "naive" is the figure they showed
+before: the best's own decision mean against the baseline's calibration mean
+(state best vs baseline, as an improvement, the truth's scale); "verified" is
+what they show now: the verify of HEAD against the start at the stop (10
+pairs, gain_interval with the run's noise). "bias" is headline - truth in
+percentage points, mean over loops with its standard error; "|err|" the mean
+absolute error of one loop's headline; "cover" how often the verified 95%
+interval held the truth. "settle cost": the benchmark runs the verify 3
+decisions after a keep adds (10 pairs; a deterministic metric stops at 2),
+net of the verify at the stop it saves, relative to the decisions' own runs. "luck stops" is the share of loops a --threshold
+2 points above the best true gain the loop ever held (a value it never
+really reaches) would have stopped: on the naive figure (before) and on the
+confirmed one (now: each keep whose own mean crosses it is re-measured with
+10 fresh pairs, as finish.confirm_threshold does, and the run stops only
+when that re-measure crosses too).
+
+Usage: python3 bench/decision_quality.py [--quick] [--seed N] [--jobs N] [--headline-only]
 """
 
 from __future__ import annotations
@@ -246,6 +265,104 @@ def loop_task(args):
 
 
 # --------------------------------------------------------------------------
+# the headline: what the run reports as its cumulative gain (issue 16)
+
+HEADLINE_ITERATIONS = 50
+HEADLINE_REAL = 3
+HEADLINE_CELLS = ((0.01, "normal"), (0.05, "normal"), (0.01, "drift"), (0.05, "drift"))
+LUCK_MARGIN_PCT = 2.0
+
+
+def headline_proposals(rng: random.Random) -> list[float]:
+    real = set(rng.sample(range(HEADLINE_ITERATIONS), HEADLINE_REAL))
+    return [math.log1p(0.03) if i in real else (0.0 if rng.random() < 0.5 else math.log1p(-rng.uniform(0.01, 0.05)))
+            for i in range(HEADLINE_ITERATIONS)]
+
+
+def decide_paired_own(machine: Machine, inc_time: float, cand_time: float, noise: Noise) -> tuple:
+    """decide_paired, also returning the candidate's own mean: what a keep
+    records as its `avg` (the state's `best` is the best of these)."""
+    h0, h1 = effect_hypotheses(margin=0.0, target_percent=TARGET_PCT, incumbent=inc_time, log_scale=True)
+    effects, cands = [], []
+    while True:
+        first = incumbent_first(len(effects) + 1)
+        inc = machine.run(inc_time) if first else None
+        cand = machine.run(cand_time)
+        inc = machine.run(inc_time) if inc is None else inc
+        effects.append(pair_effect(inc, cand, "min", True))
+        cands.append(cand)
+        verdict = sprt_decide(effects, h0=h0, h1=h1, sigma_prior=noise.sigma_pair, prior_df=noise.df, **PAIRED)
+        if verdict.decided:
+            return verdict, effects, statistics.fmean(cands)
+
+
+def headline_task(args):
+    """One 50-iteration loop of the default rule: (true gain %, naive headline %,
+    verified headline %, verified interval held the truth, a threshold 2 points
+    above the best true gain crossed by the naive figure, by the confirmed one).
+    Times, direction min: an improvement is start/best - 1."""
+    cv, kind, seed = args
+    rng = random.Random(seed)
+    machine = Machine(cv, kind, random.Random(seed * 7919 + 3))
+    start_time = time_of(0.0)
+    calibration = [machine.run(start_time) for _ in range(CALIBRATION_RUNS)]
+    baseline = statistics.fmean(calibration)
+    noise = noise_estimate(calibration, True)
+    kept, best, keeps, runs, settled_runs, since = 0.0, None, [], 0, 0, None
+    for e in headline_proposals(rng):
+        verdict, effects, own = decide_paired_own(machine, time_of(kept), time_of(kept + e), noise)
+        noise = update_noise(noise, effects)
+        runs += 2 * len(effects)
+        since = None if since is None else since + 1
+        if verdict.keep:
+            kept += e
+            best = own if best is None else min(best, own)
+            keeps.append((kept, (baseline / best - 1.0) * 100.0))
+            since = 0
+        if since == 3:  # recheck.SETTLED: the keep stood 3 decisions, the run re-measures HEAD
+            settled_runs += 2 * VERIFY_PAIRS
+    truth = math.expm1(kept) * 100.0
+    naive = keeps[-1][1] if keeps else 0.0
+    gain = verify(machine, start_time, time_of(kept), noise)
+    held = gain.interval is not None and gain.interval[0] <= kept <= gain.interval[1]
+    bar = max([0.0] + [math.expm1(k) * 100.0 for k, _ in keeps]) + LUCK_MARGIN_PCT  # never truly reached
+    naive_stop = any(shown >= bar for _, shown in keeps)
+    confirmed_stop = False
+    for k, shown in keeps:  # each keep whose own figure crosses is re-measured (finish.confirm_threshold)
+        if shown >= bar and display(verify(machine, start_time, time_of(k), noise).estimate, True) >= bar:
+            confirmed_stop = True
+            break
+    if since is not None and since >= 3:  # the stop's verify is then skipped (once per best commit)
+        settled_runs -= 2 * VERIFY_PAIRS
+    return (cv, kind), (truth, naive, display(gain.estimate, True), held, naive_stop, confirmed_stop,
+                        settled_runs / max(runs, 1))
+
+
+def headline_table(rows: dict) -> list:
+    """Print the headline table; return its checks (name, ok, figure)."""
+    print(f"\ncumulative gain: the headline vs the truth ({HEADLINE_ITERATIONS}-iteration loops, {HEADLINE_REAL} real "
+          f"+3% changes, default rule; bias = headline - truth, percentage points)")
+    print(f"{'scenario':<62} {'loops':>5} {'true':>6} | {'naive':>6} {'bias':>6} {'±se':>4} {'|err|':>5} | "
+          f"{'verified':>8} {'bias':>6} {'±se':>4} {'|err|':>5} {'cover':>5} | {'luck stops naive/confirmed':>26} | "
+          f"{'settle cost':>11}")
+    checks = []
+    for cv, kind in HEADLINE_CELLS:
+        got = rows[(cv, kind)]
+        n = len(got)
+        cols = []
+        for which in (1, 2):
+            errs = [r[which] - r[0] for r in got]
+            cols.append((statistics.fmean(errs), statistics.stdev(errs) / math.sqrt(n), statistics.fmean(map(abs, errs))))
+        cover = statistics.fmean(r[3] for r in got)
+        luck = (statistics.fmean(r[4] for r in got), statistics.fmean(r[5] for r in got))
+        name = describe(cv, kind)
+        print(f"{name[:62]:<62} {n:>5} {statistics.fmean(r[0] for r in got):>5.1f}% | "
+              f"{statistics.fmean(r[1] for r in got):>5.1f}% {cols[0][0]:>+6.1f} {cols[0][1]:>4.1f} {cols[0][2]:>5.1f} | "
+              f"{statistics.fmean(r[2] for r in got):>7.1f}% {cols[1][0]:>+6.1f} {cols[1][1]:>4.1f} {cols[1][2]:>5.1f} "
+              f"{cover:>5.0%} | {luck[0]:>12.0%} / {luck[1]:<11.0%} | {statistics.fmean(r[6] for r in got):>+10.0%}")
+        checks.append((f"{name}: headline (verified) bias within 1 point", abs(cols[1][0]) <= 1.0,
+                       f"{cols[1][0]:+.2f} points (se {cols[1][1]:.2f}); naive {cols[0][0]:+.2f} (se {cols[0][1]:.2f})"))
+    return checks
 
 def describe(cv: float, kind: str) -> str:
     machine = {"normal": "normal noise",
@@ -259,8 +376,16 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a rough look in seconds)")
     parser.add_argument("--seed", type=int, default=20261123)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--headline-only", action="store_true", help="only the cumulative-gain headline table")
     args = parser.parse_args()
     reps, loops = (300, 12) if args.quick else (2000, 100)
+    headline_jobs = [(cv, kind, args.seed + 7 * c + 1000003 * l) for c, (cv, kind) in enumerate(HEADLINE_CELLS)
+                     for l in range(60 if args.quick else 400)]
+    if args.headline_only:
+        began = time.time()
+        with Pool(max(1, args.jobs)) as pool:
+            checks = headline_table(_by_key(pool.map(headline_task, headline_jobs, chunksize=4)))
+        return _targets(checks, began)
     # the 5%-noise loops carry the loop-gain target, and one loop's gain varies a lot
     # (the number of real improvements among 200 proposals alone is 40 +- 6): 3x more there
     loops_at = {cv: loops * (3 if cv == 0.05 else 1) for cv in NOISES}
@@ -282,6 +407,7 @@ def main() -> int:
     with Pool(max(1, args.jobs)) as pool:
         rates = dict(pool.map(rates_task, rate_jobs, chunksize=4))
         loop_rows = pool.map(loop_task, loop_jobs, chunksize=2)
+        headline_rows = _by_key(pool.map(headline_task, headline_jobs, chunksize=4))
     loop = {}
     for key, row in loop_rows:
         loop.setdefault(key, []).append(row)
@@ -341,6 +467,18 @@ def main() -> int:
                 checks.append((f"{describe(cv, kind)}: loop true gain >= 1.5x best naive", ratio >= 1.5,
                                f"{trues['ratchet']:.1f}% vs {trues[best]:.1f}% ({best}): {ratio:.2f}x"))
 
+    checks += headline_table(headline_rows)
+    return _targets(checks, began)
+
+
+def _by_key(rows) -> dict:
+    out = {}
+    for key, row in rows:
+        out.setdefault(key, []).append(row)
+    return out
+
+
+def _targets(checks, began) -> int:
     print("\ntargets for the default rule (ratchet):")
     for name, ok, figure in checks:
         print(f"  {'PASS' if ok else 'FAIL'}  {name}: {figure}")

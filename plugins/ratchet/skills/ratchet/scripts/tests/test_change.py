@@ -4,7 +4,7 @@ for higher- and lower-is-better metrics, small and huge effects."""
 import math
 import unittest
 
-from ratchetlib.core import change
+from ratchetlib.core import change, headline
 from ratchetlib.core import memory as mem_mod
 from ratchetlib.core.state import RunState
 from ratchetlib.core.effects import pair_effect
@@ -102,10 +102,10 @@ class ShownTest(unittest.TestCase):
 
     def test_verified_line_old_and_new_state(self):
         old = {"gain_pct": 13500.0, "interval": [12000.0, 15000.0], "pairs": 4, "iter": 3}
-        self.assertIn("-99.3% (136x lower) [-99.3%, -99.2%] (4 pairs", change.verified_line(old, "min"))
-        self.assertIn("+13500.0% (136x higher)", change.verified_line(old, "max"))
+        self.assertIn("-99.3% (136x lower) [-99.3%, -99.2%] (4 pairs", headline.verified_line(old, "min"))
+        self.assertIn("+13500.0% (136x higher)", headline.verified_line(old, "max"))
         new = {**old, "change_pct": -99.265, "change_interval": [-99.4, -99.1]}
-        self.assertIn("-99.3% (136x lower) [-99.4%, -99.1%]", change.verified_line(new))
+        self.assertIn("-99.3% (136x lower) [-99.4%, -99.1%]", headline.verified_line(new))
         self.assertIn("-99.3% (136x lower) [-99.4%, -99.1%] over 4 pairs", figures.verified_text(new))
         self.assertIn("-99.3% (136x lower) [-99.3%, -99.2%] over 4 pairs", figures.verified_text(old, "min"))
 

@@ -1,5 +1,6 @@
 """Keep/revert rules and stop conditions (pure)."""
 
+import dataclasses
 import unittest
 
 from ratchetlib.core import config, decision, text
@@ -50,7 +51,16 @@ class StopTest(unittest.TestCase):
     def test_each_condition(self):
         self.assertIsNone(decision.stop_reason(RunState(iteration=3, best=5), self.cfg()))
         self.assertIn("iteration cap", decision.stop_reason(RunState(iteration=20), self.cfg()))
-        self.assertIn("threshold", decision.stop_reason(RunState(iteration=1, best=7), self.cfg(threshold=7.0)))
+        # the best's own mean crossing the threshold does not stop a run: only HEAD re-measured does (issue 16)
+        self.assertIsNone(decision.stop_reason(RunState(iteration=1, best=7), self.cfg(threshold=7.0)))
+        head = RunState(iteration=1, best=7, incumbent_sha="b" * 40)
+        seen = {"sha": "b" * 40, "gain_pct": 40.0, "value": 7.0}
+        self.assertIn("threshold reached (7 vs 7, confirmed",
+                      decision.stop_reason(dataclasses.replace(head, verified=seen), self.cfg(threshold=7.0)))
+        self.assertIsNone(decision.stop_reason(dataclasses.replace(head, verified={**seen, "value": 6.2}),
+                                               self.cfg(threshold=7.0)))
+        self.assertIsNone(decision.stop_reason(dataclasses.replace(head, verified={**seen, "sha": "a" * 40}),
+                                               self.cfg(threshold=7.0)))  # an earlier best's
         self.assertIsNone(decision.stop_reason(RunState(iteration=1, best=6.9), self.cfg(threshold=7.0)))
         self.assertIn("patience", decision.stop_reason(RunState(iteration=4, since_keep=4), self.cfg(patience=4)))
         self.assertIsNone(decision.stop_reason(RunState(iteration=4, since_keep=4), self.cfg()))

@@ -183,7 +183,7 @@ class HoldoutTest(GateTest):
         self.assertEqual(json.loads(self.run_ok("status", "--json"))["holdout"], {"measured": True, "summary": "hidden until the run stops"})
         self.iterate("keep", **{"value.txt": 13})
         out = self.run_ok("stop")
-        self.assertIn("holdout: score start 21 -> final 27 (+28.57%) vs +30.00% on the benchmark: the gain held", out)
+        self.assertIn("holdout: score start 21 -> final 27 (+28.57%) vs +30.00% re-measured on the benchmark: the gain held", out)
         doc = json.loads(read(self.repo, ".ratchet/holdout.json"))
         self.assertEqual((doc["start"]["avg"], doc["best"]["avg"], doc["held"]), (21.0, 27.0, True))
         self.assertEqual(doc["start"]["sha"], json.loads(read(self.repo, ".ratchet/config.json"))["start_commit"])

@@ -300,6 +300,25 @@ class KillPointTest(RepoTest):
         self.invariants()
         self.assertEqual(read(self.repo, "value.txt"), "12\n")
 
+    def test_verified_of_a_threshold_confirmation(self):
+        # the best's own 12 crosses --threshold 11: HEAD is re-measured before the run may stop; a kill
+        # after verify.json, before state.json, leaves the run going, and the next decision confirms it
+        self.start("--threshold", "11")
+        self.set_value(12)
+        self.killed("verified", "iterate", "--hypothesis", "bigger")
+        out = self.next_command("status")
+        self.assertIn("gain over the start: not yet re-measured for HEAD (iter 1)", out)
+        self.assertIn("\nnext: continue\n", out)
+        self.assertIn("threshold 11 not confirmed: the best's own figure 12 crosses it, HEAD is not re-measured yet", out)
+        self.invariants()
+        self.assertEqual(read(self.repo, "value.txt"), "12\n")
+        self.set_value(11)
+        out = self.run_ok("iterate", "--hypothesis", "smaller")
+        self.assertIn("REVERT", out)
+        self.assertIn("next: stop (threshold reached (12 vs 11, confirmed: HEAD re-measured against the start))", out)
+        self.assertEqual(self.state()["verified"]["sha"], self.state()["incumbent_sha"])
+        self.invariants()
+
     def test_agent_of_a_loop(self):
         self.start(*MEAN)
         plan = os.path.join(self.tmp, "plan.json")

@@ -138,8 +138,9 @@ class MarkdownTest(unittest.TestCase):
         md = md_mod.markdown(_config(), _state(recs), recs)
         self.assertIn("# ratchet report: throughput (higher is better)", md)
         self.assertIn("- start (baseline): 100\n", md)
-        self.assertIn("- best: 118 at iter 7 (+18.0% vs start)", md)
-        self.assertIn("- verified gain: not verified yet (run `ratchet.py verify`)", md)
+        self.assertIn("- best: 118 at iter 7 (measured in its own decision, not re-measured)", md)
+        self.assertNotIn("+18.0%", md)  # the best's own mean against the start is not a gain anyone re-measured
+        self.assertIn("- verified gain: not yet re-measured for HEAD (run `ratchet.py verify`)", md)
         self.assertIn("9 iterations: keep 3 · revert 2 · crash 1 · timeout 1 · invalid 1 · no-change 1", md)
         wins = [line for line in md.splitlines() if line.startswith("| ") and "better" in line]
         self.assertEqual([w.split("|")[1].strip() for w in wins], ["5", "2", "7"])
@@ -160,7 +161,7 @@ class MarkdownTest(unittest.TestCase):
                 _rec(2, "keep", [6.0], 9.0, "b"), _rec(3, "revert", [7.0], 6.0, "c")]
         md = md_mod.markdown(_config("min"), _state(recs, "min"), recs)
         self.assertIn("(lower is better)", md)
-        self.assertIn("- best: 6 at iter 2 (-40.0% vs start)", md)
+        self.assertIn("- best: 6 at iter 2 (measured in its own decision, not re-measured)", md)
         rows = [line for line in md.splitlines() if "better)" in line and line.startswith("| ")]
         self.assertTrue(rows[0].startswith("| 2 | -3 (33.3% better) | 6 | b |"), rows)
         self.assertTrue(rows[1].startswith("| 1 | -1 (10.0% better)"), rows)
@@ -181,7 +182,8 @@ class MarkdownTest(unittest.TestCase):
         md = md_mod.markdown(_config(), _state(recs), recs)
         self.assertIn("no iteration was kept.", md)
         self.assertIn("keep 0 · revert 5", md)
-        self.assertIn("- best: 50 at iter 0 (+0.0% vs start)", md)
+        self.assertIn("- best: 50 at iter 0\n", md)
+        self.assertIn("- verified gain: nothing was kept, so there is nothing to re-measure", md)
 
     def test_all_crashes_and_unknown_decisions(self):
         recs = all_crashes() + [_rec(5, "constraint", [3.0], None, "x")]

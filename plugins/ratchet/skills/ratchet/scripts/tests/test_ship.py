@@ -89,7 +89,7 @@ class FinalizeTest(ShipTest):
         self.assertEqual(self.head("result/one^"), start)
         self.assertEqual(self.tree("result/one"), self.tree(best))
         msg = git(self.repo, "log", "-1", "--format=%B", "result/one")
-        self.assertTrue(msg.startswith("Improve score by 50.0% (10 -> 15)\n"), msg)
+        self.assertTrue(msg.startswith("Improve score (10 -> 15, not re-measured)\n"), msg)
         self.assertIn("- value 12: +2 (20.0% better)", msg)
         self.assertIn("- value 15: +3 (25.0% better)", msg)
         self.assertIn("Not verified by a paired re-run", msg)
@@ -115,7 +115,8 @@ class FinalizeTest(ShipTest):
         Store(self.repo).write_state(state_from_json(st))  # through the writer that seals it
         self.run_ok("finalize", "--branch", "v")
         msg = git(self.repo, "log", "-1", "--format=%B", "v")
-        self.assertIn("Verified gain (paired re-run): +48.0% [+40.0%, +55.5%] over 8 pairs.", msg)
+        self.assertIn("Verified gain (paired re-run): +48.0% [+40.0%, +55.5%] over 8 pairs (HEAD vs the start).", msg)
+        self.assertTrue(msg.startswith("Improve score by 48.0% (re-measured against the start)\n"), msg)
 
     def test_split_one_commit_per_keep(self):
         recs = self.loop()
@@ -206,7 +207,7 @@ class ChainFinalizeTest(RepoTest):
         self.assertEqual(git(self.repo, "rev-parse", "chain/split^{tree}"), git(self.repo, "rev-parse", f"{best}^{{tree}}"))
         self.run_ok("finalize", "--branch", "chain/one")
         msg = git(self.repo, "log", "-1", "--format=%B", "chain/one")
-        self.assertIn("(10 -> 14)", msg)
+        self.assertIn("(10 -> 14, not re-measured)", msg)
         self.assertIn("a chain of 2 runs", msg)
 
 

@@ -47,7 +47,7 @@ INIT_FLAGS = (
     ("--trials", dict(type=_int, default=1,
                       help="paired: the minimum pairs (at least 2); mean: runs per iteration, averaged (default 1)")),
     ("--iterations", dict(type=_int, default=20, help="hard cap on iterations (default 20)")),
-    ("--threshold", dict(type=_float, help="stop when the best crosses this value")),
+    ("--threshold", dict(type=_float, help="stop when the best, re-measured against the start, crosses this value")),
     ("--patience", dict(type=_int, default=0, help="stop after K iterations without a keep (0 = off)")),
     ("--min-improvement", dict(default="0", help="margin to keep: absolute (0.5) or relative (2%%)")),
     ("--decision", dict(choices=("paired", "mean"), default="paired",

@@ -15,6 +15,7 @@ from .emit import emit
 def cmd_status(a):
     from ..keep import recover
     from ..learn import learning
+    from ..core import headline
     from ..present import trend as trends
     from ..verbs import show
     run = workspace.open_run(a.cwd)
@@ -29,7 +30,8 @@ def cmd_status(a):
     snap = learning.facts(run)
     data.update(hints=snap["hints"], escalation=snap["escalation"], arm=snap["arm"], ideas=snap["ideas"],
                 open_ideas=snap["open_ideas"], critic=snap["critic"])
-    data.update(trend=trend, recent_scores=[r.get("avg") for r in tail], recovered=notes, busy=busy)
+    data.update(trend=trend, recent_scores=[r.get("avg") for r in tail], recovered=notes, busy=busy,
+                gain=headline.gain_line(st, run.config.direction, run.config.decision == "paired"))
     emit(a, show.run_status(run, recent, snap, trend, notes, busy), data)
 
 

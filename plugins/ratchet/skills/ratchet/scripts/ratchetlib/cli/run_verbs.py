@@ -5,7 +5,7 @@ the engine's errors mapped by cli.main."""
 
 import os
 
-from ..core import change
+from ..core import headline
 from ..verbs import session
 from ..learn import critic, learning
 from ..verbs import show
@@ -82,7 +82,7 @@ def cmd_stop(a):
 def _verified_lines(run) -> list:
     if run.verify_error:
         return [f"verify could not run: {run.verify_error}"]
-    line = change.verified_line(run.state.verified, run.config.direction, run.state.log_scale)
+    line = headline.gain_line(run.state, run.config.direction, run.config.decision == "paired")
     return [line] if line else []
 
 
@@ -107,7 +107,10 @@ def cmd_score(a):
 
 def cmd_verify(a):
     run, verified, notes = session.verify(a.cwd, a.pairs)
-    line = change.verified_line(verified) or "nothing to verify: no change has been kept yet"
-    emit(a, "\n".join([f"recovered: {n}" for n in notes] + [line]), {"verified": verified, "recovered": notes})
+    line = (headline.verified_line(verified, run.config.direction, run.state.log_scale)
+            or "nothing to verify: no change has been kept yet")
+    stopped = [f"next: stop ({run.state.stop})"] if verified and run.state.stop else []
+    emit(a, "\n".join([f"recovered: {n}" for n in notes] + [line] + stopped),
+         {"verified": verified, "recovered": notes, "stop": run.state.stop})
 
 

@@ -137,17 +137,3 @@ def verified_change(verified: dict, direction: str, log_scale: bool = True) -> t
     iv = verified.get("interval")
     ends = [conv(x) for x in iv] if isinstance(iv, (list, tuple)) and len(iv) == 2 else None
     return conv(verified.get("gain_pct")), (sorted(ends) if ends and None not in ends else None)
-
-
-def verified_line(verified: Optional[dict], direction: str = "max", log_scale: bool = True) -> Optional[str]:
-    """`verified gain over the start: -99.3% (137x lower) [-99.4%, -99.2%] (8
-    pairs, best of iter 7)` or None: the metric's own change (change.py);
-    `direction`/`log_scale` convert a state written before `change_pct`."""
-    if not isinstance(verified, dict) or verified.get("gain_pct") is None:
-        return None
-    pct, iv = verified_change(verified, direction, log_scale)
-    if pct is None:
-        return None
-    bounds = f" {bracket(iv[0] / 100, iv[1] / 100)}" if iv else ""
-    return (f"verified gain over the start: {percent(pct / 100)}{bounds} "
-            f"({verified.get('pairs')} pairs, best of iter {verified.get('iter')})")

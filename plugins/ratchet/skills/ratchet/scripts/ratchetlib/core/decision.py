@@ -10,6 +10,7 @@ import dataclasses
 import math
 from typing import Optional
 
+from . import headline
 from .text import num, ratio_pct
 
 KEEP, REVERT, CRASH, TIMEOUT, NO_CHANGE, BASELINE = (
@@ -71,7 +72,12 @@ def stop_reason(state: dict, config) -> Optional[str]:
             side = "above" if config.direction == "max" else "below"
             return (f"threshold already reached by the baseline ({num(best)} vs {num(config.threshold)}); "
                     f"init again with a --threshold {side} {num(best)}, or none")
-        return f"threshold reached ({num(best)} vs {num(config.threshold)})"
+    # after the baseline only a re-measured HEAD stops the run (headline.py): the best's own mean won its
+    # decision, so it is too high; keep/finish.py re-measures HEAD when that mean crosses the threshold
+    confirmed = headline.confirmed_value(state)
+    if config.threshold is not None and confirmed is not None and not config.better(config.threshold, confirmed):
+        return (f"threshold reached ({num(confirmed)} vs {num(config.threshold)}, confirmed: HEAD re-measured "
+                f"against the start)")
     if state.consecutive_crashes >= config.max_consecutive_crashes:
         return f"crash budget exhausted ({state.consecutive_crashes} crashes in a row)"
     if config.patience and state.since_keep >= config.patience:

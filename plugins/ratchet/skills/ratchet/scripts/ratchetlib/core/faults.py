@@ -36,6 +36,8 @@ POINTS = {
     "recorded": "the record is written, state.json not yet replaced",
     "state-renamed": "state.json is replaced, current.json not yet removed",
     "verify-swapped": "verify: the tree holds the start commit's files",
+    "verified": "a decision's tail verify (a --threshold confirmation, or due) wrote verify.json, state.json "
+                "(`verified`, the stop it confirms) not yet replaced",
     "agent": "loop: the agent is running",
     "stop-saved": "stop: the unfinished change is saved as a patch, not yet undone",
     "finalize-commits": "finalize: the clean commits exist, the branch ref does not",

@@ -39,6 +39,7 @@ class RunState:
     incumbent_sha: Optional[str] = None   # what candidates are measured against; HEAD between iterations
     incumbent_score: Optional[float] = None
     incumbent_metrics: Optional[dict] = None
+    incumbent_iter: Optional[int] = None  # the iteration that made HEAD (what a verify names)
     baseline: Optional[float] = None
     best: Optional[float] = None          # the best kept pair mean: what won its own decision
     best_iter: Optional[int] = None
@@ -121,7 +122,8 @@ def _counters(st: RunState, rec: dict, cfg) -> dict:
         ch["last_score"] = rec["avg"]
     if d in (decision.KEEP, decision.BASELINE):
         metrics = rec.get("metrics") or {cfg.metric_name: rec["avg"]}
-        ch.update(incumbent_sha=rec["sha"], incumbent_score=rec["avg"], incumbent_metrics=metrics, since_keep=0)
+        ch.update(incumbent_sha=rec["sha"], incumbent_score=rec["avg"], incumbent_iter=rec["iter"],
+                  incumbent_metrics=metrics, since_keep=0)
         if len(cfg.objectives) > 1:
             point = {"iter": rec["iter"], "sha": rec["sha"], "metrics": metrics}
             ch["pareto"] = pareto.update_frontier(st.pareto, point, cfg.objectives)
@@ -222,9 +224,12 @@ def with_outputs(st: RunState, seen: list) -> RunState:
     return dataclasses.replace(st, outputs_seen=list(seen))
 
 
-def with_verified(st: RunState, verified: dict) -> RunState:
-    """The last paired re-measurement of the best against the start."""
-    return dataclasses.replace(st, verified=verified)
+def with_verified(st: RunState, verified: dict, cfg) -> RunState:
+    """The last paired re-measurement of HEAD against the start; one that
+    confirms a --threshold stops the run (core/headline.py)."""
+    from . import decision
+    st = dataclasses.replace(st, verified=verified)
+    return dataclasses.replace(st, stop=st.stop or decision.stop_reason(st, cfg))
 
 
 def stopped(st: RunState, reason: str) -> RunState:

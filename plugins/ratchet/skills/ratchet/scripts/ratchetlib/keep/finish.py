@@ -1,7 +1,8 @@
 """The one decision tail (`settle`), used by iterate, decide, run-trial,
 loop, --parallel, abandoned iterations and the baseline: the record, then
-`enact` (steps 1-4 of the crash order below), then the holdout once the run has
-stopped and the paired verify when due.
+`enact` (steps 1-4 of the crash order below), then the re-measure of HEAD that a
+--threshold stop needs (`confirm_threshold`), the paired verify when due, and
+the holdout once the run has stopped.
 
 Crash safety rests on one ordering, used by every decision:
   1. current.json records the decision (phase `decided`) and the candidate's
@@ -24,7 +25,7 @@ import os
 import time
 from typing import Optional
 
-from ..core import decision, faults, paths, state, term
+from ..core import decision, faults, headline, paths, state, term
 from ..core.errors import RatchetError, UsageError
 from ..io import artifacts, fresh, gitguard, githistory, gitops, gitpatch, harness, workspace
 from ..io.store import atomic_write, now_iso
@@ -126,16 +127,31 @@ def holdout_at_stop(run: workspace.Run) -> None:
 
 
 def verify_when_due(run: workspace.Run) -> None:
-    """Paired runs: re-measure start vs best at the stop and every --verify-every iterations."""
-    if not recheck.due(run):
-        return
+    """Paired runs: re-measure start vs best when recheck.due says so."""
+    if recheck.due(run):
+        _verify(run)
+
+
+def confirm_threshold(run: workspace.Run) -> None:
+    """The best's own mean crosses --threshold: re-measure HEAD against the
+    start first; the run stops only if that value crosses it too
+    (core/decision.stop_reason). A kill before the state write leaves the run
+    going: the next decision's tail re-measures again."""
+    if not run.state.stop and headline.threshold_to_confirm(run.state, run.config):
+        _verify(run)
+
+
+def _verify(run: workspace.Run) -> None:
+    """One tail verify: verify.json, then state.json with `verified` and any
+    stop it confirms (a --threshold reached by the re-measured value)."""
     try:
         verified = recheck.remeasure(run)
     except (RatchetError, UsageError, OSError) as e:  # the decision stands; say why there is no verified gain
         run.verify_error = str(e)
         return
     if verified:
-        run.save(state.with_verified(run.state, verified))
+        faults.point("verified")
+        run.save(state.with_verified(run.state, verified, run.config))
 
 
 def settle(run: workspace.Run, cur: dict, v: decision.Verdict, trials: list, extra: Optional[dict] = None,
@@ -148,8 +164,9 @@ def settle(run: workspace.Run, cur: dict, v: decision.Verdict, trials: list, ext
     rec = record(cur["iter"], v, trials, run.state.incumbent_score, cur, cand, extra)
     rec.update(arm=cur.get("arm"), similar=cur.get("similar"))
     rec = enact(run, rec, cand.to_dict())
-    holdout_at_stop(run)
+    confirm_threshold(run)
     verify_when_due(run)
+    holdout_at_stop(run)  # after the verify: its summary compares with the re-measured gain
     return rec
 
 

@@ -1,8 +1,10 @@
 """`verify`: the start commit against the best (HEAD), measured in pairs
 like a candidate (paired.py), so the run's cumulative gain is a
 re-measurement with its interval, not the winning decision's own figure.
-Run by the `verify` verb, at the stop and every --verify-every iterations
-(finish.verify_when_due). The tree switches between the two commits' files
+Run by the `verify` verb, at the stop, once a keep has stood `SETTLED`
+iterations, every --verify-every iterations (finish.verify_when_due), and
+before a --threshold stop (finish.confirm_threshold: only a re-measured value
+stops the run). The tree switches between the two commits' files
 for the paths they differ in; a kill mid-switch is put back by
 `recover_verify` (current.json phase `verifying`)."""
 
@@ -12,13 +14,15 @@ from typing import Optional
 from ..core import change, faults, paths
 from ..core.effects import incumbent_first
 from ..core.gain import gain_interval
-from ..io import fresh, gitops, harness
+from ..io import fresh, githistory, gitops, harness
 from ..measure import trial
 from ..core.errors import RatchetError, UsageError
 from ..io import store_files
 from ..io.store import now_iso
 from ..core.power import noise_of, relative
 from .paired import effects_of, mean_or_none, seed_env
+
+SETTLED = 3  # a best that stood this many decisions is re-measured: the headline is honest soon after a keep
 
 
 def _changed_paths(repo: str, a: str, b: str) -> list:
@@ -117,10 +121,14 @@ def remeasure(run, pairs: Optional[int] = None) -> Optional[dict]:
                                prior_df=prior.df if prior and prior.log_scale == scale else 0.0)
     base = mean_or_none(inc)
     pct = lambda x: None if relative(x, scale, base) is None else relative(x, scale, base) * 100  # noqa: E731
+    head_iter = st.incumbent_iter
+    if head_iter is None:  # a state from before `incumbent_iter`: the keep commit's trailer names it
+        head_iter = githistory.commit_trailer(repo, best)
     verified = {"gain_pct": pct(gain.estimate),
                 "interval": None if gain.interval is None else [pct(x) for x in gain.interval],
-                "pairs": gain.pairs, "sha": best, "iter": st.best_iter, "at_iteration": st.iteration,
+                "pairs": gain.pairs, "sha": best, "iter": head_iter, "at_iteration": st.iteration,
                 "timestamp": now_iso()}
+    verified["value"], verified["value_interval"] = at_baseline(gain, st.baseline, cfg.direction)
     # what people read: the change of the metric itself (change.py), low end first
     verified["change_pct"], verified["change_interval"] = change.verified_change(
         {"gain_pct": verified["gain_pct"], "interval": verified["interval"], "log_scale": scale}, cfg.direction)
@@ -130,8 +138,25 @@ def remeasure(run, pairs: Optional[int] = None) -> Optional[dict]:
     return verified
 
 
+def at_baseline(gain, baseline, direction: str) -> tuple:
+    """(value, [lo, hi] | None): the baseline moved by the re-measured ratio (log
+    scale) or difference, what a --threshold is compared with; (None, None)
+    without a baseline. The start's own runs in the verify cancel drift; the
+    baseline anchors the figure where the user set the threshold."""
+    if baseline is None:
+        return None, None
+
+    def at(effect):  # 12 digits: exp(log(16/10)) * 10 reads 16, as the threshold 16 was meant
+        moved = change.from_effect(effect, direction, gain.log_scale)
+        return float(f"{baseline * (1.0 + moved) if gain.log_scale else baseline + moved:.12g}")
+    iv = None if gain.interval is None else sorted(at(x) for x in gain.interval)
+    return at(gain.estimate), iv
+
+
 def due(run) -> bool:
-    """Verify now? At the stop, and every --verify-every iterations; once per best commit."""
+    """Verify now? At the stop, when the best has stood SETTLED decisions (so
+    the headline after a keep is honest soon, without a verify per keep in a
+    streak of keeps), and every --verify-every iterations; once per best commit."""
     cfg, st = run.config, run.state
     if cfg.decision != "paired" or st.iteration < 1:
         return False
@@ -139,4 +164,5 @@ def due(run) -> bool:
         return False
     if st.incumbent_sha == cfg.start_commit:
         return False
-    return bool(st.stop) or bool(cfg.verify_every and st.iteration % cfg.verify_every == 0)
+    return (bool(st.stop) or st.since_keep == SETTLED
+            or bool(cfg.verify_every and st.iteration % cfg.verify_every == 0))

@@ -11,7 +11,7 @@ always show them.
 
 import math
 
-from ..core import change
+from ..core import change, headline
 from ..core import escalation as escalation_mod
 from .hints import MAX_HINTS
 from ..core.text import clip
@@ -78,7 +78,7 @@ def _rules(config):
 def _best(state, direction="max"):
     line = (f"Baseline {_num(state.get('baseline'))}; best {_num(state.get('best'))}"
             f" at iter {state.get('best_iter', '?')}; incumbent {_num(state.get('incumbent_score'))}.")
-    verified = state.get("verified")
+    verified = headline.current(state.get("verified"), state.get("incumbent_sha"))  # a verify of an earlier best is not this HEAD's gain
     if isinstance(verified, dict) and _finite(verified.get("gain_pct")):
         pct, interval = change.verified_change(verified, direction, state.get("log_scale", True) is not False)
         bounds = f" {change.bracket(interval[0] / 100, interval[1] / 100)}" if interval else ""

@@ -20,7 +20,7 @@ Optional inputs, all shaped by later verbs:
   unknown"}` (every key optional).
 """
 
-from ..core import change
+from ..core import change, headline
 from ..core.text import MISSING_DOC, clip, finite, num, pct
 from ..core.memory import improvement
 
@@ -151,10 +151,11 @@ def run_summary(config, state, records, *, verified=None, top=TOP_WINS):
         gain = improvement(record, direction)
         return (gain is None, -(gain or 0.0))
     wins = sorted(keeps, key=rank)[:top]
+    verified = verified if verified is not None else state.get("verified")
     return {"metric": config.get("metric_name") or "metric", "direction": direction,
             "start": start, "best": best, "best_iter": best_iter, "change_pct": change,
-            "verified": verified if verified is not None else state.get("verified"),
-            "counts": _counts(records), "top_wins": wins}
+            "verified": verified, "verified_current": headline.current(verified, state.get("incumbent_sha")) is not None,
+            "head_iter": state.get("incumbent_iter"), "counts": _counts(records), "top_wins": wins}
 
 
 def gain_text(gain):
@@ -182,12 +183,37 @@ def verified_gain(verified, direction="max"):
     return change.percent(pct / 100) + (f" {change.bracket(iv[0] / 100, iv[1] / 100)}" if iv else "")
 
 
-def verified_text(verified, direction="max"):
+def verified_text(verified, direction="max", current=True, head_iter=None):
+    """'+3.1% [+1.2%, +5.0%] over 8 pairs (HEAD at iter 7 vs the start)', or
+    why there is none: never re-measured, or re-measured for an earlier best
+    (`current` False; `head_iter` the iteration HEAD was kept at)."""
     text = verified_gain(verified, direction)
+    head = f"HEAD (iter {head_iter})" if head_iter is not None else "HEAD"
     if text is None:
-        return "not verified yet (run `ratchet.py verify`)"
+        return f"not yet re-measured for {head} (run `ratchet.py verify`)"
     pairs = pairs_of(verified)
-    return text + (f" over {pairs} pairs" if pairs is not None else "")
+    it = verified.get("iter")
+    text += (f" over {pairs} pairs" if pairs is not None else "") + (
+        f" (HEAD at iter {it} vs the start)" if it is not None else " (HEAD vs the start)")
+    if not current:
+        return f"not yet re-measured for {head}; the last re-measure, of an earlier best: {text}"
+    return text
+
+
+def headline_text(summary):
+    """The report's gain line from `run_summary`: verified_text, or why there is nothing to re-measure."""
+    if not summary["counts"].get("keep") and summary["verified"] is None:
+        return "nothing was kept, so there is nothing to re-measure"
+    return verified_text(summary["verified"], summary["direction"], summary["verified_current"], summary["head_iter"])
+
+
+def best_text(summary):
+    """'118 at iter 7 (measured in its own decision, not re-measured)': the
+    best's own mean, labelled; no percentage, which would read as the gain."""
+    text = fmt(summary["best"])
+    if summary["best_iter"] is not None:
+        text += f" at iter {summary['best_iter']}"
+    return text + (f" ({headline.NAIVE_LABEL})" if summary["best_iter"] else "")
 
 
 

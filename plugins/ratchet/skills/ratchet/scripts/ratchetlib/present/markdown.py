@@ -7,8 +7,8 @@ a hypothesis cannot break a table.
 """
 
 from ..core.text import clip
-from .figures import (better_word, counts_text, effect_summary, fmt, holdout_text, md_cell, pareto_rows,
-                      pct_text, progress_bits, run_summary, verified_text)
+from .figures import (best_text, better_word, counts_text, effect_summary, fmt, holdout_text, md_cell, pareto_rows,
+                      headline_text, progress_bits, run_summary)
 
 
 def markdown(config, state, records, *, verified=None, pareto=None, holdout=None):
@@ -20,13 +20,9 @@ def markdown(config, state, records, *, verified=None, pareto=None, holdout=None
     if config.get("run_command"):
         head += f" · `{clip(config['run_command'], 120)}`"
     out += [head, ""]
-    best = fmt(s["best"])
-    if s["best_iter"] is not None:
-        best += f" at iter {s['best_iter']}"
-    if s["change_pct"] is not None:
-        best += f" ({pct_text(s['change_pct'])} vs start)"
-    out += [f"- start (baseline): {fmt(s['start'])}", f"- best: {best}",
-            f"- verified gain: {verified_text(s['verified'], s['direction'])}",
+    out += [f"- start (baseline): {fmt(s['start'])}",
+            f"- verified gain: {headline_text(s)}",
+            f"- best: {best_text(s)}",
             f"- outcomes, {counts_text(s['counts'])}", ""]
     out += ["## Top wins", ""]
     if s["top_wins"]:

@@ -9,7 +9,7 @@ find the chart in a screenshot.
 
 from ..core.text import clip
 from .chart import CHART_ID, CHART_SIZE, metric_chart, scatter
-from .figures import (FAILED, better_word, effect_summary, fmt, holdout_text, pairs_of, pareto_rows, pct_text,
+from .figures import (FAILED, better_word, effect_summary, fmt, holdout_text, pairs_of, pareto_rows,
                       progress_bits, run_summary, scatter_metrics, verified_gain)
 from .svg import COLORS, esc
 
@@ -92,12 +92,14 @@ def _card(label, value, small=""):
     return f'<div class="card"><b>{esc(label)}</b><span>{esc(value)}</span>{extra}</div>'
 
 
-def _verified_card(verified, direction="max"):
+def _verified_card(verified, direction="max", current=True):
+    """The headline card: the re-measured gain of HEAD, or "not yet"."""
     value = verified_gain(verified, direction)
-    if value is None:
-        return _card("verified gain", "not yet", "run ratchet.py verify")
-    pairs = pairs_of(verified)
-    return _card("verified gain", value, f"{pairs} pairs" if pairs is not None else "")
+    if value is None or not current:
+        return _card("verified gain", "not yet", "HEAD not re-measured: ratchet.py verify")
+    pairs, it = pairs_of(verified), verified.get("iter")
+    what = (f"{pairs} pairs, " if pairs is not None else "") + "HEAD" + (f" at iter {it}" if it is not None else "")
+    return _card("verified gain", value, what + " vs the start")
 
 
 def _header(s, config, state, heading):
@@ -105,9 +107,9 @@ def _header(s, config, state, heading):
     sub = " · ".join([better_word(s["direction"])] + progress_bits(config, state))
     cmd = f' · <code>{esc(clip(config["run_command"], 100))}</code>' if config.get("run_command") else ""
     counts = s["counts"]
-    best_small = f"{pct_text(s['change_pct'])} · iter {s['best_iter']}" if s["change_pct"] is not None else ""
-    cards = [_card("start", fmt(s["start"])), _card("best", fmt(s["best"]), best_small),
-             _verified_card(s["verified"], s["direction"]),
+    best_small = f"iter {s['best_iter']}, its own decision's mean" if s["best_iter"] else ""
+    cards = [_card("start", fmt(s["start"])), _verified_card(s["verified"], s["direction"], s["verified_current"]),
+             _card("best measured", fmt(s["best"]), best_small),
              _card("kept", str(counts["keep"]), f"of {sum(counts.values())}"),
              _card("reverted", str(sum(n for k, n in counts.items() if k not in ("keep",) + FAILED))),
              _card("crashed", str(counts["crash"] + counts["timeout"]))]

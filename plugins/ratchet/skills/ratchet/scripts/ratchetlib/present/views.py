@@ -11,7 +11,7 @@ the learning lines come from the snapshot `learning.persist` already made.
 
 from typing import Optional
 
-from ..core import budget
+from ..core import budget, headline
 from ..core.decision import progress
 from ..core.text import clip, num, ratio_pct
 from ..core.state import RunState
@@ -60,6 +60,9 @@ def verdict_text(cfg, st: RunState, rec: dict, notes: list, *, learned: list = (
         lines.append(verified)
     elif verify_error:
         lines.append(clip(f"verify could not run: {verify_error}", 200))
+    unconfirmed = headline.threshold_line(st, cfg)
+    if unconfirmed:
+        lines.append(clip(unconfirmed, 240))
     if holdout_ran:
         lines.append("holdout: evaluated on the start and final commits; `ratchet.py status` shows it to the user")
     lines.append(f"best {num(st.best)} (iter {st.best_iter}) · " + " · ".join(progress(st, cfg)))
@@ -105,15 +108,17 @@ def status_text(cfg, st: RunState, recent: list, facts: dict) -> str:
     run's line), `loop` (loop.json, marked killed when its pid is gone),
     `notes` (what this status just recovered), `busy` (the lock of the live
     command working now: status then only looks)."""
-    base, best = st.baseline, st.best
-    gain = _pct(None if best is None or base is None else best - base, base)
-    lines = [
+    best = headline.naive(st) if st.best_iter else f"best {num(st.best)} at iter {st.best_iter}"
+    lines = [  # the progress shares the baseline's line, so the headline below costs no line of the bound
         f"run {cfg.run_id} on {cfg.branch} · {cfg.metric_name} ({'higher' if cfg.direction == 'max' else 'lower'} is better)",
-        f"baseline {num(base)} · best {num(best)}{gain} at iter {st.best_iter} · last {num(st.last_score)}",
-        " · ".join(progress(st, cfg)),
+        " · ".join([f"baseline {num(st.baseline)}", best, f"last {num(st.last_score)}"]
+                   + progress(st, cfg)),
     ]
     if facts.get("verified"):
         lines.insert(2, facts["verified"])
+    unconfirmed = headline.threshold_line(st, cfg)
+    if unconfirmed:
+        lines.append(clip(unconfirmed, 240))
     lines += _so_far(st, recent, facts)
     lines += _status_tail(cfg, st, facts)
     notes, busy = facts.get("notes"), facts.get("busy")

@@ -266,7 +266,8 @@ def verify(cwd: str, pairs: Optional[int] = None) -> tuple:
             raise UsageError("an iteration is being measured (run-trial); decide it first")
         verified = recheck.remeasure(run, pairs)
         if verified:
-            run.save(state.with_verified(run.state, verified))
+            run.save(state.with_verified(run.state, verified, run.config))  # a --threshold it confirms stops
+            finish.holdout_at_stop(run)
     return run, verified, notes
 
 

@@ -33,7 +33,7 @@ from typing import Optional
 from ..core import config as configmod
 from ..io import workspace
 from ..keep import recover
-from ..core import faults, paths, term
+from ..core import change, faults, headline, paths, term
 from ..io import githistory, gitops, lineage
 from ..present import figures
 from ..core.errors import RatchetError, UsageError
@@ -196,23 +196,29 @@ def _subject(text: str) -> str:
     return text if len(text) <= SUBJECT_LIMIT else text[:SUBJECT_LIMIT - 1] + "…"
 
 
-def _gain_subject(cfg, start, best) -> str:
+def _gain_subject(cfg, start, best, verified) -> str:
+    """The re-measured gain when `verified` (of this best, over this start)
+    has one, else the two own-decision means, said to be not re-measured."""
+    verb = "Reduce" if cfg.direction == "min" else "Improve"
+    pct = change.verified_change(verified, cfg.direction)[0] if verified else None
+    if pct is not None:
+        return _subject(f"{verb} {cfg.metric_name} by {abs(pct):.1f}% (re-measured against the start)")
     if start is None or best is None:
         return _subject(f"Optimize {cfg.metric_name}")
-    pct = (best - start) / abs(start) * 100 if start else None
-    verb = "Reduce" if cfg.direction == "min" else "Improve"
-    amount = f" by {abs(pct):.1f}%" if pct is not None else ""
-    return _subject(f"{verb} {cfg.metric_name}{amount} ({figures.fmt(start)} -> {figures.fmt(best)})")
+    return _subject(f"{verb} {cfg.metric_name} ({figures.fmt(start)} -> {figures.fmt(best)}, not re-measured)")
 
 
 def _single_message(run, p: Plan) -> str:
     cfg, st = run.config, run.state
     best = st.incumbent_score
-    lines = [_gain_subject(cfg, p.start_value, best), ""]
-    verified = st.verified
+    # a chain's verify measured its last run only: the subject then keeps to the first start's figures
+    verified = headline.of_head(st)
+    lines = [_gain_subject(cfg, p.start_value, best, verified if p.runs == 1 else None), ""]
     lines.append(f"{cfg.metric_name} ({'lower' if cfg.direction == 'min' else 'higher'} is better): start "
-                 f"{figures.fmt(p.start_value)}, best {figures.fmt(best)}.")
-    lines.append(f"Verified gain (paired re-run): {figures.verified_text(verified)}." if figures.gain_text(verified)
+                 f"{figures.fmt(p.start_value)}, best {figures.fmt(best)} ({headline.NAIVE_LABEL}).")
+    of = "" if p.runs == 1 else " of the last run of the chain"
+    lines.append(f"Verified gain{of} (paired re-run): {figures.verified_text(verified, cfg.direction)}."
+                 if figures.gain_text(verified)
                  else f"Not verified by a paired re-run: each figure is the mean of {cfg.trials} trial(s).")
     held = load_holdout(run.store.root) if cfg.holdout_command and st.stop else None
     if held and held.get("summary"):

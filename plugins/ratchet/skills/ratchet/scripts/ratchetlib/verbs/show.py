@@ -10,7 +10,7 @@ with its --json), and the holdout, a chained run's origin and loop.json.
 
 from typing import Optional
 
-from ..core.change import verified_line
+from ..core import headline
 from ..io import lineage
 from ..io.store_lock import _alive
 from ..learn import learning
@@ -18,9 +18,9 @@ from ..present import views
 
 
 def _verified(run) -> Optional[str]:
-    """The verified-gain line of the run's state, or None."""
+    """The verified-gain line of the run's state (the verify of HEAD), or None."""
     st = run.state
-    return verified_line(st.verified, run.config.direction, st.log_scale)
+    return headline.verified_line(headline.of_head(st), run.config.direction, st.log_scale)
 
 
 def verdict(run, rec: dict, notes: list) -> str:
@@ -62,7 +62,8 @@ def run_status(run, recent: list, snap: dict, trend: str = "", notes: Optional[l
            busy: Optional[dict] = None) -> str:
     """`notes`: what this status just recovered; `busy`: the lock of the live
     command working now (status then only looks)."""
-    facts = {"trend": trend, "learned": learning.status_lines(run.state, snap), "verified": _verified(run),
+    facts = {"trend": trend, "learned": learning.status_lines(run.state, snap),
+             "verified": headline.gain_line(run.state, run.config.direction, run.config.decision == "paired"),
              "holdout": holdout_view(run), "origin": lineage.summary(run.store), "loop": loop_record(run),
              "notes": notes, "busy": busy}
     return views.status_text(run.config, run.state, recent, facts)
