@@ -84,6 +84,25 @@ def disagree(xs: Sequence[float], sigma_prior: Optional[float], prior_df: float,
     return len(xs) >= 2 and has_prior(sigma_prior, prior_df) and mad_sigma(xs) > gross * sigma_prior
 
 
+def outvoted(n: int, kept: int, mean: float, sigma_prior: Optional[float], gross: float = GROSS) -> bool:
+    """True when too few of ``n`` pairs stand behind the robust mean of the ``kept`` ones.
+
+    Gross outliers are left out around the median, so when they are common
+    the median may sit on them and the honest pairs are what is left out
+    (two slow incumbent runs among three pairs). Hence: never a decision on
+    half the pairs or fewer; and when the kept pairs claim an effect no noise
+    explains (``gross`` sigmas from zero: what off runs produce), the left-out
+    ones must be under a third of the pairs. An ordinary mean with one
+    outlier among three is still plainly the odd one out.
+    """
+    left = n - kept
+    if left <= 0:
+        return False
+    if 2 * left >= n:
+        return True
+    return sigma_prior is not None and sigma_prior > 0 and abs(mean) > gross * sigma_prior and 3 * left >= n
+
+
 def all_same(values: Sequence[float]) -> bool:
     top = max(abs(v) for v in values)
     return max(values) - min(values) <= _SAME * max(1.0, top)
