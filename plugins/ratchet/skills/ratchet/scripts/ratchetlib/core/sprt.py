@@ -285,7 +285,7 @@ def sprt_decide(effects: Sequence[float], *, h0: float, h1: float, alpha: float 
     outcome, reason = _outcome(  # the cap's last word: a one-sided t-test at the cap's part of alpha
         n, evidence, unsure=unsure, clear_loss=clear_loss, llr=llr, bounds=bounds, min_pairs=min_pairs, max_pairs=max_pairs,
         significant=lambda: cap_alpha > 0 and df > 0 and se > 0 and (mean - h0) / se > t_quantile(1.0 - cap_alpha, df),
-        short=lambda: _short_of(interval, h0, mean, h1, direction, log_scale))
+        short=lambda at_cap: _short_of(interval, h0, mean, None if at_cap else h1, direction, log_scale))
     return SequentialVerdict(outcome=outcome, estimate=mean, interval=interval, statistic=llr, bounds=bounds,
                    reason=reason, sigma=sigma, **common)
 
@@ -313,12 +313,13 @@ def _check_test(alpha: float, beta: float, *, h0: float, h1: float, min_pairs: i
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
 
 
-def _outcome(n: int, evidence: str, *, unsure: str, clear_loss: bool, llr: float, bounds: tuple[float, float], min_pairs: int,
-             max_pairs: int, significant, short) -> tuple[str, str]:
+def _outcome(n: int, evidence: str, *, unsure: str, clear_loss: bool, llr: float, bounds: tuple[float, float],
+             min_pairs: int, max_pairs: int, significant, short) -> tuple[str, str]:
     """(outcome, reason) after n pairs: pairs that cannot decide (``unsure``)
     run on and end `noisy` at the cap (a revert); otherwise Wald's bounds from
     ``min_pairs`` on, and at ``max_pairs`` the cap test (``significant()``).
-    A revert of an estimate that points the right way says why (``short()``)."""
+    A revert of an estimate that points the right way says why
+    (``short(at_cap)``)."""
     if unsure and n < max_pairs:
         return "continue", f"undecided after {n} pairs: {unsure}"
     if unsure:
@@ -329,26 +330,30 @@ def _outcome(n: int, evidence: str, *, unsure: str, clear_loss: bool, llr: float
     if clear_loss and (n < min_pairs or llr > bounds[0]):
         return "reject", f"reverted: {evidence}, clearly worse after {n} pair{'s' if n > 1 else ''}"
     if n >= min_pairs and llr <= bounds[0]:
-        why = short()
+        why = short(False)
         return "reject", f"reverted: {evidence}, sequential test rejected after {n} pairs" + (f": {why}" if why else "")
     if n >= max_pairs:
         if significant():
             return "accept", f"kept: {evidence}, significant at the {n}-pair cap"
-        return "reject", f"reverted: {evidence}, undecided after {n} pairs (pair cap reached): {short() or 'not significant at the cap'}"
+        why = short(True)
+        return "reject", f"reverted: {evidence}, undecided after {n} pairs (pair cap reached)" + (f": {why}" if why else "")
     return "continue", f"undecided after {n} pairs: {evidence}"
 
 
-def _short_of(interval, h0: float, mean: float, h1: float, direction: str, log_scale: bool) -> str:
+def _short_of(interval, h0: float, mean: float, h1: Optional[float], direction: str, log_scale: bool) -> str:
     """Why an estimate that points the right way was still reverted ('' when
-    it points the wrong way): the interval reaches zero (not distinguishable
-    from noise), or it clears zero but not the margin h0, or the effect is
-    nearer the margin than the target h1 (the sequential test's verdict)."""
+    it points the wrong way, or nothing more specific holds): the interval
+    reaches zero (not distinguishable from noise), or it clears zero but not
+    the margin h0, or (a sequential verdict, h1 given) the effect is under
+    the target h1."""
     if mean <= 0:
         return ""
     if interval is None or interval[0] <= 0:
         return "not distinguishable from noise"
     if interval[0] <= h0:
         return f"within the margin ({effect_text(h0, None, direction, log_scale)})"
+    if h1 is None:
+        return "not significant at the cap test's level"
     if mean < h1:
         return f"smaller than the target ({effect_text(h1, None, direction, log_scale)})"
     return ""

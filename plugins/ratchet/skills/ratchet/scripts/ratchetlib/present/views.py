@@ -28,14 +28,18 @@ def _pct(delta: Optional[float], base: Optional[float]) -> str:
 
 
 def _head(cfg, rec: dict) -> str:
-    """`iter 3: KEEP  score 12 vs 10 (+20.00%)  [pairs incumbent|candidate: ...]`."""
+    """`iter 3: KEEP  score 12 vs 10 (+20.00%)  [trials: ...]` (the mean rule), or
+    `iter 3: KEEP  score, 2 pairs incumbent|candidate: 10|12 10|12` (paired):
+    a paired verdict's one effect figure is the test's, in the reason line, so
+    the head shows the raw pairs and no mean difference to contradict it."""
     head = f"iter {rec['iter']}: {rec['decision'].upper()}"
+    if rec.get("incumbent_scores"):
+        shown = [f"{num(i)}|{num(c)}" for i, c in zip(rec["incumbent_scores"], rec["trial_scores"])]
+        return (f"{head}  {cfg.metric_name}, {len(shown)} pair{'s' if len(shown) != 1 else ''} incumbent|candidate: "
+                + " ".join(shown[:6]) + (" …" if len(shown) > 6 else ""))
     if rec.get("avg") is not None:
         head += (f"  {cfg.metric_name} {num(rec['avg'])} vs {num(rec.get('incumbent'))}"
                  f"{_pct(rec.get('delta'), rec.get('incumbent'))}")
-    if rec.get("incumbent_scores"):
-        shown = [f"{num(i)}|{num(c)}" for i, c in zip(rec["incumbent_scores"], rec["trial_scores"])]
-        return head + "  [pairs incumbent|candidate: " + " ".join(shown[:6]) + (" …" if len(shown) > 6 else "") + "]"
     return head + f"  [trials: {' '.join(num(s) for s in rec['trial_scores']) or 'none'}]"
 
 
