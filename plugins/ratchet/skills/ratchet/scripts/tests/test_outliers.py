@@ -10,7 +10,7 @@ import os
 import subprocess
 import unittest
 
-from ratchetlib.core.robust import outvoted
+from ratchetlib.core.robust import incumbent_adrift, outvoted
 from ratchetlib.core.sprt import sprt_decide
 from tests.util import RepoTest, read, write
 
@@ -55,6 +55,19 @@ class OutvotedTest(unittest.TestCase):
         self.assertEqual(v.outcome, "reject")
         self.assertTrue(v.reason.startswith("noisy: they disagree far beyond the noise after 6 pairs"), v.reason)
         self.assertEqual((v.estimate, v.interval), (0.0, None))
+
+    def test_incumbent_adrift(self):
+        # two slow incumbent runs in the first two pairs agree with each other: only its record shows them
+        self.assertTrue(incumbent_adrift([1.0, 1.01], [10.0, 9.98], 10.0, SIGMA, True))
+        self.assertTrue(incumbent_adrift([100.0, 99.0], [11.0, 11.1], 10.0, SIGMA, True))  # the mirror
+        self.assertFalse(incumbent_adrift([11.0, 11.1], [12.0, 12.1], 10.0, SIGMA, True))  # drift: both sides moved
+        self.assertFalse(incumbent_adrift([10.0, 10.1], [100.0, 99.0], 10.0, SIGMA, True))  # a real 10x change
+        self.assertFalse(incumbent_adrift([1.0, 1.0], [10.0, 10.0], 10.0, None, True))  # no noise prior
+        self.assertFalse(incumbent_adrift([-1.0], [3.0], 3.0, 0.1, True))  # not positive: not on the log scale
+        self.assertTrue(incumbent_adrift([-1.0], [3.0], 3.0, 0.1, False))
+        v = decide([TENX, TENX], adrift=True)
+        self.assertEqual(v.outcome, "continue")
+        self.assertIn("the incumbent's runs are far off its recorded score", v.reason)
 
     def test_a_clear_loss_stops_after_one_pair(self):
         v = decide([-0.05])
@@ -101,7 +114,7 @@ class OutlierTest(RepoTest):
         return self.run_ok("iterate", "--hypothesis", f"value {value}")
 
     def test_two_slow_incumbent_runs_do_not_keep_a_no_op(self):
-        for off in ((6, 8), (7, 8)):
+        for off in ((6, 7), (6, 8), (7, 8)):
             with self.subTest(off=off):
                 self.setUp()
                 self.start()
@@ -117,7 +130,7 @@ class OutlierTest(RepoTest):
                 self.assertIsNone(memory.get("best_win"), memory)
 
     def test_two_fast_incumbent_runs_do_not_revert_a_real_gain(self):
-        for off in ((6, 8), (7, 8)):
+        for off in ((6, 7), (6, 8), (7, 8)):
             with self.subTest(off=off):
                 self.setUp()
                 self.start()

@@ -40,8 +40,10 @@ Its parts, and why (figures from ``bench/decision_quality.py``):
   pairs kept claim an effect no noise explains (5 sigmas from zero), the
   left-out ones must be under a third: two 10x-off incumbent runs among three
   pairs put the median on the outliers, which would otherwise keep a no-op
-  at +900%. Such pairs run on; at the cap they end ``noisy:`` (a revert that
-  records no effect, estimate 0 and no interval).
+  at +900%. When the two are the first two pairs they agree, and only the
+  incumbent's record shows them: ``adrift`` (robust.incumbent_adrift, the
+  caller's) holds such pairs too. Such pairs run on; at the cap they end
+  ``noisy:`` (a revert that records no effect, estimate 0 and no interval).
 * A clear loss (its whole interval below the margin, within 5 sigmas of
   zero so never one gross run) is reverted at once, even before
   ``min_pairs``: a revert changes nothing, and a keep still needs them.
@@ -237,7 +239,7 @@ def sprt_decide(effects: Sequence[float], *, h0: float, h1: float, alpha: float 
                 beta: float = 0.2, min_pairs: int = 2, max_pairs: int = 10,
                 sigma_prior: Optional[float] = None, prior_df: float = 4.0,
                 final_test: bool = True, log_scale: bool = True,
-                confidence: float = 0.95, direction: str = "max") -> SequentialVerdict:
+                confidence: float = 0.95, direction: str = "max", adrift: bool = False) -> SequentialVerdict:
     """Keep ("accept"), revert ("reject") or run another pair ("continue").
 
     ``effects``: the pair effects so far (``pair_effect``), in run order.
@@ -252,6 +254,8 @@ def sprt_decide(effects: Sequence[float], *, h0: float, h1: float, alpha: float 
     drops that last word (an undecided test then reverts, and Wald's bounds
     get all of alpha). ``interval`` is two-sided at ``confidence``.
     ``direction`` only words the reason (the metric's own change, change.py).
+    ``adrift``: the incumbent's runs sit far from its recorded score while the
+    candidate's match it (``robust.incumbent_adrift``); such pairs never decide.
     ValueError on inconsistent parameters or non-finite effects.
     """
     xs = check_effects(effects)
@@ -277,7 +281,7 @@ def sprt_decide(effects: Sequence[float], *, h0: float, h1: float, alpha: float 
     interval = t_interval(mean, se, df, confidence)
     evidence = effect_text(mean, interval, direction, log_scale)
 
-    unsure = _unsure(xs, m, mean, sigma_prior if prior else None, prior_df)
+    unsure = _unsure(xs, m, mean, sigma_prior if prior else None, prior_df, adrift)
     # a clear loss: the whole interval below the margin, within the noise's reach (not one gross run)
     clear_loss = prior and interval is not None and interval[1] < h0 and abs(mean) <= GROSS * sigma_prior
     if unsure and n >= max_pairs:  # noisy: no effect can be read from these pairs, none is recorded
@@ -290,10 +294,14 @@ def sprt_decide(effects: Sequence[float], *, h0: float, h1: float, alpha: float 
                    reason=reason, sigma=sigma, **common)
 
 
-def _unsure(xs: list[float], kept: int, mean: float, sigma_prior: Optional[float], prior_df: float) -> str:
-    """Why these pairs cannot decide ('' when they can): they disagree far
-    beyond the noise (``disagree``), or too few stand behind the robust mean
-    (``outvoted``: the left-out outliers are too many to set aside)."""
+def _unsure(xs: list[float], kept: int, mean: float, sigma_prior: Optional[float], prior_df: float,
+            adrift: bool) -> str:
+    """Why these pairs cannot decide ('' when they can): the incumbent's runs
+    are off its record (``adrift``), they disagree far beyond the noise
+    (``disagree``), or too few stand behind the robust mean (``outvoted``:
+    the left-out outliers are too many to set aside)."""
+    if adrift:
+        return "the incumbent's runs are far off its recorded score while the candidate's match it"
     if disagree(xs, sigma_prior, prior_df):
         return "they disagree far beyond the noise"
     if outvoted(len(xs), kept, mean, sigma_prior):
