@@ -17,7 +17,8 @@ effect +e% makes the code 1+e/100 times faster. Machines (CV = run-to-run noise)
           off, a noisy neighbour) that switches state after 5% of runs (every
           20 runs on average): a pair that straddles a switch is 10% off
   tails   very heavy tails: time * exp(CV * t(2)), a Student t with 2 degrees
-          of freedom (infinite variance: a 5x-CV run in every 25 or so)
+          of freedom (infinite variance: a 5x-CV run in every 25 or so),
+          clamped at e^5 (148x) either way
 
 Rules:
   ratchet   paired, interleaved runs (AB, BA, ...) of incumbent and candidate;
@@ -25,7 +26,8 @@ Rules:
             h1 = +2%, alpha 0.05, beta 0.2, 2..10 pairs, noise prior from 5
             calibration runs of the start commit (refined by update_noise in
             the loop); everything else is sprt_decide's own (mixture H1,
-            outlier handling, the t-test at the cap, the alpha split)
+            outlier handling, the t-test at the cap, the alpha split, the
+            revert of a clear loss after one pair)
   sprt-only the same with final_test=False: undecided at the cap reverts and
             Wald's bounds get all of alpha (the lead's first sketch)
   wald      the textbook yardstick for runs per decision: Wald's SPRT of
@@ -127,8 +129,9 @@ class Machine:
             if self.rng.random() < OUTLIER_P:
                 value *= OUTLIER_X
             return value
-        if self.kind == "tails":  # t(2) = N(0,1) / sqrt(chi2(2) / 2), chi2(2) = Exp(mean 2)
-            return true_time * math.exp(self.cv * g / math.sqrt(self.rng.expovariate(0.5) / 2.0))
+        if self.kind == "tails":  # t(2) = N(0,1) / sqrt(chi2(2) / 2), chi2(2) = Exp(mean 2); at most e^5 off
+            t2 = g / math.sqrt(max(self.rng.expovariate(0.5), 1e-300) / 2.0)
+            return true_time * math.exp(max(-5.0, min(5.0, self.cv * t2)))
         if self.kind == "bimodal":
             self.slow ^= self.rng.random() < STATE_SWITCH_P
             true_time *= 1.0 + STATES_APART if self.slow else 1.0

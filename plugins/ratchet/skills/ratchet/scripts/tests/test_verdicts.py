@@ -41,6 +41,8 @@ class VerdictTextTest(RepoTest):
         self.assertRegex(reason, r"^reverted: \+0\.5% \[-\d\.\d%, \+\d\.\d%\], sequential test rejected after 3 pairs: "
                                  r"not distinguishable from noise$")
         self.assertEqual(len(re.findall(r"[+-]\d+(?:\.\d+)?%", reason)), 3)  # one estimate and its interval
+        line = self.run_ok("history", "--last", "1").splitlines()[0]
+        self.assertRegex(line, r"^\s+1 revert\s+[0-9.]+ \+0\.5%\s+value 10\.12$")  # the agent's history: the same figure
         # the HTML report's row (and ship's messages): the test's figure, not the contradicting mean difference
         self.assertRegex(figures.effect_summary(rec, "max"), r"^\(0\.5% better, \[-\d\.\d%, \+\d\.\d%\]\)$")
 

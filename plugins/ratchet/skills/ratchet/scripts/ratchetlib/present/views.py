@@ -11,7 +11,7 @@ the learning lines come from the snapshot `learning.persist` already made.
 
 from typing import Optional
 
-from ..core import budget
+from ..core import budget, change
 from ..core.decision import progress
 from ..core.text import clip, num, ratio_pct
 
@@ -172,7 +172,14 @@ def holdout_line(view: Optional[dict]) -> Optional[str]:
     return None if view is None else clip("holdout: " + view.get("summary", ""), 240)
 
 
-def history_line(r: dict) -> str:
-    delta = "" if r.get("delta") is None else " " + num(r["delta"], sign=True)
+def history_line(r: dict, direction: str = "max") -> str:
+    """One record: iter, decision, avg, its effect, hypothesis. The effect of a
+    paired decision is the test's estimate (the metric's change), not the
+    difference of means, which one off run can turn the other way."""
+    chg = change.record_change(r, direction) if isinstance(r.get("estimate"), (int, float)) else None
+    if chg is not None:
+        delta = " " + change.percent(chg, with_factor=False)
+    else:
+        delta = "" if r.get("delta") is None else " " + num(r["delta"], sign=True)
     hyp = clip(r.get("hypothesis", ""), 120)
     return f"{r['iter']:>4} {r['decision']:<9} {num(r.get('avg')):>12}{delta:<12}  {hyp}"
