@@ -30,6 +30,7 @@ Nothing here contacts the network; everything lives in a temporary folder.
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -49,7 +50,7 @@ sys.path.insert(0, SCRIPTS)
 from ratchetlib.cli.main import main as ratchet_main  # noqa: E402
 from ratchetlib.learn import bandit, learning, program
 from ratchetlib.io import workspace
-from ratchetlib.keep import finish
+from ratchetlib.core import state as runstate  # noqa: E402
 from ratchetlib.io.store import write_json  # noqa: E402
 
 MECHANISMS = ["hash map for the lookups", "binary search on the sorted keys", "cache the parsed header",
@@ -199,21 +200,20 @@ def build_history(root, n, seed=11):
     cli(repo, "baseline")
     run = workspace.open_run(repo)
     state, band = run.state, bandit.new_state(list(run.config.arms))
-    incumbent = state["incumbent_score"]
+    incumbent = state.incumbent_score
     lines = []
     for i in range(1, n + 1):
         rec = synthetic_record(i, rng, incumbent)
         if rec["kept"]:
-            rec["sha"], incumbent = state["incumbent_sha"], rec["avg"]
-        state = finish.apply_record(state, rec, run.config)
+            rec["sha"], incumbent = state.incumbent_sha, rec["avg"]
+        state = runstate.apply_record(state, rec, run.config)
         band = bandit.update(band, rec["arm"], rec["decision"], None, iteration=i)
         lines.append(json.dumps({"format": 1, **rec}, separators=(",", ":")))
     with open(run.store.path("results.jsonl"), "a") as f:
         f.write("\n".join(lines) + "\n")
-    state["stop"] = None
+    state = dataclasses.replace(state, stop=None)  # a bench fixture: the history, still running
     bandit.save(learning.bandit_path(run), band)
-    run.store.write_state(state)
-    run.state = state
+    run.save(state)
     learning.write_program(run, state)
     return repo
 

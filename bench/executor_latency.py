@@ -23,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = os.path.join(HERE, "..", "plugins", "ratchet", "skills", "ratchet", "scripts")
 sys.path.insert(0, SCRIPTS)
 
-from ratchetlib.io import exec_ray, exec_slurm, runner  # noqa: E402
+from ratchetlib.io import exec_ray, exec_slurm, procs, runner  # noqa: E402
 from tests import ray_head, slurm_cluster  # noqa: E402
 
 
@@ -47,12 +47,12 @@ def remote(eng, opts: list, tmp: str, n: int, tag: str) -> tuple:
         name = f"ratchet-bench-{tag}-{os.getpid()}-{k}"
         t0 = time.monotonic()
         got = eng.run(opts, "echo score: 1", tmp, os.path.join(tmp, f"{tag}{k}.out"), os.path.join(tmp, f"{tag}{k}.err"),
-                      60, dict(os.environ), None, name, None, {runner.MARKER: name})
+                      60, dict(os.environ), None, name, None, {procs.MARKER: name})
         runs.append(time.monotonic() - t0)
         assert got["failure"] is None, got
     name = f"ratchet-bench-{tag}-{os.getpid()}-slow"
     got = eng.run(opts, "sleep 120", tmp, os.path.join(tmp, f"{tag}s.out"), os.path.join(tmp, f"{tag}s.err"), 3,
-                  dict(os.environ), None, name, None, {runner.MARKER: name})
+                  dict(os.environ), None, name, None, {procs.MARKER: name})
     assert got["timed_out"] and not got["left"], got
     return runs, got["seconds"] - 3
 

@@ -38,7 +38,7 @@ SCRIPTS = os.path.join(HERE, "..", "plugins", "ratchet", "skills", "ratchet", "s
 sys.path.insert(0, SCRIPTS)
 sys.path.insert(0, os.path.join(SCRIPTS, "tests"))
 
-from ratchetlib.io import keeper, leftovers, runner  # noqa: E402  (leftovers: finding the keepers to kill)
+from ratchetlib.io import keeper, leftovers, procs, runner  # noqa: E402  (leftovers: finding the keepers to kill)
 import spawner  # noqa: E402
 
 SPAWNER = os.path.abspath(spawner.__file__)
@@ -95,8 +95,8 @@ def killed_trial(d: str, cmd: str, want: int, pidfile: str, keeper_too: bool) ->
     if keeper_too:
         ks = leftovers._keepers(runner.marker_prefix(proc.pid, start).encode(), keeper.table())
         for k in ks:
-            runner.kill_pid(k)
-        runner.wait_gone(list(ks))
+            procs.kill_pid(k)
+        procs.wait_gone(list(ks))
     t0 = time.monotonic()  # the next command is a process of its own (what it left is not its descendant)
     out = subprocess.run([sys.executable, "-c", SWEEP, SCRIPTS, str(proc.pid), str(start), os.path.join(d, "procs")],
                          stdout=subprocess.PIPE, check=True).stdout
@@ -124,7 +124,7 @@ def trial(pattern: str, mode: str, k: int, timeout: float) -> tuple:
                                              mode == "keeper")
         started = max(len(noted(pidfile)), want)
         keeper.reap()  # orphans re-parented to this process (a subreaper) once their keeper died
-        runner.wait_gone(tagged(tag), 0.3)
+        procs.wait_gone(tagged(tag), 0.3)
         left = tagged(tag)
         if left:  # leave the machine clean even when the count is not 0
             keeper.freeze_kill(lambda: tagged(tag))

@@ -32,19 +32,13 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the script's folder out
+import runfiles  # noqa: E402
+
 TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
 WORKTREES = ".ratchet/worktrees/"
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = os.path.join(os.path.dirname(HERE), "skills", "ratchet", "scripts")
-
-
-def _read_json(path):
-    try:
-        with open(path, "rb") as f:
-            obj = json.loads(f.read())
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
 
 
 def runs_above(path):
@@ -52,17 +46,11 @@ def runs_above(path):
 
     A run whose config.json is unreadable is skipped; `active` needs a
     readable state.json with `stop` null."""
-    folder = os.path.dirname(path)
-    while True:
-        if os.path.isfile(os.path.join(folder, ".ratchet", "config.json")):
-            cfg = _read_json(os.path.join(folder, ".ratchet", "config.json"))
-            state = _read_json(os.path.join(folder, ".ratchet", "state.json"))
-            if cfg is not None:
-                yield folder, cfg, state is not None and state.get("stop") is None
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return
-        folder = parent
+    for folder in runfiles.runs_above(os.path.dirname(path)):
+        cfg = runfiles.read_json(os.path.join(folder, ".ratchet", "config.json"))
+        state = runfiles.state_of(folder)
+        if cfg is not None:
+            yield folder, cfg, state is not None and state.get("stop") is None
 
 
 def _own_reason(rel, how, cfg):

@@ -35,33 +35,15 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the script's folder out
+import runfiles  # noqa: E402
+
 MAX_BLOCKS = 3
 COUNTER = "stop-hook.json"
 FORMAT = 1
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLI = os.path.join(os.path.dirname(HERE), "skills", "ratchet", "scripts", "ratchet.py")
 INTERRUPT_MARKS = ("[Request interrupted by user", "[Request cancelled by user")
-
-
-def _read_json(path):
-    try:
-        with open(path, "rb") as f:
-            obj = json.loads(f.read())
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def find_run(cwd):
-    """The folder above `cwd` (itself included) holding `.ratchet/config.json`, or None."""
-    folder = os.path.abspath(cwd)
-    while True:
-        if os.path.isfile(os.path.join(folder, ".ratchet", "config.json")):
-            return folder
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return None
-        folder = parent
 
 
 def _pid_alive(pid):
@@ -79,7 +61,7 @@ def _pid_alive(pid):
 def _loop_running(ratchet_dir, environ):
     if environ.get("RATCHET_ITERATION") or environ.get("RATCHET_PROMPT_FILE"):
         return True
-    loop = _read_json(os.path.join(ratchet_dir, "loop.json"))
+    loop = runfiles.read_json(os.path.join(ratchet_dir, "loop.json"))
     return bool(loop) and loop.get("status") == "running" and _pid_alive(loop.get("pid"))
 
 
@@ -125,11 +107,11 @@ def decide(event, environ=None):
     if not isinstance(event, dict):
         return None
     cwd = event.get("cwd") if isinstance(event.get("cwd"), str) else os.getcwd()
-    root = find_run(cwd)
+    root = next(runfiles.runs_above(cwd), None)
     if root is None:
         return None
     ratchet_dir = os.path.join(root, ".ratchet")
-    state = _read_json(os.path.join(ratchet_dir, "state.json"))
+    state = runfiles.state_of(root)
     if state is None or state.get("stop") is not None:
         return None
     iteration = state.get("iteration")
@@ -139,7 +121,7 @@ def decide(event, environ=None):
         return None
     session = event.get("session_id") if isinstance(event.get("session_id"), str) else ""
     path = os.path.join(ratchet_dir, COUNTER)
-    last = _read_json(path) or {}
+    last = runfiles.read_json(path) or {}
     same = last.get("session_id") == session and last.get("iteration") == iteration
     blocks = (last.get("blocks") if isinstance(last.get("blocks"), int) else MAX_BLOCKS) + 1 if same else 1
     if blocks > MAX_BLOCKS:

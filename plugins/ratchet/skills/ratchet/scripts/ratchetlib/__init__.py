@@ -2,18 +2,19 @@
 imports only from its own folder or the folders above it (tests/test_layers.py
 checks it, imports inside functions included, and that there is no cycle).
 
-  core/      the rules, pure: config (+ steering, flag_paths, sourcespec), decision, the paired
-             statistics (effects, student_t, robust, noise, sprt, gain), constraints, pareto,
-             change, paths, errors, faults, text, term
+  core/      the rules, pure: config (+ steering, flag_paths, sourcespec), state (the typed RunState,
+             the pure apply_record and the only transitions; with memory and escalation, its folds),
+             decision, the paired statistics (effects, student_t, robust, noise, sprt, gain, power),
+             constraints, pareto, change, paths, errors, faults, text, term
   io/        the edges: store* (the one writer of .ratchet/: store, store_files, store_lock,
              store_seal, store_best), workspace (the open run), gitops (+ githistory, gitpatch),
-             runner + keeper + critical + leftovers (a trial's processes), executor (local, slurm,
+             runner + keeper + critical + procs + leftovers (a trial's processes), executor (local, slurm,
              ray), seal, harness pins, what a trial may not carry over (carry, fresh, startup,
              gitguard), artifacts, unclean, lineage, clip
   measure/   a command becomes a number: trial (the one place), capture, metrics, sources
              (+ reading, trackers, tfevents), heartbeat, guard, holdout
-  learn/     what the record teaches the next proposal: hints, ideas, escalation, bandit, critic,
-             program, learning (the glue)
+  learn/     what the record teaches the next proposal: hints, ideas, bandit, critic, program,
+             learning (the glue)
   keep/      the keep decision: candidate, strategy (mean | paired behind one measure), judge
              (pure), integrity (harness, seal, git config, carry, the guard gate), finish (the
              crash-order contract and the one decision tail), recover, recheck (verify)

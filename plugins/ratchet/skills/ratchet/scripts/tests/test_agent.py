@@ -5,6 +5,7 @@ import unittest
 
 from ratchetlib.verbs.loop import agent, prompt
 from ratchetlib.core import budget
+from ratchetlib.core.state import RunState
 from ratchetlib.core.config import Config, Margin
 
 
@@ -74,8 +75,8 @@ class PromptTest(unittest.TestCase):
     def render(self, **kw):
         args = dict(integrity="### Forbidden\n- gaming", diff="", recent=[], program=None)
         args.update(kw)
-        return prompt.render(CFG, {"iteration": 4, "baseline": 100.0, "incumbent_score": 90.0, "best": 90.0,
-                                   "best_iter": 2}, 5, **args)
+        return prompt.render(CFG, RunState(iteration=4, baseline=100.0, incumbent_score=90.0, best=90.0,
+                                            best_iter=2), 5, **args)
 
     def test_sections(self):
         text = self.render(diff="diff --git a/src/a.py b/src/a.py\n+fast", program="# ratchet program\n- hint",

@@ -6,6 +6,7 @@ import stat
 import unittest
 
 from ratchetlib.io import store as storemod
+from ratchetlib.core.state import from_json as state_from_json
 from tests.util import INIT, RepoTest, git, read
 
 
@@ -26,7 +27,7 @@ class ChainTest(RepoTest):
         # The verified result of issue 3's `verify`, when the parent has one, is carried over.
         st = self.state()
         st["verified"] = {"score": 11.9, "trials": 5}
-        storemod.Store(self.repo).write_state(st)  # through the writer that seals it
+        storemod.Store(self.repo).write_state(state_from_json(st))  # through the writer that seals it
         self.run_ok("stop")
         self.assertEqual(git(self.repo, "branch", "--show-current").strip(), "main")
 

@@ -5,6 +5,8 @@ import math
 import unittest
 
 from ratchetlib.core import change
+from ratchetlib.core import memory as mem_mod
+from ratchetlib.core.state import RunState
 from ratchetlib.core.effects import pair_effect
 from ratchetlib.core.gain import gain_interval
 from ratchetlib.core.sprt import sprt_decide
@@ -111,10 +113,10 @@ class ShownTest(unittest.TestCase):
         cfg = {"direction": "min"}
         rec = {"iter": 2, "decision": "keep", "hypothesis": "use a heap", "estimate": 135.0, "log_scale": True,
                "delta": -67.5, "incumbent": 68.0}
-        mem = hints.update_memory(None, rec, cfg)
-        self.assertIn("biggest win so far: iter 2 (-99.3% (136x lower))", " ".join(hints.hints(mem, cfg, {})))
+        mem = mem_mod.update_memory(None, rec, cfg)
+        self.assertIn("biggest win so far: iter 2 (-99.3% (136x lower))", " ".join(hints.hints(mem, cfg, RunState())))
         old = {**mem, "best_win": {k: v for k, v in mem["best_win"].items() if k != "change"}}
-        self.assertIn("(-99.3% (136x lower))", " ".join(hints.hints(old, cfg, {})))
+        self.assertIn("(-99.3% (136x lower))", " ".join(hints.hints(old, cfg, RunState())))
         doc = program.render({"direction": "min", "metric_name": "latency"}, {}, mem, [], None, None, [], None)
         self.assertIn("- iter 2 keep -99.3% (136x lower): use a heap", doc)
 

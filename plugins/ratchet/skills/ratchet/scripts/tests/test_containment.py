@@ -18,7 +18,7 @@ import tempfile
 import unittest
 from unittest import mock
 
-from ratchetlib.io import critical, keeper, leftovers, runner
+from ratchetlib.io import critical, keeper, leftovers, procs, runner
 from tests.spawner import expected
 from tests.util import INIT, PY, RATCHET, SCRIPTS, RepoTest, read, slurp, wait_for
 
@@ -108,7 +108,7 @@ class ContainmentTest(RepoTest):
         self.assertEqual(len(keepers), 1)
         for k in keepers:
             os.kill(k, signal.SIGKILL)
-        runner.wait_gone(list(keepers))
+        procs.wait_gone(list(keepers))
         keeper.reap()
         out = self.ratchet("status")
         said = [l for l in out.splitlines() if "not provably" in l]

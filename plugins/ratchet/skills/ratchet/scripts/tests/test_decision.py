@@ -3,6 +3,7 @@
 import unittest
 
 from ratchetlib.core import config, decision, text
+from ratchetlib.core.state import RunState
 
 CFG = config.Config(run_command="x", direction="max", metric_name="m")
 
@@ -47,13 +48,13 @@ class StopTest(unittest.TestCase):
         return config.Config(run_command="x", direction="max", metric_name="m", **kw)
 
     def test_each_condition(self):
-        self.assertIsNone(decision.stop_reason({"iteration": 3, "best": 5}, self.cfg()))
-        self.assertIn("iteration cap", decision.stop_reason({"iteration": 20}, self.cfg()))
-        self.assertIn("threshold", decision.stop_reason({"iteration": 1, "best": 7}, self.cfg(threshold=7.0)))
-        self.assertIsNone(decision.stop_reason({"iteration": 1, "best": 6.9}, self.cfg(threshold=7.0)))
-        self.assertIn("patience", decision.stop_reason({"iteration": 4, "since_keep": 4}, self.cfg(patience=4)))
-        self.assertIsNone(decision.stop_reason({"iteration": 4, "since_keep": 4}, self.cfg()))
-        self.assertIn("crash budget", decision.stop_reason({"iteration": 2, "consecutive_crashes": 3}, self.cfg()))
+        self.assertIsNone(decision.stop_reason(RunState(iteration=3, best=5), self.cfg()))
+        self.assertIn("iteration cap", decision.stop_reason(RunState(iteration=20), self.cfg()))
+        self.assertIn("threshold", decision.stop_reason(RunState(iteration=1, best=7), self.cfg(threshold=7.0)))
+        self.assertIsNone(decision.stop_reason(RunState(iteration=1, best=6.9), self.cfg(threshold=7.0)))
+        self.assertIn("patience", decision.stop_reason(RunState(iteration=4, since_keep=4), self.cfg(patience=4)))
+        self.assertIsNone(decision.stop_reason(RunState(iteration=4, since_keep=4), self.cfg()))
+        self.assertIn("crash budget", decision.stop_reason(RunState(iteration=2, consecutive_crashes=3), self.cfg()))
 
     def test_fmt(self):
         self.assertEqual(text.num(857571.0), "857571")

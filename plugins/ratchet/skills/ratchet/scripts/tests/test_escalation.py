@@ -1,7 +1,7 @@
 import json
 import unittest
 
-from ratchetlib.learn import escalation
+from ratchetlib.core import escalation
 from ratchetlib.core.errors import UsageError
 
 
@@ -10,7 +10,7 @@ def run(outcomes, config=None, esc=None):
     esc = esc or escalation.initial()
     levels = []
     for kept in outcomes:
-        esc = escalation.step(esc, kept, config or {})
+        esc = escalation.advance(esc, kept, config or {})
         levels.append(esc["level"])
     return levels, esc
 
@@ -26,13 +26,13 @@ class TransitionsTest(unittest.TestCase):
     def test_only_halt_carries_a_stop_reason(self):
         esc = escalation.initial()
         for _ in range(7):
-            esc = escalation.step(esc, False, {})
+            esc = escalation.advance(esc, False, {})
             self.assertIsNone(esc["stop"])
 
     def test_a_keep_resets_from_any_level(self):
         for misses in range(1, 9):
             _, esc = run([False] * misses)
-            after = escalation.step(esc, True, {})
+            after = escalation.advance(esc, True, {})
             self.assertEqual(after, escalation.initial())
         levels, _ = run([False] * 4 + [True] + [False] * 3)
         self.assertEqual(levels, ["NORMAL", "NORMAL", "REFINE", "REFINE", "NORMAL",
@@ -49,16 +49,16 @@ class TransitionsTest(unittest.TestCase):
 
     def test_step_does_not_modify_its_input(self):
         esc = escalation.initial()
-        escalation.step(esc, False, {})
+        escalation.advance(esc, False, {})
         self.assertEqual(esc, escalation.initial())
 
     def test_bad_settings_are_one_line_errors(self):
         with self.assertRaisesRegex(UsageError, r"^escalation.refine must be a whole number >= 1"):
-            escalation.step(None, False, {"escalation": {"refine": 0}})
+            escalation.advance(None, False, {"escalation": {"refine": 0}})
         with self.assertRaisesRegex(UsageError, r"^escalation.pivot must be"):
-            escalation.step(None, False, {"escalation": {"pivot": "5"}})
+            escalation.advance(None, False, {"escalation": {"pivot": "5"}})
         with self.assertRaisesRegex(UsageError, r"^unknown escalation setting 'halt'; known: "):
-            escalation.step(None, False, {"escalation": {"halt": 2}})
+            escalation.advance(None, False, {"escalation": {"halt": 2}})
         with self.assertRaisesRegex(UsageError, r"^unknown escalation level 'PANIC'"):
             escalation.directive({"level": "PANIC"})
 
@@ -74,7 +74,7 @@ class PersistenceTest(unittest.TestCase):
             self.assertEqual(straight[:cut] + resumed, straight, f"restart after {cut}")
 
     def test_missing_state_starts_at_normal(self):
-        self.assertEqual(escalation.step(None, False, {})["level"], "NORMAL")
+        self.assertEqual(escalation.advance(None, False, {})["level"], "NORMAL")
         self.assertEqual(escalation.directive(None), escalation.directive(escalation.initial()))
 
 
@@ -84,7 +84,7 @@ class DirectiveTest(unittest.TestCase):
         esc = escalation.initial()
         states.append(esc)
         for _ in range(8):
-            esc = escalation.step(esc, False, {})
+            esc = escalation.advance(esc, False, {})
             states.append(esc)
         texts = {}
         for s in states:  # the directive on entering each level

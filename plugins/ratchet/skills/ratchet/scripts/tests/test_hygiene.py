@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from ratchetlib.io import runner
+from ratchetlib.io import procs, runner
 from tests.test_concurrency import Background
 from tests.util import PY, RepoTest, alive, git, read, slurp, wait_for
 
@@ -28,14 +28,14 @@ class TreeTest(unittest.TestCase):
         self.dir = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, self.dir, True)
         self.pidfile = os.path.join(self.dir, "pids")
-        self.addCleanup(lambda: [runner.kill_pid(p) for p in pids_of(self.pidfile)])
+        self.addCleanup(lambda: [procs.kill_pid(p) for p in pids_of(self.pidfile)])
 
     def survivors(self, mode, timeout):
         r = runner.run(f"{PY} {SPAWNER} {self.pidfile} {mode}", self.dir, os.path.join(self.dir, "o"),
                        os.path.join(self.dir, "e"), timeout)
         started = pids_of(self.pidfile)
         self.assertEqual(len(started), 7, slurp(os.path.join(self.dir, "e")))
-        runner.wait_gone(started)
+        procs.wait_gone(started)
         return r, [p for p in started if alive(p)]
 
     def test_a_finished_trial_leaves_no_child_grandchild_setsid_or_double_forked_process(self):
@@ -71,13 +71,13 @@ class SignalTest(RepoTest):
         bg = Background(self, self.repo, "iterate", "--hypothesis", "bigger")
         bg.trial_pid()
         tree = pids_of(bg.pidfile + ".tree") + [int(slurp(bg.pidfile))]
-        self.addCleanup(lambda: [runner.kill_pid(p) for p in tree])
+        self.addCleanup(lambda: [procs.kill_pid(p) for p in tree])
         self.assertEqual(len(tree), 8)
         bg.proc.send_signal(sig)
         out, err = bg.proc.communicate(timeout=30)
         self.assertEqual(bg.proc.returncode, code, err)
         self.assertEqual(err.decode().strip(), f"ratchet: {word}; the trial's processes were stopped")
-        runner.wait_gone(tree)
+        procs.wait_gone(tree)
         self.assertEqual([p for p in tree if alive(p)], [], "processes surviving the interrupted trial")
         self.assertFalse(os.path.exists(os.path.join(self.repo, ".ratchet", "lock")))
         self.assertEqual({n: read(self.repo, ".ratchet/" + n) for n in before}, before)

@@ -156,15 +156,15 @@ class KillPointTest(RepoTest):
 
     def test_a_leftover_that_survives_the_kill_blocks_trials_until_clean(self):
         from unittest import mock
-        from ratchetlib.io import runner
+        from ratchetlib.io import procs
         self.start(*MEAN)
         self.set_value(12)
         orphan = os.path.join(self.tmp, "orphan")
         self.killed("trial", "iterate", "--hypothesis", "bigger", env={"BENCH_ORPHAN": orphan, "BENCH_SLEEP": "300"})
         wait_for_file(orphan)
         stuck = set(tagged(self.tag))  # as immune to SIGKILL as a process stuck in the kernel
-        real = runner._signal
-        with mock.patch.object(runner, "_signal", lambda pid, sig: None if pid in stuck else real(pid, sig)):
+        real = procs.signal_pid
+        with mock.patch.object(procs, "signal_pid", lambda pid, sig: None if pid in stuck else real(pid, sig)):
             out = self.next_command("status")
         self.assertRegex(out, r"process\(es\) the killed `iterate` \(pid \d+\) left running survived a kill")
         self.assertIn("trials are blocked until `ratchet.py clean`", out)

@@ -55,6 +55,38 @@ def public_names() -> dict:
                 out.setdefault(node.name, []).append((name, kind))
     return out
 
+# A public function name defined in two or more modules is allowed only among
+# true peers: modules that offer the same operation on different things, so a
+# reader who knows one knows the other. Every other reuse is a collision.
+PEERS = {
+    "run": ({"io.exec_ray", "io.exec_slurm", "io.executor", "io.runner", "measure.guard", "measure.holdout"},
+            "run one command to its end: a trial on each executor, the guard, the holdout"),
+    **{n: ({"io.exec_ray", "io.exec_slurm"}, "the two cluster executors' one interface")
+       for n in ("cancel", "check_options", "jobs_named", "listed", "submit", "where")},
+    "load": ({"io.gitguard", "io.harness", "io.unclean", "learn.bandit", "learn.ideas", "measure.holdout"},
+             "each module owns one .ratchet/ file and reads it"),
+    "verify": ({"io.gitguard", "io.harness", "io.seal", "verbs.session"},
+               "the pins and seals check their bytes; verbs.session.verify is the `verify` verb"),
+    "pin": ({"io.gitguard", "io.harness"}, "the two pins: git's own files and the harness"),
+    "restore": ({"io.gitguard", "io.harness"}, "the two pins put their bytes back"),
+    "main": ({"cli.main", "io.keeper", "verbs.demo", "verbs.loop.headless"},
+             "entry points: the CLI, the keeper process, the demo script, the loop verb"),
+    "judge": ({"core.decision", "core.pareto", "keep.judge"},
+              "the decision rules (mean, Pareto) and keep.judge, which applies the run's one"),
+    "recover": ({"io.store_best", "keep.paired", "keep.recover"},
+                "each part's recovery after a kill; keep.recover calls the others"),
+    "snapshot": ({"io.artifacts", "io.startup"}, "what a trial may change, noted before it runs"),
+    "changed": ({"io.seal", "io.startup"}, "what changed since the snapshot or seal"),
+    "undo": ({"io.carry", "io.startup"}, "put back what a trial changed outside its diff"),
+    "written": ({"io.artifacts", "io.carry"}, "what a trial wrote, as record fields"),
+    "summary": ({"io.artifacts", "io.lineage"}, "one `status` line each"),
+    "describe": ({"verbs.chain", "verbs.ship"}, "a verb's result as text"),
+    "human": ({"verbs.detect", "verbs.doctor"}, "a verb's result as text"),
+    "measure": ({"keep.paired", "keep.strategy"}, "strategy.measure is the one entry; paired.measure its paired rule"),
+    "render": ({"learn.program", "verbs.loop.prompt"}, "the agent's two documents: program.md and the loop prompt"),
+    "settings": ({"core.escalation", "learn.hints"}, "each reads its own settings from the run config"),
+}
+
 
 class LayersTest(unittest.TestCase):
     def setUp(self):
@@ -92,12 +124,18 @@ class LayersTest(unittest.TestCase):
                  if len(where) > 1 and any(kind == "class" for _, kind in where)}
         self.assertEqual(twice, {})
 
+    def test_a_function_name_is_reused_only_by_peers(self):
+        reused = {n: {m for m, _ in where} for n, where in public_names().items() if len(where) > 1}
+        odd = {n: sorted(mods) for n, mods in reused.items() if not mods <= PEERS.get(n, (set(), ""))[0]}
+        self.assertEqual(odd, {}, "a public name in two modules that are not peers: rename one, or add the "
+                                  "group to PEERS with why they are peers")
+
 
 if __name__ == "__main__":
     import sys
     if sys.argv[1:] == ["names"]:
         for n, where in sorted(public_names().items(), key=lambda kv: (-len(kv[1]), kv[0])):
             if len(where) > 1:
-                print(f"{n}: {', '.join(m for m, _ in where)}")
+                print(f"{n}: {', '.join(m for m, _ in where)}  ({PEERS.get(n, (None, 'NOT PEERS'))[1]})")
     else:
         unittest.main()

@@ -9,6 +9,7 @@ from unittest import mock
 
 from ratchetlib.learn import program
 from ratchetlib.io.store import Store
+from ratchetlib.core.state import from_json as state_from_json
 from tests.util import INIT, PY, RATCHET, RepoTest, cli
 
 
@@ -58,7 +59,7 @@ class HintsTest(Base):
         path = os.path.join(self.repo, ".ratchet", "state.json")
         st = self.state()
         st["detectable_effect"] = 0.05  # what noise calibration would provide
-        Store(self.repo).write_state(st)  # through the writer that seals it
+        Store(self.repo).write_state(state_from_json(st))  # through the writer that seals it
         self.assertIn("below the detectable effect (5.0%)", self.run_ok("status"))
 
     def test_similarity_warning_names_the_reverted_iteration(self):
@@ -329,14 +330,14 @@ class LoopDecisionsTest(unittest.TestCase):
     """The headless loop's decisions as learning sees them (pure functions)."""
 
     def test_interrupted_changes_nothing_and_agent_error_is_a_failure(self):
+        from ratchetlib.core import config as configmod, state
         from ratchetlib.learn import learning
-        cfg = mock.Mock(direction="max", escalation=None, strategy=None, arms=())
-        cfg.to_dict = lambda: {"direction": "max"}
-        st = learning.fold({}, {"iter": 0, "decision": "baseline", "avg": 10.0}, cfg)
-        same = learning.fold(st, {"iter": 1, "decision": "interrupted", "hypothesis": "h"}, cfg)
-        self.assertEqual(same, st)
-        failed = learning.fold(st, {"iter": 1, "decision": "agent-error", "hypothesis": "h"}, cfg)
-        self.assertEqual((failed["memory"]["failure_streak"], failed["escalation"]["streak"]), (1, 1))
+        cfg = configmod.from_dict({"run_command": "true", "metric_name": "score", "direction": "max", "iterations": 10})
+        st = state.apply_record(state.RunState(), {"iter": 0, "decision": "baseline", "avg": 10.0, "sha": "a"}, cfg)
+        same = state.apply_record(st, {"iter": 1, "decision": "interrupted", "hypothesis": "h"}, cfg)
+        self.assertEqual((same.memory, same.escalation, same.critic_stats), (st.memory, st.escalation, st.critic_stats))
+        failed = state.apply_record(st, {"iter": 1, "decision": "agent-error", "hypothesis": "h"}, cfg)
+        self.assertEqual((failed.memory["failure_streak"], failed.escalation["streak"]), (1, 1))
         self.assertEqual([learning._outcome(d) for d in ("agent-error", "tampered", "out-of-scope", "keep")],
                          ["crash", "invalid", "invalid", "keep"])
 

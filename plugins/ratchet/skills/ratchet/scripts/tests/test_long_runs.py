@@ -12,7 +12,7 @@ import unittest
 from unittest import mock
 
 from ratchetlib.measure import heartbeat
-from ratchetlib.io import runner
+from ratchetlib.io import keeper, procs, runner
 from ratchetlib.verbs import tail
 from tests.util import INIT, PY, RepoTest, alive, cli, git, write
 
@@ -169,7 +169,7 @@ class LauncherTreeTest(RepoTest):
         """The workers and their children still alive (the pids the launcher recorded, plus theirs)."""
         with open(os.path.join(self.repo, "pids.txt")) as f:
             workers = [int(p) for p in f.read().split()]
-        kids = [p for w in workers for p in runner.descendants(w)]
+        kids = [p for w in workers for p in keeper.descendants(w)]
         return workers, [p for p in workers + kids if alive(p)]
 
     def kill_leftovers(self):
@@ -215,13 +215,13 @@ class UncleanTest(RepoTest):
 
     def unkillable(self):
         """Make the survivor immune to ratchet's signals, as a process stuck in the kernel is."""
-        real = runner._signal
+        real = procs.signal_pid
 
         def signal_except_survivor(pid, sig):
             if os.path.exists(os.path.join(self.repo, "survivor.pid")) and pid == self.survivor():
                 return
             real(pid, sig)
-        return mock.patch.object(runner, "_signal", signal_except_survivor)
+        return mock.patch.object(procs, "signal_pid", signal_except_survivor)
 
     def test_survivor_writes_unclean_blocks_trials_until_clean_finds_none(self):
         init = ["init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
@@ -254,7 +254,7 @@ class UncleanTest(RepoTest):
             self.assertIn("ratchet.py clean", self.run_fail("baseline"))
         out = self.run_ok("clean")
         self.assertIn("killed 1 leftover process", out)
-        runner.wait_gone([pid])
+        procs.wait_gone([pid])
         self.assertFalse(alive(pid))
         self.assertFalse(os.path.exists(os.path.join(self.repo, ".ratchet", "UNCLEAN")))
         self.assertIn("nothing to clean", self.run_ok("clean"))

@@ -1,7 +1,10 @@
 import random
 import unittest
 
-from ratchetlib.learn import bandit, escalation, hints, program
+from ratchetlib.core import escalation
+from ratchetlib.core import memory as mem_mod
+from ratchetlib.core.state import RunState
+from ratchetlib.learn import bandit, hints, program
 
 CONFIG = {"format": 1, "run_command": "python3 bench.py", "direction": "max",
           "metric_name": "throughput", "report_source": "stdout", "iterations": 30,
@@ -24,10 +27,10 @@ def records(n, seed=0, hypothesis_length=60):
 def inputs(n, config=CONFIG, state=STATE, **overrides):
     memory, esc, band = None, escalation.initial(), bandit.new_state()
     for record in records(n, **overrides):
-        memory = hints.update_memory(memory, record, config)
-        esc = escalation.step(esc, record["decision"] == "keep", config)
+        memory = mem_mod.update_memory(memory, record, config)
+        esc = escalation.advance(esc, record["decision"] == "keep", config)
         band = bandit.update(band, record["arm"], record["decision"],
-                             hints.effect(record, config["direction"]))
+                             mem_mod.effect(record, config["direction"]))
     arm = bandit.explain(band, bandit.suggest(band))
     return memory, esc, arm
 
@@ -69,7 +72,7 @@ class RenderTest(unittest.TestCase):
         # memory["recent"] renders the same way as full records.
         memory = None
         for record in recs:
-            memory = hints.update_memory(memory, record, CONFIG)
+            memory = mem_mod.update_memory(memory, record, CONFIG)
         from_memory = program.render(CONFIG, STATE, memory, [], None, None, [], None)
         self.assertEqual(from_memory, doc)
 
@@ -77,7 +80,7 @@ class RenderTest(unittest.TestCase):
         memory, esc, arm = inputs(10000, hypothesis_length=400)
         state = {**STATE, "iteration": 10000, "detectable_effect": 0.02}
         ideas = [{"id": i, "text": "an idea " * 40} for i in range(50)]
-        doc = program.render(CONFIG, state, memory, hints.hints(memory, CONFIG, state), esc,
+        doc = program.render(CONFIG, state, memory, hints.hints(memory, CONFIG, RunState(detectable_effect=0.02)), esc,
                              arm, ideas, None)
         self.assertLessEqual(len(doc.encode("utf-8")), program.MAX_BYTES)
         self.assertEqual(sum(line.startswith("- iter ") for line in doc.splitlines()), 8)

@@ -7,7 +7,7 @@ import tempfile
 import time
 import unittest
 
-from ratchetlib.io import runner
+from ratchetlib.io import procs, runner
 from tests.util import alive, slurp, wait_for
 
 PY = sys.executable
@@ -34,7 +34,7 @@ class RunTest(unittest.TestCase):
         self.assertEqual(slurp(self.out), "''\n")
 
     def test_marker_is_in_the_environment(self):
-        self.run_cmd(f"{PY} -c \"import os; print(os.environ['{runner.MARKER}'])\"")
+        self.run_cmd(f"{PY} -c \"import os; print(os.environ['{procs.MARKER}'])\"")
         self.assertRegex(slurp(self.out).strip(), rf"^{os.getpid()}\.\d+\.[0-9a-f]{{32}}$")  # this command's pid and start
 
     @unittest.skipUnless(os.path.isdir("/proc"), "needs /proc (Linux)")
@@ -101,7 +101,7 @@ time.sleep(300)
     def test_a_child_gets_the_same_tree_hygiene_as_a_trial(self):
         # a double-forked grandchild that left the session and dropped the marker: only the subreaper finds it
         pidfile = os.path.join(self.dir, "orphan")
-        c = runner.Child(f"(env -u {runner.MARKER} setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' &) ; "
+        c = runner.Child(f"(env -u {procs.MARKER} setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' &) ; "
                          f"while [ ! -s {pidfile} ]; do sleep 0.01; done", self.dir, self.out)
         r = c.finish(10)
         self.assertEqual((r.exit_code, r.survivors), (0, ()))
@@ -110,7 +110,7 @@ time.sleep(300)
     def test_ending_one_child_leaves_another_childs_orphans_alone(self):
         mark = os.path.join(self.dir, "b-orphan")
         a = runner.Child("sleep 300", self.dir, os.path.join(self.dir, "a.out"))
-        b = runner.Child(f"(env -u {runner.MARKER} sh -c 'echo $$ > {mark}; exec sleep 300' &) ; sleep 300",
+        b = runner.Child(f"(env -u {procs.MARKER} sh -c 'echo $$ > {mark}; exec sleep 300' &) ; sleep 300",
                          self.dir, os.path.join(self.dir, "b.out"))
         try:
             wait_for(lambda: os.path.exists(mark) and slurp(mark).strip(), 10)

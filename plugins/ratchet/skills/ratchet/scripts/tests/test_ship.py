@@ -5,6 +5,7 @@ import os
 import unittest
 
 from ratchetlib.io.store import Store
+from ratchetlib.core.state import from_json as state_from_json
 from tests.util import BENCH, RepoTest, git, read, write
 
 
@@ -111,7 +112,7 @@ class FinalizeTest(ShipTest):
         self.loop()
         st = self.state()
         st["verified"] = {"gain_pct": 48.0, "interval": [40.0, 55.5], "pairs": 8}
-        Store(self.repo).write_state(st)  # through the writer that seals it
+        Store(self.repo).write_state(state_from_json(st))  # through the writer that seals it
         self.run_ok("finalize", "--branch", "v")
         msg = git(self.repo, "log", "-1", "--format=%B", "v")
         self.assertIn("Verified gain (paired re-run): +48.0% [+40.0%, +55.5%] over 8 pairs.", msg)
@@ -163,7 +164,7 @@ class FinalizeTest(ShipTest):
         new_best = self.head()
         st = self.state()
         st["incumbent_sha"] = new_best
-        Store(self.repo).write_state(st)  # through the writer that seals it
+        Store(self.repo).write_state(state_from_json(st))  # through the writer that seals it
         lines = read(self.repo, ".ratchet/results.jsonl").splitlines()
         last = json.loads(lines[-1])
         last["sha"] = new_best

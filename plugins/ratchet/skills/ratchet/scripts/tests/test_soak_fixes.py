@@ -11,7 +11,7 @@ import time
 import unittest
 
 from ratchetlib.io import workspace
-from ratchetlib.io import gitops, runner
+from ratchetlib.io import gitops, procs, runner
 from ratchetlib.verbs.loop import headless
 from tests.util import INIT, PY, RepoTest, alive, git, read, wait_for_file, write
 
@@ -76,7 +76,7 @@ class SignalWhileTheAgentStartsTest(RepoTest):
         wait_for_file(pidfile)
         pid = int(read(os.path.dirname(pidfile), "pid"))
         loop.interrupted(KeyboardInterrupt())
-        runner.wait_gone([pid])
+        procs.wait_gone([pid])
         self.assertFalse(alive(pid))
         self.assertEqual(self.records()[-1]["decision"], "interrupted")
 

@@ -7,6 +7,7 @@ import tempfile
 import unittest
 
 from ratchetlib.io import store, store_lock
+from ratchetlib.core.state import RunState
 from ratchetlib.core.errors import UsageError
 
 
@@ -42,8 +43,8 @@ class StoreTest(unittest.TestCase):
         self.assertEqual([r["iter"] for r in self.s.records(last=3)], [2997, 2998, 2999])
 
     def test_state_round_trip_and_format_checks(self):
-        self.s.write_state({"iteration": 3})
-        self.assertEqual(self.s.read_state()["iteration"], 3)
+        self.s.write_state(RunState(iteration=3))
+        self.assertEqual(self.s.read_state().iteration, 3)
         with open(self.s.path("state.json"), "w") as f:
             f.write('{"format": 7}')
         with self.assertRaises(UsageError):

@@ -252,10 +252,10 @@ class SettleTest(unittest.TestCase):
         from ratchetlib.measure import capture, sources
         from ratchetlib.measure import reading
         ended = time.time()
-        capture.settle(ended, None)
+        capture.wait_until_stale(ended, None)
         self.assertGreater(time.time(), ended + reading.MTIME_SLACK)
         t0 = time.monotonic()
-        capture.settle(time.time() - 10, None)
+        capture.wait_until_stale(time.time() - 10, None)
         self.assertLess(time.monotonic() - t0, 0.01)
 
 

@@ -20,6 +20,6 @@ def emit(args, human: str, data, painted: bool = False) -> None:
 
 def verdict_json(run, rec, notes):
     """What iterate, decide, baseline and run-trial print under --json."""
-    return {"record": rec, "recovered": notes, "next": "stop" if run.state.get("stop") else "continue",
-            "stop": run.state.get("stop")}
+    return {"record": rec, "recovered": notes, "next": "stop" if run.state.stop else "continue",
+            "stop": run.state.stop}
 

@@ -23,11 +23,11 @@ def cmd_status(a):
     tail = run.store.records(last=trends.TREND_WIDTH)  # a bounded tail: status never reads the whole history
     recent, trend = tail[-5:], trends.trend(tail)
     st = run.state
-    data = {"run_id": run.config.run_id, "iteration": st.get("iteration"), "best": st.get("best"),
-            "baseline": st.get("baseline"), "stop": st.get("stop"), "state": st,
-            "config": run.config.to_dict(), "recent": recent, "pareto": st.get("pareto"),
+    data = {"run_id": run.config.run_id, "iteration": st.iteration, "best": st.best,
+            "baseline": st.baseline, "stop": st.stop, "state": st.to_json(),
+            "config": run.config.to_dict(), "recent": recent, "pareto": st.pareto,
             "holdout": show.holdout_view(run), "loop": run.store.read_loop()}
-    snap = learning.snapshot(run)
+    snap = learning.facts(run)
     data.update(hints=snap["hints"], escalation=snap["escalation"], arm=snap["arm"], ideas=snap["ideas"],
                 open_ideas=snap["open_ideas"], critic=snap["critic"])
     data.update(trend=trend, recent_scores=[r.get("avg") for r in tail], recovered=notes, busy=busy)

@@ -30,12 +30,12 @@ def cmd_init(a):
              + ("warning: found no file of the benchmark in the run command, so nothing of its harness is "
                 "protected; name it with --protect PATH (init again), or the agent may edit what measures it\n"
                 if not cfg.auto_protected and not a.protect else "")
-             + f"pinned: {run.state['harness']['files']} protected file(s), SHA-256 checked around every trial batch\n"
+             + f"pinned: {run.state.harness['files']} protected file(s), SHA-256 checked around every trial batch\n"
              f"editable: {', '.join(cfg.editable) or 'every other path'}\n"
-             + (f"archived the previous run to .ratchet/runs/{run.state['archived']}\n" if run.state.get("archived") else "")
+             + (f"archived the previous run to .ratchet/runs/{run.state.archived}\n" if run.state.archived else "")
              + "".join(line + "\n" for line in learning.init_lines(cfg))
              + "next: run `ratchet.py baseline`")
-    emit(a, human, {"config": cfg.to_dict(), "archived": run.state.get("archived")})
+    emit(a, human, {"config": cfg.to_dict(), "archived": run.state.archived})
 
 
 def cmd_baseline(a):
@@ -68,13 +68,13 @@ def cmd_stop(a):
     run, notes = session.stop(a.cwd)
     cfg = run.config
     human = "\n".join([f"recovered: {n}" for n in notes] + [
-        f"run {cfg.run_id} stopped: {run.state['stop']}"] + (
+        f"run {cfg.run_id} stopped: {run.state.stop}"] + (
         [f"holdout: {run.holdout['summary']}"] if run.holdout else []) + _verified_lines(run) + [
         f"you are on {cfg.original_branch or 'the run branch'}; the experiment stays on {cfg.branch}",
         f"inspect it: git log --oneline {cfg.start_commit[:10]}..{cfg.branch}   "
         f"git diff {cfg.start_commit[:10]} {cfg.branch}",
         "report: ratchet.py report --html · a clean branch to merge: ratchet.py finalize"] + _best_artifacts(run))
-    emit(a, human, {"run_id": cfg.run_id, "stop": run.state["stop"], "branch": cfg.branch, "recovered": notes,
+    emit(a, human, {"run_id": cfg.run_id, "stop": run.state.stop, "branch": cfg.branch, "recovered": notes,
                      "holdout": run.holdout})
 
 
@@ -82,7 +82,7 @@ def _verified_lines(run) -> list:
     from ..keep import recheck
     if run.verify_error:
         return [f"verify could not run: {run.verify_error}"]
-    line = recheck.verified_line(run.state.get("verified"), run.config.direction, run.state.get("log_scale", True))
+    line = recheck.verified_line(run.state.verified, run.config.direction, run.state.log_scale)
     return [line] if line else []
 
 

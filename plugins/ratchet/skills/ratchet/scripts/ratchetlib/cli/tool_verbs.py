@@ -17,9 +17,9 @@ def cmd_chain(a):
     run, record = chain.chain(a.cwd, a.rationale, chain.verb_flags(vars(a)))
     cfg = run.config
     human = (chain.describe(record, cfg.branch) + "\n"
-             + (f"archived the previous run to .ratchet/runs/{run.state['archived']}\n" if run.state.get("archived") else "")
+             + (f"archived the previous run to .ratchet/runs/{run.state.archived}\n" if run.state.archived else "")
              + "next: run `ratchet.py baseline`")
-    emit(a, human, {"config": cfg.to_dict(), "parent": record, "archived": run.state.get("archived")})
+    emit(a, human, {"config": cfg.to_dict(), "parent": record, "archived": run.state.archived})
 
 
 def cmd_loop(a):

@@ -65,28 +65,28 @@ def judge(trials: list, incumbent: float, config) -> Verdict:
 
 def stop_reason(state: dict, config) -> Optional[str]:
     """The first stop condition that holds after a decision, else None."""
-    best = state.get("best")
+    best = state.best
     if config.threshold is not None and best is not None and not config.better(config.threshold, best):
-        if state.get("iteration") == 0:  # a threshold on the wrong side of the baseline: nothing to do
+        if state.iteration == 0:  # a threshold on the wrong side of the baseline: nothing to do
             side = "above" if config.direction == "max" else "below"
             return (f"threshold already reached by the baseline ({num(best)} vs {num(config.threshold)}); "
                     f"init again with a --threshold {side} {num(best)}, or none")
         return f"threshold reached ({num(best)} vs {num(config.threshold)})"
-    if state.get("consecutive_crashes", 0) >= config.max_consecutive_crashes:
-        return f"crash budget exhausted ({state['consecutive_crashes']} crashes in a row)"
-    if config.patience and state.get("since_keep", 0) >= config.patience:
-        return f"patience exhausted ({state['since_keep']} iterations without improvement)"
-    if state.get("iteration", -1) >= config.iterations:
+    if state.consecutive_crashes >= config.max_consecutive_crashes:
+        return f"crash budget exhausted ({state.consecutive_crashes} crashes in a row)"
+    if config.patience and state.since_keep >= config.patience:
+        return f"patience exhausted ({state.since_keep} iterations without improvement)"
+    if state.iteration >= config.iterations:
         return f"iteration cap reached ({config.iterations})"
     return None
 
 
 def progress(state: dict, config) -> list:
     """One short phrase per stop condition, for `status`."""
-    parts = [f"iteration {max(state.get('iteration', -1), 0)}/{config.iterations}"]
+    parts = [f"iteration {max(state.iteration, 0)}/{config.iterations}"]
     if config.patience:
-        parts.append(f"patience {state.get('since_keep', 0)}/{config.patience}")
-    parts.append(f"crashes in a row {state.get('consecutive_crashes', 0)}/{config.max_consecutive_crashes}")
+        parts.append(f"patience {state.since_keep}/{config.patience}")
+    parts.append(f"crashes in a row {state.consecutive_crashes}/{config.max_consecutive_crashes}")
     if config.threshold is not None:
         parts.append(f"threshold {num(config.threshold)}")
     return parts

@@ -35,6 +35,7 @@ from typing import Optional
 
 from . import gitops, gitpatch, harness, startup, store, store_files
 from ..core import paths, sourcespec
+from ..core.state import RunState, with_outputs
 
 FORMAT = 1
 COPY_MAX_BYTES = 1 << 20
@@ -94,22 +95,22 @@ def declared(cfg) -> list:
     return out + list(cfg.artifact_globs) + list(getattr(cfg, "outputs", ()) or ())
 
 
-def allowed(cfg, state: dict, own=()) -> list:
-    return declared(cfg) + list(state.get("outputs_seen") or ()) + list(own)
+def allowed(cfg, state: RunState, own=()) -> list:
+    return declared(cfg) + list(state.outputs_seen or ()) + list(own)
 
 
 def outside(changes: dict, specs: list) -> dict:
     return {p: k for p, k in changes.items() if not paths.matches_any(p, specs)}
 
 
-def learn(repo: str, state: dict, changes: dict, specs: list) -> dict:
+def learn(repo: str, state: RunState, changes: dict, specs: list) -> RunState:
     """The state with the paths an incumbent (or baseline) run wrote added to
     `outputs_seen`: those paths, or their folder when the run created a file in
     a folder that holds no tracked file."""
     new = outside(changes, specs)
     if not new:
         return state
-    seen = list(state.get("outputs_seen") or ())
+    seen = list(state.outputs_seen or ())
     for rel, kind in new.items():
         if paths.matches_any(rel, seen) or len(seen) >= MAX_LEARNED:
             continue
@@ -118,7 +119,7 @@ def learn(repo: str, state: dict, changes: dict, specs: list) -> dict:
         if kind == CREATED and folder and not gitops.git(repo, "ls-files", "-z", "--", folder).strip("\0"):
             spec = folder
         seen.append(spec)
-    return {**state, "outputs_seen": seen}
+    return with_outputs(state, seen)
 
 
 # --- one run, bracketed ---------------------------------------------------------------

@@ -98,7 +98,7 @@ def _api(addr: str, path: str, method: str = "GET") -> Optional[object]:
         return None
 
 
-def status(addr: str, job: str) -> Optional[dict]:
+def job_status(addr: str, job: str) -> Optional[dict]:
     got = _api(addr, f"/api/jobs/{urllib.parse.quote(job)}")
     return got if isinstance(got, dict) and got.get("status") else None
 
@@ -158,7 +158,7 @@ def _node(info: dict) -> Optional[str]:
 
 
 def listed(addr: str, job: str) -> bool:
-    info = status(addr, job)
+    info = job_status(addr, job)
     return bool(info and info["status"] in ACTIVE)
 
 
@@ -205,7 +205,7 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
         next_tick = t0 + progress.interval
     try:
         while True:
-            info = status(addr, job)
+            info = job_status(addr, job)
             if info is not None and info["status"] not in ACTIVE:
                 break
             now = time.monotonic()
@@ -227,7 +227,7 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
         if progress is not None:
             progress.done()
     left = cancel(addr, [job]) if timed_out else []
-    info = status(addr, job) or info or {}
+    info = job_status(addr, job) or info or {}
     seconds = time.monotonic() - t0
     with store_files.capture(out) as f:
         f.write(_logs(addr, job).encode("utf-8", "replace"))

@@ -88,7 +88,7 @@ def submit(opts: list, command: str, cwd: str, out: str, err: str, env: dict, na
 UNREACHABLE = {"JobState": "UNREACHABLE"}  # scontrol could not ask slurmctld: the job's state is unknown, not final
 
 
-def show(job: str) -> Optional[dict]:
+def show_job(job: str) -> Optional[dict]:
     """`scontrol show job -o` as a dict; None once slurmctld no longer knows the
     job; UNREACHABLE when the controller did not answer (a restart, a timeout)."""
     r = _call(["scontrol", "show", "job", "-o", job])
@@ -229,7 +229,7 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
         next_tick = t0 + progress.interval
     try:
         while True:
-            fields = show(job)
+            fields = show_job(job)
             if fields is None or _state(fields) not in ACTIVE:
                 break
             now = time.monotonic()
@@ -253,7 +253,7 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
     left = cancel("", [job]) if timed_out else []
     seconds = time.monotonic() - t0
     if timed_out:
-        fields = show(job)
+        fields = show_job(job)
     if fields is UNREACHABLE:
         fields = None  # sacct, or UNKNOWN: never a success
     end = final(job, fields)

@@ -40,7 +40,7 @@ from typing import Optional
 
 import importlib
 
-from . import runner
+from . import procs, runner
 from ..core.errors import UsageError
 
 KINDS = ("local", "slurm", "ray")
@@ -125,7 +125,7 @@ def run(cfg, command: str, cwd: str, out: str, err: str, timeout: Optional[float
     name = job_name(cfg.run_id, iteration, k)
     # The job's RATCHET_TRIAL_ID is its name, not a local marker: its processes belong to the
     # scheduler (on a single-node cluster they run here, and the local sweep must not kill them).
-    added = {**(env or {}), runner.MARKER: name}
+    added = {**(env or {}), procs.MARKER: name}
     pair = (cfg.run_id, iteration, (k + 1) // 2)
     node = _PINNED.get(pair) if k % 2 == 0 and getattr(cfg, "decision", "") == "paired" else None
     eng, opts = ENGINES[kind], options(kind, cfg.executor_options)
@@ -208,7 +208,7 @@ def doctor_checks(cfg, folder: str) -> list:
     eng, opts = ENGINES[kind], options(kind, cfg.executor_options)
     out, err = os.path.join(folder, "probe.out"), os.path.join(folder, "probe.err")
     name = f"ratchet-probe-{secrets.token_hex(3)}"
-    added = {runner.MARKER: name}
+    added = {procs.MARKER: name}
     got = eng.run(opts, f"sleep 1; echo {PROBE_TOKEN}", folder, out, err, PROBE_SECONDS,
                   {**os.environ, **added}, None, name, None, added)
     try:

@@ -57,7 +57,7 @@ def soft_reset(repo: str, sha: str) -> None:
 
 
 def is_ancestor(repo: str, a: str, b: str) -> bool:
-    return gitops.run(repo, "merge-base", "--is-ancestor", a, b).returncode == 0
+    return gitops.run_git(repo, "merge-base", "--is-ancestor", a, b).returncode == 0
 
 
 def commit_trailer(repo: str, sha: str) -> Optional[int]:

@@ -147,7 +147,7 @@ def _run(argv: list, repo: str, env: dict, input: Optional[bytes] = None,
     return subprocess.CompletedProcess(argv, p.returncode, out, err)
 
 
-def run(repo: str, *args: str, input: Optional[bytes] = None, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+def run_git(repo: str, *args: str, input: Optional[bytes] = None, env: Optional[dict] = None) -> subprocess.CompletedProcess:
     """`git args` in `repo` under the safe settings, without raising on a
     non-zero exit (the caller reads returncode)."""
     return _run(_argv(repo, args), repo, _env(env), input)
@@ -156,7 +156,7 @@ def run(repo: str, *args: str, input: Optional[bytes] = None, env: Optional[dict
 def git(repo: str, *args: str, check: bool = True, input: Optional[bytes] = None, env: Optional[dict] = None) -> str:
     """Run `git args` in `repo`; return stdout as text, raise on failure.
     `env` adds variables (e.g. GIT_INDEX_FILE for a private index)."""
-    p = run(repo, *args, input=input, env=env)
+    p = run_git(repo, *args, input=input, env=env)
     if check and p.returncode != 0:
         msg = p.stderr.decode("utf-8", "replace").strip().splitlines()
         raise RatchetError(f"git {_subcommand(args)[1]} failed: {msg[-1] if msg else 'exit ' + str(p.returncode)}")
@@ -177,7 +177,7 @@ def find_root(cwd: str) -> str:
     if not os.access(cwd, os.R_OK | os.X_OK):
         raise UsageError(f"cannot read {cwd}: permission denied; run ratchet as a user who may read it")
     try:
-        p = run(cwd, "rev-parse", "--is-bare-repository", "--show-toplevel")  # no git: UsageError from _run
+        p = run_git(cwd, "rev-parse", "--is-bare-repository", "--show-toplevel")  # no git: UsageError from _run
     except PermissionError:
         raise UsageError("git cannot be run (permission denied); check the git on PATH") from None
     first, _, rest = p.stdout.partition(b"\n")
@@ -245,11 +245,11 @@ def branch_exists(repo: str, name: str) -> bool:
 
 def is_ignored(repo: str, rel: str) -> bool:
     """Whether git ignores `rel` (which need not exist); a tracked file is not ignored."""
-    return run(repo, "check-ignore", "-q", "--", rel).returncode == 0
+    return run_git(repo, "check-ignore", "-q", "--", rel).returncode == 0
 
 
 def valid_branch_name(repo: str, name: str) -> bool:
-    return run(repo, "check-ref-format", "--branch", name).returncode == 0
+    return run_git(repo, "check-ref-format", "--branch", name).returncode == 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -57,7 +57,7 @@ def diff_patch(repo: str, tracked_paths: list, new_files: list) -> str:
 def apply_patch(repo: str, patch: bytes) -> Optional[str]:
     """`git apply` a binary patch to the work tree; None on success, else
     git's last error line (nothing is applied then: git apply is atomic)."""
-    p = gitops.run(repo, "apply", "--binary", "--whitespace=nowarn", "-", input=patch)
+    p = gitops.run_git(repo, "apply", "--binary", "--whitespace=nowarn", "-", input=patch)
     if p.returncode == 0:
         return None
     msg = p.stderr.decode("utf-8", "replace").strip().splitlines()

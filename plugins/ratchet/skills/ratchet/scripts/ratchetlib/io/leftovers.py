@@ -26,7 +26,7 @@ import json
 import os
 import signal
 
-from . import keeper, runner, store_files
+from . import keeper, procs, runner, store_files
 
 
 def sweep(pid: int, start, record_dir=None) -> tuple:
@@ -35,24 +35,24 @@ def sweep(pid: int, start, record_dir=None) -> tuple:
     prefix = runner.marker_prefix(pid, start)
     keepers = _keepers(prefix.encode(), keeper.table())
     for k in keepers:
-        runner._signal(k, signal.SIGSTOP)  # a keeper past its grace would sweep concurrently
+        procs.signal_pid(k, signal.SIGSTOP)  # a keeper past its grace would sweep concurrently
     records = _records(record_dir, prefix)
 
     def find():  # lazily: each is stopped as it comes, the keepers' trees first (the fast walk)
         for k in keepers:
             yield from keeper.walk(k)
-        yield from (p for p in runner.find_marked(prefix, prefix=True) if p not in keepers)
+        yield from (p for p in procs.find_marked(prefix, prefix=True) if p not in keepers)
         for rec, _ in records:
             yield from (p for p in _provably(rec) if p not in keepers)
 
-    found = keeper.freeze_kill(find, send=lambda p, s: runner._signal(p, s))
+    found = keeper.freeze_kill(find, send=lambda p, s: procs.signal_pid(p, s))
     for k, s in keepers.items():
         if keeper.start_of(k) == s:
-            runner._signal(k, signal.SIGKILL)
+            procs.signal_pid(k, signal.SIGKILL)
     everyone = {**found, **keepers}
-    runner.wait_gone(list(everyone))
+    procs.wait_gone(list(everyone))
     killed = [{"pid": p, "start": s} for p, s in sorted(found.items())]
-    left = [i for i in map(runner.process_info, sorted(everyone)) if i and i["start"] == everyone[i["pid"]]]
+    left = [i for i in map(procs.process_info, sorted(everyone)) if i and i["start"] == everyone[i["pid"]]]
     suspects = {}
     for rec, path in records:
         k = rec_keeper(rec)
@@ -179,18 +179,18 @@ def _suspects(rec: dict, exclude: set) -> list:
     first, uid = rec["leader"].get("start"), rec.get("uid")
     if not isinstance(first, int):
         return []
-    procs = keeper.table()
+    table = keeper.table()
     adopters = {1, *[p for p in rec.get("ancestors") or [] if isinstance(p, int)]}
-    me = set(runner._ancestors()) | set(keeper.descendants(os.getpid(), procs))
+    me = set(procs.ancestors()) | set(keeper.descendants(os.getpid(), table))
     roots = []
-    for pid, st in procs.items():
+    for pid, st in table.items():
         if (int(st[19]) >= first and st[0] not in (b"Z", b"X") and st[4] == b"0" and int(st[1]) in adopters
                 and pid not in exclude and pid not in me and _uid(pid) == uid):
             roots.append(pid)
     tree = set(roots)
     for pid in roots:
-        tree |= set(keeper.descendants(pid, procs))
-    return [i for i in map(runner.process_info, sorted(tree - me - exclude)) if i]
+        tree |= set(keeper.descendants(pid, table))
+    return [i for i in map(procs.process_info, sorted(tree - me - exclude)) if i]
 
 
 def _uid(pid: int):

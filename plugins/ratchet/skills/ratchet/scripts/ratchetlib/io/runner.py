@@ -53,10 +53,9 @@ from typing import Optional
 
 from ..core import faults
 from ..core.errors import RatchetError
-from . import critical, keeper, store_files
+from . import critical, keeper, procs, store_files
 from .store_lock import pid_start
 
-MARKER = "RATCHET_TRIAL_ID"
 _GRACE_SECONDS = 2.0
 CANCEL_TIMEOUT_SECONDS = 60.0
 
@@ -95,7 +94,7 @@ def new_marker() -> str:
 
 def cancel_env(marker: str, out_path: str, err_path: Optional[str]) -> dict:
     """What a cancel command is told about the trial it cancels."""
-    return {MARKER: marker, "RATCHET_TRIAL_STDOUT": os.path.abspath(out_path),
+    return {procs.MARKER: marker, "RATCHET_TRIAL_STDOUT": os.path.abspath(out_path),
             "RATCHET_TRIAL_STDERR": os.path.abspath(err_path or out_path)}
 
 
@@ -133,7 +132,7 @@ class Child:
         self.marker = marker or new_marker()
         self.cwd, self.out_path, self.err_path = cwd, out_path, err_path
         keeper_env = {**os.environ, **(env or {})}
-        keeper_env.pop(MARKER, None)  # the keeper adds it for the command only: a marker sweep never stops the keeper
+        keeper_env.pop(procs.MARKER, None)  # the keeper adds it for the command only: a marker sweep never stops the keeper
         _become_subreaper()  # a keeper killed by its trial leaves the tree to ratchet, still findable
         with critical.deferred(settle=self.kill):  # a SIGTERM now would orphan the keeper: it waits, then kills the tree
             self._start(command, keeper_env, stdin_path, record_dir)
@@ -179,9 +178,9 @@ class Child:
         try:
             timed_out = not _wait(proc, self._t0, deadline, progress)
             if timed_out:
-                known = {i["pid"]: i["start"] for i in map(process_info, descendants(proc.pid)) if i}
+                known = {i["pid"]: i["start"] for i in map(procs.process_info, keeper.descendants(proc.pid)) if i}
                 for pid in known:
-                    _signal(pid, signal.SIGTERM)
+                    procs.signal_pid(pid, signal.SIGTERM)
                 _signal_group(proc.pid, signal.SIGTERM)
                 try:
                     proc.wait(timeout=_GRACE_SECONDS)
@@ -210,10 +209,10 @@ class Child:
         known, keeper_pid = dict(known or {}), self.proc.keeper.pid
         with critical.deferred():  # cut short, it would leave the tree stopped, not killed, and the keeper waiting
             try:
-                found = keeper.freeze_kill(lambda: self._tree(known), send=lambda pid, sig: _signal(pid, sig))
-                wait_gone(list(found))
+                found = keeper.freeze_kill(lambda: self._tree(known), send=lambda pid, sig: procs.signal_pid(pid, sig))
+                procs.wait_gone(list(found))
                 self.proc.release()
-                return [i for i in map(process_info, sorted(found)) if i and i["start"] == found[i["pid"]]
+                return [i for i in map(procs.process_info, sorted(found)) if i and i["start"] == found[i["pid"]]
                         and i["pid"] != keeper_pid]
             finally:
                 if self in _LIVE:
@@ -228,16 +227,16 @@ class Child:
         k, lost = self.proc.keeper.pid, self.proc.keeper.poll() is not None
         if not lost:  # unreaped until the next poll, so its pid names no other process meanwhile
             yield from keeper.walk(k)
-        procs = keeper.table()
-        yield from keeper.descendants(self.proc.pid, procs)
-        yield from (p for p, s in known.items() if p in procs and int(procs[p][19]) == s)
-        yield from find_marked(self.marker)
+        table = keeper.table()
+        yield from keeper.descendants(self.proc.pid, table)
+        yield from (p for p, s in known.items() if p in table and int(table[p][19]) == s)
+        yield from procs.find_marked(self.marker)
         if lost:  # the trial killed its keeper: its orphans came to ratchet
             others = set()
             for c in _LIVE:
                 if c is not self and c.proc.keeper.poll() is None:
-                    others |= {c.proc.keeper.pid, *keeper.descendants(c.proc.keeper.pid, procs)}
-            yield from (p for p in keeper.descendants(os.getpid(), procs) if p not in others and p != k)
+                    others |= {c.proc.keeper.pid, *keeper.descendants(c.proc.keeper.pid, table)}
+            yield from (p for p in keeper.descendants(os.getpid(), table) if p not in others and p != k)
 
     def _cancel(self, command: str, log: Optional[str]) -> dict:
         """Run the cancel command with the trial's id; it carries the same
@@ -317,7 +316,7 @@ def _write_record(folder: str, child: Child) -> Optional[str]:
     rec = {"format": RECORD_FORMAT, "marker": child.marker, "keeper": {"pid": k, "start": keeper.start_of(k)},
            "leader": {"pid": child.proc.pid, "start": child.proc.start}, "cwd": os.path.abspath(child.cwd),
            "outputs": [os.path.abspath(p) for p in (child.out_path, child.err_path) if p], "uid": os.getuid(),
-           "ancestors": _ancestors()}
+           "ancestors": procs.ancestors()}
     path = os.path.join(folder, child.marker + ".json")
     try:
         store_files.write_record(path, rec)
@@ -329,16 +328,6 @@ def _write_record(folder: str, child: Child) -> Optional[str]:
 def _remove(path: str) -> None:
     """Remove a trial record, and its folder once empty (it is no part of a run's files)."""
     store_files.remove_record(path)
-
-
-def _ancestors() -> list:
-    """Pids of this process and its ancestors: where orphans go when it dies."""
-    out, pid = [], os.getpid()
-    while pid > 1 and len(out) < 64:
-        out.append(pid)
-        stat = keeper.stat_fields(pid)
-        pid = int(stat[1]) if stat else 0
-    return out
 
 
 class _nothing:
@@ -384,88 +373,3 @@ def _become_subreaper() -> bool:
     if not _SUBREAPER:
         _SUBREAPER.append(keeper.become_subreaper())
     return _SUBREAPER[0]
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def kill_pid(pid: int) -> None:
-    """SIGKILL one process, ignoring one that is gone or not ours."""
-    _signal(pid, signal.SIGKILL)
-
-
-def wait_gone(pids, seconds: float = 1.0) -> None:
-    """Wait up to `seconds` for every pid to exit (or become a zombie)."""
-    end = time.monotonic() + seconds
-    while any(_alive(p) for p in pids) and time.monotonic() < end:
-        time.sleep(0.02)
-
-
-def descendants(root: int) -> list:
-    """Pids of every descendant of `root`, via /proc parent links ([] off Linux)."""
-    return keeper.descendants(root)
-
-
-def _stat_fields(pid) -> Optional[list]:
-    """/proc/PID/stat after the command name: [state, ppid, pgrp, ...]; None if gone."""
-    return keeper.stat_fields(pid)
-
-
-def _alive(pid: int) -> bool:
-    stat = _stat_fields(pid)
-    return stat is not None and stat[0] != b"Z"
-
-
-def process_info(pid: int) -> Optional[dict]:
-    """{pid, start, cmd} of a live (non-zombie) process, or None."""
-    stat = _stat_fields(pid)
-    if stat is None or stat[0] == b"Z":
-        return None
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-    except OSError:
-        cmd = ""
-    return {"pid": pid, "start": int(stat[19]) if len(stat) > 19 else 0, "cmd": cmd[:200]}
-
-
-def kill_marked(markers) -> int:
-    """Kill every process bearing one of `markers` (a tree whose session
-    leader is gone, e.g. after the loop itself was SIGKILLed); how many."""
-    markers = [m for m in markers if m]
-    found = keeper.freeze_kill(lambda: [pid for m in markers for pid in find_marked(m)],
-                               send=lambda pid, sig: _signal(pid, sig)) if markers else {}
-    return len(found)
-
-
-def find_marked(marker: str, prefix: bool = False) -> list:
-    """Pids whose environment holds MARKER=marker, or a marker starting with
-    `marker` when `prefix` (Linux /proc; [] elsewhere)."""
-    needle = f"{MARKER}={marker}".encode()
-    me = os.getpid()
-    found = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for name in entries:
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-                if (any(e.startswith(needle) for e in env) if prefix else needle in env):
-                    if not _is_zombie(name):
-                        found.append(int(name))
-        except OSError:
-            continue
-    return found
-
-
-def _is_zombie(pid: str) -> bool:
-    stat = _stat_fields(pid)
-    return stat is not None and stat[0] == b"Z"

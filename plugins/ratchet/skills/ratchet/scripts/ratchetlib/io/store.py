@@ -23,6 +23,8 @@ import time
 from typing import Optional
 
 from ..core import faults
+from ..core.state import RunState
+from ..core.state import from_json as state_from_json
 from . import seal
 from ..core.errors import UsageError
 
@@ -91,7 +93,7 @@ def write_json(path: str, obj: dict) -> None:
     atomic_write(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode())
 
 
-def parse(raw: bytes, path: str, what: str) -> dict:
+def parse_doc(raw: bytes, path: str, what: str) -> dict:
     try:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -111,7 +113,7 @@ def read_json(path: str, what: str) -> Optional[dict]:
             raw = f.read()
     except FileNotFoundError:
         return None
-    return parse(raw, path, what)
+    return parse_doc(raw, path, what)
 
 
 # --- sealed files (seal.py): the run's contract ---------------------------------
@@ -127,7 +129,7 @@ def read_sealed(root: str, name: str) -> Optional[dict]:
     except FileNotFoundError:
         seal.remember(root, name, None)
         return None
-    return seal.verify(root, name, raw, parse(raw, path, name))
+    return seal.verify(root, name, raw, parse_doc(raw, path, name))
 
 
 def write_sealed(root: str, name: str, obj: dict) -> None:
@@ -183,11 +185,12 @@ class Store:
     def write_config(self, cfg: dict) -> None:
         write_sealed(self.root, "config.json", cfg)
 
-    def read_state(self) -> Optional[dict]:
-        return read_sealed(self.root, "state.json")
+    def read_state(self) -> Optional[RunState]:
+        found = read_sealed(self.root, "state.json")
+        return None if found is None else state_from_json(found)
 
-    def write_state(self, state: dict) -> None:
-        write_sealed(self.root, "state.json", {"format": FORMAT, **state, "updated": now_iso()})
+    def write_state(self, state: RunState) -> None:
+        write_sealed(self.root, "state.json", {**state.to_json(), "updated": now_iso()})
 
     def read_current(self) -> Optional[dict]:
         return read_sealed(self.root, "current.json")
@@ -230,7 +233,8 @@ class Store:
         run_id, key = seal.key_for(self.root, seal.RECORDS)
         if key is None or seal.record_verifies(rec, run_id, key):
             return True
-        after = (self.read_state() or {}).get("sealed_after")
+        st = self.read_state()
+        after = st.sealed_after if st is not None else None
         return seal.FIELD not in rec and isinstance(after, int) and isinstance(rec.get("iter"), int) \
             and rec["iter"] <= after
 

@@ -13,7 +13,7 @@ from typing import Optional
 from ..core import faults
 from ..core.errors import UsageError
 from . import seal
-from .store import atomic_write, parse, read_sealed, records_in, write_sealed
+from .store import atomic_write, parse_doc, read_sealed, records_in, write_sealed
 
 
 def put_back(root: str, names: list) -> None:
@@ -93,7 +93,7 @@ def trust(root: str) -> list:
         path = os.path.join(root, name)
         try:
             with open(path, "rb") as f:
-                obj = parse(f.read(), path, name)
+                obj = parse_doc(f.read(), path, name)
         except FileNotFoundError:
             continue
         if name == "state.json":

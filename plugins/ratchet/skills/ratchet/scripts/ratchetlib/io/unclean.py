@@ -12,7 +12,7 @@ machine, not one run.
 import json
 import os
 
-from . import runner
+from . import procs, runner
 from ..core.errors import RatchetError, UsageError
 from . import store_files
 from .store import Store, now_iso, read_json
@@ -106,11 +106,11 @@ def still_running(marker: dict, key: str = "processes") -> list:
     time, or (processes) the trial's env marker."""
     found = {}
     for p in marker.get(key) or []:
-        info = runner.process_info(p.get("pid")) if isinstance(p.get("pid"), int) else None
+        info = procs.process_info(p.get("pid")) if isinstance(p.get("pid"), int) else None
         if info and info["start"] == p.get("start"):
             found[info["pid"]] = info
-    for pid in runner.find_marked(marker.get("marker") or "-") if key == "processes" else ():
-        info = runner.process_info(pid)
+    for pid in procs.find_marked(marker.get("marker") or "-") if key == "processes" else ():
+        info = procs.process_info(pid)
         if info:
             found[pid] = info
     from . import executor  # remote jobs (slurm, ray) that a cancel did not end
@@ -134,11 +134,11 @@ def clean(repo: str):
         left = still_running(marker)
         for p in left:
             if isinstance(p.get("pid"), int):
-                runner.kill_pid(p["pid"])
+                procs.kill_pid(p["pid"])
         if left:
             from . import executor
             executor.cancel_entries(left)
-            runner.wait_gone([p["pid"] for p in left if isinstance(p.get("pid"), int)])
+            procs.wait_gone([p["pid"] for p in left if isinstance(p.get("pid"), int)])
         alive = still_running(marker)
         if alive:
             shown = "; ".join(f"{p.get('pid') or p.get('job')} ({p['cmd'][:60] or '?'})" for p in alive[:4])

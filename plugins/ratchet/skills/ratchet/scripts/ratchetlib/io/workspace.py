@@ -9,6 +9,7 @@ from typing import Optional
 
 from ..core import config as configmod
 from ..core.errors import UsageError
+from ..core.state import RunState
 from . import gitops, harness, seal
 from .store import Store
 from .store_seal import adopt
@@ -19,10 +20,16 @@ class Run:
     repo: str
     store: Store
     config: configmod.Config
-    state: dict
+    state: RunState
     holdout: Optional[dict] = None  # set when this command ran the holdout
     verify_error: Optional[str] = None  # set when an automatic verify could not run
     learned: Optional[dict] = None  # the learning snapshot of this command's last decision (show.verdict)
+
+    def save(self, state: RunState) -> None:
+        """Write `state` (state.json) and make it this command's state: the one
+        way a verb changes the run state once it has a Run."""
+        self.store.write_state(state)
+        self.state = state
 
 
 def open_run(cwd: str) -> Run:
@@ -41,6 +48,6 @@ def open_run(cwd: str) -> Run:
     state = store.read_state()
     if seal.is_sealed(store.root):
         for name, found in (("state.json", state), ("harness.json", harness.load(store.root))):
-            if found is None and not (name == "harness.json" and (state or {}).get("unpinned")):
+            if found is None and not (name == "harness.json" and state is not None and state.unpinned):
                 raise seal.missing(store.root, name)
-    return Run(repo, store, configmod.from_dict(cfg), state or {})
+    return Run(repo, store, configmod.from_dict(cfg), state or RunState())

@@ -35,15 +35,15 @@ def candidate(run: workspace.Run) -> Candidate:
     repo, st, cfg = run.repo, run.state, run.config
     note = None
     head = gitops.head_sha(repo)
-    if head != st["incumbent_sha"]:
+    if head != st.incumbent_sha:
         branch = gitops.current_branch(repo)
         if branch != cfg.branch:
             raise UsageError(f"HEAD is on {branch or 'a detached commit'}, not the run's branch {cfg.branch}; "
                              f"`git checkout {cfg.branch}` and retry")
-        githistory.soft_reset(repo, st["incumbent_sha"])
+        githistory.soft_reset(repo, st.incumbent_sha)
         note = (f"the agent committed {head[:10]} itself; its change is measured as this iteration's candidate "
                 f"(the commit was undone and is re-made on keep)")
-    before = set(st.get("untracked_before") or ())
+    before = set(st.untracked_before or ())
     changes = gitops.status(repo)
     theirs = [c.path for c in changes if c.xy[0] == "A" and c.path in before]
     if theirs:  # untracked files that were there before, staged by the agent's `git add -A`: not its change
@@ -94,9 +94,9 @@ def ignored_new(run: workspace.Run) -> list:
     report and --artifact-glob matches. A new file inside an ignored folder
     that already existed is not seen (the folder is one entry)."""
     cfg = run.config
-    if "ignored_before" not in run.state:  # a run started before this was kept: nothing to compare with
+    if run.state.ignored_before is None:  # a run started before this was kept: nothing to compare with
         return []
-    before = set(run.state["ignored_before"])
+    before = set(run.state.ignored_before)
     skip = [".ratchet"] + list(cfg.artifact_globs) + ([cfg.report_path] if cfg.report_path else [])
     out = []
     for p in gitops.ignored(run.repo):

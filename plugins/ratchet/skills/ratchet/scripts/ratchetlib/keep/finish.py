@@ -1,6 +1,6 @@
 """The one decision tail (`settle`), used by iterate, decide, run-trial,
 loop, --parallel, abandoned iterations and the baseline: the record, then
-`finalize` in the crash order below, then the holdout once the run has
+`enact` (steps 1-4 of the crash order below), then the holdout once the run has
 stopped and the paired verify when due.
 
 Crash safety rests on one ordering, used by every decision:
@@ -10,7 +10,8 @@ Crash safety rests on one ordering, used by every decision:
      and restore the incumbent; a `tampered` decision first restores the
      pinned harness, see harness.py);
   3. the record is appended to results.jsonl;
-  4. state.json is replaced, current.json removed.
+  4. state.json is replaced (the pure `core/state.apply_record`, which
+     recovery replays), current.json removed.
 A command that starts after a kill at any point runs `recover()`, which
 finishes step 2-4 from the buffer (idempotently) or rolls state forward from
 a record already written, kills the processes the killed command left
@@ -23,14 +24,13 @@ import os
 import time
 from typing import Optional
 
-from ..core import budget, decision, faults, pareto, paths, term
-from ..core import config as configmod
+from ..core import decision, faults, paths, state, term
 from ..core.errors import RatchetError, UsageError
 from ..io import artifacts, fresh, gitguard, githistory, gitops, gitpatch, harness, workspace
 from ..io.store import atomic_write, now_iso
 from ..learn import learning
 from ..measure import holdout
-from . import candidate, integrity, paired, recheck
+from . import candidate, integrity, recheck
 
 
 def record(iteration: int, v: decision.Verdict, trials: list, incumbent, cur: dict, cand: candidate.Candidate,
@@ -52,44 +52,6 @@ def record(iteration: int, v: decision.Verdict, trials: list, incumbent, cur: di
     return rec
 
 
-def apply_record(state: dict, rec: dict, cfg: configmod.Config) -> dict:
-    """The run state after `rec`: pure, so recovery can replay it."""
-    st = dict(state)
-    counts = dict(st.get("counts") or {})
-    counts[rec["decision"]] = counts.get(rec["decision"], 0) + 1
-    st["counts"], st["iteration"] = counts, rec["iter"]
-    d = rec["decision"]
-    if rec.get("avg") is not None:
-        st["last_score"] = rec["avg"]
-    if d in (decision.KEEP, decision.BASELINE):
-        st["incumbent_sha"], st["incumbent_score"] = rec["sha"], rec["avg"]
-        st["incumbent_metrics"] = rec.get("metrics") or {cfg.metric_name: rec["avg"]}
-        if len(cfg.objectives) > 1:
-            point = {"iter": rec["iter"], "sha": rec["sha"], "metrics": st["incumbent_metrics"]}
-            st["pareto"] = pareto.update_frontier(st.get("pareto"), point, cfg.objectives)
-        if st.get("best") is None or cfg.better(rec["avg"], st["best"]):
-            st["best"], st["best_iter"] = rec["avg"], rec["iter"]
-        if d == decision.BASELINE:
-            st["baseline"] = rec["avg"]
-        st["since_keep"] = 0
-    elif d != decision.INTERRUPTED:
-        st["since_keep"] = st.get("since_keep", 0) + 1
-    if d in decision.FAILURES:
-        st["consecutive_crashes"] = st.get("consecutive_crashes", 0) + 1
-    elif d in (decision.KEEP, decision.REVERT, decision.BASELINE):
-        st["consecutive_crashes"] = 0
-    agent = budget.fold(st.get("agent"), rec)
-    if agent is not None:
-        st["agent"] = agent
-    if rec.get("unrestorable"):
-        st["stop"] = st.get("stop") or (f"harness could not be restored ({', '.join(rec['unrestorable'][:3])}); "
-                                        f"restore it by hand and start a new run")
-    st["stop"] = st.get("stop") or decision.stop_reason(st, cfg)
-    st = learning.fold(st, rec, cfg)
-    st = paired.fold(st, rec, cfg)
-    return st
-
-
 def _apply_git(run: workspace.Run, rec: dict, cand: dict) -> dict:
     """Commit (keep) or save the patch and restore the incumbent (others).
 
@@ -99,7 +61,7 @@ def _apply_git(run: workspace.Run, rec: dict, cand: dict) -> dict:
     tracked, new = cand.get("tracked", []), cand.get("new", [])
     if rec["decision"] == decision.KEEP:
         head = gitops.head_sha(repo)
-        if head != run.state["incumbent_sha"] and githistory.commit_trailer(repo, head) == it:
+        if head != run.state.incumbent_sha and githistory.commit_trailer(repo, head) == it:
             return {**rec, "sha": head}
         title = (rec.get("description") or rec.get("hypothesis") or "change").splitlines()[0][:72]
         msg = term.printable(f"ratchet: iter {it}: {title}\n\n{rec['reason']}\n\n{githistory.TRAILER}: {it}\n")
@@ -125,7 +87,7 @@ def _apply_git(run: workspace.Run, rec: dict, cand: dict) -> dict:
     return rec
 
 
-def finalize(run: workspace.Run, rec: dict, cand: dict) -> dict:
+def enact(run: workspace.Run, rec: dict, cand: dict) -> dict:
     """Steps 1-4 of the module docstring for one decided iteration."""
     run.store.write_current({"iter": rec["iter"], "phase": "decided", "decision": rec, "candidate": cand})
     faults.point("decided")
@@ -138,25 +100,24 @@ def finalize(run: workspace.Run, rec: dict, cand: dict) -> dict:
 
 
 def commit_state(run: workspace.Run, rec: dict) -> None:
-    st = apply_record(run.state, rec, run.config)
-    st["untracked_before"] = gitops.untracked(run.repo)
+    """Step 4: the state after `rec`, the derived learning files first."""
     # what the trials wrote joins; what the agent made stays out until a keep has named it
     pending = set() if rec.get("kept") else set(rec.get("ignored_new") or ())
-    st["ignored_before"] = [p for p in gitops.ignored(run.repo) if p not in pending]
+    st = state.after_decision(state.apply_record(run.state, rec, run.config), gitops.untracked(run.repo),
+                              [p for p in gitops.ignored(run.repo) if p not in pending])
     run.learned = learning.persist(run, rec, st)
-    run.store.write_state(st)
+    run.save(st)
     faults.point("state-renamed")
     run.store.clear_current()
-    run.state = st
 
 
 def holdout_at_stop(run: workspace.Run) -> None:
     """Once the run has stopped, evaluate the holdout (once per final commit)."""
     cfg, st = run.config, run.state
-    if not (st.get("stop") and cfg.holdout_command and st.get("iteration", -1) >= 0):
+    if not (st.stop and cfg.holdout_command and st.iteration >= 0):
         return
     done = holdout.load(run.store.root)
-    if done and (done.get("best") or {}).get("sha") == st.get("incumbent_sha"):
+    if done and (done.get("best") or {}).get("sha") == st.incumbent_sha:
         return
     try:
         run.holdout = holdout.run(cfg, run.repo, run.store.root, st)
@@ -169,14 +130,12 @@ def verify_when_due(run: workspace.Run) -> None:
     if not recheck.due(run):
         return
     try:
-        verified = recheck.verify(run)
+        verified = recheck.remeasure(run)
     except (RatchetError, UsageError, OSError) as e:  # the decision stands; say why there is no verified gain
         run.verify_error = str(e)
         return
     if verified:
-        st = {**run.state, "verified": verified}
-        run.store.write_state(st)
-        run.state = st
+        run.save(state.with_verified(run.state, verified))
 
 
 def settle(run: workspace.Run, cur: dict, v: decision.Verdict, trials: list, extra: Optional[dict] = None,
@@ -186,9 +145,9 @@ def settle(run: workspace.Run, cur: dict, v: decision.Verdict, trials: list, ext
     patch and undoes it; `extra` fields join the record (a baseline passes
     `kept` and `sha`). The caller holds the lock."""
     cand = cand or candidate.candidate(run)
-    rec = record(cur["iter"], v, trials, run.state.get("incumbent_score"), cur, cand, extra)
+    rec = record(cur["iter"], v, trials, run.state.incumbent_score, cur, cand, extra)
     rec.update(arm=cur.get("arm"), similar=cur.get("similar"))
-    rec = finalize(run, rec, cand.to_dict())
+    rec = enact(run, rec, cand.to_dict())
     holdout_at_stop(run)
     verify_when_due(run)
     return rec

@@ -7,9 +7,10 @@ from typing import Optional
 
 from ..core import constraints, decision, pareto
 from . import paired
+from ..core.state import RunState
 
 
-def judge(cfg, st: dict, trials: list, pair: Optional[tuple] = None) -> tuple:
+def judge(cfg, st: RunState, trials: list, pair: Optional[tuple] = None) -> tuple:
     """(verdict, record fields) of `trials` against the incumbent in state
     `st`: crash/timeout, then constraints, then the metric(s).
 
@@ -26,12 +27,12 @@ def judge(cfg, st: dict, trials: list, pair: Optional[tuple] = None) -> tuple:
                                     f"{bad.get('detail') or bad['status']}; the benchmark or machine is unstable"), \
                 {**extra, "incumbent_trials": pair[1]}
     if decision.failed_trial(trials) is not None:
-        return decision.judge(trials, st["incumbent_score"], cfg), extra
+        return decision.judge(trials, st.incumbent_score, cfg), extra
     if cfg.warnings:
         extra["warnings"] = constraints.warnings(avgs, cfg.warnings)
     why = constraints.violation(trials, cfg.constraints, cfg.metric_name)
     if why:
-        inc = st["incumbent_score"]
+        inc = st.incumbent_score
         return decision.Verdict(decision.CONSTRAINT, avgs[cfg.metric_name], avgs[cfg.metric_name] - inc,
                                 f"{why}; reverted"), extra
     if pair is not None:
@@ -40,7 +41,7 @@ def judge(cfg, st: dict, trials: list, pair: Optional[tuple] = None) -> tuple:
         inc = decision.mean(t["score"] for t in inc_trials)
         extra["incumbent"] = inc
     if len(cfg.objectives) > 1:
-        incumbent = st.get("incumbent_metrics") or {cfg.metric_name: st["incumbent_score"]}
+        incumbent = st.incumbent_metrics or {cfg.metric_name: st.incumbent_score}
         if pair is not None:
             incumbent = pareto.averages(pair[1], [n for n, _, _ in cfg.objectives])
         v, extra["compare"] = pareto.judge(avgs, incumbent, cfg.objectives)
@@ -48,5 +49,5 @@ def judge(cfg, st: dict, trials: list, pair: Optional[tuple] = None) -> tuple:
         avg = avgs[cfg.metric_name]
         v = decision.Verdict(decision.KEEP if sv.keep else decision.REVERT, avg, avg - inc, sv.reason)
     else:
-        v = decision.judge(trials, st["incumbent_score"], cfg)
+        v = decision.judge(trials, st.incumbent_score, cfg)
     return v, extra

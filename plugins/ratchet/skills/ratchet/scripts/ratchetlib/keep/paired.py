@@ -38,15 +38,17 @@ import shutil
 from typing import Optional
 
 from ..core import change, faults
-from ..core.effects import effect_hypotheses, incumbent_first, margin_effect, pair_effect, pair_seed, use_log_scale
-from ..core.noise import Noise, noise_estimate, update_noise
+from ..core.effects import incumbent_first, pair_effect, pair_seed, use_log_scale
+from ..core.noise import noise_estimate
+from ..core.power import hypotheses, noise_of, relative
 from ..core.robust import incumbent_adrift
-from ..core.sprt import detectable_effect, sprt_decide
+from ..core.sprt import sprt_decide
 from ..io import fresh, gitpatch
 from ..measure import trial
-from ..core.errors import RatchetError, UsageError
+from ..core.errors import RatchetError
 from ..io import store_files
 from ..io.store import atomic_write
+from ..core.state import RunState
 
 SWAP_PATCH = ("swap", "candidate.patch")
 
@@ -98,43 +100,6 @@ def recover(run, cur: dict) -> list:
 
 # --- the plan of one iteration's test ----------------------------------------
 
-def noise_of(state: dict) -> Optional[Noise]:
-    try:
-        return Noise.from_json(state["noise"]) if state.get("noise") else None
-    except ValueError:
-        return None
-
-
-def hypotheses(cfg, incumbent: float, log_scale: bool) -> tuple:
-    """(h0, h1) on the stats scale; UsageError when the margin cannot apply."""
-    mi = cfg.min_improvement
-    try:
-        h0 = margin_effect(mi.value, mi.relative, incumbent=incumbent, direction=cfg.direction,
-                                 log_scale=log_scale)
-        return effect_hypotheses(margin=h0, target_percent=cfg.target, incumbent=incumbent, log_scale=log_scale)
-    except ValueError as e:
-        raise UsageError(f"the paired test cannot use this run's margin/target: {e}; "
-                         f"adjust --min-improvement/--target or use --decision mean") from None
-
-
-def relative(effect: float, log_scale: bool, base: Optional[float]) -> Optional[float]:
-    """An effect as a relative improvement (0.02 = 2% better)."""
-    if log_scale:
-        return math.expm1(effect)
-    return effect / abs(base) if base else None
-
-
-def detectable(cfg, noise: Noise, base: Optional[float]) -> Optional[float]:
-    """The smallest improvement (relative) the test detects within the pair cap."""
-    try:
-        h0, h1 = hypotheses(cfg, base, noise.log_scale)
-        d = detectable_effect(noise.sigma_pair, cfg.alpha, cfg.beta, cfg.max_trials, h0=h0, h1=h1,
-                                    min_pairs=cfg.min_pairs)
-    except (UsageError, ValueError):
-        return None
-    return relative(h0 + d if d else 0.0, noise.log_scale, base)
-
-
 # --- measuring ----------------------------------------------------------------
 
 def seed_env(cfg, iteration: int, pair: int) -> Optional[dict]:
@@ -159,10 +124,10 @@ def measure(run, cur: dict, cand) -> tuple:
     None when a run failed, log_scale). Each run is a watched trial
     (measure/trial.py: capture, heartbeat, artifacts, carry)."""
     cfg, st, it = run.config, run.state, cur["iter"]
-    log_scale = bool(st.get("log_scale", True))
-    base = st["incumbent_score"]
+    log_scale = bool(st.log_scale)
+    base = st.incumbent_score
     hyp = hypotheses(cfg, base, log_scale)  # before any swap: a usage error leaves the tree untouched
-    noise = noise_of(st)
+    noise = noise_of(st.noise)
     swap = save_candidate(run, cur, cand)
     faults.point("swap-saved")
     ctrials, itrials = cur.setdefault("trials", []), cur.setdefault("incumbent_trials", [])
@@ -268,36 +233,14 @@ def calibration(scores: list) -> dict:
     return {"log_scale": log_scale, "noise": noise_estimate(scores, log_scale).to_json()}
 
 
-def fold(state: dict, rec: dict, cfg) -> dict:
-    """State after `rec` (pure, part of finish.apply_record): the baseline's
-    calibration sets `noise`/`log_scale`, a paired decision's effects refine
-    the noise; `detectable_effect` follows the noise."""
-    st = state
-    if rec.get("decision") == "baseline" and rec.get("noise"):
-        st = {**st, "noise": rec["noise"], "log_scale": rec.get("log_scale", True)}
-    else:
-        noise = noise_of(st)
-        fx = rec.get("effects") or []
-        if noise is None or len(fx) < 2 or bool(rec.get("log_scale")) != noise.log_scale:
-            return st
-        try:
-            st = {**st, "noise": update_noise(noise, fx).to_json()}
-        except ValueError:
-            return st
-    noise = noise_of(st)
-    if noise is not None:
-        st["detectable_effect"] = detectable(cfg, noise, st.get("baseline") or rec.get("avg"))
-    return st
-
-
-def calibration_lines(cfg, rec: dict, state: dict) -> list:
+def calibration_lines(cfg, rec: dict, state: RunState) -> list:
     """What `baseline` prints about the noise, plainly."""
-    noise = noise_of(state)
+    noise = noise_of(state.noise)
     if noise is None:
         return []
     cv = f"cv {noise.cv * 100:.2g}%" if noise.cv is not None else f"spread {noise.spread:.4g}"
     out = f" ({noise.outliers} outlier set aside)" if noise.outliers else ""
-    d = state.get("detectable_effect")
+    d = state.detectable_effect
     lines = [f"noise: {cv} over {noise.samples} runs{out}"]
     if noise.deterministic:
         lines.append("the metric is deterministic here: each change is decided after "

@@ -17,7 +17,8 @@ from ..measure import trial
 from ..core.errors import RatchetError, UsageError
 from ..io import store_files
 from ..io.store import now_iso
-from .paired import effects_of, mean_or_none, noise_of, relative, seed_env
+from ..core.power import noise_of, relative
+from .paired import effects_of, mean_or_none, seed_env
 
 
 def _changed_paths(repo: str, a: str, b: str) -> list:
@@ -65,14 +66,14 @@ def recover_verify(run, cur: dict) -> list:
     return ["a killed `verify` left the start commit's files in the tree; the best commit was restored"]
 
 
-def verify(run, pairs: Optional[int] = None) -> Optional[dict]:
+def remeasure(run, pairs: Optional[int] = None) -> Optional[dict]:
     """Paired runs of the start commit (incumbent) against HEAD, the best
-    (candidate); returns the `state["verified"]` dict and writes verify.json.
+    (candidate); returns the `state.verified` dict and writes verify.json.
     None when nothing was kept. The caller holds the lock; the tree must have
     no uncommitted changes to the paths that differ."""
     cfg, st, repo = run.config, run.state, run.repo
     start, best = cfg.start_commit, gitops.head_sha(repo)
-    if best == start or st.get("iteration", -1) < 0:
+    if best == start or st.iteration < 0:
         return None
     changed = _changed_paths(repo, start, best)
     dirty = set(gitops.tracked_changes(repo)) & set(changed)
@@ -80,15 +81,15 @@ def verify(run, pairs: Optional[int] = None) -> Optional[dict]:
         raise UsageError(f"verify swaps files the working tree has changed ({', '.join(sorted(dirty)[:3])}); "
                          f"iterate or undo that change first")
     n = pairs or cfg.max_trials
-    noise = noise_of(st)
-    prior = noise if noise is not None and noise.log_scale == bool(st.get("log_scale", True)) else None
-    cur = {"iter": st["iteration"], "phase": "verifying", "changed": changed, "started": now_iso()}
+    noise = noise_of(st.noise)
+    prior = noise if noise is not None and noise.log_scale == bool(st.log_scale) else None
+    cur = {"iter": st.iteration, "phase": "verifying", "changed": changed, "started": now_iso()}
     run.store.write_current(cur)
-    it = st["iteration"]  # reports: iter-N-trial-101... (the iteration's own trials number from 1)
+    it = st.iteration  # reports: iter-N-trial-101... (the iteration's own trials number from 1)
     inc, cand, in_tree = [], [], "best"
     try:
         for p in range(1, n + 1):
-            env = seed_env(cfg, 10 ** 6 + st["iteration"], p)
+            env = seed_env(cfg, 10 ** 6 + st.iteration, p)
             for role in (("start", "best") if incumbent_first(p) else ("best", "start")):
                 if role != in_tree:
                     to_start(repo, start, changed) if role == "start" else to_best(repo, changed)
@@ -110,7 +111,7 @@ def verify(run, pairs: Optional[int] = None) -> Optional[dict]:
     if moved:
         harness.restore(repo, run.store.root, moved)
     effects, scale = effects_of(cfg, [{"score": s} for s in cand], [{"score": s} for s in inc],
-                                bool(st.get("log_scale", True)))
+                                bool(st.log_scale))
     gain = gain_interval(effects, 0.95, log_scale=scale,
                                sigma_prior=prior.sigma_pair if prior and prior.log_scale == scale else None,
                                prior_df=prior.df if prior and prior.log_scale == scale else 0.0)
@@ -118,7 +119,7 @@ def verify(run, pairs: Optional[int] = None) -> Optional[dict]:
     pct = lambda x: None if relative(x, scale, base) is None else relative(x, scale, base) * 100  # noqa: E731
     verified = {"gain_pct": pct(gain.estimate),
                 "interval": None if gain.interval is None else [pct(x) for x in gain.interval],
-                "pairs": gain.pairs, "sha": best, "iter": st.get("best_iter"), "at_iteration": st["iteration"],
+                "pairs": gain.pairs, "sha": best, "iter": st.best_iter, "at_iteration": st.iteration,
                 "timestamp": now_iso()}
     # what people read: the change of the metric itself (change.py), low end first
     verified["change_pct"], verified["change_interval"] = change.verified_change(
@@ -146,10 +147,10 @@ def verified_line(verified: Optional[dict], direction: str = "max", log_scale: b
 def due(run) -> bool:
     """Verify now? At the stop, and every --verify-every iterations; once per best commit."""
     cfg, st = run.config, run.state
-    if cfg.decision != "paired" or st.get("iteration", -1) < 1:
+    if cfg.decision != "paired" or st.iteration < 1:
         return False
-    if (st.get("verified") or {}).get("sha") == st.get("incumbent_sha"):
+    if (st.verified or {}).get("sha") == st.incumbent_sha:
         return False
-    if st.get("incumbent_sha") == cfg.start_commit:
+    if st.incumbent_sha == cfg.start_commit:
         return False
-    return bool(st.get("stop")) or bool(cfg.verify_every and st["iteration"] % cfg.verify_every == 0)
+    return bool(st.stop) or bool(cfg.verify_every and st.iteration % cfg.verify_every == 0)

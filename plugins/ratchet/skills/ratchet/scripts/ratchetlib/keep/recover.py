@@ -5,9 +5,9 @@ killed agent's iteration is recorded `interrupted`, and processes the killed
 command left running are ended or recorded in UNCLEAN."""
 
 
-from ..core import decision
+from ..core import decision, state
 from ..core.errors import RatchetError, UsageError
-from ..io import executor, githistory, gitops, leftovers, runner, seal, store_best, unclean, workspace
+from ..io import executor, githistory, gitops, leftovers, procs, seal, store_best, unclean, workspace
 from ..io.store import now_iso
 from ..io.store_lock import Lock
 from . import finish, paired, recheck
@@ -15,7 +15,7 @@ from . import finish, paired, recheck
 
 def recover(run: workspace.Run) -> list:
     """Finish whatever a killed command left half-done; return notes (also
-    kept in state["recovered"], which `status` shows)."""
+    kept in state.recovered, which `status` shows)."""
     killed = run.store.taken_over
     notes = _leftover_processes(run) + (_leftover_jobs(run, killed) if killed else [])
     fixed = run.store.repair()
@@ -31,7 +31,7 @@ def recover(run: workspace.Run) -> list:
         notes.append(f"current.json was unreadable; set aside as {run.store.set_aside('current.json')}, "
                      f"and the unfinished iteration is measured again")
         cur = None
-    if last and last[-1]["iter"] > run.state.get("iteration", -1):
+    if last and last[-1]["iter"] > run.state.iteration:
         rec = last[-1]
         if not run.store.record_trusted(rec):
             raise seal.SealError(f".ratchet/results.jsonl's last record (iteration {rec['iter']}) was not written by "
@@ -47,15 +47,15 @@ def recover(run: workspace.Run) -> list:
         if last and last[-1]["iter"] == cur["iter"]:
             run.store.clear_current()
         else:
-            rec = finish.finalize(run, cur["decision"], cur.get("candidate") or {})
+            rec = finish.enact(run, cur["decision"], cur.get("candidate") or {})
             notes.append(f"finished iteration {rec['iter']} ({rec['decision']}) that a killed command had decided")
     elif cur and cur.get("phase") == "measuring" and cur.get("swap"):
         notes += paired.recover(run, cur)
     elif cur and cur.get("phase") == "verifying":
         notes += recheck.recover_verify(run, cur)
     elif cur and cur.get("phase") == "agent":
-        runner.kill_marked(cur.get("markers") or [])
-        if cur.get("iter") == run.state.get("iteration", -1) + 1 and not run.state.get("stop"):
+        procs.kill_marked(cur.get("markers") or [])
+        if cur.get("iter") == run.state.iteration + 1 and not run.state.stop:
             rec = finish.abandon(run, decision.INTERRUPTED, "interrupted: the loop was killed while the agent worked", cur)
             notes.append(f"iteration {rec['iter']} was cut short by a killed `loop`; recorded as interrupted"
                          + (f", its change saved in .ratchet/{rec['patch']} and undone" if rec.get("patch") else ""))
@@ -120,11 +120,7 @@ def _finish_init(run: workspace.Run, cur: dict) -> list:
 
 def _remember(run: workspace.Run, notes: list) -> None:
     """The last recovery into state.json, so `status` can tell it later."""
-    prev = run.state.get("recovered") or {}
-    st = {**run.state, "recovered": {"count": prev.get("count", 0) + 1, "at": now_iso(),
-                                     "iteration": run.state.get("iteration", -1), "notes": notes[:8]}}
-    run.store.write_state(st)
-    run.state = st
+    run.save(state.recovered(run.state, notes, now_iso()))
 
 
 def recover_for_status(run: workspace.Run) -> tuple:

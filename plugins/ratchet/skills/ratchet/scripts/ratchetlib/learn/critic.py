@@ -2,15 +2,15 @@
 an iteration went with, and how often each was kept.
 
 `critic_record` is the record's `critic` field from the iterate flags;
-`fold_critic` is the pure counter update that `learning.fold` applies inside
-`finish.apply_record` (keep/) (so it lands in state.json with the decision's counters
-and a replayed record cannot count twice); `critic_summary` renders the O(1)
+the pure counter update `fold_critic` lives with the run state's other
+folds (core/memory, applied by core/state.apply_record); `critic_summary` renders the O(1)
 counters for status and the verdict, `critic_summary_of` the same over a
 list of records (`history`).
 """
 
 from typing import Optional
 
+from ..core.memory import fold_critic
 from ..core.text import clip
 
 CRITIC_KEYS = ("a", "b", "none", "other")
@@ -34,25 +34,6 @@ def critic_record(pick: Optional[str], reason: Optional[str], proposal_a: Option
     if proposal_a or proposal_b:
         out["proposals"] = {"a": clip(proposal_a, PROPOSAL_CAP) if proposal_a else None,
                             "b": clip(proposal_b, PROPOSAL_CAP) if proposal_b else None}
-    return out
-
-
-def _critic_key(critic) -> Optional[str]:
-    if not isinstance(critic, dict):
-        return None
-    pick = str(critic.get("pick") or "none").strip().lower()
-    return pick if pick in ("a", "b", "none") else "other"
-
-
-def fold_critic(stats: Optional[dict], rec: dict) -> Optional[dict]:
-    """Critic counters after `rec`: per pick, iterations and keeps."""
-    key = _critic_key(rec.get("critic"))
-    if key is None:
-        return stats
-    out = {k: dict(v) for k, v in (stats or {}).items()}
-    slot = out.setdefault(key, {"n": 0, "kept": 0})
-    slot["n"] += 1
-    slot["kept"] += 1 if rec.get("decision") == "keep" else 0
     return out
 
 

@@ -23,6 +23,7 @@ ids are never reused). Callers hold the `.ratchet/lock` around changes.
 """
 
 from ..core import change
+from ..core.memory import looks_better
 from . import hints
 from ..io import store
 from ..core.errors import UsageError
@@ -124,7 +125,7 @@ def _describe(figures, direction="max", log_scale=True):
 def is_near_miss(record, direction):
     """A reverted change whose best estimate still pointed the right way: not
     enough evidence (or below the margin), but maybe worth another try."""
-    return record.get("decision") == "revert" and hints.looks_better(record, direction)
+    return record.get("decision") == "revert" and looks_better(record, direction)
 
 
 def auto_add_near_miss(path, record, config=None):

@@ -7,10 +7,11 @@ views call, so keep/ stays about measuring and deciding.
 
 Crash safety follows the engine's ordering (record appended, then state.json
 replaced as the decision's commit point):
-  - `fold` is pure and runs inside `finish.apply_record`, so the hints memory,
-    the escalation level and the critic counters land in state.json in the
-    same atomic write as the counters: a replayed record cannot count twice,
-    because recovery only replays a record newer than state["iteration"].
+  - the hints memory, the escalation level and the critic counters are pure
+    folds in `core/state.apply_record` (core/memory, core/escalation), so
+    they land in state.json in the same atomic write as the counters: a
+    replayed record cannot count twice, because recovery only replays a
+    record newer than state.iteration.
   - `persist` writes the files derived from a record (bandit.json, ideas.json,
     program.md) BEFORE state.json, and each write is idempotent: the bandit
     ignores an iteration it already credited (`last_iter`), a near miss is
@@ -23,7 +24,9 @@ bandit.json and ideas.json are bounded, results.jsonl is never read.
 
 from typing import Optional
 
-from . import bandit, critic, escalation, hints, ideas, program
+from . import bandit, critic, hints, ideas, program
+from ..core import escalation, memory
+from ..core.state import UNINFORMATIVE, RunState, learning_config
 from ..core.errors import UsageError
 from ..core.text import clip
 from ..io import store_files
@@ -38,11 +41,6 @@ STATUS_BUDGET = 750   # bytes of learning lines in `status` (the rest of it is a
 VERDICT_BUDGET = 550  # bytes of learning lines in a verdict (the rest of it is at most ~930)
 
 
-def _cfg(cfg) -> dict:
-    """The slice of the run config the learning modules read."""
-    return {"direction": cfg.direction, "escalation": dict(cfg.escalation or {})}
-
-
 # --- records ------------------------------------------------------------------
 
 def check_arm(cfg, arm: Optional[str]) -> None:
@@ -55,15 +53,15 @@ def check_arm(cfg, arm: Optional[str]) -> None:
         raise UsageError(f"unknown arm {arm!r}; arms: {', '.join(cfg.arms)}")
 
 
-def similar(hypothesis: str, state: dict) -> Optional[dict]:
+def similar(hypothesis: str, state: RunState) -> Optional[dict]:
     """The reverted hypothesis that `hypothesis` closely resembles, as
     {"iter", "ratio", "hypothesis"} for the record, or None."""
-    memory = (state or {}).get("memory") or {}
-    match = hints.similar_reverted(hypothesis, memory)
+    mem = (state.memory if state else None) or {}
+    match = hints.similar_reverted(hypothesis, mem)
     if match is None:
         return None
     text, ratio = match
-    it = next((e.get("iter") for e in reversed(memory.get("reverted", [])) if e["hypothesis"] == text), None)
+    it = next((e.get("iter") for e in reversed(mem.get("reverted", [])) if e["hypothesis"] == text), None)
     return {"iter": it, "ratio": round(ratio, 2), "hypothesis": clip(text, 80)}
 
 
@@ -71,33 +69,6 @@ def similar_line(sim: dict) -> str:
     where = f"iter {sim['iter']}" if sim.get("iter") is not None else "one"
     return (f"warning: {sim['ratio']:.0%} similar to reverted {where} (\"{clip(sim['hypothesis'], 60)}\"); "
             f"change the mechanism, not the wording")
-
-
-# --- the state fold (pure) ------------------------------------------------------
-
-def fold(state: dict, rec: dict, cfg) -> dict:
-    """The learning part of the state after `rec` (pure; see the docstring).
-
-    Sets `memory` (hints.update_memory), `escalation` (escalation.step) and
-    `critic_stats`; an escalation HALT becomes `state["stop"]` unless another
-    stop condition already holds.
-    """
-    st = dict(state)
-    conf = _cfg(cfg)
-    if rec.get("decision") in UNINFORMATIVE:
-        return st
-    if rec.get("decision") == "baseline":
-        st["memory"] = st.get("memory") or hints.new_memory()
-        st["escalation"] = st.get("escalation") or escalation.initial()
-        return st
-    st["memory"] = hints.update_memory(st.get("memory"), rec, conf)
-    st["escalation"] = escalation.step(st.get("escalation"), rec.get("decision") == "keep", conf)
-    stats = critic.fold_critic(st.get("critic_stats"), rec)
-    if stats is not None:
-        st["critic_stats"] = stats
-    if st["escalation"].get("stop") and not st.get("stop"):
-        st["stop"] = st["escalation"]["stop"]
-    return st
 
 
 # --- derived files (idempotent, written before state.json) ---------------------
@@ -110,10 +81,6 @@ def ideas_path(run) -> str:
     return run.store.file("ideas")
 
 
-# Decisions that say nothing about the change: the loop was stopped (a
-# signal, the wall-clock budget) before the change was measured. They leave
-# the hints memory, the escalation level and the bandit as they were.
-UNINFORMATIVE = ("interrupted",)
 _OUTCOMES = {"agent-error": "crash", "tampered": "invalid", "out-of-scope": "invalid",
              "constraint": "revert", "guard-failed": "revert"}
 
@@ -148,7 +115,7 @@ def arm_text(run, arm: str) -> str:
             f"Pick a change of that kind; ratchet credits the arm with the result.")
 
 
-def persist(run, rec: dict, state: dict) -> dict:
+def persist(run, rec: dict, state: RunState) -> dict:
     """Credit the bandit, add a near miss to the ideas, regenerate program.md;
     return the snapshot program.md was made from (with this record's near
     miss), so the verdict renders from it instead of reading the files again.
@@ -163,10 +130,10 @@ def persist(run, rec: dict, state: dict) -> dict:
             path = bandit_path(run)
             before = bandit.load(path, list(cfg.arms))
             after = bandit.update(before, arm, _outcome(rec["decision"]),
-                                  hints.effect(rec, cfg.direction), iteration=rec["iter"])
+                                  memory.effect(rec, cfg.direction), iteration=rec["iter"])
             if after is not before:
                 bandit.save(path, after)
-        ideas.auto_add_near_miss(ideas_path(run), rec, _cfg(cfg))
+        ideas.auto_add_near_miss(ideas_path(run), rec, learning_config(cfg))
     return write_program(run, state, rec)
 
 
@@ -180,7 +147,7 @@ def start(run) -> None:
 def init_lines(cfg) -> list:
     """What `init` says about escalation and the bandit (and how patience and
     escalation's HALT combine: both stop the run, whichever comes first)."""
-    esc = escalation.settings(_cfg(cfg))
+    esc = escalation.settings(learning_config(cfg))
     halt_after = esc["pivot"] + esc["halt_pivots"]
     lines = [f"escalation: REFINE after {esc['refine']} non-keeps, PIVOT after {esc['pivot']}, "
              f"SEARCH after {esc['search_pivots']} failed pivots, HALT after {esc['halt_pivots']} "
@@ -193,19 +160,19 @@ def init_lines(cfg) -> list:
     return lines
 
 
-def _program_state(state: dict) -> dict:
-    counts = state.get("counts") or {}
-    return {**state, "keeps": counts.get("keep", 0), "reverts": counts.get("revert", 0),
+def _program_state(state: RunState) -> dict:
+    counts = state.counts
+    return {**state.to_json(), "keeps": counts.get("keep", 0), "reverts": counts.get("revert", 0),
             "crashes": counts.get("crash", 0) + counts.get("timeout", 0)}
 
 
-def write_program(run, state: dict, rec: Optional[dict] = None) -> dict:
+def write_program(run, state: RunState, rec: Optional[dict] = None) -> dict:
     """Regenerate `.ratchet/program.md` from O(1) inputs (bounded by
     program.MAX_BYTES); return the snapshot it used (see `snapshot`)."""
-    snap = snapshot(run, state, rec)
+    snap = facts(run, state, rec)
     arm = snap["arm"]["explain"] if snap["arm"] else None
-    text = program.render(run.config.to_dict(), _program_state(state), state.get("memory"), snap["hints"],
-                          state.get("escalation"), arm, snap["ideas"], None)
+    text = program.render(run.config.to_dict(), _program_state(state), state.memory, snap["hints"],
+                          state.escalation, arm, snap["ideas"], None)
     store_files.write_text(run.store.root, "program", text)
     return snap
 
@@ -216,7 +183,7 @@ def _idea_rank(idea: dict, direction: str):
     """Agent ideas first (oldest first), then near misses, biggest effect first."""
     if idea.get("source") != "near-miss":
         return (0, 0.0, idea["id"])
-    eff = hints.effect(idea.get("figures") or {}, direction)
+    eff = memory.effect(idea.get("figures") or {}, direction)
     return (1, -(eff if eff is not None else 0.0), idea["id"])
 
 
@@ -238,13 +205,13 @@ def _near_miss(opened: list, rec: Optional[dict]) -> Optional[dict]:
                  and (i.get("figures") or {}).get("iter") == rec.get("iter")), None)
 
 
-def snapshot(run, state: Optional[dict] = None, rec: Optional[dict] = None) -> dict:
+def facts(run, state: Optional[RunState] = None, rec: Optional[dict] = None) -> dict:
     """Everything status, the verdict and program.md show about learning,
     read once from bandit.json and ideas.json; `near_miss` is the idea saved
     from `rec` when one is given (the verdict's line)."""
     st = run.state if state is None else state
     cfg = run.config
-    esc = st.get("escalation") or escalation.initial()
+    esc = st.escalation or escalation.initial()
     arm = None
     if cfg.strategy == "bandit":
         band = bandit.load(bandit_path(run), list(cfg.arms))
@@ -253,10 +220,10 @@ def snapshot(run, state: Optional[dict] = None, rec: Optional[dict] = None) -> d
     opened = ideas.list_open(ideas_path(run))
     shown, n_open = _top(opened, cfg.direction, STATUS_IDEAS)
     return {"record_iter": rec.get("iter") if rec else None, "near_miss": _near_miss(opened, rec),
-            "hints": hints.hints(st.get("memory"), _cfg(cfg), st),
+            "hints": hints.hints(st.memory, learning_config(cfg), st),
             "escalation": {**esc, "directive": escalation.directive(esc)},
             "arm": arm, "ideas": shown, "open_ideas": n_open,
-            "critic": critic.critic_summary(st.get("critic_stats"), st.get("counts"))}
+            "critic": critic.critic_summary(st.critic_stats, st.counts)}
 
 
 def _arm_line(snap: dict) -> Optional[str]:
@@ -290,11 +257,11 @@ def _hint_items(found: list, priorities: tuple, limit: int) -> list:
     return [(p, "hint: " + clip(h, limit)) for p, h in zip(priorities, found)]
 
 
-def status_lines(state: dict, snap: dict) -> list:
+def status_lines(state: RunState, snap: dict) -> list:
     """The learning lines of `status`: at most 7, within STATUS_BUDGET bytes
     (escalation, hints, arm, ideas, critic; the least urgent dropped first)."""
     items = []
-    active = not state.get("stop")
+    active = not state.stop
     if active and snap["escalation"]["level"] != "NORMAL":
         items.append((0, "escalation " + clip(snap["escalation"]["directive"], HINT_CLIP)))
     items += _hint_items(snap["hints"], (1, 3, 6)[:STATUS_HINTS], HINT_CLIP)
@@ -307,7 +274,7 @@ def status_lines(state: dict, snap: dict) -> list:
     return _within(items, STATUS_BUDGET)
 
 
-def verdict_lines(state: dict, rec: dict, snap: dict) -> list:
+def verdict_lines(state: RunState, rec: dict, snap: dict) -> list:
     """The learning lines of a verdict: at most 6, within VERDICT_BUDGET
     bytes; none of the advice once the run has stopped. Only the urgent hints
     (failure streak, plateau) repeat here every iteration; what to avoid and
@@ -318,7 +285,7 @@ def verdict_lines(state: dict, rec: dict, snap: dict) -> list:
     miss = snap.get("near_miss")
     if miss is not None and (miss.get("figures") or {}).get("iter") == rec.get("iter"):
         items.append((1, f"near miss saved as idea #{miss['id']} (`ideas list`); retry it stronger later"))
-    if not state.get("stop"):
+    if not state.stop:
         if snap["escalation"]["level"] != "NORMAL":
             items.append((2, "escalation " + clip(snap["escalation"]["directive"], HINT_CLIP)))
         urgent = [h for h in snap["hints"] if h.startswith(URGENT_HINTS)]

@@ -12,7 +12,7 @@ always show them.
 import math
 
 from ..core import change
-from . import escalation as escalation_mod
+from ..core import escalation as escalation_mod
 from .hints import MAX_HINTS
 from ..core.text import clip
 

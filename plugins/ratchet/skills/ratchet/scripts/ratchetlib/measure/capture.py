@@ -111,7 +111,7 @@ def _copy_report(full: str, shown: str, report: str) -> None:
         pass
 
 
-def settle(ended: float, probe: Optional[str]) -> None:
+def wait_until_stale(ended: float, probe: Optional[str]) -> None:
     """Sleep until a file written before `ended` reads as stale to a new trial.
 
     `probe` is a file the trial wrote next to the report (its captured

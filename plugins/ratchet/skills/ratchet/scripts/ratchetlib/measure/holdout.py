@@ -30,6 +30,7 @@ from ..io import clip, fresh, gitops, runner, store, store_files
 from . import heartbeat, metrics
 from ..core.decision import mean
 from ..core.text import num
+from ..core.state import RunState
 
 
 def load(store_root: str):
@@ -96,13 +97,13 @@ def _pct(new, old):
     return None if new is None or old in (None, 0) else (new - old) / abs(old) * 100
 
 
-def run(cfg, repo: str, store_root: str, state: dict) -> dict:
+def run(cfg, repo: str, store_root: str, state: RunState) -> dict:
     """Evaluate start and final commits, write holdout.json, return it."""
-    final = state.get("incumbent_sha") or cfg.start_commit
+    final = state.incumbent_sha or cfg.start_commit
     doc = {"format": store.FORMAT, "command": cfg.holdout_command, "metric": cfg.metric_name,
            "direction": cfg.direction, "started": store.now_iso()}
-    doc["benchmark"] = {"start": state.get("baseline"), "best": state.get("incumbent_score"),
-                        "gain_pct": _pct(state.get("incumbent_score"), state.get("baseline"))}
+    doc["benchmark"] = {"start": state.baseline, "best": state.incumbent_score,
+                        "gain_pct": _pct(state.incumbent_score, state.baseline)}
     if final == cfg.start_commit:  # nothing kept: nothing to check, and nothing to run
         doc.update(start={"sha": final, "trials": [], "avg": None, "status": "skipped", "detail": "nothing kept"},
                    held=None, gain_pct=None, summary="no change was kept, so there is nothing to check on the holdout")

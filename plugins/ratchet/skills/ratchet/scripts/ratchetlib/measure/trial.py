@@ -57,7 +57,7 @@ def _run_trial(run: workspace.Run, iteration: int, k: int, env: Optional[dict] =
         trial["job"] = tr.job
     trial.update(artifacts.written(run.repo, cfg.artifact_globs, before, tr.started))
     if src.structured:
-        capture.settle(ended, next((p for p in (out, err, report) if os.path.exists(p)), None))
+        capture.wait_until_stale(ended, next((p for p in (out, err, report) if os.path.exists(p)), None))
     if tr.timed_out:
         gone = f"{tr.job['executor']} job {tr.job['id']} cancelled" if getattr(tr, "job", None) else "process tree killed"
         return {**trial, "status": "timeout", "detail": f"timed out after {cfg.trial_timeout_seconds:g}s ({gone})"}

@@ -22,7 +22,7 @@ Optional inputs, all shaped by later verbs:
 
 from ..core import change
 from ..core.text import MISSING_DOC, clip, finite, num, pct
-from ..learn import hints
+from ..core.memory import improvement
 
 TOP_WINS = 5
 FAILED = ("crash", "timeout")
@@ -151,7 +151,7 @@ def run_summary(config, state, records, *, verified=None, top=TOP_WINS):
     keeps = [r for r in records if r.get("decision") == "keep"]
 
     def rank(record):
-        gain = hints.improvement(record, direction)
+        gain = improvement(record, direction)
         return (gain is None, -(gain or 0.0))
     wins = sorted(keeps, key=rank)[:top]
     return {"metric": config.get("metric_name") or "metric", "direction": direction,

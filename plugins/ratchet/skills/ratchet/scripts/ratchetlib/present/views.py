@@ -14,12 +14,13 @@ from typing import Optional
 from ..core import budget, change
 from ..core.decision import progress
 from ..core.text import clip, num, ratio_pct
+from ..core.state import RunState
 
 _MAX_LINE = 160
 
 
-def next_line(state: dict) -> str:
-    return f"next: stop ({state['stop']})" if state.get("stop") else "next: continue"
+def next_line(state: RunState) -> str:
+    return f"next: stop ({state.stop})" if state.stop else "next: continue"
 
 
 def _pct(delta: Optional[float], base: Optional[float]) -> str:
@@ -43,7 +44,7 @@ def _head(cfg, rec: dict) -> str:
     return head + f"  [trials: {' '.join(num(s) for s in rec['trial_scores']) or 'none'}]"
 
 
-def verdict_text(cfg, st: dict, rec: dict, notes: list, *, learned: list = (), verified: Optional[str] = None,
+def verdict_text(cfg, st: RunState, rec: dict, notes: list, *, learned: list = (), verified: Optional[str] = None,
             verify_error: Optional[str] = None, holdout_ran: bool = False) -> str:
     """The ~6-line answer to `iterate`/`decide` (plus at most 6 learning
     lines, `learned`: similarity warning, near miss, escalation, hints, arm);
@@ -59,13 +60,13 @@ def verdict_text(cfg, st: dict, rec: dict, notes: list, *, learned: list = (), v
     if rec["decision"] in ("crash", "timeout"):
         lines.append(f"diagnose with: ratchet.py tail --iter {rec['iter']}")
     lines += integrity_lines(rec)
-    if (st.get("verified") or {}).get("at_iteration") == rec["iter"] and verified:
+    if (st.verified or {}).get("at_iteration") == rec["iter"] and verified:
         lines.append(verified)
     elif verify_error:
         lines.append(clip(f"verify could not run: {verify_error}", 200))
     if holdout_ran:
         lines.append("holdout: evaluated on the start and final commits; `ratchet.py status` shows it to the user")
-    lines.append(f"best {num(st.get('best'))} (iter {st.get('best_iter')}) · " + " · ".join(progress(st, cfg)))
+    lines.append(f"best {num(st.best)} (iter {st.best_iter}) · " + " · ".join(progress(st, cfg)))
     lines += learned
     if cfg.instructions:
         lines.append("instructions: " + clip(cfg.instructions, 240))
@@ -87,7 +88,7 @@ def integrity_lines(rec: dict) -> list:
     return lines
 
 
-def baseline_text(cfg, st: dict, rec: dict, notes: list, calibration: list = ()) -> str:
+def baseline_text(cfg, st: RunState, rec: dict, notes: list, calibration: list = ()) -> str:
     """`baseline`'s answer; `calibration` the noise lines (paired.calibration_lines)."""
     lines = [f"recovered: {n}" for n in notes]
     scores = " ".join(num(s) for s in rec["trial_scores"])
@@ -101,18 +102,18 @@ def baseline_text(cfg, st: dict, rec: dict, notes: list, calibration: list = ())
     return "\n".join(lines)
 
 
-def status_text(cfg, st: dict, recent: list, facts: dict) -> str:
+def status_text(cfg, st: RunState, recent: list, facts: dict) -> str:
     """`status` for people. `facts` (every key optional): `trend` (the
     sparkline line), `learned` (learning.status_lines), `verified` (the
     verified-gain line), `holdout` (the holdout view), `origin` (a chained
     run's line), `loop` (loop.json, marked killed when its pid is gone),
     `notes` (what this status just recovered), `busy` (the lock of the live
     command working now: status then only looks)."""
-    base, best = st.get("baseline"), st.get("best")
+    base, best = st.baseline, st.best
     gain = _pct(None if best is None or base is None else best - base, base)
     lines = [
         f"run {cfg.run_id} on {cfg.branch} · {cfg.metric_name} ({'higher' if cfg.direction == 'max' else 'lower'} is better)",
-        f"baseline {num(base)} · best {num(best)}{gain} at iter {st.get('best_iter')} · last {num(st.get('last_score'))}",
+        f"baseline {num(base)} · best {num(best)}{gain} at iter {st.best_iter} · last {num(st.last_score)}",
         " · ".join(progress(st, cfg)),
     ]
     if facts.get("verified"):
@@ -126,10 +127,10 @@ def status_text(cfg, st: dict, recent: list, facts: dict) -> str:
     return "\n".join(head + lines)
 
 
-def _so_far(st: dict, recent: list, facts: dict) -> list:
+def _so_far(st: RunState, recent: list, facts: dict) -> list:
     """Counts, the recent decisions, the trend, learning, warnings, the frontier."""
     lines = []
-    counts = st.get("counts") or {}
+    counts = st.counts or {}
     if counts:
         lines.append("so far: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if k != "baseline"))
     if recent:
@@ -140,13 +141,13 @@ def _so_far(st: dict, recent: list, facts: dict) -> list:
     warned = next((r for r in reversed(recent) if r.get("warnings")), None)
     if warned:
         lines.append(clip(f"warnings at iter {warned['iter']}: " + "; ".join(warned["warnings"]), 200))
-    if st.get("pareto"):
-        lines.append(clip(f"pareto frontier: {len(st['pareto'])} kept result(s) (iters "
-                          f"{', '.join(str(p['iter']) for p in st['pareto'][-8:])}); `status --json` has them", 160))
+    if st.pareto:
+        lines.append(clip(f"pareto frontier: {len(st.pareto)} kept result(s) (iters "
+                          f"{', '.join(str(p['iter']) for p in st.pareto[-8:])}); `status --json` has them", 160))
     return lines
 
 
-def _status_tail(cfg, st: dict, facts: dict) -> list:
+def _status_tail(cfg, st: RunState, facts: dict) -> list:
     """Holdout, chained origin, instructions, the agent's spend, the last recovery, next."""
     lines = []
     held = holdout_line(facts.get("holdout"))
@@ -156,14 +157,14 @@ def _status_tail(cfg, st: dict, facts: dict) -> list:
         lines.append(clip(facts["origin"], _MAX_LINE))
     if cfg.instructions:
         lines.append("instructions: " + clip(cfg.instructions, 300))
-    agent_line = budget.status_line(st.get("agent"), facts.get("loop"))
+    agent_line = budget.status_line(st.agent, facts.get("loop"))
     if agent_line:
         lines.append(agent_line)
-    last = st.get("recovered") or {}
-    if not facts.get("notes") and last.get("notes") and st.get("iteration", -1) - last.get("iteration", -1) <= 5:
+    last = st.recovered or {}
+    if not facts.get("notes") and last.get("notes") and st.iteration - last.get("iteration", -1) <= 5:
         lines.append(clip(f"last recovery (#{last.get('count')}, {last.get('at')}, after iter {last.get('iteration')}): "
                           + "; ".join(last["notes"]), 240))
-    lines.append(next_line(st) if st.get("iteration", -1) >= 0 or st.get("stop") else "next: run `ratchet.py baseline`")
+    lines.append(next_line(st) if st.iteration >= 0 or st.stop else "next: run `ratchet.py baseline`")
     return lines
 
 

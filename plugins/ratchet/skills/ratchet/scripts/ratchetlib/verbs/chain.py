@@ -70,10 +70,10 @@ def chain(cwd: str, rationale: str, changes: dict) -> tuple:
     with Lock(parent.store, "chain"):
         recover.recover(parent)
     st, cfg = parent.state, parent.config
-    if not st.get("stop"):
+    if not st.stop:
         raise UsageError(f"run {cfg.run_id} is still going; a chain starts from a stopped run: "
                          f"`ratchet.py stop` it first (or let it reach a stop condition)")
-    if st.get("iteration", -1) < 0 or not st.get("incumbent_sha"):
+    if st.iteration < 0 or not st.incumbent_sha:
         raise UsageError(f"run {cfg.run_id} has no baseline, so no best to start from; use `init` instead")
     args = parent_flags(cfg)
     if "instructions" in changes or "instructions_file" in changes:
@@ -81,12 +81,12 @@ def chain(cwd: str, rationale: str, changes: dict) -> tuple:
     args.update(changes)
     grand = lineage.parent_of(parent.store.root)
     record = {"parent_run_id": cfg.run_id, "parent_branch": cfg.branch, "parent_start_commit": cfg.start_commit,
-              "start_commit": st["incumbent_sha"], "metric_name": cfg.metric_name, "direction": cfg.direction,
-              "baseline": st.get("baseline"), "best": st.get("best"), "best_iter": st.get("best_iter"),
-              "iterations": st.get("iteration"), "stop": st.get("stop"), "verified": st.get("verified"),
+              "start_commit": st.incumbent_sha, "metric_name": cfg.metric_name, "direction": cfg.direction,
+              "baseline": st.baseline, "best": st.best, "best_iter": st.best_iter,
+              "iterations": st.iteration, "stop": st.stop, "verified": st.verified,
               "rationale": rationale, "changed_flags": sorted(changes),
               "chain": list((grand or {}).get("chain") or []) + [cfg.run_id], "created": now_iso()}
-    start = {"sha": st["incumbent_sha"], "original_branch": cfg.original_branch, "parent": record}
+    start = {"sha": st.incumbent_sha, "original_branch": cfg.original_branch, "parent": record}
     run = session.init(cwd, args, start=start)
     return run, record
 

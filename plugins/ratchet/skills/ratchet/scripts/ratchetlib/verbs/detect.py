@@ -36,7 +36,7 @@ from ..core import sourcespec
 from ..core.errors import UsageError
 from .detect_code import code_facts, printed_metrics
 from .detect_names import direction_of, rank
-from .detect_scan import read_head, walk
+from .detect_scan import read_head, walk_tree
 from .detect_trackers import find_trackers
 
 FORMAT = 1
@@ -110,7 +110,7 @@ def detect(root: str) -> dict:
         except (ValueError, AttributeError):
             pass
     test_files = 0
-    for rel, _, names in walk(root):
+    for rel, _, names in walk_tree(root):
         test_files += sum(1 for n in names if re.match(r"(test_.*|.*_test)\.py$", n))
     setup_cfg = read_head(os.path.join(root, "setup.cfg"))
     pytest = {"configured": bool(pyproject.get("pytest_config") or "pytest.ini" in files or "conftest.py" in files

@@ -8,7 +8,7 @@ import os
 import re
 
 from .detect_names import BOOKKEEPING, direction_of, rank
-from .detect_scan import join, read_head, walk
+from .detect_scan import join, read_head, walk_tree
 
 _CODE_METRIC_WORDS = {"loss", "acc", "accuracy", "f1", "auc", "score", "throughput", "latency", "ppl",
                       "perplexity", "bpb", "mse", "mae", "rmse", "bleu", "rouge", "reward", "wer", "cer"}
@@ -23,7 +23,7 @@ _CODE_TRACKERS = (("wandb", re.compile(r"\bwandb\.init\(")),
 def code_facts(root: str) -> tuple:
     """(trackers the code uses, metric-looking string literals) from the Python sources."""
     uses, names = {}, set()
-    for rel, _, files in walk(root):
+    for rel, _, files in walk_tree(root):
         if rel and rel.split("/")[0] in ("tests", "test", "docs", "examples"):
             continue
         for name in files:
@@ -62,7 +62,7 @@ def printed_metrics(root: str) -> list:
     writes there, else stdout. Tests, docs and examples are skipped; each name
     keeps the first file it is seen in (sorted walk)."""
     found = {}
-    for rel, _, files in walk(root):
+    for rel, _, files in walk_tree(root):
         if rel and rel.split("/")[0] in ("tests", "test", "docs", "examples"):
             continue
         for name in files:

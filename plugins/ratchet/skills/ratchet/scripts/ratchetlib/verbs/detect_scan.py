@@ -14,7 +14,7 @@ SKIP_DIRS = {".git", ".ratchet", "node_modules", ".venv", "venv", "env", ".env",
              ".cache", ".ipynb_checkpoints", ".eggs"}
 
 
-def walk(root: str):
+def walk_tree(root: str):
     """(rel_dir, dirnames, filenames) in sorted order, bounded in depth and size."""
     seen = 0
     for here, dirs, files in os.walk(root):

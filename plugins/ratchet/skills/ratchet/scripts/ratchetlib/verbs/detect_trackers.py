@@ -11,7 +11,7 @@ from typing import Optional
 
 from ..measure import tfevents
 from .detect_names import BOOKKEEPING, rank
-from .detect_scan import READ_LIMIT, join, read_head, read_tail, walk
+from .detect_scan import READ_LIMIT, join, read_head, read_tail, walk_tree
 
 LOG_NAME = re.compile(r"(metric|log|result|history|eval|score|stat|progress|summary)", re.I)
 
@@ -106,7 +106,7 @@ def _wandb_keys(root: str, folder: str) -> list:
 def find_trackers(root: str) -> list:
     """Tracker files and folders present, each with the metric names seen in it."""
     found, tb_roots, hf_dirs, lightning = [], {}, set(), set()
-    for rel, dirs, files in walk(root):
+    for rel, dirs, files in walk_tree(root):
         parts = rel.split("/") if rel else []
         for d in dirs:
             if d in ("wandb", ".wandb") and "wandb" not in parts:
@@ -144,7 +144,7 @@ def find_trackers(root: str) -> list:
                     found.append(_tracker("json", path, keys))
     for folder in sorted(lightning):
         csvs = sorted((os.path.getmtime(os.path.join(root, folder, r, "metrics.csv")), r)
-                      for r, _, fs in walk(os.path.join(root, folder)) if "metrics.csv" in fs)
+                      for r, _, fs in walk_tree(os.path.join(root, folder)) if "metrics.csv" in fs)
         keys = _csv_keys(os.path.join(root, folder, csvs[-1][1], "metrics.csv")) if csvs else []
         found.append(_tracker("lightning", folder, keys or []))
     for top, files in sorted(tb_roots.items()):

@@ -95,8 +95,8 @@ def _ratchet_state(root: str, checks: list) -> Optional[dict]:
                             "stop them, then run `ratchet.py clean`"))
     cfg = store.read_config() if store.exists() else None
     if cfg is not None:
-        st = store.read_state() or {}
-        if not st.get("stop"):
+        st = store.read_state()
+        if st is None or not st.stop:
             checks.append(Check("earlier run", WARN, f"run {cfg.get('run_id')} is active on {cfg.get('branch')}",
                                 "`ratchet.py stop` it first if you mean to start over (init archives it)"))
     return cfg

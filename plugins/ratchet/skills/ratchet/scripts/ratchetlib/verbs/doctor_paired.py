@@ -5,7 +5,7 @@ The paired test holds false keeps at `--alpha` whatever the noise, so no
 `--min-improvement` is suggested to buy that (a margin the size of the noise
 turns real wins into reverts). What the noise does cost is power: doctor
 reports the smallest improvement the test detects (power 1 - `--beta`)
-within `--max-trials` pairs at the measured noise, `keep/paired.detectable`
+within `--max-trials` pairs at the measured noise, `core/power.detectable`
 (the same figure `baseline` prints after its calibration), and, when that
 misses the `--target`, the pair cap that would reach it. The mean rule keeps
 its own advice (doctor_runs._noise_checks)."""
@@ -14,19 +14,19 @@ import dataclasses
 import math
 from typing import Optional
 
+from ..core import power
 from ..core.effects import use_log_scale
 from ..core.errors import UsageError
 from ..core.noise import noise_estimate
 from ..core.sprt import MAX_SHARE
 from ..core.student_t import normal_quantile
-from ..keep import paired
 from .doctor_figures import OK, WARN, Check
 
 MAX_SUGGESTED_PAIRS = 100
 
 
 def _detectable_at(cfg, noise, base: float, pairs: int) -> Optional[float]:
-    return paired.detectable(dataclasses.replace(cfg, max_trials=pairs), noise, base)
+    return power.detectable(dataclasses.replace(cfg, max_trials=pairs), noise, base)
 
 
 def pairs_for_target(cfg, noise, base: float) -> Optional[int]:
@@ -35,7 +35,7 @@ def pairs_for_target(cfg, noise, base: float) -> Optional[int]:
     its largest share of alpha (a lower bound) and steps up by ~10%."""
     goal = cfg.target / 100.0
     try:
-        h0, h1 = paired.hypotheses(cfg, base, noise.log_scale)
+        h0, h1 = power.hypotheses(cfg, base, noise.log_scale)
     except UsageError:  # a margin the test cannot use: paired_noise_checks says so
         return None
     z = normal_quantile(1 - MAX_SHARE * cfg.alpha) + normal_quantile(1 - cfg.beta)
@@ -52,7 +52,7 @@ def paired_noise_checks(cfg, fig: dict, checks: list) -> None:
     """`detectable effect` and `false keeps` for the paired test, figures into `fig`."""
     scores, mean = fig["scores"], fig["mean"]
     noise = noise_estimate(scores, use_log_scale(scores))
-    d = paired.detectable(cfg, noise, mean)
+    d = power.detectable(cfg, noise, mean)
     target = cfg.target
     if d is None:
         checks.append(Check("detectable effect", WARN, "the paired test cannot use this run's margin and target",

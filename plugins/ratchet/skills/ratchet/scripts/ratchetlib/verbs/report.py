@@ -3,8 +3,8 @@ rendered by present/ (markdown, page), and the HTML file written safely.
 
 present/ is pure; this module is its edge. It reads config.json, state.json,
 every record of results.jsonl (the report is the one view that wants the
-whole history; `status` reads only a tail), `state["pareto"]`,
-`state["verified"]` when a `verify` step wrote one, and `.ratchet/holdout.json`.
+whole history; `status` reads only a tail), `state.pareto`,
+`state.verified` when a `verify` step wrote one, and `.ratchet/holdout.json`.
 
 The holdout is shown only once the run has stopped, as in `status`: an agent
 that asks for a report mid-run must not see the evaluation it is kept from
@@ -34,7 +34,7 @@ _WIN_KEYS = ("iter", "hypothesis", "description", "avg", "delta", "incumbent", "
 def holdout_for_report(run) -> Optional[dict]:
     """holdout.json in the shape figures.py reads, or None (no holdout, or hidden
     because the run is still going)."""
-    if not run.config.holdout_command or not run.state.get("stop"):
+    if not run.config.holdout_command or not run.state.stop:
         return None
     doc = load_holdout(run.store.root)
     if not doc:
@@ -49,8 +49,8 @@ def holdout_for_report(run) -> Optional[dict]:
 
 def inputs(run) -> dict:
     """Everything markdown.markdown / page.html take (as keywords), read from the run's files."""
-    return {"config": run.config.to_dict(), "state": dict(run.state), "records": run.store.records(),
-            "verified": run.state.get("verified"), "pareto": run.state.get("pareto"),
+    return {"config": run.config.to_dict(), "state": run.state.to_json(), "records": run.store.records(),
+            "verified": run.state.verified, "pareto": run.state.pareto,
             "holdout": holdout_for_report(run)}
 
 
@@ -82,7 +82,7 @@ def resolve_html_path(run, cwd: str, given: Optional[str]) -> str:
         raise UsageError(f"--html {given}: the folder {os.path.dirname(path)} does not exist")
     if os.path.lexists(path) and not _is_our_report(path):
         raise UsageError(f"--html {given}: {path} exists and is not a ratchet report; pick another file name")
-    if not run.state.get("stop") and _inside_tree_unignored(run.repo, path):
+    if not run.state.stop and _inside_tree_unignored(run.repo, path):
         raise UsageError(f"--html {given} is inside the repository while the run is active, so it would become part "
                          f"of the next candidate; use `--html` alone (writes {DEFAULT_HTML}) or a path outside "
                          f"the repository")

@@ -8,7 +8,7 @@ import time
 from typing import Optional
 
 from ..core import config as configmod
-from ..core import constraints, decision, faults, pareto, sourcespec
+from ..core import constraints, decision, faults, pareto, sourcespec, state
 from ..core.errors import UsageError
 from ..io import executor, unclean, githistory, gitpatch, carry, fresh, gitguard, gitops, harness, lineage, seal, workspace
 from ..io.store import Store, atomic_write, now_iso
@@ -16,14 +16,6 @@ from ..io.store_lock import Lock
 from ..learn import learning
 from ..measure import capture, guard, holdout, trial
 from ..keep import candidate, finish, integrity, paired, recheck, recover, strategy
-
-
-def _initial_state(cfg: configmod.Config, repo: str) -> dict:
-    return {"run_id": cfg.run_id, "iteration": -1, "incumbent_sha": cfg.start_commit,
-            "incumbent_score": None, "baseline": None, "best": None, "best_iter": None,
-            "last_score": None, "since_keep": 0, "consecutive_crashes": 0,
-            "counts": {}, "stop": None, "untracked_before": gitops.untracked(repo),
-            "ignored_before": gitops.ignored(repo)}
 
 
 def _start_point(repo: str, args: dict, start: Optional[dict]) -> tuple:
@@ -89,11 +81,10 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> workspace.Run:
             githistory.create_branch(repo, branch, head)
             store.write_current({"iter": -1, "phase": "init", "branch": branch, "original_branch": original})
         store.write_config(cfg.to_dict())
-        state = _initial_state(cfg, repo)
-        state["archived"] = archived
-        state["harness"] = pinned
-        store.write_state(state)
-        run = workspace.Run(repo, store, cfg, state)
+        st = state.new_run(cfg.run_id, cfg.start_commit, gitops.untracked(repo), gitops.ignored(repo),
+                           archived=archived, harness=pinned)
+        store.write_state(st)
+        run = workspace.Run(repo, store, cfg, st)
         learning.start(run)
         faults.point("init-config")
         if branch is not None:
@@ -110,9 +101,9 @@ def pin_exclude(cfg: configmod.Config) -> list:
 
 
 def _require_active(run: workspace.Run, baseline_done: bool = True) -> None:
-    if run.state.get("stop"):
-        raise UsageError(f"the run has stopped ({run.state['stop']}); start a new one with `init`")
-    if baseline_done and run.state.get("iteration", -1) < 0:
+    if run.state.stop:
+        raise UsageError(f"the run has stopped ({run.state.stop}); start a new one with `init`")
+    if baseline_done and run.state.iteration < 0:
         raise UsageError("no baseline yet; run `ratchet.py baseline` first")
     branch, want = gitops.current_branch(run.repo), run.config.branch
     if want and branch != want:  # a keep would commit onto the user's branch
@@ -124,7 +115,7 @@ def baseline(cwd: str) -> tuple:
     run = workspace.open_run(cwd)
     with Lock(run.store, "baseline"):
         notes = recover.recover(run)
-        if run.state.get("iteration", -1) >= 0:
+        if run.state.iteration >= 0:
             raise UsageError("the baseline is already recorded (iteration 0); continue with `iterate`")
         _require_active(run, baseline_done=False)
         changed = harness.verify(run.repo, run.store.root)
@@ -150,7 +141,7 @@ def baseline(cwd: str) -> tuple:
             extra.update(paired.calibration([t["score"] for t in trials]))
         avg = decision.mean(t["score"] for t in trials)
         v = decision.Verdict(decision.BASELINE, avg, None, f"baseline: mean of {len(trials)} trial(s)")
-        extra.update(kept=True, sha=run.state["incumbent_sha"])  # the start commit is the first incumbent
+        extra.update(kept=True, sha=run.state.incumbent_sha)  # the start commit is the first incumbent
         rec = finish.settle(run, cur, v, trials, extra, candidate.Candidate((), (), (), ()))
     return run, rec, notes
 
@@ -195,7 +186,7 @@ def run_holdout(cwd: str) -> workspace.Run:
         raise UsageError("this run has no holdout; give --holdout-command CMD to `init` to have one")
     with Lock(run.store, "holdout"):
         recover.recover(run)
-        if run.state.get("iteration", -1) < 0:
+        if run.state.iteration < 0:
             raise UsageError("no baseline yet; run `ratchet.py baseline` first")
         run.holdout = holdout.run(run.config, run.repo, run.store.root, run.state)
     return run
@@ -225,7 +216,7 @@ def step(run: workspace.Run, hypothesis: str, description: str = "", critic: Opt
     the bandit arm the prompt asked for (`arm`).
     """
     _require_active(run)
-    it = run.state["iteration"] + 1
+    it = run.state.iteration + 1
     stale = run.store.read_current()
     if stale and stale.get("phase") == "measuring" and notes is not None:
         notes.append(f"discarded {len(stale.get('trials', []))} unfinished trial(s) of iteration {stale['iter']}; measuring again")
@@ -268,16 +259,14 @@ def verify(cwd: str, pairs: Optional[int] = None) -> tuple:
     run = workspace.open_run(cwd)
     with Lock(run.store, "verify"):
         notes = recover.recover(run)
-        if run.state.get("iteration", -1) < 0:
+        if run.state.iteration < 0:
             raise UsageError("no baseline yet; run `ratchet.py baseline` first")
         cur = run.store.read_current()
         if cur and cur.get("phase") == "measuring" and cur.get("trials"):
             raise UsageError("an iteration is being measured (run-trial); decide it first")
-        verified = recheck.verify(run, pairs)
+        verified = recheck.remeasure(run, pairs)
         if verified:
-            st = {**run.state, "verified": verified}
-            run.store.write_state(st)
-            run.state = st
+            run.save(state.with_verified(run.state, verified))
     return run, verified, notes
 
 
@@ -287,7 +276,7 @@ def run_one(cwd: str) -> tuple:
     with Lock(run.store, "run-trial"):
         notes = recover.recover(run)
         _require_active(run)
-        it = run.state["iteration"] + 1
+        it = run.state.iteration + 1
         cur = run.store.read_current()
         if not cur or cur.get("iter") != it or cur.get("phase") != "measuring":
             cur = {"iter": it, "phase": "measuring", "started": now_iso(), "t0": time.time(), "trials": []}
@@ -366,9 +355,9 @@ def stop(cwd: str) -> tuple:
         if left:
             unclean.write(run.store, "jobs of the run that `stop` could not cancel", left)
             notes.append(f"{len(left)} job(s) could not be cancelled ({left[0]['cmd']}); see .ratchet/UNCLEAN")
-        cand = candidate.candidate(run) if run.state.get("iteration", -1) >= 0 else None
+        cand = candidate.candidate(run) if run.state.iteration >= 0 else None
         if cand and cand.paths:
-            it = run.state["iteration"] + 1
+            it = run.state.iteration + 1
             patch = run.store.path("patches", f"iter-{it:04d}-unfinished.patch")
             atomic_write(patch, gitpatch.diff_patch(run.repo, list(cand.tracked), list(cand.new)).encode("utf-8", "surrogateescape"))
             faults.point("stop-saved")
@@ -387,10 +376,7 @@ def stop(cwd: str) -> tuple:
             lost = gitguard.restore(run.repo, run.store.root, moved)
             notes.append(f"restored git's configuration changed since init: {candidate.listing(moved)}"
                          + (f"; could not restore {', '.join(lost[:3])}" if lost else ""))
-        st = dict(run.state)
-        st["stop"] = st.get("stop") or "stopped by user"
-        run.store.write_state(st)
-        run.state = st
+        run.save(state.stopped(run.state, "stopped by user"))
         finish.verify_when_due(run)
         learning.write_program(run, run.state)
         finish.holdout_at_stop(run)

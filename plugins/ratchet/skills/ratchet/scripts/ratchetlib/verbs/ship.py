@@ -115,9 +115,9 @@ def plan(run) -> Plan:
     repo = run.repo
     segments = _segments(run)
     base = segments[0][1].start_commit
-    best = run.state.get("incumbent_sha") or run.config.start_commit
+    best = run.state.incumbent_sha or run.config.start_commit
     start_value = next((r.get("avg") for r in segments[0][2] if r.get("decision") == "baseline"),
-                       run.state.get("baseline"))
+                       run.state.baseline)
     keeps, prev = [], base
     for run_id, cfg, records in segments:
         for rec in records:
@@ -125,7 +125,7 @@ def plan(run) -> Plan:
                 keeps.append((run_id, cfg, rec))
     if not keeps or best == base:
         raise UsageError("no change was kept in this run, so there is nothing to finalize or diff"
-                         + (" (the run has no baseline yet)" if run.state.get("iteration", -1) < 0 else ""))
+                         + (" (the run has no baseline yet)" if run.state.iteration < 0 else ""))
     if keeps[-1][2]["sha"] != best:
         raise RatchetError(f"the last kept record (iteration {keeps[-1][2]['iter']}) is not the run's incumbent "
                            f"{best[:10]}; run `ratchet.py status` to let ratchet recover first")
@@ -207,14 +207,14 @@ def _gain_subject(cfg, start, best) -> str:
 
 def _single_message(run, p: Plan) -> str:
     cfg, st = run.config, run.state
-    best = st.get("incumbent_score")
+    best = st.incumbent_score
     lines = [_gain_subject(cfg, p.start_value, best), ""]
-    verified = st.get("verified")
+    verified = st.verified
     lines.append(f"{cfg.metric_name} ({'lower' if cfg.direction == 'min' else 'higher'} is better): start "
                  f"{figures.fmt(p.start_value)}, best {figures.fmt(best)}.")
     lines.append(f"Verified gain (paired re-run): {figures.verified_text(verified)}." if figures.gain_text(verified)
                  else f"Not verified by a paired re-run: each figure is the mean of {cfg.trials} trial(s).")
-    held = load_holdout(run.store.root) if cfg.holdout_command and st.get("stop") else None
+    held = load_holdout(run.store.root) if cfg.holdout_command and st.stop else None
     if held and held.get("summary"):
         lines.append(f"Holdout: {held['summary']}.")
     lines += ["", f"Kept changes ({len(p.keeps)}):"]
@@ -290,7 +290,7 @@ def finalize(cwd: str, branch: Optional[str] = None, split: bool = False) -> dic
         gitops.git(repo, "update-ref", "-m", "ratchet finalize", f"refs/heads/{name}", parent, "")
     return {"branch": name, "base": p.base, "best": p.best, "tree": p.best_tree, "commits": commits,
             "split": split, "paths": p.paths, "skipped": p.skipped, "next": next_commands(run, name, parent),
-            "stopped": bool(run.state.get("stop")), "not_committed": not_committed(repo, p)}
+            "stopped": bool(run.state.stop), "not_committed": not_committed(repo, p)}
 
 
 def not_committed(repo: str, p: Plan) -> list:

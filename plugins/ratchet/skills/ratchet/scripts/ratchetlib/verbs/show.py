@@ -4,7 +4,7 @@ the run, then rendered by present/views.py (which reads no file).
 The verdict renders from the learning snapshot `learning.persist` made while
 recording the iteration (`run.learned`), so printing it does not read
 bandit.json and ideas.json again; only a verdict with no fresh record falls
-back to reading them. `status` reads them once (`learning.snapshot`, shared
+back to reading them. `status` reads them once (`learning.facts`, shared
 with its --json), and the holdout, a chained run's origin and loop.json.
 """
 
@@ -21,14 +21,14 @@ from ..present import views
 def _verified(run) -> Optional[str]:
     """The verified-gain line of the run's state, or None."""
     st = run.state
-    return recheck.verified_line(st.get("verified"), run.config.direction, st.get("log_scale", True))
+    return recheck.verified_line(st.verified, run.config.direction, st.log_scale)
 
 
 def verdict(run, rec: dict, notes: list) -> str:
     """The answer to `iterate`, `decide`, `run-trial` and `resume`."""
     snap = run.learned
     if snap is None or snap.get("record_iter") != rec.get("iter"):
-        snap = learning.snapshot(run, rec=rec)
+        snap = learning.facts(run, rec=rec)
     return views.verdict_text(run.config, run.state, rec, notes, learned=learning.verdict_lines(run.state, rec, snap),
                          verified=_verified(run), verify_error=run.verify_error,
                          holdout_ran=bool(run.holdout))
@@ -44,7 +44,7 @@ def holdout_view(run) -> Optional[dict]:
     if not run.config.holdout_command:
         return None
     doc = holdout.load(run.store.root)
-    if run.state.get("stop"):
+    if run.state.stop:
         return doc or {"summary": "not run yet; run `ratchet.py holdout`"}
     return {"measured": doc is not None, "summary": "hidden until the run stops"}
 

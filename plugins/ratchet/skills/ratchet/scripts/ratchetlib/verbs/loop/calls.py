@@ -30,7 +30,7 @@ class Options:
     parallel: int = 1
 
 
-def options(saved: Optional[dict], given: dict) -> Options:
+def loop_options(saved: Optional[dict], given: dict) -> Options:
     """The loop's settings: flags given now over those saved by an earlier
     `loop` of the same run (so `ratchet.py loop` alone resumes). UsageError
     names the first bad value."""

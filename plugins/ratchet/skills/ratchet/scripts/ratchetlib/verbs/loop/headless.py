@@ -34,10 +34,10 @@ from typing import Optional
 
 from . import parallel
 from .. import show
-from .calls import AgentCall, Options, failure, options  # noqa: F401 (Options, options: the loop's API)
-from ...core import budget, decision, term
+from .calls import AgentCall, Options, failure, loop_options  # noqa: F401 (Options, loop_options: the loop's API)
+from ...core import budget, decision, state, term
 from ...core.text import clip, num
-from ...io import gitops, runner, unclean
+from ...io import gitops, procs, unclean
 from ...io import workspace
 from ...keep import finish, recover
 from ...verbs import session
@@ -62,7 +62,7 @@ class Loop:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
     def budget_out(self) -> Optional[str]:
-        why = budget.exhausted(self.run.state.get("agent"), self.opts.max_agent_cost_usd, self.opts.max_agent_tokens)
+        why = budget.exhausted(self.run.state.agent, self.opts.max_agent_cost_usd, self.opts.max_agent_tokens)
         if why is None and self.deadline is not None and self.remaining() <= 0:
             why = f"wall-clock budget reached ({self.opts.max_wall_seconds:g}s)"
         return why
@@ -80,12 +80,9 @@ class Loop:
         Untracked files that appeared since the last decision (a log a
         wrapper writes, a cache) are not the agent's: they join
         `untracked_before`, so they are never committed or deleted."""
-        st = self.run.state
         now = gitops.untracked(self.run.repo)
-        if set(now) - set(st.get("untracked_before") or ()):
-            st = {**st, "untracked_before": sorted(set(now) | set(st.get("untracked_before") or ()))}
-            self.run.store.write_state(st)
-            self.run.state = st
+        if set(now) - set(self.run.state.untracked_before):
+            self.run.save(state.with_untracked(self.run.state, now))
         cur = {"iter": it, "phase": "agent", "started": now_iso(), "t0": t0, "trials": [], "markers": markers,
                "hypothesis": "", "description": "", **(extra or {})}
         self.run.store.write_current(cur)
@@ -94,7 +91,7 @@ class Loop:
     def iteration(self) -> tuple:
         """One agent call, then measure and decide: (record, paused reason)."""
         run = self.run
-        it = run.state["iteration"] + 1
+        it = run.state.iteration + 1
         t0 = time.time()
         call = AgentCall(run, self.opts, it, run.repo, arm=learning.loop_arms(run)[0])
         cur = self.begin(it, t0, [call.marker], {"arm": call.arm})
@@ -123,13 +120,13 @@ class Loop:
         """Iterate until a stop condition or a budget: (exit code, reason)."""
         run = self.run
         while True:
-            if run.state.get("stop"):
-                return FINISHED, run.state["stop"]
+            if run.state.stop:
+                return FINISHED, run.state.stop
             why = self.budget_out()
             if why:
                 return PAUSED, why
             cur = run.store.read_current()
-            if cur and cur.get("phase") == "measuring" and cur.get("iter") == run.state["iteration"] + 1:
+            if cur and cur.get("phase") == "measuring" and cur.get("iter") == run.state.iteration + 1:
                 rec, paused = self.resume_measuring(cur), None
             elif self.opts.parallel > 1:
                 rec, paused = parallel.run_round(self)
@@ -151,12 +148,12 @@ class Loop:
         if not cur:
             return
         if cur.get("phase") == "agent":  # an agent whose start the signal interrupted is not in self.calls
-            runner.kill_marked(cur.get("markers") or [])
+            procs.kill_marked(cur.get("markers") or [])
         if cur.get("phase") == "decided":
             for n in recover.recover(run):
                 self.out(f"loop: {n}")
             return
-        if cur.get("iter") != run.state.get("iteration", -1) + 1:
+        if cur.get("iter") != run.state.iteration + 1:
             return
         where = ("while the agent worked" if cur.get("phase") == "agent"
                  else f"during trial {len(cur.get('trials') or []) + 1}")
@@ -224,7 +221,7 @@ def _open(cwd: str, init_flags: Optional[dict], out):
         run = workspace.open_run(cwd)
         if init_flags:
             out(f"loop: continuing run {run.config.run_id}; the init flags only start a new run and were not used")
-    if run.state.get("iteration", -1) < 0 and not run.state.get("stop"):
+    if run.state.iteration < 0 and not run.state.stop:
         run, rec, notes = session.baseline(cwd)
         out(show.baseline_verdict(run, rec, notes).replace("next: continue", "").strip())
     return run
@@ -235,26 +232,26 @@ def main(cwd: str, given: dict, init_flags: Optional[dict] = None, out=None) -> 
     and signals after cleaning up (see the module docstring)."""
     out = out or (lambda line: print(term.printable(line), flush=True))
     store = Store(gitops.find_root(cwd))
-    opts = options(store.read_loop() if store.exists() else None, given)
+    opts = loop_options(store.read_loop() if store.exists() else None, given)
     run = _open(cwd, init_flags, out)
     with Lock(run.store, "loop"):
         for n in recover.recover(run):
             out(f"recovered: {n}")
-        if run.state.get("stop"):
-            out(f"loop: run {run.config.run_id} is over ({run.state['stop']}); "
+        if run.state.stop:
+            out(f"loop: run {run.config.run_id} is over ({run.state.stop}); "
                 f"`ratchet.py status` for the result, `init` to start a new run")
             return FINISHED
         unclean.refuse_if_marked(run.store)  # before an agent spends anything on an iteration no trial could measure
         if not run.store.read_current():
             head = gitops.head_sha(run.repo)
-            if head != run.state["incumbent_sha"] or gitops.tracked_changes(run.repo):
+            if head != run.state.incumbent_sha or gitops.tracked_changes(run.repo):
                 raise UsageError("the working tree is not the incumbent (uncommitted changes or a new commit); "
                                  "measure it with `ratchet.py iterate --hypothesis ...` or undo it, then run `loop`")
         info = {**dataclasses.asdict(opts), "status": "running", "reason": None, "pid": os.getpid(),
                 "host": socket.gethostname(), "started": now_iso(), "ended": None}
         run.store.write_loop(info)
         loop = Loop(run, opts, out)
-        out(f"loop: run {run.config.run_id}, iteration {run.state['iteration'] + 1}, agent: "
+        out(f"loop: run {run.config.run_id}, iteration {run.state.iteration + 1}, agent: "
             f"{clip(opts.agent_command, 100)}" + (f" ×{opts.parallel}" if opts.parallel > 1 else ""))
         try:
             code, reason = loop.go()
@@ -277,7 +274,7 @@ def main(cwd: str, given: dict, init_flags: Optional[dict] = None, out=None) -> 
             parallel.remove_worktrees(run)
         status = "finished" if code == FINISHED else "paused"
         run.store.write_loop({**info, "status": status, "reason": reason, "ended": now_iso()})
-    line = budget.status_line(run.state.get("agent"), None)
+    line = budget.status_line(run.state.agent, None)
     out(f"loop: {'run over' if code == FINISHED else 'paused'}: {reason}" + (f" · {line}" if line else "")
         + ("" if code == FINISHED else "; run `ratchet.py loop` with a larger budget to continue"))
     return code

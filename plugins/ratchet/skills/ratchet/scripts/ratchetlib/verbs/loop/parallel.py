@@ -113,8 +113,8 @@ def _propose(loop) -> tuple:
     agents' timeout, whether the wall clock set it)."""
     run, opts = loop.run, loop.opts
     n = opts.parallel
-    it = run.state["iteration"] + 1
-    sha = run.state["incumbent_sha"]
+    it = run.state.iteration + 1
+    sha = run.state.incumbent_sha
     t0 = time.time()
     arms = learning.loop_arms(run, n)
     calls = [AgentCall(run, opts, it, worktree(run, k, sha), (k, n), arms[k - 1]) for k in range(1, n + 1)]

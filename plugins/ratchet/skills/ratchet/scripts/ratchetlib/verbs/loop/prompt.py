@@ -22,6 +22,7 @@ from typing import Optional
 from ...core import decision, paths
 from ...core.text import clip, num
 from ...io import gitops
+from ...core.state import RunState
 
 SKILL_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 4))
 """The skill's folder (scripts/ratchetlib/verbs/loop/ is four levels below it)."""
@@ -62,7 +63,7 @@ def recent_line(r: dict) -> str:
     return f"{head}: {text}"
 
 
-def _goal_and_paths(cfg, st: dict) -> list:
+def _goal_and_paths(cfg, st: RunState) -> list:
     """The prompt's Goal and Paths sections: what is measured and how it is
     decided, where the agent may write, and what a protected edit costs."""
     source = {"stdout": "its stdout", "stderr": "its stderr"}.get(cfg.report_source, f"the file `{cfg.report_source}`")
@@ -71,8 +72,8 @@ def _goal_and_paths(cfg, st: dict) -> list:
         f"{'Maximize' if cfg.direction == 'max' else 'Minimize'} `{cfg.metric_name}` as printed by "
         f"`{cfg.run_command}` (read from {source}); {cfg.trials} trial(s) per candidate; a change is kept "
         f"when its mean beats the incumbent by more than {cfg.min_improvement}.",
-        f"Baseline {num(st.get('baseline'))}; incumbent {num(st.get('incumbent_score'))}; "
-        f"best {num(st.get('best'))} (iter {st.get('best_iter')}).",
+        f"Baseline {num(st.baseline)}; incumbent {num(st.incumbent_score)}; "
+        f"best {num(st.best)} (iter {st.best_iter}).",
         " · ".join(decision.progress(st, cfg)),
         "", "## Paths",
         f"- editable: {_paths(list(cfg.editable), 'every path that is not protected')}",
@@ -88,7 +89,7 @@ def _goal_and_paths(cfg, st: dict) -> list:
     ]
 
 
-def render(config, state: dict, iteration: int, *, integrity: str, diff: str, recent: list,
+def render(config, state: RunState, iteration: int, *, integrity: str, diff: str, recent: list,
            program: Optional[str] = None, extra=(), slot: Optional[tuple] = None) -> str:
     """The prompt text. `config` is a Config; `slot` is (k, n) with --parallel."""
     cfg, st = config, state
@@ -143,7 +144,7 @@ def incumbent_diff(run, limit: int = MAX_DIFF_BYTES) -> str:
     git call here.
     """
     cfg, st = run.config, run.state
-    start, inc = cfg.start_commit, st.get("incumbent_sha")
+    start, inc = cfg.start_commit, st.incumbent_sha
     if not inc or inc == start:
         return ""
     return _diff(run.repo, start, inc, tuple(cfg.editable), tuple(cfg.protect), limit)

@@ -1,7 +1,7 @@
 """Graduated escalation: the longer nothing is kept, the bigger the change of tactics.
 
-A pure state machine over consecutive non-keeps. The caller persists the
-state dict in state.json (key "escalation") so a restart or a new session
+A pure state machine over consecutive non-keeps, folded into the run state
+by `state.apply_record` (RunState.escalation in state.json) so a restart or a new session
 continues at the same level instead of starting over at NORMAL.
 
     NORMAL --(refine non-keeps in a row)--> REFINE
@@ -17,8 +17,8 @@ timeout, invalid and no-change all mean the current tactic did not pay.
 State shape: {"level": "NORMAL", "streak": 0, "pivots": 0, "stop": null}
 """
 
-from ..core.steering import ESCALATION_DEFAULTS
-from ..core.errors import UsageError
+from .errors import UsageError
+from .steering import ESCALATION_DEFAULTS
 
 LEVELS = ("NORMAL", "REFINE", "PIVOT", "SEARCH", "HALT")
 
@@ -65,11 +65,11 @@ def _level(streak, pivots, counts):
     return "NORMAL"
 
 
-def step(esc, kept, config):
+def advance(esc, kept, config):
     """The state after one finished iteration (kept or not); a new dict.
 
     Call once per non-baseline decision, after the record is written. When the
-    result is HALT, its "stop" holds the reason for state["stop"].
+    result is HALT, its "stop" holds the reason for state.stop.
     """
     counts = settings(config)
     if kept:
