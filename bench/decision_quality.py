@@ -13,6 +13,12 @@ effect +e% makes the code 1+e/100 times faster. Machines (CV = run-to-run noise)
   drift   normal noise times a slowly wandering machine speed: an
           Ornstein-Uhlenbeck walk in log speed, stationary sd 3%, correlation
           time 300 runs (a few tenths of a percent between consecutive runs)
+  bimodal normal noise on a machine with two states 10% apart (turbo on or
+          off, a noisy neighbour) that switches state after 5% of runs (every
+          20 runs on average): a pair that straddles a switch is 10% off
+  tails   very heavy tails: time * exp(CV * t(2)), a Student t with 2 degrees
+          of freedom (infinite variance: a 5x-CV run in every 25 or so),
+          clamped at e^5 (148x) either way
 
 Rules:
   ratchet   paired, interleaved runs (AB, BA, ...) of incumbent and candidate;
@@ -20,9 +26,16 @@ Rules:
             h1 = +2%, alpha 0.05, beta 0.2, 2..10 pairs, noise prior from 5
             calibration runs of the start commit (refined by update_noise in
             the loop); everything else is sprt_decide's own (mixture H1,
-            outlier handling, the t-test at the cap, the alpha split)
+            outlier handling, the t-test at the cap, the alpha split, the
+            revert of a clear loss after one pair)
   sprt-only the same with final_test=False: undecided at the cap reverts and
             Wald's bounds get all of alpha (the lead's first sketch)
+  wald      the textbook yardstick for runs per decision: Wald's SPRT of
+            effect 0 against +2% with the calibrated sigma taken as known,
+            the same alpha, beta, 2..10 pairs, a revert when undecided at
+            the cap, and the pair sigma known exactly (sqrt(2) * CV, no
+            calibration: the ideal the others are measured against; rates
+            only, no loops)
   naive-1   one candidate run vs the stored score of the incumbent, kept if
             strictly better
   naive-3   mean of 3 runs vs the stored mean of 3, kept if strictly better
@@ -93,14 +106,15 @@ from ratchetlib.core.noise import Noise, noise_estimate, update_noise  # noqa: E
 from ratchetlib.core.sprt import SequentialVerdict, detectable_effect, sprt_decide  # noqa: E402
 
 NOISES = (0.01, 0.05, 0.15)
-KINDS = ("normal", "heavy", "drift")
+KINDS = ("normal", "heavy", "drift", "bimodal", "tails")
 EFFECTS = (-5.0, -2.0, 0.0, 2.0, 5.0, 10.0)
-RULES = ("ratchet", "sprt-only", "naive-1", "naive-3", "naive-5")
+RULES = ("ratchet", "sprt-only", "wald", "naive-1", "naive-3", "naive-5")
 NAIVE = {"naive-1": (1, 0.0), "naive-3": (3, 0.0), "naive-5": (5, 1.0)}
 
 BASE_TIME = 1.0
 OUTLIER_P, OUTLIER_X = 0.03, 3.0
 DRIFT_SD, DRIFT_TAU = 0.03, 300.0
+STATES_APART, STATE_SWITCH_P = 0.10, 0.05
 CALIBRATION_RUNS = 5
 STALE_ITERATIONS = 10
 VERIFY_PAIRS = 10
@@ -118,6 +132,7 @@ class Machine:
         self.rho = math.exp(-1.0 / DRIFT_TAU)
         self.step = DRIFT_SD * math.sqrt(1.0 - self.rho ** 2)
         self.drift = rng.gauss(0.0, DRIFT_SD) if kind == "drift" else 0.0
+        self.slow = kind == "bimodal" and rng.random() < 0.5
 
     def advance(self, runs: int) -> None:
         """Let time pass (runs of other work) without measuring anything."""
@@ -133,6 +148,12 @@ class Machine:
             if self.rng.random() < OUTLIER_P:
                 value *= OUTLIER_X
             return value
+        if self.kind == "tails":  # t(2) = N(0,1) / sqrt(chi2(2) / 2), chi2(2) = Exp(mean 2); at most e^5 off
+            t2 = g / math.sqrt(max(self.rng.expovariate(0.5), 1e-300) / 2.0)
+            return true_time * math.exp(max(-5.0, min(5.0, self.cv * t2)))
+        if self.kind == "bimodal":
+            self.slow ^= self.rng.random() < STATE_SWITCH_P
+            true_time *= 1.0 + STATES_APART if self.slow else 1.0
         value = true_time * max(1e-6, 1.0 + self.cv * g)
         return value * math.exp(self.drift)
 
@@ -169,6 +190,20 @@ def decide_paired(machine: Machine, inc_time: float, cand_time: float, noise: No
             return verdict, 2 * len(effects), effects
 
 
+def decide_wald(machine: Machine, inc_time: float, cand_time: float) -> tuple[bool, int]:
+    """Wald's SPRT with the pair sigma known exactly: the runs-per-decision yardstick."""
+    h1 = math.log1p(TARGET_PCT / 100.0)
+    sigma = math.sqrt(2.0) * machine.cv
+    lo, hi = math.log(PAIRED["beta"] / (1 - PAIRED["alpha"])), math.log((1 - PAIRED["beta"]) / PAIRED["alpha"])
+    total = 0.0
+    for n in range(1, PAIRED["max_pairs"] + 1):
+        total += one_pair(machine, inc_time, cand_time, n)
+        llr = (h1 * total - n * h1 * h1 / 2.0) / sigma ** 2
+        if n >= PAIRED["min_pairs"] and (llr >= hi or llr <= lo):
+            return llr >= hi, 2 * n
+    return False, 2 * PAIRED["max_pairs"]
+
+
 NAIVE_CONFIGS = {rule: config.Config(run_command="simulated", direction="min", metric_name="time",
                                      trials=k, min_improvement=config.Margin(margin, True))
                  for rule, (k, margin) in NAIVE.items()}
@@ -202,6 +237,9 @@ def rates_task(args):
             machine.advance(STALE_ITERATIONS * k)
             keep, _ = decide_naive(machine, stored, cand_time, rule)
             used = k
+        elif rule == "wald":
+            machine.advance(CALIBRATION_RUNS + STALE_ITERATIONS * 4)
+            keep, used = decide_wald(machine, inc_time, cand_time)
         else:
             noise = calibrate(machine, inc_time)
             machine.advance(STALE_ITERATIONS * 4)
@@ -367,7 +405,9 @@ def headline_table(rows: dict) -> list:
 def describe(cv: float, kind: str) -> str:
     machine = {"normal": "normal noise",
                "heavy": f"heavy-tailed (log-normal + {OUTLIER_P:.0%} of runs {OUTLIER_X:g}x slow)",
-               "drift": f"drifting machine (OU walk, sd {DRIFT_SD:.0%}, tau {DRIFT_TAU:g} runs)"}[kind]
+               "drift": f"drifting machine (OU walk, sd {DRIFT_SD:.0%}, tau {DRIFT_TAU:g} runs)",
+               "bimodal": f"two machine states {STATES_APART:.0%} apart, switching after {STATE_SWITCH_P:.0%} of runs",
+               "tails": "very heavy tails (log-t, 2 df)"}[kind]
     return f"noise CV {cv:.0%}, {machine}"
 
 
@@ -400,8 +440,8 @@ def main() -> int:
                     # sprt-only is there to show what the cap test adds: fewer repetitions do
                     rate_jobs.append((cv, kind, rule, effect, reps // 2 if rule == "sprt-only" else reps,
                                       args.seed + 1000003 * i + 10007 * j + 101 * k + 7 * r))
-                # sprt-only is there to show what the cap test adds: fewer loops do
-                for l in range(loops_at[cv] // 3 if rule == "sprt-only" else loops_at[cv]):
+                # sprt-only is there to show what the cap test adds: fewer loops do; wald has none
+                for l in range(0 if rule == "wald" else loops_at[cv] // 3 if rule == "sprt-only" else loops_at[cv]):
                     # the same proposals and machine seed for every rule: a paired comparison of rules
                     loop_jobs.append((cv, kind, rule, args.seed + 100003 * i + 1009 * j + l))
     with Pool(max(1, args.jobs)) as pool:
@@ -429,12 +469,17 @@ def main() -> int:
             print(f"   (pair sigma about {sigma_pair:.1%}; detectable_effect within {PAIRED['max_pairs']} pairs: "
                   f"+{detectable:.1f}%)")
             print(header)
-            trues = {}
+            trues, runs_of = {}, {}
             for rule in RULES:
                 cells = {e: rates[(cv, kind, rule, e)] for e in EFFECTS}
                 keep = {e: cells[e][0] for e in EFFECTS}
                 mean_runs = statistics.fmean(cells[e][1] for e in EFFECTS)
-                rows = loop[(cv, kind, rule)]
+                rows = loop.get((cv, kind, rule))
+                runs_of[rule] = mean_runs
+                if not rows:  # a yardstick without loops (wald)
+                    print(f"{rule:<10} {keep[-5.0]:>8.1%} {keep[-2.0]:>8.1%} {keep[0.0]:>7.1%} "
+                          f"{1 - keep[2.0]:>8.1%} {1 - keep[5.0]:>8.1%} {1 - keep[10.0]:>9.1%} {mean_runs:>8.1f} |")
+                    continue
                 true = statistics.fmean(r[0] for r in rows)
                 believed = statistics.fmean(r[1][0] for r in rows)
                 gaps = [statistics.fmean(rep - r[0] for rep in r[1]) for r in rows]
@@ -460,7 +505,14 @@ def main() -> int:
                     if cv == 0.01:
                         checks.append((f"{name}: misses at +5% <= 5%", 1 - keep[5.0] <= 0.05, f"{1 - keep[5.0]:.1%}"))
                         checks.append((f"{name}: misses at +2% <= 20%", 1 - keep[2.0] <= 0.20, f"{1 - keep[2.0]:.1%}"))
-                        checks.append((f"{name}: <= 6 runs per decision", mean_runs <= 6.0, f"{mean_runs:.2f}"))
+                        most = 7.0 if kind in ("bimodal", "tails") else 6.0
+                        checks.append((f"{name}: <= {most:g} runs per decision", mean_runs <= most,
+                                       f"{mean_runs:.2f} ({' '.join(f'{cells[e][1]:.1f}' for e in EFFECTS)} "
+                                       f"at {' '.join(f'{e:+g}%' for e in EFFECTS)})"))
+            if cv == 0.01 and kind == "normal":
+                ratio = runs_of["ratchet"] / runs_of["wald"]
+                checks.append((f"{describe(cv, kind)}: runs per decision within 1.3x of Wald's SPRT", ratio <= 1.3,
+                               f"{runs_of['ratchet']:.2f} vs {runs_of['wald']:.2f}: {ratio:.2f}x"))
             if cv == 0.05:
                 best = max(NAIVE, key=lambda r: trues[r])
                 ratio = trues["ratchet"] / trues[best] if trues[best] > 0 else math.inf

@@ -73,8 +73,9 @@ class DoctorTest(RepoTest):
         self.assertTrue(out.rstrip().splitlines()[-1].startswith("doctor: 0 fail, 1 warn: ready for `init`"))
 
     def test_noisy_benchmark(self):
+        # the mean rule's own advice (the paired default's: test_paired_default_advises_no_margin)
         data, c = self.doctor(*flags("noisy.py", "--trials", "2", "--runs", "5", "--trial-timeout-seconds", "30",
-                                     "--protect", "noisy.py"))
+                                     "--protect", "noisy.py", "--decision", "mean"))
         self.assertTrue(data["ok"])   # noise warns, it does not fail
         m = data["measurement"]
         self.assertEqual(m["scores"], [100.0, 90.0, 110.0, 95.0, 105.0])
@@ -98,10 +99,43 @@ class DoctorTest(RepoTest):
 
     def test_margin_that_covers_the_noise_and_a_goal(self):
         data, c = self.doctor(*flags("noisy.py", "--trials", "4", "--runs", "5", "--min-improvement", "30%",
-                                     "--trial-timeout-seconds", "30", "--protect", "noisy.py"))
+                                     "--trial-timeout-seconds", "30", "--protect", "noisy.py", "--decision", "mean"))
         self.assertEqual(c["false keeps"]["status"], "ok")
         self.assertIn("kept 0% of the time", c["false keeps"]["detail"])
         self.assertEqual(c["detectable effect"]["status"], "ok")   # MDE 15.7% < the 30% goal
+
+    def test_paired_default_advises_no_margin(self):
+        """Under the paired test, false keeps are its alpha: no --min-improvement is suggested (issue 16)."""
+        data, c = self.doctor(*flags("noisy.py", "--runs", "5", "--trial-timeout-seconds", "30", "--protect", "noisy.py"))
+        self.assertTrue(data["ok"])
+        self.assertNotIn("min_improvement", data["suggested"])
+        self.assertNotIn("trials", data["suggested"])
+        self.assertEqual(c["false keeps"]["status"], "ok")
+        self.assertIn("held at --alpha 0.05 by the paired test", c["false keeps"]["detail"])
+        self.assertNotIn("--min-improvement", c["false keeps"]["fix"] + c["detectable effect"]["fix"])
+        # CV 7.9%: the test's detectable effect within 10 pairs, and the target 2% out of reach of 100 pairs
+        m = data["measurement"]
+        self.assertTrue(8.0 < m["paired_detectable_pct"] < 12.0, m)
+        self.assertEqual(c["detectable effect"]["status"], "warn")
+        self.assertIn("within --max-trials 10 pairs (20 runs)", c["detectable effect"]["detail"])
+        self.assertIn("reduce the noise first", c["detectable effect"]["fix"])
+        self.assertNotIn("mde", m)
+        self.assert_left_nothing()
+
+    def test_paired_default_suggests_the_pairs_a_target_takes(self):
+        write(self.repo, "noisy.py", NOISY.replace("[100, 90, 110, 95, 105]", "[100, 98, 102, 99, 101]"))
+        git(self.repo, "commit", "-qam", "quieter")
+        data, c = self.doctor(*flags("noisy.py", "--runs", "5", "--trial-timeout-seconds", "30", "--protect", "noisy.py"))
+        need = data["suggested"]["max_trials"]
+        self.assertTrue(10 < need <= 30, data["suggested"])
+        self.assertIn(f"--max-trials {need} (up to {2 * need} runs per iteration) to detect 2%",
+                      c["detectable effect"]["fix"])
+        self.assertNotIn("min_improvement", data["suggested"])
+        # the mean rule keeps its own advice on the same benchmark
+        data, c = self.doctor(*flags("noisy.py", "--runs", "5", "--trial-timeout-seconds", "30", "--protect", "noisy.py",
+                                     "--decision", "mean"))
+        self.assertIn("min_improvement", data["suggested"])
+        self.assertNotIn("max_trials", data["suggested"])
 
     def test_no_metric(self):
         data, c = self.doctor(*flags("silent.py", "--runs", "2"), code=2)

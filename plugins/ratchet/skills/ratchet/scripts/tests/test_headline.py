@@ -40,7 +40,7 @@ class ScriptedTest(RepoTest):
         self.start(*flags)
         self.luck(v10_0=[2, 2])
         out = self.iterate("10.0", "a no-op that measured lucky")
-        self.assertIn("iter 1: KEEP  score 20 vs 10", out)
+        self.assertIn("iter 1: KEEP  score, 2 pairs incumbent|candidate: 10|20 10|20", out)  # kept on luck
         return out
 
 

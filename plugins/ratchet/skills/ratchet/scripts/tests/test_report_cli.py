@@ -134,7 +134,7 @@ class ReportCliTest(RepoTest):
         spark = line.split()[1]
         self.assertEqual(len(spark), 10)
         self.assertIn("×", spark)
-        self.assertIn("last 10 scores, 5 to 23 (× no score)", line)
+        self.assertIn("last 10 scores, oldest first; lowest 5, highest 23 (× no score)", line)
         self.assertLess(len(out.encode()), 1500)
         data = json.loads(self.run_ok("status", "--json"))
         self.assertEqual(data["trend"], line)
@@ -190,7 +190,7 @@ class TerminalTest(unittest.TestCase):
     def test_ascii_sparkline_where_blocks_cannot_print(self):
         stream = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
         line = trend_mod.trend([{"avg": 1.0}, {"avg": None}, {"avg": 3.0}], stream)
-        self.assertEqual(line, "trend: _x#  last 3 scores, 1 to 3 (x no score)")
+        self.assertEqual(line, "trend: _x#  last 3 scores, oldest first; lowest 1, highest 3 (x no score)")
         self.assertEqual(trend_mod.trend([]), "")
 
     def test_every_verb_that_prints_state_has_json(self):

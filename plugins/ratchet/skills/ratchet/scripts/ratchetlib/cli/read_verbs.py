@@ -43,7 +43,7 @@ def cmd_history(a):
     run = workspace.open_run(a.cwd)
     recs = run.store.records(last=a.last) if a.last else run.store.records()
     summary = critic.critic_summary_of(recs)
-    lines = [views.history_line(r) for r in recs] + ([summary["line"]] if summary else [])
+    lines = [views.history_line(r, run.config.direction) for r in recs] + ([summary["line"]] if summary else [])
     emit(a, "\n".join(lines) or "no records yet", recs)
 
 
@@ -61,7 +61,7 @@ def _history_all(a):
             head += f" (chained from {p.get('parent_run_id')} at its best {p.get('best')!r}: {p.get('rationale', '')})"
         lines.append(clip(head + " ==", 200) if not r["missing"] else head + " (archive missing) ==")
         recs = r["records"][-a.last:] if a.last else r["records"]
-        lines += [views.history_line(x) for x in recs] or ["no records"]
+        lines += [views.history_line(x, run.config.direction) for x in recs] or ["no records"]
     emit(a, "\n".join(lines), runs)
 
 

@@ -84,6 +84,43 @@ def disagree(xs: Sequence[float], sigma_prior: Optional[float], prior_df: float,
     return len(xs) >= 2 and has_prior(sigma_prior, prior_df) and mad_sigma(xs) > gross * sigma_prior
 
 
+def outvoted(n: int, kept: int, mean: float, sigma_prior: Optional[float], gross: float = GROSS) -> bool:
+    """True when too few of ``n`` pairs stand behind the robust mean of the ``kept`` ones.
+
+    Gross outliers are left out around the median, so when they are common
+    the median may sit on them and the honest pairs are what is left out
+    (two slow incumbent runs among three pairs). Hence: never a decision on
+    half the pairs or fewer; and when the kept pairs claim an effect no noise
+    explains (``gross`` sigmas from zero: what off runs produce), the left-out
+    ones must be under a third of the pairs. An ordinary mean with one
+    outlier among three is still plainly the odd one out.
+    """
+    left = n - kept
+    if left <= 0:
+        return False
+    if 2 * left >= n:
+        return True
+    return sigma_prior is not None and sigma_prior > 0 and abs(mean) > gross * sigma_prior and 3 * left >= n
+
+
+def incumbent_adrift(inc: Sequence[float], cand: Sequence[float], record: Optional[float],
+                     sigma_pair: Optional[float], log_scale: bool, gross: float = GROSS) -> bool:
+    """True when the incumbent's runs of this iteration sit far (``gross`` pair
+    sigmas) from the incumbent's recorded score while the candidate's runs sit
+    nearer it than half that: the incumbent's runs are off (two slow runs in
+    the first two pairs agree with each other, so no robust filter on the
+    effects can see them). Drift moves both sides alike and a real change
+    moves the candidate only, so neither trips it. On medians, scores as the
+    effects' scale has them (logs when ``log_scale``)."""
+    if not sigma_pair or sigma_pair <= 0 or record is None or not inc or not cand:
+        return False
+    if log_scale and min(min(inc), min(cand), record) <= 0:
+        return False
+    f = math.log if log_scale else float
+    off_inc = abs(median([f(x) for x in inc]) - f(record))
+    return off_inc > gross * sigma_pair and abs(median([f(x) for x in cand]) - f(record)) < off_inc / 2
+
+
 def all_same(values: Sequence[float]) -> bool:
     top = max(abs(v) for v in values)
     return max(values) - min(values) <= _SAME * max(1.0, top)

@@ -36,6 +36,17 @@ Its parts, and why (figures from ``bench/decision_quality.py``):
   half to believe. So one slow run never decides alone. (Replacing a gross
   outlier by "one sigma on its side" was tried: anchored on the median, it
   echoes the current trend and doubled false keeps among tests that met one.)
+  No decision rests on half the pairs or fewer (``outvoted``), and when the
+  pairs kept claim an effect no noise explains (5 sigmas from zero), the
+  left-out ones must be under a third: two 10x-off incumbent runs among three
+  pairs put the median on the outliers, which would otherwise keep a no-op
+  at +900%. When the two are the first two pairs they agree, and only the
+  incumbent's record shows them: ``adrift`` (robust.incumbent_adrift, the
+  caller's) holds such pairs too. Such pairs run on; at the cap they end
+  ``noisy:`` (a revert that records no effect, estimate 0 and no interval).
+* A clear loss (its whole interval below the margin, within 5 sigmas of
+  zero so never one gross run) is reverted at once, even before
+  ``min_pairs``: a revert changes nothing, and a keep still needs them.
 * A metric with no measurable noise (identical effects, no noise prior) is
   decided by plain comparison once ``min_pairs`` are in.
 """
@@ -49,7 +60,7 @@ from dataclasses import asdict, dataclass
 from typing import Optional, Sequence
 
 from .change import effect_text
-from .robust import all_same, check_effects, disagree, has_prior, robust_location, t_interval
+from .robust import GROSS, all_same, check_effects, disagree, has_prior, outvoted, robust_location, t_interval
 from .student_t import normal_quantile, t_quantile
 
 # alpha is split between the sequential part (Wald's bounds) and the cap test.
@@ -228,7 +239,7 @@ def sprt_decide(effects: Sequence[float], *, h0: float, h1: float, alpha: float 
                 beta: float = 0.2, min_pairs: int = 2, max_pairs: int = 10,
                 sigma_prior: Optional[float] = None, prior_df: float = 4.0,
                 final_test: bool = True, log_scale: bool = True,
-                confidence: float = 0.95, direction: str = "max") -> SequentialVerdict:
+                confidence: float = 0.95, direction: str = "max", adrift: bool = False) -> SequentialVerdict:
     """Keep ("accept"), revert ("reject") or run another pair ("continue").
 
     ``effects``: the pair effects so far (``pair_effect``), in run order.
@@ -243,6 +254,8 @@ def sprt_decide(effects: Sequence[float], *, h0: float, h1: float, alpha: float 
     drops that last word (an undecided test then reverts, and Wald's bounds
     get all of alpha). ``interval`` is two-sided at ``confidence``.
     ``direction`` only words the reason (the metric's own change, change.py).
+    ``adrift``: the incumbent's runs sit far from its recorded score while the
+    candidate's match it (``robust.incumbent_adrift``); such pairs never decide.
     ValueError on inconsistent parameters or non-finite effects.
     """
     xs = check_effects(effects)
@@ -268,12 +281,32 @@ def sprt_decide(effects: Sequence[float], *, h0: float, h1: float, alpha: float 
     interval = t_interval(mean, se, df, confidence)
     evidence = effect_text(mean, interval, direction, log_scale)
 
-    split = disagree(xs, sigma_prior, prior_df)
+    unsure = _unsure(xs, m, mean, sigma_prior if prior else None, prior_df, adrift)
+    # a clear loss: the whole interval below the margin, within the noise's reach (not one gross run)
+    clear_loss = prior and interval is not None and interval[1] < h0 and abs(mean) <= GROSS * sigma_prior
+    if unsure and n >= max_pairs:  # noisy: no effect can be read from these pairs, none is recorded
+        mean, interval = 0.0, None
     outcome, reason = _outcome(  # the cap's last word: a one-sided t-test at the cap's part of alpha
-        n, evidence, split=split, llr=llr, bounds=bounds, min_pairs=min_pairs, max_pairs=max_pairs,
-        significant=lambda: cap_alpha > 0 and df > 0 and se > 0 and (mean - h0) / se > t_quantile(1.0 - cap_alpha, df))
+        n, evidence, unsure=unsure, clear_loss=clear_loss, llr=llr, bounds=bounds, min_pairs=min_pairs, max_pairs=max_pairs,
+        significant=lambda: cap_alpha > 0 and df > 0 and se > 0 and (mean - h0) / se > t_quantile(1.0 - cap_alpha, df),
+        short=lambda at_cap: _short_of(interval, h0, mean, None if at_cap else h1, direction, log_scale))
     return SequentialVerdict(outcome=outcome, estimate=mean, interval=interval, statistic=llr, bounds=bounds,
                    reason=reason, sigma=sigma, **common)
+
+
+def _unsure(xs: list[float], kept: int, mean: float, sigma_prior: Optional[float], prior_df: float,
+            adrift: bool) -> str:
+    """Why these pairs cannot decide ('' when they can): the incumbent's runs
+    are off its record (``adrift``), they disagree far beyond the noise
+    (``disagree``), or too few stand behind the robust mean (``outvoted``:
+    the left-out outliers are too many to set aside)."""
+    if adrift:
+        return "the incumbent's runs are far off its recorded score while the candidate's match it"
+    if disagree(xs, sigma_prior, prior_df):
+        return "they disagree far beyond the noise"
+    if outvoted(len(xs), kept, mean, sigma_prior):
+        return f"{len(xs) - kept} of {len(xs)} pairs are far off the rest, too many to set aside"
+    return ""
 
 
 def _check_test(alpha: float, beta: float, *, h0: float, h1: float, min_pairs: int, max_pairs: int,
@@ -288,24 +321,50 @@ def _check_test(alpha: float, beta: float, *, h0: float, h1: float, min_pairs: i
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
 
 
-def _outcome(n: int, evidence: str, *, split: bool, llr: float, bounds: tuple[float, float], min_pairs: int,
-             max_pairs: int, significant) -> tuple[str, str]:
-    """(outcome, reason) after n pairs: pairs that disagree far beyond the
-    noise never decide (and revert at the cap); otherwise Wald's bounds from
-    ``min_pairs`` on, and at ``max_pairs`` the cap test (``significant()``)."""
-    if split and n < max_pairs:
-        return "continue", f"undecided after {n} pairs: they disagree far beyond the noise"
-    if split:
-        return "reject", f"reverted: {evidence}, the {n} pairs disagree far beyond the noise"
+def _outcome(n: int, evidence: str, *, unsure: str, clear_loss: bool, llr: float, bounds: tuple[float, float],
+             min_pairs: int, max_pairs: int, significant, short) -> tuple[str, str]:
+    """(outcome, reason) after n pairs: pairs that cannot decide (``unsure``)
+    run on and end `noisy` at the cap (a revert); otherwise Wald's bounds from
+    ``min_pairs`` on, and at ``max_pairs`` the cap test (``significant()``).
+    A revert of an estimate that points the right way says why
+    (``short(at_cap)``)."""
+    if unsure and n < max_pairs:
+        return "continue", f"undecided after {n} pairs: {unsure}"
+    if unsure:
+        return "reject", (f"noisy: {unsure} after {n} pairs (pair cap reached); no effect can be read "
+                          f"from them, reverted")
     if n >= min_pairs and llr >= bounds[1]:
         return "accept", f"kept: {evidence}, sequential test accepted after {n} pairs"
+    if clear_loss and (n < min_pairs or llr > bounds[0]):
+        return "reject", f"reverted: {evidence}, clearly worse after {n} pair{'s' if n > 1 else ''}"
     if n >= min_pairs and llr <= bounds[0]:
-        return "reject", f"reverted: {evidence}, sequential test rejected after {n} pairs"
+        why = short(False)
+        return "reject", f"reverted: {evidence}, sequential test rejected after {n} pairs" + (f": {why}" if why else "")
     if n >= max_pairs:
         if significant():
             return "accept", f"kept: {evidence}, significant at the {n}-pair cap"
-        return "reject", f"reverted: {evidence}, undecided after {n} pairs"
+        why = short(True)
+        return "reject", f"reverted: {evidence}, undecided after {n} pairs (pair cap reached)" + (f": {why}" if why else "")
     return "continue", f"undecided after {n} pairs: {evidence}"
+
+
+def _short_of(interval, h0: float, mean: float, h1: Optional[float], direction: str, log_scale: bool) -> str:
+    """Why an estimate that points the right way was still reverted ('' when
+    it points the wrong way, or nothing more specific holds): the interval
+    reaches zero (not distinguishable from noise), or it clears zero but not
+    the margin h0, or (a sequential verdict, h1 given) the effect is under
+    the target h1."""
+    if mean <= 0:
+        return ""
+    if interval is None or interval[0] <= 0:
+        return "not distinguishable from noise"
+    if interval[0] <= h0:
+        return f"within the margin ({effect_text(h0, None, direction, log_scale)})"
+    if h1 is None:
+        return "not significant at the cap test's level"
+    if mean < h1:
+        return f"smaller than the target ({effect_text(h1, None, direction, log_scale)})"
+    return ""
 
 
 def _deterministic(xs: list[float], min_pairs: int, *, rule: str, pairs: int, h0: float,

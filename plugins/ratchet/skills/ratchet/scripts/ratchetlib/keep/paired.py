@@ -47,6 +47,7 @@ from ..core import change, faults
 from ..core.effects import incumbent_first, pair_effect, pair_seed, use_log_scale
 from ..core.noise import noise_estimate
 from ..core.power import hypotheses, noise_of, relative
+from ..core.robust import incumbent_adrift
 from ..core.sprt import sprt_decide
 from ..io import fresh, gitpatch, swapfiles
 from ..measure import trial
@@ -207,7 +208,9 @@ def measure(run, cur: dict, cand) -> tuple:
             verdict = sprt_decide(effects, h0=h0, h1=h1, alpha=cfg.alpha, beta=cfg.beta,
                                         min_pairs=cfg.min_pairs, max_pairs=cfg.max_trials,
                                         sigma_prior=prior.sigma_pair if prior else None,
-                                        prior_df=prior.df if prior else 0.0, log_scale=scale, direction=cfg.direction)
+                                        prior_df=prior.df if prior else 0.0, log_scale=scale, direction=cfg.direction,
+                                        adrift=incumbent_adrift([t["score"] for t in itrials], [t["score"] for t in ctrials],
+                                                                base, prior.sigma_pair if prior else None, scale))
             if verdict.decided:
                 break
     finally:

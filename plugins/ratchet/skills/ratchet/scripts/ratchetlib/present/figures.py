@@ -121,9 +121,12 @@ def _effect_interval_text(record, direction):
 def effect_summary(record, direction):
     """'+12.3 (10.1% better)', with the recorded interval when there is one;
     the percentage is the metric's own change (a 137x cut reads '99.3%
-    better, 137x lower'), its sign in the interval."""
+    better, 137x lower'), its sign in the interval. The raw difference of
+    means is left out when its sign contradicts the paired estimate."""
     delta = finite(record.get("delta"))
     chg = change.record_change(record, direction)
+    if delta is not None and chg is not None and delta * chg < 0:
+        delta = None  # the means disagree with the paired estimate that decided: one figure, the test's
     parts = [signed(delta)] if delta is not None else []
     if chg is not None:
         better = (chg >= 0) == (direction != "min")

@@ -1,4 +1,5 @@
-"""`status`'s trend line: the last scores as a sparkline, with their range.
+"""`status`'s trend line: the last scores as a sparkline (oldest first), with
+their lowest and highest (named so, never "a to b", which reads as a time order).
 
 Pure: the caller hands in the records (status reads only a tail of
 results.jsonl, TREND_WIDTH long; test_learning holds it to <= 10) and the
@@ -37,14 +38,15 @@ def sparkline(values, width=20, ascii=False):
 
 def trend(records: list, stream=None) -> str:
     """`status`'s one-line sparkline of the last scores, or '' before any:
-    `trend: ▁▃▅×█ last 5 scores, 98 to 118 (× no score)`."""
+    `trend: ▁▃▅×█  last 5 scores, oldest first; lowest 98, highest 118 (× no score)`."""
     if not records:
         return ""
     values = [r.get("avg") for r in records][-TREND_WIDTH:]
     ascii_only = not term.can_encode(sparkline([1, 2]) + "×→", stream)
     spark = sparkline(values, width=TREND_WIDTH, ascii=ascii_only)
     finite = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    span = f", {num(min(finite), missing=MISSING_DOC)} to {num(max(finite), missing=MISSING_DOC)}" if finite else ""
+    span = (f"; lowest {num(min(finite), missing=MISSING_DOC)}, highest {num(max(finite), missing=MISSING_DOC)}"
+            if finite else "")
     miss = "x" if ascii_only else "×"
     missing = f" ({miss} no score)" if len(finite) < len(values) else ""
-    return f"trend: {spark}  last {len(values)} scores{span}{missing}"
+    return f"trend: {spark}  last {len(values)} scores, oldest first{span}{missing}"

@@ -11,7 +11,7 @@ the learning lines come from the snapshot `learning.persist` already made.
 
 from typing import Optional
 
-from ..core import budget, headline
+from ..core import budget, change, headline
 from ..core.decision import progress
 from ..core.text import clip, num, ratio_pct
 from ..core.state import RunState
@@ -29,14 +29,18 @@ def _pct(delta: Optional[float], base: Optional[float]) -> str:
 
 
 def _head(cfg, rec: dict) -> str:
-    """`iter 3: KEEP  score 12 vs 10 (+20.00%)  [pairs incumbent|candidate: ...]`."""
+    """`iter 3: KEEP  score 12 vs 10 (+20.00%)  [trials: ...]` (the mean rule), or
+    `iter 3: KEEP  score, 2 pairs incumbent|candidate: 10|12 10|12` (paired):
+    a paired verdict's one effect figure is the test's, in the reason line, so
+    the head shows the raw pairs and no mean difference to contradict it."""
     head = f"iter {rec['iter']}: {rec['decision'].upper()}"
+    if rec.get("incumbent_scores"):
+        shown = [f"{num(i)}|{num(c)}" for i, c in zip(rec["incumbent_scores"], rec["trial_scores"])]
+        return (f"{head}  {cfg.metric_name}, {len(shown)} pair{'s' if len(shown) != 1 else ''} incumbent|candidate: "
+                + " ".join(shown[:6]) + (" …" if len(shown) > 6 else ""))
     if rec.get("avg") is not None:
         head += (f"  {cfg.metric_name} {num(rec['avg'])} vs {num(rec.get('incumbent'))}"
                  f"{_pct(rec.get('delta'), rec.get('incumbent'))}")
-    if rec.get("incumbent_scores"):
-        shown = [f"{num(i)}|{num(c)}" for i, c in zip(rec["incumbent_scores"], rec["trial_scores"])]
-        return head + "  [pairs incumbent|candidate: " + " ".join(shown[:6]) + (" …" if len(shown) > 6 else "") + "]"
     return head + f"  [trials: {' '.join(num(s) for s in rec['trial_scores']) or 'none'}]"
 
 
@@ -174,7 +178,14 @@ def holdout_line(view: Optional[dict]) -> Optional[str]:
     return None if view is None else clip("holdout: " + view.get("summary", ""), 240)
 
 
-def history_line(r: dict) -> str:
-    delta = "" if r.get("delta") is None else " " + num(r["delta"], sign=True)
+def history_line(r: dict, direction: str = "max") -> str:
+    """One record: iter, decision, avg, its effect, hypothesis. The effect of a
+    paired decision is the test's estimate (the metric's change), not the
+    difference of means, which one off run can turn the other way."""
+    chg = change.record_change(r, direction) if isinstance(r.get("estimate"), (int, float)) else None
+    if chg is not None:
+        delta = " " + change.percent(chg, with_factor=False)
+    else:
+        delta = "" if r.get("delta") is None else " " + num(r["delta"], sign=True)
     hyp = clip(r.get("hypothesis", ""), 120)
     return f"{r['iter']:>4} {r['decision']:<9} {num(r.get('avg')):>12}{delta:<12}  {hyp}"

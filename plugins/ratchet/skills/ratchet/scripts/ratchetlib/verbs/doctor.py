@@ -255,6 +255,8 @@ def doctor(cwd: str, flags: dict, runs: Optional[int] = None) -> dict:
             suggested["trial_timeout_seconds"] = fig["suggested_timeout"]
         if fig.get("suggested_trials", cfg.trials) > cfg.trials and fig["suggested_trials"] <= MAX_SUGGESTED_TRIALS:
             suggested["trials"] = fig["suggested_trials"]
+        if fig.get("suggested_max_trials") and fig["suggested_max_trials"] > cfg.max_trials:
+            suggested["max_trials"] = fig["suggested_max_trials"]
         if fig.get("false_keep", 0) > 0.05 and fig.get("suggested_min_improvement_pct"):
             suggested["min_improvement"] = f"{fig['suggested_min_improvement_pct']:.2g}%"
     return {"format": 1, "ok": not any(c.status == FAIL for c in checks),

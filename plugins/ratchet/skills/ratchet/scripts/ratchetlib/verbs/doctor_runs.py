@@ -11,6 +11,7 @@ import os
 from ..core import sourcespec
 from .doctor_figures import (FAIL, OK, WARN, Check, Z_FALSE_KEEP, false_keep_rate, mde, noise, num_text,
                              seconds_text, suggest_timeout, trials_for)
+from .doctor_paired import paired_noise_checks
 
 BUDGET_SECONDS = 120.0         # extra runs for the noise stop once they would pass this (unless --runs)
 GOAL_PCT = 2.0                 # the effect to be able to see when no --min-improvement says otherwise
@@ -71,11 +72,14 @@ def run_checks(cfg, trials: list, tmp: str, timeout: float, checks: list) -> dic
     ok = [t for t in trials if t["status"] == "ok"]
     secs = [t["seconds"] for t in ok]
     mean_s, max_s = math.fsum(secs) / len(secs), max(secs)
-    n_trials = cfg.trials
-    per_iter = mean_s * n_trials
-    whole = per_iter * cfg.iterations
-    detail = (f"mean {seconds_text(mean_s)}, max {seconds_text(max_s)} over {len(secs)} run(s); one iteration of --trials {n_trials} "
-              f"~{seconds_text(per_iter)}, {cfg.iterations} iterations ~{seconds_text(whole)}")
+    if cfg.decision == "paired":  # an iteration is 2 runs per pair, min_pairs to max_trials pairs
+        runs = f"{2 * cfg.min_pairs} to {2 * cfg.max_trials} runs"
+        per, whole = f"{seconds_text(2 * cfg.min_pairs * mean_s)} to {seconds_text(2 * cfg.max_trials * mean_s)}", \
+            2 * cfg.max_trials * mean_s * cfg.iterations
+    else:
+        runs, per, whole = f"--trials {cfg.trials}", seconds_text(mean_s * cfg.trials), mean_s * cfg.trials * cfg.iterations
+    detail = (f"mean {seconds_text(mean_s)}, max {seconds_text(max_s)} over {len(secs)} run(s); one iteration of {runs} "
+              f"~{per}, {cfg.iterations} iterations ~{seconds_text(whole)}{' at most' if cfg.decision == 'paired' else ''}")
     if whole > 24 * 3600:
         checks.append(Check("trial time", WARN, detail, "fewer --iterations or --trials, or a shorter benchmark run"))
     else:
@@ -104,6 +108,9 @@ def _noise_checks(cfg, fig: dict, checks: list) -> None:
                             "fix the seed, use a bigger or fixed workload, pin the CPU (taskset), quiet the machine"))
     else:
         checks.append(Check("noise", OK, text))
+    if cfg.decision == "paired":  # advice for the rule that will decide (doctor_paired)
+        paired_noise_checks(cfg, fig, checks)
+        return
     margin = cfg.min_improvement.over(mean)
     d = mde(sd, trials)
     fig["mde"] = d
