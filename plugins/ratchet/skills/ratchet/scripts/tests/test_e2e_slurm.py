@@ -165,7 +165,11 @@ class SlurmEndToEnd(RepoTest):
         job = self.run_jobs()[0][0]
         CLUSTER.stop_controller()
         try:
-            time.sleep(22)  # longer than a client retries (18 s here): ratchet sees "Unable to contact"
+            # a client call retries for a while (8 s with the test cluster's MessageTimeout=5), then fails:
+            # once ours has, and ratchet's next poll (at most a few seconds apart) too, ratchet has seen it
+            r = CLUSTER.run("scontrol", "show", "job", "-o", job)
+            self.assertIn("Unable to contact", r.stderr)
+            time.sleep(4)
             self.assertIsNone(child.poll(), "ratchet must not take an unreachable controller for the job's end")
         finally:
             CLUSTER.start_controller()
@@ -178,7 +182,7 @@ class SlurmEndToEnd(RepoTest):
         self.assertEqual(rec["trials"][0]["job"]["id"], job)
 
     def test_timed_out_trial_is_scancelled_and_gone_from_squeue(self):
-        self.run_ok(*INIT, "--trial-timeout-seconds", "8")
+        self.run_ok(*INIT, "--trial-timeout-seconds", "4")
         self.run_ok("baseline")
         write(self.repo, "value.txt", "11\n")
         write(self.repo, "slow", "")

@@ -5,9 +5,9 @@ One trial is one job: `sbatch --parsable --no-requeue` of the user's command
 id and the trial (`executor.job_name`), in the repository (`--chdir`), with
 the submitting environment (`--export=ALL`: RATCHET_TRIAL_ID, --seed-env...),
 its stdout and stderr written by Slurm straight into the trial's report
-files. ratchet then polls `scontrol show job` (backing off to POLL_MAX
-seconds) until the job reaches a final state, and reads that state back:
-`sacct` when the cluster keeps accounting, `scontrol` when it does not (a
+files. ratchet then polls `scontrol show job` (executor.wait, backing off
+to executor.POLL_MAX seconds) until the job reaches a final state, and
+reads that state back: `sacct` when the cluster keeps accounting, `scontrol` when it does not (a
 single-node cluster), sacct again if slurmctld already forgot the job.
 COMPLETED is the only success: FAILED, CANCELLED, TIMEOUT, PREEMPTED,
 NODE_FAIL (and every other final state) is a crash with the state named,
@@ -33,14 +33,14 @@ from typing import Optional
 
 from ..core import faults
 from ..core.errors import UsageError
-from . import critical, store_files
+from . import critical, executor, store_files
 
 COMMANDS = ("sbatch", "squeue", "scontrol", "scancel")
 SUCCESS = "COMPLETED"
 ACTIVE = {"UNREACHABLE", "PENDING", "RUNNING", "SUSPENDED", "COMPLETING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD",
           "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
-POLL_FIRST, POLL_MAX = 0.2, 5.0
 CANCEL_WAIT = 60.0
+RESIGNAL = 5.0  # seconds between scancels of a job still listed
 CALL_TIMEOUT = 60.0
 # Options ratchet sets itself: a user's value would break capture, naming or the wait.
 OWNED = ("--job-name", "-J", "--output", "-o", "--error", "-e", "--wait", "-W", "--parsable", "--wrap",
@@ -189,13 +189,16 @@ def cancel(where: str, jobs: list, wait: float = CANCEL_WAIT) -> list:
     if not jobs:
         return []
     _call(["scancel", *jobs], _env(where))
-    end = time.monotonic() + wait
-    left = [j for j in jobs if listed(where, j)]
-    while left and time.monotonic() < end:
-        time.sleep(0.3)
-        left = [j for j in left if listed(where, j)]
-        if left and int(time.monotonic() * 10) % 50 == 0:
+    t0 = time.monotonic()
+    left, again = list(jobs), [t0 + RESIGNAL]
+
+    def gone() -> bool:
+        left[:] = [j for j in left if listed(where, j)]
+        if left and time.monotonic() >= again[0]:  # still listed: signal again (a lost RPC, a slow node)
             _call(["scancel", *left], _env(where))
+            again[0] += RESIGNAL
+        return not left
+    executor.wait(gone, t0 + wait, None, t0, first=0.1, most=1.0)
     return left
 
 
@@ -223,33 +226,18 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
         return {"job": None, "state": None, "exit_code": None, "node": None, "timed_out": False,
                 "failure": why, "left": [], "seconds": time.monotonic() - t0}
     deadline = None if timeout is None else t0 + timeout
-    delay, timed_out, fields, next_tick = POLL_FIRST, False, None, None
+    seen = [None]
+
+    def ended() -> bool:
+        seen[0] = show(job)
+        return seen[0] is None or _state(seen[0]) not in ACTIVE
     faults.point("trial")  # the job is submitted and ratchet may die now: the next command cancels it
-    if progress is not None:
-        next_tick = t0 + progress.interval
     try:
-        while True:
-            fields = show(job)
-            if fields is None or _state(fields) not in ACTIVE:
-                break
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                timed_out = True
-                break
-            if next_tick is not None and now >= next_tick:
-                progress.tick(now - t0)
-                next_tick = now + progress.interval
-            wake = now + delay
-            if deadline is not None:
-                wake = min(wake, deadline)
-            time.sleep(max(0.0, wake - now))
-            delay = min(delay * 1.25, POLL_MAX)
+        timed_out = not executor.wait(ended, deadline, progress, t0)
     except BaseException:
         critical.blocked(lambda: cancel("", [job]))
         raise
-    finally:
-        if progress is not None:
-            progress.done()
+    fields = seen[0]
     left = cancel("", [job]) if timed_out else []
     seconds = time.monotonic() - t0
     if timed_out:

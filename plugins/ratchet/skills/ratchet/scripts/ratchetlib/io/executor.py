@@ -142,6 +142,38 @@ def run(cfg, command: str, cwd: str, out: str, err: str, timeout: Optional[float
                      survivors, name, None, job=job, failure=got["failure"])
 
 
+POLL_FIRST, POLL_MAX = 0.2, 5.0
+
+
+def wait(check, deadline: Optional[float], progress, t0: float, first: float = POLL_FIRST,
+         most: float = POLL_MAX) -> bool:
+    """Poll `check()` (True once the job has ended) until it is True or the
+    `deadline` (time.monotonic(); None: none) passes: True when it ended,
+    False on the deadline. The interval starts at `first` and grows by a
+    quarter each poll up to `most` (a long job costs the scheduler one query
+    every few seconds, a short one is seen ending within a fraction of a
+    second); `progress` (the heartbeat, or None) is ticked with the time
+    since `t0` and told `done()` however the wait ends. The one poll loop of
+    every remote executor."""
+    delay = first
+    next_tick = None if progress is None else t0 + progress.interval
+    try:
+        while not check():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return False
+            if next_tick is not None and now >= next_tick:
+                progress.tick(now - t0)
+                next_tick = now + progress.interval
+            wake = now + delay if deadline is None else min(now + delay, deadline)
+            time.sleep(max(0.0, wake - now))
+            delay = min(delay * 1.25, most)
+        return True
+    finally:
+        if progress is not None:
+            progress.done()
+
+
 def _entry(kind: str, where: str, job: str, name: str) -> dict:
     """A job as an UNCLEAN `processes` entry (FORMATS.md): no pid, the job and its cluster."""
     return {"pid": None, "start": None, "job": f"{kind}:{job}", "where": where, "cmd": f"{kind} job {job} ({name})"}
