@@ -51,9 +51,21 @@ INIT = ["init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metr
 class SlurmEndToEnd(RepoTest):
     """One class, so the suite's runner (a process per class) starts one cluster.
     bench.py sleeps before printing when `slow` exists (or while the file $HOLD does), after it
-    when `cancel-me` does."""
+    when `cancel-me` does; with $BARRIER it first waits until a second job of the same iteration has
+    started (concurrent proposals)."""
 
-    files = {"bench.py": "import os, time\nif os.path.exists('slow'):\n    time.sleep(120)\n"
+    files = {"bench.py": "import os, re, sys, time\n"
+                         "b = os.environ.get('BARRIER')\n"
+                         "if b:\n"
+                         "    d = os.path.join(b, re.search(r'-i(\\d+)-t', os.environ['RATCHET_TRIAL_ID']).group(1))\n"
+                         "    os.makedirs(d, exist_ok=True)\n"
+                         "    open(os.path.join(d, os.environ['RATCHET_TRIAL_ID']), 'w').close()\n"
+                         "    end = time.time() + 30\n"
+                         "    while len(os.listdir(d)) < 2 and time.time() < end:\n"
+                         "        time.sleep(0.05)\n"
+                         "    if len(os.listdir(d)) < 2:\n"
+                         "        sys.exit('alone: no other proposal ran at the same time')\n"
+                         "if os.path.exists('slow'):\n    time.sleep(120)\n"
                          "while os.environ.get('HOLD') and os.path.exists(os.environ['HOLD']):\n    time.sleep(0.2)\n"
                          "print('score:', open('value.txt').read().strip(), flush=True)\n"
                          "if os.path.exists('cancel-me'):\n    time.sleep(60)\n",
@@ -267,25 +279,48 @@ class SlurmEndToEnd(RepoTest):
             else:
                 self.assertNotIn("pinned", t["job"])
 
-    def test_loop_parallel_2_measures_each_proposal_as_jobs(self):
+    def test_loop_parallel_2_measures_the_proposals_at_once_each_as_jobs(self):
         import shlex
         import tempfile
         AGENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "standin_agent.py")
         plan = os.path.join(tempfile.mkdtemp(prefix="ratchet-agent-"), "plan.json")
         with open(plan, "w") as f:
-            json.dump({"1:1": {"write": {"value.txt": "12\n"}}, "1:2": {"write": {"value.txt": "15\n"}}}, f)
-        self.run_ok(*INIT, "--iterations", "1")
+            json.dump({"1:1": {"write": {"value.txt": "12\n"}}, "1:2": {"write": {"value.txt": "15\n"}},
+                       "2:1": {"write": {"value.txt": "14\n"}}, "2:2": {"write": {"value.txt": "13\n"}}}, f)
+        self.run_ok(*INIT, "--iterations", "2")
         self.run_ok("baseline")
-        out = self.run_ok("loop", "--agent-command", f"{shlex.quote(PY)} {shlex.quote(AGENT)} {shlex.quote(plan)}",
-                          "--parallel", "2")
-        self.assertIn("iter 1 (proposal 2): KEEP", out)
-        rec = self.records()[-1]
-        self.assertEqual((rec["decision"], rec["slot"], rec["avg"]), ("keep", 2, 15.0))
-        alt = rec["alternatives"][0]
+        # each proposal's job waits (bench.py, $BARRIER) until the round's other job has started: measured one
+        # after the other, the first would wait alone, exit 3 and be a crash
+        barrier = os.path.join(CLUSTER.dir, f"barrier-{os.getpid()}-{self.id().rsplit('.', 1)[1][:20]}")
+        os.makedirs(barrier)
+        p = subprocess.run([PY, RATCHET, "loop", "--agent-command",
+                            f"{shlex.quote(PY)} {shlex.quote(AGENT)} {shlex.quote(plan)}", "--parallel", "2"],
+                           cwd=self.repo, env={**os.environ, "BARRIER": barrier}, capture_output=True, text=True,
+                           timeout=300)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("iter 1 (proposal 2): KEEP", p.stdout)
+        recs = self.records()
+        self.assertEqual([r["decision"] for r in recs], ["baseline", "keep", "revert"])
+        one, two = recs[1], recs[2]
+        self.assertEqual((one["slot"], one["avg"]), (2, 15.0))
+        alt = one["alternatives"][0]
         self.assertEqual((alt["slot"], alt["decision"], alt["avg"]), (1, "revert", 12.0))
-        for t in rec["trials"] + alt["trials"]:
-            self.assertEqual((t["job"]["state"], self.job(t["job"]["id"])["JobState"]), ("COMPLETED", "COMPLETED"))
+        self.assertEqual((two["slot"], two["avg"], two["alternatives"][0]["avg"]), (1, 14.0, 13.0))
+        self.assertEqual(self.state()["incumbent_score"], 15.0)
+        self.assertEqual(git(self.repo, "show", "HEAD:value.txt").strip(), "15")
+        for rec in (one, two):
+            trials = {s["slot"]: s["trials"] for s in [rec] + rec["alternatives"]}
+            self.assertEqual(sorted(t["trial"] for ts in trials.values() for t in ts), [1, 2], "one report each")
+            windows = []
+            for t in trials[1] + trials[2]:
+                seen = self.job(t["job"]["id"])
+                self.assertEqual((t["job"]["state"], seen["JobState"]), ("COMPLETED", "COMPLETED"))
+                self.assertIn("/.ratchet/worktrees/slot-", seen["WorkDir"], "measured in its own tree")
+                windows.append((seen["StartTime"], seen["EndTime"]))
+            (s1, e1), (s2, e2) = windows
+            self.assertTrue(s1 <= e2 and s2 <= e1, f"the two proposals' jobs ran at the same time: {windows}")
         self.assertEqual(self.run_jobs(), [])
+        self.assertEqual(git(self.repo, "status", "--porcelain"), "", "the main tree was never touched")
 
     def test_doctor_runs_a_test_job_through_the_cluster(self):
         code, out, err = cli("doctor", *INIT[1:], "--runs", "2", cwd=self.repo)

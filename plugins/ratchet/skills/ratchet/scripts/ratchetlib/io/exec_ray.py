@@ -189,8 +189,9 @@ def _logs(addr: str, job: str) -> str:
 
 
 def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optional[float], env: dict,
-        progress, name: str, node: Optional[str], added: dict) -> dict:
-    """Submit, wait, read back; the same result dict as exec_slurm.run."""
+        progress, name: str, node: Optional[str], added: dict, avoid=(), placed=None) -> dict:
+    """Submit, wait, read back; the same result dict as exec_slurm.run. `avoid` is
+    not honoured: Ray cannot keep an entrypoint off a node (a lane only pins)."""
     addr = address(opts)
     t0 = time.monotonic()
     job, why = submit(opts, command, cwd, env, added, name, node)
@@ -206,6 +207,8 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
         info = seen["info"] = status(addr, job)
         if seen["queued"] is None and info is not None and info["status"] != "PENDING":
             seen["queued"] = time.monotonic() - t0
+        if placed and info is not None and _node(info):
+            placed(_node(info))
         return info is not None and info["status"] not in ACTIVE
     faults.point("trial")  # the job is submitted and ratchet may die now: the next command cancels it
     try:

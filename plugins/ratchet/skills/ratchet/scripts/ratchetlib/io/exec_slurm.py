@@ -72,12 +72,14 @@ def _last_line(text: str) -> str:
 
 
 def submit(opts: list, command: str, cwd: str, out: str, err: str, env: dict, name: str,
-           node: Optional[str] = None) -> tuple:
-    """(job id, None) or (None, why sbatch refused)."""
+           node: Optional[str] = None, avoid=()) -> tuple:
+    """(job id, None) or (None, why sbatch refused). `avoid`: nodes to --exclude."""
     argv = ["sbatch", "--parsable", "--no-requeue", f"--job-name={name}", f"--chdir={cwd}", "--export=ALL",
             f"--output={os.path.abspath(out)}", f"--error={os.path.abspath(err)}", *opts]
     if node:
         argv.append(f"--nodelist={node}")
+    if avoid:
+        argv.append("--exclude=" + ",".join(avoid))
     r = _call(argv + ["--wrap", command], env)
     job = r.stdout.strip().split(";")[0].strip()
     if r.returncode != 0 or not job.isdigit():
@@ -214,14 +216,21 @@ def jobs_named(where: str, prefix: str) -> list:
 
 
 def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optional[float], env: dict,
-        progress, name: str, node: Optional[str], added: dict) -> dict:
+        progress, name: str, node: Optional[str], added: dict, avoid=(), placed=None) -> dict:
     """Submit, wait, read back. Returns {job, state, exit_code, node, timed_out,
-    failure, left}. `env` is the job's whole environment (--export=ALL); `added` (what ratchet
-    adds to it) matters only to Ray. Ctrl-C/SIGTERM while waiting cancels the job, then re-raises."""
+    failure, left, avoided}. `env` is the job's whole environment (--export=ALL); `added` (what ratchet
+    adds to it) matters only to Ray. `avoid`: nodes other candidates hold (executor lanes), excluded
+    unless the user's options exclude nodes themselves or no other node could take the job (sbatch
+    refuses it: it is submitted again without); `placed(node)` is called once the job is seen
+    on a node. Ctrl-C/SIGTERM while waiting cancels the job, then re-raises."""
     for path in (out, err):  # a job cancelled before it started writes nothing: the files must exist
         store_files.capture(path).close()
     t0 = time.monotonic()
-    job, why = submit(opts, command, cwd, out, err, env, name, node)
+    avoid = [] if any(o.split("=", 1)[0] in ("--exclude", "-x") for o in opts) else list(avoid)
+    job, why = submit(opts, command, cwd, out, err, env, name, node, avoid)
+    if job is None and avoid:
+        avoid = []
+        job, why = submit(opts, command, cwd, out, err, env, name, node)
     if job is None:
         return {"job": None, "state": None, "exit_code": None, "node": None, "timed_out": False,
                 "failure": why, "left": [], "seconds": time.monotonic() - t0}
@@ -230,6 +239,8 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
 
     def ended() -> bool:
         seen[0] = show(job)
+        if placed and seen[0] and seen[0].get("BatchHost") not in (None, "", "(null)"):
+            placed(seen[0]["BatchHost"])
         return seen[0] is None or _state(seen[0]) not in ACTIVE
     faults.point("trial")  # the job is submitted and ratchet may die now: the next command cancels it
     try:
@@ -252,5 +263,5 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
         failure = f"slurm job {job} ended {end['state']} (exit {end['exit']}, read from {end['source']})"
     return {"job": job, "state": end["state"], "exit_code": code, "node": end["node"], "timed_out": timed_out,
             "failure": failure, "left": left, "seconds": seconds,
-            "queued": None if queued is None else round(queued, 1)}
+            "queued": None if queued is None else round(queued, 1), "avoided": avoid}
 
