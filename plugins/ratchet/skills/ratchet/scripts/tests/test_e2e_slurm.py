@@ -322,6 +322,68 @@ class SlurmEndToEnd(RepoTest):
         self.assertEqual(self.run_jobs(), [])
         self.assertEqual(git(self.repo, "status", "--porcelain"), "", "the main tree was never touched")
 
+    def start_parallel_loop(self, plan_steps: dict, env=None):
+        import shlex
+        import tempfile
+        agent = os.path.join(os.path.dirname(os.path.abspath(__file__)), "standin_agent.py")
+        plan = os.path.join(tempfile.mkdtemp(prefix="ratchet-agent-"), "plan.json")
+        with open(plan, "w") as f:
+            json.dump(plan_steps, f)
+        self.run_ok(*INIT, "--iterations", "1")
+        self.run_ok("baseline")
+        argv = [PY, RATCHET, "loop", "--agent-command", f"{shlex.quote(PY)} {shlex.quote(agent)} {shlex.quote(plan)}",
+                "--parallel", "2"]
+        return subprocess.Popen(argv, cwd=self.repo, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    SLOW_ROUND = {"1:1": {"write": {"value.txt": "12\n", "slow": ""}}, "1:2": {"write": {"value.txt": "15\n", "slow": ""}}}
+
+    def test_loop_parallel_sigterm_and_ctrl_c_cancel_every_job_of_the_round(self):
+        for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+            with self.subTest(signal=sig.name):
+                child = self.start_parallel_loop(self.SLOW_ROUND)
+                self.addCleanup(self.reap, child)
+                running = lambda: [j for j in self.run_jobs() if j[2] == "RUNNING"]  # noqa: E731
+                self.assertTrue(wait_for(lambda: len(running()) == 2, 60), CLUSTER.jobs())
+                jobs = [j[0] for j in running()]
+                child.send_signal(sig)
+                out, err = child.communicate(timeout=120)
+                self.assertEqual(child.returncode, code, out + err)
+                self.assertEqual(self.run_jobs(), [], "both jobs cancelled and gone before ratchet exited")
+                self.assertEqual([self.job(j)["JobState"] for j in jobs], ["CANCELLED", "CANCELLED"])
+                rec = self.records()[-1]
+                self.assertEqual((rec["iter"], rec["decision"]), (1, "interrupted"), out + err)
+                self.assertEqual(self.state()["incumbent_score"], 10.0)
+                self.assertEqual(git(self.repo, "status", "--porcelain"), "")
+                self.repo = make_repo(self, self.files)
+
+    def test_loop_parallel_sigkilled_mid_round_then_the_next_command_cancels_the_jobs(self):
+        # the kill point `trial`: the first proposal's thread SIGKILLs ratchet once its job is submitted
+        child = self.start_parallel_loop(self.SLOW_ROUND, {"RATCHET_FAULT": "kill:trial"})
+        self.addCleanup(self.reap, child)
+        out, err = child.communicate(timeout=120)
+        self.assertEqual(child.returncode, -signal.SIGKILL, out + err)
+        jobs = [j[0] for j in self.run_jobs()]
+        self.assertTrue(jobs, "a SIGKILLed ratchet cannot cancel its jobs")
+        self.assertIn(f"cancelled {len(jobs)} job(s)", self.run_ok("status"))
+        self.assertEqual(self.run_jobs(), [])
+        self.assertEqual({self.job(j)["JobState"] for j in jobs}, {"CANCELLED"})
+        self.assertEqual(git(self.repo, "status", "--porcelain"), "")
+
+    def test_a_candidate_avoids_the_nodes_others_hold_unless_no_other_node_can_take_it(self):
+        # one node here: sbatch refuses `--exclude=<it>`, so the job is submitted again without and runs
+        from ratchetlib.io import exec_slurm
+        out, err = os.path.join(self.repo, "o.txt"), os.path.join(self.repo, "e.txt")
+        seen = []
+        got = exec_slurm.run([], "echo ran", self.repo, out, err, 60, dict(os.environ), None,
+                             f"ratchet-avoid-{os.getpid()}", None, {}, avoid=[CLUSTER.host], placed=seen.append)
+        self.assertEqual((got["state"], got["node"], got["avoided"]), ("COMPLETED", CLUSTER.host, []))
+        self.assertEqual(self.job(got["job"])["ExcNodeList"], "(null)")
+        self.assertIn(CLUSTER.host, seen, "placed() was told the node")
+        got = exec_slurm.run([], "echo ran", self.repo, out, err, 60, dict(os.environ), None,
+                             f"ratchet-avoid-{os.getpid()}", None, {}, avoid=["othernode"])
+        self.assertEqual(got["state"], "COMPLETED")
+
     def test_doctor_runs_a_test_job_through_the_cluster(self):
         code, out, err = cli("doctor", *INIT[1:], "--runs", "2", cwd=self.repo)
         self.assertEqual(code, 0, out + err)
