@@ -6,15 +6,18 @@
 Jobs REST API. The head runs with one CPU, the dashboard on 127.0.0.1,
 usage stats off, its own temporary folder, in its own session
 (`ray start --block`), so `stop()` ends exactly the processes it started
-(that session), not every Ray on the machine.
+(that session), not every Ray on the machine. `start()` returns once a
+no-op job has run: the dashboard answers before its job agent accepts jobs.
 """
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 6))
@@ -62,17 +65,38 @@ class Head:
             while time.monotonic() < end:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"ray start exited {self.proc.returncode}: {self._tail()}")
-                try:
-                    with urllib.request.urlopen(self.address + "/api/jobs/", timeout=5) as r:
-                        if r.status == 200:
-                            return self
-                except OSError:
-                    pass
-                time.sleep(0.5)
+                if self._ran_a_job():
+                    return self
+                time.sleep(0.2)
             raise RuntimeError(f"the Ray dashboard did not answer within {timeout:g}s: {self._tail()}")
         except BaseException:
             self.stop()
             raise
+
+    def _ran_a_job(self) -> bool:
+        """Whether a no-op job was accepted and succeeded: the dashboard answers
+        before its job agent does ("No available agent to submit job")."""
+        body = json.dumps({"entrypoint": "true", "submission_id": f"warm-up-{self.port}"}).encode()
+        req = urllib.request.Request(self.address + "/api/jobs/", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(req, timeout=5).close()
+        except urllib.error.HTTPError as e:
+            if b"already exists" not in e.read():  # else a retry of one accepted before
+                return False
+        except OSError:
+            return False
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            try:
+                with urllib.request.urlopen(f"{self.address}/api/jobs/warm-up-{self.port}", timeout=5) as r:
+                    status = json.loads(r.read())["status"]
+            except (OSError, ValueError, KeyError):
+                return False
+            if status not in ("PENDING", "RUNNING"):
+                return status == "SUCCEEDED"
+            time.sleep(0.1)
+        return False
 
     def _tail(self) -> str:
         try:

@@ -48,6 +48,9 @@ SUCCESS = "SUCCEEDED"
 ACTIVE = {"PENDING", "RUNNING"}
 POLL_FIRST = 0.3
 CANCEL_WAIT = 60.0
+# Ray 2.60 accepts a stop of a job still PENDING (its entrypoint's resources never came) and leaves it
+# pending: once every job left has been PENDING this long after the stop, it is reported left at once
+PENDING_GRACE = 10.0
 CALL_TIMEOUT = 120.0
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 OWNED = ("--submission-id", "--job-id", "--working-dir", "--no-wait", "--runtime-env", "--entrypoint-resources")
@@ -163,14 +166,18 @@ def listed(addr: str, job: str) -> bool:
 
 
 def cancel(addr: str, jobs: list, wait: float = CANCEL_WAIT) -> list:
-    """Stop the jobs, then wait until Ray reports each ended; the ones still running."""
+    """Stop the jobs, then wait until Ray reports each ended; the ones still
+    pending or running (PENDING_GRACE: a job that never started is not waited
+    for the whole `wait`)."""
     for j in jobs:
         _api(addr, f"/api/jobs/{urllib.parse.quote(j)}/stop", "POST")
     t0, left = time.monotonic(), list(jobs)
 
     def gone() -> bool:
-        left[:] = [j for j in left if listed(addr, j)]
-        return not left
+        infos = [(j, status(addr, j)) for j in left]
+        left[:] = [j for j, info in infos if info and info["status"] in ACTIVE]
+        never_started = all(info["status"] == "PENDING" for _, info in infos if info and info["status"] in ACTIVE)
+        return not left or (never_started and time.monotonic() - t0 >= PENDING_GRACE)
     executor.wait(gone, t0 + wait, None, t0, first=0.1, most=1.0)
     return left
 
