@@ -52,11 +52,17 @@ class Head:
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
                     "PATH": os.path.dirname(self.bin) + os.pathsep + os.environ.get("PATH", "")}
         self.proc = None
+        self.tries, self.last = 0, "not tried"
 
     def start(self, timeout: float = 120.0) -> "Head":
         argv = [self.bin, "start", "--head", "--block", "--num-cpus=1", "--node-ip-address=127.0.0.1",
                 "--dashboard-host=127.0.0.1", f"--dashboard-port={self.port}", f"--port={_free_port()}",
-                f"--ray-client-server-port={_free_port()}", "--disable-usage-stats", f"--temp-dir={self.dir}"]
+                f"--ray-client-server-port={_free_port()}", "--disable-usage-stats", f"--temp-dir={self.dir}",
+                # Ray's fixed defaults (the job agent on 52365...) would clash with another head on this
+                # machine, or one just stopped: the job agent never registers and job submits hang
+                *[f"--{name}-port={_free_port()}" for name in ("dashboard-agent-listen", "dashboard-agent-grpc",
+                                                               "runtime-env-agent", "metrics-export", "node-manager",
+                                                               "object-manager")]]
         self.log = open(os.path.join(self.dir, "start.log"), "wb")
         self.proc = subprocess.Popen(argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
@@ -68,34 +74,39 @@ class Head:
                 if self._ran_a_job():
                     return self
                 time.sleep(0.2)
-            raise RuntimeError(f"the Ray dashboard did not answer within {timeout:g}s: {self._tail()}")
+            raise RuntimeError(f"the Ray head ran no job within {timeout:g}s ({self.last}): {self._tail()}")
         except BaseException:
             self.stop()
             raise
 
     def _ran_a_job(self) -> bool:
         """Whether a no-op job was accepted and succeeded: the dashboard answers
-        before its job agent does ("No available agent to submit job")."""
-        body = json.dumps({"entrypoint": "true", "submission_id": f"warm-up-{self.port}"}).encode()
+        before its job agent does ("No available agent to submit job"). Each
+        try is a new job; `self.last` says why the last one did not count."""
+        self.tries += 1
+        job = f"warm-up-{self.port}-{self.tries}"
+        body = json.dumps({"entrypoint": "true", "submission_id": job}).encode()
         req = urllib.request.Request(self.address + "/api/jobs/", data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
         try:
-            urllib.request.urlopen(req, timeout=5).close()
-        except urllib.error.HTTPError as e:
-            if b"already exists" not in e.read():  # else a retry of one accepted before
-                return False
-        except OSError:
+            urllib.request.urlopen(req, timeout=10).close()
+        except (OSError, ValueError) as e:
+            self.last = f"submit: {e}"
             return False
-        end = time.monotonic() + 60
+        end, info = time.monotonic() + 60, {}
         while time.monotonic() < end:
             try:
-                with urllib.request.urlopen(f"{self.address}/api/jobs/warm-up-{self.port}", timeout=5) as r:
-                    status = json.loads(r.read())["status"]
-            except (OSError, ValueError, KeyError):
-                return False
-            if status not in ("PENDING", "RUNNING"):
-                return status == "SUCCEEDED"
+                with urllib.request.urlopen(f"{self.address}/api/jobs/{job}", timeout=10) as r:
+                    info = json.loads(r.read())
+            except (OSError, ValueError) as e:
+                self.last = f"status: {e}"
+                time.sleep(0.2)
+                continue
+            if info.get("status") not in ("PENDING", "RUNNING"):
+                self.last = f"{job} ended {info.get('status')}: {info.get('message')}"
+                return info.get("status") == "SUCCEEDED"
             time.sleep(0.1)
+        self.last = f"{job} still {info.get('status')} after 60 s"
         return False
 
     def _tail(self) -> str:
