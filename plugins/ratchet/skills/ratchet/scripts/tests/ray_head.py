@@ -6,15 +6,18 @@
 Jobs REST API. The head runs with one CPU, the dashboard on 127.0.0.1,
 usage stats off, its own temporary folder, in its own session
 (`ray start --block`), so `stop()` ends exactly the processes it started
-(that session), not every Ray on the machine.
+(that session), not every Ray on the machine. `start()` returns once a
+no-op job has run: the dashboard answers before its job agent accepts jobs.
 """
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 6))
@@ -49,11 +52,17 @@ class Head:
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
                     "PATH": os.path.dirname(self.bin) + os.pathsep + os.environ.get("PATH", "")}
         self.proc = None
+        self.tries, self.last = 0, "not tried"
 
     def start(self, timeout: float = 120.0) -> "Head":
         argv = [self.bin, "start", "--head", "--block", "--num-cpus=1", "--node-ip-address=127.0.0.1",
                 "--dashboard-host=127.0.0.1", f"--dashboard-port={self.port}", f"--port={_free_port()}",
-                f"--ray-client-server-port={_free_port()}", "--disable-usage-stats", f"--temp-dir={self.dir}"]
+                f"--ray-client-server-port={_free_port()}", "--disable-usage-stats", f"--temp-dir={self.dir}",
+                # Ray's fixed defaults (the job agent on 52365...) would clash with another head on this
+                # machine, or one just stopped: the job agent never registers and job submits hang
+                *[f"--{name}-port={_free_port()}" for name in ("dashboard-agent-listen", "dashboard-agent-grpc",
+                                                               "runtime-env-agent", "metrics-export", "node-manager",
+                                                               "object-manager")]]
         self.log = open(os.path.join(self.dir, "start.log"), "wb")
         self.proc = subprocess.Popen(argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
@@ -62,17 +71,43 @@ class Head:
             while time.monotonic() < end:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"ray start exited {self.proc.returncode}: {self._tail()}")
-                try:
-                    with urllib.request.urlopen(self.address + "/api/jobs/", timeout=5) as r:
-                        if r.status == 200:
-                            return self
-                except OSError:
-                    pass
-                time.sleep(0.5)
-            raise RuntimeError(f"the Ray dashboard did not answer within {timeout:g}s: {self._tail()}")
+                if self._ran_a_job():
+                    return self
+                time.sleep(0.2)
+            raise RuntimeError(f"the Ray head ran no job within {timeout:g}s ({self.last}): {self._tail()}")
         except BaseException:
             self.stop()
             raise
+
+    def _ran_a_job(self) -> bool:
+        """Whether a no-op job was accepted and succeeded: the dashboard answers
+        before its job agent does ("No available agent to submit job"). Each
+        try is a new job; `self.last` says why the last one did not count."""
+        self.tries += 1
+        job = f"warm-up-{self.port}-{self.tries}"
+        body = json.dumps({"entrypoint": "true", "submission_id": job}).encode()
+        req = urllib.request.Request(self.address + "/api/jobs/", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(req, timeout=10).close()
+        except (OSError, ValueError) as e:
+            self.last = f"submit: {e}"
+            return False
+        end, info = time.monotonic() + 60, {}
+        while time.monotonic() < end:
+            try:
+                with urllib.request.urlopen(f"{self.address}/api/jobs/{job}", timeout=10) as r:
+                    info = json.loads(r.read())
+            except (OSError, ValueError) as e:
+                self.last = f"status: {e}"
+                time.sleep(0.2)
+                continue
+            if info.get("status") not in ("PENDING", "RUNNING"):
+                self.last = f"{job} ended {info.get('status')}: {info.get('message')}"
+                return info.get("status") == "SUCCEEDED"
+            time.sleep(0.1)
+        self.last = f"{job} still {info.get('status')} after 60 s"
+        return False
 
     def _tail(self) -> str:
         try:

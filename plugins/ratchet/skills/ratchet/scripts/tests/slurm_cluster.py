@@ -117,6 +117,9 @@ class Cluster:
             "JobAcctGatherType=jobacct_gather/none", "AccountingStorageType=accounting_storage/none",
             "JobCompType=jobcomp/none", "MpiDefault=none", "ReturnToService=2",
             "SchedulerType=sched/backfill", "MinJobAge=600", "KillWait=2",
+            # a job starts within a second of sbatch (the default delays batch scheduling up to 3 s), and
+            # a client gives up on an unreachable controller after 8 s instead of 18 (the restart test)
+            "SchedulerParameters=batch_sched_delay=0,sched_min_interval=0", "MessageTimeout=5",
             "SlurmctldTimeout=30", "SlurmdTimeout=30", "InactiveLimit=0",
             f"StateSaveLocation={self.path('state')}", f"SlurmdSpoolDir={self.path('spool')}",
             f"SlurmctldPidFile={self.path('slurmctld.pid')}", f"SlurmdPidFile={self.path('slurmd.pid')}",

@@ -49,7 +49,19 @@ INIT = ["init", "--run-command", "python3 bench.py", "--direction", "max", "--me
 
 
 class RayTest(RepoTest):
-    files = {"bench.py": "import os, time\nif os.path.exists('slow'):\n    time.sleep(120)\n"
+    # with $BARRIER (an iteration's trials) a job first waits until another job of its iteration has started
+    files = {"bench.py": "import os, re, sys, time\n"
+                         "b, i = os.environ.get('BARRIER'), re.search(r'-i(\\d+)-t', os.environ['RATCHET_TRIAL_ID'])\n"
+                         "if b and i and i.group(1) != '0':\n"
+                         "    d = os.path.join(b, i.group(1))\n"
+                         "    os.makedirs(d, exist_ok=True)\n"
+                         "    open(os.path.join(d, os.environ['RATCHET_TRIAL_ID']), 'w').close()\n"
+                         "    end = time.time() + 30\n"
+                         "    while len(os.listdir(d)) < 2 and time.time() < end:\n"
+                         "        time.sleep(0.05)\n"
+                         "    if len(os.listdir(d)) < 2:\n"
+                         "        sys.exit('alone: no other proposal ran at the same time')\n"
+                         "if os.path.exists('slow'):\n    time.sleep(120)\n"
                          "print('score:', open('value.txt').read().strip())\n"
                          "print('seen trial id', os.environ.get('RATCHET_TRIAL_ID'))\n",
              "value.txt": "10\n"}
@@ -182,6 +194,36 @@ class RayTest(RepoTest):
         self.assertIn("cancelled 1 job(s)", self.run_ok("status"))
         self.assertEqual(self.run_jobs(), [])
         self.assertEqual(self.ray_job(job)["status"], "STOPPED")
+
+    def test_loop_parallel_2_measures_the_proposals_at_once_each_as_ray_jobs(self):
+        import shlex
+        import tempfile
+        agent = os.path.join(os.path.dirname(os.path.abspath(__file__)), "standin_agent.py")
+        plan = os.path.join(tempfile.mkdtemp(prefix="ratchet-agent-"), "plan.json")
+        with open(plan, "w") as f:
+            json.dump({"1:1": {"write": {"value.txt": "12\n"}}, "1:2": {"write": {"value.txt": "15\n"}},
+                       "2:1": {"write": {"value.txt": "14\n"}}, "2:2": {"write": {"value.txt": "13\n"}}}, f)
+        barrier = tempfile.mkdtemp(prefix="ratchet-barrier-")
+        # a Ray job gets no environment from ratchet's shell: the barrier reaches it as the user's runtime env
+        self.run_ok(*INIT, "--iterations", "2", "--executor-options",
+                    "--runtime-env-json=" + shlex.quote(json.dumps({"env_vars": {"BARRIER": barrier}})))
+        self.run_ok("baseline")
+        out = self.run_ok("loop", "--agent-command", f"{shlex.quote(PY)} {shlex.quote(agent)} {shlex.quote(plan)}",
+                          "--parallel", "2")
+        self.assertIn("iter 1 (proposal 2): KEEP", out)
+        recs = self.records()
+        self.assertEqual([r["decision"] for r in recs], ["baseline", "keep", "revert"], out)
+        one, two = recs[1], recs[2]
+        self.assertEqual((one["slot"], one["avg"], one["alternatives"][0]["decision"], one["alternatives"][0]["avg"]),
+                         (2, 15.0, "revert", 12.0))
+        self.assertEqual((two["slot"], two["avg"], two["alternatives"][0]["avg"]), (1, 14.0, 13.0))
+        self.assertEqual(self.state()["incumbent_score"], 15.0)
+        for rec in (one, two):
+            seen = [self.ray_job(t["job"]["id"]) for s in [rec] + rec["alternatives"] for t in s["trials"]]
+            self.assertEqual([j["status"] for j in seen], ["SUCCEEDED", "SUCCEEDED"])
+            (s1, e1), (s2, e2) = [(j["start_time"], j["end_time"]) for j in seen]
+            self.assertTrue(s1 <= e2 and s2 <= e1, f"the proposals' jobs ran at the same time: {seen}")
+        self.assertEqual(self.run_jobs(), [])
 
     def test_doctor_runs_a_test_job_through_ray(self):
         code, out, err = cli("doctor", *INIT[1:], "--runs", "1", cwd=self.repo)

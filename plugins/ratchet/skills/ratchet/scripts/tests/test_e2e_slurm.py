@@ -51,9 +51,21 @@ INIT = ["init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metr
 class SlurmEndToEnd(RepoTest):
     """One class, so the suite's runner (a process per class) starts one cluster.
     bench.py sleeps before printing when `slow` exists (or while the file $HOLD does), after it
-    when `cancel-me` does."""
+    when `cancel-me` does; with $BARRIER it first waits until a second job of the same iteration has
+    started (concurrent proposals)."""
 
-    files = {"bench.py": "import os, time\nif os.path.exists('slow'):\n    time.sleep(120)\n"
+    files = {"bench.py": "import os, re, sys, time\n"
+                         "b = os.environ.get('BARRIER')\n"
+                         "if b:\n"
+                         "    d = os.path.join(b, re.search(r'-i(\\d+)-t', os.environ['RATCHET_TRIAL_ID']).group(1))\n"
+                         "    os.makedirs(d, exist_ok=True)\n"
+                         "    open(os.path.join(d, os.environ['RATCHET_TRIAL_ID']), 'w').close()\n"
+                         "    end = time.time() + 30\n"
+                         "    while len(os.listdir(d)) < 2 and time.time() < end:\n"
+                         "        time.sleep(0.05)\n"
+                         "    if len(os.listdir(d)) < 2:\n"
+                         "        sys.exit('alone: no other proposal ran at the same time')\n"
+                         "if os.path.exists('slow'):\n    time.sleep(120)\n"
                          "while os.environ.get('HOLD') and os.path.exists(os.environ['HOLD']):\n    time.sleep(0.2)\n"
                          "print('score:', open('value.txt').read().strip(), flush=True)\n"
                          "if os.path.exists('cancel-me'):\n    time.sleep(60)\n",
@@ -165,7 +177,11 @@ class SlurmEndToEnd(RepoTest):
         job = self.run_jobs()[0][0]
         CLUSTER.stop_controller()
         try:
-            time.sleep(22)  # longer than a client retries (18 s here): ratchet sees "Unable to contact"
+            # a client call retries for a while (8 s with the test cluster's MessageTimeout=5), then fails:
+            # once ours has, and ratchet's next poll (at most a few seconds apart) too, ratchet has seen it
+            r = CLUSTER.run("scontrol", "show", "job", "-o", job)
+            self.assertIn("Unable to contact", r.stderr)
+            time.sleep(4)
             self.assertIsNone(child.poll(), "ratchet must not take an unreachable controller for the job's end")
         finally:
             CLUSTER.start_controller()
@@ -178,7 +194,7 @@ class SlurmEndToEnd(RepoTest):
         self.assertEqual(rec["trials"][0]["job"]["id"], job)
 
     def test_timed_out_trial_is_scancelled_and_gone_from_squeue(self):
-        self.run_ok(*INIT, "--trial-timeout-seconds", "8")
+        self.run_ok(*INIT, "--trial-timeout-seconds", "4")
         self.run_ok("baseline")
         write(self.repo, "value.txt", "11\n")
         write(self.repo, "slow", "")
@@ -263,25 +279,110 @@ class SlurmEndToEnd(RepoTest):
             else:
                 self.assertNotIn("pinned", t["job"])
 
-    def test_loop_parallel_2_measures_each_proposal_as_jobs(self):
+    def test_loop_parallel_2_measures_the_proposals_at_once_each_as_jobs(self):
         import shlex
         import tempfile
         AGENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "standin_agent.py")
         plan = os.path.join(tempfile.mkdtemp(prefix="ratchet-agent-"), "plan.json")
         with open(plan, "w") as f:
-            json.dump({"1:1": {"write": {"value.txt": "12\n"}}, "1:2": {"write": {"value.txt": "15\n"}}}, f)
+            json.dump({"1:1": {"write": {"value.txt": "12\n"}}, "1:2": {"write": {"value.txt": "15\n"}},
+                       "2:1": {"write": {"value.txt": "14\n"}}, "2:2": {"write": {"value.txt": "13\n"}}}, f)
+        self.run_ok(*INIT, "--iterations", "2")
+        self.run_ok("baseline")
+        # each proposal's job waits (bench.py, $BARRIER) until the round's other job has started: measured one
+        # after the other, the first would wait alone, exit 3 and be a crash
+        barrier = os.path.join(CLUSTER.dir, f"barrier-{os.getpid()}-{self.id().rsplit('.', 1)[1][:20]}")
+        os.makedirs(barrier)
+        p = subprocess.run([PY, RATCHET, "loop", "--agent-command",
+                            f"{shlex.quote(PY)} {shlex.quote(AGENT)} {shlex.quote(plan)}", "--parallel", "2"],
+                           cwd=self.repo, env={**os.environ, "BARRIER": barrier}, capture_output=True, text=True,
+                           timeout=300)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("iter 1 (proposal 2): KEEP", p.stdout)
+        recs = self.records()
+        self.assertEqual([r["decision"] for r in recs], ["baseline", "keep", "revert"])
+        one, two = recs[1], recs[2]
+        self.assertEqual((one["slot"], one["avg"]), (2, 15.0))
+        alt = one["alternatives"][0]
+        self.assertEqual((alt["slot"], alt["decision"], alt["avg"]), (1, "revert", 12.0))
+        self.assertEqual((two["slot"], two["avg"], two["alternatives"][0]["avg"]), (1, 14.0, 13.0))
+        self.assertEqual(self.state()["incumbent_score"], 15.0)
+        self.assertEqual(git(self.repo, "show", "HEAD:value.txt").strip(), "15")
+        for rec in (one, two):
+            trials = {s["slot"]: s["trials"] for s in [rec] + rec["alternatives"]}
+            self.assertEqual(sorted(t["trial"] for ts in trials.values() for t in ts), [1, 2], "one report each")
+            windows = []
+            for t in trials[1] + trials[2]:
+                seen = self.job(t["job"]["id"])
+                self.assertEqual((t["job"]["state"], seen["JobState"]), ("COMPLETED", "COMPLETED"))
+                self.assertIn("/.ratchet/worktrees/slot-", seen["WorkDir"], "measured in its own tree")
+                windows.append((seen["StartTime"], seen["EndTime"]))
+            (s1, e1), (s2, e2) = windows
+            self.assertTrue(s1 <= e2 and s2 <= e1, f"the two proposals' jobs ran at the same time: {windows}")
+        self.assertEqual(self.run_jobs(), [])
+        self.assertEqual(git(self.repo, "status", "--porcelain"), "", "the main tree was never touched")
+
+    def start_parallel_loop(self, plan_steps: dict, env=None):
+        import shlex
+        import tempfile
+        agent = os.path.join(os.path.dirname(os.path.abspath(__file__)), "standin_agent.py")
+        plan = os.path.join(tempfile.mkdtemp(prefix="ratchet-agent-"), "plan.json")
+        with open(plan, "w") as f:
+            json.dump(plan_steps, f)
         self.run_ok(*INIT, "--iterations", "1")
         self.run_ok("baseline")
-        out = self.run_ok("loop", "--agent-command", f"{shlex.quote(PY)} {shlex.quote(AGENT)} {shlex.quote(plan)}",
-                          "--parallel", "2")
-        self.assertIn("iter 1 (proposal 2): KEEP", out)
-        rec = self.records()[-1]
-        self.assertEqual((rec["decision"], rec["slot"], rec["avg"]), ("keep", 2, 15.0))
-        alt = rec["alternatives"][0]
-        self.assertEqual((alt["slot"], alt["decision"], alt["avg"]), (1, "revert", 12.0))
-        for t in rec["trials"] + alt["trials"]:
-            self.assertEqual((t["job"]["state"], self.job(t["job"]["id"])["JobState"]), ("COMPLETED", "COMPLETED"))
+        argv = [PY, RATCHET, "loop", "--agent-command", f"{shlex.quote(PY)} {shlex.quote(agent)} {shlex.quote(plan)}",
+                "--parallel", "2"]
+        return subprocess.Popen(argv, cwd=self.repo, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    SLOW_ROUND = {"1:1": {"write": {"value.txt": "12\n", "slow": ""}}, "1:2": {"write": {"value.txt": "15\n", "slow": ""}}}
+
+    def test_loop_parallel_sigterm_and_ctrl_c_cancel_every_job_of_the_round(self):
+        for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+            with self.subTest(signal=sig.name):
+                child = self.start_parallel_loop(self.SLOW_ROUND)
+                self.addCleanup(self.reap, child)
+                running = lambda: [j for j in self.run_jobs() if j[2] == "RUNNING"]  # noqa: E731
+                self.assertTrue(wait_for(lambda: len(running()) == 2, 60), CLUSTER.jobs())
+                jobs = [j[0] for j in running()]
+                child.send_signal(sig)
+                out, err = child.communicate(timeout=120)
+                self.assertEqual(child.returncode, code, out + err)
+                self.assertEqual(self.run_jobs(), [], "both jobs cancelled and gone before ratchet exited")
+                self.assertEqual([self.job(j)["JobState"] for j in jobs], ["CANCELLED", "CANCELLED"])
+                rec = self.records()[-1]
+                self.assertEqual((rec["iter"], rec["decision"]), (1, "interrupted"), out + err)
+                self.assertEqual(self.state()["incumbent_score"], 10.0)
+                self.assertEqual(git(self.repo, "status", "--porcelain"), "")
+                self.repo = make_repo(self, self.files)
+
+    def test_loop_parallel_sigkilled_mid_round_then_the_next_command_cancels_the_jobs(self):
+        # the kill point `trial`: the first proposal's thread SIGKILLs ratchet once its job is submitted
+        child = self.start_parallel_loop(self.SLOW_ROUND, {"RATCHET_FAULT": "kill:trial"})
+        self.addCleanup(self.reap, child)
+        out, err = child.communicate(timeout=120)
+        self.assertEqual(child.returncode, -signal.SIGKILL, out + err)
+        jobs = [j[0] for j in self.run_jobs()]
+        self.assertTrue(jobs, "a SIGKILLed ratchet cannot cancel its jobs")
+        self.assertIn(f"cancelled {len(jobs)} job(s)", self.run_ok("status"))
         self.assertEqual(self.run_jobs(), [])
+        self.assertEqual({self.job(j)["JobState"] for j in jobs}, {"CANCELLED"})
+        self.assertEqual(git(self.repo, "status", "--porcelain"), "")
+
+    def test_a_candidate_avoids_the_nodes_others_hold_unless_no_other_node_can_take_it(self):
+        # one node here: sbatch refuses `--exclude=<it>`, so the job is submitted again without and runs
+        from ratchetlib.io import exec_slurm
+        out, err = os.path.join(self.repo, "o.txt"), os.path.join(self.repo, "e.txt")
+        seen = []
+        got = exec_slurm.run([], "echo ran", self.repo, out, err, 60, dict(os.environ), None,
+                             f"ratchet-avoid-{os.getpid()}", None, {}, avoid=[CLUSTER.host], placed=seen.append)
+        self.assertEqual((got["state"], got["node"], got["avoided"]), ("COMPLETED", CLUSTER.host, []))
+        self.assertEqual(self.job(got["job"])["ExcNodeList"], "(null)")
+        self.assertIn(CLUSTER.host, seen, "placed() was told the node")
+        got = exec_slurm.run([], "echo ran", self.repo, out, err, 60, dict(os.environ), None,
+                             f"ratchet-avoid-{os.getpid()}", None, {}, avoid=["othernode"])
+        self.assertEqual(got["state"], "COMPLETED")
 
     def test_doctor_runs_a_test_job_through_the_cluster(self):
         code, out, err = cli("doctor", *INIT[1:], "--runs", "2", cwd=self.repo)

@@ -10,6 +10,68 @@ from ratchetlib.core.errors import UsageError
 from tests.util import INIT, RepoTest
 
 
+class Lanes(unittest.TestCase):
+    """Concurrent candidates (loop --parallel on a cluster): which node a lane's next job pins or avoids,
+    and the wait every remote executor polls with."""
+
+    def in_lane(self, key, fn):
+        import threading
+        got = []
+
+        def body():
+            with executor.lane(key):
+                try:
+                    got.append(fn())
+                except executor.Halted as e:
+                    got.append(e)
+        t = threading.Thread(target=body)
+        t.start()
+        t.join()
+        return got[0]
+
+    def test_a_lane_avoids_the_nodes_other_lanes_hold_then_pins_to_its_own(self):
+        self.addCleanup(executor._LANES.clear)
+        executor._LANES.update({"a": "n1", "b": None, "c": "n3"})
+        self.assertEqual(self.in_lane("new", lambda: executor._lane_node("pair-pin")), (None, ["n1", "n3"]))
+        def placed_then_next():
+            executor._hold("new", "n2")
+            executor._hold("new", "n9")  # the first placement is kept
+            return executor._lane_node(None)
+        self.assertEqual(self.in_lane("new", placed_then_next), ("n2", []))
+        self.assertNotIn("new", executor._LANES, "a lane is forgotten when its candidate is measured")
+        self.assertEqual(executor._lane_node("pair-pin"), ("pair-pin", []), "outside a lane: the pair's pin")
+
+    def test_a_halted_lane_submits_nothing(self):
+        self.addCleanup(executor.halt, False)
+        executor.halt()
+        self.assertIsInstance(self.in_lane("x", lambda: executor._lane_node(None)), executor.Halted)
+        self.assertEqual(executor._lane_node(None), (None, []), "a trial outside a round is not halted")
+
+    def test_wait_polls_until_done_or_the_deadline_ticking_progress(self):
+        import time
+
+        class Beat:
+            interval = 0.05
+
+            def __init__(self):
+                self.ticks, self.ended = [], 0
+
+            def tick(self, elapsed):
+                self.ticks.append(elapsed)
+
+            def done(self):
+                self.ended += 1
+        calls = []
+        t0 = time.monotonic()
+        self.assertTrue(executor.wait(lambda: calls.append(1) or len(calls) >= 4, t0 + 10, None, t0, first=0.01))
+        self.assertEqual(len(calls), 4)
+        beat = Beat()
+        self.assertFalse(executor.wait(lambda: False, time.monotonic() + 0.3, beat, time.monotonic(), first=0.02,
+                                       most=0.05))
+        self.assertTrue(beat.ticks, "the heartbeat ticked while waiting")
+        self.assertEqual(beat.ended, 1, "and was told the wait ended")
+
+
 class Options(unittest.TestCase):
     def test_split_like_a_shell_line(self):
         self.assertEqual(executor.options("slurm", "--partition=gpu --comment='two words'"),

@@ -124,6 +124,20 @@ class LayersTest(unittest.TestCase):
                  if len(where) > 1 and any(kind == "class" for _, kind in where)}
         self.assertEqual(twice, {})
 
+    def test_modules_and_functions_stay_small(self):
+        """No module over 400 lines, no function over 60 (issue 19): a module
+        that grows past them has two jobs, and gets split by job."""
+        big, long = [], []
+        for name, path in self.mods.items():
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            if text.count("\n") > 400:
+                big.append(f"{name}: {text.count(chr(10))} lines")
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                    long.append(f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+        self.assertEqual((big, long), ([], []))
+
     def test_a_function_name_is_reused_only_by_peers(self):
         reused = {n: {m for m, _ in where} for n, where in public_names().items() if len(where) > 1}
         odd = {n: sorted(mods) for n, mods in reused.items() if not mods <= PEERS.get(n, (set(), ""))[0]}

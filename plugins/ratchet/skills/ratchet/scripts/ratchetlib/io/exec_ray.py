@@ -41,13 +41,16 @@ from typing import Optional
 
 from ..core import faults
 from ..core.errors import UsageError
-from . import critical, store_files
+from . import critical, executor, store_files
 
 COMMANDS = ("ray",)
 SUCCESS = "SUCCEEDED"
 ACTIVE = {"PENDING", "RUNNING"}
-POLL_FIRST, POLL_MAX = 0.3, 5.0
+POLL_FIRST = 0.3
 CANCEL_WAIT = 60.0
+# Ray 2.60 accepts a stop of a job still PENDING (its entrypoint's resources never came) and leaves it
+# pending: once every job left has been PENDING this long after the stop, it is reported left at once
+PENDING_GRACE = 10.0
 CALL_TIMEOUT = 120.0
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 OWNED = ("--submission-id", "--job-id", "--working-dir", "--no-wait", "--runtime-env", "--entrypoint-resources")
@@ -163,14 +166,19 @@ def listed(addr: str, job: str) -> bool:
 
 
 def cancel(addr: str, jobs: list, wait: float = CANCEL_WAIT) -> list:
-    """Stop the jobs, then wait until Ray reports each ended; the ones still running."""
+    """Stop the jobs, then wait until Ray reports each ended; the ones still
+    pending or running (PENDING_GRACE: a job that never started is not waited
+    for the whole `wait`)."""
     for j in jobs:
         _api(addr, f"/api/jobs/{urllib.parse.quote(j)}/stop", "POST")
-    end = time.monotonic() + wait
-    left = [j for j in jobs if listed(addr, j)]
-    while left and time.monotonic() < end:
-        time.sleep(0.5)
-        left = [j for j in left if listed(addr, j)]
+    t0, left = time.monotonic(), list(jobs)
+
+    def gone() -> bool:
+        infos = [(j, job_status(addr, j)) for j in left]
+        left[:] = [j for j, info in infos if info and info["status"] in ACTIVE]
+        never_started = all(info["status"] == "PENDING" for _, info in infos if info and info["status"] in ACTIVE)
+        return not left or (never_started and time.monotonic() - t0 >= PENDING_GRACE)
+    executor.wait(gone, t0 + wait, None, t0, first=0.1, most=1.0)
     return left
 
 
@@ -188,8 +196,9 @@ def _logs(addr: str, job: str) -> str:
 
 
 def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optional[float], env: dict,
-        progress, name: str, node: Optional[str], added: dict) -> dict:
-    """Submit, wait, read back; the same result dict as exec_slurm.run."""
+        progress, name: str, node: Optional[str], added: dict, avoid=(), placed=None) -> dict:
+    """Submit, wait, read back; the same result dict as exec_slurm.run. `avoid` is
+    not honoured: Ray cannot keep an entrypoint off a node (a lane only pins)."""
     addr = address(opts)
     t0 = time.monotonic()
     job, why = submit(opts, command, cwd, env, added, name, node)
@@ -199,33 +208,22 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
         return {"job": None, "state": None, "exit_code": None, "node": None, "timed_out": False,
                 "failure": why, "left": [], "seconds": time.monotonic() - t0}
     deadline = None if timeout is None else t0 + timeout
-    delay, timed_out, info, next_tick, queued = POLL_FIRST, False, None, None, None
+    seen = {"info": None, "queued": None}
+
+    def ended() -> bool:
+        info = seen["info"] = job_status(addr, job)
+        if seen["queued"] is None and info is not None and info["status"] != "PENDING":
+            seen["queued"] = time.monotonic() - t0
+        if placed and info is not None and _node(info):
+            placed(_node(info))
+        return info is not None and info["status"] not in ACTIVE
     faults.point("trial")  # the job is submitted and ratchet may die now: the next command cancels it
-    if progress is not None:
-        next_tick = t0 + progress.interval
     try:
-        while True:
-            info = job_status(addr, job)
-            if info is not None and info["status"] not in ACTIVE:
-                break
-            now = time.monotonic()
-            if queued is None and info is not None and info["status"] != "PENDING":
-                queued = now - t0
-            if deadline is not None and now >= deadline:
-                timed_out = True
-                break
-            if next_tick is not None and now >= next_tick:
-                progress.tick(now - t0)
-                next_tick = now + progress.interval
-            wake = now + delay if deadline is None else min(now + delay, deadline)
-            time.sleep(max(0.0, wake - now))
-            delay = min(delay * 1.25, POLL_MAX)
+        timed_out = not executor.wait(ended, deadline, progress, t0, first=POLL_FIRST)
     except BaseException:
         critical.blocked(lambda: cancel(addr, [job]))
         raise
-    finally:
-        if progress is not None:
-            progress.done()
+    info, queued = seen["info"], seen["queued"]
     left = cancel(addr, [job]) if timed_out else []
     info = job_status(addr, job) or info or {}
     seconds = time.monotonic() - t0

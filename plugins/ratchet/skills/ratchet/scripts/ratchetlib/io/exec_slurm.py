@@ -5,9 +5,9 @@ One trial is one job: `sbatch --parsable --no-requeue` of the user's command
 id and the trial (`executor.job_name`), in the repository (`--chdir`), with
 the submitting environment (`--export=ALL`: RATCHET_TRIAL_ID, --seed-env...),
 its stdout and stderr written by Slurm straight into the trial's report
-files. ratchet then polls `scontrol show job` (backing off to POLL_MAX
-seconds) until the job reaches a final state, and reads that state back:
-`sacct` when the cluster keeps accounting, `scontrol` when it does not (a
+files. ratchet then polls `scontrol show job` (executor.wait, backing off
+to executor.POLL_MAX seconds) until the job reaches a final state, and
+reads that state back: `sacct` when the cluster keeps accounting, `scontrol` when it does not (a
 single-node cluster), sacct again if slurmctld already forgot the job.
 COMPLETED is the only success: FAILED, CANCELLED, TIMEOUT, PREEMPTED,
 NODE_FAIL (and every other final state) is a crash with the state named,
@@ -33,14 +33,14 @@ from typing import Optional
 
 from ..core import faults
 from ..core.errors import UsageError
-from . import critical, store_files
+from . import critical, executor, store_files
 
 COMMANDS = ("sbatch", "squeue", "scontrol", "scancel")
 SUCCESS = "COMPLETED"
 ACTIVE = {"UNREACHABLE", "PENDING", "RUNNING", "SUSPENDED", "COMPLETING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD",
           "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
-POLL_FIRST, POLL_MAX = 0.2, 5.0
 CANCEL_WAIT = 60.0
+RESIGNAL = 5.0  # seconds between scancels of a job still listed
 CALL_TIMEOUT = 60.0
 # Options ratchet sets itself: a user's value would break capture, naming or the wait.
 OWNED = ("--job-name", "-J", "--output", "-o", "--error", "-e", "--wait", "-W", "--parsable", "--wrap",
@@ -72,12 +72,14 @@ def _last_line(text: str) -> str:
 
 
 def submit(opts: list, command: str, cwd: str, out: str, err: str, env: dict, name: str,
-           node: Optional[str] = None) -> tuple:
-    """(job id, None) or (None, why sbatch refused)."""
+           node: Optional[str] = None, avoid=()) -> tuple:
+    """(job id, None) or (None, why sbatch refused). `avoid`: nodes to --exclude."""
     argv = ["sbatch", "--parsable", "--no-requeue", f"--job-name={name}", f"--chdir={cwd}", "--export=ALL",
             f"--output={os.path.abspath(out)}", f"--error={os.path.abspath(err)}", *opts]
     if node:
         argv.append(f"--nodelist={node}")
+    if avoid:
+        argv.append("--exclude=" + ",".join(avoid))
     r = _call(argv + ["--wrap", command], env)
     job = r.stdout.strip().split(";")[0].strip()
     if r.returncode != 0 or not job.isdigit():
@@ -189,13 +191,16 @@ def cancel(where: str, jobs: list, wait: float = CANCEL_WAIT) -> list:
     if not jobs:
         return []
     _call(["scancel", *jobs], _env(where))
-    end = time.monotonic() + wait
-    left = [j for j in jobs if listed(where, j)]
-    while left and time.monotonic() < end:
-        time.sleep(0.3)
-        left = [j for j in left if listed(where, j)]
-        if left and int(time.monotonic() * 10) % 50 == 0:
+    t0 = time.monotonic()
+    left, again = list(jobs), [t0 + RESIGNAL]
+
+    def gone() -> bool:
+        left[:] = [j for j in left if listed(where, j)]
+        if left and time.monotonic() >= again[0]:  # still listed: signal again (a lost RPC, a slow node)
             _call(["scancel", *left], _env(where))
+            again[0] += RESIGNAL
+        return not left
+    executor.wait(gone, t0 + wait, None, t0, first=0.1, most=1.0)
     return left
 
 
@@ -211,45 +216,39 @@ def jobs_named(where: str, prefix: str) -> list:
 
 
 def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optional[float], env: dict,
-        progress, name: str, node: Optional[str], added: dict) -> dict:
+        progress, name: str, node: Optional[str], added: dict, avoid=(), placed=None) -> dict:
     """Submit, wait, read back. Returns {job, state, exit_code, node, timed_out,
-    failure, left}. `env` is the job's whole environment (--export=ALL); `added` (what ratchet
-    adds to it) matters only to Ray. Ctrl-C/SIGTERM while waiting cancels the job, then re-raises."""
+    failure, left, avoided}. `env` is the job's whole environment (--export=ALL); `added` (what ratchet
+    adds to it) matters only to Ray. `avoid`: nodes other candidates hold (executor lanes), excluded
+    unless the user's options exclude nodes themselves or no other node could take the job (sbatch
+    refuses it: it is submitted again without); `placed(node)` is called once the job is seen
+    on a node. Ctrl-C/SIGTERM while waiting cancels the job, then re-raises."""
     for path in (out, err):  # a job cancelled before it started writes nothing: the files must exist
         store_files.capture(path).close()
     t0 = time.monotonic()
-    job, why = submit(opts, command, cwd, out, err, env, name, node)
+    avoid = [] if any(o.split("=", 1)[0] in ("--exclude", "-x") for o in opts) else list(avoid)
+    job, why = submit(opts, command, cwd, out, err, env, name, node, avoid)
+    if job is None and avoid:
+        avoid = []
+        job, why = submit(opts, command, cwd, out, err, env, name, node)
     if job is None:
         return {"job": None, "state": None, "exit_code": None, "node": None, "timed_out": False,
                 "failure": why, "left": [], "seconds": time.monotonic() - t0}
     deadline = None if timeout is None else t0 + timeout
-    delay, timed_out, fields, next_tick = POLL_FIRST, False, None, None
+    seen = [None]
+
+    def ended() -> bool:
+        seen[0] = show_job(job)
+        if placed and seen[0] and seen[0].get("BatchHost") not in (None, "", "(null)"):
+            placed(seen[0]["BatchHost"])
+        return seen[0] is None or _state(seen[0]) not in ACTIVE
     faults.point("trial")  # the job is submitted and ratchet may die now: the next command cancels it
-    if progress is not None:
-        next_tick = t0 + progress.interval
     try:
-        while True:
-            fields = show_job(job)
-            if fields is None or _state(fields) not in ACTIVE:
-                break
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                timed_out = True
-                break
-            if next_tick is not None and now >= next_tick:
-                progress.tick(now - t0)
-                next_tick = now + progress.interval
-            wake = now + delay
-            if deadline is not None:
-                wake = min(wake, deadline)
-            time.sleep(max(0.0, wake - now))
-            delay = min(delay * 1.25, POLL_MAX)
+        timed_out = not executor.wait(ended, deadline, progress, t0)
     except BaseException:
         critical.blocked(lambda: cancel("", [job]))
         raise
-    finally:
-        if progress is not None:
-            progress.done()
+    fields = seen[0]
     left = cancel("", [job]) if timed_out else []
     seconds = time.monotonic() - t0
     if timed_out:
@@ -264,5 +263,5 @@ def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optiona
         failure = f"slurm job {job} ended {end['state']} (exit {end['exit']}, read from {end['source']})"
     return {"job": job, "state": end["state"], "exit_code": code, "node": end["node"], "timed_out": timed_out,
             "failure": failure, "left": left, "seconds": seconds,
-            "queued": None if queued is None else round(queued, 1)}
+            "queued": None if queued is None else round(queued, 1), "avoided": avoid}
 

@@ -20,6 +20,18 @@ belong to the scheduler (on a single-node cluster they run on this machine,
 and the sweep for a killed command's marker must not kill them; the
 scheduler's cancel does).
 
+Lanes (`loop --parallel N` on a cluster measures N candidates at once, one
+thread each): the trials a thread runs inside `lane(key)` are one
+candidate's. Every job of a lane after its first is pinned to the node the
+first ran on (one candidate, one node type), and a lane's first job avoids
+the nodes the other lanes hold, from the moment their first job is seen
+running there (`placed`). Avoiding is Slurm's `--exclude`; when no other
+node can take it, sbatch refuses and the job is submitted again without,
+sharing a node rather than never running; Ray has no exclusion, so there
+a lane only pins. Two first jobs submitted at the same moment can still
+land on one node: `--exclusive` in --executor-options rules that out.
+`halt()` (Ctrl-C, SIGTERM) stops every lane from submitting again.
+
 Pairs: the second run of a pair (trial 2p, after 2p-1; verify's 102 after
 101 likewise) is pinned to the node the first run ran on, so a pair never
 compares two node types (`_PINNED`, kept in memory: a pair is always run by
@@ -30,15 +42,17 @@ one command). Each trial records its `job` (executor, id, name, state, node).
 a remote trial exactly like a local one.
 """
 
+import contextlib
 import dataclasses
+import functools
+import importlib
 import os
 import secrets
 import shlex
 import shutil
+import threading
 import time
 from typing import Optional
-
-import importlib
 
 from . import procs, runner
 from ..core.errors import UsageError
@@ -64,6 +78,48 @@ class _Engines(dict):
 
 ENGINES = _Engines()
 _PINNED = {}  # (run id, iteration, pair) -> the node the pair's first run ran on
+_LANES = {}   # lane key -> the node its first job ran on (None until it has run)
+_LOCAL = threading.local()
+_HALT = threading.Event()
+
+
+class Halted(Exception):
+    """A lane's thread was about to submit a job after `halt()`."""
+
+
+@contextlib.contextmanager
+def lane(key):
+    """Run this thread's trials as one candidate's lane (module docstring)."""
+    _LANES[key], _LOCAL.lane = None, key
+    try:
+        yield
+    finally:
+        _LANES.pop(key, None)
+        _LOCAL.lane = None
+
+
+def _hold(key, node: str) -> None:
+    """Lane `key` holds `node` (its first job was seen there); kept once set."""
+    if not _LANES.get(key):
+        _LANES[key] = node
+
+
+def halt(on: bool = True) -> None:
+    """Stop (on) or allow again (off) every lane's next submission."""
+    (_HALT.set if on else _HALT.clear)()
+
+
+def _lane_node(node: Optional[str]) -> tuple:
+    """(the node to pin to, the nodes to avoid) for this thread's next job; in
+    a lane its own node replaces a pair's pin (trial numbers of two lanes can
+    form one pair)."""
+    key = getattr(_LOCAL, "lane", None)
+    if key is None:
+        return node, []
+    if _HALT.is_set():
+        raise Halted("the round was interrupted: no new job")
+    node = _LANES.get(key)
+    return node, [] if node else sorted({n for k, n in list(_LANES.items()) if k != key and n})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,23 +184,68 @@ def run(cfg, command: str, cwd: str, out: str, err: str, timeout: Optional[float
     added = {**(env or {}), procs.MARKER: name}
     pair = (cfg.run_id, iteration, (k + 1) // 2)
     node = _PINNED.get(pair) if k % 2 == 0 and getattr(cfg, "decision", "") == "paired" else None
+    node, avoid = _lane_node(node)
     eng, opts = ENGINES[kind], options(kind, cfg.executor_options)
     started = time.time()
-    got = eng.run(opts, command, cwd, out, err or out, timeout, {**os.environ, **added}, progress, name, node, added)
+    key = getattr(_LOCAL, "lane", None)
+    placed = None if key is None else functools.partial(_hold, key)
+    got = eng.run(opts, command, cwd, out, err or out, timeout, {**os.environ, **added}, progress, name, node, added,
+                  avoid=avoid, placed=placed)
     if k % 2 == 1 and got.get("node"):
         _PINNED[pair] = got["node"]
+    if placed and got.get("node"):
+        placed(got["node"])
     job = {"executor": kind, "id": got["job"], "name": name, "state": got["state"], "node": got.get("node"),
            "queued": got.get("queued")}
     if node:
         job["pinned"] = node
+    if got.get("avoided"):
+        job["avoided"] = got["avoided"]
     survivors = tuple(_entry(kind, eng.where(opts), j, name) for j in got["left"])
     return RemoteRun(None if got["timed_out"] else got["exit_code"], got["seconds"], got["timed_out"], started,
                      survivors, name, None, job=job, failure=got["failure"])
 
 
+POLL_FIRST, POLL_MAX = 0.2, 5.0
+
+
+def wait(check, deadline: Optional[float], progress, t0: float, first: float = POLL_FIRST,
+         most: float = POLL_MAX) -> bool:
+    """Poll `check()` (True once the job has ended) until it is True or the
+    `deadline` (time.monotonic(); None: none) passes: True when it ended,
+    False on the deadline. The interval starts at `first` and grows by a
+    quarter each poll up to `most` (a long job costs the scheduler one query
+    every few seconds, a short one is seen ending within a fraction of a
+    second); `progress` (the heartbeat, or None) is ticked with the time
+    since `t0` and told `done()` however the wait ends. The one poll loop of
+    every remote executor."""
+    delay = first
+    next_tick = None if progress is None else t0 + progress.interval
+    try:
+        while not check():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return False
+            if next_tick is not None and now >= next_tick:
+                progress.tick(now - t0)
+                next_tick = now + progress.interval
+            wake = now + delay if deadline is None else min(now + delay, deadline)
+            time.sleep(max(0.0, wake - now))
+            delay = min(delay * 1.25, most)
+        return True
+    finally:
+        if progress is not None:
+            progress.done()
+
+
 def _entry(kind: str, where: str, job: str, name: str) -> dict:
     """A job as an UNCLEAN `processes` entry (FORMATS.md): no pid, the job and its cluster."""
     return {"pid": None, "start": None, "job": f"{kind}:{job}", "where": where, "cmd": f"{kind} job {job} ({name})"}
+
+
+def remote(cfg) -> bool:
+    """Whether the run's trials are jobs on a cluster (not processes here)."""
+    return (getattr(cfg, "executor", "local") or "local") != "local"
 
 
 def cancel_run(cfg) -> tuple:

@@ -202,15 +202,7 @@ def measure(run, cur: dict, cand) -> tuple:
             if failed:
                 verdict = None
                 break
-            effects, scale = effects_of(cfg, ctrials, itrials, log_scale)
-            h0, h1 = hyp if scale == log_scale else hypotheses(cfg, base, scale)
-            prior = noise if noise is not None and noise.log_scale == scale else None
-            verdict = sprt_decide(effects, h0=h0, h1=h1, alpha=cfg.alpha, beta=cfg.beta,
-                                        min_pairs=cfg.min_pairs, max_pairs=cfg.max_trials,
-                                        sigma_prior=prior.sigma_pair if prior else None,
-                                        prior_df=prior.df if prior else 0.0, log_scale=scale, direction=cfg.direction,
-                                        adrift=incumbent_adrift([t["score"] for t in itrials], [t["score"] for t in ctrials],
-                                                                base, prior.sigma_pair if prior else None, scale))
+            verdict = _test(cfg, ctrials, itrials, base, log_scale, hyp, noise)
             if verdict.decided:
                 break
     finally:
@@ -221,6 +213,20 @@ def measure(run, cur: dict, cand) -> tuple:
         cur.pop("swap", None)
         run.store.write_current(cur)
     return ctrials, itrials, verdict, log_scale
+
+
+def _test(cfg, ctrials: list, itrials: list, base: float, log_scale: bool, hyp: tuple, noise):
+    """The sequential test on the pairs so far (pure): the run's hypotheses
+    (`hyp`, recomputed when a non-positive score moved the effects off the
+    log scale) and the calibrated noise as its prior."""
+    effects, scale = effects_of(cfg, ctrials, itrials, log_scale)
+    h0, h1 = hyp if scale == log_scale else hypotheses(cfg, base, scale)
+    prior = noise if noise is not None and noise.log_scale == scale else None
+    sigma = prior.sigma_pair if prior else None
+    adrift = incumbent_adrift([t["score"] for t in itrials], [t["score"] for t in ctrials], base, sigma, scale)
+    return sprt_decide(effects, h0=h0, h1=h1, alpha=cfg.alpha, beta=cfg.beta, min_pairs=cfg.min_pairs,
+                       max_pairs=cfg.max_trials, sigma_prior=sigma, prior_df=prior.df if prior else 0.0,
+                       log_scale=scale, direction=cfg.direction, adrift=adrift)
 
 
 def _stage(repo: str, staged: str, rels: list) -> None:

@@ -84,16 +84,31 @@ def remeasure(run, pairs: Optional[int] = None) -> Optional[dict]:
     if dirty:
         raise UsageError(f"verify swaps files the working tree has changed ({', '.join(sorted(dirty)[:3])}); "
                          f"iterate or undo that change first")
-    n = pairs or cfg.max_trials
     noise = noise_of(st.noise)
     prior = noise if noise is not None and noise.log_scale == bool(st.log_scale) else None
-    cur = {"iter": st.iteration, "phase": "verifying", "changed": changed, "started": now_iso()}
-    run.store.write_current(cur)
-    it = st.iteration  # reports: iter-N-trial-101... (the iteration's own trials number from 1)
-    inc, cand, in_tree = [], [], "best"
+    inc, cand = _pairs(run, start, changed, pairs or cfg.max_trials, prior)
+    moved = harness.verify(repo, run.store.root)
+    if moved:
+        harness.restore(repo, run.store.root, moved)
+    head_iter = st.incumbent_iter
+    if head_iter is None:  # a state from before `incumbent_iter`: the keep commit's trailer names it
+        head_iter = githistory.commit_trailer(repo, best)
+    verified, doc = _figures(cfg, st, inc, cand, prior)
+    verified.update(sha=best, iter=head_iter)
+    store_files.write_doc(run.store.root, "verify", {**verified, "start": start, **doc})
+    return verified
+
+
+def _pairs(run, start: str, changed: list, n: int, prior) -> tuple:
+    """(start's scores, best's scores): up to `n` pairs, the tree switched
+    between the two commits' files (current.json says so, for recovery)
+    and left on the best."""
+    cfg, repo, it = run.config, run.repo, run.state.iteration
+    run.store.write_current({"iter": it, "phase": "verifying", "changed": changed, "started": now_iso()})
+    inc, cand, in_tree = [], [], "best"  # reports: iter-N-trial-101... (the iteration's own trials number from 1)
     try:
         for p in range(1, n + 1):
-            env = seed_env(cfg, 10 ** 6 + st.iteration, p)
+            env = seed_env(cfg, 10 ** 6 + it, p)
             for role in (("start", "best") if incumbent_first(p) else ("best", "start")):
                 if role != in_tree:
                     to_start(repo, start, changed) if role == "start" else to_best(repo, changed)
@@ -111,31 +126,26 @@ def remeasure(run, pairs: Optional[int] = None) -> Optional[dict]:
         if in_tree != "best":
             to_best(repo, changed)
         run.store.clear_current()
-    moved = harness.verify(repo, run.store.root)
-    if moved:
-        harness.restore(repo, run.store.root, moved)
-    effects, scale = effects_of(cfg, [{"score": s} for s in cand], [{"score": s} for s in inc],
-                                bool(st.log_scale))
-    gain = gain_interval(effects, 0.95, log_scale=scale,
-                               sigma_prior=prior.sigma_pair if prior and prior.log_scale == scale else None,
-                               prior_df=prior.df if prior and prior.log_scale == scale else 0.0)
+    return inc, cand
+
+
+def _figures(cfg, st, inc: list, cand: list, prior) -> tuple:
+    """(the `verified` figures, verify.json's evidence) from the scores (pure)."""
+    effects, scale = effects_of(cfg, [{"score": s} for s in cand], [{"score": s} for s in inc], bool(st.log_scale))
+    same = prior is not None and prior.log_scale == scale
+    gain = gain_interval(effects, 0.95, log_scale=scale, sigma_prior=prior.sigma_pair if same else None,
+                         prior_df=prior.df if same else 0.0)
     base = mean_or_none(inc)
     pct = lambda x: None if relative(x, scale, base) is None else relative(x, scale, base) * 100  # noqa: E731
-    head_iter = st.incumbent_iter
-    if head_iter is None:  # a state from before `incumbent_iter`: the keep commit's trailer names it
-        head_iter = githistory.commit_trailer(repo, best)
     verified = {"gain_pct": pct(gain.estimate),
                 "interval": None if gain.interval is None else [pct(x) for x in gain.interval],
-                "pairs": gain.pairs, "sha": best, "iter": head_iter, "at_iteration": st.iteration,
-                "timestamp": now_iso()}
+                "pairs": gain.pairs, "at_iteration": st.iteration, "timestamp": now_iso()}
     verified["value"], verified["value_interval"] = at_baseline(gain, st.baseline, cfg.direction)
     # what people read: the change of the metric itself (change.py), low end first
     verified["change_pct"], verified["change_interval"] = change.verified_change(
         {"gain_pct": verified["gain_pct"], "interval": verified["interval"], "log_scale": scale}, cfg.direction)
-    store_files.write_doc(run.store.root, "verify", {**verified, "start": start, "start_scores": inc,
-                                                     "best_scores": cand, "effects": effects, "log_scale": scale,
-                                                     "gain": gain.to_json()})
-    return verified
+    return verified, {"start_scores": inc, "best_scores": cand, "effects": effects, "log_scale": scale,
+                      "gain": gain.to_json()}
 
 
 def at_baseline(gain, baseline, direction: str) -> tuple:

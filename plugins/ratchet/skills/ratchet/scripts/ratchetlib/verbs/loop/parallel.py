@@ -5,8 +5,10 @@ reset to the incumbent before every round (tracked files only: ignored and
 untracked files of the main tree are not copied). When all have finished
 (or hit the agent timeout), each proposal is taken as one binary patch
 against the incumbent and measured in the main tree, one after the other,
-so timing benchmarks never share the machine with each other. The best
-proposal that passes the keep rule is committed; the rest are recorded.
+so timing benchmarks never share the machine with each other (with a
+cluster executor they are measured at once instead, each in its own
+measurement tree and on its own node: remote.py). The best proposal that
+passes the keep rule is committed; the rest are recorded.
 
 One round is one iteration and one record (its number counts toward
 --iterations and --patience like any iteration): the record is the kept
@@ -14,7 +16,8 @@ proposal's (or, when none is kept, the best measured one's), with `slot`
 and the other proposals as sub-records in `alternatives` (FORMATS.md). Their
 patches are saved as `patches/iter-NNNN-slot-K.patch`, apply-able on the
 round's incumbent. Trials are numbered on through the round, so each
-proposal's reports keep their own `trial` numbers for `tail`.
+proposal's reports keep their own `trial` numbers for `tail` (on a
+cluster proposal K's start at (K-1) x --trials + 1).
 
 Crash safety: current.json stays in phase `agent` until the round's record
 is decided, so a kill anywhere in the round is recovered as an interrupted
@@ -22,15 +25,18 @@ iteration (the measurements of the round are lost, the proposals' patches
 stay in `agents/` output and `patches/`).
 """
 
+import dataclasses
+import functools
 import os
 import time
 
 from ...core import decision
 from ...keep import finish, strategy
 from ...verbs import session
-from ...io import fresh, gitguard, gitops, gitpatch, harness, store_files
+from ...io import executor, fresh, gitguard, gitops, gitpatch, harness, store_files
 from ...learn import learning
 from ...core.errors import RatchetError
+from . import remote
 from .calls import AgentCall, failure
 from ...io.store import atomic_write
 
@@ -99,12 +105,25 @@ def run_round(loop) -> tuple:
         cur.update(hypothesis=subs[0]["hypothesis"], description=subs[0]["description"], agent=subs[0]["agent"],
                    arm=subs[0]["arm"])
         return finish.settle(run, cur, v, [], {"slot": 1, "alternatives": subs[1:], "patch": subs[0]["patch"]}), why
+    if executor.remote(run.config):
+        return _settle_best(run, cur, _measure_at_once(run, it, sha, results, patches, calls, timeout)), None
     subs, trial_no = [], 1
     for k, (result, rel, c) in enumerate(zip(results, patches, calls), 1):
         sub, used = _measure_proposal(run, it, k, result, rel, c.arm, timeout, trial_no)
         subs.append(sub)
         trial_no += used
     return _settle_best(run, cur, subs), None
+
+
+def _measure_at_once(run, it: int, sha: str, results: list, patches: list, calls: list, timeout: float) -> list:
+    """With a cluster executor: every proposal in its own measurement tree,
+    all at the same time (remote.py); their summaries, in slot order."""
+    per = run.config.trials
+    fns = [functools.partial(_measure_proposal, run, it, k, result, rel, c.arm, timeout, (k - 1) * per + 1,
+                             remote.measurement_tree(worktree(run, k, sha), run.store.root))
+           for k, (result, rel, c) in enumerate(zip(results, patches, calls), 1)]
+    watched = remote.watch_main_tree(run)
+    return remote.checked(run, watched, [sub for sub, _ in remote.at_once(run.config, fns)])
 
 
 def _propose(loop) -> tuple:
@@ -129,9 +148,11 @@ def _propose(loop) -> tuple:
     return it, sha, calls, cur, results, timeout, wall_limited
 
 
-def _measure_proposal(run, it: int, k: int, result: tuple, rel, arm, timeout: float, trial_no: int) -> tuple:
+def _measure_proposal(run, it: int, k: int, result: tuple, rel, arm, timeout: float, trial_no: int,
+                      tree=None) -> tuple:
     """Proposal `k` applied to the main tree, measured from trial number
-    `trial_no`, then undone: (its summary for the round, trials it used)."""
+    `trial_no`, then undone: (its summary for the round, trials it used).
+    `tree`: a measurement tree (remote.py) to apply it to instead, left as is."""
     tr, rep, info = result
     why = failure(tr, rep, timeout, info["log"])
     if why:
@@ -141,18 +162,22 @@ def _measure_proposal(run, it: int, k: int, result: tuple, rel, arm, timeout: fl
         return _sub(k, rep, info, v, [], [], None, arm=arm), 0
     with open(os.path.join(run.store.root, rel), "rb") as f:
         patch = f.read()
-    err = gitpatch.apply_patch(run.repo, patch)
+    at = run if tree is None else dataclasses.replace(run, repo=tree)  # the state is immutable: shared as is
+    err = gitpatch.apply_patch(at.repo, patch)
     if err:
         v = decision.Verdict(decision.AGENT_ERROR, None, None,
-                             f"agent-error: the proposal does not apply to the main tree ({err})")
+                             f"agent-error: the proposal does not apply to the {'main' if tree is None else 'measurement'} "
+                             f"tree ({err})")
         return _sub(k, rep, info, v, [], [], rel, arm=arm), 0
-    cand, v, extra = session.check(run)
-    fresh.switched(run.repo, cand.paths)  # proposals follow each other within a second, often the same size
+    cand, v, extra = session.check(at)
+    fresh.switched(at.repo, cand.paths)  # proposals follow each other within a second, often the same size
     trials = []
     if v is None:
-        v, extra, trials = strategy.proposal(run, it, trial_no, own=cand.paths)
-    if v.decision == decision.TAMPERED:  # git's own files before the revert checks files out
-        gitguard.restore(run.repo, run.store.root)
+        v, extra, trials = strategy.proposal(at, it, trial_no, own=cand.paths)
+    if v.decision == decision.TAMPERED:  # git's own files (shared by every worktree) before any checkout
+        gitguard.restore(at.repo, run.store.root)
+    if tree is not None:  # the tree is reset before the next round
+        return _sub(k, rep, info, v, trials, cand.paths, rel, extra, arm), len(trials)
     gitpatch.back_to_head(run.repo, list(cand.tracked), list(cand.new))
     fresh.switched(run.repo, cand.paths)
     if v.decision == decision.TAMPERED:  # the next proposal is measured against the pinned harness
