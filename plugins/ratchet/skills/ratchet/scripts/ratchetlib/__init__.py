@@ -4,10 +4,12 @@ checks it, imports inside functions included, and that there is no cycle).
 
   core/      the rules, pure: config (+ steering, flag_paths, sourcespec), state (the typed RunState,
              the pure apply_record and the only transitions; with memory and escalation, its folds),
-             decision, the paired statistics (effects, student_t, robust, noise, sprt, gain, power),
-             constraints, pareto, change, paths, errors, faults, text, term
+             decision, headline (the one honest gain figure), the paired statistics (effects,
+             student_t, robust, noise, sprt, gain, power), constraints, pareto, change, paths,
+             errors, faults, text, term
   io/        the edges: store* (the one writer of .ratchet/: store, store_files, store_lock,
-             store_seal, store_best), workspace (the open run), gitops (+ githistory, gitpatch),
+             store_seal, store_best), workspace (the open run), gitops (+ githistory, gitpatch,
+             gitroot, gitfilters), swapfiles (a paired side's files written back),
              runner + keeper + critical + procs + leftovers (a trial's processes), executor (local, slurm,
              ray), seal, harness pins, what a trial may not carry over (carry, fresh, startup,
              gitguard), artifacts, unclean, lineage, clip
@@ -20,9 +22,10 @@ checks it, imports inside functions included, and that there is no cycle).
              crash-order contract and the one decision tail), recover, recheck (verify)
   present/   what people and the agent read, rendered from what it is handed: views, figures,
              markdown, page, chart, svg, trend
-  verbs/     the verbs: session (init .. stop), loop/ (headless, parallel, calls, agent, prompt),
+  verbs/     the verbs: session (init .. stop), loop/ (headless, parallel + remote, calls, agent, prompt),
              chain, ship, doctor, detect, report, show, tail, demo
-  cli/       the parser table (flags), COMMANDS (main), the handlers that print
+  cli/       the parser table (flags), COMMANDS (main, each verb loaded only when called), the
+             handlers that print
 
 `ratchet.py` only checks the Python version and calls cli.main.
 """

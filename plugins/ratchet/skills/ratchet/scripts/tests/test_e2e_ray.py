@@ -16,7 +16,7 @@ import time
 import unittest
 import urllib.request
 
-from tests import ray_head
+from tests import overlap, ray_head
 from tests.util import PY, RATCHET, RepoTest, cli, wait_for, write
 
 MISSING = ray_head.missing()
@@ -49,18 +49,8 @@ INIT = ["init", "--run-command", "python3 bench.py", "--direction", "max", "--me
 
 
 class RayTest(RepoTest):
-    # with $BARRIER (an iteration's trials) a job first waits until another job of its iteration has started
-    files = {"bench.py": "import os, re, sys, time\n"
-                         "b, i = os.environ.get('BARRIER'), re.search(r'-i(\\d+)-t', os.environ['RATCHET_TRIAL_ID'])\n"
-                         "if b and i and i.group(1) != '0':\n"
-                         "    d = os.path.join(b, i.group(1))\n"
-                         "    os.makedirs(d, exist_ok=True)\n"
-                         "    open(os.path.join(d, os.environ['RATCHET_TRIAL_ID']), 'w').close()\n"
-                         "    end = time.time() + 30\n"
-                         "    while len(os.listdir(d)) < 2 and time.time() < end:\n"
-                         "        time.sleep(0.05)\n"
-                         "    if len(os.listdir(d)) < 2:\n"
-                         "        sys.exit('alone: no other proposal ran at the same time')\n"
+    # with $BARRIER a job first waits until another job of its iteration has started (tests/overlap.py)
+    files = {"bench.py": overlap.PRELUDE +
                          "if os.path.exists('slow'):\n    time.sleep(120)\n"
                          "print('score:', open('value.txt').read().strip())\n"
                          "print('seen trial id', os.environ.get('RATCHET_TRIAL_ID'))\n",

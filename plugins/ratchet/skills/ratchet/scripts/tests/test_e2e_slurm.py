@@ -18,7 +18,7 @@ import subprocess
 import time
 import unittest
 
-from tests import slurm_cluster
+from tests import overlap, slurm_cluster
 from tests.util import PY, RATCHET, RepoTest, cli, git, make_repo, slurp, wait_for, write
 
 MISSING = slurm_cluster.missing()
@@ -54,17 +54,7 @@ class SlurmEndToEnd(RepoTest):
     when `cancel-me` does; with $BARRIER it first waits until a second job of the same iteration has
     started (concurrent proposals)."""
 
-    files = {"bench.py": "import os, re, sys, time\n"
-                         "b = os.environ.get('BARRIER')\n"
-                         "if b:\n"
-                         "    d = os.path.join(b, re.search(r'-i(\\d+)-t', os.environ['RATCHET_TRIAL_ID']).group(1))\n"
-                         "    os.makedirs(d, exist_ok=True)\n"
-                         "    open(os.path.join(d, os.environ['RATCHET_TRIAL_ID']), 'w').close()\n"
-                         "    end = time.time() + 30\n"
-                         "    while len(os.listdir(d)) < 2 and time.time() < end:\n"
-                         "        time.sleep(0.05)\n"
-                         "    if len(os.listdir(d)) < 2:\n"
-                         "        sys.exit('alone: no other proposal ran at the same time')\n"
+    files = {"bench.py": overlap.PRELUDE +
                          "if os.path.exists('slow'):\n    time.sleep(120)\n"
                          "while os.environ.get('HOLD') and os.path.exists(os.environ['HOLD']):\n    time.sleep(0.2)\n"
                          "print('score:', open('value.txt').read().strip(), flush=True)\n"
