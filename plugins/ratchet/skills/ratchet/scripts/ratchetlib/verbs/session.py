@@ -155,10 +155,14 @@ def _baseline_checks(run: workspace.Run, trials: list, window: Optional[dict] = 
     changed = harness.verify(run.repo, run.store.root)
     for rel, kind in (harness.rewritten(run.repo, window) if window else {}).items():
         changed.setdefault(rel, kind)
-    planted = next((t["carried"]["hooks"] for t in trials if t.get("carried")), None)
-    if planted:
-        problem = (f"the benchmark itself changes Python's startup hooks ({candidate.listing(planted, 3)}; undone), so "
-                   f"every run would tilt the next one; make it leave them alone, then run init again")
+    carried = next((t["carried"] for t in trials if t.get("carried")), {})
+    if carried.get("hooks"):
+        problem = (f"the benchmark itself changes Python's startup hooks ({candidate.listing(carried['hooks'], 3)}; "
+                   f"undone), so every run would tilt the next one; make it leave them alone, then run init again")
+    elif carried:  # git's own files (a run's writes elsewhere are the benchmark's outputs, learned)
+        what = {**carried.get("git", {}), **carried.get("outside", {})}
+        problem = (f"the benchmark itself changes git's own files ({candidate.listing(what, 3)}; undone), so every run "
+                   f"would tilt the next one; make it leave them alone, then run init again")
     elif changed:
         problem = (f"the benchmark itself changed protected files ({candidate.listing(changed, 3)}); make it write "
                    f"elsewhere or narrow --protect, then run init again")
