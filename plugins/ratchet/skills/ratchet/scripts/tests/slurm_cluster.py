@@ -8,10 +8,16 @@ this module writes a minimal slurm.conf into a temporary folder, starts
 daemons run as root here; the jobs run as the submitting user). The product
 never relies on any of this: it only calls sbatch/squeue/scontrol/scancel.
 
+`Cluster(accounting=True)` also starts a MariaDB server of its own (data in
+the cluster's folder, TCP on a free loopback port) and `slurmdbd` on it, and
+registers the cluster with `sacctmgr`: then `sacct` answers, as on a
+production cluster (Debian's slurmdbd, slurm-wlm-mysql-plugin, mariadb-server).
+
 `missing()` says why the cluster cannot run (None when it can); the tests
 fail on that under CI=true and skip otherwise (like test_e2e_claude.py).
 """
 
+import glob
 import os
 import pwd
 import shutil
@@ -29,11 +35,19 @@ def _sbin(name: str):
     return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.path.exists(p)), None)
 
 
-def missing():
-    """Why a cluster cannot be started here, or None."""
-    gone = [n for n in DAEMONS + CLIENTS if not _sbin(n)]
+ACCOUNTING = ("slurmdbd", "sacctmgr", "sacct", "mariadbd", "mariadb-install-db", "mariadb")
+
+
+def missing(accounting: bool = False):
+    """Why a cluster (with `accounting`: slurmdbd on its own MariaDB) cannot be started here, or None."""
+    gone = [n for n in DAEMONS + CLIENTS + (ACCOUNTING if accounting else ()) if not _sbin(n)]
+    plugin = glob.glob("/usr/lib*/*/slurm-wlm/accounting_storage_mysql.so") + \
+        glob.glob("/usr/lib*/slurm*/accounting_storage_mysql.so")
+    if accounting and not plugin:
+        gone.append("accounting_storage_mysql.so (slurm-wlm-mysql-plugin)")
     if gone:
-        return "not installed: " + ", ".join(gone) + " (apt-get install slurm-wlm munge)"
+        return ("not installed: " + ", ".join(gone) + " (apt-get install slurm-wlm munge"
+                + (" slurmdbd slurm-wlm-mysql-plugin mariadb-server" if accounting else "") + ")")
     if os.geteuid() != 0:
         return "starting slurmctld/slurmd/munged needs root"
     try:
@@ -52,7 +66,8 @@ def _free_port() -> int:
 class Cluster:
     """Start with `start()`, always `stop()` (tests call it in addCleanup)."""
 
-    def __init__(self):
+    def __init__(self, accounting: bool = False):
+        self.accounting = accounting  # slurmdbd on a MariaDB of its own: sacct answers
         self.dir = tempfile.mkdtemp(prefix="ratchet-slurm-")
         os.chmod(self.dir, 0o755)
         self.host = socket.gethostname().split(".")[0]
@@ -66,9 +81,15 @@ class Cluster:
     def start(self, timeout: float = 60.0) -> "Cluster":
         try:
             self._munge()
-            self._write_conf()
             for d in ("state", "spool", "log"):
                 os.makedirs(self.path(d), exist_ok=True)
+            if self.accounting:
+                self._slurmdbd(self._mariadb())
+            self._write_conf()
+            if self.accounting:
+                r = self.run("sacctmgr", "-i", "add", "cluster", "ratchettest")
+                if r.returncode != 0 and "already exists" not in r.stdout + r.stderr:
+                    raise RuntimeError("sacctmgr add cluster: " + (r.stdout + r.stderr).strip())
             self._daemon([_sbin("slurmctld"), "-D", "-f", self.conf], "slurmctld.out")
             self._daemon([_sbin("slurmd"), "-D", "-f", self.conf], "slurmd.out")
             self._wait_idle(timeout)
@@ -102,6 +123,53 @@ class Cluster:
                 raise RuntimeError("munged did not create its socket: " + self._log("munged.out"))
             time.sleep(0.05)
 
+    def _mariadb(self) -> int:
+        """A MariaDB server of the test's own (its data in the cluster's folder,
+        TCP on a free loopback port); returns the port."""
+        data, sock, port = self.path("db"), self.path("mysql.sock"), _free_port()
+        r = subprocess.run(["mariadb-install-db", "--user=root", f"--datadir={data}", "--skip-test-db",
+                            "--auth-root-authentication-method=socket"], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("mariadb-install-db: " + (r.stdout + r.stderr)[-800:])
+        self._daemon([_sbin("mariadbd"), "--user=root", f"--datadir={data}", f"--socket={sock}", f"--port={port}",
+                      "--bind-address=127.0.0.1", f"--pid-file={self.path('mysqld.pid')}",
+                      f"--log-error={self.path('log', 'mysqld.err')}"], "mariadbd.out")
+        end = time.monotonic() + 30
+        while True:
+            r = subprocess.run(["mariadb", f"--socket={sock}", "-u", "root", "-e",
+                                "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'ratchet-test'; "
+                                "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"], capture_output=True, text=True)
+            if r.returncode == 0:
+                return port
+            if time.monotonic() > end:
+                raise RuntimeError("mariadbd did not answer: " + r.stderr[-500:] + self._log("mariadbd.out"))
+            time.sleep(0.2)
+
+    def _slurmdbd(self, db_port: int) -> None:
+        self.dbd_port = _free_port()
+        conf = self.path("slurmdbd.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join([
+                "AuthType=auth/munge", f"AuthInfo=socket={self.socket}", "DbdAddr=127.0.0.1", "DbdHost=localhost",
+                f"DbdPort={self.dbd_port}", "SlurmUser=root", f"LogFile={self.path('log', 'slurmdbd.log')}",
+                f"PidFile={self.path('slurmdbd.pid')}", "StorageType=accounting_storage/mysql",
+                "StorageHost=127.0.0.1", f"StoragePort={db_port}", "StorageUser=slurm", "StoragePass=ratchet-test",
+                "StorageLoc=slurm_acct_db"]) + "\n")
+        os.chmod(conf, 0o600)  # slurmdbd refuses a config others can read (it holds the password)
+        self._daemon([_sbin("slurmdbd"), "-D"], "slurmdbd.out")  # reads slurmdbd.conf beside $SLURM_CONF
+        end = time.monotonic() + 30
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.dbd_port)) == 0:
+                    return
+            for p in self.procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"{os.path.basename(p.args[0])} exited {p.returncode}: "
+                                       + self._log("slurmdbd.out") + self._log(os.path.join("log", "slurmdbd.log")))
+            if time.monotonic() > end:
+                raise RuntimeError("slurmdbd does not listen: " + self._log(os.path.join("log", "slurmdbd.log")))
+            time.sleep(0.2)
+
     def _write_conf(self) -> None:
         cpus = os.cpu_count() or 1
         lines = [
@@ -114,7 +182,11 @@ class Cluster:
             "CredType=cred/munge",
             "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none",
             "SelectType=select/cons_tres", "SelectTypeParameters=CR_CPU",
-            "JobAcctGatherType=jobacct_gather/none", "AccountingStorageType=accounting_storage/none",
+            "JobAcctGatherType=jobacct_gather/none",
+            *(["AccountingStorageType=accounting_storage/slurmdbd", "AccountingStorageHost=127.0.0.1",
+               f"AccountingStoragePort={self.dbd_port}",
+               f"AccountingStoragePass={self.socket}"] if self.accounting  # the munge socket for slurmdbd
+              else ["AccountingStorageType=accounting_storage/none"]),
             "JobCompType=jobcomp/none", "MpiDefault=none", "ReturnToService=2",
             "SchedulerType=sched/backfill", "MinJobAge=600", "KillWait=2",
             # a job starts within a second of sbatch (the default delays batch scheduling up to 3 s), and
