@@ -86,7 +86,12 @@ run_id, key = seal.key_for(s.root, seal.RECORDS)
 with open(s.file("results"), "ab") as f:
     for i in range(last["iter"] + 1, n + 1):
         f.write(seal.record_line({**last, "iter": i}, run_id, key))
-state = s.read_state(); state["iteration"] = n
+state = s.read_state()
+if isinstance(state, dict):  # a checkout from before the typed run state
+    state["iteration"] = n
+else:
+    from ratchetlib.core import state as core_state
+    state = core_state.from_json({**state.to_json(), "iteration": n})
 s.write_state(state)
 import glob, os, shutil  # the last iteration's trial reports, so `tail` finds iteration n's
 for p in glob.glob(os.path.join(s.root, "reports", "iter-%04d-trial-*" % last["iter"])):
