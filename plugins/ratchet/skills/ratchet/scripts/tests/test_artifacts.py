@@ -7,7 +7,7 @@ import unittest
 from unittest import mock
 
 from ratchetlib.io import artifacts, store_best
-from tests.util import PY, RepoTest, git, read, write
+from tests.util import RepoTest, TRIAL_PY, git, read, write
 
 BENCH = """import os, sys, time
 v = open('value.txt').read().strip()
@@ -22,7 +22,7 @@ class ArtifactTest(RepoTest):
     files = {"bench.py": BENCH, "value.txt": "10"}
 
     def start(self, *extra):
-        self.run_ok("init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+        self.run_ok("init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
                     "--report-source", "stdout", "--protect", "bench.py", "--artifact-glob", "ckpt/model-*.bin",
                     "--artifact-glob", "tok.json", "--decision", "mean", *extra)
         # (trial counts and checkpoint names below follow the mean rule: paired incumbent runs write checkpoints too)

@@ -15,12 +15,12 @@ import sys
 import tempfile
 from unittest import mock
 
-from tests.util import PY, RepoTest, git, make_repo, read, write
+from tests.util import RepoTest, TRIAL_PY, git, make_repo, read, write
 
 BENCH = "import sol, json\nprint('score:', sol.score() - json.loads('0'))\n"
 SOL = "def score():\n    return 10\n"
 FILES = {"bench.py": BENCH, "sol.py": SOL, ".gitignore": "cache/\n"}
-INIT = ["init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+INIT = ["init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
         "--report-source", "stdout", "--protect", "bench.py", "--editable", "sol.py", "--trials", "2"]
 SHADOW = "def loads(s):\n    return 5\n"
 USER_ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")}

@@ -20,7 +20,7 @@ from unittest import mock
 
 from ratchetlib.io import critical, keeper, leftovers, procs, runner
 from tests.spawner import expected
-from tests.util import INIT, PY, RATCHET, SCRIPTS, RepoTest, read, slurp, wait_for
+from tests.util import INIT, PY, RATCHET, RepoTest, SCRIPTS, TRIAL_PY, read, slurp, wait_for
 
 SPAWNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spawner.py")
 BENCH = ("import os, subprocess, sys\n"
@@ -143,7 +143,7 @@ class SignalWindowTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="ratchet-window-")
         self.tag = os.path.join(self.dir, "tag")
-        self.command = f"{PY} -c 'import time; time.sleep(60)' {self.tag} & {PY} -c 'import time; time.sleep(60)' {self.tag}"
+        self.command = f"{TRIAL_PY} -c 'import time; time.sleep(60)' {self.tag} & {TRIAL_PY} -c 'import time; time.sleep(60)' {self.tag}"
         self.addCleanup(lambda: keeper.freeze_kill(lambda: tagged(self.tag)))
         self.addCleanup(signal.signal, signal.SIGTERM, signal.signal(signal.SIGTERM, _raise_stop))
 

@@ -10,7 +10,7 @@ import unittest
 from unittest import mock
 
 from ratchetlib.verbs import doctor, doctor_figures
-from tests.util import BENCH, INIT, PY, RepoTest, cli, git, read, write
+from tests.util import BENCH, INIT, RepoTest, TRIAL_PY, cli, git, read, write
 
 # Deterministic "noise": each run prints the next value of a fixed cycle
 # (sd 7.9, CV 7.9% over the first five), its counter in a git-ignored file.
@@ -24,7 +24,7 @@ SILENT = "print('hello, no metric here')\n"
 
 
 def flags(bench="bench.py", *extra):
-    return ["doctor", "--run-command", f"{PY} {bench}", "--direction", "max", "--metric-name", "score",
+    return ["doctor", "--run-command", f"{TRIAL_PY} {bench}", "--direction", "max", "--metric-name", "score",
             "--report-source", "stdout", *extra]
 
 
@@ -198,7 +198,7 @@ class DoctorTest(RepoTest):
         git(self.repo, "add", "writes.py")
         git(self.repo, "commit", "-qm", "w")
         write(self.repo, "out.txt", "mine\n")   # the user's own file at the report path
-        data, c = self.doctor("doctor", "--run-command", f"{PY} writes.py", "--direction", "min",
+        data, c = self.doctor("doctor", "--run-command", f"{TRIAL_PY} writes.py", "--direction", "min",
                               "--metric-name", "score", "--report-source", "out.txt", "--runs", "2")
         self.assertEqual(c["metric"]["status"], "ok", c["metric"])
         self.assertEqual(read(self.repo, "out.txt"), "mine\n")

@@ -198,7 +198,7 @@ class RayTest(RepoTest):
         self.run_ok(*INIT, "--iterations", "2", "--executor-options",
                     "--runtime-env-json=" + shlex.quote(json.dumps({"env_vars": {"BARRIER": barrier}})))
         self.run_ok("baseline")
-        out = self.run_ok("loop", "--agent-command", f"{shlex.quote(PY)} {shlex.quote(agent)} {shlex.quote(plan)}",
+        out = self.run_ok("loop", "--agent-command", f"{shlex.quote(PY)} -S {shlex.quote(agent)} {shlex.quote(plan)}",
                           "--parallel", "2")
         self.assertIn("iter 1 (proposal 2): KEEP", out)
         recs = self.records()

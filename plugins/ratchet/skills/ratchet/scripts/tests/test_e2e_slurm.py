@@ -19,7 +19,7 @@ import time
 import unittest
 
 from tests import overlap, slurm_cluster
-from tests.util import PY, RATCHET, RepoTest, cli, git, make_repo, slurp, wait_for, write
+from tests.util import PY, RATCHET, RepoTest, TRIAL_PY, cli, git, make_repo, slurp, wait_for, write
 
 MISSING = slurm_cluster.missing()
 CLUSTER = None
@@ -44,7 +44,7 @@ def tearDownModule():
         CLUSTER.stop()
 
 
-INIT = ["init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+INIT = ["init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
         "--protect", "bench.py", "--executor", "slurm", "--decision", "mean"]
 
 
@@ -284,7 +284,7 @@ class SlurmEndToEnd(RepoTest):
         barrier = os.path.join(CLUSTER.dir, f"barrier-{os.getpid()}-{self.id().rsplit('.', 1)[1][:20]}")
         os.makedirs(barrier)
         p = subprocess.run([PY, RATCHET, "loop", "--agent-command",
-                            f"{shlex.quote(PY)} {shlex.quote(AGENT)} {shlex.quote(plan)}", "--parallel", "2"],
+                            f"{shlex.quote(PY)} -S {shlex.quote(AGENT)} {shlex.quote(plan)}", "--parallel", "2"],
                            cwd=self.repo, env={**os.environ, "BARRIER": barrier}, capture_output=True, text=True,
                            timeout=300)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
@@ -321,7 +321,7 @@ class SlurmEndToEnd(RepoTest):
             json.dump(plan_steps, f)
         self.run_ok(*INIT, "--iterations", "1")
         self.run_ok("baseline")
-        argv = [PY, RATCHET, "loop", "--agent-command", f"{shlex.quote(PY)} {shlex.quote(agent)} {shlex.quote(plan)}",
+        argv = [PY, RATCHET, "loop", "--agent-command", f"{shlex.quote(PY)} -S {shlex.quote(agent)} {shlex.quote(plan)}",
                 "--parallel", "2"]
         return subprocess.Popen(argv, cwd=self.repo, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)

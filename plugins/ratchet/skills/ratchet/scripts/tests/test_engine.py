@@ -4,7 +4,7 @@ import json
 import os
 import unittest
 
-from tests.util import BENCH, INIT, PY, RepoTest, cli, git, make_repo, read, write
+from tests.util import BENCH, INIT, RepoTest, cli, git, make_repo, read, write
 
 
 class InitTest(RepoTest):

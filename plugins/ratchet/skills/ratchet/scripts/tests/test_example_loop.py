@@ -8,7 +8,7 @@ import shutil
 import unittest
 
 from tests.test_sources import EXAMPLE
-from tests.util import PY, RepoTest, git, read
+from tests.util import RepoTest, TRIAL_PY, git, read
 
 BETTER = {"LEARNING_RATE = 0.0001": "LEARNING_RATE = 0.1", "STANDARDIZE = False": "STANDARDIZE = True"}
 
@@ -33,7 +33,7 @@ class ExampleLoopTest(RepoTest):
             f.write(text)
 
     def test_keep_a_better_config_revert_a_worse_one(self):
-        out = self.run_ok("init", "--run-command", f"{PY} train.py", "--report-source", "jsonl:metrics.jsonl#val_loss",
+        out = self.run_ok("init", "--run-command", f"{TRIAL_PY} train.py", "--report-source", "jsonl:metrics.jsonl#val_loss",
                           "--direction", "min", "--metric-name", "val_loss", "--editable", "config.py",
                           "--protect", "train.py", "--trials", "2", "--artifact-glob", "checkpoint.json")
         self.assertIn("metrics.jsonl", out)

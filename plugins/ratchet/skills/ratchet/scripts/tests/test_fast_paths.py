@@ -11,7 +11,7 @@ import unittest
 from unittest import mock
 
 from ratchetlib.io import gitfilters, gitops, gitroot
-from tests.util import SCRIPTS, RepoTest, git, make_repo
+from tests.util import RepoTest, SCRIPTS, git, make_repo
 
 
 class PlainRoot(RepoTest):

@@ -3,7 +3,7 @@
 import json
 import os
 
-from tests.util import INIT, PY, RepoTest, git, make_repo, read, write
+from tests.util import INIT, RepoTest, TRIAL_PY, git, make_repo, read, write
 
 # Prints score (value.txt), and correctness / mem when their files hold a number.
 BENCH = """
@@ -79,7 +79,7 @@ class ConstraintTest(GateTest):
 
 class GuardTest(GateTest):
     def start_guard(self, *extra):
-        self.run_ok(*BASE, "--guard-command", f"{PY} check.py", *extra)
+        self.run_ok(*BASE, "--guard-command", f"{TRIAL_PY} check.py", *extra)
         self.run_ok("baseline")
 
     def test_guard_pass_and_fail(self):
@@ -118,14 +118,14 @@ class GuardTest(GateTest):
     def test_a_guard_that_fails_on_the_unmodified_code_is_refused_at_baseline(self):
         self.set_value(55)
         git(self.repo, "commit", "-qam", "too big")
-        self.run_ok(*BASE, "--guard-command", f"{PY} check.py")
+        self.run_ok(*BASE, "--guard-command", f"{TRIAL_PY} check.py")
         self.assertIn("the guard fails on the unmodified code: guard exited with code 1", self.run_fail("baseline"))
 
     def test_a_guard_run_that_rewrites_the_harness_is_tampering(self):
         write(self.repo, "sol.py", "")
         git(self.repo, "add", "sol.py")
         git(self.repo, "commit", "-qm", "sol")
-        self.run_ok(*BASE, "--guard-command", f"{PY} -c 'import sol'")
+        self.run_ok(*BASE, "--guard-command", f"{TRIAL_PY} -c 'import sol'")
         self.run_ok("baseline")
         rec, _ = self.iterate("tampered", **{"value.txt": 20, "sol.py": "open('bench.py', 'a').write('#')"})
         self.assertIn("while the guard ran", rec["reason"])
@@ -155,7 +155,7 @@ class SeveralMetricsTest(GateTest):
         self.assertIn("metric mem: no 'mem: value' line", out)
 
     def test_metric_flag_alone(self):
-        self.run_ok("init", "--run-command", f"{PY} bench.py", "--report-source", "stdout",
+        self.run_ok("init", "--run-command", f"{TRIAL_PY} bench.py", "--report-source", "stdout",
                     "--metric", "score:max", "--metric", "mem:min")
         self.assertIn("metrics: score 10 · mem 50", self.run_ok("baseline"))
 
@@ -171,7 +171,7 @@ class HoldoutTest(GateTest):
         write(self.repo, "data/shift.txt", "1\n")  # git-ignored: must reach the temporary worktree
 
     def test_runs_at_stop_on_start_and_final_commits_and_stays_hidden_until_then(self):
-        self.run_ok(*BASE, "--holdout-command", f"{PY} holdout.py")
+        self.run_ok(*BASE, "--holdout-command", f"{TRIAL_PY} holdout.py")
         self.run_ok("baseline")
         _, out = self.iterate("keep", **{"value.txt": 12})
         self.assertNotIn("holdout", out)
@@ -194,7 +194,7 @@ class HoldoutTest(GateTest):
     def test_a_stop_condition_runs_it_and_the_verdict_only_says_so(self):
         write(self.repo, "holdout.py", "print('score: 7')\n")
         git(self.repo, "commit", "-qam", "flat holdout")
-        self.run_ok(*BASE, "--holdout-command", f"{PY} holdout.py", "--iterations", "1")
+        self.run_ok(*BASE, "--holdout-command", f"{TRIAL_PY} holdout.py", "--iterations", "1")
         self.run_ok("baseline")
         _, out = self.iterate("keep", **{"value.txt": 12})
         self.assertIn("holdout: evaluated on the start and final commits", out)
@@ -206,7 +206,7 @@ class HoldoutTest(GateTest):
     def test_nothing_kept_means_nothing_to_run(self):
         write(self.repo, "holdout.py", "raise SystemExit('the holdout must not run')\n")
         git(self.repo, "commit", "-qam", "failing holdout")
-        self.run_ok(*BASE, "--holdout-command", f"{PY} holdout.py")
+        self.run_ok(*BASE, "--holdout-command", f"{TRIAL_PY} holdout.py")
         self.run_ok("baseline")
         self.iterate("revert", **{"value.txt": 5})
         self.assertIn("holdout: no change was kept", self.run_ok("stop"))
@@ -215,7 +215,7 @@ class HoldoutTest(GateTest):
     def test_a_failing_holdout_is_reported_not_fatal(self):
         write(self.repo, "holdout.py", "raise SystemExit(3)\n")
         git(self.repo, "commit", "-qam", "failing holdout")
-        self.run_ok(*BASE, "--holdout-command", f"{PY} holdout.py")
+        self.run_ok(*BASE, "--holdout-command", f"{TRIAL_PY} holdout.py")
         self.run_ok("baseline")
         self.iterate("keep", **{"value.txt": 12})
         out = self.run_ok("stop")
@@ -227,7 +227,7 @@ class HoldoutTest(GateTest):
         write(self.repo, "holdout.py", "import sys\nsys.stdout.write(''.join('noise %07d\\n' % i for i in range(500000)))\n"
                                        "sys.stderr.write('e' * 80 + '\\n')\nprint('score: 7')\n")
         git(self.repo, "commit", "-qam", "flooding holdout")
-        self.run_ok(*BASE, "--holdout-command", f"{PY} holdout.py")
+        self.run_ok(*BASE, "--holdout-command", f"{TRIAL_PY} holdout.py")
         self.run_ok("baseline")
         self.iterate("keep", **{"value.txt": 12})
         self.assertIn("holdout: score start 7 -> final 7", self.run_ok("holdout"))  # read before the clip

@@ -9,7 +9,7 @@ import tempfile
 import time
 import unittest
 
-from tests.util import PY, RATCHET, git, make_repo, write
+from tests.util import PY, RATCHET, TRIAL_PY, git, make_repo, write
 
 HOOKS = ("post-checkout", "post-commit", "reference-transaction", "pre-commit", "post-index-change",
          "pre-auto-gc", "post-rewrite")
@@ -62,7 +62,7 @@ class GitSafety(unittest.TestCase):
             return []
 
     def test_a_whole_run_calls_no_hook_filter_or_driver(self):
-        self.ok("init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+        self.ok("init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
                 "--report-source", "stdout", "--decision", "mean", "--trials", "1")
         self.ok("baseline")
         started = time.monotonic()
@@ -109,7 +109,7 @@ class FilterAddedByATrial(unittest.TestCase):
         mark, log = os.path.join(base, "configured"), os.path.join(base, "late.log")
         run = lambda *argv: subprocess.run([PY, RATCHET, *argv], cwd=repo, env=user_env(), stdout=subprocess.PIPE,
                                            stderr=subprocess.PIPE, text=True, timeout=120)
-        p = run("init", "--run-command", f"{PY} bench.py {mark} {log}", "--direction", "max", "--metric-name",
+        p = run("init", "--run-command", f"{TRIAL_PY} bench.py {mark} {log}", "--direction", "max", "--metric-name",
                 "score", "--report-source", "stdout", "--protect", "bench.py")
         self.assertEqual(p.returncode, 0, p.stderr)
         p = run("baseline")
@@ -133,7 +133,7 @@ class GitTimeout(unittest.TestCase):
             f.write(f'#!/bin/sh\nfor a in "$@"; do [ -n "$HANG_ON" ] && [ "$a" = "$HANG_ON" ] && exec sleep 1000; done\nexec {real} "$@"\n')
         os.chmod(os.path.join(bindir, "git"), 0o755)
         env = user_env(PATH=bindir + os.pathsep + os.environ["PATH"], RATCHET_GIT_TIMEOUT_SECONDS="1")
-        init = [PY, RATCHET, "init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name",
+        init = [PY, RATCHET, "init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name",
                 "score", "--report-source", "stdout", "--decision", "mean", "--trials", "1"]
         for argv in (init, [PY, RATCHET, "baseline"]):
             subprocess.run(argv, cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)

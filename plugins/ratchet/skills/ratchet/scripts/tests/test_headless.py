@@ -27,7 +27,7 @@ class LoopTest(RepoTest):
         path = os.path.join(self.tmp, name)
         with open(path, "w") as f:
             json.dump({str(k): v for k, v in steps.items()}, f)
-        return f"{shlex.quote(PY)} {shlex.quote(AGENT)} {shlex.quote(path)}"
+        return f"{shlex.quote(PY)} -S {shlex.quote(AGENT)} {shlex.quote(path)}"
 
     def tmp_path(self, name):
         return os.path.join(self.tmp, name)
@@ -155,7 +155,7 @@ class BasicLoopTest(LoopTest):
     def test_a_flooding_agent_keeps_only_head_and_tail_of_its_output(self):
         from ratchetlib.io import clip
         self.start("--iterations", "1")
-        flood = (f"{shlex.quote(PY)} -c \"import sys; sys.stdout.write(''.join('noise %07d\\n' % i for i in "
+        flood = (f"{shlex.quote(PY)} -S -c \"import sys; sys.stdout.write(''.join('noise %07d\\n' % i for i in "
                  f"range(500000))); sys.stderr.write('e' * (6 << 20))\"")
         agent = self.plan({1: {"write": {"value.txt": "12\n"}}})
         self.loop("--agent-command", f"{flood} && {agent}")
@@ -211,7 +211,7 @@ class AgentFailureTest(LoopTest):
         self.start("--iterations", "1")
         nested = self.tmp_path("nested.sh")
         with open(nested, "w") as f:
-            f.write(f"echo 12 > value.txt\n{shlex.quote(PY)} {shlex.quote(RATCHET)} iterate --hypothesis sneaky "
+            f.write(f"echo 12 > value.txt\n{shlex.quote(PY)} -S {shlex.quote(RATCHET)} iterate --hypothesis sneaky "
                     f"> {shlex.quote(self.tmp_path('nested.out'))} 2>&1\necho \"HYPOTHESIS: nested rc $?\"\n")
         self.loop("--agent-command", f"sh {shlex.quote(nested)}")
         self.assertIn("another ratchet command (`loop`", read(self.tmp, "nested.out"))
@@ -293,7 +293,7 @@ class CancelCommandTest(LoopTest):
         self.addCleanup(daemon.wait)
         self.addCleanup(daemon.kill)
         self.addCleanup(self.kill_jobs, jobs)
-        sched = f"{shlex.quote(PY)} {shlex.quote(SCHED)}"
+        sched = f"{shlex.quote(PY)} -S {shlex.quote(SCHED)}"
         self.run_ok("init", "--run-command", f"{sched} submit {shlex.quote(jobs)} {seconds} {score}",
                     "--direction", "max", "--metric-name", "score", "--report-source", "stdout",
                     "--decision", "mean", *extra)
@@ -314,7 +314,7 @@ class CancelCommandTest(LoopTest):
         return [json.loads(read(jobs, n))["pid"] for n in os.listdir(jobs) if n.endswith(".job")]
 
     def test_a_timed_out_remote_trial_is_cancelled(self):
-        sched = f"{shlex.quote(PY)} {shlex.quote(SCHED)}"
+        sched = f"{shlex.quote(PY)} -S {shlex.quote(SCHED)}"
         jobs, _ = self.init_remote(60, 5, "--trial-timeout-seconds", "1",
                                    "--cancel-command", f"{sched} cancel {shlex.quote(self.tmp_path('jobs'))}")
         self.assertIn("timed out", self.subprocess_fail("baseline"))
@@ -330,7 +330,7 @@ class CancelCommandTest(LoopTest):
         self.assertEqual(len([p for p in pids if alive(p)]), 1, "the control case: the worker outlives the trial")
 
     def test_a_finished_remote_trial_is_not_cancelled(self):
-        jobs, sched = self.init_remote(0, 7, "--cancel-command", f"{shlex.quote(PY)} {shlex.quote(SCHED)} cancel "
+        jobs, sched = self.init_remote(0, 7, "--cancel-command", f"{shlex.quote(PY)} -S {shlex.quote(SCHED)} cancel "
                                              f"{shlex.quote(self.tmp_path('jobs'))}")
         self.assertIn("baseline: score 7", self.run_ok("baseline"))
         self.assertNotIn("cancel", self.records()[0]["trials"][0])

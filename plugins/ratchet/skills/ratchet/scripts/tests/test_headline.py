@@ -8,7 +8,7 @@ import os
 import subprocess
 import unittest
 
-from tests.util import INIT, PY, RepoTest, read, write
+from tests.util import INIT, RepoTest, TRIAL_PY, read, write
 
 # Prints value.txt times the next factor scripted for that exact text in
 # ../luck.json ({"10.0": [2, 2]}: the first two runs of "10.0" read double),
@@ -110,7 +110,7 @@ class HonestHeadlineTest(ScriptedTest):
         write(self.repo, "holdout.py", "print('score:', float(open('value.txt').read()))\n")
         subprocess.run(["git", "add", "holdout.py"], cwd=self.repo, check=True)
         subprocess.run(["git", "commit", "-qm", "holdout"], cwd=self.repo, check=True)
-        self.lucky_keep("--holdout-command", f"{PY} holdout.py", "--iterations", "1")
+        self.lucky_keep("--holdout-command", f"{TRIAL_PY} holdout.py", "--iterations", "1")
         st = self.state()
         self.assertEqual(st["verified"]["sha"], st["incumbent_sha"])  # re-measured before the holdout ran
         doc = json.loads(read(self.repo, ".ratchet/holdout.json"))

@@ -14,7 +14,7 @@ import unittest
 
 from ratchetlib.io import procs, runner
 from tests.test_concurrency import Background
-from tests.util import PY, RepoTest, alive, git, read, slurp, wait_for
+from tests.util import RepoTest, TRIAL_PY, alive, git, read, slurp, wait_for
 
 SPAWNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spawner.py")
 
@@ -31,7 +31,7 @@ class TreeTest(unittest.TestCase):
         self.addCleanup(lambda: [procs.kill_pid(p) for p in pids_of(self.pidfile)])
 
     def survivors(self, mode, timeout):
-        r = runner.run(f"{PY} {SPAWNER} {self.pidfile} {mode}", self.dir, os.path.join(self.dir, "o"),
+        r = runner.run(f"{TRIAL_PY} {SPAWNER} {self.pidfile} {mode}", self.dir, os.path.join(self.dir, "o"),
                        os.path.join(self.dir, "e"), timeout)
         started = pids_of(self.pidfile)
         self.assertEqual(len(started), 7, slurp(os.path.join(self.dir, "e")))

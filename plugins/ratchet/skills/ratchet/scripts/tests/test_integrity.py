@@ -5,12 +5,12 @@ import os
 import stat
 from unittest import mock
 
-from tests.util import BENCH, INIT, PY, RepoTest, git, make_repo, read, write
+from tests.util import BENCH, INIT, RepoTest, TRIAL_PY, git, make_repo, read, write
 
 # bench.py imports the editable sol.py, so candidate code runs inside the benchmark.
 SOL_BENCH = {"bench.py": "import sol\nprint('score:', sol.score())\n", "sol.py": "def score():\n    return 10\n",
              "value.txt": "10\n"}
-INIT_SOL = ["init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+INIT_SOL = ["init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
             "--report-source", "stdout"]
 
 
@@ -76,7 +76,7 @@ class TamperTest(RepoTest):
         write(self.repo, "evalkit/score.py", "import statistics\nprint('score:', statistics.mean([10, 10]))\n")
         git(self.repo, "add", "-A")
         git(self.repo, "commit", "-qm", "evalkit")
-        self.run_ok(*INIT[:2], f"{PY} evalkit/score.py", *INIT[3:-2], "--protect", "evalkit")
+        self.run_ok(*INIT[:2], f"{TRIAL_PY} evalkit/score.py", *INIT[3:-2], "--protect", "evalkit")
         self.run_ok("baseline")
         write(self.repo, "evalkit/statistics.py", "def mean(xs):\n    return 1000\n")
         rec = self.iterate("tampered")
@@ -214,7 +214,7 @@ class AutoProtectTest(RepoTest):
     files = {"bench.py": BENCH, "value.txt": "10\n", "check.py": "print('ok')\n"}
 
     def test_files_the_commands_name_are_protected_by_default(self):
-        out = self.run_ok(*INIT[:-2], "--guard-command", f"{PY} check.py")
+        out = self.run_ok(*INIT[:-2], "--guard-command", f"{TRIAL_PY} check.py")
         self.assertIn("auto-protected because a command names them: bench.py, check.py", out)
         self.assertIn("pinned: 2 protected file(s)", out)
         cfg = json.loads(read(self.repo, ".ratchet/config.json"))

@@ -178,7 +178,7 @@ class KillPointTest(RepoTest):
         write(self.repo, "guard.py", BENCH.replace("BENCH_ORPHAN", "GUARD_ORPHAN"))  # starts the worker when told to
         git(self.repo, "add", "guard.py")
         git(self.repo, "commit", "-qm", "guard")
-        self.start(*MEAN, "--guard-command", f"{shlex.quote(PY)} guard.py")
+        self.start(*MEAN, "--guard-command", f"{shlex.quote(PY)} -S guard.py")
         self.set_value(12)
         self.killed("trial@2", "iterate", "--hypothesis", "bigger", env={"GUARD_ORPHAN": orphan, "BENCH_SLEEP": "300"})
         wait_for_file(orphan)
@@ -325,7 +325,7 @@ class KillPointTest(RepoTest):
         child = os.path.join(self.tmp, "child")
         with open(plan, "w") as f:
             json.dump({"1": {"write": {"value.txt": "12\n"}, "child": child, "hang": 300}}, f)
-        self.killed("agent", "loop", "--agent-command", f"{shlex.quote(PY)} {shlex.quote(AGENT)} {shlex.quote(plan)}")
+        self.killed("agent", "loop", "--agent-command", f"{shlex.quote(PY)} -S {shlex.quote(AGENT)} {shlex.quote(plan)}")
         wait_for_file(child)
         out = self.next_command("status")
         self.assertIn("iteration 1 was cut short by a killed `loop`; recorded as interrupted", out)
@@ -339,7 +339,7 @@ class KillPointTest(RepoTest):
             json.dump({"1:1": {"write": {"value.txt": "12\n"}}, "1:2": {"write": {"value.txt": "11\n"}}}, f)
         orphan = os.path.join(self.tmp, "orphan")
         self.killed("trial", "loop", "--parallel", "2", "--agent-command",
-                    f"{shlex.quote(PY)} {shlex.quote(AGENT)} {shlex.quote(plan)}",
+                    f"{shlex.quote(PY)} -S {shlex.quote(AGENT)} {shlex.quote(plan)}",
                     env={"BENCH_ORPHAN": orphan, "BENCH_SLEEP": "300"})
         wait_for_file(orphan)
         out = self.next_command("status")

@@ -14,7 +14,7 @@ from unittest import mock
 from ratchetlib.measure import heartbeat
 from ratchetlib.io import keeper, procs, runner
 from ratchetlib.verbs import tail
-from tests.util import INIT, PY, RepoTest, alive, cli, git, write
+from tests.util import INIT, RepoTest, TRIAL_PY, alive, cli, git, write
 
 HAS_PROC = os.path.isdir("/proc")
 
@@ -34,7 +34,7 @@ class HeartbeatTest(unittest.TestCase):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def run_with(self, beat, seconds=0.5, timeout=None):
-        return runner.run(f"{PY} -c 'import time; time.sleep({seconds})'", self.dir, self.out, self.err,
+        return runner.run(f"{TRIAL_PY} -c 'import time; time.sleep({seconds})'", self.dir, self.out, self.err,
                           timeout, progress=beat)
 
     def test_not_a_terminal_one_line_per_interval(self):
@@ -185,7 +185,7 @@ class LauncherTreeTest(RepoTest):
 
     def test_timeout_kills_workers_in_their_own_sessions_and_their_children(self):
         self.addCleanup(self.kill_leftovers)
-        self.run_ok("init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+        self.run_ok("init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
                     "--report-source", "stdout", "--protect", "bench.py", "--trial-timeout-seconds", "3")
         self.run_ok("baseline")
         self.assertEqual(self.tree()[1], [])  # a finished trial's lingering workers are killed too
@@ -224,7 +224,7 @@ class UncleanTest(RepoTest):
         return mock.patch.object(procs, "signal_pid", signal_except_survivor)
 
     def test_survivor_writes_unclean_blocks_trials_until_clean_finds_none(self):
-        init = ["init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+        init = ["init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
                 "--report-source", "stdout", "--protect", "bench.py"]
         self.run_ok(*init)
         self.run_ok("baseline")

@@ -6,9 +6,9 @@ that ran with a git-ignored file made since init names it in the verdict, and
 import os
 import subprocess
 
-from tests.util import PY, RepoTest, git, read, write
+from tests.util import RepoTest, TRIAL_PY, git, read, write
 
-INIT = ["init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+INIT = ["init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
         "--report-source", "stdout", "--protect", "bench.py"]
 
 

@@ -19,7 +19,7 @@ import unittest
 from ratchetlib.io import harness
 from ratchetlib.core import paths
 from ratchetlib.core.errors import UsageError
-from tests.util import BENCH, PY, RATCHET, cli, git, make_repo, write
+from tests.util import BENCH, PY, RATCHET, TRIAL_PY, cli, git, make_repo, write
 
 
 def user_env():
@@ -62,7 +62,7 @@ class OddPathTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.base, True)
 
     def full_run(self, repo):
-        init = ["init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+        init = ["init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
                 "--report-source", "stdout", "--decision", "mean"]
         for argv in (init, ["baseline"], "edit", ["iterate", "--hypothesis", "twenty"], "edit2",
                      ["iterate", "--hypothesis", "worse"], ["status"], ["history"], ["report"], ["finalize"]):
@@ -124,7 +124,7 @@ class OddPathTest(unittest.TestCase):
         self.assertIn("git is not installed or not on PATH", p.stderr)
 
 
-INIT = ["init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+INIT = ["init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
         "--report-source", "stdout"]
 
 
@@ -206,9 +206,9 @@ class OutsidePathFlagTest(unittest.TestCase):
 class HarnessInRunCommandTest(unittest.TestCase):
     def test_cd_and_comments_still_protect_the_benchmark(self):
         repo = make_repo(self, {"sub/bench.py": BENCH, "sub/value.txt": "10\n", "value.txt": "1\n"})
-        for cmd, want in ((f"cd sub && {PY} bench.py", "sub/bench.py"),
-                          (f"{PY} sub/bench.py  # fast, don't change", "sub/bench.py"),
-                          (f"(cd sub; {PY} bench.py) | cat", "sub/bench.py")):
+        for cmd, want in ((f"cd sub && {TRIAL_PY} bench.py", "sub/bench.py"),
+                          (f"{TRIAL_PY} sub/bench.py  # fast, don't change", "sub/bench.py"),
+                          (f"(cd sub; {TRIAL_PY} bench.py) | cat", "sub/bench.py")):
             with self.subTest(cmd=cmd):
                 code, out, err = cli("init", "--run-command", cmd, "--direction", "max", "--metric-name", "score",
                                      "--report-source", "stdout", "--branch", f"b{abs(hash(cmd))}", cwd=repo)

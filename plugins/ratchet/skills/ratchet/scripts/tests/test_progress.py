@@ -7,7 +7,7 @@ import tempfile
 from unittest import mock
 
 from ratchetlib.measure import heartbeat
-from tests.util import INIT, PY, RepoTest, cli, write
+from tests.util import INIT, RepoTest, TRIAL_PY, cli, write
 
 SLOW = "import time\ntime.sleep(0.3)\nprint('score:', open('value.txt').read().strip())\n"
 
@@ -27,13 +27,13 @@ class ProgressTest(RepoTest):
         tmp = tempfile.mkdtemp(prefix="progress-")
         self.addCleanup(shutil.rmtree, tmp, True)
         with mock.patch.object(tempfile, "tempdir", tmp):
-            err = self.cli_err("doctor", "--run-command", f"{PY} slow.py", "--direction", "max",
+            err = self.cli_err("doctor", "--run-command", f"{TRIAL_PY} slow.py", "--direction", "max",
                                "--metric-name", "score", "--runs", "2", "--trial-timeout-seconds", "30")
         self.assertIn("ratchet: doctor run 1/2 running 0:00 (timeout 0:30)", err)
         self.assertIn("ratchet: doctor run 2/2 running 0:00", err)
 
     def test_guard_and_holdout(self):
-        self.run_ok(*INIT, "--guard-command", f"{PY} slow.py", "--holdout-command", f"{PY} slow.py",
+        self.run_ok(*INIT, "--guard-command", f"{TRIAL_PY} slow.py", "--holdout-command", f"{TRIAL_PY} slow.py",
                     "--guard-timeout-seconds", "30")
         err = self.cli_err("baseline")
         self.assertIn("ratchet: guard of iter 0 running 0:00 (timeout 0:30)", err)

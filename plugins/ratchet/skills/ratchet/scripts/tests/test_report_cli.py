@@ -12,7 +12,7 @@ from unittest import mock
 from ratchetlib.present import chart as chart_mod, page as page_mod, trend as trend_mod
 from ratchetlib.core import term
 from ratchetlib.io.store import Store
-from tests.util import INIT, PY, RepoTest, git, read, write
+from tests.util import INIT, RepoTest, TRIAL_PY, git, read, write
 
 # score from value.txt, mem from mem.txt when it holds a number
 BENCH2 = ("import os\nprint('score:', open('value.txt').read().strip())\n"
@@ -153,7 +153,7 @@ class TwoMetricsAndHoldoutTest(RepoTest):
     files = {"bench.py": BENCH2, "value.txt": "10\n", "mem.txt": "50\n", "holdout.py": HOLDOUT}
 
     def test_pareto_and_holdout(self):
-        self.run_ok(*INIT[:-2], "--metric", "mem:min", "--holdout-command", f"{PY} holdout.py")
+        self.run_ok(*INIT[:-2], "--metric", "mem:min", "--holdout-command", f"{TRIAL_PY} holdout.py")
         self.run_ok("baseline")
         for value, mem, hyp in ((12, 50, "faster"), (12, 40, "leaner"), (11, 60, "worse")):
             self.set_value(value)

@@ -4,10 +4,10 @@ ratchet's own swaps and what the user does between commands are not."""
 
 import os
 
-from tests.util import PY, RepoTest, git, read, write
+from tests.util import RepoTest, TRIAL_PY, git, read, write
 
 BENCH = "import speed\nprint('score:', speed.SPEED)\n"
-INIT = ["init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+INIT = ["init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
         "--report-source", "stdout", "--protect", "bench.py", "--protect", "data.txt"]
 
 # Candidate code that rewrites a protected file and restores it, bytes and times.
@@ -83,7 +83,7 @@ class RewriteAndRestore(RepoTest):
         write(self.repo, "guard.py", "import os, speed\n")
         git(self.repo, "add", "guard.py")
         git(self.repo, "commit", "-qm", "guard")
-        self.start("--guard-command", f"{PY} guard.py")
+        self.start("--guard-command", f"{TRIAL_PY} guard.py")
         # rewrites only when the guard imports it (trials run bench.py as __main__ first)
         code = ("import os, sys\n"
                 "if 'guard.py' in sys.argv[0]:\n"

@@ -8,7 +8,7 @@ import time
 import unittest
 
 from ratchetlib.io import procs, runner
-from tests.util import alive, slurp, wait_for
+from tests.util import TRIAL_PY, alive, slurp, wait_for
 
 PY = sys.executable
 
@@ -23,18 +23,18 @@ class RunTest(unittest.TestCase):
         return runner.run(cmd, self.dir, self.out, self.err, timeout)
 
     def test_streams_to_files_and_reports_exit_code(self):
-        r = self.run_cmd(f"{PY} -c \"import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)\"")
+        r = self.run_cmd(f"{TRIAL_PY} -c \"import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)\"")
         self.assertEqual((r.exit_code, r.timed_out), (3, False))
         self.assertEqual(slurp(self.out), "out\n")
         self.assertEqual(slurp(self.err), "err\n")
 
     def test_stdin_is_closed(self):
-        r = self.run_cmd(f"{PY} -c \"import sys; print(repr(sys.stdin.read()))\"")
+        r = self.run_cmd(f"{TRIAL_PY} -c \"import sys; print(repr(sys.stdin.read()))\"")
         self.assertEqual(r.exit_code, 0)
         self.assertEqual(slurp(self.out), "''\n")
 
     def test_marker_is_in_the_environment(self):
-        self.run_cmd(f"{PY} -c \"import os; print(os.environ['{procs.MARKER}'])\"")
+        self.run_cmd(f"{TRIAL_PY} -c \"import os; print(os.environ['{procs.MARKER}'])\"")
         self.assertRegex(slurp(self.out).strip(), rf"^{os.getpid()}\.\d+\.[0-9a-f]{{32}}$")  # this command's pid and start
 
     @unittest.skipUnless(os.path.isdir("/proc"), "needs /proc (Linux)")
@@ -56,7 +56,7 @@ open({pids!r}, 'w').write(' '.join(str(p.pid) for p in procs))
 time.sleep(300)
 """)
         t0 = time.monotonic()
-        r = self.run_cmd(f"{PY} {script}", timeout=1.5)
+        r = self.run_cmd(f"{TRIAL_PY} {script}", timeout=1.5)
         self.assertTrue(r.timed_out)
         self.assertIsNone(r.exit_code)
         self.assertLess(time.monotonic() - t0, 10)

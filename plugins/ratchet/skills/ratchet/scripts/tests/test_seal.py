@@ -12,7 +12,7 @@ import sys
 import time
 import unittest
 
-from tests.util import PY, RATCHET, git, make_repo, read, write
+from tests.util import PY, RATCHET, TRIAL_PY, git, make_repo, read, write
 
 # The run command touches a marker named by the forger; a forged command would too.
 BENCH = "print('score:', open('value.txt').read().strip())\n"
@@ -77,12 +77,12 @@ class SealTest(unittest.TestCase):
         return err
 
     def start(self, *extra):
-        self.ok("init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+        self.ok("init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
                 "--report-source", "stdout", *MEAN, *extra)
         self.ok("baseline")
 
     def sneaky(self):
-        return f"touch {self.marker}; {PY} bench.py"
+        return f"touch {self.marker}; {TRIAL_PY} bench.py"
 
     # --- changed between commands ----------------------------------------------------
     def test_a_rewritten_run_command_never_runs(self):
@@ -155,7 +155,7 @@ class SealTest(unittest.TestCase):
         with open(plan, "w") as f:
             json.dump({"default": {"write": {"value.txt": "11\n"}}}, f)
         self.start()
-        code, out, err = self.ratchet("loop", "--agent-command", f"{PY} {agent} {plan}", "--max-wall-seconds", "0.001")
+        code, out, err = self.ratchet("loop", "--agent-command", f"{TRIAL_PY} {agent} {plan}", "--max-wall-seconds", "0.001")
         self.assertEqual(code, 3, err + out)
         for change in (lambda l: l.update(agent_command=self.sneaky()), lambda l: l.update(max_agent_cost_usd=1e9),
                        lambda l: l.update(max_wall_seconds=None)):
@@ -207,12 +207,12 @@ class SealTest(unittest.TestCase):
                                        json.dumps({"agent_command": self.sneaky(), "max_agent_cost_usd": 1e9})}},
                        "default": {"write": {"value.txt": "30\n"}}}, f)
         self.start("--iterations", "2")
-        code, out, err = self.ratchet("loop", "--agent-command", f"{PY} {agent} {plan}")
+        code, out, err = self.ratchet("loop", "--agent-command", f"{TRIAL_PY} {agent} {plan}")
         self.assertEqual(code, 0, err + out)
         self.assertIn("iter 1: TAMPERED", out)
         self.assertIn("iter 2: KEEP", out)
         self.assertFalse(os.path.exists(self.marker))
-        self.assertEqual(json.loads(read(self.repo, ".ratchet/loop.json"))["agent_command"], f"{PY} {agent} {plan}")
+        self.assertEqual(json.loads(read(self.repo, ".ratchet/loop.json"))["agent_command"], f"{TRIAL_PY} {agent} {plan}")
 
     # --- runs from before sealing, other machines, reseal ----------------------------------
     def test_a_run_from_before_sealing_is_sealed_once_and_then_checked(self):
@@ -246,7 +246,7 @@ class SealTest(unittest.TestCase):
         self.refused("status", names="is not on this machine")
         code, out = self.reseal_at_a_terminal(run_id)
         self.assertEqual(code, 0, out)
-        self.assertIn(f"run command: {PY} bench.py", out)
+        self.assertIn(f"run command: {TRIAL_PY} bench.py", out)
         self.assertIn("resealed config.json, state.json, harness.json", out)
         self.set(20)
         self.assertIn("KEEP", self.ok("iterate", "--hypothesis", "h"))

@@ -11,7 +11,7 @@ import subprocess
 import unittest
 
 from ratchetlib.core import term
-from tests.util import PY, RATCHET, git, make_repo, write
+from tests.util import PY, RATCHET, TRIAL_PY, git, make_repo, write
 
 EVIL = "speed up\x1b]52;c;ZXZpbA==\x07 \x1b[2J\rfake KEEP \u202eevil\u2066 \x9b1m"
 RAW = [b"\x1b", b"\x07", b"\r", "\u202e".encode(), "\u2066".encode(), "\x9b".encode()]
@@ -53,7 +53,7 @@ class TerminalSafetyCliTest(unittest.TestCase):
             self.assertNotIn(raw, data, f"{what}: raw {raw!r} reached the output")
 
     def test_an_arm_name_with_escapes_is_refused_in_one_printable_line(self):
-        p = subprocess.run([PY, RATCHET, "init", "--run-command", f"{PY} bench.py", "--direction", "max",
+        p = subprocess.run([PY, RATCHET, "init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max",
                             "--metric-name", "score", "--report-source", "stdout", "--strategy", "bandit",
                             "--arms", "fast\x1b[2J,slow"], cwd=self.repo, env=user_env(), stderr=subprocess.PIPE)
         self.assertEqual(p.returncode, 2)
@@ -61,7 +61,7 @@ class TerminalSafetyCliTest(unittest.TestCase):
         self.assertIn(b"bad arm name 'fast\\x1b[2J'", p.stderr)
 
     def test_agent_text_is_neutralised_everywhere_and_intact_in_json(self):
-        self.cli("init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+        self.cli("init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
                  "--report-source", "stdout", "--decision", "mean")
         self.cli("baseline")
         write(self.repo, "value.txt", "20\n")

@@ -9,7 +9,7 @@ import time
 import unittest
 
 from tests import test_sources as ts
-from tests.util import PY, RepoTest, git, write
+from tests.util import RepoTest, TRIAL_PY, git, write
 
 # Each writer is the body of `write(x, corrupt)` in the benchmark: x is the
 # score to log; corrupt asks for a damaged file. It returns the path written.
@@ -107,7 +107,7 @@ class EverySourceThroughTheCli(RepoTest):
         write(self.repo, "bench.py", bench(kind))
         git(self.repo, "add", "-A")
         git(self.repo, "commit", "-qm", f"{kind} bench")
-        self.run_ok("init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+        self.run_ok("init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
                     "--report-source", SPECS[kind], "--protect", "bench.py", "--max-consecutive-crashes", "9")
         self.assertIn("baseline: score 10", self.run_ok("baseline"))
         self.set_value(12)
@@ -159,7 +159,7 @@ class SourceDetailsTest(RepoTest):
         git(self.repo, "commit", "-qm", "jsonl bench")
 
     def init(self, *extra):
-        return self.run_ok("init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+        return self.run_ok("init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
                            "--report-source", "jsonl:metrics.jsonl", "--protect", "bench.py", *extra)
 
     def test_not_finite_is_its_own_status(self):
@@ -202,7 +202,7 @@ class SourceDetailsTest(RepoTest):
         write(self.repo, "bench.py", bench("wandb"))
         git(self.repo, "add", "-A")
         git(self.repo, "commit", "-qm", "wandb bench")
-        self.run_ok("init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+        self.run_ok("init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
                     "--report-source", "wandb:wandb", "--protect", "bench.py")
         self.run_ok("baseline")
         write(self.repo, "wandb/run-29991231_000000-fake/files/wandb-summary.json", '{"score": 1e9}')
@@ -240,7 +240,7 @@ class SourceDetailsTest(RepoTest):
         write(self.repo, "bench.py", "open('r:1.txt', 'w').write('score: %s' % open('value.txt').read())\n")
         git(self.repo, "add", "-A")
         git(self.repo, "commit", "-qm", "odd name")
-        self.run_ok("init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+        self.run_ok("init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
                     "--report-source", "./r:1.txt", "--protect", "bench.py")
         with open(os.path.join(self.repo, ".ratchet", "config.json")) as f:
             self.assertEqual(json.load(f)["report_source"], "./r:1.txt")

@@ -15,6 +15,13 @@ from tests import USER_SHELL_UNSET  # noqa: F401 (cleared for every process a te
 SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATCHET = os.path.join(SCRIPTS, "ratchet.py")
 PY = sys.executable
+# The interpreter for the suite's own benchmarks and stand-in agents: stdlib-only
+# scripts, so they run without `site` (-S), as ratchet's hooks and keeper do. On
+# the build machine `site` loads a sandbox .pth that costs ~35 ms per start, and a
+# suite run starts ~2,800 of them. Nothing ratchet does depends on a trial's
+# site-packages; the tests of how a user's own `python3` behaves (bytecode caches
+# in test_fresh, the real-client end-to-end tests) start plain `python3`.
+TRIAL_PY = f"{PY} -S"
 
 # A deterministic benchmark: prints the number stored in value.txt.
 BENCH = "print('score:', open('value.txt').read().strip())\n"
@@ -100,7 +107,7 @@ def cli(*argv, cwd=None):
     return code, out.getvalue(), err.getvalue()
 
 
-INIT = ["init", "--run-command", f"{PY} bench.py", "--direction", "max", "--metric-name", "score",
+INIT = ["init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
         "--report-source", "stdout", "--protect", "bench.py"]
 
 
