@@ -23,8 +23,8 @@ NEAR = 3
 _MEDIAN_ABS_NORMAL = 0.6744897501960817
 # n -> (consistency factor, effective df) of near_scale for n normal runs: the
 # factor makes E[sigma_pair^2] = 2 sigma^2, the df is a chi-square's with the
-# same Var log sigma_pair^2 (60,000 simulated samples each; tests/test_stats
-# re-derives two). Beyond the table: 1/sqrt(1 + 1.92/n) and 0.56 (n - 1).
+# same Var log sigma_pair^2 (60,000 simulated samples each;
+# tests/test_noise_calibration re-derives two). Beyond the table: 1/sqrt(1 + 1.92/n) and 0.56 (n - 1).
 _NEAR_CONSTANTS = {10: (0.9087, 5.77), 11: (0.9154, 6.20), 12: (0.9235, 6.82), 13: (0.9303, 7.26),
                    14: (0.9342, 7.87), 15: (0.9378, 8.28), 16: (0.9428, 8.92), 17: (0.9463, 9.43),
                    18: (0.9501, 10.03), 19: (0.9520, 10.44), 20: (0.9553, 11.19), 21: (0.9555, 11.54),
@@ -140,8 +140,9 @@ def noise_estimate(samples: Sequence[float], log_scale: bool) -> Noise:
     it tenfold; ``df`` is the runs kept minus one. A pair's sigma is sqrt(2)
     times that (two independent runs). ``cv`` and ``spread`` describe all the
     runs. From ``ROBUST_FROM`` runs on, the pair's sigma is ``near_scale``
-    instead, with its effective df (unless more than half the near
-    differences are 0, as with a quantized metric: then the SD as above).
+    instead, with its effective df (unless half the near differences or
+    more are 0, as with a quantized metric: then the SD as above);
+    ``outliers`` still counts the far run the SD would set aside.
     ValueError with fewer than 2 finite scores, or a non-positive score on
     the log scale.
     """
