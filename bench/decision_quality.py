@@ -24,8 +24,12 @@ Rules:
   ratchet   paired, interleaved runs (AB, BA, ...) of incumbent and candidate;
             sprt_decide after each pair with h0 = 0 (no --min-improvement),
             h1 = +2%, alpha 0.05, beta 0.2, 2..10 pairs, noise prior from 5
-            calibration runs of the start commit (refined by update_noise in
-            the loop); everything else is sprt_decide's own (mixture H1,
+            calibration runs of the start commit (the product's default;
+            --calibration-runs N for another count: from noise.ROBUST_FROM =
+            10 runs on, the prior is noise.near_scale, the robust scale of
+            near-in-time differences, below that the SD of the runs; see
+            bench/tails_runs.py) refined by update_noise in
+            the loop; everything else is sprt_decide's own (mixture H1,
             outlier handling, the t-test at the cap, the alpha split, the
             revert of a clear loss after one pair)
   sprt-only the same with final_test=False: undecided at the cap reverts and
@@ -45,8 +49,8 @@ Rules:
 Rates: each decision starts on a fresh machine. Naive rules compare with a
 stored incumbent score measured 10 iterations earlier (drift has moved on
 since; that is how a stored best is used in a loop). Ratchet calibrates (5
-runs of the incumbent) and then runs its pairs. "runs/dec" counts the
-benchmark runs of the decision itself (a pair is 2 runs; naive rules count
+runs of the incumbent, or --calibration-runs) and then runs its pairs.
+"runs/dec" counts the benchmark runs of the decision itself (a pair is 2 runs; naive rules count
 the candidate's runs only, the stored score being free); the one-off
 calibration or baseline (5 / 1 / 3 / 5 runs per loop) is left out.
 
@@ -82,7 +86,7 @@ confirmed one (now: each keep whose own mean crosses it is re-measured with
 10 fresh pairs, as finish.confirm_threshold does, and the run stops only
 when that re-measure crosses too).
 
-Usage: python3 bench/decision_quality.py [--quick] [--seed N] [--jobs N] [--headline-only]
+Usage: python3 bench/decision_quality.py [--quick] [--seed N] [--jobs N] [--headline-only] [--calibration-runs N]
 """
 
 from __future__ import annotations
@@ -115,7 +119,7 @@ BASE_TIME = 1.0
 OUTLIER_P, OUTLIER_X = 0.03, 3.0
 DRIFT_SD, DRIFT_TAU = 0.03, 300.0
 STATES_APART, STATE_SWITCH_P = 0.10, 0.05
-CALIBRATION_RUNS = 5
+CALIBRATION_RUNS = config.Config.__dataclass_fields__["calibration_runs"].default  # the product's default
 STALE_ITERATIONS = 10
 VERIFY_PAIRS = 10
 VERIFY_REPEATS = 10
@@ -417,7 +421,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20261123)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--headline-only", action="store_true", help="only the cumulative-gain headline table")
+    parser.add_argument("--calibration-runs", type=int, default=CALIBRATION_RUNS,
+                        help=f"calibration runs of the start commit (default {CALIBRATION_RUNS}, the product's)")
     args = parser.parse_args()
+    _set_calibration_runs(args.calibration_runs)
     reps, loops = (300, 12) if args.quick else (2000, 100)
     headline_jobs = [(cv, kind, args.seed + 7 * c + 1000003 * l) for c, (cv, kind) in enumerate(HEADLINE_CELLS)
                      for l in range(60 if args.quick else 400)]
@@ -454,7 +461,7 @@ def main() -> int:
 
     print(f"decision quality: {reps} decisions per cell ({reps // 2} for sprt-only); loops of "
           f"{LOOP_ITERATIONS} iterations per rule and scenario: {loops} ({3 * loops} at 5% noise, a third of "
-          f"that for sprt-only); seed {args.seed}")
+          f"that for sprt-only); {CALIBRATION_RUNS} calibration runs; seed {args.seed}")
     print("keep@e = share of changes of true effect e kept (false keeps for e <= 0); miss@e = 1 - keep@e")
     header = (f"{'rule':<10} {'keep@-5%':>8} {'keep@-2%':>8} {'keep@0':>7} {'miss@+2%':>8} {'miss@+5%':>8} "
               f"{'miss@+10%':>9} {'runs/dec':>8} | {'true':>7} {'believed':>8} {'gap':>6} {'±se':>4} "
@@ -521,6 +528,14 @@ def main() -> int:
 
     checks += headline_table(headline_rows)
     return _targets(checks, began)
+
+
+def _set_calibration_runs(n: int) -> None:
+    """Every worker (forked after this) calibrates with n runs."""
+    global CALIBRATION_RUNS
+    if n < 2:
+        raise SystemExit("--calibration-runs needs at least 2")
+    CALIBRATION_RUNS = n
 
 
 def _by_key(rows) -> dict:

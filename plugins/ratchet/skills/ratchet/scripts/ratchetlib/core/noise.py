@@ -14,6 +14,23 @@ from .robust import check_effects, disagree, mad_sigma, median, robust_effects, 
 
 # Noise calibration sets aside a run this many leave-one-out sds away.
 CALIBRATION_OUTLIER = 10.0
+# From this many calibration runs on, a pair's sigma is the robust scale of
+# near-in-time differences (``near_scale``), not the SD of the runs.
+ROBUST_FROM = 10
+# ...of runs at most this many apart (a pair is two back-to-back runs).
+NEAR = 3
+# Phi^-1(3/4): the median of |N(0, 1)|.
+_MEDIAN_ABS_NORMAL = 0.6744897501960817
+# n -> (consistency factor, effective df) of near_scale for n normal runs: the
+# factor makes E[sigma_pair^2] = 2 sigma^2, the df is a chi-square's with the
+# same Var log sigma_pair^2 (60,000 simulated samples each;
+# tests/test_noise_calibration re-derives two). Beyond the table: 1/sqrt(1 + 1.92/n) and 0.56 (n - 1).
+_NEAR_CONSTANTS = {10: (0.9087, 5.77), 11: (0.9154, 6.20), 12: (0.9235, 6.82), 13: (0.9303, 7.26),
+                   14: (0.9342, 7.87), 15: (0.9378, 8.28), 16: (0.9428, 8.92), 17: (0.9463, 9.43),
+                   18: (0.9501, 10.03), 19: (0.9520, 10.44), 20: (0.9553, 11.19), 21: (0.9555, 11.54),
+                   22: (0.9593, 12.14), 23: (0.9601, 12.46), 24: (0.9636, 13.14), 25: (0.9630, 13.67),
+                   26: (0.9650, 14.29), 27: (0.9656, 14.78), 28: (0.9663, 15.06), 29: (0.9686, 15.79),
+                   30: (0.9694, 16.32)}
 
 
 @dataclass(frozen=True)
@@ -85,6 +102,35 @@ def _set_aside_outlier(xs: Sequence[float], k: float = CALIBRATION_OUTLIER) -> l
     return list(xs)
 
 
+def near_differences(xs: Sequence[float], near: int = NEAR) -> list[float]:
+    """|x_j - x_i| for every two runs at most ``near`` apart in run order."""
+    return [abs(xs[j] - xs[i]) for i in range(len(xs)) for j in range(i + 1, min(len(xs), i + near + 1))]
+
+
+def near_constants(n: int) -> tuple[float, float]:
+    """(consistency factor, effective df) of ``near_scale`` over n runs (n >= ROBUST_FROM)."""
+    if n in _NEAR_CONSTANTS:
+        return _NEAR_CONSTANTS[n]
+    return 1.0 / math.sqrt(1.0 + 1.92 / n), 0.56 * (n - 1)
+
+
+def near_scale(xs: Sequence[float]) -> float:
+    """A pair's sigma from repeated runs of one commit: the median distance of
+    runs at most ``NEAR`` apart, over Phi^-1(3/4), times the consistency factor.
+
+    Why not the SD of the runs, once there are enough of them: a pair is the
+    difference of two back-to-back runs, so this measures exactly what a pair
+    at zero effect sees. A machine that switches state (turbo, a noisy
+    neighbour) or drifts between distant runs inflates the SD of the runs but
+    barely a pair; and with very heavy tails (one run in 25 at 5x the usual
+    spread) the SD grows with the number of runs while a median does not.
+    The price is efficiency at normal noise (about 0.6 of the SD's df), which
+    is why fewer than ``ROBUST_FROM`` runs keep the SD.
+    """
+    factor, _ = near_constants(len(xs))
+    return factor * median(near_differences(xs)) / _MEDIAN_ABS_NORMAL
+
+
 def noise_estimate(samples: Sequence[float], log_scale: bool) -> Noise:
     """Noise of repeated runs of one commit (calibration, e.g. 5 runs of the start).
 
@@ -93,8 +139,12 @@ def noise_estimate(samples: Sequence[float], log_scale: bool) -> Noise:
     and counted in ``outliers``, so one slow run among five does not inflate
     it tenfold; ``df`` is the runs kept minus one. A pair's sigma is sqrt(2)
     times that (two independent runs). ``cv`` and ``spread`` describe all the
-    runs. ValueError with fewer than 2 finite scores, or a non-positive score
-    on the log scale.
+    runs. From ``ROBUST_FROM`` runs on, the pair's sigma is ``near_scale``
+    instead, with its effective df (unless half the near differences or
+    more are 0, as with a quantized metric: then the SD as above);
+    ``outliers`` still counts the far run the SD would set aside.
+    ValueError with fewer than 2 finite scores, or a non-positive score on
+    the log scale.
     """
     raw = [float(s) for s in samples]
     if len(raw) < 2 or not all(math.isfinite(s) for s in raw):
@@ -104,7 +154,10 @@ def noise_estimate(samples: Sequence[float], log_scale: bool) -> Noise:
     xs = [math.log(s) for s in raw] if log_scale else raw
     kept = _set_aside_outlier(xs)
     mean = statistics.fmean(raw)
-    return Noise(sigma_pair=math.sqrt(2.0) * stdev(kept), df=float(len(kept) - 1),
+    sigma_pair, df = math.sqrt(2.0) * stdev(kept), float(len(kept) - 1)
+    if len(xs) >= ROBUST_FROM and near_scale(xs) > 0:
+        sigma_pair, df = near_scale(xs), near_constants(len(xs))[1]
+    return Noise(sigma_pair=sigma_pair, df=df,
                  log_scale=log_scale, samples=len(xs), outliers=len(xs) - len(kept),
                  cv=stdev(raw) / abs(mean) if mean else None,
                  spread=max(raw) - min(raw), robust_sigma=mad_sigma(xs))
