@@ -96,7 +96,8 @@ SCRIPTED = ("import os\n"
 FIRST_THREE = (6, 7, 8)
 
 
-class OutlierTest(RepoTest):
+class ScriptedBenchTest(RepoTest):
+    """A repository whose bench.py is SCRIPTED (no tests of its own; test_verdicts shares it)."""
 
     def setUp(self):
         super().setUp()
@@ -104,6 +105,9 @@ class OutlierTest(RepoTest):
         subprocess.run(["git", "commit", "-qam", "scripted bench"], cwd=self.repo, check=True)
         for key in ("OFF_INC", "OFF_CAND", "OFF_FACTOR"):
             self.addCleanup(os.environ.pop, key, None)
+
+
+class OutlierTest(ScriptedBenchTest):
 
     def scripted(self, off_inc=(), factor=0.1):
         os.environ["OFF_INC"] = ",".join(str(k) for k in off_inc)

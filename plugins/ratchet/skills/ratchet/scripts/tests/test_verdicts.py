@@ -5,21 +5,12 @@ line names what its numbers are."""
 
 import os
 import re
-import subprocess
 
 from ratchetlib.present import figures
-from tests.test_outliers import SCRIPTED
-from tests.util import RepoTest, write
+from tests.test_outliers import ScriptedBenchTest
 
 
-class VerdictTextTest(RepoTest):
-
-    def setUp(self):
-        super().setUp()
-        write(self.repo, "bench.py", SCRIPTED)
-        subprocess.run(["git", "commit", "-qam", "scripted bench"], cwd=self.repo, check=True)
-        for key in ("OFF_INC", "OFF_CAND", "OFF_FACTOR"):
-            self.addCleanup(os.environ.pop, key, None)
+class VerdictTextTest(ScriptedBenchTest):
 
     def iterate(self, value):
         self.set_value(value)
