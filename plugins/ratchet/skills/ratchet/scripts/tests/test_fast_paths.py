@@ -130,14 +130,14 @@ class QuickArgs(unittest.TestCase):
         from ratchetlib.cli import quickargs
         from ratchetlib.cli.flags import build_parser
         for argv in self.READ:
-            quick = quickargs.parse(argv)
+            quick = quickargs.read_argv(argv)
             self.assertIsNotNone(quick, argv)
             self.assertEqual(vars(quick), vars(build_parser(argv).parse_args(argv)), argv)
 
     def test_anything_else_is_left_to_argparse(self):
         from ratchetlib.cli import quickargs
         for argv in self.LEFT:
-            self.assertIsNone(quickargs.parse(argv), argv)
+            self.assertIsNone(quickargs.read_argv(argv), argv)
 
 
 if __name__ == "__main__":

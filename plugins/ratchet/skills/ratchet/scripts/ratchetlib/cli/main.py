@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         argv = _glued(sys.argv[1:] if argv is None else list(argv))
-        args = quickargs.parse(argv) or _parse(argv)
+        args = quickargs.read_argv(argv) or _parse(argv)
         if not args.verb:
             from .flags import build_parser
             build_parser().print_help()

@@ -34,7 +34,7 @@ def _value(argv: list, i: int) -> Optional[str]:
     return argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("-") else None
 
 
-def parse(argv: list) -> Optional[Args]:
+def read_argv(argv: list) -> Optional[Args]:
     """`[-C DIR]... VERB [its flags]` for the three read verbs, else None."""
     values, i = {"cwd": "."}, 0
     while i < len(argv) and argv[i] == "-C" and _value(argv, i) is not None:
