@@ -22,8 +22,9 @@ For comparison, the same N iterations driven the in-session way, one
         (N default 30; each case runs 3 times, the best is shown)
 
 First it prints issue 18's figures (bench/overhead.py): `status`, `history
---last 10` and `tail` over a bare interpreter start and `iterate` over its
-floor, at 10 and 10,000 records, and the git processes per `iterate`; with
+--last 10` and `tail` over a bare interpreter start (twice: as python3
+starts here, and with site disabled on both sides, `python3 -S`, the
+clean-machine estimate) and `iterate` over its floor, at 10 and 10,000 records, and the git processes per `iterate`; with
 `--against DIR` (another checkout's scripts folder) both side by side.
 `--ratios` prints only those.
 """

@@ -116,22 +116,27 @@ def _wall(argv, cwd=None, shell=False):
 
 
 def read_ratios(versions: dict, root: str, sizes=(10, 10000), rounds: int = 15) -> dict:
-    """{(version, size, verb): (median ms, median ratio to python3 -c pass)}."""
+    """{mode: {(version, size, verb): (median ms, median ratio to python3 -c pass)}}, mode "site" as
+    python3 starts here and "-S" with site disabled on both sides (`python3 -S`): this machine's
+    site runs a sandbox .pth (certifi, ~30 ms) a user's does not have, which hides our own import
+    cost; the -S ratio is the clean-machine estimate."""
     runs = {(v, n): new_run(s, root, f"read-{v}-{n}", n) for v, s in versions.items() for n in sizes}
     for (v, n), repo in runs.items():  # bytecode cached before anything is timed
         for verb in READ_VERBS:
             ratchet(versions[v], repo, *verb)
-    times, ratios = {}, {}
-    for _ in range(rounds):
-        base = _wall([sys.executable, "-c", "pass"])
-        times.setdefault("pass", []).append(base)
-        for (v, n), repo in runs.items():
-            for verb in READ_VERBS:
-                t = _wall([sys.executable, os.path.join(versions[v], "ratchet.py"), "-C", repo, *verb])
-                times.setdefault((v, n, verb[0]), []).append(t)
-                ratios.setdefault((v, n, verb[0]), []).append(t / base)
-    out = {k: (statistics.median(times[k]) * 1000, statistics.median(r)) for k, r in ratios.items()}
-    out["pass"] = (statistics.median(times["pass"]) * 1000, 1.0)
+    out = {}
+    for mode, flag in (("site", []), ("-S", ["-S"])):
+        times, ratios = {}, {}
+        for _ in range(rounds):
+            base = _wall([sys.executable, *flag, "-c", "pass"])
+            times.setdefault("pass", []).append(base)
+            for (v, n), repo in runs.items():
+                for verb in READ_VERBS:
+                    t = _wall([sys.executable, *flag, os.path.join(versions[v], "ratchet.py"), "-C", repo, *verb])
+                    times.setdefault((v, n, verb[0]), []).append(t)
+                    ratios.setdefault((v, n, verb[0]), []).append(t / base)
+        out[mode] = {k: (statistics.median(times[k]) * 1000, statistics.median(r)) for k, r in ratios.items()}
+        out[mode]["pass"] = (statistics.median(times["pass"]) * 1000, 1.0)
     return out
 
 
@@ -210,8 +215,15 @@ def versions_from(argv_against: list, here_scripts: str) -> dict:
     return out
 
 
-def print_read(res: dict, versions: dict, sizes=(10, 10000)) -> None:
-    print(f"read verbs vs a bare interpreter start (python3 -c pass: {res['pass'][0]:.1f} ms), median of rounds:")
+def print_read(modes: dict, versions: dict, sizes=(10, 10000)) -> None:
+    for mode, res in modes.items():
+        _print_read(mode, res, versions, sizes)
+
+
+def _print_read(mode: str, res: dict, versions: dict, sizes) -> None:
+    what = ("python3 -c pass" if mode == "site" else
+            "python3 -S -c pass, site disabled on both sides: the clean-machine estimate")
+    print(f"read verbs vs a bare interpreter start ({what}: {res['pass'][0]:.1f} ms), median of rounds:")
     print(f"  {'verb':<22}" + "".join(f"{v + ' @' + str(n):>22}" for v in versions for n in sizes))
     for verb in READ_VERBS:
         cells = "".join(f"{res[(v, n, verb[0])][0]:8.1f} ms {res[(v, n, verb[0])][1]:5.2f}x   "

@@ -100,7 +100,8 @@ class ReadVerbsLoadLittle(RepoTest):
     def test_status_history_tail_do_not_import_the_engine(self):
         self.start()
         engine = ("ratchetlib.keep.finish", "ratchetlib.keep.paired", "ratchetlib.measure.trial",
-                  "ratchetlib.io.runner", "ratchetlib.io.gitops", "subprocess", "socket", "difflib")
+                  "ratchetlib.io.runner", "ratchetlib.io.gitops", "subprocess", "socket", "difflib",
+                  "argparse", "ratchetlib.cli.flags", "_hashlib", "hmac", "secrets")  # parsed by quickargs; sealed by seal's own HMAC
         probe = ("import sys, io, contextlib\nsys.path.insert(0, sys.argv[1])\n"
                  "from ratchetlib.cli.main import main\n"
                  "with contextlib.redirect_stdout(io.StringIO()):\n    code = main(sys.argv[3:])\n"
@@ -109,6 +110,34 @@ class ReadVerbsLoadLittle(RepoTest):
             out = subprocess.run([sys.executable, "-c", probe, SCRIPTS, ",".join(engine), "-C", self.repo, *verb],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True).stdout
             self.assertEqual(out.strip(), "0", f"{verb}: {out}")
+
+
+class QuickArgs(unittest.TestCase):
+    """cli/quickargs reads the plain command lines of status, history and tail
+    to exactly argparse's values, and leaves every other line to argparse."""
+
+    READ = [["status"], ["status", "--json"], ["-C", "d", "status"], ["-C", "a", "-C", "b", "status", "-C", "c"],
+            ["-C", "", "status"], ["status", "--json", "--json"], ["history"], ["history", "--last", "10"],
+            ["history", "--last", "0"], ["history", "--last", "007", "--all", "--json"], ["history", "--all"],
+            ["history", "--last", "3", "--last", "4"], ["tail"], ["tail", "--iter", "2", "--trial", "1"],
+            ["tail", "--lines", "5", "--guard", "-C", "x"], ["-C", "x", "tail", "--lines", "3", "--lines", "4"]]
+    LEFT = [[], ["--help"], ["status", "-h"], ["status", "--bogus"], ["status", "extra"], ["history", "--last", "x"],
+            ["history", "--last=2"], ["history", "--las", "2"], ["history", "--last", "-1"], ["history", "--last", "1_0"],
+            ["history", "--last", "\u00b2"], ["history", "--last"], ["tail", "--json"], ["-C"], ["-C", "-x", "status"],
+            ["-Cdir", "status"], ["status", "-C"], ["iterate", "--hypothesis", "h"], ["stat"], ["status", "--", "x"]]
+
+    def test_the_plain_forms_parse_as_argparse_does(self):
+        from ratchetlib.cli import quickargs
+        from ratchetlib.cli.flags import build_parser
+        for argv in self.READ:
+            quick = quickargs.read_argv(argv)
+            self.assertIsNotNone(quick, argv)
+            self.assertEqual(vars(quick), vars(build_parser(argv).parse_args(argv)), argv)
+
+    def test_anything_else_is_left_to_argparse(self):
+        from ratchetlib.cli import quickargs
+        for argv in self.LEFT:
+            self.assertIsNone(quickargs.read_argv(argv), argv)
 
 
 if __name__ == "__main__":

@@ -280,5 +280,24 @@ class SealTest(unittest.TestCase):
         write(self.repo, "value.txt", f"{v}\n")
 
 
+class SealDigest(unittest.TestCase):
+    """The seal's HMAC is built on the interpreter's own SHA-256 (no OpenSSL
+    load on every command, issue 18): it must be hmac.new's, byte for byte."""
+
+    def test_same_digest_as_the_hmac_module(self):
+        import hashlib
+        import hmac
+        from ratchetlib.io import seal
+        for key in (b"", b"k", os.urandom(32), os.urandom(64), os.urandom(65), os.urandom(200)):
+            for msg in (b"", b"x", b"\0".join((b"ratchet-seal-1", b"run", b"state.json", os.urandom(5000)))):
+                self.assertEqual(seal.hmac_sha256(key, msg), hmac.new(key, msg, hashlib.sha256).hexdigest())
+
+    def test_the_compare_is_hmacs_constant_time_one(self):
+        import hmac
+        from ratchetlib.io import seal
+        for a, b in (("ab", "ab"), ("ab", "ac"), ("", ""), ("a", "ab")):
+            self.assertEqual(seal.compare_digest(a, b), hmac.compare_digest(a, b))
+
+
 if __name__ == "__main__":
     unittest.main()

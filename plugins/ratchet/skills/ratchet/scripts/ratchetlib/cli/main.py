@@ -9,7 +9,7 @@ import signal
 import sys
 
 from ..core.errors import RatchetError, UsageError, from_os_error
-from .flags import build_parser
+from . import quickargs
 
 
 def _read(name):
@@ -67,13 +67,21 @@ def _glued(argv: list) -> list:
     return out
 
 
+def _parse(argv: list):
+    """argparse, for every command line quickargs does not read (the other
+    verbs, help, usage mistakes): loaded only then (issue 18)."""
+    from .flags import build_parser
+    return build_parser(argv).parse_args(argv)
+
+
 def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         argv = _glued(sys.argv[1:] if argv is None else list(argv))
-        args = build_parser(argv).parse_args(argv)
+        args = quickargs.read_argv(argv) or _parse(argv)
         if not args.verb:
+            from .flags import build_parser
             build_parser().print_help()
             return 2
         return COMMANDS[args.verb](args) or 0

@@ -44,15 +44,31 @@ editing `.ratchet/` through its tools or Bash, it cannot stop a determined
 same-user attacker.
 """
 
-import hashlib
-import hmac
 import json
 import os
 import re
-import secrets
 from typing import Optional
 
 from ..core.errors import UsageError
+
+# HMAC-SHA256 from the interpreter's own SHA-256 (RFC 2104 over it, `_mac`), not
+# hmac/hashlib, which load OpenSSL: every command checks seals, and `status`
+# must not pay for libcrypto to print a few lines (issue 18). The digest is the
+# same (tests/test_seal compares it with hmac.new); the compare is the
+# constant-time one hmac itself uses.
+try:
+    from _sha2 import sha256 as _sha256  # Python 3.12+
+except ImportError:
+    try:
+        from _sha256 import sha256 as _sha256  # Python 3.10, 3.11
+    except ImportError:  # a build without the builtin hashes
+        from hashlib import sha256 as _sha256
+try:
+    from _operator import _compare_digest as compare_digest
+except ImportError:
+    from hmac import compare_digest
+_INNER = bytes(x ^ 0x36 for x in range(256))
+_OUTER = bytes(x ^ 0x5C for x in range(256))
 
 FIELD = "seal"
 SEALED = ("config.json", "state.json", "harness.json", "loop.json", "current.json")
@@ -151,6 +167,7 @@ def _write_key_file(run_id: str, text: str, exclusive: bool) -> None:
 
 def make_key(run_id: str, adopting_run: bool = False) -> bytes:
     """A new random key for `run_id` (an existing key is kept and returned)."""
+    import secrets
     key = secrets.token_bytes(32)
     try:
         _write_key_file(run_id, (_ADOPTING if adopting_run else "") + key.hex(), exclusive=True)
@@ -161,6 +178,7 @@ def make_key(run_id: str, adopting_run: bool = False) -> bytes:
 
 def replace_key(run_id: str) -> bytes:
     """`reseal` on a machine without the run's key (or with a damaged one)."""
+    import secrets
     key = secrets.token_bytes(32)
     _write_key_file(run_id, key.hex(), exclusive=False)
     return key
@@ -172,9 +190,15 @@ def finish_adoption(run_id: str, key: bytes) -> None:
 
 # --- sealing bytes ----------------------------------------------------------------
 
+def hmac_sha256(key: bytes, msg: bytes) -> str:
+    """HMAC-SHA256 (RFC 2104) of `msg` under `key`, hex: what hmac.new(key, msg, sha256) gives."""
+    key = (_sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    inner = _sha256(key.translate(_INNER) + msg).digest()
+    return _sha256(key.translate(_OUTER) + inner).hexdigest()
+
+
 def _mac(key: bytes, run_id: str, name: str, body: bytes) -> str:
-    msg = b"\0".join((_DOMAIN, run_id.encode(), name.encode(), body))
-    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+    return hmac_sha256(key, b"\0".join((_DOMAIN, run_id.encode(), name.encode(), body)))
 
 
 def _dumps(obj: dict) -> bytes:
@@ -208,7 +232,7 @@ def record_line(rec: dict, run_id: Optional[str], key: Optional[bytes]) -> bytes
 
 def record_verifies(rec: dict, run_id: Optional[str], key: Optional[bytes]) -> bool:
     mac = rec.get(FIELD)
-    return bool(key) and isinstance(mac, str) and hmac.compare_digest(mac, _mac(key, run_id, RECORDS, _line(strip(rec))))
+    return bool(key) and isinstance(mac, str) and compare_digest(mac, _mac(key, run_id, RECORDS, _line(strip(rec))))
 
 
 # --- which run, which key ------------------------------------------------------------
@@ -294,7 +318,7 @@ def verify(root: str, name: str, raw: bytes, obj: dict) -> dict:
     if mac is None:
         raise _changed(root, name, "has no seal but this run is sealed: it was replaced outside ratchet")
     body = strip(obj)
-    if not isinstance(mac, str) or not hmac.compare_digest(mac, _mac(key, run_id, name, _dumps(body))):
+    if not isinstance(mac, str) or not compare_digest(mac, _mac(key, run_id, name, _dumps(body))):
         raise _changed(root, name, "was changed outside ratchet (it does not match its seal)")
     remember(root, name, raw)
     return body

@@ -11,7 +11,6 @@ is then finished again, copy included.
 """
 
 import os
-import secrets
 import shutil
 
 from .store import FILES, _fsync_dir, now_iso, read_json, write_json
@@ -65,7 +64,7 @@ def promote(root: str, repo: str, rec: dict, files: list, metric: str) -> list:
         return [f["path"] for f in current.get("files") or []]  # already done before a kill
     if not files:
         return []
-    tmp = os.path.join(root, f"{BEST}.tmp-{rec['iter']:04d}-{secrets.token_hex(3)}")
+    tmp = os.path.join(root, f"{BEST}.tmp-{rec['iter']:04d}-{os.urandom(3).hex()}")
     os.makedirs(os.path.join(tmp, "files"))
     listed = []
     for rel in files:
@@ -86,7 +85,7 @@ def _rename(src: str, dest: str) -> None:
 
 def _swap(root: str, tmp: str, iteration: int) -> None:
     best = os.path.join(root, BEST)
-    old = os.path.join(root, f"{BEST}.old-{iteration:04d}-{secrets.token_hex(3)}")
+    old = os.path.join(root, f"{BEST}.old-{iteration:04d}-{os.urandom(3).hex()}")
     if os.path.exists(best):
         _rename(best, old)
     _rename(tmp, best)
