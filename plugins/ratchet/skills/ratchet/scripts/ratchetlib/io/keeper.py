@@ -34,16 +34,23 @@ The sweep (`freeze_kill`) is shared with runner: SIGSTOP every process found,
 wait until each is stopped, scan again, repeat until a scan finds nothing new,
 then SIGKILL them all. A stopped process cannot fork, so a daemon that
 re-forks continuously cannot outrun it. Standard library only, and no import
-of the rest of ratchetlib, so the keeper starts fast.
+of the rest of ratchetlib, so the keeper starts fast: `_signal` (the C module,
+plain int constants) rather than `signal`, whose enum import costs about as
+much as the interpreter's own start under `-I -S`.
 """
 
 import os
 import select
-import signal
 import sys
 import time
 
+try:
+    import _signal as signal  # CPython: what `signal` wraps, without its enums
+except ImportError:  # another interpreter
+    import signal
+
 MARKER = "RATCHET_TRIAL_ID"
+REAPER_ENV = "RATCHET_KEEPER_REAPER"
 GRACE_SECONDS = 30.0
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -246,12 +253,14 @@ def main(argv: list) -> int:
     marker, status_fd, control_fd, command = argv[1], int(argv[2]), int(argv[3]), argv[4]
     for fd in (status_fd, control_fd):
         os.set_inheritable(fd, False)  # the trial must not forge the status or hold the control pipe
-    become_subreaper()
+    if os.environ.get(REAPER_ENV) != "1":
+        become_subreaper()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     env = dict(os.environ)
+    env.pop(REAPER_ENV, None)
     env[MARKER] = marker
     shell = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", command], env, setsid=True,
                            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD))
