@@ -30,7 +30,7 @@ import subprocess
 from typing import Optional
 
 from ..core.errors import RatchetError, UsageError
-from . import gitfilters
+from . import gitfilters, gitroot
 
 TIMEOUT_ENV = "RATCHET_GIT_TIMEOUT_SECONDS"
 DEFAULT_TIMEOUT = 120.0
@@ -235,13 +235,20 @@ def version() -> Optional[tuple]:
 
 
 def head_sha(repo: str) -> Optional[str]:
-    """The commit HEAD points at, or None in a repository with no commits."""
+    """The commit HEAD points at, or None in a repository with no commits
+    (from `.git`'s files when gitroot.plain_head is sure, else from git)."""
+    plain = gitroot.plain_head(repo)
+    if plain is not None:
+        return plain[1]
     out = git(repo, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False).strip()
     return out or None
 
 
 def current_branch(repo: str) -> Optional[str]:
-    """The checked-out branch name, or None on a detached HEAD."""
+    """The checked-out branch name, or None on a detached HEAD (as head_sha)."""
+    plain = gitroot.plain_head(repo)
+    if plain is not None:
+        return plain[0]
     out = git(repo, "symbolic-ref", "-q", "--short", "HEAD", check=False).strip()
     return out or None
 
