@@ -50,7 +50,6 @@ except ImportError:  # another interpreter
     import signal
 
 MARKER = "RATCHET_TRIAL_ID"
-REAPER_ENV = "RATCHET_KEEPER_REAPER"
 GRACE_SECONDS = 30.0
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -253,14 +252,12 @@ def main(argv: list) -> int:
     marker, status_fd, control_fd, command = argv[1], int(argv[2]), int(argv[3]), argv[4]
     for fd in (status_fd, control_fd):
         os.set_inheritable(fd, False)  # the trial must not forge the status or hold the control pipe
-    if os.environ.get(REAPER_ENV) != "1":
-        become_subreaper()
+    become_subreaper()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     env = dict(os.environ)
-    env.pop(REAPER_ENV, None)
     env[MARKER] = marker
     shell = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", command], env, setsid=True,
                            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD))

@@ -47,7 +47,6 @@ import select
 import signal
 import subprocess
 import sys
-import threading
 import time
 from typing import Optional
 
@@ -147,11 +146,11 @@ class Child:
             with store_files.capture(self.out_path) as out, \
                     store_files.capture(self.err_path) if self.err_path else _nothing() as err, \
                     open(stdin_path, "rb") if stdin_path else _nothing() as stdin:
-                keeper = subprocess.Popen(
+                kept = subprocess.Popen(
                     [sys.executable or "python3", "-I", "-S", KEEPER, self.marker, str(status_w), str(control_r),
-                     command], cwd=self.cwd, stdin=stdin if stdin_path else subprocess.DEVNULL,
+                     command], cwd=self.cwd, env=keeper_env, stdin=stdin if stdin_path else subprocess.DEVNULL,
                     stdout=out, stderr=err if self.err_path else subprocess.STDOUT, pass_fds=(status_w, control_r),
-                    start_new_session=True, **_reaper_spawn(keeper_env))
+                    start_new_session=True)
         except BaseException:
             os.close(status_r)
             os.close(control_w)
@@ -159,7 +158,7 @@ class Child:
         finally:
             os.close(status_w)
             os.close(control_r)
-        self.proc = _Kept(keeper, status_r, control_w)
+        self.proc = _Kept(kept, status_r, control_w)
         self.record = _write_record(record_dir, self) if record_dir else None
         _LIVE.append(self)
 
@@ -367,32 +366,6 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 _SUBREAPER = []
-_PRCTL = []
-
-
-def _reaper_spawn(keeper_env: dict) -> dict:
-    """Popen's keyword arguments for a keeper: its environment, and when this
-    process is a subreaper and runs one thread, a `preexec_fn` that makes the
-    forked child a subreaper before the exec (prctl(2): the setting survives
-    execve, not fork), with keeper.REAPER_ENV telling the keeper so: it then
-    starts without ctypes, a few ms per trial. With other threads running a
-    forked child may only call async-signal-safe code, so the keeper does the
-    prctl itself, as it always did."""
-    if not _PRCTL:
-        fn = None
-        if _become_subreaper():
-            import ctypes
-            fn = ctypes.CDLL(None, use_errno=True).prctl
-            fn.restype = ctypes.c_int
-        _PRCTL.append(fn)
-    prctl = _PRCTL[0]
-    if prctl is None or threading.active_count() != 1:
-        return {"env": keeper_env}
-
-    def in_child():
-        if prctl(keeper.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-            os._exit(127)  # never seen: the same call succeeded in this process; the keeper's "pid" line never comes
-    return {"env": {**keeper_env, keeper.REAPER_ENV: "1"}, "preexec_fn": in_child}
 
 
 def _become_subreaper() -> bool:

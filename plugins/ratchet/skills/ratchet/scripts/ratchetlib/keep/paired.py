@@ -168,8 +168,7 @@ def measure(run, cur: dict, cand) -> tuple:
     sides = {"candidate": swapfiles.read_side(run.repo, swap["tracked"] + swap["new"])}  # as the patch: the agent's tree
     faults.point("swap-saved")
     ctrials, itrials = cur.setdefault("trials", []), cur.setdefault("incumbent_trials", [])
-    in_tree, verdict, k, last = "candidate", None, 0, None
-    seen = {}  # the tree as the last trial left it, while no swap moved it (carry.watch)
+    in_tree, verdict, k, last, seen = "candidate", None, 0, None, {}  # seen: the tree while no swap moved it
     staged = run.store.path("swap", "artifacts")
     store_files.remove_path(staged, strict=False)
     try:
