@@ -54,7 +54,7 @@ def tree(repo: str) -> dict:
     """{"files": {rel: [size, mtime_ns, ctime_ns, inode]} of every untracked
     and ignored file (not .ratchet/ nor __pycache__), "tracked": [paths git
     reports changed]}."""
-    raw = gitops.git(repo, "ls-files", "-z", "-o", "--exclude=/.ratchet/")
+    raw, changed = gitops.git_each(repo, ("ls-files", "-z", "-o", "--exclude=/.ratchet/"), gitops.STATUS)
     files = {}
     for rel in raw.split("\0"):
         if not rel or rel.endswith("/") or _skip(rel):
@@ -64,7 +64,7 @@ def tree(repo: str) -> dict:
         except OSError:
             continue
         files[rel] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-    tracked = [c.path for c in gitops.status(repo) if not c.untracked]
+    tracked = [c.path for c in gitops.parse_status(changed) if not c.untracked]
     return {"files": files, "tracked": sorted(tracked)}
 
 
