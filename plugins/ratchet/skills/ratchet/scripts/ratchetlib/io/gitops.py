@@ -356,8 +356,7 @@ def nested_repos(repo: str, paths: list) -> list:
     if not paths:
         return []
     found = {p for p in paths if p.endswith("/")}
-    for listing in (git(repo, "ls-files", "-s", "-z", "--", *paths),
-                    git(repo, "ls-tree", "-r", "-z", "HEAD", "--", *paths)):
+    for listing in git_each(repo, ("ls-files", "-s", "-z", "--", *paths), ("ls-tree", "-r", "-z", "HEAD", "--", *paths)):
         found |= {e.split("\t", 1)[1] for e in listing.split("\0") if e.startswith("160000 ") and "\t" in e}
     return sorted(found)
 
