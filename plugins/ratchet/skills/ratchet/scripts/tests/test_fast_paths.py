@@ -96,6 +96,40 @@ class KeptFilterList(unittest.TestCase):
             self.assertEqual(self.calls, 2)
 
 
+class PlainHead(unittest.TestCase):
+    """HEAD read from .git's files (gitroot.plain_head) is what git prints, or
+    None (the caller asks git) whenever git could answer otherwise."""
+
+    def setUp(self):
+        self.repo = make_repo(self, {"a.txt": "1\n"})
+
+    def by_git(self):
+        branch = subprocess.run(["git", "symbolic-ref", "-q", "--short", "HEAD"], cwd=self.repo,
+                                stdout=subprocess.PIPE, text=True).stdout.strip() or None
+        return branch, git(self.repo, "rev-parse", "--verify", "-q", "HEAD^{commit}").strip()
+
+    def test_a_branch_and_a_detached_head_as_git_prints_them(self):
+        self.assertEqual(gitroot.plain_head(self.repo), self.by_git())
+        git(self.repo, "checkout", "-q", "-b", "ratchet/x-1")
+        self.assertEqual(gitroot.plain_head(self.repo), self.by_git())
+        git(self.repo, "checkout", "-q", "--detach")
+        self.assertEqual(gitroot.plain_head(self.repo), (None, self.by_git()[1]))
+        self.assertEqual((gitops.current_branch(self.repo), gitops.head_sha(self.repo)), self.by_git())
+
+    def test_packed_refs_and_objects_and_ambiguous_names_are_left_to_git(self):
+        git(self.repo, "pack-refs", "--all")  # the branch in packed-refs, the commit still loose
+        self.assertEqual(gitroot.plain_head(self.repo), self.by_git())
+        git(self.repo, "tag", "main")  # `--short` would print heads/main
+        self.assertIsNone(gitroot.plain_head(self.repo))
+        self.assertEqual(gitops.current_branch(self.repo), "heads/main")
+        git(self.repo, "tag", "-d", "main")
+        git(self.repo, "gc", "-q")  # the commit packed: its type is git's to read
+        self.assertIsNone(gitroot.plain_head(self.repo))
+        self.assertEqual((gitops.current_branch(self.repo), gitops.head_sha(self.repo)), self.by_git())
+        with mock.patch.dict(os.environ, {"GIT_DIR": os.path.join(self.repo, ".git")}):
+            self.assertIsNone(gitroot.plain_head(self.repo))
+
+
 class ReadVerbsLoadLittle(RepoTest):
     def test_status_history_tail_do_not_import_the_engine(self):
         self.start()

@@ -54,7 +54,7 @@ def tree(repo: str) -> dict:
     """{"files": {rel: [size, mtime_ns, ctime_ns, inode]} of every untracked
     and ignored file (not .ratchet/ nor __pycache__), "tracked": [paths git
     reports changed]}."""
-    raw = gitops.git(repo, "ls-files", "-z", "-o", "--exclude=/.ratchet/")
+    raw, changed = gitops.git_each(repo, ("ls-files", "-z", "-o", "--exclude=/.ratchet/"), gitops.STATUS)
     files = {}
     for rel in raw.split("\0"):
         if not rel or rel.endswith("/") or _skip(rel):
@@ -64,7 +64,7 @@ def tree(repo: str) -> dict:
         except OSError:
             continue
         files[rel] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-    tracked = [c.path for c in gitops.status(repo) if not c.untracked]
+    tracked = [c.path for c in gitops.parse_status(changed) if not c.untracked]
     return {"files": files, "tracked": sorted(tracked)}
 
 
@@ -124,16 +124,23 @@ def learn(repo: str, state: RunState, changes: dict, specs: list) -> RunState:
 
 # --- one run, bracketed ---------------------------------------------------------------
 
-def watch(run) -> dict:
-    """Everything a run could tilt, as it is before the run."""
+def watch(run, seen: Optional[dict] = None) -> dict:
+    """Everything a run could tilt, as it is before the run. `seen["tree"]`,
+    when set, is the tree as the previous run left it (`written` sets it):
+    the caller clears it whenever anything but a run touched the tree since
+    (a swap, an undo), so it stands for a second `tree()` of the same tree."""
     refresh_user_files(run.repo, run.store.root)
-    return {"tree": tree(run.repo), "hooks": startup.snapshot()}
+    now = (seen or {}).get("tree")
+    return {"tree": now if now is not None else tree(run.repo), "hooks": startup.snapshot()}
 
 
-def written(run, before: dict, own=()) -> dict:
+def written(run, before: dict, own=(), seen: Optional[dict] = None) -> dict:
     """(outside writes {path: kind}, startup hooks {path: kind}) of the run
-    that just ended, against `before`; `own`: the candidate's paths."""
+    that just ended, against `before`; `own`: the candidate's paths. The
+    tree read goes to `seen["tree"]` (see `watch`)."""
     after = tree(run.repo)
+    if seen is not None:
+        seen["tree"] = after
     moved = outside(compare(before["tree"], after), allowed(run.config, run.state, own))
     return moved, startup.changed(before["hooks"])
 

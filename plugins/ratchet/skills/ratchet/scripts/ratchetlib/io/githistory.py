@@ -23,8 +23,16 @@ def checkout(repo: str, name: str) -> None:
 
 
 def _identity(repo: str) -> list:
-    has = (gitops.git(repo, "config", "user.email", check=False).strip()
-           and gitops.git(repo, "config", "user.name", check=False).strip())
+    """The fallback identity unless the configuration sets both user.email and
+    user.name (the last value of each, as `git config KEY` reads it), read by
+    one `git config` process."""
+    raw = gitops.git(repo, "config", "-z", "--get-regexp", r"^user\.(email|name)$", check=False)
+    last = {}
+    for item in raw.split("\0"):
+        key, _, value = item.partition("\n")
+        if key:
+            last[key.lower()] = value.strip()
+    has = last.get("user.email") and last.get("user.name")
     return [] if has else _FALLBACK_IDENTITY
 
 

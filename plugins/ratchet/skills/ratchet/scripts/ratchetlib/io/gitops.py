@@ -27,10 +27,11 @@ import os
 import re
 import signal
 import subprocess
+import time
 from typing import Optional
 
 from ..core.errors import RatchetError, UsageError
-from . import gitfilters
+from . import gitfilters, gitroot
 
 TIMEOUT_ENV = "RATCHET_GIT_TIMEOUT_SECONDS"
 DEFAULT_TIMEOUT = 120.0
@@ -135,19 +136,26 @@ def _run(argv: list, repo: str, env: dict, input: Optional[bytes] = None,
     `.git/index.lock` behind and fail every later git command until someone
     deletes it. A timeout stops git (SIGTERM, so it drops its locks) and
     raises a one-line RatchetError naming `what` (default `git SUBCOMMAND`)."""
-    limit = timeout_seconds()
+    return _collect(_spawn(argv, repo, env, input is not None), argv, repo, input, what, time.monotonic())
+
+
+def _spawn(argv: list, repo: str, env: dict, piped: bool = False) -> subprocess.Popen:
     try:
-        p = subprocess.Popen(argv, cwd=repo, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return subprocess.Popen(argv, cwd=repo, env=env, stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError:
         raise UsageError("git is not installed or not on PATH; install git and retry") from None
+
+
+def _collect(p: subprocess.Popen, argv: list, repo: str, input: Optional[bytes], what: Optional[str], t0: float):
+    """Wait for git started at `t0` (see _run); a CompletedProcess."""
+    limit = timeout_seconds()
     with p:
         try:
-            out, err = p.communicate(input, timeout=limit)
+            out, err = p.communicate(input, timeout=max(0.0, limit - (time.monotonic() - t0)))
         except subprocess.TimeoutExpired:
             _stop(p)
-            name = what or "git " + _subcommand(argv[1:])[1]
-            raise RatchetError(f"{name} did not finish within {limit:g} s (in {repo}); it was stopped. Check what "
+            raise RatchetError(f"{what or 'git ' + _subcommand(argv[1:])[1]} did not finish within {limit:g} s (in {repo}); it was stopped. Check what "
                                f"holds the repository (a lock, a network file system), or raise {TIMEOUT_ENV}") from None
         except BaseException:
             try:
@@ -156,6 +164,36 @@ def _run(argv: list, repo: str, env: dict, input: Optional[bytes] = None,
                 p.kill()
             raise
     return subprocess.CompletedProcess(argv, p.returncode, out, err)
+
+
+def git_each(repo: str, *commands: tuple) -> list:
+    """stdout of each of several git commands that only read (as `git`, raising
+    on a failure), run side by side: the wall time of the slowest, not the sum
+    (issue 18). Each is waited for as `_run` waits."""
+    env, t0, started = _env(), time.monotonic(), []
+    try:
+        for args in commands:
+            started.append((_spawn(_argv(repo, args), repo, env), args))
+    except BaseException:
+        for p, _ in started:
+            _stop(p)
+        raise
+    done, error = [], None
+    for p, args in started:  # every process is waited for, even after one failed
+        try:
+            done.append(_checked(_collect(p, p.args, repo, None, None, t0), args))
+        except BaseException as e:
+            error = error or e
+    if error is not None:
+        raise error
+    return done
+
+
+def _checked(p: subprocess.CompletedProcess, args) -> str:
+    if p.returncode != 0:
+        msg = p.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise RatchetError(f"git {_subcommand(args)[1]} failed: {msg[-1] if msg else 'exit ' + str(p.returncode)}")
+    return p.stdout.decode("utf-8", "surrogateescape")
 
 
 def run_git(repo: str, *args: str, input: Optional[bytes] = None, env: Optional[dict] = None) -> subprocess.CompletedProcess:
@@ -168,9 +206,8 @@ def git(repo: str, *args: str, check: bool = True, input: Optional[bytes] = None
     """Run `git args` in `repo`; return stdout as text, raise on failure.
     `env` adds variables (e.g. GIT_INDEX_FILE for a private index)."""
     p = run_git(repo, *args, input=input, env=env)
-    if check and p.returncode != 0:
-        msg = p.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise RatchetError(f"git {_subcommand(args)[1]} failed: {msg[-1] if msg else 'exit ' + str(p.returncode)}")
+    if check:
+        return _checked(p, args)
     return p.stdout.decode("utf-8", "surrogateescape")
 
 
@@ -235,13 +272,20 @@ def version() -> Optional[tuple]:
 
 
 def head_sha(repo: str) -> Optional[str]:
-    """The commit HEAD points at, or None in a repository with no commits."""
+    """The commit HEAD points at, or None in a repository with no commits
+    (from `.git`'s files when gitroot.plain_head is sure, else from git)."""
+    plain = gitroot.plain_head(repo)
+    if plain is not None:
+        return plain[1]
     out = git(repo, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False).strip()
     return out or None
 
 
 def current_branch(repo: str) -> Optional[str]:
-    """The checked-out branch name, or None on a detached HEAD."""
+    """The checked-out branch name, or None on a detached HEAD (as head_sha)."""
+    plain = gitroot.plain_head(repo)
+    if plain is not None:
+        return plain[0]
     out = git(repo, "symbolic-ref", "-q", "--short", "HEAD", check=False).strip()
     return out or None
 
@@ -275,15 +319,18 @@ class Change:
         return self.xy == "??"
 
 
-def status(repo: str) -> list:
-    """Changed tracked paths and untracked (not ignored) files, as Changes.
+STATUS = ("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames")
 
-    A rename is reported as its two sides (delete + add) so callers reason
-    about plain paths only.
-    """
-    raw = git(repo, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames")
-    out, parts = [], raw.split("\0")
-    for entry in parts:
+
+def status(repo: str) -> list:
+    """Changed tracked paths and untracked (not ignored) files, as Changes (a
+    rename as its two sides, delete + add, so callers reason about plain paths)."""
+    return parse_status(git(repo, *STATUS))
+
+
+def parse_status(raw: str) -> list:
+    out = []
+    for entry in raw.split("\0"):
         if len(entry) > 3:
             out.append(Change(entry[:2], entry[3:]))
     return out
@@ -309,8 +356,7 @@ def nested_repos(repo: str, paths: list) -> list:
     if not paths:
         return []
     found = {p for p in paths if p.endswith("/")}
-    for listing in (git(repo, "ls-files", "-s", "-z", "--", *paths),
-                    git(repo, "ls-tree", "-r", "-z", "HEAD", "--", *paths)):
+    for listing in git_each(repo, ("ls-files", "-s", "-z", "--", *paths), ("ls-tree", "-r", "-z", "HEAD", "--", *paths)):
         found |= {e.split("\t", 1)[1] for e in listing.split("\0") if e.startswith("160000 ") and "\t" in e}
     return sorted(found)
 

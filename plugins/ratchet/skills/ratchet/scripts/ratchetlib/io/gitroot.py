@@ -71,3 +71,93 @@ def _root_here(folder: str, dev: int):
     if os.path.isdir(os.path.join(folder, ".git")) and not os.access(os.path.join(folder, ".git"), os.R_OK | os.X_OK):
         return None
     return folder if os.path.isfile(os.path.join(folder, ".ratchet", "config.json")) else None
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def plain_head(repo: str) -> Optional[tuple]:
+    """(branch, sha) of HEAD read from `.git` itself, as `git symbolic-ref
+    --short HEAD` and `git rev-parse --verify HEAD^{commit}` print them; None
+    when unsure, and the caller asks git. Sure means: a plain `.git` folder
+    (`plain_git_dir`), no reftable and no replace refs, HEAD a regular file
+    naming a branch under refs/heads/ (or a detached commit id), the branch a
+    loose ref or a packed-refs line, and its object a loose object whose
+    header says `commit` (the check ^{commit} makes; a packed object, as
+    after gc, is git's to read). Why: every `iterate` asks for HEAD several
+    times, a git process each (issue 18)."""
+    git_dir = plain_git_dir(repo)
+    if git_dir is None or os.path.exists(os.path.join(git_dir, "reftable")) \
+            or os.path.exists(os.path.join(git_dir, "refs", "replace")) or "GIT_NO_REPLACE_OBJECTS" in os.environ:
+        return None
+    head = _small_file(os.path.join(git_dir, "HEAD"))
+    if head is None:
+        return None
+    if head.startswith("ref: refs/heads/") and head.endswith("\n"):
+        branch = head[len("ref: refs/heads/"):-1]
+        if not branch or ".." in branch or branch.startswith("/") or "\\" in branch or any(c < " " for c in branch):
+            return None
+        if _ambiguous(git_dir, branch):  # `--short` would print heads/NAME
+            return None
+        sha = _ref(git_dir, "refs/heads/" + branch)
+    elif _is_sha(head.rstrip("\n")) and head.endswith("\n"):
+        branch, sha = None, head[:-1]
+    else:
+        return None
+    return (branch, sha) if sha is not None and _loose_commit(git_dir, sha) else None
+
+
+def _small_file(path: str) -> Optional[str]:
+    try:
+        if not os.path.isfile(path) or os.path.islink(path):
+            return None
+        with open(path, "rb") as f:
+            return f.read(4096).decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _is_sha(text: str) -> bool:
+    return len(text) in (40, 64) and set(text) <= _HEX
+
+
+def _ref(git_dir: str, name: str) -> Optional[str]:
+    """The id a loose ref holds, else its packed-refs line's; None when neither (or a symbolic ref)."""
+    loose = os.path.join(git_dir, *name.split("/"))
+    if os.path.lexists(loose):
+        text = _small_file(loose)
+        return text[:-1] if text and text.endswith("\n") and _is_sha(text[:-1]) else None
+    try:
+        with open(os.path.join(git_dir, "packed-refs"), "rb") as f:
+            packed = f.read().decode("utf-8", "surrogateescape")
+    except OSError:
+        return None
+    for line in packed.splitlines():
+        sha, _, ref = line.partition(" ")
+        if ref == name and _is_sha(sha):
+            return sha
+    return None
+
+
+def _ambiguous(git_dir: str, branch: str) -> bool:
+    """Whether another ref (or a `.git` file) answers to `branch` too, by the
+    rules `git rev-parse` resolves a short name with."""
+    names = [branch, f"refs/{branch}", f"refs/tags/{branch}", f"refs/remotes/{branch}", f"refs/remotes/{branch}/HEAD"]
+    if any(os.path.lexists(os.path.join(git_dir, *n.split("/"))) for n in names):
+        return True
+    try:
+        with open(os.path.join(git_dir, "packed-refs"), "rb") as f:
+            packed = f.read().decode("utf-8", "surrogateescape")
+    except OSError:
+        return False
+    return any(line.partition(" ")[2] in names for line in packed.splitlines())
+
+
+def _loose_commit(git_dir: str, sha: str) -> bool:
+    import zlib
+    try:
+        with open(os.path.join(git_dir, "objects", sha[:2], sha[2:]), "rb") as f:
+            start = zlib.decompressobj().decompress(f.read(512), 16)
+    except (OSError, zlib.error):
+        return False
+    return start.startswith(b"commit ")

@@ -146,7 +146,7 @@ class Child:
             with store_files.capture(self.out_path) as out, \
                     store_files.capture(self.err_path) if self.err_path else _nothing() as err, \
                     open(stdin_path, "rb") if stdin_path else _nothing() as stdin:
-                keeper = subprocess.Popen(
+                kept = subprocess.Popen(
                     [sys.executable or "python3", "-I", "-S", KEEPER, self.marker, str(status_w), str(control_r),
                      command], cwd=self.cwd, env=keeper_env, stdin=stdin if stdin_path else subprocess.DEVNULL,
                     stdout=out, stderr=err if self.err_path else subprocess.STDOUT, pass_fds=(status_w, control_r),
@@ -158,7 +158,7 @@ class Child:
         finally:
             os.close(status_w)
             os.close(control_r)
-        self.proc = _Kept(keeper, status_r, control_w)
+        self.proc = _Kept(kept, status_r, control_w)
         self.record = _write_record(record_dir, self) if record_dir else None
         _LIVE.append(self)
 

@@ -115,10 +115,25 @@ def remove_path(path: str, strict: bool = True) -> None:
 
 def write_record(path: str, obj: dict) -> None:
     """A trial's process record (`procs/<marker>.json`, for io/runner):
-    its folder made when missing, the file replaced atomically, so the next
-    command after a kill reads a whole record or none."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    atomic_write(path, json.dumps(obj).encode())
+    its folder made when missing, the file written aside then renamed, so the
+    next command after a kill reads a whole record or none. No fsync: the
+    record serves only a command that follows a SIGKILL of this one, which
+    leaves the page cache (so the renamed file) intact; after a power loss,
+    the one case an fsync covers, no process of the trial is left to find,
+    and a record lost or torn by it is skipped by its reader (leftovers)."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, ".tmp-" + os.path.basename(path))
+    try:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            f.write(json.dumps(obj).encode())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def remove_record(path: str) -> None:

@@ -168,7 +168,7 @@ def measure(run, cur: dict, cand) -> tuple:
     sides = {"candidate": swapfiles.read_side(run.repo, swap["tracked"] + swap["new"])}  # as the patch: the agent's tree
     faults.point("swap-saved")
     ctrials, itrials = cur.setdefault("trials", []), cur.setdefault("incumbent_trials", [])
-    in_tree, verdict, k, last = "candidate", None, 0, None
+    in_tree, verdict, k, last, seen = "candidate", None, 0, None, {}  # seen: the tree while no swap moved it
     staged = run.store.path("swap", "artifacts")
     store_files.remove_path(staged, strict=False)
     try:
@@ -178,6 +178,7 @@ def measure(run, cur: dict, cand) -> tuple:
             failed = False
             for role in order:
                 if role != in_tree:
+                    seen.clear()
                     swap["in_tree"] = role
                     run.store.write_current(cur, progress=True)
                     to_incumbent(run, swap, sides) if role == "incumbent" else to_candidate(run, swap, sides)
@@ -188,7 +189,7 @@ def measure(run, cur: dict, cand) -> tuple:
                 # watched (carry.py): a candidate's run that wrote outside its diff is undone before
                 # the incumbent runs again, and ends the pairs (`tampered`)
                 t = trial.watched_trial(run, it, k, env, f"iter {it} pair {p}/{cfg.max_trials} {role}",
-                              own=cand.paths if role == "candidate" else None)
+                              own=cand.paths if role == "candidate" else None, seen=seen)
                 t.update(pair=p, role=role)
                 (itrials if role == "incumbent" else ctrials).append(t)
                 last = role

@@ -89,19 +89,24 @@ def _extra_metrics(cfg: configmod.Config, report: str, trial: dict) -> dict:
 
 
 def watched_trial(run: workspace.Run, iteration: int, k: int, env: Optional[dict] = None, label: Optional[str] = None,
-                  own: Optional[list] = None) -> dict:
+                  own: Optional[list] = None, seen: Optional[dict] = None) -> dict:
     """`run_trial` bracketed by carry.watch/written: the run of the unmodified
     code (`own` None) teaches its outputs; a candidate's run (`own`: its paths)
     that wrote elsewhere, or any run that planted a startup hook, is undone at
-    once and the trial carries `carried` (the iteration is then `tampered`)."""
-    before = carry.watch(run)
+    once and the trial carries `carried` (the iteration is then `tampered`).
+    `seen` (carry.watch): the tree this trial leaves, for the next trial when
+    nothing touches the tree in between (the caller clears it on a swap);
+    emptied here when anything was put back."""
+    before = carry.watch(run, seen)
+    if seen is not None:
+        seen.clear()
     try:
         t = run_trial(run, iteration, k, env, label)
     except BaseException:  # Ctrl-C or SIGTERM mid-trial: what the run planted must not outlive the command
         moved, hooks = carry.written(run, before, () if own is None else own)
         carry.undo(run, before, moved if own is not None else {}, hooks)
         raise
-    moved, hooks = carry.written(run, before, () if own is None else own)
+    moved, hooks = carry.written(run, before, () if own is None else own, seen)
     if own is None:
         run.state = carry.learn(run.repo, run.state, moved, [])
         moved = {}
@@ -109,6 +114,8 @@ def watched_trial(run: workspace.Run, iteration: int, k: int, env: Optional[dict
     moved = {p: k for p, k in moved.items() if paths.classify(p, (), run.config.protect) != paths.PROTECTED}
     git = gitguard.verify(run.repo, run.store.root)  # put back now: the next swap checks files out
     if moved or hooks or git:
+        if seen is not None:
+            seen.clear()
         lost = carry.undo(run, before, moved, hooks) + gitguard.restore(run.repo, run.store.root, git)
         t["carried"] = {"outside": moved, "hooks": hooks, "git": git, "lost": lost,
                         "role": "candidate" if own is not None else "incumbent"}
