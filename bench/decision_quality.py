@@ -52,7 +52,7 @@ since; that is how a stored best is used in a loop). Ratchet calibrates (5
 runs of the incumbent, or --calibration-runs) and then runs its pairs.
 "runs/dec" counts the benchmark runs of the decision itself (a pair is 2 runs; naive rules count
 the candidate's runs only, the stored score being free); the one-off
-calibration or baseline (5 / 1 / 3 / 5 runs per loop) is left out.
+calibration or baseline (10 / 1 / 3 / 5 runs per loop) is left out.
 
 Loop: 200 proposals per loop, 20% are real +3%, 40% do nothing, 40% are worse
 (uniform -1..-5%); the same proposal sequence and machine seed for every

@@ -106,6 +106,10 @@ class ScriptedBenchTest(RepoTest):
         for key in ("OFF_INC", "OFF_CAND", "OFF_FACTOR"):
             self.addCleanup(os.environ.pop, key, None)
 
+    def start(self, *extra):
+        """Run positions are scripted: the calibration is runs 1-5 (FIRST_THREE follows it)."""
+        return super().start("--calibration-runs", "5", *extra)
+
 
 class OutlierTest(ScriptedBenchTest):
 

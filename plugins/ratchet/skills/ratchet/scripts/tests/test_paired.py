@@ -55,7 +55,7 @@ class PairedTest(RepoTest):
     def test_deterministic_metric_decided_after_min_pairs(self):
         out = self.start()
         self.assertIn("deterministic", out)
-        self.assertEqual(len(self.records()[0]["trial_scores"]), 5)  # the calibration runs
+        self.assertEqual(len(self.records()[0]["trial_scores"]), 10)  # the calibration runs (default 10)
         out = self.iterate(12)
         self.assertIn("KEEP", out)
         rec = self.records()[-1]

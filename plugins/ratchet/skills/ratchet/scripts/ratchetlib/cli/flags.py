@@ -60,8 +60,8 @@ INIT_FLAGS = (
     ("--max-trials", dict(type=_int, default=10, help="paired: the pair cap per iteration (default 10)")),
     ("--seed-env", dict(metavar="VAR", help="paired: export a fresh seed in VAR per pair, the same to both runs "
                                             "(common random numbers)")),
-    ("--calibration-runs", dict(type=_int, default=5,
-                                help="paired: runs of the start commit in `baseline` to measure the noise (default 5)")),
+    ("--calibration-runs", dict(type=_int, default=10,
+                                help="paired: runs of the start commit in `baseline` to measure the noise (default 10)")),
     ("--verify-every", dict(type=_int, default=25,
                             help="paired: re-measure start vs best every N iterations (0 = only at the stop; "
                                  "default 25)")),

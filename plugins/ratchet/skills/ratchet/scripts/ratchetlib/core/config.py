@@ -81,7 +81,7 @@ class Config:
     beta: float = 0.2
     max_trials: int = 10         # the pair cap (paired)
     seed_env: Optional[str] = None
-    calibration_runs: int = 5
+    calibration_runs: int = 10
     verify_every: int = 25
     # Where trials run (executor.py): local, slurm or ray, and the engine's submit options.
     executor: str = "local"
@@ -333,7 +333,7 @@ def _decision_fields(args: dict) -> dict:
     if seed_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", seed_env):
         raise UsageError(f"--seed-env {seed_env!r} is not an environment variable name")
     calibration = args.get("calibration_runs")
-    calibration = _positive_int("--calibration-runs", 5 if calibration is None else calibration, minimum=2)
+    calibration = _positive_int("--calibration-runs", 10 if calibration is None else calibration, minimum=2)
     every = args.get("verify_every")
     every = _positive_int("--verify-every", 25 if every is None else every, minimum=0)
     return {"decision": rule, "target": float(target), **levels, "max_trials": max_trials, "seed_env": seed_env,

@@ -132,7 +132,7 @@ def near_scale(xs: Sequence[float]) -> float:
 
 
 def noise_estimate(samples: Sequence[float], log_scale: bool) -> Noise:
-    """Noise of repeated runs of one commit (calibration, e.g. 5 runs of the start).
+    """Noise of repeated runs of one commit (calibration, e.g. 10 runs of the start).
 
     One run's sigma is the standard deviation of the (log) scores, after one
     far outlier (``CALIBRATION_OUTLIER`` leave-one-out sds away) is set aside
