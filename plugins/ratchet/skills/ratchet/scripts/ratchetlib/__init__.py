@@ -8,8 +8,9 @@ checks it, imports inside functions included, and that there is no cycle).
              student_t, robust, noise, sprt, gain, power), constraints, pareto, change, paths,
              errors, faults, text, term
   io/        the edges: store* (the one writer of .ratchet/: store, store_files, store_lock,
-             store_seal, store_best), workspace (the open run), gitops (+ githistory, gitpatch,
-             gitroot, gitfilters), swapfiles (a paired side's files written back),
+             store_seal, store_best; store_rename, every write-aside-and-rename),
+             workspace (the open run), gitops (+ githistory, gitpatch, gitroot, gitfilters),
+             swapfiles (a paired side's files written back),
              runner + keeper + critical + procs + leftovers (a trial's processes), executor (local, slurm,
              ray), seal, harness pins, what a trial may not carry over (carry, fresh, startup,
              gitguard), artifacts, unclean, lineage, clip

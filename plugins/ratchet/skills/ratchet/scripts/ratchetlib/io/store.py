@@ -26,6 +26,7 @@ from ..core import faults
 from ..core.state import RunState
 from ..core.state import from_json as state_from_json
 from . import seal
+from .store_rename import renamed_into_place
 from ..core.errors import UsageError
 
 FORMAT = 1
@@ -66,19 +67,11 @@ def atomic_write(path: str, data: bytes, durable: bool = True) -> None:
     fall back to is just as valid."""
     folder = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            faults.on_write(path, lambda: f.write(data[: len(data) // 2]))  # tests: a full disk part-way
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with renamed_into_place(tmp, path), os.fdopen(fd, "wb") as f:
+        faults.on_write(path, lambda: f.write(data[: len(data) // 2]))  # tests: a full disk part-way
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
     if durable:
         _fsync_dir(folder)
 

@@ -18,6 +18,7 @@ import os
 import shutil
 from typing import Optional
 
+from .store_rename import renamed_into_place
 from .store import FILES, atomic_write, file, read_json, write_json
 
 
@@ -124,16 +125,9 @@ def write_record(path: str, obj: dict) -> None:
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, ".tmp-" + os.path.basename(path))
-    try:
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-            f.write(json.dumps(obj).encode())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with renamed_into_place(tmp, path), \
+            os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+        f.write(json.dumps(obj).encode())
 
 
 def remove_record(path: str) -> None:

@@ -32,6 +32,7 @@ import stat
 from typing import Optional
 
 from .gitpatch import prune_empty_dirs
+from .store_rename import renamed_into_place
 
 MAX_BYTES = 64 << 20
 _TMP = ".ratchet-swap-"
@@ -87,7 +88,7 @@ def _write(full: str, entry: tuple) -> None:
     folder = os.path.dirname(full)
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f"{_TMP}{os.getpid()}-{os.path.basename(full)}")
-    try:
+    with renamed_into_place(tmp, full):
         if entry[0] == "link":
             os.symlink(entry[1], tmp)
         else:
@@ -95,10 +96,3 @@ def _write(full: str, entry: tuple) -> None:
             with os.fdopen(fd, "wb") as f:
                 f.write(entry[2])
             os.chmod(tmp, entry[1])
-        os.replace(tmp, full)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
