@@ -69,17 +69,11 @@ sys.path.insert(0, HERE)
 import decision_quality as dq  # noqa: E402  (puts the scripts folder on sys.path)
 
 from ratchetlib.core import robust, sprt  # noqa: E402
-from ratchetlib.core.noise import _set_aside_outlier, near_differences, noise_estimate  # noqa: E402
+from ratchetlib.core.noise import _set_aside_outlier, constants_from_squares, near_raw, noise_estimate  # noqa: E402
 
 KINDS = ("tails", "normal", "heavy", "bimodal")
 CV = 0.01
 SIM = 40000  # draws behind the consistency factors and the oracle scales
-
-
-def lag_raw(xs, near: int) -> float:
-    """The median distance of runs at most `near` apart, over Phi^-1(3/4) (noise.near_scale
-    before its consistency factor; near = n - 1 is Shamos's all-pairs scale)."""
-    return robust.median(near_differences(xs, near)) / 0.6744897501960817
 
 
 # variant -> (calibration runs, lag of the robust scale: None for the product's noise_estimate, 0 for
@@ -91,24 +85,11 @@ VARIANTS = tuple(SCALES)
 
 
 def scale_constants(n: int, near: int, seed: int) -> tuple[float, float]:
-    """(factor, df) making lag_raw of n normal runs consistent (E s^2 = 2 sigma^2) and its
-    effective df (trigamma(df/2) = Var log s^2, a chi-square's)."""
+    """(factor, df) making noise.near_raw (lag `near`; n - 1 is Shamos's all-pairs scale) of n
+    normal runs consistent (E s^2 = 2 sigma^2), with its effective df (noise.constants_from_squares)."""
     rng = random.Random(seed)
-    sq = [lag_raw([rng.gauss(0.0, 1.0) for _ in range(n)], near) ** 2 / 2.0 for _ in range(SIM)]
-    mean = statistics.fmean(sq)
-    var_log = statistics.pvariance([math.log(s / mean) for s in sq if s > 0])
-    lo, hi = 0.1, 400.0
-    for _ in range(80):  # trigamma is decreasing
-        mid = (lo + hi) / 2.0
-        lo, hi = (mid, hi) if _trigamma(mid / 2.0) > var_log else (lo, mid)
-    return 1.0 / math.sqrt(mean), (lo + hi) / 2.0
-
-
-def _trigamma(z: float) -> float:
-    out = 0.0
-    while z < 6.0:
-        out, z = out + 1.0 / (z * z), z + 1.0
-    return out + 1.0 / z + 1.0 / (2 * z * z) + 1.0 / (6 * z ** 3) - 1.0 / (30 * z ** 5)
+    return constants_from_squares([near_raw([rng.gauss(0.0, 1.0) for _ in range(n)], near) ** 2 / 2.0
+                                   for _ in range(SIM)])
 
 
 def true_pair_scale(kind: str, seed: int) -> float:
@@ -129,7 +110,7 @@ def calibrate(variant: str, machine, consts: dict, oracle: float):
         noise = dataclasses.replace(noise, sigma_pair=math.sqrt(2.0) * robust.stdev(kept), df=len(kept) - 1.0)
     elif near:
         factor, df = consts[(runs, near)]
-        noise = dataclasses.replace(noise, sigma_pair=factor * lag_raw(logs, near),
+        noise = dataclasses.replace(noise, sigma_pair=factor * near_raw(logs, near),
                                     df=4.0 if variant == "shamos-df4" else df)
     elif variant == "true-scale":
         noise = dataclasses.replace(noise, sigma_pair=oracle, df=float(runs - 1))

@@ -8,30 +8,14 @@ import random
 import statistics
 import unittest
 
-from ratchetlib.core.noise import ROBUST_FROM, near_constants, near_differences, near_scale, noise_estimate
+from ratchetlib.core.noise import ROBUST_FROM, constants_from_squares, near_constants, near_raw, near_scale, noise_estimate
 
 
 def simulated_constants(n: int, draws: int, seed: int) -> tuple:
     """(factor, df) of the near scale of n normal runs, re-derived as the table was."""
     rng = random.Random(seed)
-    raw = []
-    for _ in range(draws):
-        xs = [rng.gauss(0.0, 1.0) for _ in range(n)]
-        raw.append((statistics.median(near_differences(xs)) / 0.6744897501960817) ** 2 / 2.0)
-    mean = statistics.fmean(raw)
-    var_log = statistics.pvariance([math.log(r / mean) for r in raw if r > 0])
-    lo, hi = 0.1, 400.0
-    for _ in range(80):  # trigamma(df / 2) = var_log; trigamma is decreasing
-        mid = (lo + hi) / 2.0
-        lo, hi = (mid, hi) if _trigamma(mid / 2.0) > var_log else (lo, mid)
-    return 1.0 / math.sqrt(mean), (lo + hi) / 2.0
-
-
-def _trigamma(z: float) -> float:
-    out = 0.0
-    while z < 6.0:
-        out, z = out + 1.0 / (z * z), z + 1.0
-    return out + 1.0 / z + 1.0 / (2 * z * z) + 1.0 / (6 * z ** 3) - 1.0 / (30 * z ** 5)
+    return constants_from_squares([near_raw([rng.gauss(0.0, 1.0) for _ in range(n)]) ** 2 / 2.0
+                                   for _ in range(draws)])
 
 
 class NearScaleTest(unittest.TestCase):

@@ -3,7 +3,7 @@
 These verbs are called hundreds of times a night and argparse (with the
 flag table it is built from) is a fifth of what they cost (issue 18). So the
 plain forms are read here, to the same values argparse gives (the flags of
-cli/flags.py's `_json`, `_history` and `_tail`: tests/test_quickargs checks
+cli/flags.py's `_json`, `_history` and `_tail`: tests/test_fast_paths.QuickArgs checks
 each against the real parser); anything else (help, an abbreviation,
 `--flag=value`, a value that is not a plain number, an unknown word) returns
 None and argparse reads it, so its usage errors stay exactly as they are.

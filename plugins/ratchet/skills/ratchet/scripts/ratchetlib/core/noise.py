@@ -114,6 +114,34 @@ def near_constants(n: int) -> tuple[float, float]:
     return 1.0 / math.sqrt(1.0 + 1.92 / n), 0.56 * (n - 1)
 
 
+def near_raw(xs: Sequence[float], near: int = NEAR) -> float:
+    """The median distance of runs at most ``near`` apart, over Phi^-1(3/4):
+    ``near_scale`` before its consistency factor."""
+    return median(near_differences(xs, near)) / _MEDIAN_ABS_NORMAL
+
+
+def constants_from_squares(squares: Sequence[float]) -> tuple[float, float]:
+    """(consistency factor, effective df) from simulated squared scales of
+    normal runs with sigma_pair^2 = 1 (a scale^2 / 2 each): the factor makes
+    their mean 1, the df is a chi-square's whose log has the same variance
+    (trigamma(df / 2) = Var log). How ``_NEAR_CONSTANTS`` was made; the test
+    that re-derives it and bench/tails_runs use this too."""
+    mean = statistics.fmean(squares)
+    var_log = statistics.pvariance([math.log(s / mean) for s in squares if s > 0])
+    lo, hi = 0.1, 400.0
+    for _ in range(80):  # trigamma is decreasing
+        mid = (lo + hi) / 2.0
+        lo, hi = (mid, hi) if _trigamma(mid / 2.0) > var_log else (lo, mid)
+    return 1.0 / math.sqrt(mean), (lo + hi) / 2.0
+
+
+def _trigamma(z: float) -> float:
+    out = 0.0
+    while z < 6.0:
+        out, z = out + 1.0 / (z * z), z + 1.0
+    return out + 1.0 / z + 1.0 / (2 * z * z) + 1.0 / (6 * z ** 3) - 1.0 / (30 * z ** 5)
+
+
 def near_scale(xs: Sequence[float]) -> float:
     """A pair's sigma from repeated runs of one commit: the median distance of
     runs at most ``NEAR`` apart, over Phi^-1(3/4), times the consistency factor.
@@ -128,7 +156,7 @@ def near_scale(xs: Sequence[float]) -> float:
     is why fewer than ``ROBUST_FROM`` runs keep the SD.
     """
     factor, _ = near_constants(len(xs))
-    return factor * median(near_differences(xs)) / _MEDIAN_ABS_NORMAL
+    return factor * near_raw(xs)
 
 
 def noise_estimate(samples: Sequence[float], log_scale: bool) -> Noise:
@@ -155,8 +183,9 @@ def noise_estimate(samples: Sequence[float], log_scale: bool) -> Noise:
     kept = _set_aside_outlier(xs)
     mean = statistics.fmean(raw)
     sigma_pair, df = math.sqrt(2.0) * stdev(kept), float(len(kept) - 1)
-    if len(xs) >= ROBUST_FROM and near_scale(xs) > 0:
-        sigma_pair, df = near_scale(xs), near_constants(len(xs))[1]
+    near = near_scale(xs) if len(xs) >= ROBUST_FROM else 0.0
+    if near > 0:
+        sigma_pair, df = near, near_constants(len(xs))[1]
     return Noise(sigma_pair=sigma_pair, df=df,
                  log_scale=log_scale, samples=len(xs), outliers=len(xs) - len(kept),
                  cv=stdev(raw) / abs(mean) if mean else None,

@@ -97,9 +97,10 @@ def plain_head(repo: str) -> Optional[tuple]:
         branch = head[len("ref: refs/heads/"):-1]
         if not branch or ".." in branch or branch.startswith("/") or "\\" in branch or any(c < " " for c in branch):
             return None
-        if _ambiguous(git_dir, branch):  # `--short` would print heads/NAME
+        packed = _packed_refs(git_dir)
+        if _ambiguous(git_dir, branch, packed):  # `--short` would print heads/NAME
             return None
-        sha = _ref(git_dir, "refs/heads/" + branch)
+        sha = _ref(git_dir, "refs/heads/" + branch, packed)
     elif _is_sha(head.rstrip("\n")) and head.endswith("\n"):
         branch, sha = None, head[:-1]
     else:
@@ -121,36 +122,37 @@ def _is_sha(text: str) -> bool:
     return len(text) in (40, 64) and set(text) <= _HEX
 
 
-def _ref(git_dir: str, name: str) -> Optional[str]:
+def _packed_refs(git_dir: str) -> dict:
+    """{ref name: its id, None when the line's id is not one} from packed-refs
+    ({} without the file), read once for `_ambiguous` and `_ref`; a name's
+    first line with a valid id wins."""
+    try:
+        with open(os.path.join(git_dir, "packed-refs"), "rb") as f:
+            packed = f.read().decode("utf-8", "surrogateescape")
+    except OSError:
+        return {}
+    out = {}
+    for line in packed.splitlines():
+        sha, _, ref = line.partition(" ")
+        if ref and out.get(ref) is None:
+            out[ref] = sha if _is_sha(sha) else None
+    return out
+
+
+def _ref(git_dir: str, name: str, packed: dict) -> Optional[str]:
     """The id a loose ref holds, else its packed-refs line's; None when neither (or a symbolic ref)."""
     loose = os.path.join(git_dir, *name.split("/"))
     if os.path.lexists(loose):
         text = _small_file(loose)
         return text[:-1] if text and text.endswith("\n") and _is_sha(text[:-1]) else None
-    try:
-        with open(os.path.join(git_dir, "packed-refs"), "rb") as f:
-            packed = f.read().decode("utf-8", "surrogateescape")
-    except OSError:
-        return None
-    for line in packed.splitlines():
-        sha, _, ref = line.partition(" ")
-        if ref == name and _is_sha(sha):
-            return sha
-    return None
+    return packed.get(name)
 
 
-def _ambiguous(git_dir: str, branch: str) -> bool:
+def _ambiguous(git_dir: str, branch: str, packed: dict) -> bool:
     """Whether another ref (or a `.git` file) answers to `branch` too, by the
     rules `git rev-parse` resolves a short name with."""
     names = [branch, f"refs/{branch}", f"refs/tags/{branch}", f"refs/remotes/{branch}", f"refs/remotes/{branch}/HEAD"]
-    if any(os.path.lexists(os.path.join(git_dir, *n.split("/"))) for n in names):
-        return True
-    try:
-        with open(os.path.join(git_dir, "packed-refs"), "rb") as f:
-            packed = f.read().decode("utf-8", "surrogateescape")
-    except OSError:
-        return False
-    return any(line.partition(" ")[2] in names for line in packed.splitlines())
+    return any(os.path.lexists(os.path.join(git_dir, *n.split("/"))) or n in packed for n in names)
 
 
 def _loose_commit(git_dir: str, sha: str) -> bool:
