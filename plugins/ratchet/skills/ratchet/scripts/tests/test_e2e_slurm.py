@@ -18,6 +18,7 @@ import subprocess
 import time
 import unittest
 
+from ratchetlib.io import exec_slurm, executor, procs
 from tests import overlap, slurm_cluster
 from tests.util import PY, RATCHET, RepoTest, TRIAL_PY, cli, git, make_repo, slurp, wait_for, write
 
@@ -353,6 +354,10 @@ class SlurmEndToEnd(RepoTest):
         self.addCleanup(self.reap, child)
         out, err = child.communicate(timeout=120)
         self.assertEqual(child.returncode, -signal.SIGKILL, out + err)
+        # the other lane's sbatch outlives the kill and may create its job now: count once it is done
+        submitting = lambda: [p for p in procs.find_marked(executor.prefix(self.run_id()), prefix=True)  # noqa: E731
+                              if exec_slurm.is_submitter(procs.argv_of(p))]
+        self.assertTrue(wait_for(lambda: not submitting(), 30))
         jobs = [j[0] for j in self.run_jobs()]
         self.assertTrue(jobs, "a SIGKILLed ratchet cannot cancel its jobs")
         self.assertIn(f"cancelled {len(jobs)} job(s)", self.run_ok("status"))

@@ -2,6 +2,10 @@
 
 import json
 import os
+import shutil
+import subprocess
+import tempfile
+import time
 import unittest
 
 from ratchetlib.core import config as configmod
@@ -129,3 +133,40 @@ class Config(RepoTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class InFlightSubmitters(unittest.TestCase):
+    """cancel_run waits for a killed ratchet's sbatch still submitting (it may create a job after
+    the listing), and leaves the run's other marked processes (a job's own, on a one-node cluster)
+    to the scheduler."""
+
+    def setUp(self):
+        self.bin = tempfile.mkdtemp(prefix="ratchet-fake-sbatch-")
+        self.addCleanup(shutil.rmtree, self.bin, True)
+        self.sbatch = os.path.join(self.bin, "sbatch")  # a binary named sbatch (as the real one is): sleep
+        shutil.copy(shutil.which("sleep"), self.sbatch)
+
+    def start(self, argv, run_id):
+        env = {**os.environ, "RATCHET_TRIAL_ID": executor.prefix(run_id) + "i1-t1-abc123"}
+        p = subprocess.Popen(argv, env=env)
+        self.addCleanup(lambda: (p.kill(), p.wait()))
+        return p
+
+    def test_waits_for_the_runs_submitter_and_not_for_a_jobs_process(self):
+        sbatch = self.start([self.sbatch, "0.6"], "20261207-000000-aaaa")
+        job_proc = self.start(["sleep", "30"], "20261207-000000-aaaa")
+        other_run = self.start([self.sbatch, "30"], "20261207-000000-bbbb")
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        executor._await_submitters(executor.ENGINES["slurm"], "20261207-000000-aaaa")
+        self.assertIsNotNone(sbatch.poll(), "returned only once the run's sbatch had ended")
+        self.assertGreater(time.monotonic() - t0, 0.2)
+        self.assertIsNone(job_proc.poll(), "a job's own process is the scheduler's to end")
+        self.assertIsNone(other_run.poll(), "another run's submission is not this run's")
+
+    def test_engines_recognise_their_own_submit_command(self):
+        self.assertTrue(exec_slurm.is_submitter(["/usr/bin/sbatch", "--parsable"]))
+        self.assertFalse(exec_slurm.is_submitter(["sh", "-c", "sbatch"]))
+        self.assertTrue(exec_ray.is_submitter(["/venv/bin/python3", "/venv/bin/ray", "job", "submit", "--no-wait"]))
+        self.assertFalse(exec_ray.is_submitter(["/venv/bin/python3", "/venv/bin/ray", "job", "stop", "x"]))
+        self.assertFalse(exec_ray.is_submitter([]))

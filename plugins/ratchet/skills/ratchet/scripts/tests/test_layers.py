@@ -62,7 +62,7 @@ PEERS = {
     "run": ({"io.exec_ray", "io.exec_slurm", "io.executor", "io.runner", "measure.guard", "measure.holdout"},
             "run one command to its end: a trial on each executor, the guard, the holdout"),
     **{n: ({"io.exec_ray", "io.exec_slurm"}, "the two cluster executors' one interface")
-       for n in ("cancel", "check_options", "jobs_named", "listed", "submit", "where")},
+       for n in ("cancel", "check_options", "is_submitter", "jobs_named", "listed", "submit", "where")},
     "load": ({"io.gitguard", "io.harness", "io.unclean", "learn.bandit", "learn.ideas", "measure.holdout"},
              "each module owns one .ratchet/ file and reads it"),
     "verify": ({"io.gitguard", "io.harness", "io.seal", "verbs.session"},

@@ -127,6 +127,13 @@ def _without(opts: list, name: str) -> list:
     return out
 
 
+def is_submitter(argv: list) -> bool:
+    """Whether a process's command line is `submit`'s `ray job submit` (the `ray` script,
+    run by its Python; executor.cancel_run waits for it)."""
+    words = [os.path.basename(w) for w in argv[:2]]
+    return "ray" in words and argv[words.index("ray") + 1:words.index("ray") + 3] == ["job", "submit"]
+
+
 def submit(opts: list, command: str, cwd: str, env: dict, added: dict, name: str, node: Optional[str]) -> tuple:
     """(job id, None) or (None, why ray refused)."""
     renv = _runtime_env(_value(opts, "--runtime-env-json"), added)

@@ -71,6 +71,11 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
+def is_submitter(argv: list) -> bool:
+    """Whether a process's command line is `submit`'s sbatch (executor.cancel_run waits for it)."""
+    return bool(argv) and os.path.basename(argv[0]) == "sbatch"
+
+
 def submit(opts: list, command: str, cwd: str, out: str, err: str, env: dict, name: str,
            node: Optional[str] = None, avoid=()) -> tuple:
     """(job id, None) or (None, why sbatch refused). `avoid`: nodes to --exclude."""

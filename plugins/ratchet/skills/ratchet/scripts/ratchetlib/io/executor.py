@@ -11,7 +11,8 @@ a shell line and passed to the engine's submit command (sbatch options;
 Every job is named `job_name(run id, iteration, trial)`: `ratchet-<run id>-`,
 then the iteration, the trial and a random part (a re-measured iteration
 never reuses a name; Ray needs unique submission ids). Because the run id
-leads the name, `cancel_run` finds and cancels every job of the run:
+leads the name, `cancel_run` finds and cancels every job of the run (after
+waiting out a killed command's submission still in flight):
 `stop`, and the command that takes over the lock of a SIGKILLed ratchet,
 call it; a job it could not cancel is written to .ratchet/UNCLEAN.
 
@@ -248,13 +249,34 @@ def remote(cfg) -> bool:
     return (getattr(cfg, "executor", "local") or "local") != "local"
 
 
+SUBMIT_WAIT = 30.0
+
+
+def _await_submitters(eng, run_id: str) -> None:
+    """Wait (up to SUBMIT_WAIT, then kill) for this machine's submit commands
+    of the run's jobs still in flight. A SIGKILLed ratchet leaves its child
+    sbatch (or `ray job submit`) running, and the job it creates after the
+    listing below would run on with nobody to cancel it. They carry the run's
+    marker, as the job's own processes do on a single-node cluster (the
+    scheduler's to end), so the engine tells them apart by command line."""
+    def pending() -> list:
+        return [p for p in procs.find_marked(prefix(run_id), prefix=True) if eng.is_submitter(procs.argv_of(p))]
+    end = time.monotonic() + SUBMIT_WAIT
+    while pending() and time.monotonic() < end:
+        time.sleep(0.05)
+    for pid in pending():
+        procs.kill_pid(pid)
+
+
 def cancel_run(cfg) -> tuple:
     """Cancel every job of the run still queued or running: ([cancelled], [still listed])
-    as UNCLEAN entries; ([], []) for a local run."""
+    as UNCLEAN entries; ([], []) for a local run. In-flight submissions of the run
+    are waited for first (`_await_submitters`)."""
     kind = getattr(cfg, "executor", "local") or "local"
     if kind == "local" or missing_commands(kind):
         return [], []
     eng = ENGINES[kind]
+    _await_submitters(eng, cfg.run_id)
     where = eng.where(options(kind, cfg.executor_options))
     found = eng.jobs_named(where, prefix(cfg.run_id))
     if not found:

@@ -39,6 +39,15 @@ def alive(pid: int) -> bool:
     return stat is not None and stat[0] != b"Z"
 
 
+def argv_of(pid: int) -> list:
+    """A process's command line as its words ([] when gone or unreadable)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [w.decode("utf-8", "replace") for w in f.read().split(b"\0") if w]
+    except OSError:
+        return []
+
+
 def process_info(pid: int) -> Optional[dict]:
     """{pid, start, cmd} of a live (non-zombie) process, or None."""
     stat = keeper.stat_fields(pid)
