@@ -30,7 +30,6 @@ Nothing here contacts the network; everything lives in a temporary folder.
 
 import argparse
 import contextlib
-import dataclasses
 import io
 import json
 import os
@@ -47,6 +46,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, "plugins", "ratchet", "skills", "ratchet", "scripts")
 sys.path.insert(0, SCRIPTS)
 
+from ratchetlib.core import record  # noqa: E402
 from ratchetlib.cli.main import main as ratchet_main  # noqa: E402
 from ratchetlib.learn import bandit, learning, program
 from ratchetlib.io import workspace
@@ -211,7 +211,7 @@ def build_history(root, n, seed=11):
         lines.append(json.dumps({"format": 1, **rec}, separators=(",", ":")))
     with open(run.store.path("results.jsonl"), "a") as f:
         f.write("\n".join(lines) + "\n")
-    state = dataclasses.replace(state, stop=None)  # a bench fixture: the history, still running
+    state = record.replace(state, stop=None)  # a bench fixture: the history, still running
     bandit.save(learning.bandit_path(run), band)
     run.save(state)
     learning.write_program(run, state)

@@ -55,7 +55,6 @@ Usage: python3 bench/tails_runs.py [--quick] [--reps N] [--jobs N] [--seed N]
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import os
 import random
@@ -68,6 +67,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import decision_quality as dq  # noqa: E402  (puts the scripts folder on sys.path)
 
+from ratchetlib.core import record  # noqa: E402
 from ratchetlib.core import robust, sprt  # noqa: E402
 from ratchetlib.core.noise import _set_aside_outlier, constants_from_squares, near_raw, noise_estimate  # noqa: E402
 
@@ -107,13 +107,13 @@ def calibrate(variant: str, machine, consts: dict, oracle: float):
     logs = [math.log(s) for s in scores]
     if near == 0:
         kept = _set_aside_outlier(logs)
-        noise = dataclasses.replace(noise, sigma_pair=math.sqrt(2.0) * robust.stdev(kept), df=len(kept) - 1.0)
+        noise = record.replace(noise, sigma_pair=math.sqrt(2.0) * robust.stdev(kept), df=len(kept) - 1.0)
     elif near:
         factor, df = consts[(runs, near)]
-        noise = dataclasses.replace(noise, sigma_pair=factor * near_raw(logs, near),
+        noise = record.replace(noise, sigma_pair=factor * near_raw(logs, near),
                                     df=4.0 if variant == "shamos-df4" else df)
     elif variant == "true-scale":
-        noise = dataclasses.replace(noise, sigma_pair=oracle, df=float(runs - 1))
+        noise = record.replace(noise, sigma_pair=oracle, df=float(runs - 1))
     return noise
 
 

@@ -18,7 +18,7 @@ if sys.version_info < (3, 10):
     sys.exit(2)
 
 import os  # noqa: E402
-import signal  # noqa: E402
+import _signal as signal  # noqa: E402  (the C module under `signal`, without its enums: issue 18)
 
 if __name__ == "__main__":  # Ctrl-C while the modules load: nothing has started, so a quiet 130; main() takes over
     signal.signal(signal.SIGINT, lambda *_: os._exit(130))

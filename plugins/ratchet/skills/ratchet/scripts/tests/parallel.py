@@ -19,7 +19,8 @@ Contract:
   - RATCHET_TEST_JOBS sets how many run at once (default: 2 per core,
     at least 2); RATCHET_TEST_UNIT_TIMEOUT ends a hung unit (default
     900 s) and counts it as an error;
-  - each finished unit prints one line; a unit that failed prints its
+  - each finished unit prints one line (its wall time and its CPU time:
+    the unit and the processes it waited for); a unit that failed prints its
     whole output; the run ends with unittest's own closing lines
     (`Ran N tests in Xs`, then `OK` or `FAILED (...)`) summed over all
     units, and exits 1 when anything failed.
@@ -126,17 +127,27 @@ class Unit:
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen([sys.executable, "-m", "unittest", *ids], cwd=TOP, stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.timed_out = False
+        self.timed_out, self.cpu = False, 0.0
 
     def poll(self):
-        if self.proc.poll() is None and time.monotonic() - self.t0 > self.timeout:
+        if self.proc.returncode is None:
+            self._reap(os.WNOHANG)
+        if self.proc.returncode is None and time.monotonic() - self.t0 > self.timeout:
             self.timed_out = True
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except OSError:
                 pass
-            self.proc.wait()
-        return self.proc.poll()
+            self._reap(0)
+        return self.proc.returncode
+
+    def _reap(self, flags: int) -> None:
+        """Popen.poll, through wait4 for the unit's CPU time (it and every
+        process it waited for; daemons that left it are not counted)."""
+        pid, status, usage = os.wait4(self.proc.pid, flags)
+        if pid:
+            self.proc.returncode = os.waitstatus_to_exitcode(status)
+            self.cpu = usage.ru_utime + usage.ru_stime
 
     def output(self) -> str:
         self.log.seek(0)
@@ -152,7 +163,7 @@ def main() -> int:
     timeout = float(os.environ.get("RATCHET_TEST_UNIT_TIMEOUT") or 900)
     found = units(sys.argv[1:])
     pending, running, totals, times, failed = plan(found, known_times()), [], dict.fromkeys(("ran",) + COUNTS, 0), {}, []
-    t0 = time.monotonic()
+    t0, cpu = time.monotonic(), 0.0
     print(f"{len(found)} test classes as {len(pending)} units, {jobs} at a time", flush=True)
     while pending or running:
         while pending and len(running) < jobs:
@@ -166,13 +177,16 @@ def main() -> int:
             for key in totals:
                 totals[key] += result.get(key, 0)
             bad = unit.proc.returncode != 0 or result.get("failures") or result.get("errors")
-            print(f"{'FAIL' if bad else 'ok  '} {unit.name}  {result['ran']} tests  {seconds:.1f}s", flush=True)
+            cpu += unit.cpu
+            print(f"{'FAIL' if bad else 'ok  '} {unit.name}  {result['ran']} tests  {seconds:.1f}s  cpu {unit.cpu:.1f}s",
+                  flush=True)
             if bad:
                 failed.append(unit.name)
                 print(text, flush=True)
         time.sleep(0.05)
     _save(times)
     print("\n" + "-" * 70)
+    print(f"units' CPU time: {cpu:.1f}s (the units and what they waited for)")
     print(f"Ran {totals['ran']} tests in {time.monotonic() - t0:.3f}s\n")
     extra = ", ".join(f"{k}={totals[k]}" for k in COUNTS if totals[k])
     if failed:

@@ -1,8 +1,8 @@
 """Keep/revert rules and stop conditions (pure)."""
 
-import dataclasses
 import unittest
 
+from ratchetlib.core import record
 from ratchetlib.core import config, decision, text
 from ratchetlib.core.state import RunState
 
@@ -56,10 +56,10 @@ class StopTest(unittest.TestCase):
         head = RunState(iteration=1, best=7, incumbent_sha="b" * 40)
         seen = {"sha": "b" * 40, "gain_pct": 40.0, "value": 7.0}
         self.assertIn("threshold reached (7 vs 7, confirmed",
-                      decision.stop_reason(dataclasses.replace(head, verified=seen), self.cfg(threshold=7.0)))
-        self.assertIsNone(decision.stop_reason(dataclasses.replace(head, verified={**seen, "value": 6.2}),
+                      decision.stop_reason(record.replace(head, verified=seen), self.cfg(threshold=7.0)))
+        self.assertIsNone(decision.stop_reason(record.replace(head, verified={**seen, "value": 6.2}),
                                                self.cfg(threshold=7.0)))
-        self.assertIsNone(decision.stop_reason(dataclasses.replace(head, verified={**seen, "sha": "a" * 40}),
+        self.assertIsNone(decision.stop_reason(record.replace(head, verified={**seen, "sha": "a" * 40}),
                                                self.cfg(threshold=7.0)))  # an earlier best's
         self.assertIsNone(decision.stop_reason(RunState(iteration=1, best=6.9), self.cfg(threshold=7.0)))
         self.assertIn("patience", decision.stop_reason(RunState(iteration=4, since_keep=4), self.cfg(patience=4)))

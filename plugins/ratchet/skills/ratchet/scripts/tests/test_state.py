@@ -3,10 +3,10 @@ immutable, only core/state makes a new one, and FORMATS.md documents every
 field."""
 
 import ast
-import dataclasses
 import os
 import unittest
 
+from ratchetlib.core import record
 from ratchetlib.core import config as configmod
 from ratchetlib.core import state
 from ratchetlib.core.state import RunState
@@ -14,7 +14,7 @@ from ratchetlib.core.state import RunState
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIB = os.path.join(HERE, "..", "ratchetlib")
 FORMATS = os.path.join(HERE, "..", "..", "..", "..", "FORMATS.md")
-FIELDS = [f.name for f in dataclasses.fields(RunState) if f.name != "extra"]
+FIELDS = [name for name in record.fields(RunState) if name != "extra"]
 
 
 def cfg(**kw):
@@ -27,7 +27,7 @@ class RunStateTest(unittest.TestCase):
         st = RunState(run_id="r", iteration=3, incumbent_sha="abc", counts={"keep": 1}, verified={"gain_pct": 2.0})
         on_disk = {**st.to_json(), "from_a_newer_ratchet": [1, 2]}
         back = state.from_json(on_disk)
-        self.assertEqual(dataclasses.replace(back, extra={}), st)
+        self.assertEqual(record.replace(back, extra={}), st)
         self.assertEqual(back.to_json()["from_a_newer_ratchet"], [1, 2])
         self.assertEqual(back.to_json()["format"], state.FORMAT)
 
@@ -39,7 +39,7 @@ class RunStateTest(unittest.TestCase):
         self.assertEqual(state.from_json(None), RunState())
 
     def test_frozen(self):
-        with self.assertRaises(dataclasses.FrozenInstanceError):
+        with self.assertRaises(record.FrozenError):
             RunState().stop = "no"  # type: ignore[misc]
 
     def test_apply_record_is_pure_and_folds_each_part(self):

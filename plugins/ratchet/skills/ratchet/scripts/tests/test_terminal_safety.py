@@ -35,6 +35,17 @@ class PrintableTest(unittest.TestCase):
         once = term.printable(EVIL)
         self.assertEqual(term.printable(once), once)  # idempotent: safe text stays as it is
 
+    def test_the_fast_path_never_passes_an_unsafe_character(self):
+        """printable() returns text that str.isprintable() accepts without its
+        regex: sound only while every unsafe character is non-printable."""
+        import re
+        unsafe = re.compile(f"[{term._UNSAFE}]")
+        slipped = [hex(c) for c in range(0x110000) if unsafe.match(chr(c)) and chr(c).isprintable()]
+        self.assertEqual(slipped, [])
+        for c in ("\x1b", "\u202e", "\x9b", "\udce9", "\x00", "\u061c"):
+            self.assertNotIn(c, term.printable(f"ok {c} ok"))
+            self.assertNotIn(c, term.printable(f"ok {c} ok", multiline=False))
+
 
 class TerminalSafetyCliTest(unittest.TestCase):
     def setUp(self):

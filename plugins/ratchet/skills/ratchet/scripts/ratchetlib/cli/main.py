@@ -5,7 +5,7 @@ configuration (errors.UsageError, nothing changed), 1 a runtime failure
 SIGTERM is raised as an exception in the main thread so `finally` blocks
 and locks unwind as they do for Ctrl-C."""
 
-import signal
+import _signal as signal  # CPython's C module under `signal`, without its enums (issue 18: every verb starts here)
 import sys
 
 from ..core.errors import RatchetError, UsageError, from_os_error

@@ -9,7 +9,8 @@ each against the real parser); anything else (help, an abbreviation,
 None and argparse reads it, so its usage errors stay exactly as they are.
 """
 
-from typing import Optional
+
+from __future__ import annotations
 
 # verb -> {flag: (dest, kind)}; kind "flag" is store_true, "int" a whole number
 _SPECS = {
@@ -29,12 +30,12 @@ class Args:
         self.__dict__.update(values)
 
 
-def _value(argv: list, i: int) -> Optional[str]:
+def _value(argv: list, i: int) -> str | None:
     """The value after a flag at `i`, when it is one argparse takes as a value too."""
     return argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("-") else None
 
 
-def read_argv(argv: list) -> Optional[Args]:
+def read_argv(argv: list) -> Args | None:
     """`[-C DIR]... VERB [its flags]` for the three read verbs, else None."""
     values, i = {"cwd": "."}, 0
     while i < len(argv) and argv[i] == "-C" and _value(argv, i) is not None:

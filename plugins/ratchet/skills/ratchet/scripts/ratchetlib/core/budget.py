@@ -8,15 +8,16 @@ them to the run's running totals (state.json `agent`), which is what the cost
 and token budgets are checked against: O(1), whatever the history length.
 """
 
+from __future__ import annotations
+
 import math
-from typing import Optional
 
 
 def empty() -> dict:
     return {"calls": 0, "seconds": 0.0, "cost_usd": 0.0, "tokens": 0}
 
 
-def _num(x) -> Optional[float]:
+def _num(x) -> float | None:
     if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
         return None
     return float(x)
@@ -28,7 +29,7 @@ def calls(rec: dict) -> list:
     return [a for a in found if isinstance(a, dict)]
 
 
-def fold(totals: Optional[dict], rec: dict) -> Optional[dict]:
+def fold(totals: dict | None, rec: dict) -> dict | None:
     """The totals after `rec`; None while no record ever carried an agent."""
     spent = calls(rec)
     if not spent:
@@ -42,7 +43,7 @@ def fold(totals: Optional[dict], rec: dict) -> Optional[dict]:
     return out
 
 
-def exhausted(totals: Optional[dict], max_cost_usd: Optional[float], max_tokens: Optional[int]) -> Optional[str]:
+def exhausted(totals: dict | None, max_cost_usd: float | None, max_tokens: int | None) -> str | None:
     """The agent budget that is used up, as a short reason, else None."""
     t = {**empty(), **(totals or {})}
     if max_cost_usd is not None and t["cost_usd"] >= max_cost_usd:
@@ -72,7 +73,7 @@ def call_text(agent: dict) -> str:
     return " ".join(parts)
 
 
-def status_line(totals: Optional[dict], loop: Optional[dict]) -> Optional[str]:
+def status_line(totals: dict | None, loop: dict | None) -> str | None:
     """The `status` line for a headless run: spent so far and the loop's state."""
     if not totals and not loop:
         return None

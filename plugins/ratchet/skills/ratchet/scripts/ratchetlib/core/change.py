@@ -15,8 +15,9 @@ factor of 2 on, the factor is added. Stored fields keep their meaning.
 Pure functions, no I/O.
 """
 
+from __future__ import annotations
+
 import math
-from typing import Optional
 
 from .text import pct
 
@@ -28,7 +29,7 @@ def _finite(x) -> bool:
     return not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def metric_change(improvement, direction: str, log_scale: bool = True) -> Optional[float]:
+def metric_change(improvement, direction: str, log_scale: bool = True) -> float | None:
     """A relative improvement (0.02 = 2% better) as the metric's own relative
     change (a fraction; -0.0196 = 1.96% lower), or None.
 
@@ -109,7 +110,7 @@ def improvement_text(estimate, interval, direction: str, log_scale: bool = True)
     return text
 
 
-def record_change(record: dict, direction: str) -> Optional[float]:
+def record_change(record: dict, direction: str) -> float | None:
     """The metric's relative change a record measured (fraction), or None: its
     paired `estimate` when it has one, else delta over |incumbent|."""
     est = record.get("estimate")

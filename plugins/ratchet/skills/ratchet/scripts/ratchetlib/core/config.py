@@ -6,12 +6,12 @@ config round-trips through `config.json` (see FORMATS.md); `from_dict` refuses
 a format newer than this code understands instead of guessing.
 """
 
-import dataclasses
+from __future__ import annotations
+
 import math
 import re
-from typing import Optional
 
-from . import constraints, paths, sourcespec
+from . import constraints, paths, record, sourcespec
 from .flag_paths import check_artifacts, check_outputs, check_report_source, read_instructions, repo_relative
 from .steering import parse_arms, parse_escalation
 from .errors import UsageError
@@ -19,8 +19,7 @@ from .errors import UsageError
 FORMAT = 1
 
 
-@dataclasses.dataclass(frozen=True)
-class Margin:
+class Margin(record.Record):
     """The practical-significance margin: absolute units or percent."""
 
     value: float = 0.0
@@ -34,45 +33,44 @@ class Margin:
         return f"{self.value:g}%" if self.relative else f"{self.value:g}"
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
+class Config(record.Record):
     run_command: str
     direction: str
     metric_name: str
     report_source: str = "stdout"
-    metric_pattern: Optional[str] = None
+    metric_pattern: str | None = None
     trials: int = 1
     iterations: int = 20
-    threshold: Optional[float] = None
+    threshold: float | None = None
     patience: int = 0
     min_improvement: Margin = Margin()
     max_consecutive_crashes: int = 3
-    trial_timeout_seconds: Optional[float] = None
-    cancel_command: Optional[str] = None
+    trial_timeout_seconds: float | None = None
+    cancel_command: str | None = None
     critic: bool = False
     instructions: str = ""
-    instructions_file: Optional[str] = None
+    instructions_file: str | None = None
     editable: tuple = ()
     protect: tuple = ()
     artifact_globs: tuple = ()
     artifacts_on_revert: str = "keep"
     outputs: tuple = ()          # --output: what the benchmark writes (carry.py never counts it)
-    strategy: Optional[str] = None
+    strategy: str | None = None
     arms: tuple = ()
-    escalation: dict = dataclasses.field(default_factory=dict)
+    escalation: dict = record.Factory(dict)
     run_id: str = ""
-    branch: Optional[str] = None
-    original_branch: Optional[str] = None
+    branch: str | None = None
+    original_branch: str | None = None
     start_commit: str = ""
     created: str = ""
     # Integrity (see constraints.py, pareto.py, guard.py, holdout.py, harness.py).
     metrics: tuple = ()          # more primary metrics: {"name", "direction", "margin": {..} or None}
     constraints: tuple = ()      # hard limits {"name", "op", "value"}: a violation reverts
     warnings: tuple = ()         # soft limits, recorded only
-    guard_command: Optional[str] = None
+    guard_command: str | None = None
     guard_metrics: tuple = ()    # limits on the guard's output
-    guard_timeout_seconds: Optional[float] = None
-    holdout_command: Optional[str] = None
+    guard_timeout_seconds: float | None = None
+    holdout_command: str | None = None
     auto_protected: tuple = ()   # protected because a command names them
     # Decisions (issue 3, see paired.py and sprt.py).
     decision: str = "paired"     # paired | mean
@@ -80,7 +78,7 @@ class Config:
     alpha: float = 0.05
     beta: float = 0.2
     max_trials: int = 10         # the pair cap (paired)
-    seed_env: Optional[str] = None
+    seed_env: str | None = None
     calibration_runs: int = 10
     verify_every: int = 25
     # Where trials run (executor.py): local, slurm or ray, and the engine's submit options.
@@ -98,7 +96,7 @@ class Config:
         return sourcespec.parse_source(self.report_source)
 
     @property
-    def report_path(self) -> Optional[str]:
+    def report_path(self) -> str | None:
         """The plain report file relative to the repo root; None for a stream or a `KIND:` source."""
         src = self.source
         return src.path if src.kind == sourcespec.TEXT else None
@@ -124,7 +122,7 @@ class Config:
         return [n for n in dict.fromkeys(names) if n != self.metric_name]
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
+        d = record.asdict(self)
         d["editable"], d["protect"] = list(self.editable), list(self.protect)
         d["artifact_globs"] = list(self.artifact_globs)
         d["outputs"] = list(self.outputs)
@@ -139,7 +137,7 @@ def from_dict(d: dict) -> Config:
         raise UsageError(
             f"config.json has format {fmt!r}, newer than this ratchet understands ({FORMAT}); upgrade ratchet"
         )
-    names = {f.name for f in dataclasses.fields(Config)}
+    names = set(record.fields(Config))
     kw = {k: v for k, v in d.items() if k in names}
     mi = kw.get("min_improvement") or {}
     kw["min_improvement"] = Margin(float(mi.get("value", 0.0)), bool(mi.get("relative", False)))
@@ -174,7 +172,7 @@ def _positive_int(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
-def _check_pattern(pattern: Optional[str]) -> Optional[str]:
+def _check_pattern(pattern: str | None) -> str | None:
     if pattern is None:
         return None
     try:
@@ -280,7 +278,7 @@ def _primary_fields(args: dict) -> tuple:
     return direction, metric_name, threshold, timeout
 
 
-def _editable_and_protected(args: dict, repo_root: str, source_path: Optional[str]) -> tuple:
+def _editable_and_protected(args: dict, repo_root: str, source_path: str | None) -> tuple:
     """(editable pathspecs, protected pathspecs so far): .ratchet, --protect,
     the report file and the instructions file are protected."""
     editable = tuple(dict.fromkeys(paths.inside(s, repo_root, "--editable") for s in args.get("editable") or ()))

@@ -15,10 +15,11 @@ Rules, pure and unit-tested:
   output (see guard.py).
 """
 
+from __future__ import annotations
+
 import math
 import operator
 import re
-from typing import Optional
 
 from .text import num
 from .errors import UsageError
@@ -45,19 +46,19 @@ def show(limit: dict) -> str:
     return f"{limit['name']}{limit['op']}{num(limit['value'])}"
 
 
-def holds(limit: dict, value: Optional[float]) -> bool:
+def holds(limit: dict, value: float | None) -> bool:
     """True when `value` satisfies `limit`; a missing value never does."""
     return value is not None and _OPS[limit["op"]](value, limit["value"])
 
 
-def trial_value(trial: dict, name: str, primary: str) -> Optional[float]:
+def trial_value(trial: dict, name: str, primary: str) -> float | None:
     """The value of `name` in one trial (the primary metric is its score)."""
     if name in (trial.get("metrics") or {}):
         return trial["metrics"][name]
     return trial.get("score") if name == primary else None
 
 
-def violation(trials: list, limits, primary: str) -> Optional[str]:
+def violation(trials: list, limits, primary: str) -> str | None:
     """The first constraint a trial breaks, as a reason; None when all hold."""
     for limit in limits:
         for t in trials:

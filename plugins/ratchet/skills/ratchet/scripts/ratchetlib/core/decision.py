@@ -6,11 +6,11 @@ Nothing here touches a file or a process, so every rule is unit-testable and
 the same code serves `iterate`, `decide` and the benchmarks.
 """
 
-import dataclasses
-import math
-from typing import Optional
+from __future__ import annotations
 
-from . import headline
+import math
+
+from . import headline, record
 from .text import num, ratio_pct
 
 KEEP, REVERT, CRASH, TIMEOUT, NO_CHANGE, BASELINE = (
@@ -22,20 +22,19 @@ AGENT_ERROR, INTERRUPTED = "agent-error", "interrupted"  # headless loop only
 FAILURES = (CRASH, TIMEOUT, AGENT_ERROR)
 
 
-@dataclasses.dataclass(frozen=True)
-class Verdict:
+class Verdict(record.Record):
     decision: str
-    avg: Optional[float]
-    delta: Optional[float]
+    avg: float | None
+    delta: float | None
     reason: str
 
 
-def mean(values) -> Optional[float]:
+def mean(values) -> float | None:
     vals = [v for v in values if v is not None]
     return math.fsum(vals) / len(vals) if vals else None
 
 
-def failed_trial(trials) -> Optional[dict]:
+def failed_trial(trials) -> dict | None:
     """The first trial that did not produce a valid score, if any."""
     return next((t for t in trials if t["status"] != "ok"), None)
 
@@ -64,7 +63,7 @@ def judge(trials: list, incumbent: float, config) -> Verdict:
     return Verdict(REVERT, avg, delta, f"reverted: {num(avg)} {word} {num(incumbent)}{pct} + margin {config.min_improvement}")
 
 
-def stop_reason(state: dict, config) -> Optional[str]:
+def stop_reason(state: dict, config) -> str | None:
     """The first stop condition that holds after a decision, else None."""
     best = state.best
     if config.threshold is not None and best is not None and not config.better(config.threshold, best):

@@ -4,9 +4,10 @@ lie inside the repository (no symlinked folder out of it) and outside
 `.ratchet/`, which ratchet owns; a mistake is a one-line UsageError before
 anything is touched. Reads only the file system's shape (realpath), never git."""
 
+from __future__ import annotations
+
 import os
 import posixpath
-from typing import Optional
 
 from . import paths, sourcespec
 from .errors import UsageError
@@ -76,7 +77,7 @@ def check_outputs(specs) -> tuple:
     return tuple(dict.fromkeys(out))
 
 
-def read_instructions(path: Optional[str], repo_root: str) -> str:
+def read_instructions(path: str | None, repo_root: str) -> str:
     if path is None:
         return ""
     full = os.path.join(repo_root, paths.inside(path, repo_root, "--instructions-file"))
@@ -87,7 +88,7 @@ def read_instructions(path: Optional[str], repo_root: str) -> str:
         raise UsageError(f"--instructions-file {path!r} cannot be read: {e.strerror or e}") from None
 
 
-def repo_relative(path: str, repo_root: str) -> Optional[str]:
+def repo_relative(path: str, repo_root: str) -> str | None:
     full = os.path.realpath(os.path.join(repo_root, path))
     root = os.path.realpath(repo_root)
     if os.path.commonpath([full, root]) != root:

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from . import record
 from .change import effect_text
 from .effects import display
 from .robust import all_same, check_effects, has_prior, robust_location, t_interval
 
 
-@dataclass(frozen=True)
-class Gain:
+class Gain(record.Record):
     """A paired estimate with its confidence interval, on the effect scale."""
 
     estimate: float

@@ -17,7 +17,8 @@ Pure functions of the run state (core/state.RunState; FORMATS.md
 "state.json"), `current` of its two fields for the report's JSON; no I/O.
 """
 
-from typing import Optional
+
+from __future__ import annotations
 
 from . import change
 from .text import finite, num
@@ -27,7 +28,7 @@ WHEN = "re-measured at the stop, 3 decisions after a keep, or by `ratchet.py ver
 BY_HAND = "run `ratchet.py verify` to re-measure it"
 
 
-def current(verified: Optional[dict], head: Optional[str]) -> Optional[dict]:
+def current(verified: dict | None, head: str | None) -> dict | None:
     """`verified` when it re-measured `head`, the current HEAD (a verify
     without `sha`, from a hand-made or old state, counts as current), else None."""
     if not isinstance(verified, dict) or finite(verified.get("gain_pct")) is None:
@@ -36,7 +37,7 @@ def current(verified: Optional[dict], head: Optional[str]) -> Optional[dict]:
     return verified if sha is None or sha == head else None
 
 
-def of_head(st) -> Optional[dict]:
+def of_head(st) -> dict | None:
     """The run state's verify when it re-measured HEAD (`current`)."""
     return current(st.verified, st.incumbent_sha)
 
@@ -45,7 +46,7 @@ def kept_anything(st) -> bool:
     return bool(st.counts.get("keep")) or of_head(st) is not None
 
 
-def figure(verified: dict, direction: str = "max", log_scale: bool = True) -> Optional[str]:
+def figure(verified: dict, direction: str = "max", log_scale: bool = True) -> str | None:
     """'+20.0% [+18.0%, +22.0%]': the verified change of the metric itself, or None."""
     pct, iv = change.verified_change(verified, direction, log_scale)
     if pct is None:
@@ -64,7 +65,7 @@ def what(verified: dict) -> str:
             + " vs the start")
 
 
-def verified_line(verified, direction: str = "max", log_scale: bool = True) -> Optional[str]:
+def verified_line(verified, direction: str = "max", log_scale: bool = True) -> str | None:
     """`verified gain over the start: +20.0% [+18.0%, +22.0%] (8 pairs, HEAD at
     iter 7 vs the start)`, or None when `verified` holds no gain."""
     if not isinstance(verified, dict) or finite(verified.get("gain_pct")) is None:
@@ -73,7 +74,7 @@ def verified_line(verified, direction: str = "max", log_scale: bool = True) -> O
     return None if text is None else f"verified gain over the start: {text} ({what(verified)})"
 
 
-def gain_line(st, direction: str = "max", paired: bool = True) -> Optional[str]:
+def gain_line(st, direction: str = "max", paired: bool = True) -> str | None:
     """The headline of `status`: the verified gain of HEAD, or why there is
     none yet (naming the last verify when it measured an earlier best, and
     when one runs: automatically only in `paired` runs); None while nothing
@@ -98,7 +99,7 @@ def naive(st) -> str:
     return f"best {num(st.best)} at iter {st.best_iter} ({NAIVE_LABEL})"
 
 
-def confirmed_value(st) -> Optional[float]:
+def confirmed_value(st) -> float | None:
     """The metric's value HEAD was re-measured at (the baseline moved by the
     re-measured ratio or difference), or None when HEAD is not re-measured."""
     v = of_head(st)
@@ -116,7 +117,7 @@ def threshold_to_confirm(st, config) -> bool:
     return of_head(st) is None
 
 
-def threshold_line(st, config) -> Optional[str]:
+def threshold_line(st, config) -> str | None:
     """The verdict's line when the best's own figure crosses --threshold but
     the run goes on: the re-measure did not confirm it (or could not run)."""
     t, best = config.threshold, st.best

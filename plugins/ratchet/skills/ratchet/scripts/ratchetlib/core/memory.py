@@ -25,8 +25,9 @@ hints show: the metric's own relative change (change.py; -0.5 = halved),
 absent in memories written before it (then converted from `effect`).
 """
 
+from __future__ import annotations
+
 import math
-from typing import Optional
 
 from . import change as changes
 from .text import clip
@@ -148,14 +149,14 @@ def shown_change(entry, direction):
 
 # --- the critic's counters ---------------------------------------------------
 
-def _critic_key(critic) -> Optional[str]:
+def _critic_key(critic) -> str | None:
     if not isinstance(critic, dict):
         return None
     pick = str(critic.get("pick") or "none").strip().lower()
     return pick if pick in ("a", "b", "none") else "other"
 
 
-def fold_critic(stats: Optional[dict], rec: dict) -> Optional[dict]:
+def fold_critic(stats: dict | None, rec: dict) -> dict | None:
     """Critic counters after `rec`: per pick, iterations and keeps."""
     key = _critic_key(rec.get("critic"))
     if key is None:

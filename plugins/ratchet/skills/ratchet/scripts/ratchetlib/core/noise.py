@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import asdict, dataclass, replace
 from typing import Optional, Sequence
 
+from . import record
 from .robust import check_effects, disagree, mad_sigma, median, robust_effects, robust_scale, stdev
 
 # Noise calibration sets aside a run this many leave-one-out sds away.
@@ -33,8 +33,7 @@ _NEAR_CONSTANTS = {10: (0.9087, 5.77), 11: (0.9154, 6.20), 12: (0.9235, 6.82), 1
                    30: (0.9694, 16.32)}
 
 
-@dataclass(frozen=True)
-class Noise:
+class Noise(record.Record):
     """What ratchet knows about the benchmark's noise.
 
     ``sigma_pair`` is the standard deviation of one pair's effect (on the
@@ -57,7 +56,7 @@ class Noise:
 
     def to_json(self) -> dict:
         """JSON-able numbers only (persist under a key of state.json)."""
-        return asdict(self)
+        return record.asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> "Noise":
@@ -210,5 +209,5 @@ def update_noise(noise: Noise, effects: Sequence[float], *, max_df: float = 50.0
     ss = sum((w - mean) ** 2 for w in ws)
     total_df = noise.df + len(ws) - 1
     var = (noise.df * noise.sigma_pair ** 2 + ss) / total_df
-    return replace(noise, sigma_pair=math.sqrt(var), df=min(total_df, max_df),
-                   pairs_seen=noise.pairs_seen + len(xs))
+    return record.replace(noise, sigma_pair=math.sqrt(var), df=min(total_df, max_df),
+                          pairs_seen=noise.pairs_seen + len(xs))

@@ -25,11 +25,13 @@ validate the flag at init without importing the readers. `parse_source` raises
 `ValueError` with a one-line message naming the fix.
 """
 
-import dataclasses
+from __future__ import annotations
+
 import os
 import posixpath
 import re
-from typing import Optional
+
+from . import record
 
 STREAMS = ("stdout", "stderr")
 TEXT = "text"
@@ -47,13 +49,12 @@ _EXAMPLES = {
 # Kinds whose PATH names one file the runner may move aside before a trial.
 SINGLE_FILE = (TEXT, "json", "jsonl", "csv", "lightning")
 
-@dataclasses.dataclass(frozen=True)
-class Source:
+class Source(record.Record):
     """A parsed `--report-source`. `key` None means "use the metric name"."""
 
     kind: str
-    path: Optional[str] = None
-    key: Optional[str] = None
+    path: str | None = None
+    key: str | None = None
     pick: str = "last"
     spec: str = ""
 

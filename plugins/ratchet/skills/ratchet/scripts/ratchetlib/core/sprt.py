@@ -56,9 +56,9 @@ from __future__ import annotations
 import functools
 import math
 import statistics
-from dataclasses import asdict, dataclass
 from typing import Optional, Sequence
 
+from . import record
 from .change import effect_text
 from .robust import GROSS, all_same, check_effects, disagree, has_prior, outvoted, robust_location, t_interval
 from .student_t import normal_quantile, t_quantile
@@ -69,8 +69,7 @@ MIN_SHARE = 0.1
 MAX_SHARE = 0.7
 
 
-@dataclass(frozen=True)
-class SequentialVerdict:
+class SequentialVerdict(record.Record):
     """One decision (or "continue") with its evidence, ready for a results record.
 
     Estimate, interval (two-sided, ``confidence``), h0/h1 and sigma (the
@@ -103,7 +102,7 @@ class SequentialVerdict:
 
     def to_json(self) -> dict:
         """JSON-able evidence for results.jsonl (tuples become lists)."""
-        data = asdict(self)
+        data = record.asdict(self)
         for key in ("interval", "bounds"):
             if data[key] is not None:
                 data[key] = list(data[key])

@@ -15,8 +15,10 @@ On disk it is state.json (FORMATS.md "state.json", format `FORMAT`):
 know (a newer ratchet's) are kept in `extra` and written back unchanged.
 """
 
-import dataclasses
-from typing import Optional
+
+from __future__ import annotations
+
+from . import record
 
 # The record fold's rules (decision, the statistics behind `power`, the
 # memory) are imported inside the fold: every verb reads the state, and
@@ -30,43 +32,42 @@ FORMAT = 1
 UNINFORMATIVE = ("interrupted",)
 
 
-@dataclasses.dataclass(frozen=True)
-class RunState:
+class RunState(record.Record):
     """Counters and pointers of one run (FORMATS.md documents each field)."""
 
     run_id: str = ""
     iteration: int = -1                   # the last finished iteration (0 after baseline)
-    incumbent_sha: Optional[str] = None   # what candidates are measured against; HEAD between iterations
-    incumbent_score: Optional[float] = None
-    incumbent_metrics: Optional[dict] = None
-    incumbent_iter: Optional[int] = None  # the iteration that made HEAD (what a verify names)
-    baseline: Optional[float] = None
-    best: Optional[float] = None          # the best kept pair mean: what won its own decision
-    best_iter: Optional[int] = None
-    last_score: Optional[float] = None
+    incumbent_sha: str | None = None   # what candidates are measured against; HEAD between iterations
+    incumbent_score: float | None = None
+    incumbent_metrics: dict | None = None
+    incumbent_iter: int | None = None  # the iteration that made HEAD (what a verify names)
+    baseline: float | None = None
+    best: float | None = None          # the best kept pair mean: what won its own decision
+    best_iter: int | None = None
+    last_score: float | None = None
     since_keep: int = 0
     consecutive_crashes: int = 0
-    counts: dict = dataclasses.field(default_factory=dict)
-    stop: Optional[str] = None
-    untracked_before: list = dataclasses.field(default_factory=list)
-    ignored_before: Optional[list] = None  # None: a run from before the field, which flags nothing
-    archived: Optional[str] = None
-    harness: Optional[dict] = None
+    counts: dict = record.Factory(dict)
+    stop: str | None = None
+    untracked_before: list = record.Factory(list)
+    ignored_before: list | None = None  # None: a run from before the field, which flags nothing
+    archived: str | None = None
+    harness: dict | None = None
     unpinned: bool = False                # adopted from before harness pinning: no harness.json to require
-    sealed_after: Optional[int] = None    # adopted from before seals: the last record written unsealed
-    recovered: Optional[dict] = None
-    agent: Optional[dict] = None
-    memory: Optional[dict] = None
-    escalation: Optional[dict] = None
-    critic_stats: Optional[dict] = None
-    pareto: Optional[list] = None
-    noise: Optional[dict] = None
+    sealed_after: int | None = None    # adopted from before seals: the last record written unsealed
+    recovered: dict | None = None
+    agent: dict | None = None
+    memory: dict | None = None
+    escalation: dict | None = None
+    critic_stats: dict | None = None
+    pareto: list | None = None
+    noise: dict | None = None
     log_scale: bool = True
-    detectable_effect: Optional[float] = None
-    verified: Optional[dict] = None
-    outputs_seen: Optional[list] = None
-    updated: Optional[str] = None
-    extra: dict = dataclasses.field(default_factory=dict)  # keys of a newer format, written back as read
+    detectable_effect: float | None = None
+    verified: dict | None = None
+    outputs_seen: list | None = None
+    updated: str | None = None
+    extra: dict = record.Factory(dict)  # keys of a newer format, written back as read
 
     @property
     def started(self) -> bool:
@@ -75,16 +76,16 @@ class RunState:
 
     def to_json(self) -> dict:
         out = {"format": FORMAT, **self.extra}
-        for f in dataclasses.fields(self):
-            if f.name != "extra":
-                out[f.name] = getattr(self, f.name)
+        for name in record.fields(self):
+            if name != "extra":
+                out[name] = getattr(self, name)
         return out
 
 
-_FIELDS = frozenset(f.name for f in dataclasses.fields(RunState)) - {"extra"}
+_FIELDS = frozenset(record.fields(RunState)) - {"extra"}
 
 
-def from_json(obj: Optional[dict]) -> RunState:
+def from_json(obj: dict | None) -> RunState:
     """The state read from state.json (None: a run with no state yet).
     Missing keys take their defaults (an older run); unknown ones are kept."""
     obj = dict(obj or {})
@@ -103,7 +104,7 @@ def from_json(obj: Optional[dict]) -> RunState:
 
 
 def new_run(run_id: str, start_commit: str, untracked: list, ignored: list,
-            archived: Optional[str] = None, harness: Optional[dict] = None) -> RunState:
+            archived: str | None = None, harness: dict | None = None) -> RunState:
     """The state `init` writes: no baseline yet, the start commit as incumbent."""
     return RunState(run_id=run_id, incumbent_sha=start_commit, untracked_before=list(untracked),
                     ignored_before=list(ignored), archived=archived, harness=harness)
@@ -188,16 +189,16 @@ def apply_record(st: RunState, rec: dict, cfg) -> RunState:
     condition (iteration cap, patience, threshold, crash budget, an
     unrestorable harness, an escalation HALT) sets `stop` once."""
     from . import decision
-    st = dataclasses.replace(st, **_counters(st, rec, cfg))
+    st = record.replace(st, **_counters(st, rec, cfg))
     stop = st.stop
     if rec.get("unrestorable") and not stop:
         stop = (f"harness could not be restored ({', '.join(rec['unrestorable'][:3])}); "
                 f"restore it by hand and start a new run")
-    st = dataclasses.replace(st, stop=stop or decision.stop_reason(st, cfg))
-    st = dataclasses.replace(st, **_learning(st, rec, cfg))
+    st = record.replace(st, stop=stop or decision.stop_reason(st, cfg))
+    st = record.replace(st, **_learning(st, rec, cfg))
     if (st.escalation or {}).get("stop") and not st.stop:
-        st = dataclasses.replace(st, stop=st.escalation["stop"])
-    return dataclasses.replace(st, **_noise(st, rec, cfg))
+        st = record.replace(st, stop=st.escalation["stop"])
+    return record.replace(st, **_noise(st, rec, cfg))
 
 
 def learning_config(cfg) -> dict:
@@ -210,36 +211,36 @@ def learning_config(cfg) -> dict:
 def after_decision(st: RunState, untracked: list, ignored: list) -> RunState:
     """What the tree holds once a decision is applied: the untracked files a
     revert must never delete, and the git-ignored entries known so far."""
-    return dataclasses.replace(st, untracked_before=list(untracked), ignored_before=list(ignored))
+    return record.replace(st, untracked_before=list(untracked), ignored_before=list(ignored))
 
 
 def with_untracked(st: RunState, now: list) -> RunState:
     """Untracked files that appeared between decisions (a wrapper's log, a
     cache) join `untracked_before`: they are not the agent's."""
-    return dataclasses.replace(st, untracked_before=sorted(set(now) | set(st.untracked_before)))
+    return record.replace(st, untracked_before=sorted(set(now) | set(st.untracked_before)))
 
 
 def with_outputs(st: RunState, seen: list) -> RunState:
     """The paths the benchmark's own runs write outside the diff (io/carry)."""
-    return dataclasses.replace(st, outputs_seen=list(seen))
+    return record.replace(st, outputs_seen=list(seen))
 
 
 def with_verified(st: RunState, verified: dict, cfg) -> RunState:
     """The last paired re-measurement of HEAD against the start; one that
     confirms a --threshold stops the run (core/headline.py)."""
     from . import decision
-    st = dataclasses.replace(st, verified=verified)
-    return dataclasses.replace(st, stop=st.stop or decision.stop_reason(st, cfg))
+    st = record.replace(st, verified=verified)
+    return record.replace(st, stop=st.stop or decision.stop_reason(st, cfg))
 
 
 def stopped(st: RunState, reason: str) -> RunState:
     """The run stopped for `reason`, unless it had already stopped."""
-    return dataclasses.replace(st, stop=st.stop or reason)
+    return record.replace(st, stop=st.stop or reason)
 
 
 def recovered(st: RunState, notes: list, at: str) -> RunState:
     """The last recovery (at most 8 notes) and how many there were, so
     `status` can tell it later."""
     prev = st.recovered or {}
-    return dataclasses.replace(st, recovered={"count": prev.get("count", 0) + 1, "at": at,
+    return record.replace(st, recovered={"count": prev.get("count", 0) + 1, "at": at,
                                               "iteration": st.iteration, "notes": list(notes[:8])})

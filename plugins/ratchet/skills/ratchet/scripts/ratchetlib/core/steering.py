@@ -4,8 +4,9 @@ counts (`--escalation`, learn/escalation.py applies them). Their defaults
 live here, in core, so config validates the flags without importing the
 learn layer; UsageError (exit 2) names the mistake."""
 
+from __future__ import annotations
+
 import re
-from typing import Optional
 
 from .errors import UsageError
 
@@ -34,7 +35,7 @@ ESCALATION_DEFAULTS = {"refine": 3, "pivot": 5, "search_pivots": 2, "halt_pivots
 ESCALATION_KEYS = {"refine": "refine", "pivot": "pivot", "search": "search_pivots", "halt": "halt_pivots"}
 
 
-def parse_escalation(text: Optional[str]) -> dict:
+def parse_escalation(text: str | None) -> dict:
     """'refine=3,pivot=5,search=2,halt=3' (any subset) -> the full escalation
     counts, defaults filled in. `search` and `halt` count failed pivots."""
     raw = {}
@@ -52,7 +53,7 @@ def parse_escalation(text: Optional[str]) -> dict:
     return {**ESCALATION_DEFAULTS, **raw}
 
 
-def parse_arms(strategy: Optional[str], text: Optional[str]) -> tuple:
+def parse_arms(strategy: str | None, text: str | None) -> tuple:
     """The bandit's arms: `--arms a,b,c`, else the defaults; none without a bandit."""
     if strategy not in (None, "bandit"):
         raise UsageError(f"--strategy {strategy!r} is not known; use --strategy bandit")

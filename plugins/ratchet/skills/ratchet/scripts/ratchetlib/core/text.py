@@ -11,8 +11,9 @@ Pure functions; no I/O. Two conventions are deliberate and pinned by tests:
   near the keep margin reads exactly, the report's (`pct`) one decimal.
 """
 
+from __future__ import annotations
+
 import math
-from typing import Optional
 
 MISSING = "-"          # a missing number in the terminal lines
 MISSING_DOC = "–"      # a missing number in the report (Markdown / HTML)
@@ -25,7 +26,7 @@ def clip(text, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def finite(value) -> Optional[float]:
+def finite(value) -> float | None:
     """A finite float, or None: records carry null (or junk) for missing figures."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -70,7 +71,7 @@ def pct(p: float, signed: bool = True) -> str:
     return f"{p:{sign}.2g}%"
 
 
-def ratio_pct(delta: Optional[float], base: Optional[float]) -> str:
+def ratio_pct(delta: float | None, base: float | None) -> str:
     """`delta` relative to `base` as '+2.00%' (two decimals), '' when either is
     missing or the base is zero."""
     if delta is None or not base:

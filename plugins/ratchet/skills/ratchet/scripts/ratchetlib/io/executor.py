@@ -44,7 +44,6 @@ a remote trial exactly like a local one.
 """
 
 import contextlib
-import dataclasses
 import functools
 import importlib
 import os
@@ -123,7 +122,6 @@ def _lane_node(node: Optional[str]) -> tuple:
     return node, [] if node else sorted({n for k, n in list(_LANES.items()) if k != key and n})
 
 
-@dataclasses.dataclass(frozen=True)
 class RemoteRun(runner.TrialRun):
     job: Optional[dict] = None       # {executor, id, name, state, node}
     failure: Optional[str] = None    # why a job that ended is a crash (its final state), None on success

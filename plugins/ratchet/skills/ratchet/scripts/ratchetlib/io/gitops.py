@@ -22,7 +22,6 @@ Branches and commits are in githistory.py, the patches that swap a change
 out of and into the work tree in gitpatch.py; both call git through here.
 """
 
-import dataclasses
 import os
 import re
 import signal
@@ -30,6 +29,7 @@ import subprocess
 import time
 from typing import Optional
 
+from ..core import record
 from ..core.errors import RatchetError, UsageError
 from . import gitfilters, gitroot
 
@@ -307,8 +307,7 @@ def valid_branch_name(repo: str, name: str) -> bool:
     return run_git(repo, "check-ref-format", "--branch", name).returncode == 0
 
 
-@dataclasses.dataclass(frozen=True)
-class Change:
+class Change(record.Record):
     """One entry of `git status`: `xy` is porcelain v1's two status letters."""
 
     xy: str

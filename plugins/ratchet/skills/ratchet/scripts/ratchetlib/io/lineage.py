@@ -9,21 +9,22 @@ record of where the run came from, not state. `init` archives it with the
 run like every other file.
 """
 
+from __future__ import annotations
+
 import os
-from typing import Optional
 
 from ..core.errors import UsageError
 from . import store_files
 from .store import Store
 
 
-def write_parent(store: Store, parent: Optional[dict]) -> None:
+def write_parent(store: Store, parent: dict | None) -> None:
     """Write the new run's parent.json (read-only), or clear a stray one."""
     # a stray one was left by an init killed before its config.json: it belongs to no run
     store_files.write_read_only(store.root, "parent", None if parent is None else {"format": 1, **parent})
 
 
-def parent_of(root: str) -> Optional[dict]:
+def parent_of(root: str) -> dict | None:
     """The parent.json in a run folder (`.ratchet/` or `.ratchet/runs/<id>/`), or None."""
     return store_files.read_doc(root, "parent")
 

@@ -41,7 +41,6 @@ keeper still ends the trial's process group, best effort.
 """
 
 import atexit
-import dataclasses
 import os
 import select
 import signal
@@ -50,7 +49,7 @@ import sys
 import time
 from typing import Optional
 
-from ..core import faults
+from ..core import faults, record
 from ..core.errors import RatchetError
 from . import critical, keeper, procs, store_files
 from .store_lock import pid_start
@@ -59,8 +58,7 @@ _GRACE_SECONDS = 2.0
 CANCEL_TIMEOUT_SECONDS = 60.0
 
 
-@dataclasses.dataclass(frozen=True)
-class TrialRun:
+class TrialRun(record.Record):
     exit_code: Optional[int]
     seconds: float
     timed_out: bool

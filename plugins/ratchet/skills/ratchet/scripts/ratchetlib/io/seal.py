@@ -44,10 +44,11 @@ editing `.ratchet/` through its tools or Bash, it cannot stop a determined
 same-user attacker.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import re
-from typing import Optional
 
 from ..core.errors import UsageError
 
@@ -100,7 +101,7 @@ def key_path(run_id: str) -> str:
     return os.path.join(key_dir(), run_id)
 
 
-def _read_key_file(run_id: str) -> Optional[str]:
+def _read_key_file(run_id: str) -> str | None:
     try:
         with open(key_path(run_id), encoding="ascii") as f:
             return f.read().strip()
@@ -111,7 +112,7 @@ def _read_key_file(run_id: str) -> Optional[str]:
                         f"make it readable by you (mode 0600)") from None
 
 
-def _parse_key(text: Optional[str]) -> Optional[bytes]:
+def _parse_key(text: str | None) -> bytes | None:
     if text is None:
         return None
     try:
@@ -128,7 +129,7 @@ def key_path_hint() -> str:
     return os.path.join(key_dir(), "<run-id>")
 
 
-def read_key(run_id: str) -> Optional[bytes]:
+def read_key(run_id: str) -> bytes | None:
     """The run's key, None when there is none on this machine."""
     return _parse_key(_read_key_file(run_id))
 
@@ -213,7 +214,7 @@ def strip(obj: dict) -> dict:
     return {k: v for k, v in obj.items() if k != FIELD}
 
 
-def dump(obj: dict, name: str, run_id: Optional[str], key: Optional[bytes]) -> bytes:
+def dump(obj: dict, name: str, run_id: str | None, key: bytes | None) -> bytes:
     """The file bytes of `obj`: sealed when there is a key, plain otherwise
     (a run from before sealing, until `adopt`)."""
     obj = strip(obj)
@@ -222,7 +223,7 @@ def dump(obj: dict, name: str, run_id: Optional[str], key: Optional[bytes]) -> b
     return _dumps({**obj, FIELD: _mac(key, run_id, name, _dumps(obj))})
 
 
-def record_line(rec: dict, run_id: Optional[str], key: Optional[bytes]) -> bytes:
+def record_line(rec: dict, run_id: str | None, key: bytes | None) -> bytes:
     """One results.jsonl line (with its newline), sealed when there is a key."""
     rec = strip(rec)
     if key is None:
@@ -230,7 +231,7 @@ def record_line(rec: dict, run_id: Optional[str], key: Optional[bytes]) -> bytes
     return _line({**rec, FIELD: _mac(key, run_id, RECORDS, _line(rec))}) + b"\n"
 
 
-def record_verifies(rec: dict, run_id: Optional[str], key: Optional[bytes]) -> bool:
+def record_verifies(rec: dict, run_id: str | None, key: bytes | None) -> bool:
     mac = rec.get(FIELD)
     return bool(key) and isinstance(mac, str) and compare_digest(mac, _mac(key, run_id, RECORDS, _line(strip(rec))))
 
@@ -243,7 +244,7 @@ def begin(root: str, run_id: str) -> None:
     _pending[root] = run_id
 
 
-def _config_on_disk(root: str) -> Optional[dict]:
+def _config_on_disk(root: str) -> dict | None:
     try:
         with open(os.path.join(root, "config.json"), "rb") as f:
             obj = json.loads(f.read())
@@ -275,7 +276,7 @@ def _missing_key(root: str, run_id: str, name: str) -> SealError:
                      f"that file from where the run started, or run `ratchet.py reseal` at a terminal")
 
 
-def key_for(root: str, name: str, obj: Optional[dict] = None) -> tuple:
+def key_for(root: str, name: str, obj: dict | None = None) -> tuple:
     """(run id, key) for reading or writing `name` in `root`; key None for a
     run from before sealing. SealError when the run is sealed but its key
     is missing."""
@@ -293,7 +294,7 @@ def key_for(root: str, name: str, obj: Optional[dict] = None) -> tuple:
 
 # --- reading and writing (called by store.py only) -------------------------------------
 
-def remember(root: str, name: str, data: Optional[bytes]) -> None:
+def remember(root: str, name: str, data: bytes | None) -> None:
     _good[(root, name)] = data
 
 

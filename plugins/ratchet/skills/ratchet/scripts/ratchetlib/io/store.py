@@ -15,12 +15,11 @@ middle of an append) is ignored by readers and cut off by `repair()`; any
 other unreadable line is refused with its line number (never skipped).
 """
 
+from __future__ import annotations
+
 import json
 import os
-import shutil
-import tempfile
 import time
-from typing import Optional
 
 from ..core import faults
 from ..core.state import RunState
@@ -66,6 +65,7 @@ def atomic_write(path: str, data: bytes, durable: bool = True) -> None:
     (Store.write_current's `progress`) skips that: the old version it may
     fall back to is just as valid."""
     folder = os.path.dirname(path) or "."
+    import tempfile  # a write: the read verbs never load it (issue 18)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     with renamed_into_place(tmp, path), os.fdopen(fd, "wb") as f:
         faults.on_write(path, lambda: f.write(data[: len(data) // 2]))  # tests: a full disk part-way
@@ -106,7 +106,7 @@ def parse_doc(raw: bytes, path: str, what: str) -> dict:
     return obj
 
 
-def read_json(path: str, what: str) -> Optional[dict]:
+def read_json(path: str, what: str) -> dict | None:
     """Load a state file; None when absent, UsageError when unreadable."""
     try:
         with open(path, "rb") as f:
@@ -118,7 +118,7 @@ def read_json(path: str, what: str) -> Optional[dict]:
 
 # --- sealed files (seal.py): the run's contract ---------------------------------
 
-def read_sealed(root: str, name: str) -> Optional[dict]:
+def read_sealed(root: str, name: str) -> dict | None:
     """Load sealed file `name` of the store at `root` without its seal; None
     when absent; UsageError when corrupt (as read_json), SealError when it
     does not verify."""
@@ -179,20 +179,20 @@ class Store:
             os.makedirs(self.file(sub), exist_ok=True)
 
     # --- whole-file state -------------------------------------------------
-    def read_config(self) -> Optional[dict]:
+    def read_config(self) -> dict | None:
         return read_sealed(self.root, "config.json")
 
     def write_config(self, cfg: dict) -> None:
         write_sealed(self.root, "config.json", cfg)
 
-    def read_state(self) -> Optional[RunState]:
+    def read_state(self) -> RunState | None:
         found = read_sealed(self.root, "state.json")
         return None if found is None else state_from_json(found)
 
     def write_state(self, state: RunState) -> None:
         write_sealed(self.root, "state.json", {**state.to_json(), "updated": now_iso()})
 
-    def read_current(self) -> Optional[dict]:
+    def read_current(self) -> dict | None:
         return read_sealed(self.root, "current.json")
 
     def write_current(self, cur: dict, progress: bool = False) -> None:
@@ -224,7 +224,7 @@ class Store:
         finally:
             os.close(fd)
 
-    def records(self, last: Optional[int] = None) -> list:
+    def records(self, last: int | None = None) -> list:
         """Finished records, oldest first; `last` reads only the file's tail.
         A record of a newer format than FORMAT is refused (UsageError), as
         read_json refuses a state file: guessing at it could mislead a decision.
@@ -243,7 +243,7 @@ class Store:
         return seal.FIELD not in rec and isinstance(after, int) and isinstance(rec.get("iter"), int) \
             and rec["iter"] <= after
 
-    def repair(self) -> Optional[str]:
+    def repair(self) -> str | None:
         """Cut a torn final line off results.jsonl; say what was done."""
         path = self.file("results")
         try:
@@ -275,7 +275,7 @@ class Store:
             return None
 
     # --- run archive --------------------------------------------------------
-    def archive(self) -> Optional[str]:
+    def archive(self) -> str | None:
         """Move the current run's files to runs/<run-id>/; return that id."""
         if not self.exists():
             return None
@@ -284,6 +284,7 @@ class Store:
             run_id = time.strftime("%Y%m%d-%H%M%S")
         dest = self.file("runs", run_id)
         os.makedirs(dest, exist_ok=False)
+        import shutil  # archiving is rare: the read verbs never load it
         for name in os.listdir(self.root):
             if name in (FILES["runs"].rstrip("/"), FILES["lock"], FILES["unclean"]):  # UNCLEAN guards the machine, not one run
                 continue
@@ -292,13 +293,13 @@ class Store:
         return run_id
 
     # --- headless loop (loop.json, agents/) -----------------------------------
-    def read_loop(self) -> Optional[dict]:
+    def read_loop(self) -> dict | None:
         return read_sealed(self.root, "loop.json")
 
     def write_loop(self, loop: dict) -> None:
         write_sealed(self.root, "loop.json", {"format": FORMAT, **loop, "updated": now_iso()})
 
-    def agent_path(self, iteration: int, ext: str, slot: Optional[int] = None) -> str:
+    def agent_path(self, iteration: int, ext: str, slot: int | None = None) -> str:
         """`agents/iter-NNNN[-slot-K].EXT`: an agent call's prompt and output."""
         os.makedirs(self.file("agents"), exist_ok=True)
         name = f"iter-{iteration:04d}" + (f"-slot-{slot}" if slot else "")
@@ -311,7 +312,7 @@ class Store:
         return self.file("patches", f"iter-{iteration:04d}.patch")
 
 
-def records_in(root: str, last: Optional[int] = None) -> list:
+def records_in(root: str, last: int | None = None) -> list:
     """The records of the results.jsonl in run folder `root` (see `Store.records`)."""
     path = file(root, "results")
     try:

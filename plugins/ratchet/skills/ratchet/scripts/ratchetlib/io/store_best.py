@@ -11,7 +11,6 @@ is then finished again, copy included.
 """
 
 import os
-import shutil
 
 from .store import FILES, _fsync_dir, now_iso, read_json, write_json
 
@@ -29,7 +28,7 @@ def recover(root: str) -> list:
     olds = [n for n in names if n.startswith(BEST + ".old-")]
     for name in names:
         if name.startswith(BEST + ".tmp-"):
-            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            _rmtree(os.path.join(root, name))
             notes.append(f"removed an unfinished copy of the best artifacts ({name})")
     if not os.path.exists(best) and olds:
         os.rename(os.path.join(root, olds[-1]), best)
@@ -37,8 +36,13 @@ def recover(root: str) -> list:
         olds = olds[:-1]
         notes.append("put the previous best artifacts back after an interrupted swap")
     for name in olds:
-        shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        _rmtree(os.path.join(root, name))
     return notes
+
+
+def _rmtree(path: str, ignore_errors: bool = True) -> None:
+    import shutil  # only when there is something to remove: every verb runs recover() (issue 18)
+    shutil.rmtree(path, ignore_errors=ignore_errors)
 
 
 def manifest(root: str):
@@ -47,6 +51,7 @@ def manifest(root: str):
 
 
 def _copy(src: str, dest: str) -> None:
+    import shutil  # see _rmtree
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     with open(src, "rb") as fin, open(dest, "wb") as fout:
         shutil.copyfileobj(fin, fout, 1 << 20)
@@ -91,4 +96,4 @@ def _swap(root: str, tmp: str, iteration: int) -> None:
     _rename(tmp, best)
     _fsync_dir(root)
     if os.path.exists(old):
-        shutil.rmtree(old)
+        _rmtree(old, ignore_errors=False)

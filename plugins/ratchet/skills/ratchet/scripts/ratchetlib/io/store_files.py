@@ -13,10 +13,10 @@ written plainly. These functions take the run folder (`Store.root`), the one
 address the pins, the holdout and the learn files were already given.
 """
 
+from __future__ import annotations
+
 import json
 import os
-import shutil
-from typing import Optional
 
 from .store_rename import renamed_into_place
 from .store import FILES, atomic_write, file, read_json, write_json
@@ -27,7 +27,7 @@ def write_doc(root: str, name: str, obj: dict) -> None:
     write_json(file(root, name), obj)
 
 
-def read_doc(root: str, name: str) -> Optional[dict]:
+def read_doc(root: str, name: str) -> dict | None:
     """JSON file `name`: None when absent, UsageError when unreadable or newer."""
     return read_json(file(root, name), FILES[name])
 
@@ -52,7 +52,7 @@ def capture(path: str):
     return open(path, "wb")
 
 
-def write_read_only(root: str, name: str, obj: Optional[dict]) -> None:
+def write_read_only(root: str, name: str, obj: dict | None) -> None:
     """Write JSON file `name` once and make it read-only (0444); first remove
     a stray one (an init killed before its config.json). None: only remove."""
     remove(root, name)
@@ -77,7 +77,7 @@ def folder(root: str, name: str, *parts: str) -> str:
     return path
 
 
-def keep_copy(root: str, name: str, sha: str, data: Optional[bytes] = None, src: Optional[str] = None) -> None:
+def keep_copy(root: str, name: str, sha: str, data: bytes | None = None, src: str | None = None) -> None:
     """Content-addressed copy `<name>/<sha>` (harness, gitguard, untracked
     copies) of `data` or of file `src`; written once (same name, same bytes)."""
     dest = file(root, name, sha)
@@ -85,6 +85,7 @@ def keep_copy(root: str, name: str, sha: str, data: Optional[bytes] = None, src:
         return
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     if src is not None:
+        import shutil  # shutil (with its compression modules) only where a file is copied: the read verbs never (issue 18)
         shutil.copyfile(src, dest)
     else:
         with open(dest, "wb") as f:
@@ -101,6 +102,7 @@ def copy_in(src: str, dest: str, keep_times: bool = False) -> None:
     """Copy file `src` (the repository's, a worktree's) to `dest`, a path the
     store named; `keep_times`: with its mode and times (a staged checkpoint,
     whose mtime later says which is newest)."""
+    import shutil  # see keep_copy
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     (shutil.copy2 if keep_times else shutil.copyfile)(src, dest)
 
@@ -109,6 +111,7 @@ def remove_path(path: str, strict: bool = True) -> None:
     """Remove a file or folder tree the store named (an empty capture, slot
     worktrees left over), when it is there; `strict=False`: best effort."""
     if os.path.isdir(path) and not os.path.islink(path):
+        import shutil  # see keep_copy
         shutil.rmtree(path, ignore_errors=not strict)
     elif os.path.lexists(path):
         os.remove(path)

@@ -8,11 +8,12 @@ process started at another time) is taken over and the dead holder's body
 kept in `store.taken_over` for `keep/recover`.
 """
 
+from __future__ import annotations
+
 import errno
 import json
 import os
 import sys
-from typing import Optional
 
 from ..core import term
 from ..core.errors import RatchetError, UsageError
@@ -69,7 +70,7 @@ class Lock:
             return self
         raise RatchetError("could not take the ratchet lock; retry")
 
-    def holder(self) -> Optional[dict]:
+    def holder(self) -> dict | None:
         """The lock file's body ({} when unreadable, None when there is no lock)."""
         try:
             with open(self.path, "rb") as f:
@@ -113,7 +114,7 @@ def _alive(holder: dict) -> bool:
     return start is None or pid_start(pid) in (None, start)
 
 
-def pid_start(pid: int) -> Optional[int]:
+def pid_start(pid: int) -> int | None:
     """The kernel's start time of `pid` (Linux /proc), None elsewhere or when gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:

@@ -7,8 +7,9 @@ stays atomic, and `adopt` keeps its named kill point (`seal-adopt`) between
 files. The seal itself is seal.py's.
 """
 
+from __future__ import annotations
+
 import os
-from typing import Optional
 
 from ..core import faults
 from ..core.errors import UsageError
@@ -30,7 +31,7 @@ def put_back(root: str, names: list) -> None:
             atomic_write(os.path.join(root, name), data)
 
 
-def adopt(root: str) -> Optional[str]:
+def adopt(root: str) -> str | None:
     """Seal a run started before sealing existed, as its files are now: the
     key is made first (marked `adopting`, so a kill part-way is finished by
     the next command), then every sealed file is rewritten with its seal,

@@ -3,11 +3,12 @@ approved and the state. `open_run` verifies the contract first (seal.py): a
 sealed file changed outside ratchet stops the command here, before anything
 runs. Every verb starts from one of these."""
 
-import dataclasses
+from __future__ import annotations
+
 import sys
-from typing import Optional
 
 from ..core import config as configmod
+from ..core import record
 from ..core.errors import UsageError
 from ..core.state import RunState
 from . import gitroot, seal
@@ -15,15 +16,14 @@ from .store import Store, read_sealed
 from .store_seal import adopt
 
 
-@dataclasses.dataclass
-class Run:
+class Run(record.Record, frozen=False):
     repo: str
     store: Store
     config: configmod.Config
     state: RunState
-    holdout: Optional[dict] = None  # set when this command ran the holdout
-    verify_error: Optional[str] = None  # set when an automatic verify could not run
-    learned: Optional[dict] = None  # the learning snapshot of this command's last decision (show.verdict)
+    holdout: dict | None = None  # set when this command ran the holdout
+    verify_error: str | None = None  # set when an automatic verify could not run
+    learned: dict | None = None  # the learning snapshot of this command's last decision (show.verdict)
 
     def save(self, state: RunState) -> None:
         """Write `state` (state.json) and make it this command's state: the one

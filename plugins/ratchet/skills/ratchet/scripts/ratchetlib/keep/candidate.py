@@ -3,16 +3,14 @@ new files, protected paths and paths outside the editable scope. Undoes what
 is not the agent's change (its own commits, the user's untracked files it
 staged, a chmod of a protected file) and refuses edits inside submodules."""
 
-import dataclasses
 from typing import Optional
 
-from ..core import paths
+from ..core import paths, record
 from ..core.errors import UsageError
 from ..io import githistory, gitops, harness, workspace
 
 
-@dataclasses.dataclass(frozen=True)
-class Candidate:
+class Candidate(record.Record):
     """What the agent changed since the incumbent, sorted by scope."""
 
     tracked: tuple

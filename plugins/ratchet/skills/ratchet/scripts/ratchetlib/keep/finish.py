@@ -20,11 +20,11 @@ running, and reports what it did. The fault-injection suite
 (tests/test_kill_points.py) SIGKILLs commands at each of `faults.POINTS`.
 """
 
-import dataclasses
 import os
 import time
 from typing import Optional
 
+from ..core.record import replace as copy_with
 from ..core import decision, faults, headline, paths, state, term
 from ..core.errors import RatchetError, UsageError
 from ..io import artifacts, fresh, gitguard, githistory, gitops, gitpatch, harness, workspace
@@ -181,5 +181,5 @@ def abandon(run: workspace.Run, kind: str, reason: str, cur: dict) -> dict:
     if v is None or v.decision != decision.TAMPERED:
         v, extra = decision.Verdict(kind, None, None, reason), {}
     else:
-        v = dataclasses.replace(v, reason=f"{v.reason} ({reason.split(':', 1)[0]} as well)")
+        v = copy_with(v, reason=f"{v.reason} ({reason.split(':', 1)[0]} as well)")
     return settle(run, cur, v, cur.get("trials") or [], extra, cand)

@@ -8,7 +8,8 @@ counters for status and the verdict, `critic_summary_of` the same over a
 list of records (`history`).
 """
 
-from typing import Optional
+
+from __future__ import annotations
 
 from ..core.memory import fold_critic
 from ..core.text import clip
@@ -17,8 +18,8 @@ CRITIC_KEYS = ("a", "b", "none", "other")
 PROPOSAL_CAP = 300
 
 
-def critic_record(pick: Optional[str], reason: Optional[str], proposal_a: Optional[str] = None,
-                  proposal_b: Optional[str] = None) -> Optional[dict]:
+def critic_record(pick: str | None, reason: str | None, proposal_a: str | None = None,
+                  proposal_b: str | None = None) -> dict | None:
     """`record["critic"]` from the iterate flags, or None when none was given.
 
     `pick` is `a`, `b` or `none` (the critic rejected both; the agent made its
@@ -41,7 +42,7 @@ def _rate(n: int, kept: int) -> str:
     return f"{kept}/{n}" + (f" ({kept / n:.0%})" if n else "")
 
 
-def critic_summary(stats: Optional[dict], counts: Optional[dict]) -> Optional[dict]:
+def critic_summary(stats: dict | None, counts: dict | None) -> dict | None:
     """How often the critic's pick was kept against every iteration's keep
     rate, from the O(1) counters (or None without critic records)."""
     if not stats:
@@ -60,7 +61,7 @@ def critic_summary(stats: Optional[dict], counts: Optional[dict]) -> Optional[di
             "overall": overall, "line": line, "short": short}
 
 
-def critic_summary_of(records: list) -> Optional[dict]:
+def critic_summary_of(records: list) -> dict | None:
     """The same summary over a list of records (for `history`)."""
     stats, counts = None, {}
     for rec in records:

@@ -22,7 +22,8 @@ Everything the views read here is O(1) in the history length: state.json,
 bandit.json and ideas.json are bounded, results.jsonl is never read.
 """
 
-from typing import Optional
+
+from __future__ import annotations
 
 from . import bandit, critic, hints, ideas
 from ..core import escalation, memory
@@ -43,7 +44,7 @@ VERDICT_BUDGET = 550  # bytes of learning lines in a verdict (the rest of it is 
 
 # --- records ------------------------------------------------------------------
 
-def check_arm(cfg, arm: Optional[str]) -> None:
+def check_arm(cfg, arm: str | None) -> None:
     """UsageError (one line) unless `arm` is None or one of the run's arms."""
     if arm is None:
         return
@@ -53,7 +54,7 @@ def check_arm(cfg, arm: Optional[str]) -> None:
         raise UsageError(f"unknown arm {arm!r}; arms: {', '.join(cfg.arms)}")
 
 
-def similar(hypothesis: str, state: RunState) -> Optional[dict]:
+def similar(hypothesis: str, state: RunState) -> dict | None:
     """The reverted hypothesis that `hypothesis` closely resembles, as
     {"iter", "ratio", "hypothesis"} for the record, or None."""
     mem = (state.memory if state else None) or {}
@@ -166,7 +167,7 @@ def _program_state(state: RunState) -> dict:
             "crashes": counts.get("crash", 0) + counts.get("timeout", 0)}
 
 
-def write_program(run, state: RunState, rec: Optional[dict] = None) -> dict:
+def write_program(run, state: RunState, rec: dict | None = None) -> dict:
     """Regenerate `.ratchet/program.md` from O(1) inputs (bounded by
     program.MAX_BYTES); return the snapshot it used (see `snapshot`)."""
     snap = facts(run, state, rec)
@@ -188,17 +189,17 @@ def _idea_rank(idea: dict, direction: str):
     return (1, -(eff if eff is not None else 0.0), idea["id"])
 
 
-def top_ideas(run, limit: Optional[int] = None) -> tuple:
+def top_ideas(run, limit: int | None = None) -> tuple:
     """(the open ideas best first, up to `limit`; how many are open)."""
     return _top(ideas.list_open(ideas_path(run)), run.config.direction, limit)
 
 
-def _top(opened: list, direction: str, limit: Optional[int]) -> tuple:
+def _top(opened: list, direction: str, limit: int | None) -> tuple:
     ranked = sorted(opened, key=lambda i: _idea_rank(i, direction))
     return (ranked if limit is None else ranked[:limit]), len(opened)
 
 
-def _near_miss(opened: list, rec: Optional[dict]) -> Optional[dict]:
+def _near_miss(opened: list, rec: dict | None) -> dict | None:
     """The open near-miss idea saved from `rec` (a revert), or None."""
     if not rec or rec.get("decision") != "revert":
         return None
@@ -206,7 +207,7 @@ def _near_miss(opened: list, rec: Optional[dict]) -> Optional[dict]:
                  and (i.get("figures") or {}).get("iter") == rec.get("iter")), None)
 
 
-def facts(run, state: Optional[RunState] = None, rec: Optional[dict] = None) -> dict:
+def facts(run, state: RunState | None = None, rec: dict | None = None) -> dict:
     """Everything status, the verdict and program.md show about learning,
     read once from bandit.json and ideas.json; `near_miss` is the idea saved
     from `rec` when one is given (the verdict's line)."""
@@ -227,14 +228,14 @@ def facts(run, state: Optional[RunState] = None, rec: Optional[dict] = None) -> 
             "critic": critic.critic_summary(st.critic_stats, st.counts)}
 
 
-def _arm_line(snap: dict) -> Optional[str]:
+def _arm_line(snap: dict) -> str | None:
     arm = snap.get("arm")
     if not arm:
         return None
     return f"bandit: suggested arm {clip(arm['explain'], 90)}: iterate --arm {arm['suggested']}"
 
 
-def _ideas_line(snap: dict) -> Optional[str]:
+def _ideas_line(snap: dict) -> str | None:
     if not snap["ideas"]:
         return None
     shown = "; ".join(f"#{i['id']} {clip(i['text'], 45)}" for i in snap["ideas"])

@@ -27,12 +27,14 @@ still runs when rule 1 finds nothing and a JSON report (up to 16 MiB) or a
 `--metric-pattern` must be tried (`bench/extract.py` measures both).
 """
 
-import dataclasses
 import json
 import math
 import os
 import re
 from typing import Optional
+
+from ..core import record
+
 
 # What rule 1 takes as the value: one token that starts like a number (an
 # optional sign, U+2212 included, then a digit or `.digit`), with whatever is
@@ -53,8 +55,7 @@ _OVERLAP = 4096     # bytes a piece of a long line repeats from the one before
 OK, MISSING, NOT_FINITE = "ok", "no-metric", "not-finite"
 
 
-@dataclasses.dataclass(frozen=True)
-class Extraction:
+class Extraction(record.Record):
     value: Optional[float]
     status: str
     detail: str

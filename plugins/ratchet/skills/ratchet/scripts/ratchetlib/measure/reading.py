@@ -4,7 +4,6 @@ by this trial, parsed, a finite number). Used by sources.py (the single-file
 kinds) and trackers.py (Hugging Face, W&B, TensorBoard folders)."""
 
 
-import dataclasses
 import glob
 import json
 import math
@@ -12,6 +11,7 @@ import os
 import re
 from typing import Optional
 
+from ..core import record
 from . import metrics
 
 
@@ -22,8 +22,7 @@ MTIME_SLACK = 0.05
 OK, MISSING, STALE, CORRUPT, NOT_FINITE = "ok", "missing", "stale", "corrupt", "not-finite"
 
 
-@dataclasses.dataclass(frozen=True)
-class Reading:
+class Reading(record.Record):
     """One attempt to read the metric.
 
     `value` is a finite float exactly when `status` is `ok`, else None.

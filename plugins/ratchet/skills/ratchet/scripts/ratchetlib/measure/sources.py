@@ -37,11 +37,11 @@ whole-second precision.
 
 
 import csv
-import dataclasses
 import io
 import json
 import os
 
+from ..core import record
 from ..core.sourcespec import SINGLE_FILE, Source
 from .reading import (
     CORRUPT, MISSING, Outcome, Reading, ABSENT, newest,
@@ -116,16 +116,16 @@ def _read_jsonl(source: Source, repo_root: str, key: str, since: float, directio
         if not line:
             continue
         try:
-            record = json.loads(line)
+            entry = json.loads(line)
         except (ValueError, RecursionError) as e:
             if i == len(lines) - 1:
                 note = " (ignored a torn last line)"
                 continue
             raise Outcome(CORRUPT, f"line {i + 1} of {display} is not valid JSON: {short(e)}", display)
-        raw = lookup(record, key)
+        raw = lookup(entry, key)
         if raw is not ABSENT and raw is not None:
             reading = finish_reading(raw, f"'{key}' (line {i + 1})", display)
-            return dataclasses.replace(reading, detail=reading.detail + note)
+            return record.replace(reading, detail=reading.detail + note)
     raise Outcome(MISSING, f"no record in {display} has '{key}'{note}", display)
 
 
@@ -157,7 +157,7 @@ def _csv_last(text: str, column: str, display: str) -> Reading:
     for n, row in reversed(body):
         if row[col].strip():
             reading = finish_reading(row[col], f"'{column}' (row {n})", display)
-            return dataclasses.replace(reading, detail=reading.detail + note)
+            return record.replace(reading, detail=reading.detail + note)
     raise Outcome(MISSING, f"no row of {display} has a value for '{column}'{note}", display)
 
 

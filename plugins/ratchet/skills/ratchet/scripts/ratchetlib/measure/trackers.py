@@ -5,7 +5,6 @@ it (the freshness rules are in sources.py's docstring)."""
 
 
 import calendar
-import dataclasses
 import glob
 import math
 import os
@@ -14,6 +13,7 @@ import re
 import time
 
 
+from ..core import record
 from ..core.sourcespec import Source
 from .reading import (
     CORRUPT, MISSING, MTIME_SLACK, NOT_FINITE, OK, Outcome, newest,
@@ -173,7 +173,7 @@ def read_tensorboard(source: Source, repo_root: str, tag: str, since: float, dir
                                 f"{source.path}{note}", source.path)
     _, value, step, shown = best
     reading = finish_reading(value, f"'{tag}' (step {step})", shown)
-    return dataclasses.replace(reading, detail=reading.detail + note)
+    return record.replace(reading, detail=reading.detail + note)
 
 
 def _event_files(repo_root: str, pattern: str) -> list:

@@ -5,12 +5,12 @@ heartbeat; `watched_trial` brackets it with carry.watch/written so a run
 that writes outside its change, or plants a startup hook, is undone at once.
 Used by every measurement: the mean rule, the paired swap, verify, doctor."""
 
-import dataclasses
 import os
 import time
 from typing import Optional
 
 from ..core import config as configmod
+from ..core import record
 from ..core import paths
 from ..io import artifacts, carry, clip, executor, gitguard, store_files, unclean, workspace
 from . import capture, heartbeat, metrics
@@ -72,7 +72,7 @@ def _run_trial(run: workspace.Run, iteration: int, k: int, env: Optional[dict] =
     ex = metrics.extract(report, cfg.metric_name, cfg.metric_pattern)
     if ex.status == metrics.MISSING and cfg.report_source == "stdout" and \
             metrics.extract(err, cfg.metric_name, cfg.metric_pattern).status == metrics.OK:
-        ex = dataclasses.replace(ex, detail=ex.detail + "; the metric is in stderr: init again with --report-source stderr")
+        ex = record.replace(ex, detail=ex.detail + "; the metric is in stderr: init again with --report-source stderr")
     trial = {**trial, "status": ex.status, "score": ex.value, "detail": ex.detail}
     return _extra_metrics(cfg, report, trial) if cfg.extra_names and ex.status == metrics.OK else trial
 

@@ -9,7 +9,8 @@ run's origin, the loop's record), so printing a verdict reads no file:
 the learning lines come from the snapshot `learning.persist` already made.
 """
 
-from typing import Optional
+
+from __future__ import annotations
 
 from ..core import budget, change, headline
 from ..core.decision import progress
@@ -23,7 +24,7 @@ def next_line(state: RunState) -> str:
     return f"next: stop ({state.stop})" if state.stop else "next: continue"
 
 
-def _pct(delta: Optional[float], base: Optional[float]) -> str:
+def _pct(delta: float | None, base: float | None) -> str:
     share = ratio_pct(delta, base)
     return f" ({share})" if share else ""
 
@@ -44,8 +45,8 @@ def _head(cfg, rec: dict) -> str:
     return head + f"  [trials: {' '.join(num(s) for s in rec['trial_scores']) or 'none'}]"
 
 
-def verdict_text(cfg, st: RunState, rec: dict, notes: list, *, learned: list = (), verified: Optional[str] = None,
-            verify_error: Optional[str] = None, holdout_ran: bool = False) -> str:
+def verdict_text(cfg, st: RunState, rec: dict, notes: list, *, learned: list = (), verified: str | None = None,
+            verify_error: str | None = None, holdout_ran: bool = False) -> str:
     """The ~6-line answer to `iterate`/`decide` (plus at most 6 learning
     lines, `learned`: similarity warning, near miss, escalation, hints, arm);
     last line is `next: ...`. `verified` is the verified-gain line, shown
@@ -173,7 +174,7 @@ def _status_tail(cfg, st: RunState, facts: dict) -> list:
     return lines
 
 
-def holdout_line(view: Optional[dict]) -> Optional[str]:
+def holdout_line(view: dict | None) -> str | None:
     """`holdout: ...` from what `status` may show of the holdout, or None."""
     return None if view is None else clip("holdout: " + view.get("summary", ""), 240)
 

@@ -23,14 +23,13 @@ The checks on the measured runs are in doctor_runs, the pure figures (and the
 """
 
 import contextlib
-import dataclasses
 import os
 import shutil
 import tempfile
 import time
 from typing import Optional
 
-from ..core import sourcespec
+from ..core import record, sourcespec
 from ..measure import capture
 from ..io import executor, workspace
 from ..measure import trial
@@ -137,7 +136,7 @@ def _measure(root: str, cfg: configmod.Config, runs: Optional[int], tmp: str) ->
     """Run the command up to `runs` times (default: DEFAULT_RUNS within the
     budget), its reports in the folder `tmp`; (trials, timeout used)."""
     timeout = cfg.trial_timeout_seconds or DOCTOR_TIMEOUT
-    run_cfg = dataclasses.replace(cfg, trial_timeout_seconds=timeout)
+    run_cfg = record.replace(cfg, trial_timeout_seconds=timeout)
     store = Store(root)
     store.root = tmp
     store.ensure_dirs()

@@ -15,23 +15,24 @@ Both assume roughly normal, independent runs; n = 3..5 runs estimate sd
 roughly, which is why these lines warn rather than fail.
 """
 
-import dataclasses
 import math
+
+from ..core import record
+
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 Z_POWER = 2.8                  # 1.96 (alpha 0.05, two-sided) + 0.84 (power 0.8)
 Z_FALSE_KEEP = 1.645           # one-sided 5%
 
 
-@dataclasses.dataclass
-class Check:
+class Check(record.Record, frozen=False):
     name: str
     status: str
     detail: str
     fix: str = ""
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return record.asdict(self)
 
 
 def noise(scores: list) -> dict:

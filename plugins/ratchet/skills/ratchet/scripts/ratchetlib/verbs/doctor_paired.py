@@ -10,11 +10,10 @@ within `--max-trials` pairs at the measured noise, `core/power.detectable`
 misses the `--target`, the pair cap that would reach it. The mean rule keeps
 its own advice (doctor_runs._noise_checks)."""
 
-import dataclasses
 import math
 from typing import Optional
 
-from ..core import power
+from ..core import power, record
 from ..core.effects import use_log_scale
 from ..core.errors import UsageError
 from ..core.noise import noise_estimate
@@ -26,7 +25,7 @@ MAX_SUGGESTED_PAIRS = 100
 
 
 def _detectable_at(cfg, noise, base: float, pairs: int) -> Optional[float]:
-    return power.detectable(dataclasses.replace(cfg, max_trials=pairs), noise, base)
+    return power.detectable(record.replace(cfg, max_trials=pairs), noise, base)
 
 
 def pairs_for_target(cfg, noise, base: float) -> Optional[int]:

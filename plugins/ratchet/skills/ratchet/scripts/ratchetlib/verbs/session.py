@@ -1,13 +1,13 @@
 """The run's verbs, from `init` to `stop`: each opens the run, takes the
 repository lock, recovers, then acts through keep/ (measure, judge, finish)."""
 
-import dataclasses
 import os
 import secrets
 import time
 from typing import Optional
 
 from ..core import config as configmod
+from ..core import record
 from ..core import constraints, decision, faults, pareto, sourcespec, state
 from ..core.errors import UsageError
 from ..io import executor, unclean, githistory, gitpatch, carry, fresh, gitguard, gitops, harness, lineage, seal, workspace
@@ -75,7 +75,7 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> workspace.Run:
             raise UsageError(f"cannot read protected file {e.filename}: {e.strerror}; fix its permissions or --protect") from None
         gitguard.pin(repo, store.root)
         carry.pin_user_files(repo, store.root, gitops.untracked(repo))
-        cfg = dataclasses.replace(cfg, run_id=run_id, branch=branch or original, original_branch=original,
+        cfg = record.replace(cfg, run_id=run_id, branch=branch or original, original_branch=original,
                                   start_commit=head, created=now_iso())
         if branch is not None:  # the ref now, the checkout last: a kill in between is finished by recover()
             githistory.create_branch(repo, branch, head)

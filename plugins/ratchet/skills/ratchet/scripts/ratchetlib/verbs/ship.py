@@ -24,13 +24,13 @@ That history is bookkeeping; a reviewer wants the change. So:
   (its kept commit, or the patch a revert saved).
 """
 
-import dataclasses
 import os
 import shutil
 import tempfile
 from typing import Optional
 
 from ..core import config as configmod
+from ..core import record
 from ..io import workspace
 from ..keep import recover
 from ..core import change, faults, headline, paths, term
@@ -44,16 +44,14 @@ ZERO = "0" * 40
 SUBJECT_LIMIT = 72
 
 
-@dataclasses.dataclass
-class Keep:
+class Keep(record.Record, frozen=False):
     run_id: str
     record: dict
     tree: str            # the replayed tree after it
     paths: tuple = ()    # the paths it changed that the run's scope allows
 
 
-@dataclasses.dataclass
-class Plan:
+class Plan(record.Record, frozen=False):
     base: str            # where the clean history starts: the first run's start commit
     best: str            # the current incumbent (every keep beat the one before it)
     best_tree: str

@@ -8,7 +8,8 @@ back to reading them. `status` reads them once (`learning.facts`, shared
 with its --json), and the holdout, a chained run's origin and loop.json.
 """
 
-from typing import Optional
+
+from __future__ import annotations
 
 from ..core import headline
 from ..io import lineage
@@ -17,7 +18,7 @@ from ..learn import learning
 from ..present import views
 
 
-def _verified(run) -> Optional[str]:
+def _verified(run) -> str | None:
     """The verified-gain line of the run's state (the verify of HEAD), or None."""
     st = run.state
     return headline.verified_line(headline.of_head(st), run.config.direction, st.log_scale)
@@ -38,7 +39,7 @@ def baseline_verdict(run, rec: dict, notes: list) -> str:
     return views.baseline_text(run.config, run.state, rec, notes, paired.calibration_lines(run.config, rec, run.state))
 
 
-def holdout_view(run) -> Optional[dict]:
+def holdout_view(run) -> dict | None:
     """What `status` may show of the holdout: all of it once the run has
     stopped, only whether it ran while the agent is still optimizing."""
     if not run.config.holdout_command:
@@ -50,7 +51,7 @@ def holdout_view(run) -> Optional[dict]:
     return {"measured": doc is not None, "summary": "hidden until the run stops"}
 
 
-def loop_record(run) -> Optional[dict]:
+def loop_record(run) -> dict | None:
     """loop.json, marked killed when it says running but its process is gone."""
     loop = run.store.read_loop()
     if loop and loop.get("status") == "running" and not _alive(loop):
@@ -58,8 +59,8 @@ def loop_record(run) -> Optional[dict]:
     return loop
 
 
-def run_status(run, recent: list, snap: dict, trend: str = "", notes: Optional[list] = None,
-           busy: Optional[dict] = None) -> str:
+def run_status(run, recent: list, snap: dict, trend: str = "", notes: list | None = None,
+           busy: dict | None = None) -> str:
     """`notes`: what this status just recovered; `busy`: the lock of the live
     command working now (status then only looks)."""
     facts = {"trend": trend, "learned": learning.status_lines(run.state, snap),

@@ -20,13 +20,13 @@ other agent CLI that prints such an object as its last stdout line is read
 the same way; one that prints plain text is read for the two lines only.
 """
 
-import dataclasses
 import json
 import math
 import re
 import shlex
 from typing import Optional
 
+from ...core import record
 from ...core.text import clip
 
 PLACEHOLDER = "{prompt_file}"
@@ -35,8 +35,7 @@ _LINE = re.compile(r"^[\s>*_#`-]*(HYPOTHESIS|DESCRIPTION)[*_`]*\s*:[\s*_`]*(.*?)
 _CLIP = 300
 
 
-@dataclasses.dataclass(frozen=True)
-class Report:
+class Report(record.Record):
     """What one agent call said about itself."""
 
     hypothesis: str

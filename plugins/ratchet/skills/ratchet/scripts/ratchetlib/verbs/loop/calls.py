@@ -5,13 +5,12 @@ failed. Shared by the one-at-a-time loop (headless.py) and `--parallel`
 (parallel.py), which is why it sits below both.
 """
 
-import dataclasses
 import math
 import os
 from typing import Optional
 
 from . import agent, prompt
-from ...core import faults
+from ...core import faults, record
 from ...io import clip, runner, store_files
 from ...core.errors import UsageError
 
@@ -20,8 +19,7 @@ MAX_PARALLEL = 8
 _OUTPUT_READ_LIMIT = 8 << 20
 
 
-@dataclasses.dataclass(frozen=True)
-class Options:
+class Options(record.Record):
     agent_command: str
     agent_timeout_seconds: float = DEFAULT_AGENT_TIMEOUT
     max_wall_seconds: Optional[float] = None
@@ -34,7 +32,7 @@ def loop_options(saved: Optional[dict], given: dict) -> Options:
     """The loop's settings: flags given now over those saved by an earlier
     `loop` of the same run (so `ratchet.py loop` alone resumes). UsageError
     names the first bad value."""
-    names = [f.name for f in dataclasses.fields(Options)]
+    names = list(record.fields(Options))
     merged = {k: v for k, v in (saved or {}).items() if k in names and v is not None}
     merged.update({k: v for k, v in given.items() if k in names and v is not None})
     cmd = (merged.get("agent_command") or "").strip()

@@ -24,7 +24,6 @@ Exit codes (for wrappers): 0 the run is over (a stop condition holds);
 the run can go on with a larger one; 2 usage; 1 failure; 130/143 signals.
 """
 
-import dataclasses
 import os
 import signal
 import socket
@@ -35,7 +34,7 @@ from typing import Optional
 from . import parallel
 from .. import show
 from .calls import AgentCall, Options, failure, loop_options  # noqa: F401 (Options, loop_options: the loop's API)
-from ...core import budget, decision, state, term
+from ...core import budget, decision, record, state, term
 from ...core.text import clip, num
 from ...io import gitops, procs, unclean
 from ...io import workspace
@@ -247,7 +246,7 @@ def main(cwd: str, given: dict, init_flags: Optional[dict] = None, out=None) -> 
             if head != run.state.incumbent_sha or gitops.tracked_changes(run.repo):
                 raise UsageError("the working tree is not the incumbent (uncommitted changes or a new commit); "
                                  "measure it with `ratchet.py iterate --hypothesis ...` or undo it, then run `loop`")
-        info = {**dataclasses.asdict(opts), "status": "running", "reason": None, "pid": os.getpid(),
+        info = {**record.asdict(opts), "status": "running", "reason": None, "pid": os.getpid(),
                 "host": socket.gethostname(), "started": now_iso(), "ended": None}
         run.store.write_loop(info)
         loop = Loop(run, opts, out)

@@ -25,12 +25,11 @@ iteration (the measurements of the round are lost, the proposals' patches
 stay in `agents/` output and `patches/`).
 """
 
-import dataclasses
 import functools
 import os
 import time
 
-from ...core import decision
+from ...core import decision, record
 from ...keep import finish, strategy
 from ...verbs import session
 from ...io import executor, fresh, gitguard, gitops, gitpatch, harness, store_files
@@ -162,7 +161,7 @@ def _measure_proposal(run, it: int, k: int, result: tuple, rel, arm, timeout: fl
         return _sub(k, rep, info, v, [], [], None, arm=arm), 0
     with open(os.path.join(run.store.root, rel), "rb") as f:
         patch = f.read()
-    at = run if tree is None else dataclasses.replace(run, repo=tree)  # the state is immutable: shared as is
+    at = run if tree is None else record.replace(run, repo=tree)  # the state is immutable: shared as is
     err = gitpatch.apply_patch(at.repo, patch)
     if err:
         v = decision.Verdict(decision.AGENT_ERROR, None, None,
