@@ -6,7 +6,7 @@ checks it, imports inside functions included, and that there is no cycle).
              the pure apply_record and the only transitions; with memory and escalation, its folds),
              decision, headline (the one honest gain figure), the paired statistics (effects,
              student_t, robust, noise, sprt, gain, power), constraints, pareto, change, paths,
-             errors, faults, text, term
+             errors, faults, text, term; record (the frozen value classes, without dataclasses)
   io/        the edges: store* (the one writer of .ratchet/: store, store_files, store_lock,
              store_seal, store_best; store_rename, every write-aside-and-rename),
              workspace (the open run), gitops (+ githistory, gitpatch, gitroot, gitfilters),
