@@ -50,22 +50,33 @@ def _skip(rel: str) -> bool:
 
 # --- the working tree -------------------------------------------------------------
 
+# One git process for the whole tree (issue 18: it runs before and after every
+# trial): tracked changes, and every untracked file, each ignored one listed
+# by itself (`traditional` with `--untracked-files=all`: the files inside an
+# ignored folder too), as `ls-files -o` lists them; `.ratchet/` is left out
+# by pathspec, so git never walks it.
+_TREE = ("status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=traditional", "--no-renames",
+         "--", ".", ":(exclude,top).ratchet")
+
+
 def tree(repo: str) -> dict:
     """{"files": {rel: [size, mtime_ns, ctime_ns, inode]} of every untracked
     and ignored file (not .ratchet/ nor __pycache__), "tracked": [paths git
     reports changed]}."""
-    raw, changed = gitops.git_each(repo, ("ls-files", "-z", "-o", "--exclude=/.ratchet/"), gitops.STATUS)
-    files = {}
-    for rel in raw.split("\0"):
-        if not rel or rel.endswith("/") or _skip(rel):
+    files, tracked = {}, []
+    for c in gitops.parse_status(gitops.git(repo, *_TREE)):
+        if c.xy not in ("??", "!!"):
+            tracked.append(c.path)
+            continue
+        if c.path.endswith("/") or _skip(c.path):  # a nested repository is one entry, as git shows it
             continue
         try:
-            st = os.lstat(os.path.join(repo, rel))
+            st = os.lstat(os.path.join(repo, c.path))
         except OSError:
             continue
-        files[rel] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-    tracked = [c.path for c in gitops.parse_status(changed) if not c.untracked]
+        files[c.path] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
     return {"files": files, "tracked": sorted(tracked)}
+
 
 
 def compare(before: dict, after: dict) -> dict:

@@ -47,7 +47,6 @@ import contextlib
 import functools
 import importlib
 import os
-import secrets
 import shlex
 import shutil
 import threading
@@ -162,7 +161,7 @@ def prefix(run_id: str) -> str:
 
 
 def job_name(run_id: str, iteration: int, k: int) -> str:
-    return f"{prefix(run_id)}i{iteration}-t{k}-{secrets.token_hex(3)}"
+    return f"{prefix(run_id)}i{iteration}-t{k}-{os.urandom(3).hex()}"
 
 
 def run(cfg, command: str, cwd: str, out: str, err: str, timeout: Optional[float], env: Optional[dict],
@@ -328,7 +327,7 @@ def doctor_checks(cfg, folder: str) -> list:
         return [("fail", f"--executor {kind}: {', '.join(missing)} not found on PATH", FIXES[kind])]
     eng, opts = ENGINES[kind], options(kind, cfg.executor_options)
     out, err = os.path.join(folder, "probe.out"), os.path.join(folder, "probe.err")
-    name = f"ratchet-probe-{secrets.token_hex(3)}"
+    name = f"ratchet-probe-{os.urandom(3).hex()}"
     added = {procs.MARKER: name}
     got = eng.run(opts, f"sleep 1; echo {PROBE_TOKEN}", folder, out, err, PROBE_SECONDS,
                   {**os.environ, **added}, None, name, None, added)

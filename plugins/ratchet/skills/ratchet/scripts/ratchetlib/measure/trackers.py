@@ -4,7 +4,6 @@ trial wrote in the folder layout its tracker uses and reads the metric from
 it (the freshness rules are in sources.py's docstring)."""
 
 
-import calendar
 import glob
 import math
 import os
@@ -138,6 +137,7 @@ def _check_run_folder_time(run_full: str, run_display: str, since: float) -> Non
         parsed = time.strptime(m.group(1), "%Y%m%d_%H%M%S")
     except ValueError:
         return
+    import calendar  # with datetime, ~2.4 ms: only where a timestamp is parsed
     local, utc = time.mktime(parsed), calendar.timegm(parsed)
     if max(local, utc) < math.floor(since) - MTIME_SLACK:
         raise Outcome(STALE, f"the newest W&B run {run_display} started {ago(since - max(local, utc))} "

@@ -2,7 +2,6 @@
 repository lock, recovers, then acts through keep/ (measure, judge, finish)."""
 
 import os
-import secrets
 import time
 from typing import Optional
 
@@ -54,7 +53,7 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> workspace.Run:
         raise UsageError(f"--report-source {cfg.report_source} names file(s) git tracks ({', '.join(tracked)}); every "
                          f"trial rewrites them, so they must not be committed: `git rm --cached` them (and ignore "
                          f"them), then init again")
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
     branch = None if args.get("no_branch") else (args.get("branch") or f"ratchet/{run_id}")
     if branch is not None:
         if not gitops.valid_branch_name(repo, branch):
