@@ -26,4 +26,10 @@ if __name__ == "__main__":  # Ctrl-C while the modules load: nothing has started
 from ratchetlib.cli.main import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Done: a SIGINT or SIGTERM now (atexit's cleanup, then the interpreter's
+    # teardown, where Python puts the default handlers back) would only kill
+    # the process and lose its exit code; there is nothing left to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(code)

@@ -1,5 +1,7 @@
 """The CLI contract: exit codes, one-line errors, --json, the demo."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -61,6 +63,23 @@ class CliTest(RepoTest):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertTrue(os.path.exists(os.path.join(self.repo, ".ratchet", "config.json")))
 
+
+    def test_a_signal_after_the_work_is_done_does_not_change_the_exit_code(self):
+        """ratchet.py ignores SIGINT/SIGTERM once main() has returned: in the
+        interpreter's teardown Python puts the default handlers back, and a late
+        signal (a supervisor stopping a loop that just ended) would turn exit 3
+        into death by the signal (-15), which the exit-code contract does not have."""
+        import runpy
+        import signal
+        from unittest import mock
+        self.start("--calibration-runs", "2")
+        saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.addCleanup(lambda: [signal.signal(s, h) for s, h in saved.items()])
+        with mock.patch.object(sys, "argv", [RATCHET, "-C", self.repo, "status"]), \
+                contextlib.redirect_stdout(io.StringIO()), self.assertRaises(SystemExit) as done:
+            runpy.run_path(RATCHET, run_name="__main__")
+        self.assertEqual(done.exception.code, 0)
+        self.assertEqual([signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)], [signal.SIG_IGN] * 2)
 
 class DemoTest(unittest.TestCase):
     def test_demo_runs_every_outcome(self):

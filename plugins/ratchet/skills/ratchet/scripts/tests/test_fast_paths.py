@@ -147,18 +147,25 @@ class ReadVerbsLoadLittle(RepoTest):
 
 
 class QuickArgs(unittest.TestCase):
-    """cli/quickargs reads the plain command lines of status, history and tail
-    to exactly argparse's values, and leaves every other line to argparse."""
+    """cli/quickargs reads the plain command lines of status, history, tail and
+    iterate to exactly argparse's values, and leaves every other line to argparse."""
 
     READ = [["status"], ["status", "--json"], ["-C", "d", "status"], ["-C", "a", "-C", "b", "status", "-C", "c"],
             ["-C", "", "status"], ["status", "--json", "--json"], ["history"], ["history", "--last", "10"],
             ["history", "--last", "0"], ["history", "--last", "007", "--all", "--json"], ["history", "--all"],
             ["history", "--last", "3", "--last", "4"], ["tail"], ["tail", "--iter", "2", "--trial", "1"],
-            ["tail", "--lines", "5", "--guard", "-C", "x"], ["-C", "x", "tail", "--lines", "3", "--lines", "4"]]
+            ["tail", "--lines", "5", "--guard", "-C", "x"], ["-C", "x", "tail", "--lines", "3", "--lines", "4"],
+            ["iterate", "--hypothesis", "h"], ["iterate", "--hypothesis", ""], ["-C", "d", "iterate", "--json",
+            "--hypothesis", "cache the parse", "--description", "memoized", "--arm", "tune", "--critic-pick", "a",
+            "--critic-reason", "cheaper", "--proposal-a", "A", "--proposal-b", "B"],
+            ["iterate", "--hypothesis", "one", "--hypothesis", "two"]]
     LEFT = [[], ["--help"], ["status", "-h"], ["status", "--bogus"], ["status", "extra"], ["history", "--last", "x"],
             ["history", "--last=2"], ["history", "--las", "2"], ["history", "--last", "-1"], ["history", "--last", "1_0"],
             ["history", "--last", "\u00b2"], ["history", "--last"], ["tail", "--json"], ["-C"], ["-C", "-x", "status"],
-            ["-Cdir", "status"], ["status", "-C"], ["iterate", "--hypothesis", "h"], ["stat"], ["status", "--", "x"]]
+            ["-Cdir", "status"], ["status", "-C"], ["stat"], ["status", "--", "x"], ["iterate"],
+            ["iterate", "--description", "d"], ["iterate", "--hypothesis"], ["iterate", "--hypothesis", "-fast"],
+            ["iterate", "--hypothesis=h"], ["iterate", "--hyp", "h"], ["iterate", "--hypothesis", "h", "--lines", "2"],
+            ["iterate", "--hypothesis", "h", "extra"], ["decide", "--hypothesis", "h"]]
 
     def test_the_plain_forms_parse_as_argparse_does(self):
         from ratchetlib.cli import quickargs

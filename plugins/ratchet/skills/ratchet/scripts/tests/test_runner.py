@@ -2,16 +2,46 @@
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
-from ratchetlib.io import procs, runner
+from ratchetlib.io import keeper, procs, runner
 from tests.util import TRIAL_PY, alive, slurp, wait_for
 
 PY = sys.executable
 
+
+
+@unittest.skipUnless(os.path.isdir("/proc"), "needs /proc (Linux)")
+class MarkerScanTest(unittest.TestCase):
+    """A trial's sweep reads the environment only of processes that may carry
+    its marker: those the table shows started at or after the trial's shell
+    (issue 18: every other read is an open of /proc, hundreds on a desktop)."""
+
+    def test_only_a_process_older_than_the_trial_is_left_unread(self):
+        marker = runner.new_marker()
+        p = subprocess.Popen(["sleep", "30"], env={**os.environ, procs.MARKER: marker})
+        self.addCleanup(p.wait)
+        self.addCleanup(p.kill)
+        self.assertTrue(wait_for(lambda: p.pid in procs.find_marked(marker), 5))  # exec'd: its environ holds the marker
+        start, table = keeper.start_of(p.pid), keeper.table()
+        self.assertIn(p.pid, procs.find_marked(marker, older=table, since=start))  # started at `since`: read
+        self.assertIn(p.pid, procs.find_marked(marker, older={}, since=start + 1))  # not in the table (newer): read
+        self.assertNotIn(p.pid, procs.find_marked(marker, older=table, since=start + 1))  # older than the trial
+
+    def test_the_keeper_runs_from_its_cached_bytecode_and_is_still_found_by_its_path(self):
+        """runner imports keeper.py under -c (its .pyc is used); leftovers.py still
+        recognises it by the keeper.py path followed by the marker."""
+        out = os.path.join(tempfile.mkdtemp(), "o")
+        self.addCleanup(shutil.rmtree, os.path.dirname(out), True)
+        child = runner.Child("sleep 30", os.path.dirname(out), out)
+        self.addCleanup(child.kill)
+        argv = procs.argv_of(child.proc.keeper.pid)
+        self.assertEqual(argv[argv.index(runner.KEEPER) + 1], child.marker)
+        self.assertIn("-c", argv)
 
 class RunTest(unittest.TestCase):
     def setUp(self):

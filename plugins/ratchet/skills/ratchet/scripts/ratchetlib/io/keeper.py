@@ -17,8 +17,9 @@ is delegated to users only under a systemd user session, so neither is
 something every user's machine offers.
 
 Protocol (runner.Child is the other side). `python3 -I -S keeper.py MARKER
-STATUS_FD CONTROL_FD COMMAND`, with the trial's stdin/stdout/stderr as its
-own and cwd the trial's: it starts COMMAND through /bin/sh in a new session
+STATUS_FD CONTROL_FD COMMAND` (runner imports it under `-c`, for its cached
+bytecode, with the same arguments), with the trial's stdin/stdout/stderr as
+its own and cwd the trial's: it starts COMMAND through /bin/sh in a new session
 with RATCHET_TRIAL_ID=MARKER added to the environment (the keeper's own
 environment does not carry it, so a marker sweep never freezes the keeper),
 writes `pid PID START` then, when the shell exits, `exit CODE` (Popen's
@@ -301,5 +302,11 @@ def main(argv: list) -> int:
     return 0
 
 
+def be_keeper(argv: list) -> None:
+    """The keeper's process, from start to exit (runner starts it with argv
+    [keeper.py, MARKER, STATUS_FD, CONTROL_FD, COMMAND])."""
+    os._exit(main(argv))  # nothing to flush (status lines go through os.write): no interpreter teardown
+
+
 if __name__ == "__main__":
-    os._exit(main(sys.argv))  # nothing to flush (status lines go through os.write): no interpreter teardown
+    be_keeper(sys.argv)

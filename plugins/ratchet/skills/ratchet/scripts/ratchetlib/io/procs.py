@@ -70,9 +70,15 @@ def kill_marked(markers) -> int:
     return len(found)
 
 
-def find_marked(marker: str, prefix: bool = False) -> list:
+def find_marked(marker: str, prefix: bool = False, older: Optional[dict] = None, since: int = 0) -> list:
     """Pids whose environment holds MARKER=marker, or a marker starting with
-    `marker` when `prefix` (Linux /proc; [] elsewhere)."""
+    `marker` when `prefix` (Linux /proc; [] elsewhere).
+
+    `older` (a keeper.table() read just before) with `since` (kernel start
+    ticks): a process that table shows started before `since` is not read,
+    since it cannot carry a marker first given to a process started at
+    `since` (a trial's shell). Each environment read is an open of /proc: on a
+    desktop with hundreds of processes, most of a trial's sweep (issue 18)."""
     needle = f"{MARKER}={marker}".encode()
     me = os.getpid()
     found = []
@@ -82,6 +88,8 @@ def find_marked(marker: str, prefix: bool = False) -> list:
         return found
     for name in entries:
         if not name.isdigit() or int(name) == me:
+            continue
+        if older and since and int(name) in older and int(older[int(name)][19]) < since:
             continue
         try:
             with open(f"/proc/{name}/environ", "rb") as f:
