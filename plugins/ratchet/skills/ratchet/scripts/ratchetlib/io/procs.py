@@ -89,14 +89,15 @@ def find_marked(marker: str, prefix: bool = False, older: Optional[dict] = None,
     for name in entries:
         if not name.isdigit() or int(name) == me:
             continue
-        if older and since and int(name) in older and int(older[int(name)][19]) < since:
+        pid = int(name)
+        if since and pid in (older or {}) and int(older[pid][19]) < since:
             continue
         try:
             with open(f"/proc/{name}/environ", "rb") as f:
                 env = f.read().split(b"\0")
                 if (any(e.startswith(needle) for e in env) if prefix else needle in env):
                     if not is_zombie(name):
-                        found.append(int(name))
+                        found.append(pid)
         except OSError:
             continue
     return found
