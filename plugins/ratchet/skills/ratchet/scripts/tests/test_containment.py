@@ -20,7 +20,7 @@ from unittest import mock
 
 from ratchetlib.io import critical, keeper, leftovers, procs, runner
 from tests.spawner import expected
-from tests.util import INIT, PY, RATCHET, RepoTest, SCRIPTS, TRIAL_PY, read, slurp, wait_for
+from tests.util import INIT, PY, RATCHET, RepoTest, SCRIPTS, TRIAL_PY, alive, read, slurp, wait_for
 
 SPAWNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spawner.py")
 BENCH = ("import os, subprocess, sys\n"
@@ -104,7 +104,8 @@ class ContainmentTest(RepoTest):
         start = runner.pid_start(proc.pid)
         proc.kill()
         proc.wait()
-        keepers = leftovers._keepers(runner.marker_prefix(proc.pid, start).encode(), keeper.table())
+        prefix = runner.marker_prefix(proc.pid, start)
+        keepers = leftovers.keepers_of(leftovers._records(os.path.join(self.repo, ".ratchet", "procs"), prefix))
         self.assertEqual(len(keepers), 1)
         for k in keepers:
             os.kill(k, signal.SIGKILL)
@@ -151,26 +152,29 @@ class SignalWindowTest(unittest.TestCase):
         return runner.Child(self.command, self.dir, os.path.join(self.dir, "o"), os.path.join(self.dir, "e"),
                             record_dir=os.path.join(self.dir, "procs"))
 
-    def gone(self):
-        """Nothing of the trial left, its keeper included (its command line holds the tag too)."""
-        return wait_for(lambda: not tagged(self.tag), 5)
+    def gone(self, keeper_pid=None):
+        """Nothing of the trial left (the shell's and the sleepers' command
+        lines hold the tag), its keeper included (a fork of this process)."""
+        return wait_for(lambda: not tagged(self.tag) and not (keeper_pid and alive(keeper_pid)), 5)
 
     def test_a_sigterm_while_the_keeper_starts_ends_the_tree_then_is_raised(self):
-        real = runner._write_record
+        real, keepers = runner._write_record, []
 
         def record_then_sigterm(folder, child):
-            wait_for(lambda: len(tagged(self.tag)) >= 3, 10)  # keeper, shell and sleepers up
+            keepers.append(child.proc.keeper.pid)
+            wait_for(lambda: len(tagged(self.tag)) >= 3, 10)  # shell and sleepers up
             os.kill(os.getpid(), signal.SIGTERM)
             return real(folder, child)
         with mock.patch.object(runner, "_write_record", record_then_sigterm), self.assertRaises(Stop):
             self.child()
-        self.assertTrue(self.gone(), f"left running: {tagged(self.tag)}")
+        self.assertTrue(self.gone(keepers[0]), f"left running: {tagged(self.tag)}")
         self.assertEqual(runner._LIVE, [])
         self.assertFalse(os.path.exists(os.path.join(self.dir, "procs")))
 
     def test_a_sigterm_during_the_sweep_is_raised_once_the_tree_is_killed(self):
         child = self.child()
-        self.assertTrue(wait_for(lambda: len(tagged(self.tag)) >= 4, 10))
+        self.addCleanup(child.kill)
+        self.assertTrue(wait_for(lambda: len(tagged(self.tag)) >= 3, 10))
         real = keeper.freeze_kill
 
         def sigterm_then_sweep(find, **kw):
@@ -178,14 +182,14 @@ class SignalWindowTest(unittest.TestCase):
             return real(find, **kw)
         with mock.patch.object(keeper, "freeze_kill", sigterm_then_sweep), self.assertRaises(Stop):
             child.kill()
-        self.assertTrue(self.gone(), f"left running: {tagged(self.tag)}")
+        self.assertTrue(self.gone(child.proc.keeper.pid), f"left running: {tagged(self.tag)}")
         self.assertEqual(runner._LIVE, [])
 
     def test_a_command_that_exits_without_finishing_its_trial_leaves_nothing(self):
         script = (f"import sys; sys.path.insert(0, {SCRIPTS!r}); from ratchetlib.io import runner; "
                   f"runner.Child({self.command!r}, {self.dir!r}, {self.dir + '/o'!r}); sys.exit(0)")
         subprocess.run([PY, "-c", script], check=True, timeout=30)
-        self.assertTrue(self.gone(), f"left running: {tagged(self.tag)}")
+        self.assertTrue(self.gone(), f"left running: {tagged(self.tag)}")  # the keeper too: a fork of that command, whose line holds the tag
 
     def test_deferred_runs_settle_first_then_delivers_the_signal(self):
         seen = []

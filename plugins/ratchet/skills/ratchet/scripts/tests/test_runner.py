@@ -5,10 +5,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
-from ratchetlib.io import keeper, procs, runner
+from ratchetlib.io import keeper, leftovers, procs, runner
 from tests.util import TRIAL_PY, alive, slurp, wait_for
 
 PY = sys.executable
@@ -32,16 +33,54 @@ class MarkerScanTest(unittest.TestCase):
         self.assertIn(p.pid, procs.find_marked(marker, older={}, since=start + 1))  # not in the table (newer): read
         self.assertNotIn(p.pid, procs.find_marked(marker, older=table, since=start + 1))  # older than the trial
 
-    def test_the_keeper_runs_from_its_cached_bytecode_and_is_still_found_by_its_path(self):
-        """runner imports keeper.py under -c (its .pyc is used); leftovers.py still
-        recognises it by the keeper.py path followed by the marker."""
+@unittest.skipUnless(os.path.isdir("/proc"), "needs /proc (Linux)")
+class KeeperForkTest(unittest.TestCase):
+    """The keeper is forked from ratchet, not exec'd (issue 18: ~12 ms a trial)."""
+
+    def test_the_keeper_is_a_fork_that_holds_none_of_ratchets_descriptors_and_its_record_names_it(self):
+        """keeper.fork: no interpreter start, so nothing of ratchet's may leak
+        into a process that can outlive it (a held repository lock would stop
+        the next command); leftovers.py finds it through the trial's record."""
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder, True)
+        out, records = os.path.join(folder, "o"), os.path.join(folder, "procs")
+        held = os.open(os.path.join(folder, "lock"), os.O_CREAT | os.O_RDWR)  # stands for the repository lock
+        self.addCleanup(os.close, held)
+        os.set_inheritable(held, True)  # even one an exec would pass on
+        child = runner.Child("sleep 30", folder, out, record_dir=records)
+        self.addCleanup(child.kill)
+        k = child.proc.keeper.pid
+        self.assertEqual(procs.argv_of(k), procs.argv_of(os.getpid()))  # a fork: never exec'd
+        targets = {int(fd): os.readlink(f"/proc/{k}/fd/{fd}") for fd in os.listdir(f"/proc/{k}/fd")}
+        self.assertNotIn(os.path.join(folder, "lock"), targets.values())
+        self.assertEqual(targets[0], os.devnull)
+        self.assertEqual(targets[1], out)
+        self.assertEqual(targets[2], out)
+        self.assertTrue(all(t.startswith("pipe:") for fd, t in targets.items() if fd > 2), targets)
+        self.assertEqual(os.readlink(f"/proc/{k}/cwd"), folder)
+        self.assertEqual(os.getsid(k), k)  # its own session: no terminal signal, no group kill of ratchet reaches it
+        prefix = runner.marker_prefix(os.getpid(), runner.pid_start(os.getpid()))
+        self.assertEqual(leftovers.keepers_of(leftovers._records(records, prefix)), {k: keeper.start_of(k)})
+
+    def test_a_keeper_forked_from_a_thread_still_runs_the_trial(self):
+        """loop --parallel starts trials from its slot threads."""
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder, True)
+        out, got = os.path.join(folder, "o"), []
+        t = threading.Thread(target=lambda: got.append(runner.run("echo from-a-thread; exit 3", folder, out, None)))
+        t.start()
+        t.join(30)
+        self.assertEqual(got[0].exit_code, 3)
+        self.assertEqual(slurp(out), "from-a-thread\n")
+
+    def test_a_cwd_that_is_gone_is_a_one_line_error(self):
+        folder = tempfile.mkdtemp()
+        shutil.rmtree(folder)
         out = os.path.join(tempfile.mkdtemp(), "o")
         self.addCleanup(shutil.rmtree, os.path.dirname(out), True)
-        child = runner.Child("sleep 30", os.path.dirname(out), out)
-        self.addCleanup(child.kill)
-        argv = procs.argv_of(child.proc.keeper.pid)
-        self.assertEqual(argv[argv.index(runner.KEEPER) + 1], child.marker)
-        self.assertIn("-c", argv)
+        with self.assertRaises(runner.RatchetError) as e:
+            runner.run("true", folder, out, None)
+        self.assertIn(f"cannot enter {folder}", str(e.exception))
 
 class RunTest(unittest.TestCase):
     def setUp(self):

@@ -16,30 +16,37 @@ sysctl) and changes what the benchmark sees (uids, /proc, pids), and a cgroup
 is delegated to users only under a systemd user session, so neither is
 something every user's machine offers.
 
-Protocol (runner.Child is the other side). `python3 -I -S keeper.py MARKER
-STATUS_FD CONTROL_FD COMMAND` (runner imports it under `-c`, for its cached
-bytecode, with the same arguments), with the trial's stdin/stdout/stderr as
-its own and cwd the trial's: it starts COMMAND through /bin/sh in a new session
+Protocol (runner.Child is the other side). `fork` starts the keeper as a
+fork of ratchet itself, never exec'd: no interpreter start and no imports, so
+a keeper costs a fork (~1 ms) where a `python3 -I -S` process cost ~12 ms a
+trial (issue 18). The child takes the trial's stdin/stdout/stderr and cwd,
+keeps no other descriptor of ratchet's (not the repository lock: a keeper
+that outlives a SIGKILLed ratchet must not hold it), puts every signal
+ratchet handles back to its default (as an exec would), and runs `serve`,
+touching nothing but system calls (it may be forked from one of several
+threads: `loop --parallel`), then leaves by os._exit (no atexit, no flush of
+ratchet's buffers). `serve` starts COMMAND through /bin/sh in a new session
 with RATCHET_TRIAL_ID=MARKER added to the environment (the keeper's own
 environment does not carry it, so a marker sweep never freezes the keeper),
 writes `pid PID START` then, when the shell exits, `exit CODE` (Popen's
-convention: -N for signal N) to STATUS_FD, and reaps every orphan re-parented
-to it. CONTROL_FD is the read end of a pipe only ratchet holds: `done` then
-EOF means ratchet swept the tree, and the keeper exits at once, sweeping
-nothing (ratchet alone decides what survived); EOF without
-`done` means ratchet died, and the keeper leaves the tree running for
-GRACE_SECONDS so the next ratchet command can end it and say what it ended
-(it finds the keeper by MARKER in its command line), then ends it itself.
+convention: -N for signal N) to the status pipe, and reaps every orphan
+re-parented to it. The control pipe's write end only ratchet holds: `done`
+then EOF means ratchet swept the tree, and the keeper exits at once,
+sweeping nothing (ratchet alone decides what survived); EOF without `done`
+means ratchet died, and the keeper leaves the tree running for GRACE_SECONDS
+so the next ratchet command can end it and say what it ended (it finds the
+keeper through the trial's record, `.ratchet/procs/`, and the tree by its
+marker), then ends it itself.
 
 The sweep (`freeze_kill`) is shared with runner: SIGSTOP every process found,
 wait until each is stopped, scan again, repeat until a scan finds nothing new,
 then SIGKILL them all. A stopped process cannot fork, so a daemon that
 re-forks continuously cannot outrun it. Standard library only, and no import
-of the rest of ratchetlib, so the keeper starts fast: `_signal` (the C module,
-plain int constants) rather than `signal`, whose enum import costs about as
-much as the interpreter's own start under `-I -S`.
+of the rest of ratchetlib; `_signal` (the C module, plain int constants)
+rather than `signal` and its enums.
 """
 
+import fcntl
 import os
 import select
 import sys
@@ -55,13 +62,19 @@ GRACE_SECONDS = 30.0
 PR_SET_CHILD_SUBREAPER = 36
 
 
+_PRCTL = []  # libc's prctl, looked up once in ratchet: a forked keeper only calls it (no dlopen after a fork)
+
+
 def become_subreaper() -> bool:
-    """Make this process the child subreaper of its descendants (Linux only)."""
+    """Make this process the child subreaper of its descendants (Linux only;
+    fork does not pass it on, so each keeper sets it for itself)."""
     if not sys.platform.startswith("linux"):
         return False
     try:
-        import ctypes
-        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        if not _PRCTL:
+            import ctypes
+            _PRCTL.append(ctypes.CDLL(None, use_errno=True).prctl)
+        return _PRCTL[0](PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 
@@ -249,8 +262,69 @@ def _write(fd: int, line: str) -> None:
         pass
 
 
-def main(argv: list) -> int:
-    marker, status_fd, control_fd, command = argv[1], int(argv[2]), int(argv[3]), argv[4]
+def fork(marker: str, command: str, env: dict, cwd: str, stdio: tuple) -> tuple:
+    """Start the keeper of `command` (see the module doc): (pid, status read
+    end, control write end); `stdio`: the trial's (stdin, stdout, stderr) fds."""
+    status_r, status_w = os.pipe()
+    control_r, control_w = os.pipe()
+    handled = [s for s in signal.valid_signals() if callable(signal.getsignal(s))]
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # no handler of ratchet's runs in the child
+    pid = -1
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 70
+            try:
+                code = _child(marker, command, env, cwd, stdio, status_w, control_r, handled, mask)
+            finally:
+                os._exit(code)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        os.close(status_w)
+        os.close(control_r)
+        if pid < 0:
+            os.close(status_r)
+            os.close(control_w)
+    return pid, status_r, control_w
+
+
+def _child(marker, command, env, cwd, stdio, status_w, control_r, handled, mask) -> int:
+    """The forked keeper, up to `serve`: what an exec would have done for it."""
+    for s in handled:  # ignored first: a signal pending since the fork is dropped, not delivered
+        signal.signal(s, signal.SIG_IGN)
+    os.setsid()
+    for s in handled:
+        signal.signal(s, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        _write(status_w, f"error cannot enter {cwd}: {e.strerror}")
+        return 70
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 3) for fd in (*stdio, status_w, control_r)]  # off 0-2 first
+    for target, fd in enumerate(high[:3]):
+        os.dup2(fd, target)  # inheritable: the shell's stdio
+    status, control = high[3:]
+    _close_all_but((0, 1, 2, status, control))  # ratchet's descriptors, the repository lock among them
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    return serve(marker, status, control, command, env)
+
+
+def _close_all_but(keep: tuple) -> None:
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc (macOS)
+        fds = range(3, os.sysconf("SC_OPEN_MAX"))
+    for fd in fds:
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def serve(marker: str, status_fd: int, control_fd: int, command: str, env: dict) -> int:
+    """The keeper's life, from the shell's start to its own exit (module doc)."""
     for fd in (status_fd, control_fd):
         os.set_inheritable(fd, False)  # the trial must not forge the status or hold the control pipe
     become_subreaper()
@@ -258,8 +332,7 @@ def main(argv: list) -> int:
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    env = dict(os.environ)
-    env[MARKER] = marker
+    env = {**env, MARKER: marker}
     shell = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", command], env, setsid=True,
                            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD))
     _write(status_fd, f"pid {shell} {start_of(shell) or 0}")
@@ -300,13 +373,3 @@ def main(argv: list) -> int:
             pass
         reap()
     return 0
-
-
-def be_keeper(argv: list) -> None:
-    """The keeper's process, from start to exit (runner starts it with argv
-    [keeper.py, MARKER, STATUS_FD, CONTROL_FD, COMMAND])."""
-    os._exit(main(argv))  # nothing to flush (status lines go through os.write): no interpreter teardown
-
-
-if __name__ == "__main__":
-    be_keeper(sys.argv)

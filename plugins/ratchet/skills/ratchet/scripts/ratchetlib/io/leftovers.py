@@ -3,8 +3,9 @@
 The next command, taking over the dead command's lock (pid, kernel start
 time), calls `sweep`. What is provably the dead command's, and killed
 (frozen first, keeper.freeze_kill, so nothing re-forks out of reach):
-  - its keepers (keeper.py: the dead command's marker in the command line)
-    and everything below them: each keeper is the subreaper of its trial, so
+  - its keepers (each named, pid and start time, by its trial's record in
+    `.ratchet/procs/`, FORMATS.md) and everything below them: each keeper is
+    the subreaper of its trial, so
     however a process escaped (setsid, double fork, cleared environment) it
     is still a keeper's descendant while the keeper lives;
   - every process whose environment carries a marker of the dead command;
@@ -33,10 +34,10 @@ def sweep(pid: int, start, record_dir=None) -> tuple:
     """End what the dead command (pid, start) left: (killed, left, suspects),
     lists of {pid, start[, cmd]}; `left` are provably its but survived SIGKILL."""
     prefix = runner.marker_prefix(pid, start)
-    keepers = _keepers(prefix.encode(), keeper.table())
+    records = _records(record_dir, prefix)
+    keepers = keepers_of(records)
     for k in keepers:
         procs.signal_pid(k, signal.SIGSTOP)  # a keeper past its grace would sweep concurrently
-    records = _records(record_dir, prefix)
 
     def find():  # lazily: each is stopped as it comes, the keepers' trees first (the fast walk)
         for k in keepers:
@@ -88,25 +89,16 @@ def _records(folder, prefix: str) -> list:
     return out
 
 
-def _cmdline(pid) -> list:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().split(b"\0")
-    except OSError:
-        return []
-
-
-def _keepers(prefix: bytes, procs: dict) -> dict:
-    """{pid: start} of live keepers whose marker begins with `prefix`."""
+def keepers_of(records: list) -> dict:
+    """{pid: start} of the records' keepers still alive (same start time: a
+    reused pid is not one)."""
     out = {}
-    for pid, stat in procs.items():
-        if stat[0] in (b"Z", b"X"):
-            continue
-        argv = _cmdline(pid)
-        for i, arg in enumerate(argv[:-1]):
-            if arg.endswith(b"/keeper.py") and argv[i + 1].startswith(prefix):
-                out[pid] = int(stat[19])
-                break
+    for rec, _ in records:
+        pid, start = rec_keeper(rec)
+        if isinstance(pid, int) and start is not None and keeper.start_of(pid) == start:
+            stat = keeper.stat_fields(pid)
+            if stat and stat[0] not in (b"Z", b"X"):
+                out[pid] = start
     return out
 
 

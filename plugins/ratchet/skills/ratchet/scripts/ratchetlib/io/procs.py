@@ -12,7 +12,7 @@ from typing import Optional
 
 from . import keeper
 
-MARKER = keeper.MARKER  # keeper.py runs as a standalone script, so it owns the name
+MARKER = keeper.MARKER  # the keeper sets it, so it owns the name
 
 
 def signal_pid(pid: int, sig: int) -> None:

@@ -19,13 +19,13 @@ Starting a Child and killing it are sections a SIGTERM or SIGINT waits
 for (critical.py), and any Child still live when the process exits is swept
 on the way out (`_end_live`): only a SIGKILL leaves a keeper without its
 `done`. A ratchet command that is itself SIGKILLed cannot do any of that. Its
-keepers outlive it (own session) and keep the trees contained; every marker,
-and every keeper's command line, begins with the command's pid and kernel
-start time (`new_marker`), the two facts the repository lock records, so the
-next command, taking over the dead holder's lock, ends them (leftovers.py);
-a keeper left alone ends its tree itself after keeper.GRACE_SECONDS. With
-`record_dir`, a record of each running trial (FORMATS.md) lets the next
-command find the rest even when the keeper was killed too.
+keepers outlive it (own session) and keep the trees contained; every marker
+begins with the command's pid and kernel start time (`new_marker`), the two
+facts the repository lock records, and with `record_dir` a record of each
+running Child (FORMATS.md) names its keeper, so the next command, taking
+over the dead holder's lock, ends them (leftovers.py), and finds the rest
+from the record even when the keeper was killed too; a keeper left alone
+ends its tree itself after keeper.GRACE_SECONDS.
 
 `progress`, when given, is told the elapsed time every `progress.interval`
 seconds while the command runs (the heartbeat) and `done()` when it ends.
@@ -41,11 +41,11 @@ keeper still ends the trial's process group, best effort.
 """
 
 import atexit
+import contextlib
 import os
 import select
 import signal
 import subprocess
-import sys
 import time
 from typing import Optional
 
@@ -107,11 +107,6 @@ def _end_live() -> None:
     to hold its tree for keeper.GRACE_SECONDS after a command that ended."""
     for child in list(_LIVE):
         child.kill()
-KEEPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keeper.py")
-# keeper.py imported rather than run as a script, so its cached bytecode is
-# used (a script is compiled on every start: ~1.5 ms a trial, issue 18). Its
-# path stays in the command line, before the marker, as leftovers.py finds it.
-_KEEPER_CODE = "import sys; sys.path.insert(0, sys.argv[1][:-len('/keeper.py')]); import keeper; keeper.be_keeper(sys.argv[1:])"
 RECORD_FORMAT = 1
 
 
@@ -142,25 +137,12 @@ class Child:
     def _start(self, command: str, keeper_env: dict, stdin_path: Optional[str], record_dir: Optional[str]) -> None:
         self.started = time.time()
         self._t0 = time.monotonic()
-        status_r, status_w = os.pipe()
-        control_r, control_w = os.pipe()
-        try:
-            with store_files.capture(self.out_path) as out, \
-                    store_files.capture(self.err_path) if self.err_path else _nothing() as err, \
-                    open(stdin_path, "rb") if stdin_path else _nothing() as stdin:
-                kept = subprocess.Popen(
-                    [sys.executable or "python3", "-I", "-S", "-c", _KEEPER_CODE, KEEPER, self.marker, str(status_w), str(control_r),
-                     command], cwd=self.cwd, env=keeper_env, stdin=stdin if stdin_path else subprocess.DEVNULL,
-                    stdout=out, stderr=err if self.err_path else subprocess.STDOUT, pass_fds=(status_w, control_r),
-                    start_new_session=True)
-        except BaseException:
-            os.close(status_r)
-            os.close(control_w)
-            raise
-        finally:
-            os.close(status_w)
-            os.close(control_r)
-        self.proc = _Kept(kept, status_r, control_w)
+        with store_files.capture(self.out_path) as out, \
+                store_files.capture(self.err_path) if self.err_path else contextlib.nullcontext() as err, \
+                open(stdin_path or os.devnull, "rb") as stdin:
+            pid, status_r, control_w = keeper.fork(self.marker, command, keeper_env, self.cwd,
+                                                   (stdin.fileno(), out.fileno(), (err or out).fileno()))
+        self.proc = _Kept(_Keeper(pid), status_r, control_w)
         self.record = _write_record(record_dir, self) if record_dir else None
         _LIVE.append(self)
 
@@ -255,14 +237,14 @@ class _Kept:
     keeper that dies before telling the exit (the trial killed it) makes the
     trial end as if killed (-9)."""
 
-    def __init__(self, proc: subprocess.Popen, status_fd: int, control_fd: int):
+    def __init__(self, proc: "_Keeper", status_fd: int, control_fd: int):
         self.keeper, self._status, self._control, self._buf = proc, status_fd, control_fd, b""
         self.returncode = None
         line = self._line(30.0)
         if not line or not line.startswith("pid "):
             self.release()
-            raise RatchetError(f"could not start the trial's keeper ({sys.executable} {KEEPER}); "
-                               f"check that this Python can run it")
+            why = line[6:] if line and line.startswith("error ") else "it exited before starting the shell"
+            raise RatchetError(f"could not start the trial's keeper: {why}")
         self.pid, self.start = (int(x) for x in line.split()[1:3])
 
     def _line(self, timeout: Optional[float]) -> Optional[str]:
@@ -303,7 +285,7 @@ class _Kept:
             os.close(self._control)
             self._control = -1
         try:
-            _wait_exit(self.keeper, 10)
+            self.keeper.wait(10)
         except subprocess.TimeoutExpired:
             self.keeper.kill()
             self.keeper.wait()
@@ -312,20 +294,53 @@ class _Kept:
             self._status = -1
 
 
-def _wait_exit(proc: subprocess.Popen, timeout: float) -> int:
-    """proc.wait(timeout), woken by the exit itself (a pidfd, Linux 5.3+)
-    rather than Popen's polling, which sleeps 1, 2, 4 ... ms between looks:
-    ~3 ms a trial for a keeper that exits as soon as it is told (issue 18)."""
+class _Keeper:
+    """The forked keeper as a child process: what runner uses of Popen (pid,
+    poll, wait, kill). ratchet, the subreaper, may have reaped it already
+    (keeper.reap in a sweep): then it is simply gone."""
+
+    def __init__(self, pid: int):
+        self.pid, self.returncode = pid, None
+
+    def poll(self) -> Optional[int]:
+        return self.wait(0.0, raise_timeout=False)
+
+    def wait(self, timeout: Optional[float] = None, raise_timeout: bool = True) -> Optional[int]:
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, 0 if end is None else os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -signal.SIGKILL
+                break
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+            elif not _sleep_until_exit(self.pid, end - time.monotonic()):
+                break
+        if self.returncode is None and raise_timeout:
+            raise subprocess.TimeoutExpired("keeper", timeout)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            procs.signal_pid(self.pid, signal.SIGKILL)
+
+
+def _sleep_until_exit(pid: int, seconds: float) -> bool:
+    """Sleep until child `pid` exits, woken by the exit itself (a pidfd,
+    Linux 5.3+) rather than by polling, which sleeps 1, 2, 4 ... ms between
+    looks (~3 ms a trial, issue 18); elsewhere 2 ms. False: time is up."""
+    if seconds <= 0:
+        return False
     try:
-        fd = os.pidfd_open(proc.pid)
+        fd = os.pidfd_open(pid)
     except (AttributeError, OSError):  # another system, or already reaped
-        return proc.wait(timeout=timeout)
+        time.sleep(min(seconds, 0.002))
+        return True
     try:
-        if not select.select([fd], [], [], timeout)[0]:
-            raise subprocess.TimeoutExpired(proc.args, timeout)
+        return bool(select.select([fd], [], [], seconds)[0])
     finally:
         os.close(fd)
-    return proc.wait()
 
 
 def _write_record(folder: str, child: Child) -> Optional[str]:
@@ -346,16 +361,6 @@ def _write_record(folder: str, child: Child) -> Optional[str]:
 def _remove(path: str) -> None:
     """Remove a trial record, and its folder once empty (it is no part of a run's files)."""
     store_files.remove_record(path)
-
-
-class _nothing:
-    """A context manager standing in for a file that is not opened."""
-
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _wait(proc, t0: float, deadline: Optional[float], progress) -> bool:

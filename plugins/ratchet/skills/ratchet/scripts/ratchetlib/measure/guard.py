@@ -31,7 +31,8 @@ def run(cfg, repo: str, store, iteration: int) -> dict:
     err = out[: -len(".txt")] + ".err"
     # `exec 2>&1` first: one file, stdout and stderr in the order they were written.
     beat = heartbeat.for_trial(f"guard of iter {iteration}", cfg.guard_timeout_seconds)
-    tr = runner.run("exec 2>&1\n" + cfg.guard_command, repo, out, err, cfg.guard_timeout_seconds, progress=beat)
+    tr = runner.run("exec 2>&1\n" + cfg.guard_command, repo, out, err, cfg.guard_timeout_seconds, progress=beat,
+                    record_dir=store.path("procs"))  # names its keeper to the next command should this one be killed
     if os.path.exists(err) and os.path.getsize(err) == 0:
         store_files.remove_path(err)
     result = {"exit_code": tr.exit_code, "seconds": round(tr.seconds, 4),

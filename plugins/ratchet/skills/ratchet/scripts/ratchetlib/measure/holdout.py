@@ -68,7 +68,8 @@ def _evaluate(cfg, repo: str, store_root: str, sha: str, label: str) -> dict:
         for k in range(1, cfg.trials + 1):
             out, err = (os.path.join(folder, f"{label}-trial-{k:02d}.{ext}") for ext in ("out", "err"))
             beat = heartbeat.for_trial(f"holdout on the {label} commit, run {k}/{cfg.trials}", cfg.trial_timeout_seconds)
-            tr = runner.run(cfg.holdout_command, wt, out, err, cfg.trial_timeout_seconds, progress=beat)
+            tr = runner.run(cfg.holdout_command, wt, out, err, cfg.trial_timeout_seconds, progress=beat,
+                            record_dir=os.path.join(store_root, "procs"))  # names its keeper, as a trial's record does
             report = err if cfg.report_source == "stderr" else out
             if cfg.report_path and os.path.isfile(os.path.join(wt, cfg.report_path)):
                 report = os.path.join(folder, f"{label}-trial-{k:02d}.txt")

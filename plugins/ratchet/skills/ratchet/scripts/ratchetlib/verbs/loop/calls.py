@@ -74,7 +74,8 @@ class AgentCall:
         self.marker = runner.new_marker()
         self.child = None
         self._spawn = lambda: runner.Child(cmd, workdir, self.out_file, self.err_file, env,
-                                           self.prompt_file if on_stdin else None, self.marker)
+                                           self.prompt_file if on_stdin else None, self.marker,
+                                           record_dir=store.path("procs"))  # how a killed loop's next command finds its keeper
         self.done = False
 
     def start(self) -> "AgentCall":
