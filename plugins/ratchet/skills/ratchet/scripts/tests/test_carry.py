@@ -13,8 +13,12 @@ import os
 import shutil
 import sys
 import tempfile
+import types
+import unittest
 from unittest import mock
 
+from ratchetlib.io import carry, gitpatch, swapfiles
+from ratchetlib.keep import paired
 from tests.util import RepoTest, TRIAL_PY, git, make_repo, read, write
 
 BENCH = "import sol, json\nprint('score:', sol.score() - json.loads('0'))\n"
@@ -200,3 +204,42 @@ class CarryTest(RepoTest):
                          (head, tree))
         self.assertEqual(read(self.repo, "sol.py"), SOL)
         self.assertEqual(git(self.repo, "status", "--porcelain", "--untracked-files=no"), "")
+
+
+class SwappedTreeTest(unittest.TestCase):
+    """carry.swapped (issue 18): the tree after ratchet's own swap, known
+    without git, is what `git status` (carry.tree) reports after that swap,
+    for every kind of path a candidate has, through git and through the
+    captured files, both ways and again."""
+
+    def test_the_derived_tree_equals_gits_after_every_switch(self):
+        repo = make_repo(self, {"a.txt": "1\n", "old.txt": "old\n", "keep.txt": "k\n", ".gitignore": "*.log\n"})
+        write(repo, "notes.txt", "the user's\n")  # untracked, there before
+        write(repo, "build.log", "ignored\n")
+        store = os.path.join(repo, ".ratchet")
+        os.makedirs(store)
+        # the candidate: an edit, a deletion, a new file in a new folder, a staged new file, a mode change
+        write(repo, "a.txt", "2\n")
+        os.remove(os.path.join(repo, "old.txt"))
+        write(repo, "pkg/deep/new.py", "x = 1\n")
+        write(repo, "staged.txt", "s\n")
+        git(repo, "add", "staged.txt")
+        os.chmod(os.path.join(repo, "keep.txt"), 0o755)
+        run = types.SimpleNamespace(repo=repo, store=types.SimpleNamespace(root=store))
+        tracked, new = ["a.txt", "keep.txt", "old.txt", "staged.txt"], ["pkg/deep/new.py"]
+        patch = gitpatch.diff_patch(repo, tracked, new)
+        with open(os.path.join(store, "candidate.patch"), "wb") as f:
+            f.write(patch.encode())
+        swap = {"patch": "candidate.patch", "tracked": tracked, "new": new}
+        sides = {"candidate": swapfiles.read_side(repo, tracked + new)}
+        paired.to_incumbent(run, swap, sides)  # through git: learns which tracked paths HEAD lacks
+        self.assertEqual(sides["absent"], ["staged.txt"])
+        left = carry.tree(repo)
+        for role in ("candidate", "incumbent", "candidate", "incumbent", "candidate"):
+            with self.subTest(role=role):
+                (paired.to_candidate if role == "candidate" else paired.to_incumbent)(run, swap, sides)
+                derived = carry.swapped(repo, left, tracked, new, sides["absent"], role)
+                left = carry.tree(repo)
+                self.assertEqual(derived, left)
+        self.assertEqual(read(repo, "a.txt"), "2\n")
+        self.assertIn("staged.txt", left["files"])

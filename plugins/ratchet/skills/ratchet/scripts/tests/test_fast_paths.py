@@ -4,6 +4,7 @@ the kept filter-driver list (io/gitfilters) is listed again whenever a
 configuration file changes, and a read verb imports only what it needs."""
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,10 +56,30 @@ class KeptFilterList(unittest.TestCase):
 
     def listed(self):
         self.calls += 1
-        return gitops._list_filters(self.repo, gitops._env())
+        return gitops._list_config(self.repo, gitops._env())
 
     def overrides(self):
-        return gitfilters.cached(self.repo, gitops._env(), self.listed)
+        return gitfilters.cached(self.repo, gitops._env(), self.listed)[0]
+
+    def test_the_commit_identity_comes_from_the_same_listing(self):
+        """No `git config` of its own before a commit (issue 18); a fallback
+        only while the configuration lacks user.email or user.name, seen the
+        moment the configuration changes."""
+        home = tempfile.mkdtemp(prefix="ratchet-home-")
+        self.addCleanup(shutil.rmtree, home, True)
+        git(self.repo, "config", "--unset", "user.name")
+        with mock.patch.dict(os.environ, {"HOME": home, "XDG_CONFIG_HOME": os.path.join(home, ".config"),
+                                          "GIT_CONFIG_NOSYSTEM": "1"}), \
+                mock.patch.object(gitfilters, "RACY_SECONDS", 0.0), mock.patch.object(gitops, "_config", self.kept):
+            self.assertEqual(gitops.identity(self.repo), gitfilters.FALLBACK_IDENTITY)
+            self.assertEqual(gitops._filter_overrides(self.repo), [])
+            self.assertEqual(self.calls, 1)
+            git(self.repo, "config", "user.name", "Someone")
+            self.assertEqual(gitops.identity(self.repo), [])
+            self.assertEqual(self.calls, 2)
+
+    def kept(self, repo):
+        return gitfilters.cached(repo, gitops._env(), self.listed)
 
     def test_listed_once_while_nothing_changes_then_again_after_a_change(self):
         with mock.patch.object(gitfilters, "RACY_SECONDS", 0.0):  # the files count as written long ago

@@ -79,6 +79,28 @@ def tree(repo: str) -> dict:
 
 
 
+def swapped(repo: str, before: dict, tracked: list, new: list, absent: list, role: str) -> dict:
+    """The `tree()` after ratchet's own swap to `role` ("candidate" or
+    "incumbent", keep/paired.py), from the tree just before it, without a git
+    process (issue 18: one a swap). Only the swap's paths moved, and the
+    index is HEAD's throughout the pairs: on the candidate's side its tracked
+    paths that HEAD has are changed, and its new files and the tracked paths
+    HEAD lacks (`absent`: staged new files) are untracked files with the stat
+    they have now; on the incumbent's side none of them is reported. A wrong
+    guess could only show as a difference after the next run (tampered),
+    never hide one."""
+    gone = set(new) | set(absent)
+    files = {rel: e for rel, e in before["files"].items() if rel not in gone}
+    changed = set(before["tracked"]) - set(tracked)
+    if role == "candidate":
+        changed |= set(tracked) - set(absent)
+        for rel in sorted(gone):
+            st = None if _skip(rel) else _stat(os.path.join(repo, rel))
+            if st is not None:
+                files[rel] = st
+    return {"files": files, "tracked": sorted(changed)}
+
+
 def compare(before: dict, after: dict) -> dict:
     """{path: created|changed|deleted} between two `tree()` results."""
     out = {}
@@ -137,9 +159,9 @@ def learn(repo: str, state: RunState, changes: dict, specs: list) -> RunState:
 
 def watch(run, seen: Optional[dict] = None) -> dict:
     """Everything a run could tilt, as it is before the run. `seen["tree"]`,
-    when set, is the tree as the previous run left it (`written` sets it):
-    the caller clears it whenever anything but a run touched the tree since
-    (a swap, an undo), so it stands for a second `tree()` of the same tree."""
+    when set, is the tree as the previous run left it (`written` sets it), or
+    as ratchet's swap since left it (`swapped`); it is cleared whenever
+    anything else touched the tree (an undo), so it stands for a `tree()`."""
     refresh_user_files(run.repo, run.store.root)
     now = (seen or {}).get("tree")
     return {"tree": now if now is not None else tree(run.repo), "hooks": startup.snapshot()}

@@ -1,6 +1,7 @@
 """The filter drivers git's configuration defines, listed again only when a
 configuration file changed (gitops neutralises each one on every call that
-reads or writes work-tree content).
+reads or writes work-tree content), and, from the same listing, whether it
+names a commit identity (issue 18: no `git config` of its own per commit).
 
 Why: listing them is a `git config` process before every such call, half of
 an `iterate`'s git processes (issue 18). The list can only change when a
@@ -33,11 +34,42 @@ import shutil
 import time
 from typing import Callable, Optional
 
+from ..core.errors import RatchetError
+
 RACY_SECONDS = 0.1
 COARSE_RACY_SECONDS = 2.0
 _ENV_KEYS = ("HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM",
              "GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS", "PATH")
 _KEPT = {}  # repo -> (key, overrides)
+LISTED = r"^(filter|include|includeif)\.|^user\.(email|name)$"  # what `git config --get-regexp` lists for `parse_listing`
+FALLBACK_IDENTITY = ["-c", "user.name=ratchet", "-c", "user.email=ratchet@localhost"]
+
+
+def parse_listing(listing: bytes) -> tuple:
+    """((filter overrides, identity), every key seen) of a `git config -z
+    --get-regexp LISTED` listing. The overrides are `-c` options emptying
+    every filter driver (any scope, includes too); a driver name git's `-c`
+    cannot carry (one holding `=`) cannot be neutralised: refused rather than
+    run. The identity is FALLBACK_IDENTITY unless both user.email and
+    user.name are set (the last value of each, as `git config KEY` reads it)."""
+    names, keys, user = [], [], {}
+    for item in listing.decode("utf-8", "surrogateescape").split("\0"):
+        key, _, value = item.partition("\n")
+        keys.append(key)
+        if key.lower() in ("user.email", "user.name"):
+            user[key.lower()] = value.strip()
+        elif key.startswith("filter.") and key.count(".") >= 2:
+            name = key[len("filter."):].rsplit(".", 1)[0]
+            if name not in names:
+                names.append(name)
+    out = []
+    for name in names:
+        if "=" in name or "\n" in name:
+            raise RatchetError(f"the git filter driver {name!r} cannot be switched off for ratchet's git calls; "
+                               f"remove it from the git configuration")
+        for var, value in (("clean", ""), ("smudge", ""), ("process", ""), ("required", "false")):
+            out += ["-c", f"filter.{name}.{var}={value}"]
+    return (out, [] if user.get("user.email") and user.get("user.name") else FALLBACK_IDENTITY), keys
 
 
 def _files(repo: str, env: dict) -> list:
@@ -77,7 +109,8 @@ def _settled(key: tuple, now_ns: int) -> bool:
 
 
 def cached(repo: str, env: dict, lister: Callable[[], tuple]) -> list:
-    """The filter overrides for `repo`, listed by `lister` unless kept (see the module doc)."""
+    """What `lister` returns first ((overrides, identity): `parse_listing`) for `repo`,
+    listed again unless kept (see the module doc)."""
     key = _key(repo, env)
     kept = _KEPT.get(repo)
     if key is not None and kept and kept[0] == key:

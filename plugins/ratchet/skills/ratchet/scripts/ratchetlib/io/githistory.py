@@ -9,7 +9,6 @@ from typing import Optional
 
 from . import gitops
 
-_FALLBACK_IDENTITY = ["-c", "user.name=ratchet", "-c", "user.email=ratchet@localhost"]
 TRAILER = "Ratchet-Iteration"
 
 
@@ -22,20 +21,6 @@ def checkout(repo: str, name: str) -> None:
     gitops.git(repo, "checkout", "-q", name)
 
 
-def _identity(repo: str) -> list:
-    """The fallback identity unless the configuration sets both user.email and
-    user.name (the last value of each, as `git config KEY` reads it), read by
-    one `git config` process."""
-    raw = gitops.git(repo, "config", "-z", "--get-regexp", r"^user\.(email|name)$", check=False)
-    last = {}
-    for item in raw.split("\0"):
-        key, _, value = item.partition("\n")
-        if key:
-            last[key.lower()] = value.strip()
-    has = last.get("user.email") and last.get("user.name")
-    return [] if has else _FALLBACK_IDENTITY
-
-
 def commit_paths(repo: str, paths: list, message: str) -> str:
     """Commit exactly `paths` (adds, edits, deletions) and return the new sha.
 
@@ -45,13 +30,13 @@ def commit_paths(repo: str, paths: list, message: str) -> str:
     """
     gitops.git(repo, "reset", "-q")
     gitops.git(repo, "add", "-A", "--", *paths)
-    gitops.git(repo, *_identity(repo), "commit", "-q", "--no-verify", "-m", message)
+    gitops.git(repo, *gitops.identity(repo), "commit", "-q", "--no-verify", "-m", message)
     return gitops.head_sha(repo)
 
 
 def commit_tree(repo: str, tree: str, parent: str, message: str) -> str:
     """A commit object of `tree` on `parent` (no ref moves, no work tree)."""
-    return gitops.git(repo, *_identity(repo), "commit-tree", tree, "-p", parent, input=message.encode()).strip()
+    return gitops.git(repo, *gitops.identity(repo), "commit-tree", tree, "-p", parent, input=message.encode()).strip()
 
 
 def tree_of(repo: str, rev: str) -> str:

@@ -76,32 +76,26 @@ def _subcommand(args) -> tuple:
 def _filter_overrides(repo: str) -> list:
     """`-c` options emptying every filter driver the configuration defines
     (any scope, includes too). A driver name git's `-c` cannot carry (one
-    holding `=`) cannot be neutralised: refused rather than run. Listed by
-    one `git config`, kept until a configuration file changes (gitfilters)."""
+    holding `=`) cannot be neutralised: refused rather than run."""
+    return _config(repo)[0]
+
+
+def identity(repo: str) -> list:
+    """The `-c` fallback identity for a commit (gitfilters.FALLBACK_IDENTITY)
+    unless the configuration sets both user.email and user.name."""
+    return _config(repo)[1]
+
+
+def _config(repo: str) -> tuple:
+    """(filter overrides, identity), from one `git config` listing kept until
+    a configuration file changes (gitfilters)."""
     env = _env()
-    return gitfilters.cached(repo, env, lambda: _list_filters(repo, env))
+    return gitfilters.cached(repo, env, lambda: _list_config(repo, env))
 
 
-def _list_filters(repo: str, env: dict) -> tuple:
-    """(the overrides, every key the listing saw: includes are among them)."""
-    p = _run(["git", *_SAFE, "config", "-z", "--get-regexp", r"^(filter|include|includeif)\."], repo, env,
-             what="git config")
-    names, keys = [], []
-    for item in p.stdout.decode("utf-8", "surrogateescape").split("\0"):
-        key = item.split("\n", 1)[0]
-        keys.append(key)
-        if key.startswith("filter.") and key.count(".") >= 2:
-            name = key[len("filter."):].rsplit(".", 1)[0]
-            if name not in names:
-                names.append(name)
-    out = []
-    for name in names:
-        if "=" in name or "\n" in name:
-            raise RatchetError(f"the git filter driver {name!r} cannot be switched off for ratchet's git calls; "
-                               f"remove it from the git configuration")
-        for var, value in (("clean", ""), ("smudge", ""), ("process", ""), ("required", "false")):
-            out += ["-c", f"filter.{name}.{var}={value}"]
-    return out, keys
+def _list_config(repo: str, env: dict) -> tuple:
+    p = _run(["git", *_SAFE, "config", "-z", "--get-regexp", gitfilters.LISTED], repo, env, what="git config")
+    return gitfilters.parse_listing(p.stdout)
 
 
 def _argv(repo: str, args) -> list:

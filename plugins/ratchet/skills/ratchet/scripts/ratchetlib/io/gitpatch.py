@@ -12,24 +12,28 @@ from typing import Optional
 from . import gitops
 
 
-def back_to_head(repo: str, tracked_paths: list, new_files: list) -> None:
-    """Put `tracked_paths` back to HEAD and delete `new_files` (untracked).
+def back_to_head(repo: str, tracked_paths: list, new_files: list) -> list:
+    """Put `tracked_paths` back to HEAD and delete `new_files` (untracked);
+    return the tracked paths HEAD lacks (staged new files: deleted too, and
+    untracked once the index is HEAD's again).
 
     Callers pass only files this iteration created as `new_files`; anything
     the user had is never in that list.
     """
     gitops.git(repo, "reset", "-q")
+    absent = []
     if tracked_paths:
         listed = gitops.git(repo, "ls-tree", "-r", "-z", "--name-only", "HEAD", "--", *tracked_paths)
         in_head = set(listed.split("\0")) - {""}
         if in_head:
             gitops.git(repo, "checkout", "-q", "HEAD", "--", *sorted(in_head))
-        new_files = list(new_files) + [p for p in tracked_paths if p not in in_head]
-    for p in new_files:
+        absent = [p for p in tracked_paths if p not in in_head]
+    for p in list(new_files) + absent:
         full = os.path.join(repo, p)
         if os.path.lexists(full) and not os.path.isdir(full):
             os.remove(full)
             prune_empty_dirs(repo, os.path.dirname(p))
+    return absent
 
 
 def prune_empty_dirs(repo: str, rel: str) -> None:

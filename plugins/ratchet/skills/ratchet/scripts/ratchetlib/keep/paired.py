@@ -49,7 +49,7 @@ from ..core.noise import noise_estimate
 from ..core.power import hypotheses, noise_of, relative
 from ..core.robust import incumbent_adrift
 from ..core.sprt import sprt_decide
-from ..io import fresh, gitpatch, swapfiles
+from ..io import carry, fresh, gitpatch, swapfiles
 from ..measure import trial
 from ..core.errors import RatchetError
 from ..io import store_files
@@ -77,7 +77,7 @@ def to_incumbent(run, swap: dict, sides: Optional[dict] = None) -> None:
     """Step 2; with `sides` (one measure's memory, io/swapfiles) the first
     switch goes through git and is captured, every later one is file writes."""
     if not _from_memory(run, swap, sides, "incumbent"):
-        gitpatch.back_to_head(run.repo, swap["tracked"], swap["new"])
+        _note_absent(sides, gitpatch.back_to_head(run.repo, swap["tracked"], swap["new"]))
         _capture(run, swap, sides, "incumbent")
     fresh.switched(run.repo, swap["tracked"] + swap["new"])
 
@@ -88,7 +88,7 @@ def to_candidate(run, swap: dict, sides: Optional[dict] = None) -> None:
     if _from_memory(run, swap, sides, "candidate"):
         fresh.switched(run.repo, swap["tracked"] + swap["new"])
         return
-    gitpatch.back_to_head(run.repo, swap["tracked"], swap["new"])
+    _note_absent(sides, gitpatch.back_to_head(run.repo, swap["tracked"], swap["new"]))
     faults.point("swap-restored")
     with open(os.path.join(run.store.root, swap["patch"]), "rb") as f:
         patch = f.read()
@@ -98,6 +98,28 @@ def to_candidate(run, swap: dict, sides: Optional[dict] = None) -> None:
             raise RatchetError(f"could not re-apply the candidate from .ratchet/{swap['patch']}: {err}; "
                                f"apply it by hand (git apply --binary)")
     fresh.switched(run.repo, swap["tracked"] + swap["new"])
+
+
+def _note_absent(sides: Optional[dict], absent: list) -> None:
+    """Keep which of the swap's tracked paths HEAD lacks (`sides["absent"]`):
+    with it, the tree after a later switch is known without git (carry.swapped)."""
+    if sides is not None:
+        sides["absent"] = absent
+
+
+def _switch(run, cur: dict, swap: dict, sides: dict, seen: dict, role: str) -> str:
+    """One switch of `measure`'s pairs to `role`, noted in current.json first;
+    `seen["tree"]` becomes the tree the last run left as the swap alone moved
+    it (carry.swapped: no git status), once `sides` knows what HEAD lacks."""
+    left = seen.pop("tree", None)
+    swap["in_tree"] = role
+    run.store.write_current(cur, progress=True)
+    to_incumbent(run, swap, sides) if role == "incumbent" else to_candidate(run, swap, sides)
+    if left is not None and "absent" in sides:
+        seen["tree"] = carry.swapped(run.repo, left, swap["tracked"], swap["new"], sides["absent"], role)
+    if role == "incumbent":
+        faults.point("swapped")
+    return role
 
 
 def _capture(run, swap: dict, sides: Optional[dict], role: str) -> None:
@@ -178,13 +200,7 @@ def measure(run, cur: dict, cand) -> tuple:
             failed = False
             for role in order:
                 if role != in_tree:
-                    seen.clear()
-                    swap["in_tree"] = role
-                    run.store.write_current(cur, progress=True)
-                    to_incumbent(run, swap, sides) if role == "incumbent" else to_candidate(run, swap, sides)
-                    in_tree = role
-                    if role == "incumbent":
-                        faults.point("swapped")
+                    in_tree = _switch(run, cur, swap, sides, seen, role)
                 k += 1
                 # watched (carry.py): a candidate's run that wrote outside its diff is undone before
                 # the incumbent runs again, and ends the pairs (`tampered`)
