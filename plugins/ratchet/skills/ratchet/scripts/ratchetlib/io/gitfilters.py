@@ -40,7 +40,7 @@ RACY_SECONDS = 0.1
 COARSE_RACY_SECONDS = 2.0
 _ENV_KEYS = ("HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM",
              "GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS", "PATH")
-_KEPT = {}  # repo -> (key, overrides)
+_KEPT = {}  # repo -> (key, (overrides, identity))
 LISTED = r"^(filter|include|includeif)\.|^user\.(email|name)$"  # what `git config --get-regexp` lists for `parse_listing`
 FALLBACK_IDENTITY = ["-c", "user.name=ratchet", "-c", "user.email=ratchet@localhost"]
 
@@ -108,7 +108,7 @@ def _settled(key: tuple, now_ns: int) -> bool:
     return all(st is None or now_ns - max(st[2], st[3]) > racy(st) * 1e9 for _, st in key[1])
 
 
-def cached(repo: str, env: dict, lister: Callable[[], tuple]) -> list:
+def cached(repo: str, env: dict, lister: Callable[[], tuple]) -> tuple:
     """What `lister` returns first ((overrides, identity): `parse_listing`) for `repo`,
     listed again unless kept (see the module doc)."""
     key = _key(repo, env)
@@ -116,10 +116,10 @@ def cached(repo: str, env: dict, lister: Callable[[], tuple]) -> list:
     if key is not None and kept and kept[0] == key:
         return kept[1]
     now_ns = time.time_ns()
-    overrides, seen = lister()
+    listed, seen = lister()
     includes = any(k.lower().startswith(("include.", "includeif.")) for k in seen)
     if key is not None and not includes and _settled(key, now_ns) and _key(repo, env) == key:
-        _KEPT[repo] = (key, overrides)
+        _KEPT[repo] = (key, listed)
     else:
         _KEPT.pop(repo, None)
-    return overrides
+    return listed

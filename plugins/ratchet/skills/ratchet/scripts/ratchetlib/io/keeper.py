@@ -218,16 +218,16 @@ def freeze_kill(find, send=_send, seconds: float = 5.0) -> dict:
     for pid, start in found.items():
         if start_of(pid) == start:
             send(pid, signal.SIGKILL)
-    _until(lambda: not _living(found), 1.0)
-    left = {int(stat_fields(p)[2]) for p in _living(found) if stat_fields(p)}
+    _until(lambda: not living(found), 1.0)
+    left = {int(stat_fields(p)[2]) for p in living(found) if stat_fields(p)}
     for group in groups - left:  # stopped members never seen (a re-forker's next pid) keep the group, and die with it
         send(-group, signal.SIGKILL)
     reap()
     return found
 
 
-def _living(found: dict) -> list:
-    """The found processes still running (not zombies), same start time."""
+def living(found: dict) -> list:
+    """The processes of `found` ({pid: start}) still running: not zombies, same start time."""
     out = []
     for pid, start in found.items():
         stat = stat_fields(pid)

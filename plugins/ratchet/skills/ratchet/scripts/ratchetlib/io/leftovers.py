@@ -92,14 +92,12 @@ def _records(folder, prefix: str) -> list:
 def keepers_of(records: list) -> dict:
     """{pid: start} of the records' keepers still alive (same start time: a
     reused pid is not one)."""
-    out = {}
+    named = {}
     for rec, _ in records:
         pid, start = rec_keeper(rec)
-        if isinstance(pid, int) and start is not None and keeper.start_of(pid) == start:
-            stat = keeper.stat_fields(pid)
-            if stat and stat[0] not in (b"Z", b"X"):
-                out[pid] = start
-    return out
+        if isinstance(pid, int) and isinstance(start, int):
+            named[pid] = start
+    return {pid: named[pid] for pid in keeper.living(named)}
 
 
 QUIET_PASSES = 5  # record scans in a row that find nothing new before the record stage ends

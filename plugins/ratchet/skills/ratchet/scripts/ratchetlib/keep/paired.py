@@ -107,7 +107,7 @@ def _note_absent(sides: Optional[dict], absent: list) -> None:
         sides["absent"] = absent
 
 
-def _switch(run, cur: dict, swap: dict, sides: dict, seen: dict, role: str) -> str:
+def _switch(run, cur: dict, swap: dict, sides: dict, seen: dict, role: str) -> None:
     """One switch of `measure`'s pairs to `role`, noted in current.json first;
     `seen["tree"]` becomes the tree the last run left as the swap alone moved
     it (carry.swapped: no git status), once `sides` knows what HEAD lacks."""
@@ -117,9 +117,6 @@ def _switch(run, cur: dict, swap: dict, sides: dict, seen: dict, role: str) -> s
     to_incumbent(run, swap, sides) if role == "incumbent" else to_candidate(run, swap, sides)
     if left is not None and "absent" in sides:
         seen["tree"] = carry.swapped(run.repo, left, swap["tracked"], swap["new"], sides["absent"], role)
-    if role == "incumbent":
-        faults.point("swapped")
-    return role
 
 
 def _capture(run, swap: dict, sides: Optional[dict], role: str) -> None:
@@ -200,7 +197,10 @@ def measure(run, cur: dict, cand) -> tuple:
             failed = False
             for role in order:
                 if role != in_tree:
-                    in_tree = _switch(run, cur, swap, sides, seen, role)
+                    _switch(run, cur, swap, sides, seen, role)
+                    in_tree = role
+                    if role == "incumbent":
+                        faults.point("swapped")
                 k += 1
                 # watched (carry.py): a candidate's run that wrote outside its diff is undone before
                 # the incumbent runs again, and ends the pairs (`tampered`)
