@@ -18,20 +18,42 @@ PY = sys.executable
 
 @unittest.skipUnless(os.path.isdir("/proc"), "needs /proc (Linux)")
 class MarkerScanTest(unittest.TestCase):
-    """A trial's sweep reads the environment only of processes that may carry
-    its marker: those the table shows started at or after the trial's shell
-    (issue 18: every other read is an open of /proc, hundreds on a desktop)."""
+    """A trial's sweep reads only processes made since its keeper: the stat
+    of those after the pid allocator's mark, the environment of those
+    started at or after the trial's shell (issue 18: every other read is an
+    open of /proc, hundreds on a desktop)."""
 
-    def test_only_a_process_older_than_the_trial_is_left_unread(self):
-        marker = runner.new_marker()
-        p = subprocess.Popen(["sleep", "30"], env={**os.environ, procs.MARKER: marker})
-        self.addCleanup(p.wait)
-        self.addCleanup(p.kill)
-        self.assertTrue(wait_for(lambda: p.pid in procs.find_marked(marker), 5))  # exec'd: its environ holds the marker
-        start, table = keeper.start_of(p.pid), keeper.table()
-        self.assertIn(p.pid, procs.find_marked(marker, older=table, since=start))  # started at `since`: read
-        self.assertIn(p.pid, procs.find_marked(marker, older={}, since=start + 1))  # not in the table (newer): read
-        self.assertNotIn(p.pid, procs.find_marked(marker, older=table, since=start + 1))  # older than the trial
+    def setUp(self):
+        self.marker = runner.new_marker()
+        self.p = subprocess.Popen(["sleep", "30"], env={**os.environ, procs.MARKER: self.marker})
+        self.addCleanup(self.p.wait)
+        self.addCleanup(self.p.kill)
+        self.assertTrue(wait_for(lambda: self.p.pid in procs.find_marked(self.marker), 5))  # exec'd: environ has it
+
+    def test_the_environment_is_read_only_among_the_pids_given(self):
+        self.assertEqual(procs.find_marked(self.marker, among=[self.p.pid, os.getpid()]), [self.p.pid])
+        self.assertEqual(procs.find_marked(self.marker, among=[os.getppid()]), [])
+
+    def test_the_table_since_a_mark_holds_what_came_after_it_and_only_that(self):
+        forks = keeper.pid_mark()[1]
+        pid = self.p.pid
+        made_after = keeper.table(since=(pid - 1, forks))  # as if the mark was taken just before it
+        self.assertIn(pid, made_after)
+        self.assertEqual(made_after[pid], keeper.stat_fields(pid))
+        self.assertNotIn(pid, keeper.table(since=(pid, forks)))  # the mark's own pid and older: not read
+
+    def test_pids_that_may_have_wrapped_a_whole_lap_mean_every_process_is_read(self):
+        lapped = keeper.table(since=(self.p.pid, keeper.pid_mark()[1] - 10 ** 9))
+        self.assertIn(self.p.pid, lapped)
+        self.assertIn(os.getpid(), lapped)
+
+    def test_a_real_mark_taken_before_a_process_finds_it(self):
+        m = keeper.pid_mark()
+        q = subprocess.Popen(["sleep", "30"])
+        self.addCleanup(q.wait)
+        self.addCleanup(q.kill)
+        self.assertIn(q.pid, keeper.table(since=m))
+
 
 @unittest.skipUnless(os.path.isdir("/proc"), "needs /proc (Linux)")
 class KeeperForkTest(unittest.TestCase):

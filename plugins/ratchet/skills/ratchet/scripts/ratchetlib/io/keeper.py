@@ -41,9 +41,8 @@ marker), then ends it itself.
 The sweep (`freeze_kill`) is shared with runner: SIGSTOP every process found,
 wait until each is stopped, scan again, repeat until a scan finds nothing new,
 then SIGKILL them all. A stopped process cannot fork, so a daemon that
-re-forks continuously cannot outrun it. Standard library only, and no import
-of the rest of ratchetlib; `_signal` (the C module, plain int constants)
-rather than `signal` and its enums.
+re-forks continuously cannot outrun it. Standard library only, no import of
+the rest of ratchetlib; `_signal` (plain int constants), not `signal`.
 """
 
 import fcntl
@@ -99,18 +98,44 @@ def start_of(pid) -> int:
         return None
 
 
-def table() -> dict:
-    """{pid: stat fields} of every process now (empty off Linux)."""
+def pid_mark() -> tuple | None:
+    """(the last pid handed out, tasks forked since boot) now; None off Linux."""
     try:
-        names = os.listdir("/proc")
+        with open("/proc/loadavg", "rb") as f:
+            last = int(f.read().split()[4].split(b"/")[0])
+        with open("/proc/stat", "rb") as f:
+            return last, next(int(line.split()[1]) for line in f if line.startswith(b"processes "))
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+
+
+_PID_MAX = []
+
+
+def table(since: tuple | None = None) -> dict:
+    """{pid: stat fields} of every process now (empty off Linux); with `since`
+    (a `pid_mark()`) of those made after it only: pids are handed out in
+    order, wrapping at pid_max, so they come after its pid, up to the last
+    one (issue 18: a sweep reads its trial's few, not a desktop's hundreds).
+    Every process is read should the pids since (forks plus live pids
+    skipped) reach half a lap."""
+    try:
+        names = [int(n) for n in os.listdir("/proc") if n.isdigit()]
     except OSError:
         return {}
+    now = pid_mark() if since else None
+    if now is not None:
+        (first, forks0), (last, forks) = since, now
+        if not _PID_MAX:
+            with open("/proc/sys/kernel/pid_max", "rb") as f:
+                _PID_MAX.append(int(f.read()))
+        if forks - forks0 + len(names) < _PID_MAX[0] // 2:
+            names = [p for p in names if (first < p <= last if first <= last else p > first or p <= last)]
     out = {}
-    for name in names:
-        if name.isdigit():
-            stat = stat_fields(name)
-            if stat and len(stat) > 19:
-                out[int(name)] = stat
+    for pid in names:
+        stat = stat_fields(pid)
+        if stat and len(stat) > 19:
+            out[pid] = stat
     return out
 
 

@@ -70,28 +70,25 @@ def kill_marked(markers) -> int:
     return len(found)
 
 
-def find_marked(marker: str, prefix: bool = False, older: Optional[dict] = None, since: int = 0) -> list:
+def find_marked(marker: str, prefix: bool = False, among=None) -> list:
     """Pids whose environment holds MARKER=marker, or a marker starting with
     `marker` when `prefix` (Linux /proc; [] elsewhere).
 
-    `older` (a keeper.table() read just before) with `since` (kernel start
-    ticks): a process that table shows started before `since` is not read,
-    since it cannot carry a marker first given to a process started at
-    `since` (a trial's shell). Each environment read is an open of /proc: on a
-    desktop with hundreds of processes, most of a trial's sweep (issue 18)."""
+    `among`: only these pids are read (a trial's sweep passes the processes
+    started since its shell: no other can carry a marker first given to it).
+    Each environment read is an open of /proc: on a desktop with hundreds of
+    processes, most of a trial's sweep (issue 18)."""
     needle = f"{MARKER}={marker}".encode()
     me = os.getpid()
     found = []
     try:
-        entries = os.listdir("/proc")
+        entries = os.listdir("/proc") if among is None else [str(p) for p in among]
     except OSError:
         return found
     for name in entries:
         if not name.isdigit() or int(name) == me:
             continue
         pid = int(name)
-        if since and pid in (older or {}) and int(older[pid][19]) < since:
-            continue
         try:
             with open(f"/proc/{name}/environ", "rb") as f:
                 env = f.read().split(b"\0")

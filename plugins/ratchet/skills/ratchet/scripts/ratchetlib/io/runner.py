@@ -137,6 +137,7 @@ class Child:
     def _start(self, command: str, keeper_env: dict, stdin_path: Optional[str], record_dir: Optional[str]) -> None:
         self.started = time.time()
         self._t0 = time.monotonic()
+        self._mark = keeper.pid_mark()  # before the fork: every process of the trial comes after it
         with store_files.capture(self.out_path) as out, \
                 store_files.capture(self.err_path) if self.err_path else contextlib.nullcontext() as err, \
                 open(stdin_path or os.devnull, "rb") as stdin:
@@ -211,10 +212,10 @@ class Child:
         k, lost = self.proc.keeper.pid, self.proc.keeper.poll() is not None
         if not lost:  # unreaped until the next poll, so its pid names no other process meanwhile
             yield from keeper.walk(k)
-        table = keeper.table()
+        table = keeper.table(since=self._mark)  # what was made since the keeper: all a trial can be
         yield from keeper.descendants(self.proc.pid, table)
         yield from (p for p, s in known.items() if p in table and int(table[p][19]) == s)
-        yield from procs.find_marked(self.marker, older=table, since=self.proc.start)
+        yield from procs.find_marked(self.marker, among=[p for p, s in table.items() if int(s[19]) >= self.proc.start])
         if lost:  # the trial killed its keeper: its orphans came to ratchet
             others = set()
             for c in _LIVE:
