@@ -11,9 +11,10 @@ effect back into percent or metric units.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from typing import Sequence
+
+from . import sha256
 
 DIRECTIONS = ("max", "min")
 
@@ -111,7 +112,7 @@ def pair_seed(run_id: str, iteration: int, pair: int) -> int:
     Deterministic in (run_id, iteration, pair) so a resumed or re-run pair gets
     the same seed; 31 bits so every usual seed API accepts it.
     """
-    digest = hashlib.sha256(f"ratchet-seed\0{run_id}\0{iteration}\0{pair}".encode()).digest()
+    digest = sha256.builtin(f"ratchet-seed\0{run_id}\0{iteration}\0{pair}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 

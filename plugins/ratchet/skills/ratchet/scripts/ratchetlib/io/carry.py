@@ -29,12 +29,11 @@ A file whose stat moved between runs (you edited it) is copied again before
 the next candidate run, so a restore never brings back an older version.
 """
 
-import hashlib
 import os
 from typing import Optional
 
 from . import gitops, gitpatch, harness, startup, store, store_files
-from ..core import paths, sourcespec
+from ..core import paths, sha256, sourcespec
 from ..core.state import RunState, with_outputs
 
 FORMAT = 1
@@ -281,7 +280,7 @@ def _restore_user_file(store_root: str, repo: str, rel: str, e: dict) -> bool:
         return False
     with open(src, "rb") as f:
         data = f.read()
-    if hashlib.sha256(data).hexdigest() != e["sha256"]:
+    if sha256.hexdigest(data) != e["sha256"]:
         return False
     full = os.path.join(repo, rel)
     os.makedirs(os.path.dirname(full) or repo, exist_ok=True)

@@ -21,6 +21,7 @@ tree are the candidate's diff, so the engine refuses them there
 
 import os
 import shutil
+import time
 from typing import Optional
 
 from . import gitops, gitroot, harness, store, store_files
@@ -57,17 +58,18 @@ def _git_paths(repo: str) -> dict:
 def pin(repo: str, store_root: str) -> dict:
     """Hash (and copy) git's configuration files now; write gitguard.json."""
     store_files.folder(store_root, "gitguard_copies")
-    files = {}
+    files, now_ns = {}, time.time_ns()
     for label, full in _git_paths(repo).items():
         if not os.path.isfile(full):
             files[label] = {"path": full, "absent": True}
             continue
+        st = os.stat(full)
         sha, size, _ = harness.digest(full)
         copy = size <= COPY_MAX_BYTES
         if copy:
             store_files.keep_copy(store_root, "gitguard_copies", sha, src=full)
-        files[label] = {"path": full, "sha256": sha, "size": size, "mode": os.stat(full).st_mode & 0o7777,
-                        "copy": copy}
+        files[label] = {"path": full, "sha256": sha, "size": size, "mode": st.st_mode & 0o7777,
+                        "copy": copy, "stat": harness.stat_key(st, now_ns) if st.st_size == size else None}
     store_files.write_doc(store_root, "gitguard", {"format": FORMAT, "pinned": store.now_iso(), "files": files})
     return files
 
@@ -91,7 +93,7 @@ def verify(repo: str, store_root: str) -> dict:
                 changes[label] = ADDED
         elif not there:
             changes[label] = DELETED
-        elif harness.digest(full)[0] != e["sha256"]:
+        elif not harness.same(full, e, follow=True):  # its stat as pinned: not hashed again
             changes[label] = EDITED
     for label, full in now.items():
         if label not in entries and os.path.lexists(full):

@@ -21,7 +21,6 @@ always hashed. `window()`/`rewritten()` catch a protected file rewritten and
 put back while candidate code ran (kind "rewritten"). See FORMATS.md for harness.json.
 """
 
-import hashlib
 import os
 import shutil
 import stat
@@ -29,7 +28,7 @@ import time
 from typing import Optional
 
 from . import fresh, gitops, harness_named, store, store_files
-from ..core import paths
+from ..core import paths, sha256
 
 FORMAT = 1
 COPY_MAX_BYTES = 1 << 20       # files up to 1 MiB are copied ...
@@ -110,8 +109,9 @@ def digest(full: str, keep_max: int = 0) -> tuple:
     bytes, else None; never with keep_max 0), reading the file once in 1 MiB chunks. The one
     content hash of the harness pins, the git-configuration pins (gitguard)
     and the untracked-file snapshot (carry)."""
-    h, size, chunks = hashlib.sha256(), 0, []
+    size, chunks = 0, []
     with open(full, "rb") as f:
+        h = sha256.for_size(os.fstat(f.fileno()).st_size)
         while True:
             chunk = f.read(1 << 20)
             if not chunk:
@@ -123,7 +123,11 @@ def digest(full: str, keep_max: int = 0) -> tuple:
     return h.hexdigest(), size, (b"".join(chunks) if keep_max and size <= keep_max else None)
 
 
-def _stat_key(st: os.stat_result, now_ns: int) -> Optional[list]:
+def stat_key(st: os.stat_result, now_ns: int) -> Optional[list]:
+    """What stands for a file's content once hashed: inode, mtime and ctime
+    (a write moves the ctime, which user code cannot set back); None while
+    racy (changed within two seconds of `now_ns`, as git's racy check: a
+    timestamp may be that coarse), and such a file is always hashed."""
     newest = max(st.st_mtime_ns, st.st_ctime_ns)
     return None if now_ns - newest < _RACY_NS else [st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
 
@@ -154,16 +158,20 @@ def pin(repo: str, store_root: str, specs, exclude=(), now_ns: Optional[int] = N
             store_files.keep_copy(store_root, "harness_copies", sha, data)
             copied += size
         entries[rel] = {"sha256": sha, "size": size, "mode": stat.S_IMODE(st.st_mode), "tracked": rel in tracked,
-                        "copy": data is not None, "stat": _stat_key(st, now_ns)}
+                        "copy": data is not None, "stat": stat_key(st, now_ns)}
     doc = {"format": FORMAT, "protect": list(specs), "exclude": list(exclude), "pinned": store.now_iso(),
            "files": entries, "folders": folders}
     store.write_sealed(store_root, "harness.json", doc)
     return {"files": len(entries), "bytes": sum(e.get("size", 0) for e in entries.values()), "copied_bytes": copied}
 
 
-def _same(full: str, entry: dict) -> bool:
+def same(full: str, entry: dict, follow: bool = False) -> bool:
+    """Whether `full` still holds the pinned `entry` (sha256, size, and the
+    `stat_key` when it was not racy: then no hash); `follow`: a symlink is
+    judged by the file it points to (gitguard's pins), else by its target
+    path (`link`)."""
     try:
-        st = os.lstat(full)
+        st = os.stat(full) if follow else os.lstat(full)
     except OSError:
         return False
     if "link" in entry:
@@ -189,7 +197,7 @@ def verify(repo: str, store_root: str) -> dict:
         full = os.path.join(repo, rel)
         if not os.path.lexists(full):
             changes[rel] = DELETED
-        elif not _same(full, entry):
+        elif not same(full, entry):
             changes[rel] = EDITED
     found, _ = protected_files(repo, pins.get("protect") or (), pins.get("exclude") or ())
     for rel in found:
@@ -239,7 +247,7 @@ def content_unchanged(repo: str, store_root: str, rel: str) -> bool:
     """True when `rel` is pinned and its content is as pinned (a chmod is fine)."""
     pins = load(store_root)
     entry = (pins or {}).get("files", {}).get(rel)
-    return entry is not None and _same(os.path.join(repo, rel), entry)
+    return entry is not None and same(os.path.join(repo, rel), entry)
 
 
 def _pinned_copy(store_root: str, entry: dict) -> Optional[bytes]:
@@ -250,7 +258,7 @@ def _pinned_copy(store_root: str, entry: dict) -> Optional[bytes]:
             data = f.read()
     except OSError:
         return None
-    return data if hashlib.sha256(data).hexdigest() == entry["sha256"] else None
+    return data if sha256.hexdigest(data) == entry["sha256"] else None
 
 
 def _remove(full: str) -> None:
@@ -288,7 +296,7 @@ def restore(repo: str, store_root: str, changes: Optional[dict] = None) -> list:
             _remove(full)
             _prune(repo, os.path.dirname(rel), keep)
             continue
-        if _same(full, entry):
+        if same(full, entry):
             continue
         _remove(full)
         os.makedirs(os.path.dirname(full) or repo, exist_ok=True)
@@ -306,7 +314,7 @@ def restore(repo: str, store_root: str, changes: Optional[dict] = None) -> list:
                 gitops.git(repo, "checkout", "-q", "HEAD", "--", rel, check=False)
             entry["stat"] = None
             touched = True
-        if not _same(full, entry):
+        if not same(full, entry):
             failed.append(rel)
     if touched:
         store.write_sealed(store_root, "harness.json", pins)

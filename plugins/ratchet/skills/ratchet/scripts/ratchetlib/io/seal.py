@@ -52,18 +52,13 @@ import re
 
 from ..core.errors import UsageError
 
-# HMAC-SHA256 from the interpreter's own SHA-256 (RFC 2104 over it, `_mac`), not
+# HMAC-SHA256 from the interpreter's own SHA-256 (RFC 2104 over it, `_mac`; core/sha256), not
 # hmac/hashlib, which load OpenSSL: every command checks seals, and `status`
 # must not pay for libcrypto to print a few lines (issue 18). The digest is the
 # same (tests/test_seal compares it with hmac.new); the compare is the
 # constant-time one hmac itself uses.
-try:
-    from _sha2 import sha256 as _sha256  # Python 3.12+
-except ImportError:
-    try:
-        from _sha256 import sha256 as _sha256  # Python 3.10, 3.11
-    except ImportError:  # a build without the builtin hashes
-        from hashlib import sha256 as _sha256
+from ..core.sha256 import builtin as _sha256
+
 try:
     from _operator import _compare_digest as compare_digest
 except ImportError:
