@@ -11,10 +11,10 @@ from ratchetlib.core.effects import (display, effect_hypotheses, incumbent_first
                                      pair_seed, use_log_scale)
 from ratchetlib.core.gain import gain_interval
 from ratchetlib.core.noise import Noise, noise_estimate, update_noise
-from ratchetlib.core.robust import robust_effects
+from ratchetlib.core.robust import fmean, robust_effects
 from ratchetlib.core.sprt import (H1_MIXTURE, MAX_SHARE, MIN_SHARE, alpha_split, cap_probability, detectable_effect,
                                   mixture_llr, sprt_decide, wald_bounds)
-from ratchetlib.core.student_t import t_cdf, t_quantile
+from ratchetlib.core.student_t import normal_quantile, t_cdf, t_quantile
 
 LOG_2PCT = math.log(1.02)
 OUTLIER = math.log(3.0)  # one run 3x slow
@@ -112,6 +112,18 @@ class StudentTTest(unittest.TestCase):
         self.assertAlmostEqual(t_cdf(0.0, 3.5), 0.5)
         self.assertAlmostEqual(t_cdf(2.7764451, 4), 0.975, places=6)
         self.assertAlmostEqual(t_quantile(0.95, 1e8), 1.6448536, places=5)
+
+    def test_the_statistics_module_stand_ins_give_its_exact_floats(self):
+        # normal_quantile and fmean spare every command the import of statistics (fractions, decimal)
+        rng = random.Random(7)
+        for p in [1e-300, 1e-12, 0.001, 0.025, 0.3, 0.5, 0.7, 0.975, 0.999999, 1 - 1e-16] + [rng.random() for _ in range(500)]:
+            self.assertEqual(normal_quantile(p), statistics.NormalDist().inv_cdf(p), p)
+        for bad in (0.0, 1.0, -0.1, 1.5, math.nan):
+            with self.assertRaises(ValueError):
+                normal_quantile(bad)
+        for n in (1, 2, 7, 1000):
+            xs = [rng.gauss(0, 1) * 10 ** rng.randint(-8, 8) for _ in range(n)]
+            self.assertEqual(fmean(xs), statistics.fmean(xs))
 
 
 class NoiseTest(unittest.TestCase):

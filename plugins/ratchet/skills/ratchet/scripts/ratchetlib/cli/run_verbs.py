@@ -10,7 +10,6 @@ from ..verbs import session
 from ..learn import critic, learning
 from ..verbs import show
 from .emit import emit, verdict_json
-from .flags import default_report_source
 
 
 def _critic(args):
@@ -18,13 +17,14 @@ def _critic(args):
 
 
 def cmd_init(a):
+    from .flags import default_report_source  # argparse's module: iterate is read without it (quickargs)
     flags = {k: v for k, v in vars(a).items() if k not in ("verb", "cwd", "json")}
     assumed = default_report_source(flags)
     run = session.init(a.cwd, flags)
     cfg = run.config
     human = (f"run {cfg.run_id} started on branch {cfg.branch} (from {cfg.original_branch or cfg.start_commit[:10]})\n"
              + (f"report source: stdout (no --report-source given; the metric is read from the command's "
-                f"output)\n" if assumed else "")
+                "output)\n" if assumed else "")
              + f"protected: {', '.join(cfg.protect)}\n"
              + (f"auto-protected because a command names them: {', '.join(cfg.auto_protected)} "
                 f"(list them in --editable to let the agent change them)\n" if cfg.auto_protected else "")

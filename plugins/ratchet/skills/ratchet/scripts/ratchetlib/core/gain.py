@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import math
-import statistics
 from typing import Optional, Sequence
 
 from . import record
 from .change import effect_text
 from .effects import display
-from .robust import all_same, check_effects, has_prior, robust_location, t_interval
+from .robust import all_same, check_effects, fmean, has_prior, robust_location, t_interval
 
 
 class Gain(record.Record):
@@ -51,7 +50,7 @@ def gain_interval(effects: Sequence[float], confidence: float = 0.95, *, log_sca
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     if not has_prior(sigma_prior, prior_df) and all_same(xs):
-        est = statistics.fmean(xs)
+        est = fmean(xs)
         interval = (est, est) if len(xs) > 1 else None
         return Gain(est, interval, len(xs), log_scale, confidence)
     m, mean, v, df = robust_location(xs, sigma_prior, prior_df)

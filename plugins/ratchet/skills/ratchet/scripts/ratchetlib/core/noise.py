@@ -6,11 +6,10 @@ on-disk form is `Noise.to_json` under state.json's "noise" (FORMATS.md). Pure.""
 from __future__ import annotations
 
 import math
-import statistics
 from typing import Optional, Sequence
 
 from . import record
-from .robust import check_effects, disagree, mad_sigma, median, robust_effects, robust_scale, stdev
+from .robust import check_effects, disagree, fmean, mad_sigma, median, robust_effects, robust_scale, stdev
 
 # Noise calibration sets aside a run this many leave-one-out sds away.
 CALIBRATION_OUTLIER = 10.0
@@ -96,7 +95,7 @@ def _set_aside_outlier(xs: Sequence[float], k: float = CALIBRATION_OUTLIER) -> l
     i = max(range(len(xs)), key=lambda j: abs(xs[j] - med))
     others = list(xs[:i]) + list(xs[i + 1:])
     sd = stdev(others)
-    if sd > 0 and abs(xs[i] - statistics.fmean(others)) > k * sd * math.sqrt(1.0 + 1.0 / len(others)):
+    if sd > 0 and abs(xs[i] - fmean(others)) > k * sd * math.sqrt(1.0 + 1.0 / len(others)):
         return others
     return list(xs)
 
@@ -125,7 +124,8 @@ def constants_from_squares(squares: Sequence[float]) -> tuple[float, float]:
     their mean 1, the df is a chi-square's whose log has the same variance
     (trigamma(df / 2) = Var log). How ``_NEAR_CONSTANTS`` was made; the test
     that re-derives it and bench/tails_runs use this too."""
-    mean = statistics.fmean(squares)
+    mean = fmean(squares)
+    import statistics  # the table's derivation only (tests, bench): its import loads fractions and decimal
     var_log = statistics.pvariance([math.log(s / mean) for s in squares if s > 0])
     lo, hi = 0.1, 400.0
     for _ in range(80):  # trigamma is decreasing
@@ -180,7 +180,7 @@ def noise_estimate(samples: Sequence[float], log_scale: bool) -> Noise:
         raise ValueError("log-scale noise needs positive scores")
     xs = [math.log(s) for s in raw] if log_scale else raw
     kept = _set_aside_outlier(xs)
-    mean = statistics.fmean(raw)
+    mean = fmean(raw)
     sigma_pair, df = math.sqrt(2.0) * stdev(kept), float(len(kept) - 1)
     near = near_scale(xs) if len(xs) >= ROBUST_FROM else 0.0
     if near > 0:
@@ -205,7 +205,7 @@ def update_noise(noise: Noise, effects: Sequence[float], *, max_df: float = 50.0
     if len(xs) < 2 or (len(xs) == 2 and disagree(xs, noise.sigma_pair, noise.df)):
         return noise
     ws = robust_effects(xs, robust_scale(xs, noise.sigma_pair, noise.df))
-    mean = statistics.fmean(ws)
+    mean = fmean(ws)
     ss = sum((w - mean) ** 2 for w in ws)
     total_df = noise.df + len(ws) - 1
     var = (noise.df * noise.sigma_pair ** 2 + ss) / total_df

@@ -55,12 +55,11 @@ from __future__ import annotations
 
 import functools
 import math
-import statistics
 from typing import Optional, Sequence
 
 from . import record
 from .change import effect_text
-from .robust import GROSS, all_same, check_effects, disagree, has_prior, outvoted, robust_location, t_interval
+from .robust import GROSS, all_same, check_effects, disagree, fmean, has_prior, outvoted, robust_location, t_interval
 from .student_t import normal_quantile, t_quantile
 
 # alpha is split between the sequential part (Wald's bounds) and the cap test.
@@ -369,7 +368,7 @@ def _short_of(interval, h0: float, mean: float, h1: Optional[float], direction: 
 def _deterministic(xs: list[float], min_pairs: int, *, rule: str, pairs: int, h0: float,
                    h1: float, log_scale: bool, direction: str = "max") -> SequentialVerdict:
     """Identical effects and no noise prior: no statistics needed, compare with the margin."""
-    est = statistics.fmean(xs)
+    est = fmean(xs)
     shown = effect_text(est, None, direction, log_scale)
     if pairs < min_pairs:
         outcome, reason = "continue", f"undecided after {pairs} pairs: {shown} (identical so far)"

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import functools
 import math
-import statistics
+
+try:  # the C function NormalDist.inv_cdf calls: statistics itself loads fractions and decimal (~2 ms)
+    from _statistics import _normal_dist_inv_cdf
+except ImportError:
+    _normal_dist_inv_cdf = None
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -67,7 +71,7 @@ def t_quantile(p: float, df: float) -> float:
     if df <= 0:
         raise ValueError(f"degrees of freedom must be positive, got {df!r}")
     if df > 1e7:
-        return statistics.NormalDist().inv_cdf(p)
+        return normal_quantile(p)
     if p < 0.5:
         return -t_quantile(1.0 - p, df)
     lo, hi = 0.0, 1.0
@@ -85,4 +89,10 @@ def t_quantile(p: float, df: float) -> float:
 
 
 def normal_quantile(p: float) -> float:
-    return statistics.NormalDist().inv_cdf(p)
+    """The p-quantile of the standard normal: ``statistics.NormalDist().inv_cdf(p)``."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"quantile level must be in (0, 1), got {p!r}")
+    if _normal_dist_inv_cdf is None:
+        import statistics
+        return statistics.NormalDist().inv_cdf(p)
+    return _normal_dist_inv_cdf(p, 0.0, 1.0)

@@ -36,7 +36,6 @@ whole-second precision.
 """
 
 
-import csv
 import io
 import json
 import os
@@ -136,6 +135,7 @@ def _csv_last(text: str, column: str, display: str) -> Reading:
     and is ignored; a wrong field count anywhere else, or a quote left open,
     makes the file corrupt.
     """
+    import csv  # only a csv: source reads it (every iterate imports this module)
     try:
         rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
     except csv.Error as e:
