@@ -21,16 +21,20 @@ def checkout(repo: str, name: str) -> None:
     gitops.git(repo, "checkout", "-q", name)
 
 
-def commit_paths(repo: str, paths: list, message: str) -> str:
+def commit_paths(repo: str, paths: list, message: str, new: list = ()) -> str:
     """Commit exactly `paths` (adds, edits, deletions) and return the new sha.
 
-    Everything else staged is unstaged first, so nothing outside `paths` can
-    ride along; hooks are skipped because a hook that rewrites files would
-    commit something that was never measured.
+    `git commit --only -- paths` records those paths as the work tree has
+    them, whatever else is staged (which stays staged), so nothing outside
+    `paths` can ride along; the `new` (untracked) ones among them are added
+    first, as git commits only paths it knows. Two git processes at most
+    where a reset, an add and a commit were three (issue 18). Hooks are
+    skipped because a hook that rewrites files would commit something that
+    was never measured.
     """
-    gitops.git(repo, "reset", "-q")
-    gitops.git(repo, "add", "-A", "--", *paths)
-    gitops.git(repo, *gitops.identity(repo), "commit", "-q", "--no-verify", "-m", message)
+    if new:
+        gitops.git(repo, "add", "--", *new)
+    gitops.git(repo, *gitops.identity(repo), "commit", "-q", "--no-verify", "--only", "-m", message, "--", *paths)
     return gitops.head_sha(repo)
 
 

@@ -66,7 +66,7 @@ def _apply_git(run: workspace.Run, rec: dict, cand: dict) -> dict:
             return {**rec, "sha": head}
         title = (rec.get("description") or rec.get("hypothesis") or "change").splitlines()[0][:72]
         msg = term.printable(f"ratchet: iter {it}: {title}\n\n{rec['reason']}\n\n{githistory.TRAILER}: {it}\n")
-        rec = {**rec, "sha": githistory.commit_paths(repo, tracked + new, msg)}
+        rec = {**rec, "sha": githistory.commit_paths(repo, tracked + new, msg, new)}
         faults.point("committed")
         return rec
     if rec["decision"] == decision.TAMPERED:  # git's own files first: the revert below checks files out

@@ -108,12 +108,14 @@ def _note_absent(sides: Optional[dict], absent: list) -> None:
 
 
 def _switch(run, cur: dict, swap: dict, sides: dict, seen: dict, role: str) -> None:
-    """One switch of `measure`'s pairs to `role`, noted in current.json first;
-    `seen["tree"]` becomes the tree the last run left as the swap alone moved
-    it (carry.swapped: no git status), once `sides` knows what HEAD lacks."""
+    """One switch of `measure`'s pairs to `role`; `seen["tree"]` becomes the
+    tree the last run left as the swap alone moved it (carry.swapped: no git
+    status), once `sides` knows what HEAD lacks. `in_tree` reaches
+    current.json with the trial's own write: recovery never reads it (it
+    restores the candidate whichever side is in the tree), so a write of its
+    own before each switch bought nothing (issue 18)."""
     left = seen.pop("tree", None)
     swap["in_tree"] = role
-    run.store.write_current(cur, progress=True)
     to_incumbent(run, swap, sides) if role == "incumbent" else to_candidate(run, swap, sides)
     if left is not None and "absent" in sides:
         seen["tree"] = carry.swapped(run.repo, left, swap["tracked"], swap["new"], sides["absent"], role)
