@@ -16,6 +16,13 @@ Contract:
     finish alone at the end (its time is saved as the sum of its parts);
   - `python3 tests/parallel.py MODULE...` runs only those modules' classes
     (e.g. `tests.test_paired`), to time the runner on a subset;
+  - the units' temporary files (every throwaway repository, `.ratchet/`
+    folder, Ray and Slurm scratch) go to a folder of their own on a
+    RAM-backed filesystem (/dev/shm) when the caller set no TMPDIR and it has
+    SCRATCH_MIN_BYTES free; it is removed at the end. The code under test is
+    the same; what changes is the cost of its fsyncs (each iterate makes ~20,
+    ~4 ms each on this machine's disk under the suite's load) and of the
+    journal's work on disk (measured here: a sixth less CPU, a fifth less wall);
   - RATCHET_TEST_JOBS sets how many run at once (default: 2 per core,
     at least 2); RATCHET_TEST_UNIT_TIMEOUT ends a hung unit (default
     900 s) and counts it as an error;
@@ -30,6 +37,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +52,8 @@ COUNTS = ("failures", "errors", "skipped", "expected failures", "unexpected succ
 
 
 SPLIT_SECONDS = 30.0
+RAM_DIR = "/dev/shm"
+SCRATCH_MIN_BYTES = 2 << 30
 
 
 def units(modules=()) -> dict:
@@ -120,13 +130,29 @@ def parse(output: str) -> dict:
     return result
 
 
+def scratch_dir():
+    """A new folder for the units' TMPDIR on a RAM-backed filesystem, or None
+    (the caller's own TMPDIR, or no such filesystem with room: the default)."""
+    if os.environ.get("TMPDIR") or not os.access(RAM_DIR, os.W_OK | os.X_OK):
+        return None
+    try:
+        st = os.statvfs(RAM_DIR)
+        if st.f_bavail * st.f_frsize < SCRATCH_MIN_BYTES:
+            return None
+        path = tempfile.mkdtemp(prefix="r", dir=RAM_DIR)  # short: Ray's socket paths under it stay < 108 bytes
+        os.chmod(path, 0o1777)  # as /tmp: the tests' other users (munge, a plain user) reach and write it
+        return path
+    except OSError:
+        return None
+
+
 class Unit:
-    def __init__(self, spec: tuple, timeout: float):
+    def __init__(self, spec: tuple, timeout: float, env=None):
         (self.name, ids, self.cls), self.timeout = spec, timeout
         self.log = tempfile.TemporaryFile(mode="w+")
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen([sys.executable, "-m", "unittest", *ids], cwd=TOP, stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self.timed_out, self.cpu = False, 0.0
 
     def poll(self):
@@ -159,6 +185,15 @@ class Unit:
 
 
 def main() -> int:
+    scratch = scratch_dir()
+    try:
+        return run({**os.environ, "TMPDIR": scratch} if scratch else None)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run(env) -> int:
     jobs = int(os.environ.get("RATCHET_TEST_JOBS") or max(2, 2 * (os.cpu_count() or 1)))
     timeout = float(os.environ.get("RATCHET_TEST_UNIT_TIMEOUT") or 900)
     found = units(sys.argv[1:])
@@ -167,7 +202,7 @@ def main() -> int:
     print(f"{len(found)} test classes as {len(pending)} units, {jobs} at a time", flush=True)
     while pending or running:
         while pending and len(running) < jobs:
-            running.append(Unit(pending.pop(0), timeout))
+            running.append(Unit(pending.pop(0), timeout, env))
         for unit in [u for u in running if u.poll() is not None]:
             running.remove(unit)
             seconds = time.monotonic() - unit.t0
