@@ -57,6 +57,7 @@ def new_repo(root, name):
         f.write("100\n")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "start")
+    time.sleep(2.1)  # a user's repository was not made a moment ago: out of the racy window of stat checks
     return repo
 
 
