@@ -6,7 +6,9 @@ import json
 import os
 import signal
 import subprocess
+from unittest import mock
 
+from ratchetlib.io import gitops
 from tests.util import INIT, PY, RATCHET, RepoTest, read, write
 
 # Noisy stand-in: the value in value.txt times (1 + N(0, CV)), unseeded.
@@ -70,6 +72,26 @@ class PairedTest(RepoTest):
         self.assertEqual((rec["decision"], rec["pairs"]), ("revert", 2))
         self.assertEqual(read(self.repo, "value.txt").strip(), "12")  # the tree ends on the incumbent
         self.assertTrue(os.path.exists(os.path.join(self.repo, ".ratchet", rec["patch"])))
+
+    def git_calls_of_an_iterate(self, value, stage=False):
+        self.set_value(value)
+        if stage:
+            subprocess.run(["git", "add", "value.txt"], cwd=self.repo, check=True)
+        with mock.patch.object(gitops, "git", wraps=gitops.git) as spy:
+            out = self.run_ok("iterate", "--hypothesis", "change")
+        return out, [a for c in spy.call_args_list for a in c.args[1:] if a in ("reset", "ls-tree", "checkout")]
+
+    def test_a_change_with_nothing_staged_is_swapped_out_by_a_checkout_alone(self):
+        self.start()
+        out, calls = self.git_calls_of_an_iterate(12)
+        self.assertIn("KEEP", out)
+        self.assertEqual(calls, ["checkout"])  # the first switch: no reset, no ls-tree (issue 18)
+        self.assertEqual([r["incumbent_scores"] for r in self.records()[-1:]], [[10.0, 10.0]])  # it ran HEAD's code
+        out, calls = self.git_calls_of_an_iterate(13, stage=True)  # staged: the index is reset first
+        self.assertIn("KEEP", out)
+        self.assertEqual(calls, ["reset", "ls-tree", "checkout"])
+        self.assertEqual(self.records()[-1]["incumbent_scores"], [12.0, 12.0])
+        self.assertEqual(read(self.repo, "value.txt").strip(), "13")
 
     def test_noisy_benchmark_keeps_a_clear_gain_and_reverts_a_loss(self):
         self.use(NOISY)

@@ -19,6 +19,7 @@ class Candidate(record.Record):
     outside: tuple
     note: Optional[str] = None
     kinds: tuple = ()  # (path, edited|deleted|added|staged) for each protected path git reports
+    index_is_head: bool = False  # nothing staged: every tracked path is in HEAD, and a swap needs no reset
 
     @property
     def paths(self) -> list:
@@ -54,6 +55,7 @@ def candidate(run: workspace.Run) -> Candidate:
         gitops.git(repo, "checkout", "-q", "HEAD", "--", *mode_only)
         changes = [c for c in changes if c.path not in mode_only]
         note = (note + "; " if note else "") + f"mode change of protected {', '.join(mode_only[:3])} undone (content unchanged)"
+    index_is_head = all(c.xy == "??" or (c.xy[0] == " " and c.xy[1] in "MTD") for c in changes)
     changes = _refuse_nested(repo, changes, before)
     tracked = sorted(c.path for c in changes if not c.untracked)
     new = sorted(c.path for c in changes if c.untracked and c.path not in before)
@@ -62,7 +64,7 @@ def candidate(run: workspace.Run) -> Candidate:
     protected = tuple(p for p, s in scope.items() if s == paths.PROTECTED)
     return Candidate(tuple(tracked), tuple(new), protected,
                      tuple(p for p, s in scope.items() if s == paths.OUTSIDE), note,
-                     tuple((p, _git_kind(xy[p], repo, run.store.root, p)) for p in protected))
+                     tuple((p, _git_kind(xy[p], repo, run.store.root, p)) for p in protected), index_is_head)
 
 
 def _refuse_nested(repo: str, changes: list, before: set) -> list:

@@ -75,9 +75,16 @@ def save_candidate(run, cur: dict, cand) -> dict:
 
 def to_incumbent(run, swap: dict, sides: Optional[dict] = None) -> None:
     """Step 2; with `sides` (one measure's memory, io/swapfiles) the first
-    switch goes through git and is captured, every later one is file writes."""
+    switch goes through git and is captured, every later one is file writes.
+    `sides["index_is_head"]` (the candidate staged nothing): the first
+    switch is a checkout alone (gitpatch.put_head: no reset, and HEAD has
+    every tracked path)."""
     if not _from_memory(run, swap, sides, "incumbent"):
-        _note_absent(sides, gitpatch.back_to_head(run.repo, swap["tracked"], swap["new"]))
+        if (sides or {}).pop("index_is_head", False):
+            gitpatch.put_head(run.repo, swap["tracked"], swap["new"])
+            _note_absent(sides, [])
+        else:
+            _note_absent(sides, gitpatch.back_to_head(run.repo, swap["tracked"], swap["new"]))
         _capture(run, swap, sides, "incumbent")
     fresh.switched(run.repo, swap["tracked"] + swap["new"])
 
@@ -186,7 +193,8 @@ def measure(run, cur: dict, cand) -> tuple:
     hyp = hypotheses(cfg, base, log_scale)  # before any swap: a usage error leaves the tree untouched
     noise = noise_of(st.noise)
     swap = save_candidate(run, cur, cand)
-    sides = {"candidate": swapfiles.read_side(run.repo, swap["tracked"] + swap["new"])}  # as the patch: the agent's tree
+    sides = {"candidate": swapfiles.read_side(run.repo, swap["tracked"] + swap["new"]),  # as the patch: the agent's tree
+             "index_is_head": cand.index_is_head}
     faults.point("swap-saved")
     ctrials, itrials = cur.setdefault("trials", []), cur.setdefault("incumbent_trials", [])
     in_tree, verdict, k, last, seen = "candidate", None, 0, None, {}  # seen: the tree while no swap moved it
