@@ -81,7 +81,7 @@ class PairedTest(RepoTest):
             out = self.run_ok("iterate", "--hypothesis", "change")
         return out, [a for c in spy.call_args_list for a in c.args[1:] if a in ("reset", "ls-tree", "checkout")]
 
-    def test_a_change_with_nothing_staged_is_swapped_out_by_a_checkout_alone(self):
+    def test_a_change_with_nothing_staged_is_swapped_and_reverted_by_checkouts_alone(self):
         self.start()
         out, calls = self.git_calls_of_an_iterate(12)
         self.assertIn("KEEP", out)
@@ -92,6 +92,16 @@ class PairedTest(RepoTest):
         self.assertEqual(calls, ["reset", "ls-tree", "checkout"])
         self.assertEqual(self.records()[-1]["incumbent_scores"], [12.0, 12.0])
         self.assertEqual(read(self.repo, "value.txt").strip(), "13")
+        out, calls = self.git_calls_of_an_iterate(11)  # a revert of an unstaged change: checkouts alone too
+        self.assertIn("REVERT", out)
+        self.assertEqual(calls, ["checkout", "checkout"])
+        self.assertEqual(read(self.repo, "value.txt").strip(), "13")
+        out, calls = self.git_calls_of_an_iterate(11, stage=True)
+        self.assertIn("REVERT", out)
+        self.assertEqual(calls, ["reset", "ls-tree", "checkout"] * 2)
+        self.assertEqual(read(self.repo, "value.txt").strip(), "13")
+        self.assertEqual(subprocess.run(["git", "diff", "--cached", "--name-only"], cwd=self.repo, capture_output=True,
+                                        text=True).stdout, "")  # nothing left staged
 
     def test_noisy_benchmark_keeps_a_clear_gain_and_reverts_a_loss(self):
         self.use(NOISY)

@@ -18,6 +18,7 @@ class Candidate(record.Record):
     protected: tuple
     outside: tuple
     note: Optional[str] = None
+    ignored: tuple = ()  # the git-ignored entries, read with the status (gitops.status_and_ignored), for ignored_new
     kinds: tuple = ()  # (path, edited|deleted|added|staged) for each protected path git reports
     index_is_head: bool = False  # nothing staged: every tracked path is in HEAD, and a swap needs no reset
 
@@ -26,7 +27,8 @@ class Candidate(record.Record):
         return list(self.tracked) + list(self.new)
 
     def to_dict(self) -> dict:
-        return {"tracked": list(self.tracked), "new": list(self.new), "note": self.note}
+        return {"tracked": list(self.tracked), "new": list(self.new), "note": self.note,
+                "index_is_head": self.index_is_head}
 
 
 def candidate(run: workspace.Run) -> Candidate:
@@ -43,7 +45,7 @@ def candidate(run: workspace.Run) -> Candidate:
         note = (f"the agent committed {head[:10]} itself; its change is measured as this iteration's candidate "
                 f"(the commit was undone and is re-made on keep)")
     before = set(st.untracked_before or ())
-    changes = gitops.status(repo)
+    changes, ignored = gitops.status_and_ignored(repo)
     theirs = [c.path for c in changes if c.xy[0] == "A" and c.path in before]
     if theirs:  # untracked files that were there before, staged by the agent's `git add -A`: not its change
         gitops.git(repo, "reset", "-q", "--", *theirs)
@@ -63,7 +65,7 @@ def candidate(run: workspace.Run) -> Candidate:
     xy = {c.path: c.xy for c in changes}
     protected = tuple(p for p, s in scope.items() if s == paths.PROTECTED)
     return Candidate(tuple(tracked), tuple(new), protected,
-                     tuple(p for p, s in scope.items() if s == paths.OUTSIDE), note,
+                     tuple(p for p, s in scope.items() if s == paths.OUTSIDE), note, tuple(ignored),
                      tuple((p, _git_kind(xy[p], repo, run.store.root, p)) for p in protected), index_is_head)
 
 
@@ -86,20 +88,21 @@ def _refuse_nested(repo: str, changes: list, before: set) -> list:
     return [c for c in changes if c.path not in nested]
 
 
-def ignored_new(run: workspace.Run) -> list:
+def ignored_new(run: workspace.Run, cand: Candidate) -> list:
     """Git-ignored entries made since init outside any trial (by the agent,
-    usually): a kept change that reads one works here and crashes in a clean
-    checkout of the branch. Not counted: what trials write (it is absorbed
-    into `ignored_before` after each decision), `.ratchet/`, bytecode, the
-    report and --artifact-glob matches. A new file inside an ignored folder
-    that already existed is not seen (the folder is one entry)."""
+    usually), from the listing read with `cand`: a kept change that reads one
+    works here and crashes in a clean checkout of the branch. Not counted:
+    what trials write (it is absorbed into `ignored_before` after each
+    decision), `.ratchet/`, bytecode, the report and --artifact-glob matches.
+    A new file inside an ignored folder that already existed is not seen
+    (the folder is one entry)."""
     cfg = run.config
     if run.state.ignored_before is None:  # a run started before this was kept: nothing to compare with
         return []
     before = set(run.state.ignored_before)
     skip = [".ratchet"] + list(cfg.artifact_globs) + ([cfg.report_path] if cfg.report_path else [])
     out = []
-    for p in gitops.ignored(run.repo):
+    for p in cand.ignored:
         rel = p.rstrip("/")
         if p in before or paths.matches_any(rel, skip) or rel.rsplit("/", 1)[-1] == "__pycache__" \
                 or rel.endswith((".pyc", ".pyo")):

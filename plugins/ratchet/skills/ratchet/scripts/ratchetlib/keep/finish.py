@@ -80,7 +80,10 @@ def _apply_git(run: workspace.Run, rec: dict, cand: dict) -> dict:
         if mine and not os.path.exists(patch_file):
             patch = gitpatch.diff_patch(repo, [p for p in tracked if p in mine], [p for p in new if p in mine])
             atomic_write(patch_file, patch.encode("utf-8", "surrogateescape"))
-        gitpatch.back_to_head(repo, tracked, new)
+        if cand.get("index_is_head"):  # nothing staged: HEAD has every tracked path, no reset or ls-tree
+            gitpatch.put_head(repo, tracked, new)
+        else:
+            gitpatch.back_to_head(repo, tracked, new)
         fresh.switched(repo, tracked + new)
         faults.point("reverted")
         if mine:
@@ -104,8 +107,10 @@ def commit_state(run: workspace.Run, rec: dict) -> None:
     """Step 4: the state after `rec`, the derived learning files first."""
     # what the trials wrote joins; what the agent made stays out until a keep has named it
     pending = set() if rec.get("kept") else set(rec.get("ignored_new") or ())
-    st = state.after_decision(state.apply_record(run.state, rec, run.config), gitops.untracked(run.repo),
-                              [p for p in gitops.ignored(run.repo) if p not in pending])
+    changes, ignored = gitops.status_and_ignored(run.repo)  # one git process for both
+    untracked = sorted(c.path for c in changes if c.untracked)
+    st = state.after_decision(state.apply_record(run.state, rec, run.config), untracked,
+                              [p for p in ignored if p not in pending])
     run.learned = learning.persist(run, rec, st)
     run.save(st)
     faults.point("state-renamed")
@@ -176,7 +181,8 @@ def abandon(run: workspace.Run, kind: str, reason: str, cur: dict) -> dict:
     tree is saved as the patch and undone. A harness the agent changed makes
     it `tampered` instead (the harness is restored). The caller holds the lock."""
     cand = candidate.candidate(run)
-    cur.setdefault("ignored_new", candidate.ignored_new(run))
+    if "ignored_new" not in cur:
+        cur["ignored_new"] = candidate.ignored_new(run, cand)
     v, extra = integrity.before_trials(run, cand)
     if v is None or v.decision != decision.TAMPERED:
         v, extra = decision.Verdict(kind, None, None, reason), {}

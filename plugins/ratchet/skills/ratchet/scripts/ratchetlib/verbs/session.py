@@ -242,7 +242,7 @@ def _decide(run: workspace.Run, cur: dict, run_trials: bool) -> dict:
     then the one tail."""
     cand = candidate.candidate(run)
     if "ignored_new" not in cur:  # before any trial writes its outputs
-        cur["ignored_new"] = candidate.ignored_new(run)
+        cur["ignored_new"] = candidate.ignored_new(run, cand)
     if cand.note:
         cur["note"] = cand.note
     v, extra = integrity.before_trials(run, cand)
@@ -286,7 +286,7 @@ def run_one(cwd: str) -> tuple:
             cur = {"iter": it, "phase": "measuring", "started": now_iso(), "t0": time.time(), "trials": []}
         cand = candidate.candidate(run)
         if "ignored_new" not in cur:
-            cur["ignored_new"] = candidate.ignored_new(run)
+            cur["ignored_new"] = candidate.ignored_new(run, cand)
         v, extra = integrity.before_trials(run, cand)
         if v is None:
             cur["candidate"] = cand.to_dict()
