@@ -90,19 +90,39 @@ class Options(unittest.TestCase):
     def test_ray_options(self):
         for opt in ("--submission-id=x", "--working-dir=/", "--no-wait", "--runtime-env=env.yaml",
                     "--entrypoint-resources={}", "--address=ray://h:10001", "--runtime-env-json=[1]",
-                    "--runtime-env-json={bad"):
+                    "--runtime-env-json={bad", "--headers={}", "--verify=False", "-v", "extra",
+                    "--entrypoint-memory=1.5", "--entrypoint-num-cpus=two", "--metadata-json={\"a\": 1}",
+                    "--entrypoint-num-gpus", "--runtime-env-json={\"working_dir\": \"/x\"}",
+                    "--runtime-env-json={\"pip\": \"requirements.txt\"}",
+                    "--runtime-env-json={\"py_modules\": [\"./mod\"]}",
+                    "--runtime-env-json={\"conda\": \"env.yaml\"}",
+                    "--runtime-env-json={\"env_vars\": {\"A\": 1}}", "--runtime-env-json={\"excludes\": \"x\"}"):
             with self.subTest(opt=opt), self.assertRaises(UsageError):
                 executor.options("ray", opt)
         executor.options("ray", "--address=http://127.0.0.1:8265 --entrypoint-num-gpus=1")
 
+    def test_ray_options_become_the_jobs_api_fields(self):
+        opts = executor.options("ray", "--address http://h:1 --entrypoint-num-cpus=0.5 --entrypoint-num-gpus 1 "
+                                       "--entrypoint-memory=1000 --metadata-json='{\"who\": \"me\"}' "
+                                       "--entrypoint-label-selector='{\"zone\": \"a\"}' "
+                                       "--runtime-env-json='{\"pip\": [\"x\"], \"py_modules\": [\"s3://b/m.zip\"]}'")
+        self.assertEqual(exec_ray.translate(opts),
+                         {"address": "http://h:1", "entrypoint_num_cpus": 0.5, "entrypoint_num_gpus": 1.0,
+                          "entrypoint_memory": 1000, "metadata": {"who": "me"},
+                          "entrypoint_label_selector": {"zone": "a"},
+                          "runtime_env": {"pip": ["x"], "py_modules": ["s3://b/m.zip"]}})
+        self.assertEqual(exec_ray.translate([]), {})
+
     def test_ray_runtime_env_keeps_the_users_and_adds_ratchets(self):
-        env = json.loads(exec_ray._runtime_env('{"pip": ["x"], "env_vars": {"A": "1"}, "excludes": ["data/"]}',
-                                               {"RATCHET_TRIAL_ID": "t", "SEED": "7"}))
+        env = exec_ray._runtime_env({"pip": ["x"], "env_vars": {"A": "1"}, "excludes": ["data/"]},
+                                    {"RATCHET_TRIAL_ID": "t", "SEED": "7"})
         self.assertEqual(env, {"pip": ["x"], "env_vars": {"A": "1", "RATCHET_TRIAL_ID": "t", "SEED": "7"},
                                "excludes": ["data/", ".ratchet/", ".git/"]})
-        self.assertEqual(exec_ray._without(["--runtime-env-json", "{}", "--x", "--address=h"], "--runtime-env-json"),
-                         ["--x", "--address=h"])
         self.assertEqual(exec_ray.address(["--address", "http://h:1/"]), "http://h:1")
+
+    def test_ray_needs_no_command_on_path(self):
+        self.assertEqual(exec_ray.COMMANDS, ())
+        self.assertEqual(executor.missing_commands("ray"), [])
 
     def test_slurm_exit_code(self):
         self.assertEqual([exec_slurm.exit_code(x) for x in ("0:0", "3:0", "0:15", "0:9", "?")], [0, 3, 143, 137, None])
@@ -167,6 +187,6 @@ class InFlightSubmitters(unittest.TestCase):
     def test_engines_recognise_their_own_submit_command(self):
         self.assertTrue(exec_slurm.is_submitter(["/usr/bin/sbatch", "--parsable"]))
         self.assertFalse(exec_slurm.is_submitter(["sh", "-c", "sbatch"]))
-        self.assertTrue(exec_ray.is_submitter(["/venv/bin/python3", "/venv/bin/ray", "job", "submit", "--no-wait"]))
-        self.assertFalse(exec_ray.is_submitter(["/venv/bin/python3", "/venv/bin/ray", "job", "stop", "x"]))
+        # a ray trial is an HTTP request from ratchet itself: no submit process of its own to wait for
+        self.assertFalse(exec_ray.is_submitter(["/venv/bin/python3", "/venv/bin/ray", "job", "submit", "--no-wait"]))
         self.assertFalse(exec_ray.is_submitter([]))

@@ -1,28 +1,37 @@
-"""Trials as Ray jobs (`init --executor ray`).
+"""Trials as Ray jobs (`init --executor ray`), submitted over Ray's Jobs REST API.
 
-One trial is one `ray job submit --no-wait --submission-id <job name>
---working-dir .` from the repository (the CLI packages the working tree,
-so the candidate's files are what the job runs; `.ratchet/` and `.git/` are
-excluded).
-The plugin stays stdlib-only: it calls the `ray` CLI to submit and reads
-the job back from the Jobs REST API of the same address (urllib): status
+One trial is what `ray job submit --no-wait --submission-id <job name>
+--working-dir . -- sh -c COMMAND` from the repository would do, done with
+urllib from ratchet's own process (no `ray` CLI, no Python+Ray import per
+trial): the working tree is packaged as Ray packages it (ray_package.py:
+`.gitignore`/`.rayignore`, Ray's default excludes, the runtime env's
+`excludes`, and `.ratchet/` and `.git/`), `GET /api/packages/gcs/<name>`
+asks whether Ray already has that content, `PUT` sends it when not, and
+`POST /api/jobs/` submits the job with `runtime_env.working_dir` the
+package's gcs:// URI. The job is read back from the same API: status
 (SUCCEEDED is the only success; FAILED and STOPPED are a crash with the
 status named), `driver_exit_code`, and the logs, which become the trial's
 stdout (Ray merges the entrypoint's stdout and stderr). On ratchet's trial
 timeout, Ctrl-C or SIGTERM the job is stopped (POST .../stop) and ratchet
 waits until Ray reports it ended.
 
+--executor-options are the `ray job submit` options, translated into the
+request (TRANSLATED: --runtime-env-json, --metadata-json,
+--entrypoint-num-cpus/-gpus/-memory, --entrypoint-label-selector, --address);
+any other is refused at init, as are the ones ratchet sets (OWNED) and the
+runtime env fields whose local files the CLI would read (_LOCAL_FIELDS).
+
 The address is `--address` in --executor-options, else RAY_ADDRESS, else
 http://127.0.0.1:8265; it must be the http(s) dashboard address.
 
 A Ray job does not inherit the submitting shell's environment, so what
 ratchet adds to a trial's environment (RATCHET_TRIAL_ID, --seed-env) goes
-into the runtime env's `env_vars`. The entrypoint is `sh -c COMMAND`: the
-CLI joins it with shlex.join (POSIX), so the command reaches the job's shell
-exactly as a local trial's `sh -c` gets it.
+into the runtime env's `env_vars`. The entrypoint is `sh -c COMMAND` joined
+with shlex.join (POSIX), as the CLI joins it, so the command reaches the
+job's shell exactly as a local trial's `sh -c` gets it.
 
 Pairs: the entrypoint (the driver) of the second run of a pair is pinned to
-the first run's node with `--entrypoint-resources '{"node:<ip>": 0.001}'`
+the first run's node with `entrypoint_resources {"node:<ip>": 0.001}`
 (Ray's per-node resource). Only the entrypoint is pinned: tasks and actors
 the job starts are placed by Ray's scheduler, which ratchet cannot pin.
 
@@ -32,7 +41,7 @@ metric must be printed (`--report-source stdout`, checked at init).
 
 import json
 import os
-import subprocess
+import shlex
 import time
 import urllib.error
 import urllib.parse
@@ -41,9 +50,9 @@ from typing import Optional
 
 from ..core import faults
 from ..core.errors import UsageError
-from . import critical, executor, store_files
+from . import critical, executor, ray_package, store_files
 
-COMMANDS = ("ray",)
+COMMANDS = ()  # nothing to find on PATH: the submit is HTTP from ratchet itself
 SUCCESS = "SUCCEEDED"
 ACTIVE = {"PENDING", "RUNNING"}
 POLL_FIRST = 0.3
@@ -54,6 +63,18 @@ PENDING_GRACE = 10.0
 CALL_TIMEOUT = 120.0
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 OWNED = ("--submission-id", "--job-id", "--working-dir", "--no-wait", "--runtime-env", "--entrypoint-resources")
+# `ray job submit` option -> (the POST /api/jobs/ field, how its value is read); --address is the URL
+TRANSLATED = {"--runtime-env-json": ("runtime_env", "object"), "--metadata-json": ("metadata", "strings"),
+              "--entrypoint-num-cpus": ("entrypoint_num_cpus", float),
+              "--entrypoint-num-gpus": ("entrypoint_num_gpus", float),
+              "--entrypoint-memory": ("entrypoint_memory", int),
+              "--entrypoint-label-selector": ("entrypoint_label_selector", "strings"), "--address": (None, str)}
+# runtime env fields whose local files the CLI would read or upload itself (ratchet does not)
+_LOCAL_FIELDS = {"working_dir": "ratchet sets it to the repository's package",
+                 "py_modules": "local modules are not uploaded: give remote URIs only",
+                 "pip": "a requirements file is read by the CLI: give the list of packages",
+                 "uv": "a requirements file is read by the CLI: give the list of packages",
+                 "conda": "a local YAML file is read by the CLI: give the environment as an object or a name"}
 
 
 def _value(opts: list, name: str) -> Optional[str]:
@@ -67,28 +88,85 @@ def _value(opts: list, name: str) -> Optional[str]:
     return found
 
 
-def check_options(opts: list) -> None:
-    for o in opts:
-        name = o.split("=", 1)[0]
+def _read(name: str, kind, raw: str):
+    if kind in (float, int, str):
+        try:
+            return kind(raw)
+        except ValueError:
+            raise UsageError(f"--executor-options: {name} {raw!r} is not {'an integer' if kind is int else 'a number'}"
+                             ) from None
+    try:
+        got = json.loads(raw)
+    except ValueError as e:
+        raise UsageError(f"--executor-options: {name} is not JSON ({e})") from None
+    if not isinstance(got, dict):
+        raise UsageError(f"--executor-options: {name} must be a JSON object")
+    if kind == "strings" and not all(isinstance(v, str) for v in got.values()):
+        raise UsageError(f"--executor-options: {name} must map names to strings")
+    return got
+
+
+def _check_env(env: dict) -> None:
+    for key, why in _LOCAL_FIELDS.items():
+        value = env.get(key)
+        local = (key == "working_dir" or (key == "py_modules" and any("://" not in str(m) for m in value or []))
+                 or (key in ("pip", "uv") and isinstance(value, str))
+                 or (key == "conda" and isinstance(value, str) and value.endswith((".yaml", ".yml"))))
+        if key in env and local:
+            raise UsageError(f"--executor-options: --runtime-env-json {key!r} is not supported ({why})")
+    if not isinstance(env.get("excludes", []), list) or not all(isinstance(x, str) for x in env.get("excludes", [])):
+        raise UsageError("--executor-options: --runtime-env-json 'excludes' must be a list of patterns")
+    ev = env.get("env_vars", {})
+    if not isinstance(ev, dict) or not all(isinstance(v, str) for v in ev.values()):
+        raise UsageError("--executor-options: --runtime-env-json 'env_vars' must map names to strings")
+
+
+def translate(opts: list) -> dict:
+    """The --executor-options as POST /api/jobs/ fields (TRANSLATED; `address` the URL); UsageError
+    for an option ratchet sets (OWNED) or does not translate."""
+    out, i = {}, 0
+    while i < len(opts):
+        name, eq, raw = opts[i].partition("=")
         if name in OWNED:
             raise UsageError(f"--executor-options: {name} is set by ratchet for every ray trial (submission id, "
                              f"working directory, node pinning){'; use --runtime-env-json' if name == '--runtime-env' else ''}")
-    raw = _value(opts, "--runtime-env-json")
-    if raw is not None:
-        try:
-            env = json.loads(raw)
-        except ValueError as e:
-            raise UsageError(f"--executor-options: --runtime-env-json is not JSON ({e})") from None
-        if not isinstance(env, dict):
-            raise UsageError("--executor-options: --runtime-env-json must be a JSON object")
-    address = _value(opts, "--address")
-    if address is not None and not address.startswith(("http://", "https://")):
-        raise UsageError(f"--executor-options: --address {address!r} must be the dashboard's http(s) address "
-                         f"(e.g. http://127.0.0.1:8265): ratchet reads the job back over the Jobs REST API")
+        if name not in TRANSLATED:
+            raise UsageError(f"--executor-options: {opts[i]!r} is not an option ratchet translates for Ray's Jobs API "
+                             f"(it takes {', '.join(TRANSLATED)})")
+        if not eq:
+            if i + 1 >= len(opts):
+                raise UsageError(f"--executor-options: {name} needs a value")
+            i, raw = i + 1, opts[i + 1]
+        field, kind = TRANSLATED[name]
+        out[field or "address"] = _read(name, kind, raw)
+        i += 1
+    _check_env(out.get("runtime_env", {}))
+    addr = out.get("address")
+    if addr is not None and not addr.startswith(("http://", "https://")):
+        raise UsageError(f"--executor-options: --address {addr!r} must be the dashboard's http(s) address "
+                         f"(e.g. http://127.0.0.1:8265): ratchet submits and reads the job over the Jobs REST API")
+    return out
+
+
+def check_options(opts: list) -> None:
+    translate(opts)
 
 
 def address(opts: list) -> str:
     return (_value(opts, "--address") or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS).rstrip("/")
+
+
+def _request(addr: str, path: str, method: str = "GET", data: Optional[bytes] = None, ctype: str = "") -> tuple:
+    """(HTTP status, body text) of one call; (None, why) when Ray does not answer."""
+    req = urllib.request.Request(addr + path, method=method, data=b"" if method != "GET" and data is None else data,
+                                 headers={"Content-Type": ctype} if ctype else {})
+    try:
+        with urllib.request.urlopen(req, timeout=CALL_TIMEOUT) as resp:
+            return resp.status, resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        return None, str(getattr(e, "reason", None) or e)
 
 
 def _api(addr: str, path: str, method: str = "GET") -> Optional[object]:
@@ -106,53 +184,62 @@ def job_status(addr: str, job: str) -> Optional[dict]:
     return got if isinstance(got, dict) and got.get("status") else None
 
 
-def _runtime_env(user_json: Optional[str], added: dict) -> str:
-    """The user's --runtime-env-json with ratchet's env_vars and `.ratchet/` excluded."""
-    user = json.loads(user_json or "{}")
+def _runtime_env(user: dict, added: dict) -> dict:
+    """The user's runtime env with ratchet's env_vars and `.ratchet/`, `.git/` excluded."""
     merged = {**user, "env_vars": {**(user.get("env_vars") or {}), **added}}
     merged["excludes"] = list(user.get("excludes") or []) + [".ratchet/", ".git/"]
-    return json.dumps(merged)
-
-
-def _without(opts: list, name: str) -> list:
-    """The options less `--name X` / `--name=X`."""
-    out, skip = [], False
-    for o in opts:
-        if skip:
-            skip = False
-        elif o == name:
-            skip = True
-        elif not o.startswith(name + "="):
-            out.append(o)
-    return out
+    return merged
 
 
 def is_submitter(argv: list) -> bool:
-    """Whether a process's command line is `submit`'s `ray job submit` (the `ray` script,
-    run by its Python; executor.cancel_run waits for it)."""
-    words = [os.path.basename(w) for w in argv[:2]]
-    return "ray" in words and argv[words.index("ray") + 1:words.index("ray") + 3] == ["job", "submit"]
+    """Always False: a ray trial is submitted by an HTTP request from ratchet's own
+    process, so no submit command outlives a killed ratchet (executor.cancel_run has
+    none to wait for; a request cut short by the kill either created the job, which
+    the listing finds, or did not)."""
+    return False
+
+
+def _why(status: Optional[int], text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return (f"HTTP {status}: " if status else "") + (lines[-1] if lines else "no answer")[:300]
+
+
+def upload(addr: str, root: str, excludes: list) -> tuple:
+    """(gcs:// URI, None) of the working directory's package, sent unless Ray has it; (None, why)."""
+    try:
+        pkg = ray_package.package(root, excludes)
+    except ray_package.PackageError as e:
+        return None, f"cannot package the working directory: {e}"
+    path = f"/api/packages/gcs/{pkg.name}"
+    status, text = _request(addr, path)
+    if status == 404:
+        try:
+            data = ray_package.zip_bytes(pkg)
+        except ray_package.PackageError as e:
+            return None, f"cannot package the working directory: {e}"
+        status, text = _request(addr, path, "PUT", data, "application/octet-stream")
+    if status != 200:
+        return None, f"ray refused the working directory's package {pkg.name} ({_why(status, text)})"
+    return "gcs://" + pkg.name, None
 
 
 def submit(opts: list, command: str, cwd: str, env: dict, added: dict, name: str, node: Optional[str]) -> tuple:
-    """(job id, None) or (None, why ray refused)."""
-    renv = _runtime_env(_value(opts, "--runtime-env-json"), added)
-    argv = ["ray", "job", "submit", "--no-wait", f"--submission-id={name}", "--working-dir", ".",
-            f"--runtime-env-json={renv}", *_without(_without(opts, "--runtime-env-json"), "--address"),
-            f"--address={address(opts)}"]
+    """(job id, None) or (None, why ray refused): the package, then POST /api/jobs/, as
+    `ray job submit --no-wait --working-dir . -- sh -c COMMAND` would. `env` is unused:
+    a Ray job gets only its runtime env (`added`)."""
+    fields = translate(opts)
+    addr, _ = address(opts), fields.pop("address", None)
+    renv = _runtime_env(fields.pop("runtime_env", {}), added)
+    renv["working_dir"], why = upload(addr, cwd, renv["excludes"])
+    if why:
+        return None, why
+    body = {"entrypoint": shlex.join(["sh", "-c", command]), "submission_id": name, "runtime_env": renv,
+            "metadata": fields.pop("metadata", {}), **fields}
     if node:
-        argv.append("--entrypoint-resources=" + json.dumps({f"node:{node}": 0.001}))
-    try:
-        r = subprocess.run(argv + ["--", "sh", "-c", command], cwd=cwd, env={**env, "RAY_USAGE_STATS_ENABLED": "0"},
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-                           timeout=CALL_TIMEOUT)
-    except FileNotFoundError:
-        return None, "ray: command not found"
-    except subprocess.TimeoutExpired:
-        return None, f"ray job submit did not return within {CALL_TIMEOUT:g}s"
-    if r.returncode != 0:
-        lines = [ln.strip() for ln in (r.stderr + r.stdout).splitlines() if ln.strip()]
-        return None, f"ray job submit refused the job (exit {r.returncode}): {(lines[-1] if lines else '')[:300]}"
+        body["entrypoint_resources"] = {f"node:{node}": 0.001}
+    status, text = _request(addr, "/api/jobs/", "POST", json.dumps(body).encode(), "application/json")
+    if status != 200:
+        return None, f"ray refused the job ({_why(status, text)})"
     return name, None
 
 
