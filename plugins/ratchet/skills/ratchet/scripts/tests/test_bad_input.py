@@ -415,6 +415,12 @@ ROWS = [
     ("x09", "--cancel-command with an executor", None, None,
      INIT + ["--executor", "slurm", "--cancel-command", "scancel --name=$RATCHET_TRIAL_ID"], 2,
      "--executor slurm cancels its jobs itself: leave --cancel-command out"),
+    ("x10", "a ray job submit option ratchet does not translate", None, None,
+     INIT + ["--executor", "ray", "--executor-options", "--headers={}"], 2,
+     "'--headers={}' is not an option ratchet translates for Ray's Jobs API"),
+    ("x11", "a ray runtime env field naming a local file", None, None,
+     INIT + ["--executor", "ray", "--executor-options", "--runtime-env-json='{\"pip\": \"requirements.txt\"}'"], 2,
+     "--runtime-env-json 'pip' is not supported (a requirements file is read by the CLI"),
 ]
 
 

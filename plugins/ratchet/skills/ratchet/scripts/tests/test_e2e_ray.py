@@ -2,8 +2,9 @@
 
 tests/ray_head.py starts `ray start --head --num-cpus=1` (dashboard on
 127.0.0.1, usage stats off) from the test-only venv for this module and
-stops it afterwards. Every trial is a real `ray job submit`; the assertions
-read the jobs back from Ray's Jobs API, not from ratchet's account.
+stops it afterwards. Every trial is a real job submitted over Ray's Jobs
+REST API (no `ray` CLI); the assertions read the jobs back from Ray's Jobs
+API, not from ratchet's account.
 
 Without ray the module skips, except under CI=true, where it fails
 (.ci/run installs it), like test_e2e_claude.py.

@@ -71,9 +71,9 @@ INIT_FLAGS = (
                                    "(cancels a remote job: scancel, ray job stop, sky cancel)")),
     ("--executor", dict(choices=("local", "slurm", "ray"), default="local",
                         help="where each trial runs: local (default), slurm (one sbatch job per trial) or ray "
-                             "(one `ray job submit` per trial); see the README's \"Trials on other machines\"")),
+                             "(one Ray job per trial, over the Jobs REST API); see the README's \"Trials on other machines\"")),
     ("--executor-options", dict(default="", metavar="'OPTS'",
-                                help="passed to sbatch / ray job submit, e.g. '--partition=gpu --gres=gpu:1 "
+                                help="passed to sbatch / translated from `ray job submit` options, e.g. '--partition=gpu --gres=gpu:1 "
                                      "--time=1:00:00' or '--address=http://127.0.0.1:8265'")),
     ("--critic", dict(action="store_true", help="critic mode: two proposers and a critic per iteration")),
     ("--strategy", dict(choices=("bandit",), help="bandit: suggest a strategy arm each iteration (UCB1)")),

@@ -5,8 +5,10 @@ is runner.run: the command in its own session on this machine. `slurm`
 (exec_slurm.py) and `ray` (exec_ray.py) submit the same command as one
 remote job per trial and wait for it; the run command stays the user's own,
 the executor only decides where it runs. `--executor-options` is split like
-a shell line and passed to the engine's submit command (sbatch options;
-`ray job submit` options), validated at init.
+a shell line and passed to the engine's submit (sbatch options; the
+`ray job submit` options exec_ray translates into its Jobs API request),
+validated at init. An engine's COMMANDS are what must be on PATH (Slurm's
+client; none for Ray, whose submit is HTTP from ratchet itself).
 
 Every job is named `job_name(run id, iteration, trial)`: `ratchet-<run id>-`,
 then the iteration, the trial and a random part (a re-measured iteration
@@ -252,10 +254,11 @@ SUBMIT_WAIT = 30.0
 def _await_submitters(eng, run_id: str) -> None:
     """Wait (up to SUBMIT_WAIT, then kill) for this machine's submit commands
     of the run's jobs still in flight. A SIGKILLed ratchet leaves its child
-    sbatch (or `ray job submit`) running, and the job it creates after the
-    listing below would run on with nobody to cancel it. They carry the run's
-    marker, as the job's own processes do on a single-node cluster (the
-    scheduler's to end), so the engine tells them apart by command line."""
+    sbatch running, and the job it creates after the listing below would run
+    on with nobody to cancel it. They carry the run's marker, as the job's own
+    processes do on a single-node cluster (the scheduler's to end), so the
+    engine tells them apart by command line. An engine that submits from
+    ratchet's own process (Ray, over HTTP) has none: its is_submitter is False."""
     def pending() -> list:
         return [p for p in procs.find_marked(prefix(run_id), prefix=True) if eng.is_submitter(procs.argv_of(p))]
     end = time.monotonic() + SUBMIT_WAIT
@@ -309,8 +312,7 @@ def cancel_entries(entries: list) -> None:
 # --- doctor ---------------------------------------------------------------------
 
 FIXES = {"slurm": "install the Slurm client (Debian/Ubuntu: apt-get install slurm-client) or run ratchet on a "
-                  "login node, where sbatch, squeue, scontrol and scancel are on PATH",
-         "ray": "pip install 'ray[default]' (into the environment ratchet runs from, or put its bin/ on PATH)"}
+                  "login node, where sbatch, squeue, scontrol and scancel are on PATH"}  # ray: no command needed
 PROBE_SECONDS = 60.0
 PROBE_TOKEN = "ratchet-executor-probe-ok"
 
