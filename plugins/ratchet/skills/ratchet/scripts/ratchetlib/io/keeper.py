@@ -99,12 +99,13 @@ def start_of(pid) -> int:
 
 
 def pid_mark() -> tuple | None:
-    """(the last pid handed out, tasks forked since boot) now; None off Linux."""
+    """(last pid handed out, tasks forked since boot, live tasks: threads too hold pids); None off Linux."""
     try:
         with open("/proc/loadavg", "rb") as f:
-            last = int(f.read().split()[4].split(b"/")[0])
+            fields = f.read().split()
         with open("/proc/stat", "rb") as f:
-            return last, next(int(line.split()[1]) for line in f if line.startswith(b"processes "))
+            forks = next(int(line.split()[1]) for line in f if line.startswith(b"processes "))
+        return int(fields[4]), forks, int(fields[3].split(b"/")[1])
     except (OSError, IndexError, ValueError, StopIteration):
         return None
 
@@ -113,23 +114,21 @@ _PID_MAX = []
 
 
 def table(since: tuple | None = None) -> dict:
-    """{pid: stat fields} of every process now (empty off Linux); with `since`
-    (a `pid_mark()`) of those made after it only: pids are handed out in
-    order, wrapping at pid_max, so they come after its pid, up to the last
-    one (issue 18: a sweep reads its trial's few, not a desktop's hundreds).
-    Every process is read should the pids since (forks plus live pids
-    skipped) reach half a lap."""
+    """{pid: stat fields} of every process now (empty off Linux); with `since` (a `pid_mark()`), of
+    those made after it only: pids are handed out in order, wrapping at pid_max, so theirs come after
+    its pid, up to the last one (issue 18: a sweep reads its trial's few, not a desktop's hundreds).
+    Should the pids since (forks, and live tasks' pids skipped) reach half a lap, all are read."""
     try:
         names = [int(n) for n in os.listdir("/proc") if n.isdigit()]
     except OSError:
         return {}
     now = pid_mark() if since else None
     if now is not None:
-        (first, forks0), (last, forks) = since, now
+        (first, forks0), (last, forks, tasks) = since[:2], now
         if not _PID_MAX:
             with open("/proc/sys/kernel/pid_max", "rb") as f:
                 _PID_MAX.append(int(f.read()))
-        if forks - forks0 + len(names) < _PID_MAX[0] // 2:
+        if forks - forks0 + tasks < _PID_MAX[0] // 2:
             names = [p for p in names if (first < p <= last if first <= last else p > first or p <= last)]
     out = {}
     for pid in names:
