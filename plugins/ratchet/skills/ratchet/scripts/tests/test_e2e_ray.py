@@ -22,6 +22,7 @@ from tests.util import PY, RATCHET, RepoTest, cli, wait_for, write
 
 MISSING = ray_head.missing()
 HEAD = None
+EXPECTED_SECONDS = 120  # mostly waiting on a real Ray head and its jobs: tests/parallel.py starts it first
 _SAVED = {}
 
 

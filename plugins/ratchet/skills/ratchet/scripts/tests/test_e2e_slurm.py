@@ -24,6 +24,7 @@ from tests.util import PY, RATCHET, RepoTest, TRIAL_PY, cli, git, make_repo, slu
 
 MISSING = slurm_cluster.missing()
 CLUSTER = None
+EXPECTED_SECONDS = 60  # mostly waiting on a real Slurm cluster and its jobs: tests/parallel.py starts it first
 
 
 def setUpModule():
