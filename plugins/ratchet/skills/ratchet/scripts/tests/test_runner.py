@@ -37,13 +37,14 @@ class MarkerScanTest(unittest.TestCase):
     def test_the_table_since_a_mark_holds_what_came_after_it_and_only_that(self):
         forks = keeper.pid_mark()[1]
         pid = self.p.pid
-        made_after = keeper.table(since=(pid - 1, forks))  # as if the mark was taken just before it
+        made_after = keeper.table(since=(pid - 1, forks, 0))  # as if the mark was taken just before it
         self.assertIn(pid, made_after)
-        self.assertEqual(made_after[pid], keeper.stat_fields(pid))
-        self.assertNotIn(pid, keeper.table(since=(pid, forks)))  # the mark's own pid and older: not read
+        stat = made_after[pid]  # its stat line: its parent and start time (the rest moves as it runs)
+        self.assertEqual((int(stat[1]), int(stat[19])), (os.getpid(), keeper.start_of(pid)))
+        self.assertNotIn(pid, keeper.table(since=(pid, forks, 0)))  # the mark's own pid and older: not read
 
     def test_pids_that_may_have_wrapped_a_whole_lap_mean_every_process_is_read(self):
-        lapped = keeper.table(since=(self.p.pid, keeper.pid_mark()[1] - 10 ** 9))
+        lapped = keeper.table(since=(self.p.pid, keeper.pid_mark()[1] - 10 ** 9, 0))
         self.assertIn(self.p.pid, lapped)
         self.assertIn(os.getpid(), lapped)
 
