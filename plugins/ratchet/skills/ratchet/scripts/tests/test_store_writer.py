@@ -45,7 +45,7 @@ ELSEWHERE = {  # "module:function" -> where its writes go (never .ratchet/)
     "io/carry.py:_restore_user_file": "the working tree (an untracked file put back)",
     "io/fresh.py:switched": "the working tree (bytecode caches, mtimes)",
     "io/gitguard.py:restore": "the repository's git configuration (.git/config, hooks, info/exclude)",
-    "io/gitpatch.py:put_head": "the working tree",
+    "io/gitpatch.py:_put_head": "the working tree",
     "io/gitpatch.py:prune_empty_dirs": "the working tree",
     "io/gitops.py:ensure_excluded": ".git/info/exclude",
     "io/swapfiles.py:write_side": "the working tree (a paired side's files written back)",

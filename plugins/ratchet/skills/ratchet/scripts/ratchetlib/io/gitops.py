@@ -334,21 +334,21 @@ def tracked_changes(repo: str) -> list:
 
 
 def untracked(repo: str) -> list:
-    return sorted(c.path for c in status(repo) if c.untracked)
+    return untracked_in(status(repo))
+
+
+def untracked_in(changes: list) -> list:
+    """The untracked files of a `status()` already read, sorted."""
+    return sorted(c.path for c in changes if c.untracked)
 
 
 def status_and_ignored(repo: str) -> tuple:
-    """(`status()`, `ignored()`) from one git process: what every iterate
-    reads before its trials and after its decision (issue 18: one git
-    process each time where two were)."""
+    """(`status()`, the git-ignored entries) from one git process (issue 18),
+    for init, and for iterate before its trials and after its decision. An
+    ignored folder is one entry ("build/"), files ignored one by one each."""
     entries = parse_status(git(repo, *STATUS, "--ignored=matching"))
     return [c for c in entries if c.xy != "!!"], sorted(c.path for c in entries if c.xy == "!!")
 
-
-def ignored(repo: str) -> list:
-    """Git-ignored entries of the work tree; a folder an ignore pattern names
-    is one entry ("build/"), files ignored one by one (`*.log`) are each."""
-    return status_and_ignored(repo)[1]
 
 
 def nested_repos(repo: str, paths: list) -> list:

@@ -124,7 +124,7 @@ def table(since: tuple | None = None) -> dict:
         return {}
     now = pid_mark() if since else None
     if now is not None:
-        (first, forks0), (last, forks, tasks) = since[:2], now
+        (first, forks0, _), (last, forks, tasks) = since, now
         if not _PID_MAX:
             with open("/proc/sys/kernel/pid_max", "rb") as f:
                 _PID_MAX.append(int(f.read()))

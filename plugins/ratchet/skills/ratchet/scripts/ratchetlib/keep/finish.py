@@ -80,10 +80,7 @@ def _apply_git(run: workspace.Run, rec: dict, cand: dict) -> dict:
         if mine and not os.path.exists(patch_file):
             patch = gitpatch.diff_patch(repo, [p for p in tracked if p in mine], [p for p in new if p in mine])
             atomic_write(patch_file, patch.encode("utf-8", "surrogateescape"))
-        if cand.get("index_is_head"):  # nothing staged: HEAD has every tracked path, no reset or ls-tree
-            gitpatch.put_head(repo, tracked, new)
-        else:
-            gitpatch.back_to_head(repo, tracked, new)
+        gitpatch.back_to_head(repo, tracked, new, bool(cand.get("index_is_head")))  # nothing staged: a checkout alone
         fresh.switched(repo, tracked + new)
         faults.point("reverted")
         if mine:
@@ -108,8 +105,7 @@ def commit_state(run: workspace.Run, rec: dict) -> None:
     # what the trials wrote joins; what the agent made stays out until a keep has named it
     pending = set() if rec.get("kept") else set(rec.get("ignored_new") or ())
     changes, ignored = gitops.status_and_ignored(run.repo)  # one git process for both
-    untracked = sorted(c.path for c in changes if c.untracked)
-    st = state.after_decision(state.apply_record(run.state, rec, run.config), untracked,
+    st = state.after_decision(state.apply_record(run.state, rec, run.config), gitops.untracked_in(changes),
                               [p for p in ignored if p not in pending])
     run.learned = learning.persist(run, rec, st)
     run.save(st)

@@ -77,14 +77,10 @@ def to_incumbent(run, swap: dict, sides: Optional[dict] = None) -> None:
     """Step 2; with `sides` (one measure's memory, io/swapfiles) the first
     switch goes through git and is captured, every later one is file writes.
     `sides["index_is_head"]` (the candidate staged nothing): the first
-    switch is a checkout alone (gitpatch.put_head: no reset, and HEAD has
-    every tracked path)."""
+    switch is a checkout alone (gitpatch.back_to_head)."""
     if not _from_memory(run, swap, sides, "incumbent"):
-        if (sides or {}).pop("index_is_head", False):
-            gitpatch.put_head(run.repo, swap["tracked"], swap["new"])
-            _note_absent(sides, [])
-        else:
-            _note_absent(sides, gitpatch.back_to_head(run.repo, swap["tracked"], swap["new"]))
+        clean = (sides or {}).pop("index_is_head", False)
+        _note_absent(sides, gitpatch.back_to_head(run.repo, swap["tracked"], swap["new"], clean))
         _capture(run, swap, sides, "incumbent")
     fresh.switched(run.repo, swap["tracked"] + swap["new"])
 
@@ -114,7 +110,7 @@ def _note_absent(sides: Optional[dict], absent: list) -> None:
         sides["absent"] = absent
 
 
-def _switch(run, cur: dict, swap: dict, sides: dict, seen: dict, role: str) -> None:
+def _switch(run, swap: dict, sides: dict, seen: dict, role: str) -> None:
     """One switch of `measure`'s pairs to `role`; `seen["tree"]` becomes the
     tree the last run left as the swap alone moved it (carry.swapped: no git
     status), once `sides` knows what HEAD lacks. `in_tree` reaches
@@ -207,7 +203,7 @@ def measure(run, cur: dict, cand) -> tuple:
             failed = False
             for role in order:
                 if role != in_tree:
-                    _switch(run, cur, swap, sides, seen, role)
+                    _switch(run, swap, sides, seen, role)
                     in_tree = role
                     if role == "incumbent":
                         faults.point("swapped")

@@ -73,14 +73,15 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> workspace.Run:
         except OSError as e:
             raise UsageError(f"cannot read protected file {e.filename}: {e.strerror}; fix its permissions or --protect") from None
         gitguard.pin(repo, store.root)
-        carry.pin_user_files(repo, store.root, gitops.untracked(repo))
+        changes, ignored = gitops.status_and_ignored(repo)
+        carry.pin_user_files(repo, store.root, gitops.untracked_in(changes))
         cfg = record.replace(cfg, run_id=run_id, branch=branch or original, original_branch=original,
                                   start_commit=head, created=now_iso())
         if branch is not None:  # the ref now, the checkout last: a kill in between is finished by recover()
             githistory.create_branch(repo, branch, head)
             store.write_current({"iter": -1, "phase": "init", "branch": branch, "original_branch": original})
         store.write_config(cfg.to_dict())
-        st = state.new_run(cfg.run_id, cfg.start_commit, gitops.untracked(repo), gitops.ignored(repo),
+        st = state.new_run(cfg.run_id, cfg.start_commit, gitops.untracked_in(changes), ignored,
                            archived=archived, harness=pinned)
         store.write_state(st)
         run = workspace.Run(repo, store, cfg, st)
