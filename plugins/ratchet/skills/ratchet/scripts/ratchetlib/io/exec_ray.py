@@ -156,12 +156,13 @@ def address(opts: list) -> str:
     return (_value(opts, "--address") or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS).rstrip("/")
 
 
-def _request(addr: str, path: str, method: str = "GET", data: Optional[bytes] = None, ctype: str = "") -> tuple:
+def _request(addr: str, path: str, method: str = "GET", data: Optional[bytes] = None, ctype: str = "",
+             timeout: float = CALL_TIMEOUT) -> tuple:
     """(HTTP status, body text) of one call; (None, why) when Ray does not answer."""
     req = urllib.request.Request(addr + path, method=method, data=b"" if method != "GET" and data is None else data,
                                  headers={"Content-Type": ctype} if ctype else {})
     try:
-        with urllib.request.urlopen(req, timeout=CALL_TIMEOUT) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode("utf-8", "replace")
@@ -171,11 +172,12 @@ def _request(addr: str, path: str, method: str = "GET", data: Optional[bytes] = 
 
 def _api(addr: str, path: str, method: str = "GET") -> Optional[object]:
     """JSON from the Jobs REST API; None when the job is unknown or Ray does not answer."""
-    req = urllib.request.Request(addr + path, method=method, data=b"" if method == "POST" else None)
+    status, text = _request(addr, path, method, timeout=30)
+    if status is None or not 200 <= status < 300:
+        return None
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read().decode("utf-8", "replace"))
-    except (urllib.error.URLError, OSError, ValueError):
+        return json.loads(text)
+    except ValueError:
         return None
 
 
