@@ -1,7 +1,10 @@
 """git's own configuration pins (io/gitguard.py) on their own: what a change
 to them looks like, and that an unchanged file is known by its stat alone."""
 
+import json
 import os
+import shutil
+import tempfile
 import unittest
 from unittest import mock
 
@@ -59,6 +62,51 @@ class GitGuardTest(unittest.TestCase):
         self.assertEqual(gitguard.verify(self.repo, self.store), {})
         write(os.path.dirname(self.repo), "shared-hook", "#!/bin/sh\nexit 1\n")
         self.assertEqual(gitguard.verify(self.repo, self.store), {".git/hooks/pre-commit": gitguard.EDITED})
+
+
+class MovedProjectTest(unittest.TestCase):
+    """The pins name files by label, resolved where the repository is now: a
+    project folder moved after `init` is checked (and restored) in its new
+    place, and nothing is written where it used to be."""
+
+    def setUp(self):
+        self.top = tempfile.mkdtemp(prefix="ratchet-moved-")
+        self.addCleanup(shutil.rmtree, self.top, True)
+        self.old, self.new = os.path.join(self.top, "old"), os.path.join(self.top, "new")
+        shutil.move(make_repo(self), self.old)
+        os.makedirs(os.path.join(self.old, ".ratchet"))
+        gitguard.pin(self.old, os.path.join(self.old, ".ratchet"))
+        os.rename(self.old, self.new)
+        self.store = os.path.join(self.new, ".ratchet")
+
+    def test_unchanged_after_the_move(self):
+        self.assertEqual(gitguard.verify(self.new, self.store), {})
+
+    def test_an_edit_is_found_and_restored_in_the_new_place_only(self):
+        config = os.path.join(self.new, ".git", "config")
+        with open(config) as f:
+            was = f.read()
+        write(self.new, ".git/config", was + "[core]\n\tfsmonitor = ./spy\n")
+        os.remove(os.path.join(self.new, ".git", "hooks", "pre-commit.sample"))
+        changes = gitguard.verify(self.new, self.store)
+        self.assertEqual(changes, {".git/config": gitguard.EDITED, ".git/hooks/pre-commit.sample": gitguard.DELETED})
+        self.assertEqual(gitguard.restore(self.new, self.store, changes), [])
+        self.assertEqual(gitguard.verify(self.new, self.store), {})
+        with open(config) as f:
+            self.assertEqual(f.read(), was)
+        self.assertFalse(os.path.exists(self.old))
+
+    def test_a_label_that_leads_out_of_the_hooks_folder_is_ignored(self):
+        path = os.path.join(self.store, "gitguard.json")
+        with open(path) as f:
+            doc = json.load(f)
+        doc["files"][".git/hooks/../../../escaped"] = {"absent": True}
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        write(self.top, "escaped", "not ratchet's\n")
+        self.assertEqual(gitguard.verify(self.new, self.store), {})
+        gitguard.restore(self.new, self.store, {".git/hooks/../../../escaped": gitguard.ADDED})
+        self.assertTrue(os.path.exists(os.path.join(self.top, "escaped")))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,12 @@ that did not exist is pinned as absent. `.gitattributes` files in the work
 tree are the candidate's diff, so the engine refuses them there
 (`ATTRIBUTES`). Files over 1 MiB are hashed only. See FORMATS.md
 (gitguard.json).
+
+A pin is named by its label (`.git/config`, `.git/hooks/<name>`), which is
+resolved again in the repository at every check and restore: the project
+folder may have moved since `init`, and a path kept from then could name
+another repository's files by now (older pins also hold a `path`, never
+read). A label that would lead out of the hooks folder is ignored.
 """
 
 import os
@@ -34,9 +40,10 @@ ATTRIBUTES = ".gitattributes"
 EDITED, DELETED, ADDED = "edited", "deleted", "added"
 
 
-def _git_paths(repo: str) -> dict:
-    """{label: absolute path} of every pinned file that exists now, plus the
-    fixed files whether they exist or not (label: `.git/<name>`)."""
+def _git_paths(repo: str) -> tuple:
+    """({label: absolute path} of every pinned file that exists now, plus the
+    fixed files whether they exist or not (label: `.git/<name>`); the hooks
+    folder)."""
     # `--git-path hooks` would name /dev/null: ratchet's git calls set core.hooksPath to
     # keep hooks out of them (gitops._SAFE), so the hooks folder is the common dir's own.
     names = list(FILES)
@@ -51,24 +58,39 @@ def _git_paths(repo: str) -> dict:
     for top, _, files in os.walk(hooks):
         for name in files:
             full = os.path.join(top, name)
-            found[".git/hooks/" + os.path.relpath(full, hooks).replace(os.sep, "/")] = full
-    return found
+            found[_HOOK + os.path.relpath(full, hooks).replace(os.sep, "/")] = full
+    return found, hooks
+
+
+_HOOK = ".git/hooks/"
+
+
+def _at(label: str, now: dict, hooks: str) -> Optional[str]:
+    """Where the file pinned as `label` is in this repository now (a hook
+    removed since has no entry in `now`); None for a label that names no
+    pinnable file."""
+    if label in now:
+        return now[label]
+    parts = label[len(_HOOK):].split("/") if label.startswith(_HOOK) else []
+    if not parts or any(p in ("", ".", "..") for p in parts):
+        return None
+    return os.path.join(hooks, *parts)
 
 
 def pin(repo: str, store_root: str) -> dict:
     """Hash (and copy) git's configuration files now; write gitguard.json."""
     store_files.folder(store_root, "gitguard_copies")
     files, now_ns = {}, time.time_ns()
-    for label, full in _git_paths(repo).items():
+    for label, full in _git_paths(repo)[0].items():
         if not os.path.isfile(full):
-            files[label] = {"path": full, "absent": True}
+            files[label] = {"absent": True}
             continue
         st = os.stat(full)
         sha, size, _ = harness.digest(full)
         copy = size <= COPY_MAX_BYTES
         if copy:
             store_files.keep_copy(store_root, "gitguard_copies", sha, src=full)
-        files[label] = {"path": full, "sha256": sha, "size": size, "mode": st.st_mode & 0o7777,
+        files[label] = {"sha256": sha, "size": size, "mode": st.st_mode & 0o7777,
                         "copy": copy, "stat": harness.stat_key(st, now_ns) if st.st_size == size else None}
     store_files.write_doc(store_root, "gitguard", {"format": FORMAT, "pinned": store.now_iso(), "files": files})
     return files
@@ -83,10 +105,12 @@ def verify(repo: str, store_root: str) -> dict:
     pins = load(store_root)
     if not pins:
         return {}
-    entries, now = pins["files"], _git_paths(repo)
+    entries, (now, hooks) = pins["files"], _git_paths(repo)
     changes = {}
     for label, e in entries.items():
-        full = e["path"]
+        full = _at(label, now, hooks)
+        if full is None:
+            continue
         there = os.path.isfile(full)
         if e.get("absent"):
             if there:
@@ -108,10 +132,10 @@ def restore(repo: str, store_root: str, changes: Optional[dict] = None) -> list:
     if not pins:
         return []
     changes = verify(repo, store_root) if changes is None else changes
-    now, failed = _git_paths(repo), []
+    (now, hooks), failed = _git_paths(repo), []
     for label in changes:
         e = pins["files"].get(label)
-        full = e["path"] if e else now.get(label)
+        full = _at(label, now, hooks)
         if full is None:
             continue
         try:
