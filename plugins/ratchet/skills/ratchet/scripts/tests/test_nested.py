@@ -6,6 +6,7 @@ that ran with a git-ignored file made since init names it in the verdict, and
 import os
 import subprocess
 
+from ratchetlib.io import gitops
 from tests.util import RepoTest, TRIAL_PY, git, read, write
 
 INIT = ["init", "--run-command", f"{TRIAL_PY} bench.py", "--direction", "max", "--metric-name", "score",
@@ -51,6 +52,36 @@ class Submodules(RepoTest):
         write(nested, "v.py", "Z = 1\n")
         self.assertIn("nested repository vendor", self.run_fail("iterate", "--hypothesis", "h"))
         self.assertIn("nested repository vendor", self.run_fail("stop"))
+
+
+    def test_the_status_names_the_gitlinks_without_another_git_process(self):
+        """Porcelain v2 carries each entry's HEAD and index modes, so a
+        submodule is known from the status itself (issue 18: no ls-files and
+        ls-tree per iterate), whether edited, deleted or only staged."""
+        write(self.repo, "lib/lib.py", "X = 30\n")
+        write(self.repo, "with space.txt", "a b\n")
+        write(self.repo, ".gitignore", "*.log\n")
+        write(self.repo, "run.log", "x\n")
+        changes, ignored = gitops.status_and_ignored(self.repo)
+        seen = {c.path: (c.xy, c.gitlink) for c in changes}
+        self.assertEqual(seen, {"lib": (" M", True), "with space.txt": ("??", False), ".gitignore": ("??", False)})
+        self.assertEqual(ignored, [".ratchet/", "run.log"])
+        self.assertEqual(gitops.nested_repos(changes), ["lib"])
+        git(self.repo, "rm", "-q", "--cached", "lib")  # staged removal: a gitlink in HEAD only
+        self.assertIn(("lib", "D ", True), [(c.path, c.xy, c.gitlink) for c in gitops.status(self.repo)])
+        git(self.repo, "add", "bench.py")
+        write(self.repo, "bench.py", "print('score: 1')\n")
+        self.assertIn(("bench.py", " M", False), [(c.path, c.xy, c.gitlink) for c in gitops.status(self.repo)])
+
+    def test_every_kind_of_v2_entry_is_read(self):
+        raw = "\0".join(["1 .M N... 100644 100644 100644 aaa aaa a b.py", "1 D. S... 160000 000000 000000 bbb 000 lib",
+                         "2 R. N... 100644 100644 100644 ccc ccc R100 new name.py", "old name.py",
+                         "u UU N... 100644 100644 100644 100644 d e f both.py", "? new dir/x.py", "! build/", "? vendor/", ""])
+        self.assertEqual([(c.xy, c.path, c.gitlink) for c in gitops.parse_status(raw)],
+                         [(" M", "a b.py", False), ("D ", "lib", True), ("R ", "new name.py", False),
+                          ("UU", "both.py", False), ("??", "new dir/x.py", False), ("!!", "build/", False),
+                          ("??", "vendor/", False)])
+        self.assertEqual(gitops.nested_repos([c for c in gitops.parse_status(raw) if c.xy != "!!"]), ["lib", "vendor/"])
 
 
 class NestedBeforeInit(RepoTest):

@@ -54,7 +54,7 @@ def _skip(rel: str) -> bool:
 # by itself (`traditional` with `--untracked-files=all`: the files inside an
 # ignored folder too), as `ls-files -o` lists them; `.ratchet/` is left out
 # by pathspec, so git never walks it.
-_TREE = ("status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=traditional", "--no-renames",
+_TREE = ("status", "--porcelain=v2", "-z", "--untracked-files=all", "--ignored=traditional", "--no-renames",
          "--", ".", ":(exclude,top).ratchet")
 
 

@@ -160,29 +160,6 @@ def _collect(p: subprocess.Popen, argv: list, repo: str, input: Optional[bytes],
     return subprocess.CompletedProcess(argv, p.returncode, out, err)
 
 
-def git_each(repo: str, *commands: tuple) -> list:
-    """stdout of each of several git commands that only read (as `git`, raising
-    on a failure), run side by side: the wall time of the slowest, not the sum
-    (issue 18). Each is waited for as `_run` waits."""
-    env, t0, started = _env(), time.monotonic(), []
-    try:
-        for args in commands:
-            started.append((_spawn(_argv(repo, args), repo, env), args))
-    except BaseException:
-        for p, _ in started:
-            _stop(p)
-        raise
-    done, error = [], None
-    for p, args in started:  # every process is waited for, even after one failed
-        try:
-            done.append(_checked(_collect(p, p.args, repo, None, None, t0), args))
-        except BaseException as e:
-            error = error or e
-    if error is not None:
-        raise error
-    return done
-
-
 def _checked(p: subprocess.CompletedProcess, args) -> str:
     if p.returncode != 0:
         msg = p.stderr.decode("utf-8", "replace").strip().splitlines()
@@ -302,17 +279,23 @@ def valid_branch_name(repo: str, name: str) -> bool:
 
 
 class Change(record.Record):
-    """One entry of `git status`: `xy` is porcelain v1's two status letters."""
+    """One entry of `git status`: `xy` is the two status letters as porcelain
+    v1 shows them (" M", "A ", "??", "!!"); `gitlink`: a submodule in HEAD or
+    the index (mode 160000), which porcelain v2 reports with the entry."""
 
     xy: str
     path: str
+    gitlink: bool = False
 
     @property
     def untracked(self) -> bool:
         return self.xy == "??"
 
 
-STATUS = ("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames")
+STATUS = ("status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames")
+_GITLINK = "160000"
+_MODES = {"1": (3, 5), "2": (3, 5), "u": (3, 6)}  # entry kind -> the fields holding its HEAD/index/stage modes
+_PATH_AT = {"1": 8, "2": 9, "u": 10}             # -> the field the path starts at (it may hold spaces)
 
 
 def status(repo: str) -> list:
@@ -322,10 +305,20 @@ def status(repo: str) -> list:
 
 
 def parse_status(raw: str) -> list:
-    out = []
-    for entry in raw.split("\0"):
-        if len(entry) > 3:
-            out.append(Change(entry[:2], entry[3:]))
+    """Changes from `git status --porcelain=v2 -z` (git-status(1)): "1"/"2"
+    changed entries (a "2" one, a rename, carries its old path in the next
+    field), "u" unmerged, "?" untracked, "!" ignored."""
+    out, fields = [], iter(raw.split("\0"))
+    for entry in fields:
+        kind = entry[:1]
+        if kind in ("?", "!") and len(entry) > 2:
+            out.append(Change(kind * 2, entry[2:]))
+        elif kind in _PATH_AT:
+            parts = entry.split(" ", _PATH_AT[kind])
+            lo, hi = _MODES[kind]
+            out.append(Change(parts[1].replace(".", " "), parts[-1], _GITLINK in parts[lo:hi]))
+            if kind == "2":
+                next(fields, None)
     return out
 
 
@@ -351,15 +344,11 @@ def status_and_ignored(repo: str) -> tuple:
 
 
 
-def nested_repos(repo: str, paths: list) -> list:
-    """The paths among `paths` that are submodules (a gitlink in HEAD or the
-    index) or git repositories inside the tree (status shows them as "dir/")."""
-    if not paths:
-        return []
-    found = {p for p in paths if p.endswith("/")}
-    for listing in git_each(repo, ("ls-files", "-s", "-z", "--", *paths), ("ls-tree", "-r", "-z", "HEAD", "--", *paths)):
-        found |= {e.split("\t", 1)[1] for e in listing.split("\0") if e.startswith("160000 ") and "\t" in e}
-    return sorted(found)
+def nested_repos(changes: list) -> list:
+    """The paths among `changes` (Changes, from the status they were read
+    with) that are submodules (a gitlink in HEAD or the index) or git
+    repositories inside the tree (status shows them as "dir/")."""
+    return sorted(c.path for c in changes if c.gitlink or c.path.endswith("/"))
 
 
 def nested_edited(repo: str, path: str) -> bool:

@@ -77,7 +77,7 @@ def _refuse_nested(repo: str, changes: list, before: set) -> list:
     submodule dirty only with bytecode (its modules were imported) is no
     change: it is dropped from `changes`; one the user had at init
     (`before`) is theirs, as any untracked file."""
-    nested = gitops.nested_repos(repo, [c.path for c in changes if c.path not in before])
+    nested = gitops.nested_repos([c for c in changes if c.path not in before])
     subs = [p.rstrip("/") for p in nested if gitops.nested_edited(repo, p)]
     if subs:
         s = subs[0]
