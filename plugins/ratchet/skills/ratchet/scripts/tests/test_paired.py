@@ -9,7 +9,7 @@ import subprocess
 from unittest import mock
 
 from ratchetlib.io import gitops
-from tests.util import INIT, PY, RATCHET, RepoTest, read, write
+from tests.util import BENCH, INIT, PY, RATCHET, RepoTest, read, write
 
 # Noisy stand-in: the value in value.txt times (1 + N(0, CV)), unseeded.
 NOISY = ("import os, random\n"
@@ -102,6 +102,30 @@ class PairedTest(RepoTest):
         self.assertEqual(read(self.repo, "value.txt").strip(), "13")
         self.assertEqual(subprocess.run(["git", "diff", "--cached", "--name-only"], cwd=self.repo, capture_output=True,
                                         text=True).stdout, "")  # nothing left staged
+
+    def test_the_tree_is_read_by_git_once_an_iterate_when_the_runs_touch_no_tracked_file(self):
+        """After the first trial, each run's effect on the tree comes from
+        two stat scans (io/treescan): one `git status` of the tree per
+        iterate, not one a trial (issue 18); a run that writes a tracked file
+        still gets git's own answer, and its write is still caught."""
+        self.start()
+        self.set_value(12)
+        with mock.patch.object(gitops, "git", wraps=gitops.git) as spy:
+            self.assertIn("KEEP", self.run_ok("iterate", "--hypothesis", "change"))
+        trees = [c for c in spy.call_args_list if "--ignored=traditional" in c.args]
+        self.assertEqual(len(trees), 1)
+        self.assertEqual(len(self.records()[-1]["trials"] + self.records()[-1]["incumbent_trials"]), 4)
+
+    def test_a_run_that_writes_a_tracked_file_gets_gits_answer(self):
+        write(self.repo, "a.txt", "")
+        self.use(BENCH + "open('a.txt', 'a').write('x')\n")  # every run appends to a tracked file
+        subprocess.run(["git", "add", "a.txt"], cwd=self.repo, check=True)
+        subprocess.run(["git", "commit", "-qm", "a"], cwd=self.repo, check=True)
+        self.start()
+        self.set_value(12)
+        with mock.patch.object(gitops, "git", wraps=gitops.git) as spy:
+            self.run_ok("iterate", "--hypothesis", "change")
+        self.assertEqual(len([c for c in spy.call_args_list if "--ignored=traditional" in c.args]), 5)
 
     def test_noisy_benchmark_keeps_a_clear_gain_and_reverts_a_loss(self):
         self.use(NOISY)

@@ -32,7 +32,7 @@ the next candidate run, so a restore never brings back an older version.
 import os
 from typing import Optional
 
-from . import gitops, gitpatch, harness, startup, store, store_files
+from . import gitops, gitpatch, harness, startup, store, store_files, treescan
 from ..core import paths, sha256, sourcespec
 from ..core.state import RunState, with_outputs
 
@@ -160,17 +160,30 @@ def watch(run, seen: Optional[dict] = None) -> dict:
     """Everything a run could tilt, as it is before the run. `seen["tree"]`,
     when set, is the tree as the previous run left it (`written` sets it), or
     as ratchet's swap since left it (`swapped`); it is cleared whenever
-    anything else touched the tree (an undo), so it stands for a `tree()`."""
+    anything else touched the tree (an undo), so it stands for a `tree()`.
+    With `seen`, the tree is also scanned (io/treescan), so that `written`
+    needs no git process when the run touched no tracked file;
+    `seen["scan"]` is that scan as the tree stands, or False once a scan
+    proved git's to make (a large tree, a nested repository)."""
     refresh_user_files(run.repo, run.store.root)
     now = (seen or {}).get("tree")
-    return {"tree": now if now is not None else tree(run.repo), "hooks": startup.snapshot()}
+    before = {"tree": now if now is not None else tree(run.repo), "hooks": startup.snapshot()}
+    if seen is not None:
+        scan = seen.get("scan") if now is not None else None
+        before["scan"] = scan if scan is not None else (treescan.scan(run.repo, before["tree"]) or False)
+    return before
 
 
 def written(run, before: dict, own=(), seen: Optional[dict] = None) -> dict:
     """(outside writes {path: kind}, startup hooks {path: kind}) of the run
     that just ended, against `before`; `own`: the candidate's paths. The
-    tree read goes to `seen["tree"]` (see `watch`)."""
-    after = tree(run.repo)
+    tree read goes to `seen["tree"]`, its scan to `seen["scan"]` (see `watch`)."""
+    scan = before.get("scan")
+    now = treescan.scan(run.repo, before["tree"]) if scan else None
+    after = treescan.derive(run.repo, before["tree"], scan, now) if now else None
+    if seen is not None:
+        seen["scan"] = now if after is not None else (None if scan else False)
+    after = after if after is not None else tree(run.repo)
     if seen is not None:
         seen["tree"] = after
     moved = outside(compare(before["tree"], after), allowed(run.config, run.state, own))

@@ -49,7 +49,7 @@ from ..core.noise import noise_estimate
 from ..core.power import hypotheses, noise_of, relative
 from ..core.robust import incumbent_adrift
 from ..core.sprt import sprt_decide
-from ..io import carry, fresh, gitpatch, swapfiles
+from ..io import carry, fresh, gitpatch, swapfiles, treescan
 from ..measure import trial
 from ..core.errors import RatchetError
 from ..io import store_files
@@ -117,11 +117,13 @@ def _switch(run, swap: dict, sides: dict, seen: dict, role: str) -> None:
     current.json with the trial's own write: recovery never reads it (it
     restores the candidate whichever side is in the tree), so a write of its
     own before each switch bought nothing (issue 18)."""
-    left = seen.pop("tree", None)
+    left, scan = seen.pop("tree", None), seen.pop("scan", None)
     swap["in_tree"] = role
     to_incumbent(run, swap, sides) if role == "incumbent" else to_candidate(run, swap, sides)
     if left is not None and "absent" in sides:
         seen["tree"] = carry.swapped(run.repo, left, swap["tracked"], swap["new"], sides["absent"], role)
+        if scan is not None:  # the scan, as the swap moved it (io/treescan)
+            seen["scan"] = scan and treescan.rescan(run.repo, scan, swap["tracked"] + swap["new"], seen["tree"])
 
 
 def _capture(run, swap: dict, sides: Optional[dict], role: str) -> None:
