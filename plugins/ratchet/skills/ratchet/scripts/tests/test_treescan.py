@@ -99,6 +99,18 @@ class DeriveTest(unittest.TestCase):
         after["files"] = {**after["files"], "value.txt": same_stat["value.txt"]}
         self.assertEqual(treescan.derive(self.repo, tree, before, after), carry.tree(self.repo))
 
+    def test_racy_by_the_clock_that_stamps_the_files(self):
+        """A file server whose clock runs an hour behind this machine's: the
+        file ratchet just wrote is still racy (judged against the newest
+        timestamp the scan saw, not only against this machine's clock)."""
+        write(self.repo, "value.txt", "12\n")
+        tree = carry.tree(self.repo)
+        ahead = treescan.time.time_ns() + 3600 * 10 ** 9
+        with mock.patch.object(treescan.time, "time_ns", return_value=ahead):
+            self.assertIn("value.txt", treescan.scan(self.repo, tree)["hashes"])
+            rescanned = treescan.rescan(self.repo, {"files": {}, "hashes": {}}, ["value.txt"], tree)
+            self.assertIn("value.txt", rescanned["hashes"])
+
     def test_a_racy_file_too_large_to_hash_is_gits(self):
         with mock.patch.object(treescan, "HASH_MAX", 2):
             write(self.repo, "value.txt", "12\n")

@@ -20,7 +20,8 @@ was scanned, or None when only git can tell:
     reports for files nobody touched);
   - a new name that is not ASCII (git and the file system may spell it
     differently: precomposed unicode on macOS);
-  - a tracked file changed within RACY_NS of its scan (a write in the same
+  - a tracked file changed within RACY_NS of its scan, by the clock that
+    stamps the files (`_fs_now`; a write in the same
     clock tick can leave the stat as it was) that hashes differently now or
     was too large to hash (HASH_MAX).
 Otherwise the untracked and ignored files are exactly the scan's entries
@@ -59,7 +60,6 @@ def scan(repo: str, tree: dict) -> Optional[dict]:
     git_dir = gitroot.plain_git_dir(repo)
     if git_dir is None:
         return None
-    now = time.time_ns()
     files, stack = {}, [""]
     while stack:
         rel_dir = stack.pop()
@@ -77,19 +77,24 @@ def scan(repo: str, tree: dict) -> Optional[dict]:
                 if e.is_dir(follow_symlinks=False):
                     stack.append(rel)
                     continue
-                key = _key(e.stat(follow_symlinks=False))
+                try:
+                    key = _key(e.stat(follow_symlinks=False))
+                except OSError:  # gone since the listing: whatever removed it, git's to read
+                    return None
                 if key is not None:
                     files[rel] = key
                     if len(files) > MAX_FILES:
                         return None
+    state = _git_state(git_dir)
+    now = _fs_now([*files.values(), *(k for k in state.values() if k)])
     known = tree["files"]
     hashes = {rel: _hash(repo, rel, k) for rel, k in files.items() if rel not in known and _racy(k, now)}
-    return {"files": files, "hashes": hashes, "git": _git_state(git_dir, now)}
+    return {"files": files, "hashes": hashes, "git": _hashed_if_racy(state, now)}
 
 
 def rescan(repo: str, before: dict, rels, tree: dict) -> dict:
     """`before` with `rels` (ratchet's own swap wrote them) scanned again."""
-    files, hashes, now = dict(before["files"]), dict(before["hashes"]), time.time_ns()
+    files, hashes, moved = dict(before["files"]), dict(before["hashes"]), {}
     for rel in rels:
         try:
             key = _key(os.lstat(os.path.join(repo, rel)))
@@ -97,9 +102,11 @@ def rescan(repo: str, before: dict, rels, tree: dict) -> dict:
             key = None
         files.pop(rel, None), hashes.pop(rel, None)
         if key is not None:
-            files[rel] = key
-            if rel not in tree["files"] and _racy(key, now):
-                hashes[rel] = _hash(repo, rel, key)
+            files[rel] = moved[rel] = key
+    now = _fs_now(list(moved.values()))
+    for rel, key in moved.items():
+        if rel not in tree["files"] and _racy(key, now):
+            hashes[rel] = _hash(repo, rel, key)
     return {**before, "files": files, "hashes": hashes}
 
 
@@ -144,6 +151,15 @@ def _key(st: os.stat_result) -> Optional[list]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode]
 
 
+def _fs_now(keys: list) -> int:
+    """The file system's time now, from below: this machine's clock, or the
+    newest timestamp among `keys` when that is older (a file server whose clock
+    runs behind ours). Racy is judged against the clock that stamps the files,
+    as git judges against its index file's mtime; from below, more files are
+    racy, never fewer."""
+    return min([time.time_ns(), max((max(k[1], k[2]) for k in keys), default=time.time_ns())])
+
+
 def _racy(key: list, now_ns: int) -> bool:
     return now_ns - max(key[1], key[2]) < RACY_NS
 
@@ -162,11 +178,9 @@ def _hash(repo: str, rel: str, key: list) -> Optional[str]:
         return None
 
 
-def _git_state(git_dir: str, now_ns: int) -> Optional[dict]:
+def _git_state(git_dir: str) -> dict:
     """What decides git's report besides the tree: {path: stat} of each state
-    and configuration file (None: absent), with its bytes' hash while racy
-    (git writes them by rename, a trial may write in place); None when a racy
-    one is too large to hash."""
+    and configuration file (None: absent)."""
     names = [os.path.join(git_dir, n) for n in _GIT_FILES]
     head = _small(os.path.join(git_dir, "HEAD")) or ""
     if head.startswith("ref: "):
@@ -182,14 +196,23 @@ def _git_state(git_dir: str, now_ns: int) -> Optional[dict]:
         except OSError:
             state[full] = None
             continue
-        key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode]
-        if _racy(key, now_ns):
+        state[full] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode]
+    return state
+
+
+def _hashed_if_racy(state: dict, now_ns: int) -> Optional[dict]:
+    """`state` with each racy file's bytes' hash added (git writes these files
+    by rename, a trial may write in place); None when a racy one is too large
+    to hash."""
+    out = {}
+    for full, key in state.items():
+        if key is not None and _racy(key, now_ns):
             digest = _hash(os.path.dirname(full), os.path.basename(full), key)
             if digest is None:
                 return None
-            key.append(digest)
-        state[full] = key
-    return state
+            key = key + [digest]
+        out[full] = key
+    return out
 
 
 def _small(full: str) -> Optional[str]:
