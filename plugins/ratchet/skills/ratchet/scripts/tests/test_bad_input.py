@@ -82,6 +82,10 @@ def forged_harness(t, repo):
     forged("harness.json", lambda h: h["files"]["bench.py"].update(sha256="0" * 64, stat=None))(t, repo)
 
 
+def forged_gitguard(t, repo):
+    forged("gitguard.json", lambda g: g["files"][".git/config"].update(sha256="0" * 64, stat=None))(t, repo)
+
+
 def with_loop(t, repo):
     started(t, repo)
     from ratchetlib.io.store import Store
@@ -393,6 +397,8 @@ ROWS = [
      "sealed this run's contract (config.json, state.json, harness.json) as it is now"),
     ("k13", "a git call that hangs", hanging_git, None, [N], 1,
      "git status did not finish within 1 s"),
+    ("k14", "gitguard.json's pins of git's configuration forged", forged_gitguard, None, [N], 2,
+     ".ratchet/gitguard.json was changed outside ratchet (it does not match the digest harness.json seals)"),
     # --- executors (--executor slurm|ray) -------------------------------------------------------------
     ("x01", "unknown executor", None, None, INIT + ["--executor", "pbs"], 2, "invalid choice: 'pbs'"),
     ("x02", "--executor-options that do not split like a shell line", None, None,

@@ -132,6 +132,28 @@ class SealTest(unittest.TestCase):
         os.unlink(os.path.join(self.repo, ".ratchet", "harness.json"))
         self.refused("iterate", "--hypothesis", "h", names=".ratchet/harness.json")
 
+    def test_forged_git_configuration_pins(self):
+        """gitguard.json's digest is sealed in harness.json: a change to
+        .git/config made together with its pin is refused, as is a deleted
+        pin file; putting the pins back is the fix."""
+        self.start()
+        pins = read(self.repo, ".ratchet/gitguard.json")
+        config = read(self.repo, ".git/config") + "[ratchet]\n\tforged = 1\n"
+        write(self.repo, ".git/config", config)
+        import hashlib
+        sha = hashlib.sha256(config.encode()).hexdigest()
+        forge(self.repo, "gitguard.json", lambda g: g["files"][".git/config"].update(sha256=sha, size=len(config),
+                                                                                       stat=None, copy=False))
+        err = self.refused("iterate", "--hypothesis", "h", names=".ratchet/gitguard.json")
+        self.assertIn("does not match the digest harness.json seals", err)
+        os.unlink(os.path.join(self.repo, ".ratchet", "gitguard.json"))
+        self.assertIn("is missing", self.refused("iterate", "--hypothesis", "h", names=".ratchet/gitguard.json"))
+        write(self.repo, ".ratchet/gitguard.json", pins)
+        self.set(20)
+        out = self.ok("iterate", "--hypothesis", "h")
+        self.assertIn("TAMPERED", out)  # the pins as ratchet wrote them see the edit of .git/config
+        self.assertNotIn("forged", read(self.repo, ".git/config"))  # and put the file back
+
     def test_forged_in_progress_iteration_and_record(self):
         self.start()
         self.set(20)

@@ -18,6 +18,12 @@ tree are the candidate's diff, so the engine refuses them there
 (`ATTRIBUTES`). Files over 1 MiB are hashed only. See FORMATS.md
 (gitguard.json).
 
+gitguard.json is written once, at `init`, and its SHA-256 is sealed in
+harness.json (`gitguard_sha256`, see io/seal.py): a trial's code or an
+agent that rewrites both `.git/config` and its pin is refused like a forged
+harness.json. A run pinned before this has no digest there, and its
+gitguard.json is read as it is.
+
 A pin is named by its label (`.git/config`, `.git/hooks/<name>`), which is
 resolved again in the repository at every check and restore: the project
 folder may have moved since `init`, and a path kept from then could name
@@ -30,7 +36,8 @@ import shutil
 import time
 from typing import Optional
 
-from . import gitops, gitroot, harness, store, store_files
+from ..core import sha256
+from . import gitops, gitroot, harness, seal, store, store_files
 
 FORMAT = 1
 COPY_MAX_BYTES = 1 << 20
@@ -97,7 +104,23 @@ def pin(repo: str, store_root: str) -> dict:
 
 
 def load(store_root: str) -> Optional[dict]:
+    """The pins, checked against the digest harness.json seals (SealError
+    when they do not match or are gone)."""
+    want = (harness.load(store_root) or {}).get("gitguard_sha256")
+    if want is not None and pins_digest(store_root) != want:
+        how = "is missing: it was deleted outside ratchet" if pins_digest(store_root) is None else \
+            "was changed outside ratchet (it does not match the digest harness.json seals)"
+        raise seal.changed_outside(store_root, "gitguard.json", how)
     return store_files.read_doc(store_root, "gitguard")
+
+
+def pins_digest(store_root: str) -> Optional[str]:
+    """SHA-256 of gitguard.json's bytes; None when there is none."""
+    try:
+        with open(store.file(store_root, "gitguard"), "rb") as f:
+            return sha256.hexdigest(f.read())
+    except FileNotFoundError:
+        return None
 
 
 def verify(repo: str, store_root: str) -> dict:

@@ -137,8 +137,11 @@ def load(store_root: str) -> Optional[dict]:
     return store.read_sealed(store_root, "harness.json")
 
 
-def pin(repo: str, store_root: str, specs, exclude=(), now_ns: Optional[int] = None) -> dict:
-    """Hash every protected file, copy the small ones, write harness.json."""
+def pin(repo: str, store_root: str, specs, exclude=(), now_ns: Optional[int] = None,
+        gitguard: Optional[str] = None) -> dict:
+    """Hash every protected file, copy the small ones, write harness.json;
+    `gitguard`: the SHA-256 of gitguard.json, sealed here with the pins
+    (io/gitguard)."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     found, folders = protected_files(repo, specs, exclude)
     tracked = set(gitops.git(repo, "ls-files", "-z").split("\0")) if found else set()
@@ -161,6 +164,8 @@ def pin(repo: str, store_root: str, specs, exclude=(), now_ns: Optional[int] = N
                         "copy": data is not None, "stat": stat_key(st, now_ns)}
     doc = {"format": FORMAT, "protect": list(specs), "exclude": list(exclude), "pinned": store.now_iso(),
            "files": entries, "folders": folders}
+    if gitguard is not None:
+        doc["gitguard_sha256"] = gitguard
     store.write_sealed(store_root, "harness.json", doc)
     return {"files": len(entries), "bytes": sum(e.get("size", 0) for e in entries.values()), "copied_bytes": copied}
 

@@ -4,7 +4,7 @@ behind ratchet's back (issue 15 point 2; FORMATS.md "Seals").
 Sealed: `config.json` (run, guard, holdout, cancel commands, budgets,
 direction, metric and decision settings, editable and protected sets),
 `state.json` (baseline, incumbent, counters), `harness.json` (the pinned
-hashes), `loop.json` (the headless agent command and its budgets) and
+hashes, and gitguard.json's digest: io/gitguard), `loop.json` (the headless agent command and its budgets) and
 `current.json` (the iteration in progress, which recovery acts on), plus
 each line of `results.jsonl` (recovery rolls the state forward from the
 last one).
@@ -260,7 +260,8 @@ def _where(root: str, name: str) -> str:
     return f".ratchet/{name}" if os.path.basename(root) == ".ratchet" else os.path.join(root, name)
 
 
-def _changed(root: str, name: str, how: str) -> SealError:
+def changed_outside(root: str, name: str, how: str) -> SealError:
+    """The refusal for file `name` that ratchet did not write as it is (`how`)."""
     return SealError(f"{_where(root, name)} {how}; nothing was run. Put back the version ratchet wrote, or start a "
                      f"new run with `init` (`ratchet.py reseal`, at a terminal, accepts the file as it is now)")
 
@@ -312,17 +313,17 @@ def verify(root: str, name: str, raw: bytes, obj: dict) -> dict:
         remember(root, name, raw)
         return strip(obj)  # a run from before sealing, or one `adopt` is sealing: accepted as it is
     if mac is None:
-        raise _changed(root, name, "has no seal but this run is sealed: it was replaced outside ratchet")
+        raise changed_outside(root, name, "has no seal but this run is sealed: it was replaced outside ratchet")
     body = strip(obj)
     if not isinstance(mac, str) or not compare_digest(mac, _mac(key, run_id, name, _dumps(body))):
-        raise _changed(root, name, "was changed outside ratchet (it does not match its seal)")
+        raise changed_outside(root, name, "was changed outside ratchet (it does not match its seal)")
     remember(root, name, raw)
     return body
 
 
 def missing(root: str, name: str) -> SealError:
     """The refusal for a sealed file that must exist (state.json, harness.json)."""
-    return _changed(root, name, "is missing: it was deleted outside ratchet")
+    return changed_outside(root, name, "is missing: it was deleted outside ratchet")
 
 
 def is_sealed(root: str) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from ..core import faults
+from ..core import faults, sha256
 from ..core.errors import UsageError
 from . import seal
 from .store import atomic_write, parse_doc, read_sealed, records_in, write_sealed
@@ -100,6 +100,17 @@ def trust(root: str) -> list:
         if name == "state.json":
             last = records_in(root, last=1)
             obj = {**obj, "sealed_after": last[-1].get("iter") if last else None}
+        if name == "harness.json":
+            obj = _with_gitguard(root, obj)
         write_sealed(root, name, obj)
         done.append(name)
     return done
+
+
+def _with_gitguard(root: str, harness_doc: dict) -> dict:
+    """harness.json trusting gitguard.json as it is now (io/gitguard)."""
+    try:
+        with open(os.path.join(root, "gitguard.json"), "rb") as f:
+            return {**harness_doc, "gitguard_sha256": sha256.hexdigest(f.read())}
+    except FileNotFoundError:
+        return {k: v for k, v in harness_doc.items() if k != "gitguard_sha256"}

@@ -68,11 +68,11 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> workspace.Run:
         store.ensure_dirs()
         store.clear_current()  # a buffer left by an init killed before it wrote the config
         lineage.write_parent(store, start.get("parent") if start else None)
+        gitguard.pin(repo, store.root)
         try:
-            pinned = harness.pin(repo, store.root, cfg.protect, pin_exclude(cfg))
+            pinned = harness.pin(repo, store.root, cfg.protect, pin_exclude(cfg), gitguard=gitguard.pins_digest(store.root))
         except OSError as e:
             raise UsageError(f"cannot read protected file {e.filename}: {e.strerror}; fix its permissions or --protect") from None
-        gitguard.pin(repo, store.root)
         changes, ignored = gitops.status_and_ignored(repo)
         carry.pin_user_files(repo, store.root, gitops.untracked_in(changes))
         cfg = record.replace(cfg, run_id=run_id, branch=branch or original, original_branch=original,
