@@ -27,7 +27,7 @@ import stat
 import time
 from typing import Optional
 
-from . import fresh, gitops, harness_named, store, store_files
+from . import fresh, gitops, store, store_files
 from ..core import paths, sha256
 
 FORMAT = 1
@@ -342,4 +342,5 @@ def commands_name(args: dict, repo: str) -> tuple:
     """The tracked files the init flags' run, guard and holdout commands name
     (see `harness_named.named_files`), for `config.build` to protect."""
     cmds = ((args.get(k) or "").strip() for k in ("run_command", "guard_command", "holdout_command"))
+    from . import harness_named  # only `init` reads the commands' files
     return tuple(dict.fromkeys(f for cmd in cmds if cmd for f in harness_named.named_files(cmd, repo)))

@@ -30,7 +30,6 @@ from ..core.errors import RatchetError, UsageError
 from ..io import artifacts, fresh, gitguard, githistory, gitops, gitpatch, harness, workspace
 from ..io.store import atomic_write, now_iso
 from ..learn import learning
-from ..measure import holdout
 from . import candidate, integrity, recheck
 
 
@@ -118,6 +117,7 @@ def holdout_at_stop(run: workspace.Run) -> None:
     cfg, st = run.config, run.state
     if not (st.stop and cfg.holdout_command and st.iteration >= 0):
         return
+    from ..measure import holdout  # only a run with a holdout, once stopped, loads it
     done = holdout.load(run.store.root)
     if done and (done.get("best") or {}).get("sha") == st.incumbent_sha:
         return

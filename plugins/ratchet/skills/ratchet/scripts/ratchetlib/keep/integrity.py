@@ -8,7 +8,6 @@ from typing import Optional
 from ..core import decision
 from ..io import carry, gitguard, harness, seal, workspace
 from ..io.store_seal import put_back
-from ..measure import guard
 from . import candidate
 
 
@@ -83,6 +82,7 @@ def gate(run: workspace.Run, it: int, v: decision.Verdict, extra: dict) -> tuple
     cfg = run.config
     if v.decision != decision.KEEP or not cfg.guard_command:
         return v, extra
+    from ..measure import guard  # only a run with a guard loads it
     win = harness.window(run.repo, run.store.root)
     extra["guard"] = g = guard.run(cfg, run.repo, run.store, it)
     tampered = after_batch(run, "while the guard ran", win)

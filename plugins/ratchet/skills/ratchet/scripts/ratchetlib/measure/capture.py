@@ -26,7 +26,6 @@ from typing import Optional
 from ..io import gitops, store_files
 from ..core import paths
 from ..core import sourcespec
-from . import sources
 from .reading import MTIME_SLACK, NOT_FINITE, OK
 
 COPY_LIMIT = 64 * 1024 * 1024
@@ -55,6 +54,7 @@ def to_move(repo: str, source: sourcespec.Source) -> list:
     if source.kind == sourcespec.TEXT:
         found = [source.path] if os.path.isfile(os.path.join(repo, source.path)) else []
     elif source.structured:
+        from . import sources  # only a KIND: source loads the readers (and the tracker formats)
         found = sources.paths_to_clear(source, repo)
     else:
         return []
@@ -82,6 +82,7 @@ def read(repo: str, source: sourcespec.Source, metric_name: str, direction: str,
     status is the trial status: `ok`, `not-finite`, or `no-metric` for a file
     that is missing, stale or corrupt (`source_status` says which).
     """
+    from . import sources
     reading = sources.read_metric(source, repo, metric_name, since=started, direction=direction)
     if reading.path:
         _copy_report(os.path.join(repo, reading.path), reading.path, report)

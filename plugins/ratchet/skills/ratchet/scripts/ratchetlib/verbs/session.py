@@ -9,11 +9,11 @@ from ..core import config as configmod
 from ..core import record
 from ..core import constraints, decision, faults, pareto, sourcespec, state
 from ..core.errors import UsageError
-from ..io import executor, unclean, githistory, gitpatch, carry, fresh, gitguard, gitops, harness, lineage, seal, workspace
+from ..io import executor, unclean, githistory, gitpatch, carry, fresh, gitguard, gitops, harness, seal, workspace
 from ..io.store import Store, atomic_write, now_iso
 from ..io.store_lock import Lock
 from ..learn import learning
-from ..measure import capture, guard, holdout, trial
+from ..measure import capture, trial
 from ..keep import candidate, finish, integrity, paired, recheck, recover, strategy
 
 
@@ -67,6 +67,7 @@ def init(cwd: str, args: dict, start: Optional[dict] = None) -> workspace.Run:
         seal.begin(store.root, run_id)  # the new run's key, before its first sealed file
         store.ensure_dirs()
         store.clear_current()  # a buffer left by an init killed before it wrote the config
+        from ..io import lineage  # only `init` and `chain` write it
         lineage.write_parent(store, start.get("parent") if start else None)
         gitguard.pin(repo, store.root)
         try:
@@ -173,6 +174,7 @@ def _baseline_checks(run: workspace.Run, trials: list, window: Optional[dict] = 
     if cfg.warnings:
         extra["warnings"] = constraints.warnings(extra["metrics"], cfg.warnings)
     if not problem and cfg.guard_command:
+        from ..measure import guard  # only a run with a guard loads it
         extra["guard"] = g = guard.run(cfg, run.repo, run.store, 0)
         if g["status"] != "ok":
             problem = (f"the guard fails on the unmodified code: {g['detail']} (see `ratchet.py tail --guard "
@@ -192,6 +194,7 @@ def run_holdout(cwd: str) -> workspace.Run:
         recover.recover(run)
         if run.state.iteration < 0:
             raise UsageError("no baseline yet; run `ratchet.py baseline` first")
+        from ..measure import holdout  # only a run with a holdout loads it
         run.holdout = holdout.run(run.config, run.repo, run.store.root, run.state)
     return run
 
