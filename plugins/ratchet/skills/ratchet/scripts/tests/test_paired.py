@@ -116,6 +116,25 @@ class PairedTest(RepoTest):
         self.assertEqual(len(trees), 1)
         self.assertEqual(len(self.records()[-1]["trials"] + self.records()[-1]["incumbent_trials"]), 4)
 
+    def test_a_revert_saves_the_measured_patch_without_asking_git_again(self):
+        """The swap's patch is the revert's when the tree ends the pairs
+        holding exactly that candidate: one `git diff` an iterate (three git
+        processes fewer with a new file), the same bytes, and it applies."""
+        self.start()
+        self.set_value(9)
+        write(self.repo, "helper.py", "X = 1\n")  # a new file too
+        with mock.patch.object(gitops, "git", wraps=gitops.git) as spy:
+            self.assertIn("REVERT", self.run_ok("iterate", "--hypothesis", "worse"))
+        diffs = [c for c in spy.call_args_list if "diff" in c.args[1:3]]
+        self.assertEqual(len(diffs), 1, diffs)
+        rec = self.records()[-1]
+        patch = read(self.repo, ".ratchet/" + rec["patch"])
+        self.assertEqual(patch, read(self.repo, ".ratchet/swap/candidate.patch"))
+        self.assertIn("helper.py", patch)
+        self.assertFalse(os.path.exists(os.path.join(self.repo, "helper.py")))
+        subprocess.run(["git", "apply", "--check", os.path.join(self.repo, ".ratchet", rec["patch"])],
+                       cwd=self.repo, check=True)
+
     def test_a_run_that_writes_a_tracked_file_gets_gits_answer(self):
         write(self.repo, "a.txt", "")
         self.use(BENCH + "open('a.txt', 'a').write('x')\n")  # every run appends to a tracked file

@@ -25,12 +25,12 @@ import time
 from typing import Optional
 
 from ..core.record import replace as copy_with
-from ..core import decision, faults, headline, paths, state, term
+from ..core import decision, faults, headline, paths, sha256, state, term
 from ..core.errors import RatchetError, UsageError
 from ..io import artifacts, fresh, gitguard, githistory, gitops, gitpatch, harness, workspace
 from ..io.store import atomic_write, now_iso
 from ..learn import learning
-from . import candidate, integrity, recheck
+from . import candidate, integrity, paired, recheck
 
 
 def record(iteration: int, v: decision.Verdict, trials: list, incumbent, cur: dict, cand: candidate.Candidate,
@@ -77,14 +77,32 @@ def _apply_git(run: workspace.Run, rec: dict, cand: dict) -> dict:
         mine = [p for p in tracked + new if paths.classify(p, run.config.editable, run.config.protect) != paths.PROTECTED
                 and p not in gitguard.attributes_in([p])]
         if mine and not os.path.exists(patch_file):
-            patch = gitpatch.diff_patch(repo, [p for p in tracked if p in mine], [p for p in new if p in mine])
-            atomic_write(patch_file, patch.encode("utf-8", "surrogateescape"))
+            patch = _measured_patch(run, cand, mine) or gitpatch.diff_patch(
+                repo, [p for p in tracked if p in mine], [p for p in new if p in mine]).encode("utf-8", "surrogateescape")
+            atomic_write(patch_file, patch)
         gitpatch.back_to_head(repo, tracked, new, bool(cand.get("index_is_head")))  # nothing staged: a checkout alone
         fresh.switched(repo, tracked + new)
         faults.point("reverted")
         if mine:
             rec = {**rec, "patch": os.path.relpath(patch_file, run.store.root)}
     return rec
+
+
+def _measured_patch(run: workspace.Run, cand: dict, mine: list) -> Optional[bytes]:
+    """The patch the pairs were measured from (keep/paired's swap patch), when
+    the tree still holds exactly that candidate (`patch_sha256`, set only
+    then) and every one of its paths goes into the revert's patch: the
+    same bytes a `git diff` would give, without its git processes (issue 18;
+    three with new files)."""
+    want = cand.get("patch_sha256")
+    if not want or sorted(mine) != sorted(cand.get("tracked", []) + cand.get("new", [])):
+        return None
+    try:
+        with open(run.store.path(*paired.SWAP_PATCH), "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data if sha256.hexdigest(data) == want else None
 
 
 def enact(run: workspace.Run, rec: dict, cand: dict) -> dict:
@@ -164,7 +182,8 @@ def settle(run: workspace.Run, cur: dict, v: decision.Verdict, trials: list, ext
     cand = cand or candidate.candidate(run)
     rec = record(cur["iter"], v, trials, run.state.incumbent_score, cur, cand, extra)
     rec.update(arm=cur.get("arm"), similar=cur.get("similar"))
-    rec = enact(run, rec, cand.to_dict())
+    made = {k: v for k, v in (cur.get("candidate") or {}).items() if k == "patch_sha256"}  # keep/paired
+    rec = enact(run, rec, {**cand.to_dict(), **made})
     confirm_threshold(run)
     verify_when_due(run)
     holdout_at_stop(run)  # after the verify: its summary compares with the re-measured gain

@@ -44,7 +44,7 @@ import shutil
 import time
 from typing import Optional
 
-from ..core import change, faults
+from ..core import change, faults, sha256
 from ..core.effects import incumbent_first, pair_effect, pair_seed, use_log_scale
 from ..core.noise import noise_estimate
 from ..core.power import hypotheses, noise_of, relative
@@ -71,10 +71,10 @@ def save_candidate(run, cur: dict, cand) -> dict:
     """Step 1: the candidate as a patch under .ratchet/, `swap` in current.json."""
     path = run.store.path(*SWAP_PATCH)
     store_files.folder(run.store.root, "swap")
-    patch = gitpatch.diff_patch(run.repo, list(cand.tracked), list(cand.new))
-    atomic_write(path, patch.encode("utf-8", "surrogateescape"))
+    patch = gitpatch.diff_patch(run.repo, list(cand.tracked), list(cand.new)).encode("utf-8", "surrogateescape")
+    atomic_write(path, patch)
     cur["swap"] = {"patch": os.path.relpath(path, run.store.root), "tracked": list(cand.tracked),
-                   "new": list(cand.new), "in_tree": "candidate"}
+                   "new": list(cand.new), "in_tree": "candidate", "sha256": sha256.hexdigest(patch)}
     run.store.write_current(cur)
     return cur["swap"]
 
@@ -239,13 +239,22 @@ def measure(run, cur: dict, cand) -> tuple:
             if verdict.decided:
                 break
     finally:
-        if in_tree != "candidate":
-            to_candidate(run, swap, sides)
-        if last == "incumbent":  # the candidate's checkpoints, not the incumbent's, are what a keep promotes
-            _unstage(run.repo, staged)
-        cur.pop("swap", None)
-        run.store.write_current(cur)
+        _end_pairs(run, cur, swap, sides, in_tree, last == "incumbent")
     return ctrials, itrials, verdict, log_scale
+
+
+def _end_pairs(run, cur: dict, swap: dict, sides: dict, in_tree: str, incumbent_last: bool) -> None:
+    """The candidate back in the tree, with the checkpoints its last run
+    wrote; `patch_sha256` in the buffer's candidate when the tree holds it
+    exactly as saved (the patch a revert saves, keep/finish); `swap` done."""
+    if in_tree != "candidate":
+        to_candidate(run, swap, sides)
+    if incumbent_last:  # the candidate's checkpoints, not the incumbent's, are what a keep promotes
+        _unstage(run.repo, run.store.path("swap", "artifacts"))
+    if sides.get("candidate") and swapfiles.read_side(run.repo, swap["tracked"] + swap["new"]) == sides["candidate"]:
+        cur["candidate"] = {**cur.get("candidate", {}), "patch_sha256": swap["sha256"]}
+    cur.pop("swap", None)
+    run.store.write_current(cur)
 
 
 def _test(cfg, ctrials: list, itrials: list, base: float, log_scale: bool, hyp: tuple, noise):
