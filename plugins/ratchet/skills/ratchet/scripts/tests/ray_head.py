@@ -13,12 +13,13 @@ no-op job has run: the dashboard answers before its job agent accepts jobs.
 import json
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
+
+from tests.util import free_port
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 6))
 DEFAULT_BIN = os.path.join(ROOT, ".ci", "cache", "ray-venv", "bin", "ray")
@@ -37,17 +38,13 @@ def missing():
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Head:
     def __init__(self):
         self.bin = ray_bin()
         self.dir = tempfile.mkdtemp(prefix="rt-")  # short: Ray's socket paths must fit in 107 bytes
-        self.port = _free_port()
+        self.port = free_port()
         self.address = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
                     "PATH": os.path.dirname(self.bin) + os.pathsep + os.environ.get("PATH", "")}
@@ -56,13 +53,14 @@ class Head:
 
     def start(self, timeout: float = 120.0) -> "Head":
         argv = [self.bin, "start", "--head", "--block", "--num-cpus=1", "--node-ip-address=127.0.0.1",
-                "--dashboard-host=127.0.0.1", f"--dashboard-port={self.port}", f"--port={_free_port()}",
-                f"--ray-client-server-port={_free_port()}", "--disable-usage-stats", f"--temp-dir={self.dir}",
+                "--dashboard-host=127.0.0.1", f"--dashboard-port={self.port}", f"--port={free_port()}",
+                f"--ray-client-server-port={free_port()}", "--disable-usage-stats", f"--temp-dir={self.dir}",
                 # Ray's fixed defaults (the job agent on 52365...) would clash with another head on this
-                # machine, or one just stopped: the job agent never registers and job submits hang
-                *[f"--{name}-port={_free_port()}" for name in ("dashboard-agent-listen", "dashboard-agent-grpc",
-                                                               "runtime-env-agent", "metrics-export", "node-manager",
-                                                               "object-manager")]]
+                # machine, or one just stopped: the job agent never registers and job submits hang;
+                # util.free_port never hands one port to two components (`ray start` refuses that)
+                *[f"--{name}-port={free_port()}" for name in ("dashboard-agent-listen", "dashboard-agent-grpc",
+                                                              "runtime-env-agent", "metrics-export", "node-manager",
+                                                              "object-manager")]]
         self.log = open(os.path.join(self.dir, "start.log"), "wb")
         self.proc = subprocess.Popen(argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)

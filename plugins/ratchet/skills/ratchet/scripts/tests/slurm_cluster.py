@@ -27,6 +27,8 @@ import subprocess
 import tempfile
 import time
 
+from tests.util import free_port
+
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "squeue", "scontrol", "scancel", "sinfo")
 
@@ -55,12 +57,6 @@ def missing(accounting: bool = False):
     except KeyError:
         return "no munge user (the munge package creates it)"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Cluster:
@@ -126,7 +122,7 @@ class Cluster:
     def _mariadb(self) -> int:
         """A MariaDB server of the test's own (its data in the cluster's folder,
         TCP on a free loopback port); returns the port."""
-        data, sock, port = self.path("db"), self.path("mysql.sock"), _free_port()
+        data, sock, port = self.path("db"), self.path("mysql.sock"), free_port()
         r = subprocess.run(["mariadb-install-db", "--user=root", f"--datadir={data}", "--skip-test-db",
                             "--auth-root-authentication-method=socket"], capture_output=True, text=True)
         if r.returncode != 0:
@@ -146,7 +142,7 @@ class Cluster:
             time.sleep(0.2)
 
     def _slurmdbd(self, db_port: int) -> None:
-        self.dbd_port = _free_port()
+        self.dbd_port = free_port()
         conf = self.path("slurmdbd.conf")
         with open(conf, "w") as f:
             f.write("\n".join([
@@ -175,8 +171,8 @@ class Cluster:
         lines = [
             "ClusterName=ratchettest",
             f"SlurmctldHost={self.host}(127.0.0.1)",
-            f"SlurmctldPort={_free_port()}",
-            f"SlurmdPort={_free_port()}",
+            f"SlurmctldPort={free_port()}",
+            f"SlurmdPort={free_port()}",
             "SlurmUser=root", "SlurmdUser=root",
             f"AuthType=auth/munge", f"AuthInfo=socket={self.socket}",
             "CredType=cred/munge",

@@ -61,6 +61,23 @@ def make_repo(testcase, files=None, commit=True):
     return repo
 
 
+_PORTS = set()
+
+
+def free_port() -> int:
+    """A free port on 127.0.0.1 that this process never handed out before:
+    the kernel may give a port it just released again, and two daemons told
+    the same port (a Ray head's components, Slurm's) refuse to start."""
+    import socket
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS:
+            _PORTS.add(port)
+            return port
+
+
 def slurp(path):
     with open(path) as f:
         return f.read()
