@@ -3,6 +3,7 @@ the work-tree root found without git (io/gitroot) is git's own or nothing,
 the kept filter-driver list (io/gitfilters) is listed again whenever a
 configuration file changes, and a read verb imports only what it needs."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ import unittest
 from unittest import mock
 
 from ratchetlib.io import gitfilters, gitops, gitroot
-from tests.util import RepoTest, SCRIPTS, git, make_repo
+from tests.util import INIT, RepoTest, SCRIPTS, cli, git, make_repo
 
 
 class PlainRoot(RepoTest):
@@ -115,6 +116,64 @@ class KeptFilterList(unittest.TestCase):
                 f.write('[filter "home"]\n\tsmudge = cat\n')
             self.assertIn("filter.home.smudge=", self.overrides())
             self.assertEqual(self.calls, 2)
+
+
+class SavedFilterList(unittest.TestCase):
+    """The kept listing outlives the process (.ratchet/gitconfig.json, sealed):
+    the next command runs no `git config` while nothing changed, and a file
+    that does not verify is listed again, never trusted (issue 18)."""
+
+    def setUp(self):
+        self.repo = make_repo(self)
+        git(self.repo, "config", "filter.lfs.smudge", "cat")  # a driver to neutralise
+        self.calls = 0
+        with mock.patch.object(gitfilters, "RACY_SECONDS", 0.0):
+            code, _, err = cli(*INIT, cwd=self.repo)
+        self.assertEqual(code, 0, err)
+        self.saved = os.path.join(self.repo, ".ratchet", gitfilters.SAVED)
+        self.next_command()  # init listed before its store existed: the first command after it saves the listing
+        self.assertEqual(self.calls, 1)
+        self.calls = 0
+
+    def listed(self):
+        self.calls += 1
+        return gitops._list_config(self.repo, gitops._env())
+
+    def next_command(self):
+        """What a new ratchet process gets: nothing kept in memory."""
+        gitfilters._KEPT.clear()
+        with mock.patch.object(gitfilters, "RACY_SECONDS", 0.0):
+            return gitfilters.cached(self.repo, gitops._env(), self.listed)[0]
+
+    def test_the_next_command_lists_nothing_until_a_file_changes(self):
+        self.assertTrue(os.path.exists(self.saved))
+        self.assertIn("filter.lfs.smudge=", self.next_command())
+        self.assertEqual(self.calls, 0)
+        git(self.repo, "config", "filter.late.clean", "cat")
+        self.assertIn("filter.late.clean=", self.next_command())
+        self.assertEqual(self.calls, 1)
+        self.assertIn("filter.late.clean=", self.next_command())  # saved again
+        self.assertEqual(self.calls, 1)
+
+    def test_a_forged_or_foreign_file_is_listed_again(self):
+        with open(self.saved) as f:
+            doc = json.load(f)
+        doc["overrides"] = []  # what a trial would write to keep its driver running
+        with open(self.saved, "w") as f:
+            json.dump(doc, f)
+        self.assertIn("filter.lfs.smudge=", self.next_command())
+        self.assertEqual(self.calls, 1)
+        with open(self.saved, "w") as f:
+            f.write("{torn")
+        self.assertIn("filter.lfs.smudge=", self.next_command())
+        self.assertEqual(self.calls, 2)
+
+    def test_nothing_is_saved_without_a_run(self):
+        bare = make_repo(self)
+        gitfilters._KEPT.clear()
+        with mock.patch.object(gitfilters, "RACY_SECONDS", 0.0):
+            gitops.identity(bare)
+        self.assertFalse(os.path.exists(os.path.join(bare, ".ratchet")))
 
 
 class PlainHead(unittest.TestCase):

@@ -27,6 +27,14 @@ where the file system keeps nanoseconds, so RACY_SECONDS is 0.1 s there; a
 file whose times are whole seconds (FAT, some network file systems) gets
 COARSE_RACY_SECONDS. A write is caught by its ctime, which no process can
 set back.
+
+The kept listing also outlives the process, for the next ratchet command in
+the same repository (issue 18: one `git config` a command): it is written
+to `.ratchet/gitconfig.json`, sealed with the run's key, whenever a listing
+is kept, and read back when this process has none; the same key decides
+whether it is used. A file that does not verify (forged, torn, another
+run's) is ignored and listed again, never trusted; a run without a key
+keeps nothing there.
 """
 
 import os
@@ -34,13 +42,14 @@ import shutil
 import time
 from typing import Callable, Optional
 
-from ..core.errors import RatchetError
+from ..core.errors import RatchetError, UsageError
 
 RACY_SECONDS = 0.1
 COARSE_RACY_SECONDS = 2.0
 _ENV_KEYS = ("HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM",
              "GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS", "PATH")
 _KEPT = {}  # repo -> (key, (overrides, identity))
+SAVED = "gitconfig.json"  # in the run's store (store.FILES "gitconfig"): the kept listing, for the next command
 LISTED = r"^(filter|include|includeif)\.|^user\.(email|name)$"  # what `git config --get-regexp` lists for `parse_listing`
 FALLBACK_IDENTITY = ["-c", "user.name=ratchet", "-c", "user.email=ratchet@localhost"]
 
@@ -112,14 +121,58 @@ def cached(repo: str, env: dict, lister: Callable[[], tuple]) -> tuple:
     """What `lister` returns first ((overrides, identity): `parse_listing`) for `repo`,
     listed again unless kept (see the module doc)."""
     key = _key(repo, env)
-    kept = _KEPT.get(repo)
+    kept = _KEPT.get(repo) or (key is not None and _saved(repo)) or None
     if key is not None and kept and kept[0] == key:
+        _KEPT[repo] = kept
         return kept[1]
     now_ns = time.time_ns()
     listed, seen = lister()
     includes = any(k.lower().startswith(("include.", "includeif.")) for k in seen)
     if key is not None and not includes and _settled(key, now_ns) and _key(repo, env) == key:
         _KEPT[repo] = (key, listed)
+        _save(repo, key, listed)
     else:
         _KEPT.pop(repo, None)
     return listed
+
+
+def _store(repo: str) -> Optional[str]:
+    from .store import DIRNAME
+    root = os.path.join(repo, DIRNAME)
+    return root if os.path.isfile(os.path.join(root, "config.json")) else None
+
+
+def _saved(repo: str) -> Optional[tuple]:
+    """(key, listing) kept by an earlier command, when its seal verifies."""
+    root = _store(repo)
+    if root is None:
+        return None
+    try:
+        with open(os.path.join(root, SAVED), "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    from . import seal
+    body = seal.verified_body(root, SAVED, raw)
+    try:
+        return _as_key(body["key"]), (list(body["overrides"]), list(body["identity"]))
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
+def _as_key(key: list) -> tuple:
+    """A key read back from JSON, in the shape `_key` makes (tuples)."""
+    env, files = key
+    return tuple(env), tuple((p, None if st is None else tuple(st)) for p, st in files)
+
+
+def _save(repo: str, key: tuple, listed: tuple) -> None:
+    root = _store(repo)
+    if root is None:
+        return
+    from . import seal, store
+    try:
+        if seal.key_for(root, SAVED)[1] is not None:
+            store.write_sealed(root, SAVED, {"format": 1, "key": key, "overrides": listed[0], "identity": listed[1]})
+    except (OSError, RatchetError, UsageError):
+        pass  # a cache: the next command lists again

@@ -321,6 +321,22 @@ def verify(root: str, name: str, raw: bytes, obj: dict) -> dict:
     return body
 
 
+def verified_body(root: str, name: str, raw: bytes) -> dict | None:
+    """The body of `raw` (file `name`) when it carries a seal that verifies
+    under this run's key; None otherwise, never an error: for a file ratchet
+    makes again rather than refuses (gitfilters' kept listing). A run
+    without a key (from before sealing) trusts nothing this way."""
+    try:
+        run_id, key = key_for(root, name)
+        obj = json.loads(raw)
+    except (UsageError, ValueError, UnicodeDecodeError):
+        return None
+    if key is None or not isinstance(obj, dict) or not isinstance(obj.get(FIELD), str):
+        return None
+    body = strip(obj)
+    return body if compare_digest(obj[FIELD], _mac(key, run_id, name, _dumps(body))) else None
+
+
 def missing(root: str, name: str) -> SealError:
     """The refusal for a sealed file that must exist (state.json, harness.json)."""
     return changed_outside(root, name, "is missing: it was deleted outside ratchet")

@@ -42,7 +42,7 @@ FILES = {
     "untracked_copies": "untracked/", "holdout": "holdout.json", "holdout_runs": "holdout/", "runs": "runs/",
     "report_html": "report.html", "parent": "parent.json", "best": "best/", "unclean": "UNCLEAN",
     "loop": "loop.json", "stop_hook": "stop-hook.json", "agents": "agents/", "worktrees": "worktrees/",
-    "swap": "swap/", "verify": "verify.json", "procs": "procs/",
+    "swap": "swap/", "verify": "verify.json", "procs": "procs/", "gitconfig": "gitconfig.json",
 }
 
 
