@@ -33,7 +33,8 @@ def measure(run: workspace.Run, cur: dict, cand) -> tuple:
     trials, (stats verdict, incumbent trials) or None, the harness window
     taken before any of its code ran)."""
     cur["candidate"] = cand.to_dict()
-    run.store.write_current(cur)
+    if run.config.decision != "paired":  # paired writes it with the swap, before its first trial (save_candidate)
+        run.store.write_current(cur)
     fresh.switched(run.repo, cand.paths)  # the agent's edit may share a second (and a size) with a cached side
     win = harness.window(run.repo, run.store.root)
     if run.config.decision == "paired":
