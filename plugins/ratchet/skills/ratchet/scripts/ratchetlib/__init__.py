@@ -6,13 +6,14 @@ checks it, imports inside functions included, and that there is no cycle).
              the pure apply_record and the only transitions; with memory and escalation, its folds),
              decision, headline (the one honest gain figure), the paired statistics (effects,
              student_t, robust, noise, sprt, gain, power), constraints, pareto, change, paths,
-             errors, faults, text, term; record (the frozen value classes, without dataclasses)
+             errors, faults, text, term, sha256, seal_format (a sealed file's bytes); record (the frozen
+             value classes, without dataclasses)
   io/        the edges: store* (the one writer of .ratchet/: store, store_files, store_lock,
              store_seal, store_best; store_rename, every write-aside-and-rename),
              workspace (the open run), gitops (+ githistory, gitpatch, gitroot, gitfilters),
              swapfiles (a paired side's files written back),
              runner + keeper + critical + procs + leftovers (a trial's processes), executor (local, slurm,
-             ray), seal, harness pins, what a trial may not carry over (carry, fresh, startup,
+             ray), seal, harness pins, what a trial may not carry over (carry + treescan, fresh, startup,
              gitguard), artifacts, unclean, lineage, clip
   measure/   a command becomes a number: trial (the one place), capture, metrics, sources
              (+ reading, trackers, tfevents), heartbeat, guard, holdout

@@ -9,8 +9,10 @@ import os
 import pty
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
+import unittest.mock
 
 from tests.util import PY, RATCHET, TRIAL_PY, git, make_repo, read, write
 
@@ -319,6 +321,49 @@ class SealDigest(unittest.TestCase):
         from ratchetlib.io import seal
         for a, b in (("ab", "ab"), ("ab", "ac"), ("", ""), ("a", "ab")):
             self.assertEqual(seal.compare_digest(a, b), hmac.compare_digest(a, b))
+
+
+
+class SealBytes(unittest.TestCase):
+    """A sealed file is written with one dump and checked without dumping it
+    again (issue 18: json's indented encoder is pure Python), and means the
+    same as the two-dump form it replaces: the bytes, and what verifies."""
+
+    def setUp(self):
+        from ratchetlib.io import seal
+        self.seal = seal
+        self.root = tempfile.mkdtemp(prefix="ratchet-sealbytes-")
+        self.addCleanup(__import__("shutil").rmtree, self.root, True)
+        self.key = os.urandom(32)
+        patch = unittest.mock.patch.object(seal, "key_for", return_value=("run-1", self.key))
+        patch.start()
+        self.addCleanup(patch.stop)
+
+    def two_dumps(self, obj):
+        from ratchetlib.core import seal_format
+        body = seal_format.dumps(obj)
+        return seal_format.dumps({**obj, "seal": seal_format.mac(self.key, "run-1", "state.json", body)})
+
+    def test_the_bytes_are_the_two_dump_form(self):
+        for obj in ({"format": 1, "a": [1, 2.5, {"b": None}], "c": "caf\u00e9"}, {"x": {}}, {}):
+            self.assertEqual(self.seal.dump(obj, "state.json", "run-1", self.key), self.two_dumps(obj))
+
+    def test_what_verifies_is_unchanged(self):
+        obj = {"format": 1, "best": 2.0, "trials": [{"k": 1}]}
+        raw = self.seal.dump(obj, "state.json", "run-1", self.key)
+        from ratchetlib.core import seal_format
+        with unittest.mock.patch.object(seal_format, "dumps", side_effect=AssertionError("dumped again")):
+            self.assertEqual(self.seal.verify(self.root, "state.json", raw, json.loads(raw)), obj)
+        self.seal.forget(self.root)
+        relaid = (json.dumps(json.loads(raw), indent=4) + "\n").encode()  # re-indented by hand: the slow path
+        self.assertEqual(self.seal.verify(self.root, "state.json", relaid, json.loads(relaid)), obj)
+        self.seal.forget(self.root)
+        forged = raw.replace(b'"best": 2.0', b'"best": 9.0')
+        with self.assertRaises(self.seal.SealError):
+            self.seal.verify(self.root, "state.json", forged, json.loads(forged))
+        tail_moved = raw.replace(b'"trials"', b'"seal2": 1, "trials"')
+        with self.assertRaises(self.seal.SealError):
+            self.seal.verify(self.root, "state.json", tail_moved, json.loads(tail_moved))
 
 
 if __name__ == "__main__":

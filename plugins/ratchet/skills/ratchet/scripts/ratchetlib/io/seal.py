@@ -9,7 +9,7 @@ hashes, and gitguard.json's digest: io/gitguard), `loop.json` (the headless agen
 each line of `results.jsonl` (recovery rolls the state forward from the
 last one).
 
-How: each of those files carries, as its last key, `"seal"`: an
+How (the bytes: core/seal_format): each of those files carries, as its last key, `"seal"`: an
 HMAC-SHA256, keyed with a random 32-byte key made for the run at `init`,
 over the rest of the file's bytes, the run id and the file's name. The key
 lives outside the repository, in the user's state folder
@@ -51,30 +51,22 @@ import os
 import re
 
 from ..core.errors import UsageError
+from ..core.seal_format import FIELD, RECORDS, compare_digest, dump, hmac_sha256, record_line, record_verifies, strip
+from ..core.seal_format import body_bytes as _body_bytes, dumps as _dumps, mac as _mac
 
-# HMAC-SHA256 from the interpreter's own SHA-256 (RFC 2104 over it, `_mac`; core/sha256), not
-# hmac/hashlib, which load OpenSSL: every command checks seals, and `status`
-# must not pay for libcrypto to print a few lines (issue 18). The digest is the
-# same (tests/test_seal compares it with hmac.new); the compare is the
-# constant-time one hmac itself uses.
-from ..core.sha256 import builtin as _sha256
-
-try:
-    from _operator import _compare_digest as compare_digest
-except ImportError:
-    from hmac import compare_digest
-_INNER = bytes(x ^ 0x36 for x in range(256))
-_OUTER = bytes(x ^ 0x5C for x in range(256))
-
-FIELD = "seal"
+# The byte format is core/seal_format's; these names are also seal's, as store.py,
+# the tests and bench/overhead.py have always called them.
+__all__ = ["FIELD", "RECORDS", "compare_digest", "dump", "hmac_sha256", "record_line", "record_verifies", "strip"]
 SEALED = ("config.json", "state.json", "harness.json", "loop.json", "current.json")
-RECORDS = "results.jsonl"
-_DOMAIN = b"ratchet-seal-1"
 _ADOPTING = "adopting "  # a key file whose adoption of a pre-seal run is not finished
 _RUN_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,127}")
 
 _pending = {}  # store root -> run id: `init` seals files before config.json names the run
 _good = {}     # (store root, name) -> the bytes this process last wrote or verified (None: absent)
+# What this command read once (every sealed read and write asks, ~20 an iterate, issue 18); emptied
+# by `forget` (a new command), `begin` and a write of config.json (a new run) or of a key file.
+_runs = {}     # store root -> (run id, config sealed?)
+_keys = {}     # run id -> the key file's text, None when there is none
 
 
 class SealError(UsageError):
@@ -97,6 +89,13 @@ def key_path(run_id: str) -> str:
 
 
 def _read_key_file(run_id: str) -> str | None:
+    if run_id in _keys:
+        return _keys[run_id]
+    _keys[run_id] = _read_key_file_now(run_id)
+    return _keys[run_id]
+
+
+def _read_key_file_now(run_id: str) -> str | None:
     try:
         with open(key_path(run_id), encoding="ascii") as f:
             return f.read().strip()
@@ -136,6 +135,7 @@ def adopting(run_id: str) -> bool:
 
 
 def _write_key_file(run_id: str, text: str, exclusive: bool) -> None:
+    _keys.clear()
     folder = key_dir()
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
@@ -184,59 +184,13 @@ def finish_adoption(run_id: str, key: bytes) -> None:
     _write_key_file(run_id, key.hex(), exclusive=False)
 
 
-# --- sealing bytes ----------------------------------------------------------------
-
-def hmac_sha256(key: bytes, msg: bytes) -> str:
-    """HMAC-SHA256 (RFC 2104) of `msg` under `key`, hex: what hmac.new(key, msg, sha256) gives."""
-    key = (_sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
-    inner = _sha256(key.translate(_INNER) + msg).digest()
-    return _sha256(key.translate(_OUTER) + inner).hexdigest()
-
-
-def _mac(key: bytes, run_id: str, name: str, body: bytes) -> str:
-    return hmac_sha256(key, b"\0".join((_DOMAIN, run_id.encode(), name.encode(), body)))
-
-
-def _dumps(obj: dict) -> bytes:
-    return (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode()
-
-
-def _line(obj: dict) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
-def strip(obj: dict) -> dict:
-    return {k: v for k, v in obj.items() if k != FIELD}
-
-
-def dump(obj: dict, name: str, run_id: str | None, key: bytes | None) -> bytes:
-    """The file bytes of `obj`: sealed when there is a key, plain otherwise
-    (a run from before sealing, until `adopt`)."""
-    obj = strip(obj)
-    if key is None:
-        return _dumps(obj)
-    return _dumps({**obj, FIELD: _mac(key, run_id, name, _dumps(obj))})
-
-
-def record_line(rec: dict, run_id: str | None, key: bytes | None) -> bytes:
-    """One results.jsonl line (with its newline), sealed when there is a key."""
-    rec = strip(rec)
-    if key is None:
-        return _line(rec) + b"\n"
-    return _line({**rec, FIELD: _mac(key, run_id, RECORDS, _line(rec))}) + b"\n"
-
-
-def record_verifies(rec: dict, run_id: str | None, key: bytes | None) -> bool:
-    mac = rec.get(FIELD)
-    return bool(key) and isinstance(mac, str) and compare_digest(mac, _mac(key, run_id, RECORDS, _line(strip(rec))))
-
-
 # --- which run, which key ------------------------------------------------------------
 
 def begin(root: str, run_id: str) -> None:
     """`init`: make the new run's key before its first sealed file is written."""
     make_key(run_id)
     _pending[root] = run_id
+    _runs.clear()
 
 
 def _config_on_disk(root: str) -> dict | None:
@@ -250,10 +204,13 @@ def _config_on_disk(root: str) -> dict | None:
 
 def run_of(root: str) -> tuple:
     """(run id, config sealed?) of the run in `root`; (None, False) when unknown."""
+    if root in _runs:
+        return _runs[root]
     cfg = _config_on_disk(root)
     if cfg is None:
-        return _pending.get(root), True
-    return cfg.get("run_id"), FIELD in cfg
+        return _pending.get(root), True  # not kept: init is about to write it
+    _runs[root] = cfg.get("run_id"), FIELD in cfg
+    return _runs[root]
 
 
 def _where(root: str, name: str) -> str:
@@ -292,6 +249,8 @@ def key_for(root: str, name: str, obj: dict | None = None) -> tuple:
 
 def remember(root: str, name: str, data: bytes | None) -> None:
     _good[(root, name)] = data
+    if name == "config.json":
+        _runs.pop(root, None)
 
 
 def forget(root: str) -> None:
@@ -299,6 +258,8 @@ def forget(root: str) -> None:
     process saw of `root` says nothing about the files now."""
     for k in [k for k in _good if k[0] == root]:
         del _good[k]
+    _runs.clear()
+    _keys.clear()
 
 
 def valid_run_id(run_id) -> bool:
@@ -315,7 +276,9 @@ def verify(root: str, name: str, raw: bytes, obj: dict) -> dict:
     if mac is None:
         raise changed_outside(root, name, "has no seal but this run is sealed: it was replaced outside ratchet")
     body = strip(obj)
-    if not isinstance(mac, str) or not compare_digest(mac, _mac(key, run_id, name, _dumps(body))):
+    if raw == _good.get((root, name)):  # the very bytes this process wrote or verified
+        return body
+    if not isinstance(mac, str) or not compare_digest(mac, _mac(key, run_id, name, _body_bytes(raw, mac, body))):
         raise changed_outside(root, name, "was changed outside ratchet (it does not match its seal)")
     remember(root, name, raw)
     return body
