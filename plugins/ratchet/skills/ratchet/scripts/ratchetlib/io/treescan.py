@@ -100,7 +100,8 @@ def rescan(repo: str, before: dict, rels, tree: dict) -> dict:
             key = _key(os.lstat(os.path.join(repo, rel)))
         except OSError:
             key = None
-        files.pop(rel, None), hashes.pop(rel, None)
+        files.pop(rel, None)
+        hashes.pop(rel, None)
         if key is not None:
             files[rel] = moved[rel] = key
     now = _fs_now(list(moved.values()))
