@@ -135,6 +135,24 @@ class PairedTest(RepoTest):
         subprocess.run(["git", "apply", "--check", os.path.join(self.repo, ".ratchet", rec["patch"])],
                        cwd=self.repo, check=True)
 
+    def test_a_staged_new_file_is_in_the_patch_git_makes(self):
+        """Without the measured patch (the tree no longer the candidate as
+        saved), the revert asks git: a staged new file, unstaged by the
+        pairs' first switch, is still in the saved patch."""
+        from ratchetlib.keep import finish
+        self.start()
+        self.set_value(9)
+        write(self.repo, "helper.py", "X = 1\n")
+        subprocess.run(["git", "add", "helper.py"], cwd=self.repo, check=True)
+        with mock.patch.object(finish, "_measured_patch", return_value=None):
+            self.assertIn("REVERT", self.run_ok("iterate", "--hypothesis", "worse"))
+        patch = read(self.repo, ".ratchet/" + self.records()[-1]["patch"])
+        self.assertIn("helper.py", patch)
+        self.assertIn("value.txt", patch)
+        self.assertFalse(os.path.exists(os.path.join(self.repo, "helper.py")))
+        subprocess.run(["git", "apply", "--check", os.path.join(self.repo, ".ratchet", self.records()[-1]["patch"])],
+                       cwd=self.repo, check=True)
+
     def test_a_run_that_writes_a_tracked_file_gets_gits_answer(self):
         write(self.repo, "a.txt", "")
         self.use(BENCH + "open('a.txt', 'a').write('x')\n")  # every run appends to a tracked file

@@ -77,8 +77,8 @@ def _apply_git(run: workspace.Run, rec: dict, cand: dict) -> dict:
         mine = [p for p in tracked + new if paths.classify(p, run.config.editable, run.config.protect) != paths.PROTECTED
                 and p not in gitguard.attributes_in([p])]
         if mine and not os.path.exists(patch_file):
-            patch = _measured_patch(run, cand, mine) or gitpatch.diff_patch(
-                repo, [p for p in tracked if p in mine], [p for p in new if p in mine]).encode("utf-8", "surrogateescape")
+            patch = _measured_patch(run, cand, mine) or _diff(repo, [p for p in tracked if p in mine],
+                                                               [p for p in new if p in mine], cand)
             atomic_write(patch_file, patch)
         gitpatch.back_to_head(repo, tracked, new, bool(cand.get("index_is_head")))  # nothing staged: a checkout alone
         fresh.switched(repo, tracked + new)
@@ -86,6 +86,19 @@ def _apply_git(run: workspace.Run, rec: dict, cand: dict) -> dict:
         if mine:
             rec = {**rec, "patch": os.path.relpath(patch_file, run.store.root)}
     return rec
+
+
+def _diff(repo: str, tracked: list, new: list, cand: dict) -> bytes:
+    """The revert's patch from git: a tracked path the index no longer has
+    but the tree does is a new file again (a staged new file, once paired
+    trials' first switch reset the index), which `git diff HEAD` would leave
+    out of the patch without `add -N`. Nothing staged (`index_is_head`): no
+    such path, and no `ls-files` to find one."""
+    staged = tracked and not cand.get("index_is_head")
+    listed = set(gitops.git(repo, "ls-files", "-z", "--", *tracked).split("\0")) if staged else set(tracked)
+    again = [p for p in tracked if p not in listed and os.path.lexists(os.path.join(repo, p))]
+    patch = gitpatch.diff_patch(repo, [p for p in tracked if p not in again], new + again)
+    return patch.encode("utf-8", "surrogateescape")
 
 
 def _measured_patch(run: workspace.Run, cand: dict, mine: list) -> Optional[bytes]:
