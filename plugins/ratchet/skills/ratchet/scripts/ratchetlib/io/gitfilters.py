@@ -81,7 +81,7 @@ def parse_listing(listing: bytes) -> tuple:
     return (out, [] if user.get("user.email") and user.get("user.name") else FALLBACK_IDENTITY), keys
 
 
-def _files(repo: str, env: dict) -> list:
+def config_files(repo: str, env: dict) -> list:
     """Every configuration file git may read in `repo` under `env`."""
     home = env.get("HOME") or os.path.expanduser("~")
     xdg = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
@@ -107,7 +107,7 @@ def _key(repo: str, env: dict) -> Optional[tuple]:
     if not os.path.isdir(os.path.join(repo, ".git")) or "GIT_DIR" in env or "GIT_COMMON_DIR" in env \
             or any(k.startswith("GIT_CONFIG_KEY_") for k in env):
         return None
-    return (tuple(env.get(k) for k in _ENV_KEYS), tuple((p, _stat(p)) for p in _files(repo, env)))
+    return (tuple(env.get(k) for k in _ENV_KEYS), tuple((p, _stat(p)) for p in config_files(repo, env)))
 
 
 def _settled(key: tuple, now_ns: int) -> bool:
@@ -137,9 +137,10 @@ def cached(repo: str, env: dict, lister: Callable[[], tuple]) -> tuple:
 
 
 def _store(repo: str) -> Optional[str]:
-    from .store import DIRNAME
-    root = os.path.join(repo, DIRNAME)
-    return root if os.path.isfile(os.path.join(root, "config.json")) else None
+    """The run's store in `repo`, None when there is no run."""
+    from .store import Store
+    store = Store(repo)
+    return store.root if store.exists() else None
 
 
 def _saved(repo: str) -> Optional[tuple]:
@@ -148,7 +149,7 @@ def _saved(repo: str) -> Optional[tuple]:
     if root is None:
         return None
     try:
-        with open(os.path.join(root, SAVED), "rb") as f:
+        with open(os.path.join(root, SAVED), "rb") as f:  # store.FILES["gitconfig"]
             raw = f.read()
     except OSError:
         return None

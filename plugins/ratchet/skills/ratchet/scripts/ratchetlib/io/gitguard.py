@@ -107,8 +107,9 @@ def load(store_root: str) -> Optional[dict]:
     """The pins, checked against the digest harness.json seals (SealError
     when they do not match or are gone)."""
     want = (harness.load(store_root) or {}).get("gitguard_sha256")
-    if want is not None and pins_digest(store_root) != want:
-        how = "is missing: it was deleted outside ratchet" if pins_digest(store_root) is None else \
+    got = pins_digest(store_root) if want is not None else None
+    if want is not None and got != want:
+        how = "is missing: it was deleted outside ratchet" if got is None else \
             "was changed outside ratchet (it does not match the digest harness.json seals)"
         raise seal.changed_outside(store_root, "gitguard.json", how)
     return store_files.read_doc(store_root, "gitguard")

@@ -43,14 +43,14 @@ import time
 from typing import Optional
 
 from ..core import sha256
-from . import gitroot
+from . import gitfilters, gitroot
 
 RACY_NS = 2_000_000_000  # harness.stat_key's window: a timestamp may be that coarse
 HASH_MAX = 1 << 20
 MAX_FILES = 5000
 _SKIP = "__pycache__"  # carry skips every path with such a component
 _TOP_SKIP = (".git", ".ratchet")
-_GIT_FILES = ("index", "HEAD", "packed-refs", "config", "config.worktree", "info/attributes", "info/exclude")
+_GIT_FILES = ("index", "HEAD", "packed-refs", "info/attributes", "info/exclude")  # config: gitfilters.config_files
 
 
 def scan(repo: str, tree: dict) -> Optional[dict]:
@@ -85,7 +85,7 @@ def scan(repo: str, tree: dict) -> Optional[dict]:
                     files[rel] = key
                     if len(files) > MAX_FILES:
                         return None
-    state = _git_state(git_dir)
+    state = _git_state(repo, git_dir)
     now = _fs_now([*files.values(), *(k for k in state.values() if k)])
     known = tree["files"]
     hashes = {rel: _hash(repo, rel, k) for rel, k in files.items() if rel not in known and _racy(k, now)}
@@ -179,17 +179,15 @@ def _hash(repo: str, rel: str, key: list) -> Optional[str]:
         return None
 
 
-def _git_state(git_dir: str) -> dict:
+def _git_state(repo: str, git_dir: str) -> dict:
     """What decides git's report besides the tree: {path: stat} of each state
-    and configuration file (None: absent)."""
+    file and of every configuration file git reads here (gitfilters'
+    list), None when absent."""
     names = [os.path.join(git_dir, n) for n in _GIT_FILES]
     head = _small(os.path.join(git_dir, "HEAD")) or ""
     if head.startswith("ref: "):
         names.append(os.path.join(git_dir, *head[5:].strip().split("/")))
-    home = os.path.expanduser("~")
-    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
-    names += [os.path.join(home, ".gitconfig"), os.path.join(xdg, "git", "config"), "/etc/gitconfig"]
-    names += [os.environ[v] for v in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM") if os.environ.get(v)]
+    names += gitfilters.config_files(repo, os.environ)
     state = {}
     for full in names:
         try:
