@@ -2,12 +2,14 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import unittest
+from unittest import mock
 
 from ratchetlib.io import keeper, leftovers, procs, runner
 from tests.util import TRIAL_PY, alive, slurp, wait_for
@@ -184,6 +186,28 @@ time.sleep(300)
         text = open(log).read()
         self.assertRegex(text, r"^id=\d+\.\d+\.[0-9a-f]{32} ")
         self.assertIn(f"out={self.out} err={self.err}", text)
+
+    def test_a_signal_while_the_trial_starts_still_runs_the_cancel_command(self):
+        """SIGTERM held while the trial starts (critical.deferred) is handled
+        once the start is done: the command may be running by then (a remote
+        job submitted), so the cancel command runs before the tree is killed."""
+        class Stopped(Exception):
+            pass
+
+        def stop(*_):
+            raise Stopped()
+        old = signal.signal(signal.SIGTERM, stop)
+        self.addCleanup(signal.signal, signal.SIGTERM, old)
+        start, sent = runner.Child._start, []
+
+        def start_then_signal(child, *args):
+            start(child, *args)
+            if not sent:  # the trial's start only, not the cancel command's
+                sent.append(os.kill(os.getpid(), signal.SIGTERM))  # mid-start, as a `kill` of the loop would come
+        with mock.patch.object(runner.Child, "_start", start_then_signal), self.assertRaises(Stopped):
+            runner.run("sleep 30", self.dir, self.out, self.err, 5, cancel_command="touch cancelled")
+        self.assertTrue(os.path.exists(os.path.join(self.dir, "cancelled")))
+        self.assertEqual(runner._LIVE, [])
 
     def test_cancel_command_is_not_run_for_a_finished_trial(self):
         r = runner.run("true", self.dir, self.out, self.err, 5, cancel_command="touch cancelled")

@@ -74,7 +74,7 @@ def run(command: str, cwd: str, out_path: str, err_path: Optional[str],
         cancel_command: Optional[str] = None, cancel_log: Optional[str] = None,
         record_dir: Optional[str] = None) -> TrialRun:
     """Run `command` to completion or `timeout`; the tree is gone on return."""
-    child = Child(command, cwd, out_path, err_path, env, stdin_path, marker, record_dir)
+    child = Child(command, cwd, out_path, err_path, env, stdin_path, marker, record_dir, cancel_command, cancel_log)
     faults.point("trial")
     return child.finish(timeout, cancel_command, cancel_log, progress)
 
@@ -125,14 +125,26 @@ class Child:
 
     def __init__(self, command: str, cwd: str, out_path: str, err_path: Optional[str] = None,
                  env: Optional[dict] = None, stdin_path: Optional[str] = None, marker: Optional[str] = None,
-                 record_dir: Optional[str] = None):
+                 record_dir: Optional[str] = None, cancel_command: Optional[str] = None,
+                 cancel_log: Optional[str] = None):
         self.marker = marker or new_marker()
+        self.cancel_command, self.cancel_log = cancel_command, cancel_log
         self.cwd, self.out_path, self.err_path = cwd, out_path, err_path
         keeper_env = {**os.environ, **(env or {})}
         keeper_env.pop(procs.MARKER, None)  # the keeper adds it for the command only: a marker sweep never stops the keeper
         _become_subreaper()  # a keeper killed by its trial leaves the tree to ratchet, still findable
-        with critical.deferred(settle=self.kill):  # a SIGTERM now would orphan the keeper: it waits, then kills the tree
+        with critical.deferred(settle=self._stop_started):  # a SIGTERM now would orphan the keeper: it waits
             self._start(command, keeper_env, stdin_path, record_dir)
+
+    def _stop_started(self) -> None:
+        """A SIGINT/SIGTERM that came while the trial started: the command may
+        be running already (a remote job submitted), so its cancel command
+        runs, then the tree is killed, as `finish` does on a signal."""
+        try:
+            if self.cancel_command:
+                self._cancel(self.cancel_command, self.cancel_log)
+        finally:
+            self.kill()
 
     def _start(self, command: str, keeper_env: dict, stdin_path: Optional[str], record_dir: Optional[str]) -> None:
         self.started = time.time()
@@ -166,7 +178,7 @@ class Child:
                 known = {i["pid"]: i["start"] for i in map(procs.process_info, keeper.descendants(proc.pid)) if i}
                 for pid in known:
                     procs.signal_pid(pid, signal.SIGTERM)
-                _signal_group(proc.pid, signal.SIGTERM)
+                procs.signal_group(proc.pid, signal.SIGTERM)
                 try:
                     proc.wait(timeout=_GRACE_SECONDS)
                 except subprocess.TimeoutExpired:
@@ -316,7 +328,7 @@ class _Keeper:
                 break
             if pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
-            elif not _sleep_until_exit(self.pid, end - time.monotonic()):
+            elif not procs.sleep_until_exit(self.pid, end - time.monotonic()):
                 break
         if self.returncode is None and raise_timeout:
             raise subprocess.TimeoutExpired("keeper", timeout)
@@ -325,23 +337,6 @@ class _Keeper:
     def kill(self) -> None:
         if self.returncode is None:
             procs.signal_pid(self.pid, signal.SIGKILL)
-
-
-def _sleep_until_exit(pid: int, seconds: float) -> bool:
-    """Sleep until child `pid` exits, woken by the exit itself (a pidfd,
-    Linux 5.3+) rather than by polling, which sleeps 1, 2, 4 ... ms between
-    looks (~3 ms a trial, issue 18); elsewhere 2 ms. False: time is up."""
-    if seconds <= 0:
-        return False
-    try:
-        fd = os.pidfd_open(pid)
-    except (AttributeError, OSError):  # another system, or already reaped
-        time.sleep(min(seconds, 0.002))
-        return True
-    try:
-        return bool(select.select([fd], [], [], seconds)[0])
-    finally:
-        os.close(fd)
 
 
 def _write_record(folder: str, child: Child) -> Optional[str]:
@@ -380,13 +375,6 @@ def _wait(proc, t0: float, deadline: Optional[float], progress) -> bool:
         except subprocess.TimeoutExpired:
             if progress is not None and (deadline is None or time.monotonic() < deadline):
                 progress.tick(time.monotonic() - t0)
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 _SUBREAPER = []
