@@ -11,7 +11,8 @@ import time
 import unittest
 from unittest import mock
 
-from ratchetlib.io import keeper, leftovers, procs, runner
+from ratchetlib.core.errors import RatchetError
+from ratchetlib.io import keeper, kept, leftovers, procs, runner
 from tests.util import TRIAL_PY, alive, slurp, wait_for
 
 PY = sys.executable
@@ -103,9 +104,27 @@ class KeeperForkTest(unittest.TestCase):
         shutil.rmtree(folder)
         out = os.path.join(tempfile.mkdtemp(), "o")
         self.addCleanup(shutil.rmtree, os.path.dirname(out), True)
-        with self.assertRaises(runner.RatchetError) as e:
+        with self.assertRaises(RatchetError) as e:
             runner.run("true", folder, out, None)
         self.assertIn(f"cannot enter {folder}", str(e.exception))
+
+    def test_a_released_keeper_is_collected_before_the_next_trial_starts(self):
+        """kept.Kept.release does not wait for the keeper's exit (issue 18),
+        but the next Child reaps it first: no keeper of an earlier trial is
+        left, not even a zombie, while the next one runs."""
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder, True)
+        first = runner.Child("true", folder, os.path.join(folder, "o1"))
+        first.finish(30)
+        k = first.proc.keeper
+        self.assertIsNone(k.returncode)  # told `done`, not waited for
+        self.assertIn(first.proc, kept._RELEASED)
+        second = runner.Child("sleep 30", folder, os.path.join(folder, "o2"))
+        self.addCleanup(second.kill)
+        self.assertEqual(k.returncode, 0)  # reaped by the second start
+        self.assertNotIn(first.proc, kept._RELEASED)
+        with self.assertRaises(ChildProcessError):
+            os.waitpid(k.pid, os.WNOHANG)
 
 class RunTest(unittest.TestCase):
     def setUp(self):

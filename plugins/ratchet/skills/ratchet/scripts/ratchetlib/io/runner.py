@@ -40,18 +40,17 @@ interrupted, with the trial's id and output paths in its environment (see
 keeper still ends the trial's process group, best effort.
 """
 
+from __future__ import annotations
+
 import atexit
 import contextlib
 import os
-import select
 import signal
 import subprocess
 import time
-from typing import Optional
 
 from ..core import faults, record
-from ..core.errors import RatchetError
-from . import critical, keeper, procs, store_files
+from . import critical, keeper, kept, procs, store_files
 from .store_lock import pid_start
 
 _GRACE_SECONDS = 2.0
@@ -59,27 +58,27 @@ CANCEL_TIMEOUT_SECONDS = 60.0
 
 
 class TrialRun(record.Record):
-    exit_code: Optional[int]
+    exit_code: int | None
     seconds: float
     timed_out: bool
     started: float
     survivors: tuple = ()   # processes alive after the kill: {pid, start, cmd} each
     marker: str = ""
-    cancel: Optional[dict] = None  # {"exit_code", "seconds"} when the cancel command ran
+    cancel: dict | None = None  # {"exit_code", "seconds"} when the cancel command ran
 
 
-def run(command: str, cwd: str, out_path: str, err_path: Optional[str],
-        timeout: Optional[float] = None, env: Optional[dict] = None, progress=None, *,
-        stdin_path: Optional[str] = None, marker: Optional[str] = None,
-        cancel_command: Optional[str] = None, cancel_log: Optional[str] = None,
-        record_dir: Optional[str] = None) -> TrialRun:
+def run(command: str, cwd: str, out_path: str, err_path: str | None,
+        timeout: float | None = None, env: dict | None = None, progress=None, *,
+        stdin_path: str | None = None, marker: str | None = None,
+        cancel_command: str | None = None, cancel_log: str | None = None,
+        record_dir: str | None = None) -> TrialRun:
     """Run `command` to completion or `timeout`; the tree is gone on return."""
     child = Child(command, cwd, out_path, err_path, env, stdin_path, marker, record_dir, cancel_command, cancel_log)
     faults.point("trial")
     return child.finish(timeout, cancel_command, cancel_log, progress)
 
 
-def marker_prefix(pid: int, start: Optional[int]) -> str:
+def marker_prefix(pid: int, start: int | None) -> str:
     """What every marker of the command (pid, kernel start time) begins with."""
     return f"{pid}.{start or 0}."
 
@@ -90,7 +89,7 @@ def new_marker() -> str:
     return marker_prefix(os.getpid(), pid_start(os.getpid())) + os.urandom(16).hex()
 
 
-def cancel_env(marker: str, out_path: str, err_path: Optional[str]) -> dict:
+def cancel_env(marker: str, out_path: str, err_path: str | None) -> dict:
     """What a cancel command is told about the trial it cancels."""
     return {procs.MARKER: marker, "RATCHET_TRIAL_STDOUT": os.path.abspath(out_path),
             "RATCHET_TRIAL_STDERR": os.path.abspath(err_path or out_path)}
@@ -107,6 +106,9 @@ def _end_live() -> None:
     to hold its tree for keeper.GRACE_SECONDS after a command that ended."""
     for child in list(_LIVE):
         child.kill()
+    kept.collect_released()
+
+
 RECORD_FORMAT = 1
 
 
@@ -123,10 +125,10 @@ class Child:
     it runs, for the next command should this one be SIGKILLed.
     """
 
-    def __init__(self, command: str, cwd: str, out_path: str, err_path: Optional[str] = None,
-                 env: Optional[dict] = None, stdin_path: Optional[str] = None, marker: Optional[str] = None,
-                 record_dir: Optional[str] = None, cancel_command: Optional[str] = None,
-                 cancel_log: Optional[str] = None):
+    def __init__(self, command: str, cwd: str, out_path: str, err_path: str | None = None,
+                 env: dict | None = None, stdin_path: str | None = None, marker: str | None = None,
+                 record_dir: str | None = None, cancel_command: str | None = None,
+                 cancel_log: str | None = None):
         self.marker = marker or new_marker()
         self.cancel_command, self.cancel_log = cancel_command, cancel_log
         self.cwd, self.out_path, self.err_path = cwd, out_path, err_path
@@ -146,7 +148,8 @@ class Child:
         finally:
             self.kill()
 
-    def _start(self, command: str, keeper_env: dict, stdin_path: Optional[str], record_dir: Optional[str]) -> None:
+    def _start(self, command: str, keeper_env: dict, stdin_path: str | None, record_dir: str | None) -> None:
+        kept.collect_released()
         self.started = time.time()
         self._t0 = time.monotonic()
         self._mark = keeper.pid_mark()  # before the fork: every process of the trial comes after it
@@ -155,12 +158,12 @@ class Child:
                 open(stdin_path or os.devnull, "rb") as stdin:
             pid, status_r, control_w = keeper.fork(self.marker, command, keeper_env, self.cwd,
                                                    (stdin.fileno(), out.fileno(), (err or out).fileno()))
-        self.proc = _Kept(_Keeper(pid), status_r, control_w)
+        self.proc = kept.Kept(kept.KeeperProcess(pid), status_r, control_w)
         self.record = _write_record(record_dir, self) if record_dir else None
         _LIVE.append(self)
 
-    def finish(self, timeout: Optional[float] = None, cancel_command: Optional[str] = None,
-               cancel_log: Optional[str] = None, progress=None) -> TrialRun:
+    def finish(self, timeout: float | None = None, cancel_command: str | None = None,
+               cancel_log: str | None = None, progress=None) -> TrialRun:
         """Wait up to `timeout` seconds from now (ticking `progress`), then kill
         whatever is left of the tree.
 
@@ -199,7 +202,7 @@ class Child:
         return TrialRun(None if timed_out else proc.returncode, time.monotonic() - self._t0, timed_out,
                         self.started, tuple(survivors), self.marker, cancel)
 
-    def kill(self, known: Optional[dict] = None) -> list:
+    def kill(self, known: dict | None = None) -> list:
         """Freeze, then SIGKILL, the whole tree now; the survivors ([] expected)."""
         if self not in _LIVE:
             return []
@@ -208,7 +211,7 @@ class Child:
             try:
                 found = keeper.freeze_kill(lambda: self._tree(known), send=lambda pid, sig: procs.signal_pid(pid, sig))
                 procs.wait_gone(list(found))
-                self.proc.release()
+                self.proc.release(collect=False)
                 return [i for i in map(procs.process_info, sorted(found)) if i and i["start"] == found[i["pid"]]
                         and i["pid"] != keeper_pid]
             finally:
@@ -235,7 +238,7 @@ class Child:
                     others |= {c.proc.keeper.pid, *keeper.descendants(c.proc.keeper.pid, table)}
             yield from (p for p in keeper.descendants(os.getpid(), table) if p not in others and p != k)
 
-    def _cancel(self, command: str, log: Optional[str]) -> dict:
+    def _cancel(self, command: str, log: str | None) -> dict:
         """Run the cancel command with the trial's id; it carries the same
         marker, so whatever it leaves is swept with the trial's tree."""
         log = log or os.devnull
@@ -244,102 +247,7 @@ class Child:
         return {"exit_code": r.exit_code, "seconds": round(r.seconds, 4)}
 
 
-class _Kept:
-    """The command as ratchet sees it through its keeper: what Popen offers
-    (pid, poll, wait, returncode), read from the keeper's status pipe. A
-    keeper that dies before telling the exit (the trial killed it) makes the
-    trial end as if killed (-9)."""
-
-    def __init__(self, proc: "_Keeper", status_fd: int, control_fd: int):
-        self.keeper, self._status, self._control, self._buf = proc, status_fd, control_fd, b""
-        self.returncode = None
-        line = self._line(30.0)
-        if not line or not line.startswith("pid "):
-            self.release()
-            why = line[6:] if line and line.startswith("error ") else "it exited before starting the shell"
-            raise RatchetError(f"could not start the trial's keeper: {why}")
-        self.pid, self.start = (int(x) for x in line.split()[1:3])
-
-    def _line(self, timeout: Optional[float]) -> Optional[str]:
-        """The next status line; None on timeout, "" when the keeper is gone."""
-        end = None if timeout is None else time.monotonic() + timeout
-        while b"\n" not in self._buf:
-            left = None if end is None else max(0.0, end - time.monotonic())
-            if not select.select([self._status], [], [], left)[0]:
-                return None
-            data = os.read(self._status, 4096)
-            if not data:
-                return ""
-            self._buf += data
-        line, self._buf = self._buf.split(b"\n", 1)
-        return line.decode()
-
-    def poll(self) -> Optional[int]:
-        return self.wait(0.0, raise_timeout=False)
-
-    def wait(self, timeout: Optional[float] = None, raise_timeout: bool = True) -> Optional[int]:
-        if self.returncode is None and self._status >= 0:
-            line = self._line(timeout)
-            if line == "":
-                self.returncode = -signal.SIGKILL
-            elif line and line.startswith("exit "):
-                self.returncode = int(line.split()[1])
-        if self.returncode is None and raise_timeout:
-            raise subprocess.TimeoutExpired("trial", timeout)
-        return self.returncode
-
-    def release(self) -> None:
-        """Tell the keeper the tree is swept (it exits), and collect it."""
-        if self._control >= 0:
-            try:
-                os.write(self._control, b"done")
-            except OSError:
-                pass
-            os.close(self._control)
-            self._control = -1
-        try:
-            self.keeper.wait(10)
-        except subprocess.TimeoutExpired:
-            self.keeper.kill()
-            self.keeper.wait()
-        if self._status >= 0:
-            os.close(self._status)
-            self._status = -1
-
-
-class _Keeper:
-    """The forked keeper as a child process: what runner uses of Popen (pid,
-    poll, wait, kill). ratchet, the subreaper, may have reaped it already
-    (keeper.reap in a sweep): then it is simply gone."""
-
-    def __init__(self, pid: int):
-        self.pid, self.returncode = pid, None
-
-    def poll(self) -> Optional[int]:
-        return self.wait(0.0, raise_timeout=False)
-
-    def wait(self, timeout: Optional[float] = None, raise_timeout: bool = True) -> Optional[int]:
-        end = None if timeout is None else time.monotonic() + timeout
-        while self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, 0 if end is None else os.WNOHANG)
-            except ChildProcessError:
-                self.returncode = -signal.SIGKILL
-                break
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-            elif not procs.sleep_until_exit(self.pid, end - time.monotonic()):
-                break
-        if self.returncode is None and raise_timeout:
-            raise subprocess.TimeoutExpired("keeper", timeout)
-        return self.returncode
-
-    def kill(self) -> None:
-        if self.returncode is None:
-            procs.signal_pid(self.pid, signal.SIGKILL)
-
-
-def _write_record(folder: str, child: Child) -> Optional[str]:
+def _write_record(folder: str, child: Child) -> str | None:
     """The trial's record: what identifies its processes if this command dies."""
     k = child.proc.keeper.pid
     rec = {"format": RECORD_FORMAT, "marker": child.marker, "keeper": {"pid": k, "start": keeper.start_of(k)},
@@ -359,7 +267,7 @@ def _remove(path: str) -> None:
     store_files.remove_record(path)
 
 
-def _wait(proc, t0: float, deadline: Optional[float], progress) -> bool:
+def _wait(proc, t0: float, deadline: float | None, progress) -> bool:
     """Wait for `proc`, ticking `progress`; False when the deadline passed first."""
     while True:
         now = time.monotonic()
