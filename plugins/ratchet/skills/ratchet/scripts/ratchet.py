@@ -23,7 +23,7 @@ import _signal as signal  # noqa: E402  (the C module under `signal`, without it
 if __name__ == "__main__":  # Ctrl-C while the modules load: nothing has started, so a quiet 130; main() takes over
     signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
-from ratchetlib.cli.main import main  # noqa: E402
+from ratchetlib.cli.main import exit_process, main  # noqa: E402
 
 if __name__ == "__main__":
     code = main()
@@ -32,4 +32,4 @@ if __name__ == "__main__":
     # the process and lose its exit code; there is nothing left to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    sys.exit(code)
+    exit_process(code)

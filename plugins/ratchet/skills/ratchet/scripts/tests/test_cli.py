@@ -76,7 +76,8 @@ class CliTest(RepoTest):
         saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         self.addCleanup(lambda: [signal.signal(s, h) for s, h in saved.items()])
         with mock.patch.object(sys, "argv", [RATCHET, "-C", self.repo, "status"]), \
-                contextlib.redirect_stdout(io.StringIO()), self.assertRaises(SystemExit) as done:
+                mock.patch("ratchetlib.cli.main.exit_process", side_effect=sys.exit), \
+                contextlib.redirect_stdout(io.StringIO()), self.assertRaises(SystemExit) as done:  # not os._exit here
             runpy.run_path(RATCHET, run_name="__main__")
         self.assertEqual(done.exception.code, 0)
         self.assertEqual([signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)], [signal.SIG_IGN] * 2)

@@ -226,6 +226,48 @@ class ReadVerbsLoadLittle(RepoTest):
             self.assertEqual(out.strip(), "0", f"{verb}: {out}")
 
 
+class ExitWithoutTeardown(unittest.TestCase):
+    """cli.main.exit_process skips the interpreter's teardown (issue 18), and
+    keeps what a normal exit does before it: the exit code, atexit handlers,
+    buffered output, and a live thread's end."""
+
+    PROBE = ("import atexit, sys, threading, time\nsys.path.insert(0, sys.argv[1])\n"
+             "from ratchetlib.cli.main import exit_process\n"
+             "atexit.register(lambda: open(sys.argv[2] + '.atexit', 'w').close())\n"
+             "if sys.argv[3] == 'thread':\n"
+             "    threading.Thread(target=lambda: (time.sleep(0.3), open(sys.argv[2] + '.thread', 'w').close())).start()\n"
+             "sys.stdout.write('buffered ' * (1 if sys.argv[3] == 'small' else 2000))\n"
+             "exit_process(3)\n")
+
+    def run_probe(self, mode, **kw):
+        base = os.path.join(tempfile.mkdtemp(), "mark")
+        self.addCleanup(shutil.rmtree, os.path.dirname(base), True)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        p = subprocess.run([sys.executable, "-c", self.PROBE, SCRIPTS, base, mode], env=env,
+                           stderr=subprocess.PIPE, text=True, **kw)
+        return p, base
+
+    def test_the_code_the_output_and_the_atexit_handlers_survive(self):
+        p, base = self.run_probe("plain", stdout=subprocess.PIPE)
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (3, "buffered " * 2000, ""))
+        self.assertTrue(os.path.exists(base + ".atexit"))
+
+    def test_a_live_thread_is_waited_for_as_a_normal_exit_does(self):
+        p, base = self.run_probe("thread", stdout=subprocess.PIPE)
+        self.assertEqual(p.returncode, 3)
+        self.assertTrue(os.path.exists(base + ".thread"))
+        self.assertTrue(os.path.exists(base + ".atexit"))
+
+    def test_a_closed_stdout_is_no_traceback(self):
+        r, w = os.pipe()
+        os.close(r)
+        try:
+            p, _ = self.run_probe("small", stdout=w)  # held in the buffer until the exit's flush
+        finally:
+            os.close(w)
+        self.assertEqual((p.returncode, p.stderr), (3, ""))
+
+
 class QuickArgs(unittest.TestCase):
     """cli/quickargs reads the plain command lines of status, history, tail and
     iterate to exactly argparse's values, and leaves every other line to argparse."""

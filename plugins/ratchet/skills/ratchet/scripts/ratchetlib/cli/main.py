@@ -6,6 +6,8 @@ SIGTERM is raised as an exception in the main thread so `finally` blocks
 and locks unwind as they do for Ctrl-C."""
 
 import _signal as signal  # CPython's C module under `signal`, without its enums (issue 18: every verb starts here)
+import atexit
+import os
 import sys
 
 from ..core.errors import RatchetError, UsageError, from_os_error
@@ -104,3 +106,27 @@ def main(argv=None) -> int:
         from ..core import term
         print(f"ratchet: error: {term.printable(known, multiline=False)}", file=sys.stderr)
         return known.exit_code
+
+
+def exit_process(code: int) -> None:
+    """End the process with `code` once its verb is done, skipping the
+    interpreter's teardown: freeing every object of the ~200 modules an
+    `iterate` loads took ~14 ms of it (issue 18; mypy's hard_exit does the
+    same). What a normal exit runs before that teardown still runs, in its
+    order: a live non-daemon thread makes it a normal exit, then the atexit
+    handlers run (runner's sweep of live trials, tempfile's finalizers),
+    then stdout and stderr are flushed (a closed pipe loses nothing more
+    than it would). Every file ratchet writes is closed where it is written,
+    so none waits for the teardown."""
+    threading = sys.modules.get("threading")
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
+    if run_exitfuncs is None or threading is not None and any(
+            t.is_alive() and not t.daemon and t is not threading.main_thread() for t in threading.enumerate()):
+        sys.exit(code)
+    run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
