@@ -7,8 +7,9 @@ A usage mistake is one line and exit 2 (`Parser.error` raises UsageError);
 the flags `loop`, `doctor` and `chain` share with `init` are copied from
 init's parser, so a flag added to `init` is accepted everywhere an init line is."""
 
+from __future__ import annotations
+
 import argparse
-from typing import Optional
 
 from ..core.errors import UsageError
 from ..core.steering import DEFAULT_ARMS
@@ -280,7 +281,7 @@ VERBS = (
 )
 
 
-def verb_of(argv: list) -> Optional[str]:
+def verb_of(argv: list) -> str | None:
     """The verb `argv` names when it starts `[-C DIR] VERB`, else None (a
     leading option other than -C, or no verb: the whole parser is needed)."""
     i = 0
@@ -289,7 +290,7 @@ def verb_of(argv: list) -> Optional[str]:
     return argv[i] if i < len(argv) and argv[i] in VERB_NAMES else None
 
 
-def build_parser(argv: Optional[list] = None) -> argparse.ArgumentParser:
+def build_parser(argv: list | None = None) -> argparse.ArgumentParser:
     """The parser: the global -C, then each row of VERBS (every verb also
     takes -C after its name, hidden from its help). Given the command line
     `argv` that names a verb, only that verb's row is built (and init's, for

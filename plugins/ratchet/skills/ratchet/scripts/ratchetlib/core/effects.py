@@ -12,7 +12,7 @@ effect back into percent or metric units.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from . import sha256
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from . import record
 from .change import effect_text
@@ -16,7 +16,7 @@ class Gain(record.Record):
     """A paired estimate with its confidence interval, on the effect scale."""
 
     estimate: float
-    interval: Optional[tuple[float, float]]
+    interval: tuple[float, float] | None
     pairs: int
     log_scale: bool
     confidence: float
@@ -36,7 +36,7 @@ class Gain(record.Record):
 
 
 def gain_interval(effects: Sequence[float], confidence: float = 0.95, *, log_scale: bool = True,
-                  sigma_prior: Optional[float] = None, prior_df: float = 0.0) -> Gain:
+                  sigma_prior: float | None = None, prior_df: float = 0.0) -> Gain:
     """Paired gain of the best over the start (``verify``): robust mean and t-interval.
 
     ``effects``: pair effects with the start commit as incumbent and the best

@@ -6,7 +6,7 @@ on-disk form is `Noise.to_json` under state.json's "noise" (FORMATS.md). Pure.""
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from . import record
 from .robust import check_effects, disagree, fmean, mad_sigma, median, robust_effects, robust_scale, stdev
@@ -48,7 +48,7 @@ class Noise(record.Record):
     log_scale: bool
     samples: int
     outliers: int
-    cv: Optional[float]
+    cv: float | None
     spread: float
     robust_sigma: float
     pairs_seen: int = 0

@@ -31,7 +31,8 @@ included) that no other kept result dominates: at least as good on every
 objective and strictly better on one, no margins. It lives in state.json.
 """
 
-from typing import Optional
+from __future__ import annotations
+
 
 from .decision import KEEP, REVERT, Verdict, mean
 from .text import num
@@ -43,7 +44,7 @@ def _beats(a: float, b: float, direction: str) -> bool:
     return a > b if direction == "max" else a < b
 
 
-def compare_one(candidate: float, incumbent: Optional[float], direction: str, margin) -> str:
+def compare_one(candidate: float, incumbent: float | None, direction: str, margin) -> str:
     """BETTER, WORSE or SAME for one objective (means; `margin` has `.over`)."""
     if candidate is None:
         return WORSE

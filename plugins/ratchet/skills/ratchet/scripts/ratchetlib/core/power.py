@@ -4,8 +4,9 @@ within the pair cap at a given noise, and effects read as relative
 improvements. Pure; shared by the decision (keep/paired), the verify
 (keep/recheck) and the run state's noise fold (core/state)."""
 
+from __future__ import annotations
+
 import math
-from typing import Optional
 
 from .effects import effect_hypotheses, margin_effect
 from .errors import UsageError
@@ -13,7 +14,7 @@ from .noise import Noise
 from .sprt import detectable_effect
 
 
-def noise_of(data: Optional[dict]) -> Optional[Noise]:
+def noise_of(data: dict | None) -> Noise | None:
     """The run state's `noise` as a Noise; None when absent or unreadable."""
     try:
         return Noise.from_json(data) if data else None
@@ -33,14 +34,14 @@ def hypotheses(cfg, incumbent: float, log_scale: bool) -> tuple:
                          f"adjust --min-improvement/--target or use --decision mean") from None
 
 
-def relative(effect: float, log_scale: bool, base: Optional[float]) -> Optional[float]:
+def relative(effect: float, log_scale: bool, base: float | None) -> float | None:
     """An effect as a relative improvement (0.02 = 2% better)."""
     if log_scale:
         return math.expm1(effect)
     return effect / abs(base) if base else None
 
 
-def detectable(cfg, noise: Noise, base: Optional[float]) -> Optional[float]:
+def detectable(cfg, noise: Noise, base: float | None) -> float | None:
     """The smallest improvement (relative) the test detects within the pair cap."""
     try:
         h0, h1 = hypotheses(cfg, base, noise.log_scale)

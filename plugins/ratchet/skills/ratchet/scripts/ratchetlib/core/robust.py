@@ -7,7 +7,7 @@ Pure; why these constants: see sprt.py's docstring ("Outliers")."""
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from .student_t import t_quantile
 
@@ -44,7 +44,7 @@ def mad_sigma(values: Sequence[float]) -> float:
     return MAD_TO_SIGMA * median([abs(v - med) for v in values])
 
 
-def robust_scale(xs: Sequence[float], sigma_prior: Optional[float], prior_df: float) -> float:
+def robust_scale(xs: Sequence[float], sigma_prior: float | None, prior_df: float) -> float:
     """The sigma outliers are judged against: the MAD pooled with the noise prior by df.
 
     0 without a prior: with no idea of the noise, no effect can be called an
@@ -78,7 +78,7 @@ def robust_effects(xs: Sequence[float], scale: float, clip: float = CLIP,
     return out
 
 
-def disagree(xs: Sequence[float], sigma_prior: Optional[float], prior_df: float,
+def disagree(xs: Sequence[float], sigma_prior: float | None, prior_df: float,
               gross: float = GROSS) -> bool:
     """True when the effects' own spread (MAD) is ``gross`` times the noise or more.
 
@@ -89,7 +89,7 @@ def disagree(xs: Sequence[float], sigma_prior: Optional[float], prior_df: float,
     return len(xs) >= 2 and has_prior(sigma_prior, prior_df) and mad_sigma(xs) > gross * sigma_prior
 
 
-def outvoted(n: int, kept: int, mean: float, sigma_prior: Optional[float], gross: float = GROSS) -> bool:
+def outvoted(n: int, kept: int, mean: float, sigma_prior: float | None, gross: float = GROSS) -> bool:
     """True when too few of ``n`` pairs stand behind the robust mean of the ``kept`` ones.
 
     Gross outliers are left out around the median, so when they are common
@@ -108,8 +108,8 @@ def outvoted(n: int, kept: int, mean: float, sigma_prior: Optional[float], gross
     return sigma_prior is not None and sigma_prior > 0 and abs(mean) > gross * sigma_prior and 3 * left >= n
 
 
-def incumbent_adrift(inc: Sequence[float], cand: Sequence[float], record: Optional[float],
-                     sigma_pair: Optional[float], log_scale: bool, gross: float = GROSS) -> bool:
+def incumbent_adrift(inc: Sequence[float], cand: Sequence[float], record: float | None,
+                     sigma_pair: float | None, log_scale: bool, gross: float = GROSS) -> bool:
     """True when the incumbent's runs of this iteration sit far (``gross`` pair
     sigmas) from the incumbent's recorded score while the candidate's runs sit
     nearer it than half that: the incumbent's runs are off (two slow runs in
@@ -131,7 +131,7 @@ def all_same(values: Sequence[float]) -> bool:
     return max(values) - min(values) <= _SAME * max(1.0, top)
 
 
-def has_prior(sigma_prior: Optional[float], prior_df: float) -> bool:
+def has_prior(sigma_prior: float | None, prior_df: float) -> bool:
     return sigma_prior is not None and sigma_prior > 0 and prior_df > 0
 
 
@@ -142,7 +142,7 @@ def check_effects(effects: Sequence[float]) -> list[float]:
     return out
 
 
-def pooled_var(sample_var: float, n: int, sigma_prior: Optional[float], prior_df: float) -> float:
+def pooled_var(sample_var: float, n: int, sigma_prior: float | None, prior_df: float) -> float:
     """Prior variance and a sample variance with n-1 df, pooled by degrees of freedom."""
     prior = has_prior(sigma_prior, prior_df)
     num = (prior_df * sigma_prior ** 2 if prior else 0.0) + (n - 1) * sample_var
@@ -150,7 +150,7 @@ def pooled_var(sample_var: float, n: int, sigma_prior: Optional[float], prior_df
     return num / den if den > 0 else 0.0
 
 
-def robust_location(effects: list[float], sigma_prior: Optional[float],
+def robust_location(effects: list[float], sigma_prior: float | None,
               prior_df: float) -> tuple[int, float, float, float]:
     """How many robust effects, their mean, the prior-pooled sum of squares V, and its df.
 
@@ -166,7 +166,7 @@ def robust_location(effects: list[float], sigma_prior: Optional[float],
     return len(ws), mean, v, df
 
 
-def t_interval(mean: float, se: float, df: float, confidence: float) -> Optional[tuple[float, float]]:
+def t_interval(mean: float, se: float, df: float, confidence: float) -> tuple[float, float] | None:
     if df <= 0:
         return None
     half = t_quantile(0.5 + confidence / 2.0, df) * se

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from . import record
 from .change import effect_text
@@ -82,13 +82,13 @@ class SequentialVerdict(record.Record):
     outcome: str
     pairs: int
     estimate: float
-    interval: Optional[tuple[float, float]]
-    statistic: Optional[float]
-    bounds: Optional[tuple[float, float]]
+    interval: tuple[float, float] | None
+    statistic: float | None
+    bounds: tuple[float, float] | None
     reason: str
     h0: float
-    h1: Optional[float]
-    sigma: Optional[float]
+    h1: float | None
+    sigma: float | None
     log_scale: bool
 
     @property
@@ -175,7 +175,7 @@ def cap_probability(theta: float, mean: float, min_pairs: int, max_pairs: int, a
     return min(1.0, sum(dens))
 
 
-def alpha_split(alpha: float, beta: float, *, sigma_pair: Optional[float], h0: float, h1: float,
+def alpha_split(alpha: float, beta: float, *, sigma_pair: float | None, h0: float, h1: float,
                 min_pairs: int, max_pairs: int) -> tuple[float, float]:
     """(sequential alpha, cap alpha), summing to alpha.
 
@@ -235,7 +235,7 @@ def detectable_effect(sigma_pair: float, alpha: float = 0.05, beta: float = 0.2,
 
 def sprt_decide(effects: Sequence[float], *, h0: float, h1: float, alpha: float = 0.05,
                 beta: float = 0.2, min_pairs: int = 2, max_pairs: int = 10,
-                sigma_prior: Optional[float] = None, prior_df: float = 4.0,
+                sigma_prior: float | None = None, prior_df: float = 4.0,
                 final_test: bool = True, log_scale: bool = True,
                 confidence: float = 0.95, direction: str = "max", adrift: bool = False) -> SequentialVerdict:
     """Keep ("accept"), revert ("reject") or run another pair ("continue").
@@ -292,7 +292,7 @@ def sprt_decide(effects: Sequence[float], *, h0: float, h1: float, alpha: float 
                    reason=reason, sigma=sigma, **common)
 
 
-def _unsure(xs: list[float], kept: int, mean: float, sigma_prior: Optional[float], prior_df: float,
+def _unsure(xs: list[float], kept: int, mean: float, sigma_prior: float | None, prior_df: float,
             adrift: bool) -> str:
     """Why these pairs cannot decide ('' when they can): the incumbent's runs
     are off its record (``adrift``), they disagree far beyond the noise
@@ -346,7 +346,7 @@ def _outcome(n: int, evidence: str, *, unsure: str, clear_loss: bool, llr: float
     return "continue", f"undecided after {n} pairs: {evidence}"
 
 
-def _short_of(interval, h0: float, mean: float, h1: Optional[float], direction: str, log_scale: bool) -> str:
+def _short_of(interval, h0: float, mean: float, h1: float | None, direction: str, log_scale: bool) -> str:
     """Why an estimate that points the right way was still reverted ('' when
     it points the wrong way, or nothing more specific holds): the interval
     reaches zero (not distinguishable from noise), or it clears zero but not

@@ -29,8 +29,9 @@ A file whose stat moved between runs (you edited it) is copied again before
 the next candidate run, so a restore never brings back an older version.
 """
 
+from __future__ import annotations
+
 import os
-from typing import Optional
 
 from . import gitops, gitpatch, harness, startup, store, store_files, treescan
 from ..core import paths, sha256, sourcespec
@@ -156,7 +157,7 @@ def learn(repo: str, state: RunState, changes: dict, specs: list) -> RunState:
 
 # --- one run, bracketed ---------------------------------------------------------------
 
-def watch(run, seen: Optional[dict] = None) -> dict:
+def watch(run, seen: dict | None = None) -> dict:
     """Everything a run could tilt, as it is before the run. `seen["tree"]`,
     when set, is the tree as the previous run left it (`written` sets it), or
     as ratchet's swap since left it (`swapped`); it is cleared whenever
@@ -174,7 +175,7 @@ def watch(run, seen: Optional[dict] = None) -> dict:
     return before
 
 
-def written(run, before: dict, own=(), seen: Optional[dict] = None) -> dict:
+def written(run, before: dict, own=(), seen: dict | None = None) -> dict:
     """(outside writes {path: kind}, startup hooks {path: kind}) of the run
     that just ended, against `before`; `own`: the candidate's paths. The
     tree read goes to `seen["tree"]`, its scan to `seen["scan"]` (see `watch`)."""
@@ -225,7 +226,7 @@ def _tracked(repo: str, rels: list) -> set:
 
 # --- the user's untracked files, snapshot at init ---------------------------------------
 
-def _stat(full: str) -> Optional[list]:
+def _stat(full: str) -> list | None:
     try:
         st = os.lstat(full)
     except OSError:
@@ -233,7 +234,7 @@ def _stat(full: str) -> Optional[list]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
-def _pin_one(store_root: str, repo: str, rel: str, budget: int) -> Optional[dict]:
+def _pin_one(store_root: str, repo: str, rel: str, budget: int) -> dict | None:
     full = os.path.join(repo, rel)
     if not os.path.isfile(full) or os.path.islink(full):
         return None
@@ -263,7 +264,7 @@ def pin_user_files(repo: str, store_root: str, rels) -> dict:
             "hashed_only": sorted(r for r, e in files.items() if not e["copy"])}
 
 
-def load_user_files(store_root: str) -> Optional[dict]:
+def load_user_files(store_root: str) -> dict | None:
     return store_files.read_doc(store_root, "untracked")
 
 

@@ -11,8 +11,9 @@ So disk use is bounded per finished trial, and temporarily holds the full
 output of the trial that runs.
 """
 
+from __future__ import annotations
+
 import os
-from typing import Optional
 
 from .store import atomic_write
 
@@ -21,7 +22,7 @@ TAIL = 4 << 20
 _SLACK = 1024
 
 
-def trim(path: str, head: int = HEAD, tail: int = TAIL) -> Optional[int]:
+def trim(path: str, head: int = HEAD, tail: int = TAIL) -> int | None:
     """Keep `path`'s head and tail with a note between; the bytes cut, or
     None when the file is small enough (or absent)."""
     try:

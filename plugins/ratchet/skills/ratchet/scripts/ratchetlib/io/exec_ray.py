@@ -39,6 +39,8 @@ Files the job writes stay in Ray's copy of the working directory, so the
 metric must be printed (`--report-source stdout`, checked at init).
 """
 
+from __future__ import annotations
+
 import json
 import os
 import shlex
@@ -46,7 +48,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Optional
 
 from ..core import faults
 from ..core.errors import UsageError
@@ -77,7 +78,7 @@ _LOCAL_FIELDS = {"working_dir": "ratchet sets it to the repository's package",
                  "conda": "a local YAML file is read by the CLI: give the environment as an object or a name"}
 
 
-def _value(opts: list, name: str) -> Optional[str]:
+def _value(opts: list, name: str) -> str | None:
     """The value of `--name X` or `--name=X` among the options (the last one)."""
     found = None
     for i, o in enumerate(opts):
@@ -156,7 +157,7 @@ def address(opts: list) -> str:
     return (_value(opts, "--address") or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS).rstrip("/")
 
 
-def _request(addr: str, path: str, method: str = "GET", data: Optional[bytes] = None, ctype: str = "",
+def _request(addr: str, path: str, method: str = "GET", data: bytes | None = None, ctype: str = "",
              timeout: float = CALL_TIMEOUT) -> tuple:
     """(HTTP status, body text) of one call; (None, why) when Ray does not answer."""
     req = urllib.request.Request(addr + path, method=method, data=b"" if method != "GET" and data is None else data,
@@ -170,7 +171,7 @@ def _request(addr: str, path: str, method: str = "GET", data: Optional[bytes] = 
         return None, str(getattr(e, "reason", None) or e)
 
 
-def _api(addr: str, path: str, method: str = "GET") -> Optional[object]:
+def _api(addr: str, path: str, method: str = "GET") -> object | None:
     """JSON from the Jobs REST API; None when the job is unknown or Ray does not answer."""
     status, text = _request(addr, path, method, timeout=30)
     if status is None or not 200 <= status < 300:
@@ -181,7 +182,7 @@ def _api(addr: str, path: str, method: str = "GET") -> Optional[object]:
         return None
 
 
-def job_status(addr: str, job: str) -> Optional[dict]:
+def job_status(addr: str, job: str) -> dict | None:
     got = _api(addr, f"/api/jobs/{urllib.parse.quote(job)}")
     return got if isinstance(got, dict) and got.get("status") else None
 
@@ -201,7 +202,7 @@ def is_submitter(argv: list) -> bool:
     return False
 
 
-def _why(status: Optional[int], text: str) -> str:
+def _why(status: int | None, text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return (f"HTTP {status}: " if status else "") + (lines[-1] if lines else "no answer")[:300]
 
@@ -225,7 +226,7 @@ def upload(addr: str, root: str, excludes: list) -> tuple:
     return "gcs://" + pkg.name, None
 
 
-def submit(opts: list, command: str, cwd: str, env: dict, added: dict, name: str, node: Optional[str]) -> tuple:
+def submit(opts: list, command: str, cwd: str, env: dict, added: dict, name: str, node: str | None) -> tuple:
     """(job id, None) or (None, why ray refused): the package, then POST /api/jobs/, as
     `ray job submit --no-wait --working-dir . -- sh -c COMMAND` would. `env` is unused:
     a Ray job gets only its runtime env (`added`)."""
@@ -250,7 +251,7 @@ def where(opts: list) -> str:
     return address(opts)
 
 
-def _node(info: dict) -> Optional[str]:
+def _node(info: dict) -> str | None:
     """The driver's node IP, from driver_agent_http_address (http://IP:PORT)."""
     host = urllib.parse.urlparse(info.get("driver_agent_http_address") or "").hostname
     return host or None
@@ -291,8 +292,8 @@ def _logs(addr: str, job: str) -> str:
     return got.get("logs", "") if isinstance(got, dict) else ""
 
 
-def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optional[float], env: dict,
-        progress, name: str, node: Optional[str], added: dict, avoid=(), placed=None) -> dict:
+def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: float | None, env: dict,
+        progress, name: str, node: str | None, added: dict, avoid=(), placed=None) -> dict:
     """Submit, wait, read back; the same result dict as exec_slurm.run. `avoid` is
     not honoured: Ray cannot keep an entrypoint off a node (a lane only pins)."""
     addr = address(opts)

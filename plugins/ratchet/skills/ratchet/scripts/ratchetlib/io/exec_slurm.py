@@ -25,11 +25,12 @@ Only the Slurm client commands are called (sbatch, scontrol, squeue,
 scancel, sacct); nothing here needs root or a Slurm library.
 """
 
+from __future__ import annotations
+
 import getpass
 import os
 import subprocess
 import time
-from typing import Optional
 
 from ..core import faults
 from ..core.errors import UsageError
@@ -56,7 +57,7 @@ def check_options(opts: list) -> None:
                              f"output files, the wait); leave it out")
 
 
-def _call(argv: list, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+def _call(argv: list, env: dict | None = None) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               errors="replace", timeout=CALL_TIMEOUT)
@@ -77,7 +78,7 @@ def is_submitter(argv: list) -> bool:
 
 
 def submit(opts: list, command: str, cwd: str, out: str, err: str, env: dict, name: str,
-           node: Optional[str] = None, avoid=()) -> tuple:
+           node: str | None = None, avoid=()) -> tuple:
     """(job id, None) or (None, why sbatch refused). `avoid`: nodes to --exclude."""
     argv = ["sbatch", "--parsable", "--no-requeue", f"--job-name={name}", f"--chdir={cwd}", "--export=ALL",
             f"--output={os.path.abspath(out)}", f"--error={os.path.abspath(err)}", *opts]
@@ -95,7 +96,7 @@ def submit(opts: list, command: str, cwd: str, out: str, err: str, env: dict, na
 UNREACHABLE = {"JobState": "UNREACHABLE"}  # scontrol could not ask slurmctld: the job's state is unknown, not final
 
 
-def show_job(job: str) -> Optional[dict]:
+def show_job(job: str) -> dict | None:
     """`scontrol show job -o` as a dict; None once slurmctld no longer knows the
     job; UNREACHABLE when the controller did not answer (a restart, a timeout)."""
     r = _call(["scontrol", "show", "job", "-o", job])
@@ -118,7 +119,7 @@ def accounting() -> bool:
     return False
 
 
-def sacct(job: str) -> Optional[dict]:
+def sacct(job: str) -> dict | None:
     """The job's final state from accounting: {state, exit, node}; None when unknown."""
     r = _call(["sacct", "--noheader", "--parsable2", "--allocations", "-j", job,
                "--format=State,ExitCode,NodeList"])
@@ -133,7 +134,7 @@ def _state(fields: dict) -> str:
     return (fields.get("JobState") or "UNKNOWN").split()[0]
 
 
-def final(job: str, fields: Optional[dict]) -> dict:
+def final(job: str, fields: dict | None) -> dict:
     """{state, exit, node, source}: what the job ended as."""
     if fields is not None and accounting():
         end = time.monotonic() + 10.0  # slurmdbd records the end a moment after slurmctld
@@ -153,7 +154,7 @@ def final(job: str, fields: Optional[dict]) -> dict:
     return {"state": "UNKNOWN", "exit": "?", "node": None, "source": "none"}
 
 
-def _queued(fields: Optional[dict]) -> Optional[float]:
+def _queued(fields: dict | None) -> float | None:
     """Seconds the job waited in the queue (StartTime - SubmitTime), None when unknown."""
     import datetime
     try:
@@ -163,7 +164,7 @@ def _queued(fields: Optional[dict]) -> Optional[float]:
         return None
 
 
-def exit_code(text: str) -> Optional[int]:
+def exit_code(text: str) -> int | None:
     """Slurm's `EXIT:SIGNAL` as one exit code (128+signal when a signal ended it)."""
     code, _, sig = str(text).partition(":")
     try:
@@ -178,7 +179,7 @@ def where(opts: list) -> str:
     return os.environ.get("SLURM_CONF", "")
 
 
-def _env(where: str) -> Optional[dict]:
+def _env(where: str) -> dict | None:
     return {**os.environ, "SLURM_CONF": where} if where else None
 
 
@@ -220,8 +221,8 @@ def jobs_named(where: str, prefix: str) -> list:
     return out
 
 
-def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: Optional[float], env: dict,
-        progress, name: str, node: Optional[str], added: dict, avoid=(), placed=None) -> dict:
+def run(opts: list, command: str, cwd: str, out: str, err: str, timeout: float | None, env: dict,
+        progress, name: str, node: str | None, added: dict, avoid=(), placed=None) -> dict:
     """Submit, wait, read back. Returns {job, state, exit_code, node, timed_out,
     failure, left, avoided}. `env` is the job's whole environment (--export=ALL); `added` (what ratchet
     adds to it) matters only to Ray. `avoid`: nodes other candidates hold (executor lanes), excluded

@@ -45,15 +45,15 @@ one command). Each trial records its `job` (executor, id, name, state, node).
 a remote trial exactly like a local one.
 """
 
+from __future__ import annotations
+
 import contextlib
 import functools
 import importlib
 import os
 import shlex
-import shutil
 import threading
 import time
-from typing import Optional
 
 from . import procs, runner
 from ..core.errors import UsageError
@@ -110,7 +110,7 @@ def halt(on: bool = True) -> None:
     (_HALT.set if on else _HALT.clear)()
 
 
-def _lane_node(node: Optional[str]) -> tuple:
+def _lane_node(node: str | None) -> tuple:
     """(the node to pin to, the nodes to avoid) for this thread's next job; in
     a lane its own node replaces a pair's pin (trial numbers of two lanes can
     form one pair)."""
@@ -124,8 +124,8 @@ def _lane_node(node: Optional[str]) -> tuple:
 
 
 class RemoteRun(runner.TrialRun):
-    job: Optional[dict] = None       # {executor, id, name, state, node}
-    failure: Optional[str] = None    # why a job that ended is a crash (its final state), None on success
+    job: dict | None = None       # {executor, id, name, state, node}
+    failure: str | None = None    # why a job that ended is a crash (its final state), None on success
 
 
 def options(kind: str, text: str) -> list:
@@ -141,7 +141,7 @@ def options(kind: str, text: str) -> list:
     return words
 
 
-def validate(kind: Optional[str], text: Optional[str]) -> tuple:
+def validate(kind: str | None, text: str | None) -> tuple:
     """(kind, options text) as stored in config.json; UsageError otherwise."""
     kind = (kind or "local").strip()
     if kind not in KINDS:
@@ -155,6 +155,7 @@ def validate(kind: Optional[str], text: Optional[str]) -> tuple:
 
 def missing_commands(kind: str) -> list:
     """The engine's client commands not on PATH."""
+    import shutil  # only for a remote executor's check (issue 18: shutil loads its compression modules)
     return [c for c in getattr(ENGINES.get(kind), "COMMANDS", ()) if shutil.which(c) is None]
 
 
@@ -166,7 +167,7 @@ def job_name(run_id: str, iteration: int, k: int) -> str:
     return f"{prefix(run_id)}i{iteration}-t{k}-{os.urandom(3).hex()}"
 
 
-def run(cfg, command: str, cwd: str, out: str, err: str, timeout: Optional[float], env: Optional[dict],
+def run(cfg, command: str, cwd: str, out: str, err: str, timeout: float | None, env: dict | None,
         progress, *, cancel_command=None, cancel_log=None, trial: tuple = (0, 0), record_dir=None):
     """Run one trial where the config says; a runner.TrialRun either way."""
     kind = getattr(cfg, "executor", "local") or "local"
@@ -209,7 +210,7 @@ def run(cfg, command: str, cwd: str, out: str, err: str, timeout: Optional[float
 POLL_FIRST, POLL_MAX = 0.2, 5.0
 
 
-def wait(check, deadline: Optional[float], progress, t0: float, first: float = POLL_FIRST,
+def wait(check, deadline: float | None, progress, t0: float, first: float = POLL_FIRST,
          most: float = POLL_MAX) -> bool:
     """Poll `check()` (True once the job has ended) until it is True or the
     `deadline` (time.monotonic(); None: none) passes: True when it ended,

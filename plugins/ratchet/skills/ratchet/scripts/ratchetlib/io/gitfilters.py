@@ -37,12 +37,14 @@ run's) is ignored and listed again, never trusted; a run without a key
 keeps nothing there.
 """
 
+from __future__ import annotations
+
 import os
-import shutil
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from ..core.errors import RatchetError, UsageError
+from . import gitroot
 
 RACY_SECONDS = 0.1
 COARSE_RACY_SECONDS = 2.0
@@ -86,7 +88,7 @@ def config_files(repo: str, env: dict) -> list:
     home = env.get("HOME") or os.path.expanduser("~")
     xdg = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
     out = [env["GIT_CONFIG_SYSTEM"]] if env.get("GIT_CONFIG_SYSTEM") else ["/etc/gitconfig"]
-    exe = shutil.which("git", path=env.get("PATH"))
+    exe = gitroot.git_executable(env.get("PATH"))
     if exe:  # a git built with another prefix reads <prefix>/etc/gitconfig
         out.append(os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(exe))), "etc", "gitconfig"))
     out += [env["GIT_CONFIG_GLOBAL"]] if env.get("GIT_CONFIG_GLOBAL") else \
@@ -102,7 +104,7 @@ def _stat(path: str):
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _key(repo: str, env: dict) -> Optional[tuple]:
+def _key(repo: str, env: dict) -> tuple | None:
     """What the listing depends on, or None when it cannot be kept."""
     if not os.path.isdir(os.path.join(repo, ".git")) or "GIT_DIR" in env or "GIT_COMMON_DIR" in env \
             or any(k.startswith("GIT_CONFIG_KEY_") for k in env):
@@ -136,14 +138,14 @@ def cached(repo: str, env: dict, lister: Callable[[], tuple]) -> tuple:
     return listed
 
 
-def _store(repo: str) -> Optional[str]:
+def _store(repo: str) -> str | None:
     """The run's store in `repo`, None when there is no run."""
     from .store import Store
     store = Store(repo)
     return store.root if store.exists() else None
 
 
-def _saved(repo: str) -> Optional[tuple]:
+def _saved(repo: str) -> tuple | None:
     """(key, listing) kept by an earlier command, when its seal verifies."""
     root = _store(repo)
     if root is None:

@@ -31,10 +31,10 @@ another repository's files by now (older pins also hold a `path`, never
 read). A label that would lead out of the hooks folder is ignored.
 """
 
+from __future__ import annotations
+
 import os
-import shutil
 import time
-from typing import Optional
 
 from ..core import sha256
 from . import gitops, gitroot, harness, seal, store, store_files
@@ -72,7 +72,7 @@ def _git_paths(repo: str) -> tuple:
 _HOOK = ".git/hooks/"
 
 
-def _at(label: str, now: dict, hooks: str) -> Optional[str]:
+def _at(label: str, now: dict, hooks: str) -> str | None:
     """Where the file pinned as `label` is in this repository now (a hook
     removed since has no entry in `now`); None for a label that names no
     pinnable file."""
@@ -103,7 +103,7 @@ def pin(repo: str, store_root: str) -> dict:
     return files
 
 
-def load(store_root: str) -> Optional[dict]:
+def load(store_root: str) -> dict | None:
     """The pins, checked against the digest harness.json seals (SealError
     when they do not match or are gone)."""
     want = (harness.load(store_root) or {}).get("gitguard_sha256")
@@ -115,7 +115,7 @@ def load(store_root: str) -> Optional[dict]:
     return store_files.read_doc(store_root, "gitguard")
 
 
-def pins_digest(store_root: str) -> Optional[str]:
+def pins_digest(store_root: str) -> str | None:
     """SHA-256 of gitguard.json's bytes; None when there is none."""
     try:
         with open(store.file(store_root, "gitguard"), "rb") as f:
@@ -149,7 +149,7 @@ def verify(repo: str, store_root: str) -> dict:
     return dict(sorted(changes.items()))
 
 
-def restore(repo: str, store_root: str, changes: Optional[dict] = None) -> list:
+def restore(repo: str, store_root: str, changes: dict | None = None) -> list:
     """Undo `changes` (default: what `verify` finds); return the labels that
     could not be restored (a file over the copy cap)."""
     pins = load(store_root)
@@ -173,6 +173,7 @@ def restore(repo: str, store_root: str, changes: Optional[dict] = None) -> list:
                 continue
             os.makedirs(os.path.dirname(full), exist_ok=True)
             tmp = full + ".ratchet-restore"
+            import shutil  # a restore is rare (issue 18)
             shutil.copyfile(src, tmp)
             os.chmod(tmp, e["mode"])
             os.replace(tmp, full)

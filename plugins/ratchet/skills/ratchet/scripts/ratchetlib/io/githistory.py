@@ -5,7 +5,8 @@ rewrites files would commit something never measured) and fall back to a
 `ratchet` identity when the repository has none. Every git call goes
 through gitops (hooks off, filter drivers neutralised, a timeout)."""
 
-from typing import Optional
+from __future__ import annotations
+
 
 from . import gitops
 
@@ -57,7 +58,7 @@ def is_ancestor(repo: str, a: str, b: str) -> bool:
     return gitops.run_git(repo, "merge-base", "--is-ancestor", a, b).returncode == 0
 
 
-def commit_trailer(repo: str, sha: str) -> Optional[int]:
+def commit_trailer(repo: str, sha: str) -> int | None:
     """The Ratchet-Iteration number in `sha`'s message, if it has one."""
     body = gitops.git(repo, "log", "-1", "--format=%B", sha, check=False)
     for line in body.splitlines():

@@ -22,12 +22,13 @@ Branches and commits are in githistory.py, the patches that swap a change
 out of and into the work tree in gitpatch.py; both call git through here.
 """
 
+from __future__ import annotations
+
 import os
 import re
 import signal
 import subprocess
 import time
-from typing import Optional
 
 from ..core import record
 from ..core.errors import RatchetError, UsageError
@@ -47,7 +48,7 @@ _DIFFING = frozenset(("diff", "log", "show"))
 _DROP = ("GIT_EXTERNAL_DIFF", "GIT_PAGER", "PAGER", "GIT_ASKPASS", "SSH_ASKPASS", "GIT_EDITOR", "GIT_SEQUENCE_EDITOR")
 
 
-def _env(extra: Optional[dict] = None) -> dict:
+def _env(extra: dict | None = None) -> dict:
     """The environment of a git call, read now (so PATH and the timeout can
     change between calls, as a test's fake git needs)."""
     env = {k: v for k, v in os.environ.items() if k not in _DROP}
@@ -122,8 +123,8 @@ def _stop(p: subprocess.Popen) -> None:
         p.wait()
 
 
-def _run(argv: list, repo: str, env: dict, input: Optional[bytes] = None,
-         what: Optional[str] = None) -> subprocess.CompletedProcess:
+def _run(argv: list, repo: str, env: dict, input: bytes | None = None,
+         what: str | None = None) -> subprocess.CompletedProcess:
     """`git argv` with pipes and the timeout, except that a signal arriving
     meanwhile (Ctrl-C, SIGTERM: an exception here) lets git finish first,
     then goes on. subprocess.run would SIGKILL git, which can leave
@@ -141,7 +142,7 @@ def _spawn(argv: list, repo: str, env: dict, piped: bool = False) -> subprocess.
         raise UsageError("git is not installed or not on PATH; install git and retry") from None
 
 
-def _collect(p: subprocess.Popen, argv: list, repo: str, input: Optional[bytes], what: Optional[str], t0: float):
+def _collect(p: subprocess.Popen, argv: list, repo: str, input: bytes | None, what: str | None, t0: float):
     """Wait for git started at `t0` (see _run); a CompletedProcess."""
     limit = timeout_seconds()
     with p:
@@ -167,13 +168,13 @@ def _checked(p: subprocess.CompletedProcess, args) -> str:
     return p.stdout.decode("utf-8", "surrogateescape")
 
 
-def run_git(repo: str, *args: str, input: Optional[bytes] = None, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+def run_git(repo: str, *args: str, input: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """`git args` in `repo` under the safe settings, without raising on a
     non-zero exit (the caller reads returncode)."""
     return _run(_argv(repo, args), repo, _env(env), input)
 
 
-def git(repo: str, *args: str, check: bool = True, input: Optional[bytes] = None, env: Optional[dict] = None) -> str:
+def git(repo: str, *args: str, check: bool = True, input: bytes | None = None, env: dict | None = None) -> str:
     """Run `git args` in `repo`; return stdout as text, raise on failure.
     `env` adds variables (e.g. GIT_INDEX_FILE for a private index)."""
     p = run_git(repo, *args, input=input, env=env)
@@ -232,7 +233,7 @@ def _no_root_reason(cwd: str, stderr: str) -> str:
     return f"git cannot open this repository: {lines[0] if lines else 'it exited with an error'}"
 
 
-def version() -> Optional[tuple]:
+def version() -> tuple | None:
     """git's version as a tuple of ints, e.g. (2, 39, 5); None when git is missing."""
     try:
         p = _run(["git", "--version"], ".", _env())
@@ -242,7 +243,7 @@ def version() -> Optional[tuple]:
     return tuple(int(g) for g in m.groups() if g is not None) if m else (0,)
 
 
-def head_sha(repo: str) -> Optional[str]:
+def head_sha(repo: str) -> str | None:
     """The commit HEAD points at, or None in a repository with no commits
     (from `.git`'s files when gitroot.plain_head is sure, else from git)."""
     plain = gitroot.plain_head(repo)
@@ -252,7 +253,7 @@ def head_sha(repo: str) -> Optional[str]:
     return out or None
 
 
-def current_branch(repo: str) -> Optional[str]:
+def current_branch(repo: str) -> str | None:
     """The checked-out branch name, or None on a detached HEAD (as head_sha)."""
     plain = gitroot.plain_head(repo)
     if plain is not None:

@@ -6,8 +6,9 @@ from a commit (`tree_patch`, for parallel proposals). This is how the
 incumbent and the candidate are swapped in one working tree. Every git call
 goes through gitops (hooks off, filter drivers neutralised, a timeout)."""
 
+from __future__ import annotations
+
 import os
-from typing import Optional
 
 from . import gitops
 
@@ -67,7 +68,7 @@ def diff_patch(repo: str, tracked_paths: list, new_files: list) -> str:
             gitops.git(repo, "reset", "-q", "--", *new_files)
 
 
-def apply_patch(repo: str, patch: bytes) -> Optional[str]:
+def apply_patch(repo: str, patch: bytes) -> str | None:
     """`git apply` a binary patch to the work tree; None on success, else
     git's last error line (nothing is applied then: git apply is atomic)."""
     p = gitops.run_git(repo, "apply", "--binary", "--whitespace=nowarn", "-", input=patch)

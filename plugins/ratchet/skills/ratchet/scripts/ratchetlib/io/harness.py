@@ -21,11 +21,11 @@ always hashed. `window()`/`rewritten()` catch a protected file rewritten and
 put back while candidate code ran (kind "rewritten"). See FORMATS.md for harness.json.
 """
 
+from __future__ import annotations
+
 import os
-import shutil
 import stat
 import time
-from typing import Optional
 
 from . import fresh, gitops, store, store_files
 from ..core import paths, sha256
@@ -123,7 +123,7 @@ def digest(full: str, keep_max: int = 0) -> tuple:
     return h.hexdigest(), size, (b"".join(chunks) if keep_max and size <= keep_max else None)
 
 
-def stat_key(st: os.stat_result, now_ns: int) -> Optional[list]:
+def stat_key(st: os.stat_result, now_ns: int) -> list | None:
     """What stands for a file's content once hashed: inode, mtime and ctime
     (a write moves the ctime, which user code cannot set back); None while
     racy (changed within two seconds of `now_ns`, as git's racy check: a
@@ -132,13 +132,13 @@ def stat_key(st: os.stat_result, now_ns: int) -> Optional[list]:
     return None if now_ns - newest < _RACY_NS else [st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def load(store_root: str) -> Optional[dict]:
+def load(store_root: str) -> dict | None:
     """harness.json, or None for a run started before pinning existed."""
     return store.read_sealed(store_root, "harness.json")
 
 
-def pin(repo: str, store_root: str, specs, exclude=(), now_ns: Optional[int] = None,
-        gitguard: Optional[str] = None) -> dict:
+def pin(repo: str, store_root: str, specs, exclude=(), now_ns: int | None = None,
+        gitguard: str | None = None) -> dict:
     """Hash every protected file, copy the small ones, write harness.json;
     `gitguard`: the SHA-256 of gitguard.json, sealed here with the pins
     (io/gitguard)."""
@@ -255,7 +255,7 @@ def content_unchanged(repo: str, store_root: str, rel: str) -> bool:
     return entry is not None and same(os.path.join(repo, rel), entry)
 
 
-def _pinned_copy(store_root: str, entry: dict) -> Optional[bytes]:
+def _pinned_copy(store_root: str, entry: dict) -> bytes | None:
     if not entry.get("copy"):
         return None
     try:
@@ -268,6 +268,7 @@ def _pinned_copy(store_root: str, entry: dict) -> Optional[bytes]:
 
 def _remove(full: str) -> None:
     if os.path.isdir(full) and not os.path.islink(full):
+        import shutil  # a restore is rare (issue 18)
         shutil.rmtree(full)
     elif os.path.lexists(full):
         os.remove(full)
@@ -282,7 +283,7 @@ def _prune(repo: str, rel_dir: str, keep) -> None:
         rel_dir = os.path.dirname(rel_dir)
 
 
-def restore(repo: str, store_root: str, changes: Optional[dict] = None) -> list:
+def restore(repo: str, store_root: str, changes: dict | None = None) -> list:
     """Undo `changes` (default: whatever `verify` finds); return what could
     not be restored (a large untracked file has no copy). Idempotent."""
     pins = load(store_root)

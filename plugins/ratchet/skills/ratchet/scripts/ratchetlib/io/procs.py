@@ -5,11 +5,12 @@ for what is found later: leftovers of a killed command (leftovers.py),
 UNCLEAN's survivors, a killed loop's agents. Linux /proc; off Linux the
 searches find nothing."""
 
+from __future__ import annotations
+
 import os
 import select
 import signal
 import time
-from typing import Optional
 
 from . import keeper
 
@@ -49,7 +50,7 @@ def argv_of(pid: int) -> list:
         return []
 
 
-def process_info(pid: int) -> Optional[dict]:
+def process_info(pid: int) -> dict | None:
     """{pid, start, cmd} of a live (non-zombie) process, or None."""
     stat = keeper.stat_fields(pid)
     if stat is None or stat[0] == b"Z":

@@ -16,12 +16,12 @@ the folders on PYTHONPATH, and the file PYTHONSTARTUP names. The paths come
 from ratchet's own environment, which every trial inherits.
 """
 
+from __future__ import annotations
+
 import glob
 import os
-import shutil
 import site
 import sys
-from typing import Optional
 
 KEEP_BYTES = 256 << 10            # a hook up to this size is restorable
 HOOK_STEMS = frozenset(("sitecustomize", "usercustomize"))
@@ -51,7 +51,16 @@ def _is_hook(name: str) -> bool:
     return name.endswith(".pth") or name.split(".", 1)[0] in HOOK_STEMS
 
 
-def _entry(path: str) -> Optional[list]:
+def _hooks_among(names: list) -> list:
+    """The hook names of a folder's listing; str methods first, so a
+    site-packages of thousands of entries costs little more than its listing."""
+    return [n for n in names if (n.endswith(".pth") or n.startswith(_STEM_PREFIXES)) and _is_hook(n)]
+
+
+_STEM_PREFIXES = tuple(HOOK_STEMS)
+
+
+def _entry(path: str) -> list | None:
     try:
         st = os.lstat(path)
     except OSError:
@@ -75,9 +84,7 @@ def snapshot(env=None) -> dict:
             names = os.listdir(d)
         except OSError:
             continue
-        for name in names:
-            if not _is_hook(name):
-                continue
+        for name in _hooks_among(names):
             full = os.path.join(d, name)
             if os.path.isdir(full) and not os.path.islink(full):  # a `usercustomize/` package
                 for top, _, files in os.walk(full):
@@ -97,7 +104,7 @@ def snapshot(env=None) -> dict:
     return out
 
 
-def changed(before: dict, after: Optional[dict] = None) -> dict:
+def changed(before: dict, after: dict | None = None) -> dict:
     """{path: created|changed|deleted} between two snapshots (default: now)."""
     after = snapshot() if after is None else after
     out = {}
@@ -119,6 +126,7 @@ def undo(before: dict, changes: dict) -> list:
         try:
             if kind == CREATED:
                 if os.path.isdir(p) and not os.path.islink(p):
+                    import shutil  # an undo is rare (issue 18)
                     shutil.rmtree(p)
                 else:
                     os.remove(p)

@@ -27,9 +27,10 @@ rels)` first removes the temporary file a write killed before its rename
 left next to one of `rels` (`.ratchet-swap-PID-NAME`).
 """
 
+from __future__ import annotations
+
 import os
 import stat
-from typing import Optional
 
 from .gitpatch import prune_empty_dirs
 from .store_rename import renamed_into_place
@@ -38,7 +39,7 @@ MAX_BYTES = 64 << 20
 _TMP = ".ratchet-swap-"
 
 
-def read_side(repo: str, rels) -> Optional[dict]:
+def read_side(repo: str, rels) -> dict | None:
     side, total = {}, 0
     for rel in rels:
         full = os.path.join(repo, rel)

@@ -37,10 +37,11 @@ stat in both (carry), and assume-unchanged or skip-worktree entries are
 invisible to git too.
 """
 
+from __future__ import annotations
+
 import os
 import stat as _stat
 import time
-from typing import Optional
 
 from ..core import sha256
 from . import gitfilters, gitroot
@@ -53,7 +54,7 @@ _TOP_SKIP = (".git", ".ratchet")
 _GIT_FILES = ("index", "HEAD", "packed-refs", "info/attributes", "info/exclude")  # config: gitfilters.config_files
 
 
-def scan(repo: str, tree: dict) -> Optional[dict]:
+def scan(repo: str, tree: dict) -> dict | None:
     """{"files": {rel: [size, mtime_ns, ctime_ns, inode, mode]}, "hashes":
     {rel: sha256 of a racy file `tree` does not list}, "git": git's state}; None when
     this tree is git's to read (see the module doc)."""
@@ -111,7 +112,7 @@ def rescan(repo: str, before: dict, rels, tree: dict) -> dict:
     return {**before, "files": files, "hashes": hashes}
 
 
-def derive(repo: str, tree: dict, before: dict, after: dict) -> Optional[dict]:
+def derive(repo: str, tree: dict, before: dict, after: dict) -> dict | None:
     """carry.tree() after the run, or None (see the module doc)."""
     if not _same_git(before["git"], after["git"]):
         return None
@@ -134,7 +135,7 @@ def derive(repo: str, tree: dict, before: dict, after: dict) -> Optional[dict]:
     return {"files": files, "tracked": list(tree["tracked"])}
 
 
-def _same_git(before: Optional[dict], after: Optional[dict]) -> bool:
+def _same_git(before: dict | None, after: dict | None) -> bool:
     if before is None or after is None or before.keys() != after.keys():
         return False
     for full, was in before.items():
@@ -146,7 +147,7 @@ def _same_git(before: Optional[dict], after: Optional[dict]) -> bool:
     return True
 
 
-def _key(st: os.stat_result) -> Optional[list]:
+def _key(st: os.stat_result) -> list | None:
     if not (_stat.S_ISREG(st.st_mode) or _stat.S_ISLNK(st.st_mode)):
         return None  # git lists neither a fifo nor a socket
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode]
@@ -165,7 +166,7 @@ def _racy(key: list, now_ns: int) -> bool:
     return now_ns - max(key[1], key[2]) < RACY_NS
 
 
-def _hash(repo: str, rel: str, key: list) -> Optional[str]:
+def _hash(repo: str, rel: str, key: list) -> str | None:
     """The bytes' SHA-256 (a symlink's target path), None when too large or unreadable."""
     full = os.path.join(repo, rel)
     try:
@@ -199,7 +200,7 @@ def _git_state(repo: str, git_dir: str) -> dict:
     return state
 
 
-def _hashed_if_racy(state: dict, now_ns: int) -> Optional[dict]:
+def _hashed_if_racy(state: dict, now_ns: int) -> dict | None:
     """`state` with each racy file's bytes' hash added (git writes these files
     by rename, a trial may write in place); None when a racy one is too large
     to hash."""
@@ -214,7 +215,7 @@ def _hashed_if_racy(state: dict, now_ns: int) -> Optional[dict]:
     return out
 
 
-def _small(full: str) -> Optional[str]:
+def _small(full: str) -> str | None:
     try:
         with open(full, "rb") as f:
             return f.read(4096).decode("utf-8", "replace")

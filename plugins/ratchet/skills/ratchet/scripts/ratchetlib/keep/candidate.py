@@ -3,7 +3,8 @@ new files, protected paths and paths outside the editable scope. Undoes what
 is not the agent's change (its own commits, the user's untracked files it
 staged, a chmod of a protected file) and refuses edits inside submodules."""
 
-from typing import Optional
+from __future__ import annotations
+
 
 from ..core import paths, record
 from ..core.errors import UsageError
@@ -17,7 +18,7 @@ class Candidate(record.Record):
     new: tuple
     protected: tuple
     outside: tuple
-    note: Optional[str] = None
+    note: str | None = None
     ignored: tuple = ()  # the git-ignored entries, read with the status (gitops.status_and_ignored), for ignored_new
     kinds: tuple = ()  # (path, edited|deleted|added|staged) for each protected path git reports
     index_is_head: bool = False  # nothing staged: every tracked path is in HEAD, and a swap needs no reset

@@ -20,9 +20,10 @@ running, and reports what it did. The fault-injection suite
 (tests/test_kill_points.py) SIGKILLs commands at each of `faults.POINTS`.
 """
 
+from __future__ import annotations
+
 import os
 import time
-from typing import Optional
 
 from ..core.record import replace as copy_with
 from ..core import decision, faults, headline, paths, sha256, state, term
@@ -34,7 +35,7 @@ from . import candidate, integrity, paired, recheck
 
 
 def record(iteration: int, v: decision.Verdict, trials: list, incumbent, cur: dict, cand: candidate.Candidate,
-            extra: Optional[dict] = None) -> dict:
+            extra: dict | None = None) -> dict:
     rec = {"iter": iteration, "hypothesis": cur.get("hypothesis", ""), "description": cur.get("description", ""),
             "trial_scores": [t.get("score") for t in trials], "avg": v.avg, "decision": v.decision,
             "kept": v.decision == decision.KEEP, "sha": None, "incumbent": incumbent, "delta": v.delta,
@@ -101,7 +102,7 @@ def _diff(repo: str, tracked: list, new: list, cand: dict) -> bytes:
     return patch.encode("utf-8", "surrogateescape")
 
 
-def _measured_patch(run: workspace.Run, cand: dict, mine: list) -> Optional[bytes]:
+def _measured_patch(run: workspace.Run, cand: dict, mine: list) -> bytes | None:
     """The patch the pairs were measured from (keep/paired's swap patch), when
     the tree still holds exactly that candidate (`patch_sha256`, set only
     then) and every one of its paths goes into the revert's patch: the
@@ -186,8 +187,8 @@ def _verify(run: workspace.Run) -> None:
         run.save(state.with_verified(run.state, verified, run.config))
 
 
-def settle(run: workspace.Run, cur: dict, v: decision.Verdict, trials: list, extra: Optional[dict] = None,
-           cand: Optional[candidate.Candidate] = None) -> dict:
+def settle(run: workspace.Run, cur: dict, v: decision.Verdict, trials: list, extra: dict | None = None,
+           cand: candidate.Candidate | None = None) -> dict:
     """Finish iteration `cur["iter"]` on verdict `v`, whoever reached it: a
     keep commits the candidate in the tree, anything else saves it as the
     patch and undoes it; `extra` fields join the record (a baseline passes

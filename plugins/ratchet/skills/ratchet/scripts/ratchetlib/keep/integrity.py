@@ -3,7 +3,8 @@
 change, and (for a keep) the guard command. Each check returns a verdict
 with its record fields, or None when it holds."""
 
-from typing import Optional
+from __future__ import annotations
+
 
 from ..core import decision
 from ..io import carry, gitguard, harness, seal, workspace
@@ -42,7 +43,7 @@ def before_trials(run: workspace.Run, cand: candidate.Candidate) -> tuple:
     return None, {}
 
 
-def after_batch(run: workspace.Run, when: str, window: Optional[dict] = None, trials=()) -> Optional[tuple]:
+def after_batch(run: workspace.Run, when: str, window: dict | None = None, trials=()) -> tuple | None:
     """After trials or the guard ran candidate code: `tampered` if the harness,
     a sealed file or git's configuration moved, if a pinned file was rewritten
     since `window` (harness.window, taken before that code ran) even though its

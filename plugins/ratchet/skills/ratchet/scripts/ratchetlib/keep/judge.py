@@ -3,14 +3,15 @@ metric(s) by the run's rule (the mean rule, the paired test's verdict, or
 Pareto for several metrics). Pure: it reads only what it is handed; the
 guard runs after it (integrity.gate)."""
 
-from typing import Optional
+from __future__ import annotations
+
 
 from ..core import constraints, decision, pareto
 from . import paired
 from ..core.state import RunState
 
 
-def judge(cfg, st: RunState, trials: list, pair: Optional[tuple] = None) -> tuple:
+def judge(cfg, st: RunState, trials: list, pair: tuple | None = None) -> tuple:
     """(verdict, record fields) of `trials` against the incumbent in state
     `st`: crash/timeout, then constraints, then the metric(s).
 

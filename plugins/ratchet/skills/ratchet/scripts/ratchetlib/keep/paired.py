@@ -38,11 +38,11 @@ people and the learning loop (`estimate`, `interval`, `detectable_effect`) is
 a relative improvement (0.031 = +3.1%, positive = better): `relative`.
 """
 
+from __future__ import annotations
+
 import math
 import os
-import shutil
 import time
-from typing import Optional
 
 from ..core import change, faults, sha256
 from ..core.effects import incumbent_first, pair_effect, pair_seed, use_log_scale
@@ -79,7 +79,7 @@ def save_candidate(run, cur: dict, cand) -> dict:
     return cur["swap"]
 
 
-def to_incumbent(run, swap: dict, sides: Optional[dict] = None) -> None:
+def to_incumbent(run, swap: dict, sides: dict | None = None) -> None:
     """Step 2; with `sides` (one measure's memory, io/swapfiles) the first
     switch goes through git and is captured, every later one is file writes.
     `sides["index_is_head"]` (the candidate staged nothing): the first
@@ -91,7 +91,7 @@ def to_incumbent(run, swap: dict, sides: Optional[dict] = None) -> None:
     fresh.switched(run.repo, swap["tracked"] + swap["new"])
 
 
-def to_candidate(run, swap: dict, sides: Optional[dict] = None) -> None:
+def to_candidate(run, swap: dict, sides: dict | None = None) -> None:
     """Restore, then apply the saved patch (idempotent: recovery calls it);
     from `sides` when the candidate was captured (see to_incumbent)."""
     if _from_memory(run, swap, sides, "candidate"):
@@ -109,7 +109,7 @@ def to_candidate(run, swap: dict, sides: Optional[dict] = None) -> None:
     fresh.switched(run.repo, swap["tracked"] + swap["new"])
 
 
-def _note_absent(sides: Optional[dict], absent: list) -> None:
+def _note_absent(sides: dict | None, absent: list) -> None:
     """Keep which of the swap's tracked paths HEAD lacks (`sides["absent"]`):
     with it, the tree after a later switch is known without git (carry.swapped)."""
     if sides is not None:
@@ -132,12 +132,12 @@ def _switch(run, swap: dict, sides: dict, seen: dict, role: str) -> None:
             seen["scan"] = scan and treescan.rescan(run.repo, scan, swap["tracked"] + swap["new"], seen["tree"])
 
 
-def _capture(run, swap: dict, sides: Optional[dict], role: str) -> None:
+def _capture(run, swap: dict, sides: dict | None, role: str) -> None:
     if sides is not None:
         sides[role] = swapfiles.read_side(run.repo, swap["tracked"] + swap["new"])
 
 
-def _from_memory(run, swap: dict, sides: Optional[dict], role: str) -> bool:
+def _from_memory(run, swap: dict, sides: dict | None, role: str) -> bool:
     """Write the captured side; False when there is none or a write failed
     (the caller then swaps through git, which puts every path right)."""
     side = (sides or {}).get(role)
@@ -170,7 +170,7 @@ def recover(run, cur: dict) -> list:
 
 # --- measuring ----------------------------------------------------------------
 
-def seed_env(cfg, iteration: int, pair: int) -> Optional[dict]:
+def seed_env(cfg, iteration: int, pair: int) -> dict | None:
     """The environment both runs of `pair` share (common random numbers)."""
     if not cfg.seed_env:
         return None
@@ -287,6 +287,7 @@ def _unstage(repo: str, staged: str) -> None:
             src = os.path.join(top, name)
             dst = os.path.join(repo, os.path.relpath(src, staged))
             os.makedirs(os.path.dirname(dst), exist_ok=True)
+            import shutil  # only with --artifact-glob checkpoints (issue 18)
             shutil.copy2(src, dst)
     store_files.remove_path(staged, strict=False)
 
@@ -305,7 +306,7 @@ def evidence(cfg, verdict, ctrials: list, itrials: list) -> dict:
                                                   "sigma": verdict.sigma}}
 
 
-def mean_or_none(values) -> Optional[float]:
+def mean_or_none(values) -> float | None:
     xs = [v for v in values if v is not None]
     return math.fsum(xs) / len(xs) if xs else None
 

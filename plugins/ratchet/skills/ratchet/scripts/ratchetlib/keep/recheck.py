@@ -8,8 +8,9 @@ stops the run). The tree switches between the two commits' files
 for the paths they differ in; a kill mid-switch is put back by
 `recover_verify` (current.json phase `verifying`)."""
 
+from __future__ import annotations
+
 import os
-from typing import Optional
 
 from ..core import change, faults, paths
 from ..core.effects import incumbent_first
@@ -70,7 +71,7 @@ def recover_verify(run, cur: dict) -> list:
     return ["a killed `verify` left the start commit's files in the tree; the best commit was restored"]
 
 
-def remeasure(run, pairs: Optional[int] = None) -> Optional[dict]:
+def remeasure(run, pairs: int | None = None) -> dict | None:
     """Paired runs of the start commit (incumbent) against HEAD, the best
     (candidate); returns the `state.verified` dict and writes verify.json.
     None when nothing was kept. The caller holds the lock; the tree must have

@@ -6,7 +6,8 @@ until the sequential test decides (paired.py). Either way the trials are
 then checked (integrity.after_batch), judged (judge.py, pure) and gated by
 the guard (integrity.gate): `assess`."""
 
-from typing import Optional
+from __future__ import annotations
+
 
 from ..core import faults
 from ..io import fresh, harness, workspace
@@ -14,7 +15,7 @@ from ..measure import trial
 from . import integrity, judge, paired
 
 
-def batch(run: workspace.Run, cur: dict, count: int, env: Optional[dict] = None, own: Optional[list] = None) -> list:
+def batch(run: workspace.Run, cur: dict, count: int, env: dict | None = None, own: list | None = None) -> list:
     """Run trials until `count` are done or one fails (or writes outside its
     change); buffer each one. `own`: the candidate's paths (None: the
     baseline, whose writes are the benchmark's outputs, carry.learn)."""
@@ -43,7 +44,7 @@ def measure(run: workspace.Run, cur: dict, cand) -> tuple:
     return batch(run, cur, run.config.trials, own=cand.paths), None, win
 
 
-def assess(run: workspace.Run, it: int, trials: list, pair: Optional[tuple], win: Optional[dict]) -> tuple:
+def assess(run: workspace.Run, it: int, trials: list, pair: tuple | None, win: dict | None) -> tuple:
     """(verdict, record fields) of measured trials: tampering first, then the
     judgement, then the guard for a keep."""
     every = list(trials) + list(pair[1] if pair else [])

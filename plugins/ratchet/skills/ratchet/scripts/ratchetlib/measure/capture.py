@@ -18,10 +18,11 @@ returns only once a file written before the trial ended would read as stale
 to the next trial, so consecutive trials can never read each other's output.
 """
 
+from __future__ import annotations
+
 import math
 import os
 import time
-from typing import Optional
 
 from ..io import gitops, store_files
 from ..core import paths
@@ -112,7 +113,7 @@ def _copy_report(full: str, shown: str, report: str) -> None:
         pass
 
 
-def wait_until_stale(ended: float, probe: Optional[str]) -> None:
+def wait_until_stale(ended: float, probe: str | None) -> None:
     """Sleep until a file written before `ended` reads as stale to a new trial.
 
     `probe` is a file the trial wrote next to the report (its captured

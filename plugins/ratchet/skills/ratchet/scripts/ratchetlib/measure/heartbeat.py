@@ -15,9 +15,10 @@ must be able to tell "still running" from "hung". So while a trial runs:
 milliseconds). Nothing is printed for a trial shorter than one interval.
 """
 
+from __future__ import annotations
+
 import os
 import sys
-from typing import Optional
 
 from ..core import term
 
@@ -36,8 +37,8 @@ def clock(seconds: float) -> str:
 class Heartbeat:
     """The `progress` object `runner.run` ticks: `interval`, `tick(elapsed)`, `done()`."""
 
-    def __init__(self, label: str, timeout: Optional[float], stream=None,
-                 interval: Optional[float] = None, environ=None):
+    def __init__(self, label: str, timeout: float | None, stream=None,
+                 interval: float | None = None, environ=None):
         env = os.environ if environ is None else environ
         self.stream = stream if stream is not None else sys.stderr
         self.label, self.timeout = label, timeout
@@ -83,7 +84,7 @@ def _isatty(stream) -> bool:
         return False
 
 
-def _env_interval(env) -> Optional[float]:
+def _env_interval(env) -> float | None:
     try:
         value = float(env.get(ENV_INTERVAL, ""))
     except ValueError:
@@ -91,6 +92,6 @@ def _env_interval(env) -> Optional[float]:
     return value if value > 0 else None
 
 
-def for_trial(label: str, timeout: Optional[float]) -> Heartbeat:
+def for_trial(label: str, timeout: float | None) -> Heartbeat:
     """The heartbeat of one trial, on the current sys.stderr."""
     return Heartbeat(label, timeout)

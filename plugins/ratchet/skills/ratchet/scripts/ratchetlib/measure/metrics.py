@@ -27,11 +27,12 @@ still runs when rule 1 finds nothing and a JSON report (up to 16 MiB) or a
 `--metric-pattern` must be tried (`bench/extract.py` measures both).
 """
 
+from __future__ import annotations
+
 import json
 import math
 import os
 import re
-from typing import Optional
 
 from ..core import record
 
@@ -56,7 +57,7 @@ OK, MISSING, NOT_FINITE = "ok", "no-metric", "not-finite"
 
 
 class Extraction(record.Record):
-    value: Optional[float]
+    value: float | None
     status: str
     detail: str
 
@@ -147,7 +148,7 @@ def _parse(raw: str) -> float:
     raise ValueError(f"{shown} is not a number")
 
 
-def _to_float(text) -> Optional[float]:
+def _to_float(text) -> float | None:
     """number(text), or None when it is refused (callers that only ask)."""
     try:
         return number(text)
@@ -192,7 +193,7 @@ def _finish(raw, how: str) -> Extraction:
     return Extraction(value, OK, how)
 
 
-def _last_in(pieces, line_re, mid_re, needle: bytes = b"") -> Optional[bytes]:
+def _last_in(pieces, line_re, mid_re, needle: bytes = b"") -> bytes | None:
     """The value of the last rule-1 match in one line's pieces, or None
     (a piece without `needle` cannot match: the regex is not run on it)."""
     found = None
@@ -234,7 +235,7 @@ def _line_start(f, lo: int, block: bytes, needle: bytes) -> tuple:
     return 0, has
 
 
-def _last_line_value(f, size: int, name: str) -> Optional[bytes]:
+def _last_line_value(f, size: int, name: str) -> bytes | None:
     """Rule 1 read backwards (module doc): the value of the last `NAME: value`
     line, or None. Same answer as `_scan`, at the cost of the tail only."""
     needle = name.encode()
@@ -269,7 +270,7 @@ def _last_line_value(f, size: int, name: str) -> Optional[bytes]:
     return None
 
 
-def extract(path: str, name: str, pattern: Optional[str] = None) -> Extraction:
+def extract(path: str, name: str, pattern: str | None = None) -> Extraction:
     """Extract metric `name` from the report file at `path` (see module doc)."""
     try:
         with open(path, "rb") as f:
@@ -287,7 +288,7 @@ def extract(path: str, name: str, pattern: Optional[str] = None) -> Extraction:
     return Extraction(None, MISSING, f"no '{name}: value' line, JSON key or pattern match in the report")
 
 
-def _scan(f, name: str, pattern: Optional[str] = None) -> Extraction:
+def _scan(f, name: str, pattern: str | None = None) -> Extraction:
     """The forward scan of every line (the rules of the module doc, in order)."""
     line_re, mid_re = line_regex(name), _mid_regex(name)
     pat_re = re.compile(pattern.encode()) if pattern else None

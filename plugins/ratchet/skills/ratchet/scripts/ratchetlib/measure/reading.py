@@ -3,13 +3,14 @@ and the checks they share (inside the repository after symlinks, written
 by this trial, parsed, a finite number). Used by sources.py (the single-file
 kinds) and trackers.py (Hugging Face, W&B, TensorBoard folders)."""
 
+from __future__ import annotations
+
 
 import glob
 import json
 import math
 import os
 import re
-from typing import Optional
 
 from ..core import record
 from . import metrics
@@ -30,16 +31,16 @@ class Reading(record.Record):
     have been), relative to the repository root, or None.
     """
 
-    value: Optional[float]
+    value: float | None
     status: str
     detail: str
-    path: Optional[str] = None
+    path: str | None = None
 
 
 class Outcome(Exception):
     """A non-ok reading, raised deep inside a reader and returned at the top."""
 
-    def __init__(self, status: str, detail: str, path: Optional[str] = None):
+    def __init__(self, status: str, detail: str, path: str | None = None):
         super().__init__(detail)
         self.status, self.detail, self.path = status, detail, path
 

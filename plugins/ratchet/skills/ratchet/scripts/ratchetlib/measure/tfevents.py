@@ -5,8 +5,9 @@ CRC-32C checks, and just enough protobuf decoding to find scalar summaries
 Raises `TFRecordError` on framing, checksum or protobuf damage; the caller
 (measure/sources.py) turns that into a `corrupt` reading."""
 
+from __future__ import annotations
+
 import struct
-from typing import Optional
 
 
 class TFRecordError(Exception):
@@ -168,7 +169,7 @@ def _event_scalars(data: bytes, needle: bytes, offset: int) -> list:
         raise TFRecordError(f"undecodable event in the record at byte {offset}: {e}")
 
 
-def _value_scalar(value_msg: bytes, needle: bytes) -> Optional[float]:
+def _value_scalar(value_msg: bytes, needle: bytes) -> float | None:
     """The scalar of a Summary.Value whose tag is `needle`, else None."""
     tag, scalar = None, None
     for number, wire, value in _fields(value_msg):
@@ -185,7 +186,7 @@ _DT_FLOAT, _DT_DOUBLE, _DT_BFLOAT16, _DT_HALF = 1, 2, 14, 19
 _CONTENT_FORMATS = {_DT_FLOAT: "<f", _DT_DOUBLE: "<d", _DT_HALF: "<e"}
 
 
-def _tensor_scalar(msg: bytes) -> Optional[float]:
+def _tensor_scalar(msg: bytes) -> float | None:
     """The single float of a TensorProto, or None when it is not a float scalar."""
     dtype, content, values = 0, None, []
     for number, wire, value in _fields(msg):

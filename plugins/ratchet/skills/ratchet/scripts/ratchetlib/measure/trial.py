@@ -5,9 +5,10 @@ heartbeat; `watched_trial` brackets it with carry.watch/written so a run
 that writes outside its change, or plants a startup hook, is undone at once.
 Used by every measurement: the mean rule, the paired swap, verify, doctor."""
 
+from __future__ import annotations
+
 import os
 import time
-from typing import Optional
 
 from ..core import config as configmod
 from ..core import record
@@ -16,7 +17,7 @@ from ..io import artifacts, carry, clip, executor, gitguard, store_files, unclea
 from . import capture, heartbeat, metrics
 
 
-def run_trial(run: workspace.Run, iteration: int, k: int, env: Optional[dict] = None, label: Optional[str] = None) -> dict:
+def run_trial(run: workspace.Run, iteration: int, k: int, env: dict | None = None, label: str | None = None) -> dict:
     """Run trial k of `iteration`, capture its report, extract the metric,
     then keep only the head and tail of a huge captured output (clip.py).
     `label` names the trial in the heartbeat (doctor's runs are not iterations)."""
@@ -25,7 +26,7 @@ def run_trial(run: workspace.Run, iteration: int, k: int, env: Optional[dict] = 
     return {**trial, "clipped": cut} if cut else trial
 
 
-def _run_trial(run: workspace.Run, iteration: int, k: int, env: Optional[dict] = None, label: Optional[str] = None) -> dict:
+def _run_trial(run: workspace.Run, iteration: int, k: int, env: dict | None = None, label: str | None = None) -> dict:
     cfg, store = run.config, run.store
     out, err, report = (store.report_path(iteration, k, ext) for ext in ("out", "err", "txt"))
     unclean.refuse_if_marked(store)
@@ -88,8 +89,8 @@ def _extra_metrics(cfg: configmod.Config, report: str, trial: dict) -> dict:
     return trial
 
 
-def watched_trial(run: workspace.Run, iteration: int, k: int, env: Optional[dict] = None, label: Optional[str] = None,
-                  own: Optional[list] = None, seen: Optional[dict] = None) -> dict:
+def watched_trial(run: workspace.Run, iteration: int, k: int, env: dict | None = None, label: str | None = None,
+                  own: list | None = None, seen: dict | None = None) -> dict:
     """`run_trial` bracketed by carry.watch/written: the run of the unmodified
     code (`own` None) teaches its outputs; a candidate's run (`own`: its paths)
     that wrote elsewhere, or any run that planted a startup hook, is undone at

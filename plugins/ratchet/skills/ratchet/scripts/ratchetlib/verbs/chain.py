@@ -9,7 +9,8 @@ where the new run came from (see lineage.py). The follow-up measures its own
 baseline, so a change of `--trials` or of the benchmark is measured afresh.
 """
 
-from typing import Optional
+from __future__ import annotations
+
 
 from ..io import workspace
 from ..keep import recover
@@ -96,7 +97,7 @@ def verb_flags(parsed: dict) -> dict:
     return {k: v for k, v in parsed.items() if k not in ("verb", "cwd", "json", "rationale")}
 
 
-def describe(record: dict, new_branch: Optional[str]) -> str:
+def describe(record: dict, new_branch: str | None) -> str:
     changed = ", ".join("--" + f.replace("_", "-") for f in record["changed_flags"]) or "none"
     return (f"chained from run {record['parent_run_id']}: starts at its best {record['best']!r} "
             f"(iter {record['best_iter']}, commit {record['start_commit'][:10]}) on {new_branch}; "

@@ -3,8 +3,9 @@
 setup asks), which names are bookkeeping rather than metrics (step, epoch,
 learning rate), and the order candidates are proposed in."""
 
+from __future__ import annotations
+
 import re
-from typing import Optional
 
 BOOKKEEPING = {"step", "epoch", "global_step", "_step", "_runtime", "_timestamp", "_wandb", "total_flos",
                 "train_runtime", "train_samples_per_second", "train_steps_per_second", "eval_runtime",
@@ -22,7 +23,7 @@ _MAX_WORDS = ("acc", "accuracy", "f1", "auc", "auroc", "precision", "recall", "s
 _PER_TIME = re.compile(r"(?:^|_)per_(?:s|sec|secs|second|ms|us|min|minute|hour)$")
 
 
-def direction_of(name: str) -> Optional[str]:
+def direction_of(name: str) -> str | None:
     """`min`, `max` or None, from the words in a metric name."""
     words = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()) if w]
     joined = "_".join(words)

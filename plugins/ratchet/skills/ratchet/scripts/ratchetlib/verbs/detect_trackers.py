@@ -4,10 +4,11 @@ metric names seen in it and its `KIND:PATH` report source, for `detect`.
 Reads only the bounded walk of detect_scan; the TensorBoard scalar tags come
 from measure/tfevents."""
 
+from __future__ import annotations
+
 import json
 import os
 import re
-from typing import Optional
 
 from ..measure import tfevents
 from .detect_names import BOOKKEEPING, rank
@@ -41,7 +42,7 @@ def _tracker(kind: str, path: str, keys: list, note: str = "") -> dict:
     return found
 
 
-def _jsonl_keys(full: str) -> Optional[list]:
+def _jsonl_keys(full: str) -> list | None:
     for line in reversed(read_tail(full).splitlines()):
         line = line.strip()
         if not line:
@@ -54,7 +55,7 @@ def _jsonl_keys(full: str) -> Optional[list]:
     return None
 
 
-def _csv_keys(full: str) -> Optional[list]:
+def _csv_keys(full: str) -> list | None:
     head = read_head(full, 8192).splitlines()
     tail = [l for l in read_tail(full).splitlines() if l.strip()]
     if len(head) < 2 or not tail:

@@ -22,12 +22,13 @@ The checks on the measured runs are in doctor_runs, the pure figures (and the
 `Check` record) in doctor_figures.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import shutil
 import tempfile
 import time
-from typing import Optional
 
 from ..core import record, sourcespec
 from ..measure import capture
@@ -47,7 +48,7 @@ DEFAULT_RUNS = 5
 DOCTOR_TIMEOUT = 600.0         # the limit of one run when no --trial-timeout-seconds is given
 
 
-def _git_checks(cwd: str, checks: list) -> Optional[str]:
+def _git_checks(cwd: str, checks: list) -> str | None:
     """git, repository, branch, commits, clean tree; the root, or None when
     nothing else can be checked."""
     v = gitops.version()
@@ -85,7 +86,7 @@ def _git_checks(cwd: str, checks: list) -> Optional[str]:
     return root
 
 
-def _ratchet_state(root: str, checks: list) -> Optional[dict]:
+def _ratchet_state(root: str, checks: list) -> dict | None:
     """The earlier run, if any (a warning when active); a fail for survivors."""
     store = Store(root)
     from ..io import unclean
@@ -101,7 +102,7 @@ def _ratchet_state(root: str, checks: list) -> Optional[dict]:
     return cfg
 
 
-def _config(root: str, flags: dict, existing: Optional[dict], checks: list) -> Optional[configmod.Config]:
+def _config(root: str, flags: dict, existing: dict | None, checks: list) -> configmod.Config | None:
     if not flags.get("run_command"):
         if existing is not None:
             checks.append(Check("flags", OK, f"none given: checking run {existing.get('run_id')}'s settings"))
@@ -132,7 +133,7 @@ def _config(root: str, flags: dict, existing: Optional[dict], checks: list) -> O
     return cfg
 
 
-def _measure(root: str, cfg: configmod.Config, runs: Optional[int], tmp: str) -> tuple:
+def _measure(root: str, cfg: configmod.Config, runs: int | None, tmp: str) -> tuple:
     """Run the command up to `runs` times (default: DEFAULT_RUNS within the
     budget), its reports in the folder `tmp`; (trials, timeout used)."""
     timeout = cfg.trial_timeout_seconds or DOCTOR_TIMEOUT
@@ -211,7 +212,7 @@ def _executor_check(root: str, cfg, checks: list) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def doctor(cwd: str, flags: dict, runs: Optional[int] = None) -> dict:
+def doctor(cwd: str, flags: dict, runs: int | None = None) -> dict:
     """All checks; {"ok", "checks", "measurement", "suggested"}."""
     if runs is not None and runs < 1:
         raise UsageError("--runs must be >= 1")

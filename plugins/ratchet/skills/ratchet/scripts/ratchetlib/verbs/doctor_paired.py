@@ -10,8 +10,9 @@ within `--max-trials` pairs at the measured noise, `core/power.detectable`
 misses the `--target`, the pair cap that would reach it. The mean rule keeps
 its own advice (doctor_runs._noise_checks)."""
 
+from __future__ import annotations
+
 import math
-from typing import Optional
 
 from ..core import power, record
 from ..core.effects import use_log_scale
@@ -24,11 +25,11 @@ from .doctor_figures import OK, WARN, Check
 MAX_SUGGESTED_PAIRS = 100
 
 
-def _detectable_at(cfg, noise, base: float, pairs: int) -> Optional[float]:
+def _detectable_at(cfg, noise, base: float, pairs: int) -> float | None:
     return power.detectable(record.replace(cfg, max_trials=pairs), noise, base)
 
 
-def pairs_for_target(cfg, noise, base: float) -> Optional[int]:
+def pairs_for_target(cfg, noise, base: float) -> int | None:
     """The smallest pair cap (at most MAX_SUGGESTED_PAIRS) at which the test
     detects the target, or None. Starts from the cap test's closed form with
     its largest share of alpha (a lower bound) and steps up by ~10%."""

@@ -17,8 +17,9 @@ is not written inside the work tree outside `.ratchet/` unless git ignores
 the path: an untracked file there would become part of the next candidate.
 """
 
+from __future__ import annotations
+
 import os
-from typing import Optional
 
 from ..core import term
 from ..core.errors import UsageError
@@ -31,7 +32,7 @@ DEFAULT_HTML = os.path.join(".ratchet", "report.html")
 _WIN_KEYS = ("iter", "hypothesis", "description", "avg", "delta", "incumbent", "sha")
 
 
-def holdout_for_report(run) -> Optional[dict]:
+def holdout_for_report(run) -> dict | None:
     """holdout.json in the shape figures.py reads, or None (no holdout, or hidden
     because the run is still going)."""
     if not run.config.holdout_command or not run.state.stop:
@@ -54,7 +55,7 @@ def inputs(run) -> dict:
             "holdout": holdout_for_report(run)}
 
 
-def run_report(run, cwd: str, html: Optional[str], with_summary: bool) -> tuple:
+def run_report(run, cwd: str, html: str | None, with_summary: bool) -> tuple:
     """(the Markdown to print, the --json object) of `ratchet.py report`;
     `html` is None (no page), '' (the default path) or the path asked for."""
     data = inputs(run)
@@ -72,7 +73,7 @@ def run_report(run, cwd: str, html: Optional[str], with_summary: bool) -> tuple:
     return md, out
 
 
-def resolve_html_path(run, cwd: str, given: Optional[str]) -> str:
+def resolve_html_path(run, cwd: str, given: str | None) -> str:
     """The absolute path to write: `given` relative to `cwd`, or the default
     `.ratchet/report.html`; UsageError when writing there could harm."""
     path = os.path.abspath(os.path.join(cwd, given)) if given else os.path.join(run.repo, DEFAULT_HTML)

@@ -1,9 +1,10 @@
 """The run's verbs, from `init` to `stop`: each opens the run, takes the
 repository lock, recovers, then acts through keep/ (measure, judge, finish)."""
 
+from __future__ import annotations
+
 import os
 import time
-from typing import Optional
 
 from ..core import config as configmod
 from ..core import record
@@ -17,7 +18,7 @@ from ..measure import capture, trial
 from ..keep import candidate, finish, integrity, paired, recheck, recover, strategy
 
 
-def _start_point(repo: str, args: dict, start: Optional[dict]) -> tuple:
+def _start_point(repo: str, args: dict, start: dict | None) -> tuple:
     """(the commit the run starts at, the user's branch), once the repository
     can start a run: it has a commit, HEAD is on a branch (unless --no-branch),
     and tracked files have no uncommitted changes."""
@@ -37,7 +38,7 @@ def _start_point(repo: str, args: dict, start: Optional[dict]) -> tuple:
     return head, original
 
 
-def init(cwd: str, args: dict, start: Optional[dict] = None) -> workspace.Run:
+def init(cwd: str, args: dict, start: dict | None = None) -> workspace.Run:
     """Validate flags, check the repository, create the experiment branch.
 
     `start` (from `chain`) makes the run begin at another commit than HEAD:
@@ -147,7 +148,7 @@ def baseline(cwd: str) -> tuple:
     return run, rec, notes
 
 
-def _baseline_checks(run: workspace.Run, trials: list, window: Optional[dict] = None) -> dict:
+def _baseline_checks(run: workspace.Run, trials: list, window: dict | None = None) -> dict:
     """The unmodified code must pass what every candidate must pass: the
     harness stays as pinned, constraints hold, the guard passes. Otherwise
     the run is misconfigured, and saying so now beats rejecting every change."""
@@ -199,8 +200,8 @@ def run_holdout(cwd: str) -> workspace.Run:
     return run
 
 
-def iterate(cwd: str, hypothesis: str, description: str = "", critic: Optional[dict] = None,
-            arm: Optional[str] = None) -> tuple:
+def iterate(cwd: str, hypothesis: str, description: str = "", critic: dict | None = None,
+            arm: str | None = None) -> tuple:
     """Measure the working tree as the agent left it, decide, commit or revert."""
     if not hypothesis.strip():
         raise UsageError("--hypothesis is required: one line saying what the change should improve and why")
@@ -212,9 +213,9 @@ def iterate(cwd: str, hypothesis: str, description: str = "", critic: Optional[d
     return run, rec, notes
 
 
-def step(run: workspace.Run, hypothesis: str, description: str = "", critic: Optional[dict] = None,
-         notes: Optional[list] = None, agent: Optional[dict] = None, t0: Optional[float] = None,
-         arm: Optional[str] = None) -> dict:
+def step(run: workspace.Run, hypothesis: str, description: str = "", critic: dict | None = None,
+         notes: list | None = None, agent: dict | None = None, t0: float | None = None,
+         arm: str | None = None) -> dict:
     """One `iterate` for a caller that holds the lock and has run `recover`.
 
     The headless loop calls it after its agent exits, passing the agent's
@@ -259,7 +260,7 @@ def _decide(run: workspace.Run, cur: dict, run_trials: bool) -> dict:
     return finish.settle(run, cur, v, trials, extra, cand)
 
 
-def verify(cwd: str, pairs: Optional[int] = None) -> tuple:
+def verify(cwd: str, pairs: int | None = None) -> tuple:
     """`verify`: paired re-measurement of the start commit against the best."""
     if pairs is not None and pairs < 2:
         raise UsageError(f"--pairs must be at least 2 (got {pairs})")
@@ -306,7 +307,7 @@ def run_one(cwd: str) -> tuple:
         return run, None, finish.settle(run, cur, v, cur["trials"], extra, cand), notes
 
 
-def score(cwd: str, value: str, trial: Optional[int] = None) -> dict:
+def score(cwd: str, value: str, trial: int | None = None) -> dict:
     """`score VALUE`: the agent's reading of a report no extractor could read."""
     try:
         x = float(value)
@@ -330,8 +331,8 @@ def score(cwd: str, value: str, trial: Optional[int] = None) -> dict:
         return cur["trials"][idx]
 
 
-def decide(cwd: str, hypothesis: str, description: str = "", critic: Optional[dict] = None,
-           arm: Optional[str] = None) -> tuple:
+def decide(cwd: str, hypothesis: str, description: str = "", critic: dict | None = None,
+           arm: str | None = None) -> tuple:
     """`decide`: judge the buffered trials of this iteration."""
     if not hypothesis.strip():
         raise UsageError("--hypothesis is required")

@@ -24,10 +24,11 @@ That history is bookkeeping; a reviewer wants the change. So:
   (its kept commit, or the patch a revert saved).
 """
 
+from __future__ import annotations
+
 import os
 import shutil
 import tempfile
-from typing import Optional
 
 from ..core import config as configmod
 from ..core import record
@@ -56,7 +57,7 @@ class Plan(record.Record, frozen=False):
     best: str            # the current incumbent (every keep beat the one before it)
     best_tree: str
     keeps: list
-    start_value: Optional[float]
+    start_value: float | None
     runs: int
     skipped: list        # paths a kept commit changed outside its scope (left out)
 
@@ -157,7 +158,7 @@ def plan(run) -> Plan:
 
 # --- diff -----------------------------------------------------------------------
 
-def diff(cwd: str, iteration: Optional[int] = None, color: bool = False) -> tuple:
+def diff(cwd: str, iteration: int | None = None, color: bool = False) -> tuple:
     """(patch text, what it shows) for start..best, or one iteration's change."""
     run = workspace.open_run(cwd)
     flag = "--color=always" if color else "--no-color"
@@ -248,7 +249,7 @@ def default_branch(cfg) -> str:
     return f"ratchet/{cfg.run_id}-final"
 
 
-def finalize(cwd: str, branch: Optional[str] = None, split: bool = False) -> dict:
+def finalize(cwd: str, branch: str | None = None, split: bool = False) -> dict:
     """Build the clean branch (module docstring); return what was made."""
     run = workspace.open_run(cwd)
     repo = run.repo

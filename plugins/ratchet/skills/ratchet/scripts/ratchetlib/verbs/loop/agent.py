@@ -20,11 +20,12 @@ other agent CLI that prints such an object as its last stdout line is read
 the same way; one that prints plain text is read for the two lines only.
 """
 
+from __future__ import annotations
+
 import json
 import math
 import re
 import shlex
-from typing import Optional
 
 from ...core import record
 from ...core.text import clip
@@ -41,11 +42,11 @@ class Report(record.Record):
     hypothesis: str
     description: str
     reported: bool                 # a HYPOTHESIS line was found
-    cost_usd: Optional[float] = None
-    tokens: Optional[int] = None
-    usage: Optional[dict] = None
+    cost_usd: float | None = None
+    tokens: int | None = None
+    usage: dict | None = None
     is_error: bool = False
-    error: Optional[str] = None    # Claude's error text when is_error
+    error: str | None = None    # Claude's error text when is_error
 
 
 def command(template: str, prompt_file: str) -> tuple:
@@ -55,7 +56,7 @@ def command(template: str, prompt_file: str) -> tuple:
     return template, True
 
 
-def _result_object(stdout: str) -> Optional[dict]:
+def _result_object(stdout: str) -> dict | None:
     """Claude's result object: the whole output, or the last JSON line of type result."""
     text = stdout.strip()
     if text.startswith("{"):
@@ -78,13 +79,13 @@ def _result_object(stdout: str) -> Optional[dict]:
     return None
 
 
-def _finite(x) -> Optional[float]:
+def _finite(x) -> float | None:
     if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
         return None
     return float(x)
 
 
-def usage_tokens(usage) -> Optional[int]:
+def usage_tokens(usage) -> int | None:
     """Every token the call processed: input, output, cache writes and cache reads."""
     if not isinstance(usage, dict):
         return None

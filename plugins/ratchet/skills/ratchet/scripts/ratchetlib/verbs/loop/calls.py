@@ -5,9 +5,10 @@ failed. Shared by the one-at-a-time loop (headless.py) and `--parallel`
 (parallel.py), which is why it sits below both.
 """
 
+from __future__ import annotations
+
 import math
 import os
-from typing import Optional
 
 from . import agent, prompt
 from ...core import faults, record
@@ -22,13 +23,13 @@ _OUTPUT_READ_LIMIT = 8 << 20
 class Options(record.Record):
     agent_command: str
     agent_timeout_seconds: float = DEFAULT_AGENT_TIMEOUT
-    max_wall_seconds: Optional[float] = None
-    max_agent_cost_usd: Optional[float] = None
-    max_agent_tokens: Optional[int] = None
+    max_wall_seconds: float | None = None
+    max_agent_cost_usd: float | None = None
+    max_agent_tokens: int | None = None
     parallel: int = 1
 
 
-def loop_options(saved: Optional[dict], given: dict) -> Options:
+def loop_options(saved: dict | None, given: dict) -> Options:
     """The loop's settings: flags given now over those saved by an earlier
     `loop` of the same run (so `ratchet.py loop` alone resumes). UsageError
     names the first bad value."""
@@ -58,8 +59,8 @@ class AgentCall:
     """One agent process for iteration `it` in `workdir`: the prompt is
     written, the process started; `collect` waits for it and reads it."""
 
-    def __init__(self, run, opts: Options, it: int, workdir: str, slot: Optional[tuple] = None,
-                 arm: Optional[str] = None):
+    def __init__(self, run, opts: Options, it: int, workdir: str, slot: tuple | None = None,
+                 arm: str | None = None):
         store = run.store
         k = slot[0] if slot else None
         self.arm = arm
@@ -83,7 +84,7 @@ class AgentCall:
         faults.point("agent")
         return self
 
-    def collect(self, timeout: Optional[float]) -> tuple:
+    def collect(self, timeout: float | None) -> tuple:
         """(TrialRun, agent.Report, the record's `agent` dict)."""
         try:
             tr = self.child.finish(timeout)
@@ -118,7 +119,7 @@ def _read(path: str) -> str:
         return ""
 
 
-def failure(tr, rep, timeout: Optional[float], log: str) -> Optional[str]:
+def failure(tr, rep, timeout: float | None, log: str) -> str | None:
     """Why an agent call counts as failed, or None when it did its job."""
     if tr.timed_out:
         return f"agent-error: the agent did not finish within {timeout:g}s (its process tree was killed); its edits were undone"

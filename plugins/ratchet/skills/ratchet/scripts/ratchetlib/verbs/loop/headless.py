@@ -24,12 +24,13 @@ Exit codes (for wrappers): 0 the run is over (a stop condition holds);
 the run can go on with a larger one; 2 usage; 1 failure; 130/143 signals.
 """
 
+from __future__ import annotations
+
 import os
 import signal
 import socket
 import threading
 import time
-from typing import Optional
 
 from . import parallel
 from .. import show
@@ -57,10 +58,10 @@ class Loop:
         self.deadline = self.t_start + opts.max_wall_seconds if opts.max_wall_seconds else None
         self.calls = []  # live AgentCalls, killed on the way out
 
-    def remaining(self) -> Optional[float]:
+    def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
-    def budget_out(self) -> Optional[str]:
+    def budget_out(self) -> str | None:
         why = budget.exhausted(self.run.state.agent, self.opts.max_agent_cost_usd, self.opts.max_agent_tokens)
         if why is None and self.deadline is not None and self.remaining() <= 0:
             why = f"wall-clock budget reached ({self.opts.max_wall_seconds:g}s)"
@@ -73,7 +74,7 @@ class Loop:
             return max(left, 0.0), True
         return self.opts.agent_timeout_seconds, False
 
-    def begin(self, it: int, t0: float, markers: list, extra: Optional[dict] = None) -> dict:
+    def begin(self, it: int, t0: float, markers: list, extra: dict | None = None) -> dict:
         """Buffer the iteration (phase `agent`) before any agent starts.
 
         Untracked files that appeared since the last decision (a log a
@@ -206,7 +207,7 @@ def iteration_lines(rec: dict, cfg) -> list:
 
 # --- entry point ------------------------------------------------------------------
 
-def _open(cwd: str, init_flags: Optional[dict], out):
+def _open(cwd: str, init_flags: dict | None, out):
     """The run to loop on: started (init, baseline) when needed and possible."""
     repo = gitops.find_root(cwd)
     if not Store(repo).exists():
@@ -226,7 +227,7 @@ def _open(cwd: str, init_flags: Optional[dict], out):
     return run
 
 
-def main(cwd: str, given: dict, init_flags: Optional[dict] = None, out=None) -> int:
+def main(cwd: str, given: dict, init_flags: dict | None = None, out=None) -> int:
     """`ratchet.py loop`: returns FINISHED (0) or PAUSED (3); raises on errors
     and signals after cleaning up (see the module docstring)."""
     out = out or (lambda line: print(term.printable(line), flush=True))

@@ -15,9 +15,10 @@ iteration 5,000.
 from the run. Callers add sections with `extra=[(title, text), ...]`.
 """
 
+from __future__ import annotations
+
 import functools
 import os
-from typing import Optional
 
 from ...core import decision, paths
 from ...core.text import clip, num
@@ -90,7 +91,7 @@ def _goal_and_paths(cfg, st: RunState) -> list:
 
 
 def render(config, state: RunState, iteration: int, *, integrity: str, diff: str, recent: list,
-           program: Optional[str] = None, extra=(), slot: Optional[tuple] = None) -> str:
+           program: str | None = None, extra=(), slot: tuple | None = None) -> str:
     """The prompt text. `config` is a Config; `slot` is (k, n) with --parallel."""
     cfg, st = config, state
     goal = "raise" if cfg.direction == "max" else "lower"
@@ -190,7 +191,7 @@ def integrity_rules(text: str) -> str:
     return "\n".join(out).strip()
 
 
-def build_prompt(run, iteration: int, slot: Optional[tuple] = None, extra=(), arm: Optional[str] = None) -> str:
+def build_prompt(run, iteration: int, slot: tuple | None = None, extra=(), arm: str | None = None) -> str:
     """The prompt for `iteration` of `run`, from the run's files and git;
     `arm` is the bandit arm this agent is asked to use (learning.loop_arms)."""
     if arm:
