@@ -259,5 +259,35 @@ class SettleTest(unittest.TestCase):
         self.assertLess(time.monotonic() - t0, 0.01)
 
 
+class ToMoveTest(unittest.TestCase):
+    """capture.to_move: untracked reports go aside before a trial, tracked
+    ones stay; the tree carry.watch read answers for the files it lists
+    untracked, so only the others cost a git process (issue 18)."""
+
+    def test_the_tree_answers_for_untracked_files_and_git_once_for_the_rest(self):
+        from unittest import mock
+        from ratchetlib.core import sourcespec
+        from ratchetlib.io import carry, gitops
+        from ratchetlib.measure import capture
+        from tests.util import make_repo
+        repo = make_repo(self, {"tracked.txt": "score: 1\n", ".gitignore": "ignored.txt\n"})
+        write(repo, "untracked.txt", "score: 2\n")
+        write(repo, "ignored.txt", "score: 3\n")
+        tree = carry.tree(repo)
+        calls = []
+        real = gitops.git
+
+        def counted(r, *args):
+            calls.append(args)
+            return real(r, *args)
+        with mock.patch.object(gitops, "git", counted):
+            for rel, moved in (("untracked.txt", True), ("ignored.txt", True), ("tracked.txt", False)):
+                src = sourcespec.parse_source(rel)
+                calls.clear()
+                self.assertEqual(capture.to_move(repo, src, tree), [rel] if moved else [], rel)
+                self.assertEqual(len(calls), 0 if moved else 1, rel)
+                self.assertEqual(capture.to_move(repo, src), [rel] if moved else [], rel)  # git alone agrees
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -50,8 +50,11 @@ def tracked_outputs(repo: str, source: sourcespec.Source) -> list:
     return [p for p in listed if p and paths.matches(p, source.path)][:5]
 
 
-def to_move(repo: str, source: sourcespec.Source) -> list:
-    """Existing, untracked files (repo-relative) to move aside before a trial."""
+def to_move(repo: str, source: sourcespec.Source, tree: dict | None = None) -> list:
+    """Existing, untracked files (repo-relative) to move aside before a trial.
+    `tree` (carry.tree, as the tree stands now) answers for every file it
+    lists untracked; git's index for the rest, in one `ls-files` (issue 18:
+    there was one for each file before every trial)."""
     if source.kind == sourcespec.TEXT:
         found = [source.path] if os.path.isfile(os.path.join(repo, source.path)) else []
     elif source.structured:
@@ -59,13 +62,15 @@ def to_move(repo: str, source: sourcespec.Source) -> list:
         found = sources.paths_to_clear(source, repo)
     else:
         return []
-    return [rel for rel in found if not gitops.git(repo, "ls-files", "--", rel).strip()]
+    ask = [rel for rel in found if tree is None or rel not in tree["files"]]
+    tracked = set(gitops.git(repo, "ls-files", "-z", "--", *ask).split("\0")) if ask else set()
+    return [rel for rel in found if rel not in tracked]
 
 
-def move_aside(repo: str, reports_dir: str, source: sourcespec.Source) -> list:
+def move_aside(repo: str, reports_dir: str, source: sourcespec.Source, tree: dict | None = None) -> list:
     """Move every file of `to_move` into `reports_dir`; return where each went."""
     moved = []
-    for rel in to_move(repo, source):
+    for rel in to_move(repo, source, tree):
         if not paths.contained(repo, rel):  # never move a file from outside the repository
             continue
         name = flat_name(rel)

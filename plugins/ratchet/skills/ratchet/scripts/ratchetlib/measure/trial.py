@@ -17,21 +17,24 @@ from ..io import artifacts, carry, clip, executor, gitguard, store_files, unclea
 from . import capture, heartbeat, metrics
 
 
-def run_trial(run: workspace.Run, iteration: int, k: int, env: dict | None = None, label: str | None = None) -> dict:
+def run_trial(run: workspace.Run, iteration: int, k: int, env: dict | None = None, label: str | None = None,
+              tree: dict | None = None) -> dict:
     """Run trial k of `iteration`, capture its report, extract the metric,
     then keep only the head and tail of a huge captured output (clip.py).
-    `label` names the trial in the heartbeat (doctor's runs are not iterations)."""
-    trial = _run_trial(run, iteration, k, env, label)
+    `label` names the trial in the heartbeat (doctor's runs are not iterations);
+    `tree` is the tree as it stands (carry.watch's), when known."""
+    trial = _run_trial(run, iteration, k, env, label, tree)
     cut = {ext: n for ext in ("txt", "out", "err") for n in [clip.trim(run.store.report_path(iteration, k, ext))] if n}
     return {**trial, "clipped": cut} if cut else trial
 
 
-def _run_trial(run: workspace.Run, iteration: int, k: int, env: dict | None = None, label: str | None = None) -> dict:
+def _run_trial(run: workspace.Run, iteration: int, k: int, env: dict | None = None, label: str | None = None,
+               tree: dict | None = None) -> dict:
     cfg, store = run.config, run.store
     out, err, report = (store.report_path(iteration, k, ext) for ext in ("out", "err", "txt"))
     unclean.refuse_if_marked(store)
     src = cfg.source
-    capture.move_aside(run.repo, store.path("reports"), src)
+    capture.move_aside(run.repo, store.path("reports"), src, tree)
     before = artifacts.snapshot(run.repo, cfg.artifact_globs)
     beat = heartbeat.for_trial(label or f"iter {iteration} trial {k}/{cfg.trials}", cfg.trial_timeout_seconds)
     tr = executor.run(cfg, cfg.run_command, run.repo, out, err, cfg.trial_timeout_seconds, env, beat,
@@ -102,7 +105,7 @@ def watched_trial(run: workspace.Run, iteration: int, k: int, env: dict | None =
     if seen is not None:
         seen.clear()
     try:
-        t = run_trial(run, iteration, k, env, label)
+        t = run_trial(run, iteration, k, env, label, before["tree"])
     except BaseException:  # Ctrl-C or SIGTERM mid-trial: what the run planted must not outlive the command
         moved, hooks = carry.written(run, before, () if own is None else own)
         carry.undo(run, before, moved if own is not None else {}, hooks)
