@@ -8,7 +8,10 @@ as ratios to what any correct implementation must pay (issue 18).
                  start + the same number of trial runs of the benchmark
                  (read from the record ratchet wrote) + one `git commit`;
                  the median of per-round paired ratios (each round times
-                 both, side by side, so load drifts hit both alike);
+                 both, side by side, so load drifts hit both alike); again
+                 at 10 records with `python3 -S` on both sides, as the read
+                 ratios are (this machine's site costs ~30 ms a user's does
+                 not: with it, ratchet's own cost looks smaller);
   git processes  per `iterate`, counted by a `git` first on PATH that logs
                  each call and execs the real one (a separate, untimed
                  iterate, so the wrapper's own start never enters a time).
@@ -141,10 +144,10 @@ def read_ratios(versions: dict, root: str, sizes=(10, 10000), rounds: int = 15) 
     return out
 
 
-def _floor(repo, scratch, trials: int, it: int) -> float:
+def _floor(repo, scratch, trials: int, it: int, flag=()) -> float:
     """One interpreter start, `trials` runs of the benchmark, one git commit."""
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "pass"], env=ENV)
+    subprocess.run([sys.executable, *flag, "-c", "pass"], env=ENV)
     for _ in range(trials):
         subprocess.run(BENCH, shell=True, cwd=repo, stdout=subprocess.DEVNULL, env=ENV)
     with open(os.path.join(scratch, "value.txt"), "w") as f:
@@ -161,19 +164,23 @@ def _trials_of_last(repo) -> int:
     return len(last.get("trials") or []) + len(last.get("incumbent_trials") or [])
 
 
-def iterate_ratios(versions: dict, root: str, sizes=(10, 10000), rounds: int = 10, kinds=("keep", "revert")) -> dict:
-    """{(version, size, kind): (median iterate ms, median floor ms, median paired ratio, trials)}."""
-    runs = {(v, n, k): new_run(s, root, f"it-{v}-{n}-{k}", n) for v, s in versions.items() for n in sizes for k in kinds}
-    scratch = new_repo(root, "floor-scratch")
+def iterate_ratios(versions: dict, root: str, sizes=(10, 10000), rounds: int = 10, kinds=("keep", "revert"),
+                   flag=()) -> dict:
+    """{(version, size, kind): (median iterate ms, median floor ms, median paired ratio, trials)};
+    `flag` ("-S",): both interpreters started without site (see read_ratios)."""
+    tag = "".join(flag).strip("-")
+    runs = {(v, n, k): new_run(s, root, f"it{tag}-{v}-{n}-{k}", n) for v, s in versions.items() for n in sizes
+            for k in kinds}
+    scratch = new_repo(root, f"floor-scratch{tag}")
     seen = {key: [] for key in runs}
     for r in range(rounds):
         for (v, n, k), repo in runs.items():
             it = n + 1 + r
             edit(repo, it, k)
-            t = _wall([sys.executable, os.path.join(versions[v], "ratchet.py"), "-C", repo, "iterate", "--hypothesis",
-                       f"bench {it}"])
+            t = _wall([sys.executable, *flag, os.path.join(versions[v], "ratchet.py"), "-C", repo, "iterate",
+                       "--hypothesis", f"bench {it}"])
             trials = _trials_of_last(repo)
-            floor = _floor(repo, scratch, trials, it)
+            floor = _floor(repo, scratch, trials, it, flag)
             seen[(v, n, k)].append((t, floor, trials))
     return {key: (statistics.median(x[0] for x in s) * 1000, statistics.median(x[1] for x in s) * 1000,
                   statistics.median(x[0] / x[1] for x in s), statistics.median(x[2] for x in s))
@@ -232,15 +239,19 @@ def _print_read(mode: str, res: dict, versions: dict, sizes) -> None:
         print(f"  {' '.join(verb):<22}" + cells)
 
 
-def print_iterate(res: dict, git: dict, versions: dict, sizes=(10, 10000), kinds=("keep", "revert")) -> None:
-    print("iterate vs its floor (interpreter start + the same trial runs + one git commit), median of paired ratios:")
+def print_iterate(res: dict, git: dict, versions: dict, sizes=(10, 10000), kinds=("keep", "revert"),
+                  mode: str = "site") -> None:
+    what = "" if mode == "site" else "; python3 -S on both sides, the clean-machine estimate"
+    print(f"iterate vs its floor (interpreter start + the same trial runs + one git commit{what}), "
+          f"median of paired ratios:")
     for v in versions:
         for k in kinds:
             for n in sizes:
                 it, fl, ratio, trials = res[(v, n, k)]
                 print(f"  {v:<7} {k:<6} @{n:<6} iterate {it:7.1f} ms  floor {fl:6.1f} ms  ({trials:.0f} trials)"
                       f"  ratio {ratio:5.2f}x")
-            print(f"  {v:<7} {k:<6} git processes per iterate: {git[(v, k)]}")
+            if git:
+                print(f"  {v:<7} {k:<6} git processes per iterate: {git[(v, k)]}")
 
 
 def report(against: list, here_scripts: str, rounds: int = 10, sizes=(10, 10000)) -> None:
@@ -254,5 +265,7 @@ def report(against: list, here_scripts: str, rounds: int = 10, sizes=(10, 10000)
         print_read(read_ratios(versions, root, sizes, rounds=max(rounds, 10)), versions, sizes)
         print_iterate(iterate_ratios(versions, root, sizes, rounds=rounds), git_processes(versions, root),
                       versions, sizes)
+        print_iterate(iterate_ratios(versions, root, sizes[:1], rounds=rounds, flag=("-S",)), {}, versions,
+                      sizes[:1], mode="-S")
     finally:
         shutil.rmtree(root, ignore_errors=True)
