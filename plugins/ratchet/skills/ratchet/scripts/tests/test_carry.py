@@ -11,6 +11,7 @@ cleared), as in a user's shell.
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import types
@@ -204,6 +205,65 @@ class CarryTest(RepoTest):
                          (head, tree))
         self.assertEqual(read(self.repo, "sol.py"), SOL)
         self.assertEqual(git(self.repo, "status", "--porcelain", "--untracked-files=no"), "")
+
+
+class TreeTest(unittest.TestCase):
+    """carry.tree (issue 18): git's `matching` ignored listing, each folder
+    it ignores whole walked by ratchet, gives exactly the files git's
+    `traditional` listing gives one by one, and git never walks .ratchet/."""
+
+    def traditional(self, repo):
+        """The tree as git's traditional listing gives it (the previous carry.tree)."""
+        from ratchetlib.io import gitops
+        raw = subprocess.run(["git", "status", "--porcelain=v2", "-z", "--untracked-files=all", "--ignored=traditional",
+                              "--no-renames", "--", ".", ":(exclude,top).ratchet"], cwd=repo, check=True,
+                             capture_output=True).stdout.decode("utf-8", "surrogateescape")
+        files, tracked = {}, []
+        for c in gitops.parse_status(raw):
+            if c.xy not in ("??", "!!"):
+                tracked.append(c.path)
+            elif not c.path.endswith("/") and not carry._skip(c.path):
+                st = os.lstat(os.path.join(repo, c.path))
+                files[c.path] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        return {"files": files, "tracked": sorted(tracked)}
+
+    def test_every_kind_of_ignored_path_as_gits_traditional_listing(self):
+        repo = make_repo(self, {"a.txt": "1\n", "build/tracked.txt": "k\n",
+                                ".gitignore": "/.ratchet/\nbuild/\n*.log\nlogs/\nnest/\nempty/\n__pycache__/\n"})
+        git(repo, "add", "-f", "build/tracked.txt")
+        git(repo, "commit", "-qm", "tracked inside an ignored folder")
+        for rel in ("build/a.o", "build/sub/b.o", "src/c.log", "logs/deep/d.txt", "logs/deep/er/e.txt",
+                    "nest/f", "logs/inner/g", "notes.txt", "pkg/__pycache__/m.pyc", "logs/__pycache__/n.pyc",
+                    ".ratchet/reports/iter-0001-trial-01.out"):
+            write(repo, rel, "x\n")
+        for sub in ("nest", "logs/inner"):  # an ignored nested repository, and one inside an ignored folder
+            git(os.path.join(repo, sub), "init", "-q")
+        os.makedirs(os.path.join(repo, "empty"))
+        os.symlink("../src", os.path.join(repo, "logs", "link"))  # a symlink to a folder is a file to git
+        os.symlink("/nonexistent", os.path.join(repo, "logs", "dangling"))
+        os.mkfifo(os.path.join(repo, "build", "sub", "pipe"))  # git lists no fifo
+        write(repo, "a.txt", "2\n")
+        self.assertEqual(carry.tree(repo), self.traditional(repo))
+        self.assertIn("logs/link", carry.tree(repo)["files"])
+
+    def test_the_store_is_one_entry_git_never_walks(self):
+        from ratchetlib.io import gitops
+        repo = make_repo(self, {"a.txt": "1\n", ".gitignore": "/.ratchet/\n*.log\n"})
+        for k in range(30):
+            write(repo, f".ratchet/reports/iter-{k:04d}.out", "x\n")
+        write(repo, "notes.txt", "untracked\n")
+        write(repo, "build.log", "ignored\n")
+        write(repo, "a.txt", "2\n")
+        outputs, real = [], gitops.git
+
+        def kept(r, *args, **kw):
+            outputs.append(real(r, *args, **kw))
+            return outputs[-1]
+        with mock.patch.object(gitops, "git", kept):
+            tree = carry.tree(repo)
+        self.assertEqual((sorted(tree["files"]), tree["tracked"]), (["build.log", "notes.txt"], ["a.txt"]))
+        listed = [e[2:] for e in outputs[0].split("\0") if e[:1] in "?!"]
+        self.assertEqual([e for e in listed if e.startswith(".ratchet")], [".ratchet/"])
 
 
 class SwappedTreeTest(unittest.TestCase):

@@ -32,6 +32,7 @@ the next candidate run, so a restore never brings back an older version.
 from __future__ import annotations
 
 import os
+import stat as _stat_mod
 
 from . import gitops, gitpatch, harness, startup, store, store_files, treescan
 from ..core import paths, sha256, sourcespec
@@ -51,32 +52,66 @@ def _skip(rel: str) -> bool:
 # --- the working tree -------------------------------------------------------------
 
 # One git process for the whole tree (issue 18: it runs before and after every
-# trial): tracked changes, and every untracked file, each ignored one listed
-# by itself (`traditional` with `--untracked-files=all`: the files inside an
-# ignored folder too), as `ls-files -o` lists them; `.ratchet/` is left out
-# by pathspec, so git never walks it.
-_TREE = ("status", "--porcelain=v2", "-z", "--untracked-files=all", "--ignored=traditional", "--no-renames",
-         "--", ".", ":(exclude,top).ratchet")
+# trial): tracked changes, every untracked file, and the ignored entries as
+# `--ignored=matching` names them: a file, or a folder a pattern ignores
+# whole, which tree() walks itself (_ignored_folder). `traditional` listed
+# every file of every ignored folder from git, .ratchet/ too: a pathspec
+# exclude filters git's output but not its walk, so every report a run keeps
+# (three a trial: thousands after a night) was listed before every trial.
+_TREE = (*gitops.STATUS, "--ignored=matching")
 
 
-def tree(repo: str) -> dict:
+def tree(repo: str, changes: list | None = None) -> dict:
     """{"files": {rel: [size, mtime_ns, ctime_ns, inode]} of every untracked
     and ignored file (not .ratchet/ nor __pycache__), "tracked": [paths git
-    reports changed]}."""
+    reports changed]}; `changes`: a status already read the way _TREE reads
+    it (gitops.status_and_ignored's), for the tree as it stands now."""
+    if changes is None:
+        changes = gitops.parse_status(gitops.git(repo, *_TREE))
     files, tracked = {}, []
-    for c in gitops.parse_status(gitops.git(repo, *_TREE)):
+    for c in changes:
         if c.xy not in ("??", "!!"):
             tracked.append(c.path)
+        elif _skip(c.path.rstrip("/")):
             continue
-        if c.path.endswith("/") or _skip(c.path):  # a nested repository is one entry, as git shows it
-            continue
-        try:
-            st = os.lstat(os.path.join(repo, c.path))
-        except OSError:
-            continue
-        files[c.path] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        elif c.path.endswith("/"):  # a nested repository is one entry, as git shows it; an ignored folder, walked
+            if c.xy == "!!":
+                _ignored_folder(repo, c.path.rstrip("/"), files)
+        else:
+            st = _stat(os.path.join(repo, c.path))
+            if st is not None:
+                files[c.path] = st
     return {"files": files, "tracked": sorted(tracked)}
 
+
+def _ignored_folder(repo: str, folder: str, files: dict) -> None:
+    """Add every file of an ignored folder to `files` as git's `traditional`
+    listing has them: regular files and symlinks (a symlink to a folder
+    too), not fifos or sockets; a folder holding `.git` is a nested
+    repository, git's one entry, which tree() leaves out; __pycache__ is
+    skipped. An ignored folder never holds a tracked file (matching lists
+    such a folder's ignored contents one by one)."""
+    top = os.path.join(repo, folder)
+    if os.path.lexists(os.path.join(top, ".git")):
+        return
+    for cur, dirs, names in os.walk(top):
+        kept = []
+        for d in dirs:
+            full = os.path.join(cur, d)
+            if os.path.islink(full):
+                names.append(d)
+            elif d != "__pycache__" and not os.path.lexists(os.path.join(full, ".git")):
+                kept.append(d)
+        dirs[:] = kept
+        for name in names:
+            full = os.path.join(cur, name)
+            try:
+                st = os.lstat(full)
+            except OSError:
+                continue
+            if _stat_mod.S_ISREG(st.st_mode) or _stat_mod.S_ISLNK(st.st_mode):
+                files[os.path.relpath(full, repo).replace(os.sep, "/")] = \
+                    [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 def swapped(repo: str, before: dict, tracked: list, new: list, absent: list, role: str) -> dict:

@@ -22,6 +22,7 @@ class Candidate(record.Record):
     ignored: tuple = ()  # the git-ignored entries, read with the status (gitops.status_and_ignored), for ignored_new
     kinds: tuple = ()  # (path, edited|deleted|added|staged) for each protected path git reports
     index_is_head: bool = False  # nothing staged: every tracked path is in HEAD, and a swap needs no reset
+    status: tuple | None = None  # the status read, ignored entries too, when nothing was put back since (carry.tree)
 
     @property
     def paths(self) -> list:
@@ -47,16 +48,17 @@ def candidate(run: workspace.Run) -> Candidate:
                 f"(the commit was undone and is re-made on keep)")
     before = set(st.untracked_before or ())
     changes, ignored = gitops.status_and_ignored(repo)
+    status = (*changes, *(gitops.Change("!!", p) for p in ignored))
     theirs = [c.path for c in changes if c.xy[0] == "A" and c.path in before]
     if theirs:  # untracked files that were there before, staged by the agent's `git add -A`: not its change
         gitops.git(repo, "reset", "-q", "--", *theirs)
-        changes = gitops.status(repo)
+        changes, status = gitops.status(repo), None
         note = (note + "; " if note else "") + f"unstaged {listing(dict.fromkeys(theirs, 'untracked before'), 3)}"
     mode_only = [c.path for c in changes if c.xy == " M" and paths.classify(c.path, cfg.editable, cfg.protect)
                  == paths.PROTECTED and harness.content_unchanged(repo, run.store.root, c.path)]
     if mode_only:  # a chmod is not tampering; put the mode back so git sees no change
         gitops.git(repo, "checkout", "-q", "HEAD", "--", *mode_only)
-        changes = [c for c in changes if c.path not in mode_only]
+        changes, status = [c for c in changes if c.path not in mode_only], None
         note = (note + "; " if note else "") + f"mode change of protected {', '.join(mode_only[:3])} undone (content unchanged)"
     index_is_head = all(c.xy == "??" or (c.xy[0] == " " and c.xy[1] in "MTD") for c in changes)
     changes = _refuse_nested(repo, changes, before)
@@ -67,7 +69,7 @@ def candidate(run: workspace.Run) -> Candidate:
     protected = tuple(p for p, s in scope.items() if s == paths.PROTECTED)
     return Candidate(tuple(tracked), tuple(new), protected,
                      tuple(p for p, s in scope.items() if s == paths.OUTSIDE), note, tuple(ignored),
-                     tuple((p, _git_kind(xy[p], repo, run.store.root, p)) for p in protected), index_is_head)
+                     tuple((p, _git_kind(xy[p], repo, run.store.root, p)) for p in protected), index_is_head, status)
 
 
 def _refuse_nested(repo: str, changes: list, before: set) -> list:

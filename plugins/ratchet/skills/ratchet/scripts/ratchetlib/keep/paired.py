@@ -201,7 +201,10 @@ def measure(run, cur: dict, cand) -> tuple:
              "index_is_head": cand.index_is_head}
     faults.point("swap-saved")
     ctrials, itrials = cur.setdefault("trials", []), cur.setdefault("incumbent_trials", [])
-    in_tree, verdict, k, last, seen = "candidate", None, 0, None, {}  # seen: the tree while no swap moved it
+    in_tree, verdict, k, last = "candidate", None, 0, None
+    # seen: the tree while no swap moved it; the first from the candidate's own status, read the way
+    # carry.tree reads it (issue 18: one git process fewer), now that fresh.switched has run
+    seen = {"tree": carry.tree(run.repo, list(cand.status))} if cand.status is not None else {}
     staged = run.store.path("swap", "artifacts")
     store_files.remove_path(staged, strict=False)
     try:
