@@ -23,7 +23,9 @@ in the same run, interleaved: before/after tables side by side.
 A 10,000-record history is made by a few real iterations, then the last
 record re-sealed under new iteration numbers (the run's own key, through
 that checkout's seal module) and state.json's counter moved to match: the
-file ratchet reads is the size a long night leaves.
+file ratchet reads is the size a long night leaves. The last REPORTS
+iterations get the last one's trial reports too (hard links), since a run
+keeps every trial's report files under .ratchet/reports/.
 """
 
 import os
@@ -97,14 +99,17 @@ else:
     from ratchetlib.core import state as core_state
     state = core_state.from_json({**state.to_json(), "iteration": n})
 s.write_state(state)
-import glob, os, shutil  # the last iteration's trial reports, so `tail` finds iteration n's
+import glob, os, shutil  # the last iteration's trial reports, as the last REPORTS iterations' (n's for `tail`)
 for p in glob.glob(os.path.join(s.root, "reports", "iter-%04d-trial-*" % last["iter"])):
     shutil.copy(p, p.replace("iter-%04d-" % last["iter"], "iter-%04d-" % n))
+    for i in range(max(last["iter"] + 1, n - int(sys.argv[4])), n):
+        os.link(p, p.replace("iter-%04d-" % last["iter"], "iter-%04d-" % i))
 """
+REPORTS = 1000  # iterations whose trial reports a padded run holds: a night's worth in .ratchet/reports/
 
 
 def _pad(scripts, repo, n):
-    subprocess.run([sys.executable, "-c", _PAD, scripts, repo, str(n)], check=True, env=ENV)
+    subprocess.run([sys.executable, "-c", _PAD, scripts, repo, str(n), str(REPORTS)], check=True, env=ENV)
 
 
 def edit(repo, it, kind):
