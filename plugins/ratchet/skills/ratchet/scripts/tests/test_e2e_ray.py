@@ -191,11 +191,14 @@ class RayTest(RepoTest):
         import shlex
         import tempfile
         agent = os.path.join(os.path.dirname(os.path.abspath(__file__)), "standin_agent.py")
-        plan = os.path.join(tempfile.mkdtemp(prefix="ratchet-agent-"), "plan.json")
+        plan_dir = tempfile.mkdtemp(prefix="ratchet-agent-")
+        self.addCleanup(__import__("shutil").rmtree, plan_dir, True)
+        plan = os.path.join(plan_dir, "plan.json")
         with open(plan, "w") as f:
             json.dump({"1:1": {"write": {"value.txt": "12\n"}}, "1:2": {"write": {"value.txt": "15\n"}},
                        "2:1": {"write": {"value.txt": "14\n"}}, "2:2": {"write": {"value.txt": "13\n"}}}, f)
         barrier = tempfile.mkdtemp(prefix="ratchet-barrier-")
+        self.addCleanup(__import__("shutil").rmtree, barrier, True)
         # a Ray job gets no environment from ratchet's shell: the barrier reaches it as the user's runtime env
         self.run_ok(*INIT, "--iterations", "2", "--executor-options",
                     "--runtime-env-json=" + shlex.quote(json.dumps({"env_vars": {"BARRIER": barrier}})))

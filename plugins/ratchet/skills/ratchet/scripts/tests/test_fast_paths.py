@@ -28,6 +28,7 @@ class PlainRoot(RepoTest):
 
     def test_symlinks_resolved_as_git_prints_the_root(self):
         link = os.path.join(tempfile.mkdtemp(prefix="ratchet-link-"), "to-repo")
+        self.addCleanup(shutil.rmtree, os.path.dirname(link), True)
         os.symlink(os.path.join(self.repo, "sub"), link)
         self.assertEqual(gitroot.plain_root(link), gitops.find_root(link))
 
@@ -107,6 +108,7 @@ class KeptFilterList(unittest.TestCase):
 
     def test_a_new_global_config_file_is_seen(self):
         home = tempfile.mkdtemp(prefix="ratchet-home-")
+        self.addCleanup(shutil.rmtree, home, True)
         with mock.patch.dict(os.environ, {"HOME": home, "XDG_CONFIG_HOME": os.path.join(home, ".config")}), \
                 mock.patch.object(gitfilters, "RACY_SECONDS", 0.0):
             self.overrides()
