@@ -32,6 +32,12 @@ class PlainRoot(RepoTest):
         os.symlink(os.path.join(self.repo, "sub"), link)
         self.assertEqual(gitroot.plain_root(link), gitops.find_root(link))
 
+    def test_git_is_found_as_shutil_which_finds_it(self):
+        import shutil
+        for path in (os.environ.get("PATH", ""), "", os.pathsep, "/nonexistent"):
+            with self.subTest(path=path):
+                self.assertEqual(gitroot.git_executable(path), shutil.which("git", path=path))
+
     def test_anything_unusual_is_left_to_git(self):
         with mock.patch.dict(os.environ, {"GIT_DIR": os.path.join(self.repo, ".git")}):
             self.assertIsNone(gitroot.plain_root(self.repo))
@@ -268,6 +274,14 @@ class ExitWithoutTeardown(unittest.TestCase):
         finally:
             os.close(w)
         self.assertEqual((p.returncode, p.stderr), (3, ""))
+
+    @unittest.skipUnless(os.path.exists("/dev/full"), "needs /dev/full (Linux)")
+    def test_output_lost_to_a_full_disk_is_no_success(self):
+        probe = (f"import sys\nsys.path.insert(0, {SCRIPTS!r})\nfrom ratchetlib.cli.main import exit_process\n"
+                 "sys.stdout.write('x')\nexit_process(0)\n")
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([sys.executable, "-c", probe], stdout=full, stderr=subprocess.PIPE, text=True)
+        self.assertEqual(p.returncode, 120)
 
 
 class QuickArgs(unittest.TestCase):

@@ -116,8 +116,9 @@ def exit_process(code: int) -> None:
     order: a live non-daemon thread makes it a normal exit, then the atexit
     handlers run (runner's sweep of live trials, tempfile's finalizers),
     then stdout and stderr are flushed (a closed pipe loses nothing more
-    than it would). Every file ratchet writes is closed where it is written,
-    so none waits for the teardown."""
+    than it would; any other failed flush turns a 0 into 120, as Python's
+    own exit does). Every file ratchet writes is closed where it is
+    written, so none waits for the teardown."""
     threading = sys.modules.get("threading")
     run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
     if run_exitfuncs is None or threading is not None and any(
@@ -127,6 +128,8 @@ def exit_process(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):
+        except BrokenPipeError:  # the reader left (`| head`): main() answers 0 for it too
             pass
+        except (OSError, ValueError):  # a full disk: the output is lost, so not a success (Python says 120)
+            code = code or 120
     os._exit(code)

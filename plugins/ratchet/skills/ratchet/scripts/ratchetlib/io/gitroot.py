@@ -32,6 +32,8 @@ def git_executable(path: str | None = None) -> str | None:
     importing shutil (with its compression modules: ~2 ms of every verb on a
     clean interpreter, issue 18); None when there is none."""
     path = os.environ.get("PATH", os.defpath) if path is None else path
+    if not path:  # as shutil.which: an empty PATH finds nothing
+        return None
     for folder in path.split(os.pathsep):
         full = os.path.join(folder, "git")
         if os.path.isfile(full) and os.access(full, os.X_OK):
