@@ -8,7 +8,7 @@ import tempfile
 import unittest
 from unittest import mock
 
-from ratchetlib.io import gitguard, harness
+from ratchetlib.io import gitguard, harness, store_files
 from tests.util import make_repo, write
 
 FAR_FUTURE_NS = 10 ** 30  # every pinned file is older than the racy window
@@ -22,7 +22,7 @@ class GitGuardTest(unittest.TestCase):
         self.config = os.path.join(self.repo, ".git", "config")
 
     def pin(self, now_ns=FAR_FUTURE_NS):
-        with mock.patch.object(gitguard.time, "time_ns", return_value=now_ns):
+        with mock.patch.object(store_files, "fs_now", return_value=now_ns):
             return gitguard.pin(self.repo, self.store)
 
     def hashed_during_verify(self):
@@ -40,6 +40,16 @@ class GitGuardTest(unittest.TestCase):
         changes, hashed = self.hashed_during_verify()
         self.assertEqual(changes, {})
         self.assertIn(self.config, hashed)
+
+    def test_a_file_server_whose_clock_runs_behind_cannot_make_a_fresh_pin_settled(self):
+        """Racy is judged by the clock that stamps the files (store_files.fs_now):
+        with this machine's clock 10 s ahead, .git/config (written by setUp a
+        moment ago) is still racy, so always hashed, never known by its stat."""
+        ahead = store_files.time.time_ns() + 10 * 10 ** 9
+        with mock.patch.object(store_files.time, "time_ns", return_value=ahead):
+            pins = gitguard.pin(self.repo, self.store)
+        self.assertIsNone(pins[".git/config"]["stat"])
+        self.assertEqual([n for n in os.listdir(self.store) if n.startswith(".tmp-")], [])
 
     def test_a_same_size_edit_with_its_old_mtime_put_back_is_found(self):
         self.pin()

@@ -34,7 +34,6 @@ read). A label that would lead out of the hooks folder is ignored.
 from __future__ import annotations
 
 import os
-import time
 
 from ..core import sha256
 from . import gitops, gitroot, harness, seal, store, store_files
@@ -87,7 +86,7 @@ def _at(label: str, now: dict, hooks: str) -> str | None:
 def pin(repo: str, store_root: str) -> dict:
     """Hash (and copy) git's configuration files now; write gitguard.json."""
     store_files.folder(store_root, "gitguard_copies")
-    files, now_ns = {}, time.time_ns()
+    files, now_ns = {}, store_files.fs_now(store_root)
     for label, full in _git_paths(repo)[0].items():
         if not os.path.isfile(full):
             files[label] = {"absent": True}

@@ -16,8 +16,8 @@ Not pinned: `.ratchet/` (ratchet's own state), any `.git/`, Python's
 and the report file (the benchmark writes it every trial). Content only: a
 chmod is not a change. A file whose size, inode, mtime and ctime are all as
 pinned is not hashed again (user code cannot set a ctime back); a file whose
-timestamps were within two seconds of the pin is "racy" (as in git) and is
-always hashed. `window()`/`rewritten()` catch a protected file rewritten and
+timestamps were within two seconds of the pin is "racy" (as in git, by the
+clock that stamps the files: store_files.fs_now) and is always hashed. `window()`/`rewritten()` catch a protected file rewritten and
 put back while candidate code ran (kind "rewritten"). See FORMATS.md for harness.json.
 """
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 
 from . import fresh, gitops, store, store_files
 from ..core import paths, sha256
@@ -142,7 +141,7 @@ def pin(repo: str, store_root: str, specs, exclude=(), now_ns: int | None = None
     """Hash every protected file, copy the small ones, write harness.json;
     `gitguard`: the SHA-256 of gitguard.json, sealed here with the pins
     (io/gitguard)."""
-    now_ns = time.time_ns() if now_ns is None else now_ns
+    now_ns = store_files.fs_now(store_root) if now_ns is None else now_ns
     found, folders = protected_files(repo, specs, exclude)
     tracked = set(gitops.git(repo, "ls-files", "-z").split("\0")) if found else set()
     store_files.folder(store_root, "harness_copies")

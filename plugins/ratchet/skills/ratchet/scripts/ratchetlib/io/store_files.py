@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from .store_rename import renamed_into_place
 from .store import FILES, atomic_write, file, read_json, write_json
@@ -75,6 +76,26 @@ def folder(root: str, name: str, *parts: str) -> str:
     path = file(root, name, *parts)
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def fs_now(root: str) -> int:
+    """The time now by the clock that stamps files in the store's folder,
+    from below: the mtime of a file made there this moment, or this
+    machine's clock when that is earlier (or nothing can be made). Racy
+    stat pins are judged against it, as git judges against its index's
+    mtime: a file server whose clock runs behind ours cannot make a file
+    changed just now look settled."""
+    now = time.time_ns()
+    tmp = os.path.join(root, f".tmp-clock-{os.urandom(6).hex()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return now
+    try:
+        return min(now, os.fstat(fd).st_mtime_ns)
+    finally:
+        os.close(fd)
+        os.unlink(tmp)
 
 
 def keep_copy(root: str, name: str, sha: str, data: bytes | None = None, src: str | None = None) -> None:
