@@ -52,7 +52,7 @@ import re
 
 from ..core.errors import UsageError
 from ..core.seal_format import FIELD, RECORDS, compare_digest, dump, hmac_sha256, record_line, record_verifies, strip
-from ..core.seal_format import body_bytes as _body_bytes, dumps as _dumps, mac as _mac
+from ..core.seal_format import body_bytes as _body_bytes, mac as _mac
 
 # The byte format is core/seal_format's; these names are also seal's, as store.py,
 # the tests and bench/overhead.py have always called them.
@@ -278,10 +278,15 @@ def verify(root: str, name: str, raw: bytes, obj: dict) -> dict:
     body = strip(obj)
     if raw == _good.get((root, name)):  # the very bytes this process wrote or verified
         return body
-    if not isinstance(mac, str) or not compare_digest(mac, _mac(key, run_id, name, _body_bytes(raw, mac, body))):
+    if not _holds(key, run_id, name, raw, mac, body):
         raise changed_outside(root, name, "was changed outside ratchet (it does not match its seal)")
     remember(root, name, raw)
     return body
+
+
+def _holds(key: bytes, run_id: str, name: str, raw: bytes, mac, body: dict) -> bool:
+    """Whether `mac` is the seal of `body`, whose bytes are cut from `raw` (seal_format.body_bytes)."""
+    return isinstance(mac, str) and compare_digest(mac, _mac(key, run_id, name, _body_bytes(raw, mac, body)))
 
 
 def verified_body(root: str, name: str, raw: bytes) -> dict | None:
@@ -294,10 +299,10 @@ def verified_body(root: str, name: str, raw: bytes) -> dict | None:
         obj = json.loads(raw)
     except (UsageError, ValueError, UnicodeDecodeError):
         return None
-    if key is None or not isinstance(obj, dict) or not isinstance(obj.get(FIELD), str):
+    if key is None or not isinstance(obj, dict):
         return None
     body = strip(obj)
-    return body if compare_digest(obj[FIELD], _mac(key, run_id, name, _dumps(body))) else None
+    return body if _holds(key, run_id, name, raw, obj.get(FIELD), body) else None
 
 
 def missing(root: str, name: str) -> SealError:
