@@ -110,8 +110,7 @@ def _ignored_folder(repo: str, folder: str, files: dict) -> None:
             except OSError:
                 continue
             if _stat_mod.S_ISREG(st.st_mode) or _stat_mod.S_ISLNK(st.st_mode):
-                files[os.path.relpath(full, repo).replace(os.sep, "/")] = \
-                    [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+                files[os.path.relpath(full, repo).replace(os.sep, "/")] = _entry(st)
 
 
 def swapped(repo: str, before: dict, tracked: list, new: list, absent: list, role: str) -> dict:
@@ -263,9 +262,13 @@ def _tracked(repo: str, rels: list) -> set:
 
 def _stat(full: str) -> list | None:
     try:
-        st = os.lstat(full)
+        return _entry(os.lstat(full))
     except OSError:
         return None
+
+
+def _entry(st: os.stat_result) -> list:
+    """A file's entry in a tree() and in the user-file pins: [size, mtime_ns, ctime_ns, inode]."""
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
