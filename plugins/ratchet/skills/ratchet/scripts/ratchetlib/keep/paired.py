@@ -58,6 +58,7 @@ from ..io.store import atomic_write
 from ..core.state import RunState
 
 SWAP_PATCH = ("swap", "candidate.patch")
+STAGED = ("swap", "artifacts")  # a candidate run's checkpoints, copied aside (_stage)
 # The trials so far reach current.json for `status` and `tail` of a run in
 # progress, at most this often: recovery discards a measuring buffer's trials,
 # so nothing else reads them, and a write a trial of a 1 ms benchmark was
@@ -205,7 +206,7 @@ def measure(run, cur: dict, cand) -> tuple:
     # seen: the tree while no swap moved it; the first from the candidate's own status, read the way
     # carry.tree reads it (issue 18: one git process fewer), now that fresh.switched has run
     seen = {"tree": carry.tree(run.repo, list(cand.status))} if cand.status is not None else {}
-    staged = run.store.path("swap", "artifacts")
+    staged = run.store.path(*STAGED)
     store_files.remove_path(staged, strict=False)
     try:
         for p in range(1, cfg.max_trials + 1):
@@ -253,7 +254,7 @@ def _end_pairs(run, cur: dict, swap: dict, sides: dict, in_tree: str, incumbent_
     if in_tree != "candidate":
         to_candidate(run, swap, sides)
     if incumbent_last:  # the candidate's checkpoints, not the incumbent's, are what a keep promotes
-        _unstage(run.repo, run.store.path("swap", "artifacts"))
+        _unstage(run.repo, run.store.path(*STAGED))
     if sides.get("candidate") and swapfiles.read_side(run.repo, swap["tracked"] + swap["new"]) == sides["candidate"]:
         cur["candidate"] = {**cur.get("candidate", {}), "patch_sha256": swap["sha256"]}
     cur.pop("swap", None)
