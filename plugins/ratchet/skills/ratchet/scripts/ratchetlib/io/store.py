@@ -65,7 +65,7 @@ def atomic_write(path: str, data: bytes, durable: bool = True) -> None:
     (Store.write_current's `progress`) skips that: the old version it may
     fall back to is just as valid."""
     folder = os.path.dirname(path) or "."
-    fd, tmp = _new_beside(folder, os.path.basename(path))
+    fd, tmp = new_beside(folder, os.path.basename(path))
     with renamed_into_place(tmp, path), os.fdopen(fd, "wb") as f:
         faults.on_write(path, lambda: f.write(data[: len(data) // 2]))  # tests: a full disk part-way
         f.write(data)
@@ -75,7 +75,7 @@ def atomic_write(path: str, data: bytes, durable: bool = True) -> None:
         _fsync_dir(folder)
 
 
-def _new_beside(folder: str, name: str) -> tuple:
+def new_beside(folder: str, name: str) -> tuple:
     """(fd, path) of a new file `.tmp-<random>NAME` in `folder`, created
     exclusively, mode 0600: what tempfile.mkstemp makes, without loading
     tempfile (with random and weakref: ~3 ms of every writing verb on a

@@ -20,7 +20,7 @@ import os
 import time
 
 from .store_rename import renamed_into_place
-from .store import FILES, atomic_write, file, read_json, write_json
+from .store import FILES, atomic_write, file, new_beside, read_json, write_json
 
 
 def write_doc(root: str, name: str, obj: dict) -> None:
@@ -86,9 +86,8 @@ def fs_now(root: str) -> int:
     mtime: a file server whose clock runs behind ours cannot make a file
     changed just now look settled."""
     now = time.time_ns()
-    tmp = os.path.join(root, f".tmp-clock-{os.urandom(6).hex()}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd, tmp = new_beside(root, "clock")
     except OSError:
         return now
     try:
