@@ -140,13 +140,17 @@ class Child:
 
     def _stop_started(self) -> None:
         """A SIGINT/SIGTERM that came while the trial started: the command may
-        be running already (a remote job submitted), so its cancel command
-        runs, then the tree is killed, as `finish` does on a signal."""
+        be running already (a remote job submitted), so it is aborted as
+        `finish` aborts it on a signal."""
+        self._abort(self.cancel_command, self.cancel_log)
+
+    def _abort(self, cancel_command: str | None, cancel_log: str | None, known: dict | None = None) -> None:
+        """The cancel command (if any), then the tree killed, whatever the cancel did."""
         try:
-            if self.cancel_command:
-                self._cancel(self.cancel_command, self.cancel_log)
+            if cancel_command:
+                self._cancel(cancel_command, cancel_log)
         finally:
-            self.kill()
+            self.kill(known)
 
     def _start(self, command: str, keeper_env: dict, stdin_path: str | None, record_dir: str | None) -> None:
         kept.collect_released()
@@ -189,11 +193,7 @@ class Child:
                 if cancel_command:
                     cancel = self._cancel(cancel_command, cancel_log)
         except BaseException:
-            try:
-                if cancel_command:
-                    self._cancel(cancel_command, cancel_log)
-            finally:
-                self.kill(known)
+            self._abort(cancel_command, cancel_log, known)
             raise
         finally:
             if progress is not None:
