@@ -85,10 +85,12 @@ def _pieces(f):
         carry = b"" if chunk.endswith(b"\n") else (carry + chunk)[-(_OVERLAP + 1):]
 
 
-_GROUPED = re.compile(r"\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?:\.\d*)?(?:[^\d.].*)?\Z")
-_PREFIX = re.compile(r"(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-_UNIT = re.compile(r"(?:[^\W\d_]|[%\u00b0\u00b5])[\w%\u00b0\u00b5/\u00b2\u00b3\u00b7^*-]*[)\]}'\"]*\Z|[)\]}'\"]+\Z")
-_INT_LITERAL = re.compile(r"0(?:[xX][0-9a-fA-F_]+|[oO][0-7_]+|[bB][01_]+)\Z")
+# Patterns for values float() refuses, compiled on first use (re's cache), not
+# at import: most values are plain numbers, and a compile costs every process.
+_GROUPED = r"\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?:\.\d*)?(?:[^\d.].*)?\Z"
+_PREFIX = r"(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_UNIT = r"(?:[^\W\d_]|[%\u00b0\u00b5])[\w%\u00b0\u00b5/\u00b2\u00b3\u00b7^*-]*[)\]}'\"]*\Z|[)\]}'\"]+\Z"
+_INT_LITERAL = r"0(?:[xX][0-9a-fA-F_]+|[oO][0-7_]+|[bB][01_]+)\Z"
 _SPACES = "\u00a0\u2009\u202f "
 
 
@@ -126,21 +128,21 @@ def _parse(raw: str) -> float:
         raise ValueError(f"{shown} has a comma between digits (a thousands separator or a decimal comma?); "
                          f"print the number without separators, e.g. 1234 or 1.234")
     if any(c in body for c in _SPACES):
-        if _GROUPED.match(body):
+        if re.match(_GROUPED, body):
             raise ValueError(f"{shown} has its digits grouped by spaces; print the number without separators")
         body = re.split(f"[{_SPACES}]", body, 1)[0]
     try:
         return sign * float(body)
     except ValueError:
         pass
-    if _INT_LITERAL.match(body):
+    if re.match(_INT_LITERAL, body):
         try:
             return sign * float(int(body, 0))
         except ValueError:
             raise ValueError(f"{shown} is not a number") from None
-    m = _PREFIX.match(body)
+    m = re.match(_PREFIX, body)
     rest = body[m.end():] if m else body
-    if m and rest and _UNIT.match(rest) and not (rest[0] in "eE" and (len(rest) == 1 or rest[1] in "+-0123456789")):
+    if m and rest and re.match(_UNIT, rest) and not (rest[0] in "eE" and (len(rest) == 1 or rest[1] in "+-0123456789")):
         try:
             return sign * float(m.group())
         except ValueError:
