@@ -16,6 +16,7 @@ from ratchetlib.io import kept, leftovers, procs, proctree, runner
 from tests.util import TRIAL_PY, alive, slurp, wait_for
 
 PY = sys.executable
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 
@@ -87,6 +88,21 @@ class KeeperForkTest(unittest.TestCase):
         self.assertEqual(os.getsid(k), k)  # its own session: no terminal signal, no group kill of ratchet reaches it
         prefix = runner.marker_prefix(os.getpid(), runner.pid_start(os.getpid()))
         self.assertEqual(leftovers.keepers_of(leftovers._records(records, prefix)), {k: proctree.start_of(k)})
+
+    def test_prctl_through_the_c_core_makes_a_subreaper_without_importing_ctypes(self):
+        """keeper._libc_prctl: an orphan of a child is re-parented to the
+        process that called it (issue 18: ctypes costs ~3 ms to import)."""
+        code = ("import os, sys; from ratchetlib.io import keeper\n"
+                "assert keeper.become_subreaper()\n"
+                "r, w = os.pipe()\n"
+                "if os.fork() == 0:\n"
+                "    if os.fork() == 0:\n"
+                "        import time; time.sleep(0.3); os.write(w, str(os.getppid()).encode()); os._exit(0)\n"
+                "    os._exit(0)\n"
+                "os.close(w); print(os.read(r, 64).decode() == str(os.getpid()), 'ctypes' in sys.modules)\n")
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")}
+        out = subprocess.run([PY, "-c", code], cwd=os.path.dirname(HERE), env=env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.stdout.split(), ["True", "False"], out.stderr)
 
     def test_a_keeper_forked_from_a_thread_still_runs_the_trial(self):
         """loop --parallel starts trials from its slot threads."""
