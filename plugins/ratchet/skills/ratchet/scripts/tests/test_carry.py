@@ -137,6 +137,62 @@ class CarryTest(RepoTest):
         self.assertEqual(read(d, "mine.pth"), "/opt/mine\n")
         self.assertFalse(os.path.exists(os.path.join(base, "startup.py")))
 
+    def runs_and_snapshots(self):
+        from ratchetlib.io import startup
+        with mock.patch.object(startup, "snapshot", wraps=startup.snapshot) as snap:
+            rec = self.iterate("keep")
+        return len(rec["trials"]) + len(rec.get("incumbent_trials") or []), snap.call_count
+
+    def test_a_run_takes_the_hooks_the_last_run_left_unless_a_watched_folder_is_in_the_repository(self):
+        """carry.watch: one snapshot a run, not two (issue 18), when ratchet's
+        swap cannot move a hook; with the repository on PYTHONPATH it can
+        (a candidate's own sitecustomize.py), so every run is bracketed anew."""
+        base = tempfile.mkdtemp(prefix="ratchet-userbase-")
+        self.addCleanup(shutil.rmtree, base, True)
+        os.environ["PYTHONUSERBASE"] = base
+        self.start()
+        write(self.repo, "sol.py", "def score():\n    return 11\n")
+        runs, snaps = self.runs_and_snapshots()
+        self.assertEqual((runs, snaps), (4, 5))
+        os.environ["PYTHONPATH"] = self.repo
+        write(self.repo, "sitecustomize.py", "X = 2\n")
+        git(self.repo, "add", "sitecustomize.py")
+        git(self.repo, "commit", "-qm", "a hook in the repository")
+        self.start()
+        write(self.repo, "sol.py", "def score():\n    return 12\n")
+        write(self.repo, "sitecustomize.py", "X = 3\n")  # the candidate's, swapped between the runs: no hook planted
+        runs, snaps = self.runs_and_snapshots()
+        self.assertEqual((runs, snaps), (4, 8))
+
+    def test_a_hook_a_later_run_plants_is_caught_against_the_last_runs_hooks(self):
+        base = tempfile.mkdtemp(prefix="ratchet-userbase-")
+        self.addCleanup(shutil.rmtree, base, True)
+        os.environ["PYTHONUSERBASE"] = base
+        self.start()
+        plant = (f"import os, site\nc = {os.path.join(base, 'runs')!r}\n"
+                 "n = int(open(c).read()) if os.path.exists(c) else 0\nopen(c, 'w').write(str(n + 1))\n"
+                 "if n == 1:\n    d = site.getusersitepackages(); os.makedirs(d, exist_ok=True)\n"
+                 "    open(os.path.join(d, 'late.pth'), 'w').write('import os\\n')")
+        write(self.repo, "sol.py", at_exit(plant, score=11))
+        rec = self.iterate("tampered")
+        (path, kind), = rec["startup_hooks"].items()
+        self.assertEqual((os.path.basename(path), kind), ("late.pth", "created"))
+        self.assertFalse(os.path.exists(path))
+        self.assertEqual(read(base, "runs"), "2")  # the candidate's second run planted it
+        self.assert_reverted()
+
+    def test_within_names_a_watched_folder_or_startup_file_in_or_around_the_repository(self):
+        from ratchetlib.io import startup
+        far = tempfile.mkdtemp(prefix="ratchet-userbase-")
+        self.addCleanup(shutil.rmtree, far, True)
+        for env, want in (({"PYTHONUSERBASE": far}, False), ({"PYTHONUSERBASE": far, "PYTHONPATH": self.repo}, True),
+                          ({"PYTHONUSERBASE": far, "PYTHONPATH": os.path.join(self.repo, "lib")}, True),
+                          ({"PYTHONUSERBASE": far, "PYTHONPATH": os.path.dirname(self.repo)}, True),
+                          ({"PYTHONUSERBASE": far, "PYTHONSTARTUP": os.path.join(self.repo, "s.py")}, True),
+                          ({"PYTHONUSERBASE": self.repo + "-other"}, False)):
+            with self.subTest(env=env):
+                self.assertEqual(startup.within(self.repo, env), want)
+
     # --- point 8: the user's untracked files -------------------------------------------------------
 
     def test_deleted_and_emptied_untracked_user_files_are_restored(self):

@@ -199,10 +199,15 @@ def watch(run, seen: dict | None = None) -> dict:
     With `seen`, the tree is also scanned (io/treescan), so that `written`
     needs no git process when the run touched no tracked file;
     `seen["scan"]` is that scan as the tree stands, or False once a scan
-    proved git's to make (a large tree, a nested repository)."""
+    proved git's to make (a large tree, a nested repository).
+    `seen["hooks"]`: the startup hooks as the previous run left them, set
+    only when no watched folder is in the repository (startup.within), so
+    nothing ratchet does between two runs moves them; a hook planted by
+    anyone between two runs is then the next run's (issue 18: one snapshot
+    a run, not two)."""
     refresh_user_files(run.repo, run.store.root)
-    now = (seen or {}).get("tree")
-    before = {"tree": now if now is not None else tree(run.repo), "hooks": startup.snapshot()}
+    now, hooks = (seen or {}).get("tree"), (seen or {}).get("hooks")
+    before = {"tree": now if now is not None else tree(run.repo), "hooks": hooks if hooks is not None else startup.snapshot()}
     if seen is not None:
         scan = seen.get("scan") if now is not None else None
         before["scan"] = scan if scan is not None else (treescan.scan(run.repo, before["tree"]) or False)
@@ -222,7 +227,10 @@ def written(run, before: dict, own=(), seen: dict | None = None) -> dict:
     if seen is not None:
         seen["tree"] = after
     moved = outside(compare(before["tree"], after), allowed(run.config, run.state, own))
-    return moved, startup.changed(before["hooks"])
+    hooks = startup.snapshot()
+    if seen is not None and not startup.within(run.repo):  # ratchet's swap cannot move a hook: the next run's before
+        seen["hooks"] = hooks
+    return moved, startup.changed(before["hooks"], hooks)
 
 
 def undo(run, before: dict, moved: dict, hooks: dict) -> list:

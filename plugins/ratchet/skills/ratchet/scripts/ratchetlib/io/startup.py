@@ -47,6 +47,18 @@ def site_dirs(env=None) -> list:
     return sorted({os.path.abspath(p) for p in found})
 
 
+def within(repo: str, env=None) -> bool:
+    """Whether a watched folder or PYTHONSTARTUP lies in (or holds) `repo`:
+    then a swap of the repository's files can move a hook."""
+    env = os.environ if env is None else env
+    root = os.path.realpath(repo)
+    watched = site_dirs(env) + ([os.path.abspath(env["PYTHONSTARTUP"])] if env.get("PYTHONSTARTUP") else [])
+    for p in map(os.path.realpath, watched):
+        if p == root or p.startswith(root + os.sep) or root.startswith(p + os.sep):
+            return True
+    return False
+
+
 def _is_hook(name: str) -> bool:
     return name.endswith(".pth") or name.split(".", 1)[0] in HOOK_STEMS
 
