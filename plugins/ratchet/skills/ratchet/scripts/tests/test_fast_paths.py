@@ -38,6 +38,22 @@ class PlainRoot(RepoTest):
             with self.subTest(path=path):
                 self.assertEqual(gitroot.git_executable(path), shutil.which("git", path=path))
 
+    def test_a_git_found_is_kept_only_while_it_is_there_and_for_a_few_seconds(self):
+        folder = tempfile.mkdtemp(prefix="ratchet-gitbin-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        real = gitroot.git_executable()
+        path = folder + os.pathsep + os.path.dirname(real)
+        self.assertEqual(gitroot.git_executable(path), real)
+        fake = os.path.join(folder, "git")
+        with open(fake, "w") as f:
+            f.write("#!/bin/sh\n")
+        os.chmod(fake, 0o755)
+        self.assertEqual(gitroot.git_executable(path), real)  # kept: asked again within the same iterate
+        with mock.patch.object(gitroot.time, "monotonic", return_value=gitroot.time.monotonic() + gitroot.KEEP_SECONDS):
+            self.assertEqual(gitroot.git_executable(path), fake)  # then searched again
+        os.remove(fake)
+        self.assertEqual(gitroot.git_executable(path), real)  # gone: searched again at once
+
     def test_anything_unusual_is_left_to_git(self):
         with mock.patch.dict(os.environ, {"GIT_DIR": os.path.join(self.repo, ".git")}):
             self.assertIsNone(gitroot.plain_root(self.repo))
