@@ -226,6 +226,22 @@ class KeeperReuseTest(unittest.TestCase):
         self.assertNotEqual(b.proc.keeper.pid, a.proc.keeper.pid)
         self.assertEqual((rb.exit_code, slurp(os.path.join(self.dir, "o"))), (0, "fine\n"))
 
+    def test_a_trial_that_kills_its_keeper_never_sweeps_a_parked_one(self):
+        """Its orphans come to ratchet, and so are swept among ratchet's
+        children made since it started: a keeper parked meanwhile is one."""
+        with kept.reuse():
+            kept.take().release()  # the scope's idle keeper: not this test's
+            x = runner.Child("sleep 0.3; kill -9 $PPID; sleep 0.3", self.dir, os.path.join(self.dir, "x"))
+            self.addCleanup(x.kill)
+            y, _ = self.trial("true", name="y")
+            parked = y.proc.keeper
+            self.assertIs(kept.take(), y.proc)
+            y.proc.park()
+            rx = x.finish(30)
+            self.assertEqual(rx.survivors, ())
+            self.assertIsNone(parked.poll())  # still alive, still parked
+            self.assertIs(kept.take(), y.proc)
+
     def test_a_parked_keeper_whose_ratchet_died_exits_at_once(self):
         """No tree is left to hold for the next command: no grace period."""
         with kept.reuse():

@@ -92,6 +92,13 @@ def release_parked() -> None:
         _release_all(parked)
 
 
+def parked_keepers() -> set:
+    """Pids of every parked keeper, of every thread: a trial that killed its
+    own keeper has its orphans swept among ratchet's children, and these are
+    never a trial's."""
+    return {k.keeper.pid for parked in list(_SCOPES) for k in list(parked)}
+
+
 def _release_all(parked: list) -> None:
     while parked:
         parked.pop().release(collect=False)

@@ -252,8 +252,8 @@ class Child:
         yield from proctree.descendants(self.proc.pid, table)
         yield from (p for p, s in known.items() if p in table and int(table[p][19]) == s)
         yield from procs.find_marked(self.marker, among=[p for p, s in table.items() if int(s[19]) >= self.proc.start])
-        if lost:  # the trial killed its keeper: its orphans came to ratchet
-            others = set()
+        if lost:  # the trial killed its keeper: its orphans came to ratchet (a parked keeper is none of them)
+            others = kept.parked_keepers()
             for c in _LIVE:
                 if c is not self and c.proc.keeper.poll() is None:
                     others |= {c.proc.keeper.pid, *proctree.descendants(c.proc.keeper.pid, table)}
