@@ -236,17 +236,12 @@ def _reap(status_fd: int, shell: int | None) -> int | None:
     `exit CODE`, and any orphan); the shell's pid while it runs, None after.
     A shell gone lets go of the trial's files: a keeper kept for the next
     trial holds none of this one's outputs."""
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            break
-        if pid == 0:
-            break
-        if pid == shell:
-            _let_go()  # first: ratchet, told the exit, finds the trial's files let go
-            _write(status_fd, f"exit {os.waitstatus_to_exitcode(status)}")
-            shell = None
+    ended = []
+    reap(lambda pid, status: ended.append(status) if pid == shell else None)
+    if ended:
+        _let_go()  # first: ratchet, told the exit, finds the trial's files let go
+        _write(status_fd, f"exit {os.waitstatus_to_exitcode(ended[0])}")
+        shell = None
     return shell
 
 

@@ -208,12 +208,15 @@ def _until(pred, seconds: float) -> None:
         time.sleep(0.002)
 
 
-def reap() -> None:
-    """Collect every exited child of this process (orphans re-parented to it)."""
+def reap(each=None) -> None:
+    """Collect every exited child of this process (orphans re-parented to
+    it); `each(pid, wait status)` is told of each one collected."""
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
+        if each is not None:
+            each(pid, status)
