@@ -93,7 +93,7 @@ def killed_trial(d: str, cmd: str, want: int, pidfile: str, keeper_too: bool) ->
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     if keeper_too:
-        ks = leftovers._keepers(runner.marker_prefix(proc.pid, start).encode(), proctree.table())
+        ks = leftovers.keepers_of(leftovers._records(os.path.join(d, "procs"), runner.marker_prefix(proc.pid, start)))
         for k in ks:
             procs.kill_pid(k)
         procs.wait_gone(list(ks))
