@@ -38,7 +38,7 @@ SCRIPTS = os.path.join(HERE, "..", "plugins", "ratchet", "skills", "ratchet", "s
 sys.path.insert(0, SCRIPTS)
 sys.path.insert(0, os.path.join(SCRIPTS, "tests"))
 
-from ratchetlib.io import leftovers, procs, proctree, runner  # noqa: E402  (leftovers: finding the keepers to kill)
+from ratchetlib.io import keeper, leftovers, procs, runner  # noqa: E402  (leftovers: finding the keepers to kill)
 import spawner  # noqa: E402
 
 SPAWNER = os.path.abspath(spawner.__file__)
@@ -65,7 +65,7 @@ def tagged(tag: bytes) -> list:
                     continue
         except OSError:
             continue
-        stat = proctree.stat_fields(name)
+        stat = keeper.stat_fields(name)
         if stat and stat[0] not in (b"Z", b"X"):
             found.append(int(name))
     return found
@@ -123,12 +123,12 @@ def trial(pattern: str, mode: str, k: int, timeout: float) -> tuple:
             seconds, recorded = killed_trial(d, f"{sys.executable} {SPAWNER} {pidfile} hang {pattern}", want, pidfile,
                                              mode == "keeper")
         started = max(len(noted(pidfile)), want)
-        proctree.reap()  # orphans re-parented to this process (a subreaper) once their keeper died
+        keeper.reap()  # orphans re-parented to this process (a subreaper) once their keeper died
         procs.wait_gone(tagged(tag), 0.3)
         left = tagged(tag)
         if left:  # leave the machine clean even when the count is not 0
-            proctree.freeze_kill(lambda: tagged(tag))
-            proctree.reap()
+            keeper.freeze_kill(lambda: tagged(tag))
+            keeper.reap()
         return started, len(left), len(set(left) & recorded), seconds
     finally:
         shutil.rmtree(d, ignore_errors=True)

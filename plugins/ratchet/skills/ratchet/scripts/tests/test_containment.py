@@ -18,7 +18,7 @@ import tempfile
 import unittest
 from unittest import mock
 
-from ratchetlib.io import critical, leftovers, procs, proctree, runner
+from ratchetlib.io import critical, keeper, leftovers, procs, runner
 from tests.spawner import expected
 from tests.util import INIT, PY, RATCHET, RepoTest, SCRIPTS, TRIAL_PY, alive, read, slurp, wait_for
 
@@ -41,7 +41,7 @@ def tagged(tag: str) -> list:
                     continue
         except OSError:
             continue
-        stat = proctree.stat_fields(name)
+        stat = keeper.stat_fields(name)
         if stat and stat[0] not in (b"Z", b"X"):
             found.append(int(name))
     return found
@@ -54,7 +54,7 @@ class ContainmentTest(RepoTest):
     def setUp(self):
         super().setUp()
         self.pidfile = os.path.join(tempfile.mkdtemp(prefix="ratchet-contain-"), "pids")
-        self.addCleanup(lambda: proctree.freeze_kill(lambda: tagged(self.pidfile)))
+        self.addCleanup(lambda: keeper.freeze_kill(lambda: tagged(self.pidfile)))
         self.ratchet(*INIT, "--decision", "mean", "--trials", "1")
         self.ratchet("baseline")
         with open(os.path.join(self.repo, "value.txt"), "w") as f:
@@ -110,7 +110,7 @@ class ContainmentTest(RepoTest):
         for k in keepers:
             os.kill(k, signal.SIGKILL)
         procs.wait_gone(list(keepers))
-        proctree.reap()
+        keeper.reap()
         out = self.ratchet("status")
         said = [l for l in out.splitlines() if "not provably" in l]
         self.assertEqual(len(said), 1, out)
@@ -145,7 +145,7 @@ class SignalWindowTest(unittest.TestCase):
         self.dir = tempfile.mkdtemp(prefix="ratchet-window-")
         self.tag = os.path.join(self.dir, "tag")
         self.command = f"{TRIAL_PY} -c 'import time; time.sleep(60)' {self.tag} & {TRIAL_PY} -c 'import time; time.sleep(60)' {self.tag}"
-        self.addCleanup(lambda: proctree.freeze_kill(lambda: tagged(self.tag)))
+        self.addCleanup(lambda: keeper.freeze_kill(lambda: tagged(self.tag)))
         self.addCleanup(signal.signal, signal.SIGTERM, signal.signal(signal.SIGTERM, _raise_stop))
 
     def child(self):
@@ -175,12 +175,12 @@ class SignalWindowTest(unittest.TestCase):
         child = self.child()
         self.addCleanup(child.kill)
         self.assertTrue(wait_for(lambda: len(tagged(self.tag)) >= 3, 10))
-        real = proctree.freeze_kill
+        real = keeper.freeze_kill
 
         def sigterm_then_sweep(find, **kw):
             os.kill(os.getpid(), signal.SIGTERM)
             return real(find, **kw)
-        with mock.patch.object(proctree, "freeze_kill", sigterm_then_sweep), self.assertRaises(Stop):
+        with mock.patch.object(keeper, "freeze_kill", sigterm_then_sweep), self.assertRaises(Stop):
             child.kill()
         self.assertTrue(self.gone(child.proc.keeper.pid), f"left running: {tagged(self.tag)}")
         self.assertEqual(runner._LIVE, [])

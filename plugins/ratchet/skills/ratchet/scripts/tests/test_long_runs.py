@@ -12,7 +12,7 @@ import unittest
 from unittest import mock
 
 from ratchetlib.measure import heartbeat
-from ratchetlib.io import procs, proctree, runner
+from ratchetlib.io import keeper, procs, runner
 from ratchetlib.verbs import tail
 from tests.util import INIT, RepoTest, TRIAL_PY, alive, cli, git, write
 
@@ -169,7 +169,7 @@ class LauncherTreeTest(RepoTest):
         """The workers and their children still alive (the pids the launcher recorded, plus theirs)."""
         with open(os.path.join(self.repo, "pids.txt")) as f:
             workers = [int(p) for p in f.read().split()]
-        kids = [p for w in workers for p in proctree.descendants(w)]
+        kids = [p for w in workers for p in keeper.descendants(w)]
         return workers, [p for p in workers + kids if alive(p)]
 
     def kill_leftovers(self):

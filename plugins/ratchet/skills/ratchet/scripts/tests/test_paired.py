@@ -8,7 +8,7 @@ import signal
 import subprocess
 from unittest import mock
 
-from ratchetlib.io import gitops, keeper, kept, proctree
+from ratchetlib.io import gitops
 from tests.util import BENCH, INIT, PY, RATCHET, RepoTest, read, write
 
 # Noisy stand-in: the value in value.txt times (1 + N(0, CV)), unseeded.
@@ -115,18 +115,6 @@ class PairedTest(RepoTest):
             self.assertIn("KEEP", self.run_ok("iterate", "--hypothesis", "change"))
         self.assertEqual(len([c for c in spy.call_args_list if c.args[1] == "status"]), 2)
         self.assertEqual(len(self.records()[-1]["trials"] + self.records()[-1]["incumbent_trials"]), 4)
-
-    def test_an_iterate_forks_one_keeper_for_all_its_trials(self):
-        """kept.reuse: the trials of one iterate run one after the other under
-        one keeper (issue 18: a fork of ratchet and its setup, ~2 ms a trial)."""
-        self.start()
-        self.set_value(12)
-        with mock.patch.object(keeper, "fork", wraps=keeper.fork) as forks:
-            self.assertIn("KEEP", self.run_ok("iterate", "--hypothesis", "change"))
-        self.assertEqual(len(self.records()[-1]["trials"] + self.records()[-1]["incumbent_trials"]), 4)
-        self.assertEqual(forks.call_count, 1)
-        kept.collect_released()
-        self.assertEqual(proctree.descendants(os.getpid()), [])  # released when the iterate ended
 
     def test_a_revert_saves_the_measured_patch_without_asking_git_again(self):
         """The swap's patch is the revert's when the tree ends the pairs

@@ -12,7 +12,7 @@ import unittest
 from unittest import mock
 
 from ratchetlib.core.errors import RatchetError
-from ratchetlib.io import kept, leftovers, procs, proctree, runner
+from ratchetlib.io import keeper, kept, leftovers, procs, runner
 from tests.util import TRIAL_PY, alive, slurp, wait_for
 
 PY = sys.executable
@@ -39,25 +39,25 @@ class MarkerScanTest(unittest.TestCase):
         self.assertEqual(procs.find_marked(self.marker, among=[os.getppid()]), [])
 
     def test_the_table_since_a_mark_holds_what_came_after_it_and_only_that(self):
-        forks = proctree.pid_mark()[1]
+        forks = keeper.pid_mark()[1]
         pid = self.p.pid
-        made_after = proctree.table(since=(pid - 1, forks, 0))  # as if the mark was taken just before it
+        made_after = keeper.table(since=(pid - 1, forks, 0))  # as if the mark was taken just before it
         self.assertIn(pid, made_after)
         stat = made_after[pid]  # its stat line: its parent and start time (the rest moves as it runs)
-        self.assertEqual((int(stat[1]), int(stat[19])), (os.getpid(), proctree.start_of(pid)))
-        self.assertNotIn(pid, proctree.table(since=(pid, forks, 0)))  # the mark's own pid and older: not read
+        self.assertEqual((int(stat[1]), int(stat[19])), (os.getpid(), keeper.start_of(pid)))
+        self.assertNotIn(pid, keeper.table(since=(pid, forks, 0)))  # the mark's own pid and older: not read
 
     def test_pids_that_may_have_wrapped_a_whole_lap_mean_every_process_is_read(self):
-        lapped = proctree.table(since=(self.p.pid, proctree.pid_mark()[1] - 10 ** 9, 0))
+        lapped = keeper.table(since=(self.p.pid, keeper.pid_mark()[1] - 10 ** 9, 0))
         self.assertIn(self.p.pid, lapped)
         self.assertIn(os.getpid(), lapped)
 
     def test_a_real_mark_taken_before_a_process_finds_it(self):
-        m = proctree.pid_mark()
+        m = keeper.pid_mark()
         q = subprocess.Popen(["sleep", "30"])
         self.addCleanup(q.wait)
         self.addCleanup(q.kill)
-        self.assertIn(q.pid, proctree.table(since=m))
+        self.assertIn(q.pid, keeper.table(since=m))
 
 
 @unittest.skipUnless(os.path.isdir("/proc"), "needs /proc (Linux)")
@@ -87,7 +87,7 @@ class KeeperForkTest(unittest.TestCase):
         self.assertEqual(os.readlink(f"/proc/{k}/cwd"), folder)
         self.assertEqual(os.getsid(k), k)  # its own session: no terminal signal, no group kill of ratchet reaches it
         prefix = runner.marker_prefix(os.getpid(), runner.pid_start(os.getpid()))
-        self.assertEqual(leftovers.keepers_of(leftovers._records(records, prefix)), {k: proctree.start_of(k)})
+        self.assertEqual(leftovers.keepers_of(leftovers._records(records, prefix)), {k: keeper.start_of(k)})
 
     def test_prctl_through_the_c_core_makes_a_subreaper_without_importing_ctypes(self):
         """keeper._libc_prctl: an orphan of a child is re-parented to the
@@ -141,123 +141,6 @@ class KeeperForkTest(unittest.TestCase):
         self.assertNotIn(first.proc, kept._RELEASED)
         with self.assertRaises(ChildProcessError):
             os.waitpid(k.pid, os.WNOHANG)
-
-@unittest.skipUnless(os.path.isdir("/proc"), "needs /proc (Linux)")
-class KeeperReuseTest(unittest.TestCase):
-    """Within kept.reuse() one keeper runs a thread's trials one after the
-    other (issue 18: a fork of ratchet and its setup once, not once a trial),
-    and each trial still gets its own files, folder, marker and sweep."""
-
-    def setUp(self):
-        self.dir = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, self.dir, True)
-
-    def trial(self, command, cwd=None, timeout=30, name="o", **kw):
-        child = runner.Child(command, cwd or self.dir, os.path.join(self.dir, name), **kw)
-        self.addCleanup(child.kill)
-        return child, child.finish(timeout)
-
-    def test_trials_share_one_keeper_each_with_its_own_outputs_folder_stdin_and_marker(self):
-        other = os.path.join(self.dir, "sub")
-        os.mkdir(other)
-        with open(os.path.join(self.dir, "in"), "w") as f:
-            f.write("fed\n")
-        show = 'pwd; echo "$RATCHET_TRIAL_ID"; cat; echo oops >&2; exit {}'
-        with kept.reuse():
-            a, ra = self.trial(show.format(3), name="a", err_path=os.path.join(self.dir, "a.err"))
-            b, rb = self.trial(show.format(4), cwd=other, name="b", stdin_path=os.path.join(self.dir, "in"))
-            k = a.proc.keeper.pid
-            self.assertEqual(b.proc.keeper.pid, k)
-            self.assertEqual(os.readlink(f"/proc/{k}/fd/1"), os.devnull)  # parked: none of the trials' files held
-        self.assertEqual((ra.exit_code, rb.exit_code), (3, 4))
-        self.assertNotEqual(ra.marker, rb.marker)
-        self.assertEqual(slurp(os.path.join(self.dir, "a")), f"{self.dir}\n{ra.marker}\n")
-        self.assertEqual(slurp(os.path.join(self.dir, "a.err")), "oops\n")
-        self.assertEqual(slurp(os.path.join(self.dir, "b")), f"{other}\n{rb.marker}\nfed\noops\n")
-        kept.collect_released()  # leaving reuse() released it
-        self.assertEqual(a.proc.keeper.returncode, 0)
-
-    def test_the_scope_forks_its_keeper_idle_and_the_first_trial_runs_on_it(self):
-        """Forked as the scope opens (its setup overlaps ratchet's work before
-        the first trial), it runs nothing and holds no folder until told."""
-        with kept.reuse():
-            idle = kept._LOCAL.parked[0].keeper.pid
-            self.assertTrue(wait_for(lambda: os.readlink(f"/proc/{idle}/cwd") == "/"))
-            self.assertEqual(proctree.descendants(idle), [])
-            a, ra = self.trial("pwd")
-            self.assertEqual(a.proc.keeper.pid, idle)
-        self.assertEqual((ra.exit_code, slurp(os.path.join(self.dir, "o"))), (0, self.dir + "\n"))
-
-    def test_outside_reuse_and_on_another_thread_each_trial_forks_its_own_keeper(self):
-        a, _ = self.trial("true")
-        b, _ = self.trial("true")
-        self.assertNotEqual(a.proc.keeper.pid, b.proc.keeper.pid)
-        got = []
-        with kept.reuse():
-            c, _ = self.trial("true")
-            t = threading.Thread(target=lambda: got.append(runner.Child("true", self.dir, os.path.join(self.dir, "t"))))
-            t.start()
-            t.join(30)
-            self.addCleanup(got[0].kill)
-            got[0].finish(30)
-            self.assertNotEqual(got[0].proc.keeper.pid, c.proc.keeper.pid)  # this thread's parked keeper is its own
-
-    def test_a_daemon_of_one_trial_is_swept_before_the_next_runs_under_the_same_keeper(self):
-        with kept.reuse():
-            a, ra = self.trial(f"setsid {PY} -c 'import time; time.sleep(300)' & echo $! > {self.dir}/pid")
-            daemon = int(slurp(os.path.join(self.dir, "pid")))
-            self.assertFalse(alive(daemon))
-            self.assertEqual(ra.survivors, ())
-            b, rb = self.trial("exit 5")
-            self.assertEqual((b.proc.keeper.pid, rb.exit_code, rb.survivors), (a.proc.keeper.pid, 5, ()))
-
-    def test_after_a_timeout_the_next_trial_gets_its_own_exit_code(self):
-        """The killed trial's `exit` line is never read; the next trial's is."""
-        with kept.reuse():
-            a, ra = self.trial("sleep 30", timeout=0.3)
-            b, rb = self.trial("exit 7")
-        self.assertTrue(ra.timed_out)
-        self.assertEqual((b.proc.keeper.pid, rb.exit_code), (a.proc.keeper.pid, 7))
-
-    def test_a_trial_that_kills_its_keeper_leaves_the_next_one_a_new_keeper(self):
-        with kept.reuse():
-            a, _ = self.trial("sleep 0.1; kill -9 $PPID; sleep 0.2")
-            b, rb = self.trial("echo fine")
-        self.assertNotEqual(b.proc.keeper.pid, a.proc.keeper.pid)
-        self.assertEqual((rb.exit_code, slurp(os.path.join(self.dir, "o"))), (0, "fine\n"))
-
-    def test_a_trial_that_kills_its_keeper_never_sweeps_a_parked_one(self):
-        """Its orphans come to ratchet, and so are swept among ratchet's
-        children made since it started: a keeper parked meanwhile is one."""
-        with kept.reuse():
-            kept.take().release()  # the scope's idle keeper: not this test's
-            x = runner.Child("sleep 0.3; kill -9 $PPID; sleep 0.3", self.dir, os.path.join(self.dir, "x"))
-            self.addCleanup(x.kill)
-            y, _ = self.trial("true", name="y")
-            parked = y.proc.keeper
-            self.assertIs(kept.take(), y.proc)
-            y.proc.park()
-            rx = x.finish(30)
-            self.assertEqual(rx.survivors, ())
-            self.assertIsNone(parked.poll())  # still alive, still parked
-            self.assertIs(kept.take(), y.proc)
-
-    def test_a_parked_keeper_whose_ratchet_died_exits_at_once(self):
-        """No tree is left to hold for the next command: no grace period."""
-        with kept.reuse():
-            a, _ = self.trial("true")
-            k = a.proc.keeper
-            os.close(a.proc._control)  # what ratchet's death does to the control pipe
-            a.proc._control = -1
-            t = time.monotonic()
-            k.wait(10)
-            self.assertLess(time.monotonic() - t, proctree_grace() / 3)
-
-
-def proctree_grace():
-    from ratchetlib.io import keeper
-    return keeper.GRACE_SECONDS
-
 
 class RunTest(unittest.TestCase):
     def setUp(self):

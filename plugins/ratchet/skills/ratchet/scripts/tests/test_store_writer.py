@@ -51,7 +51,6 @@ ELSEWHERE = {  # "module:function" -> where its writes go (never .ratchet/)
     "io/swapfiles.py:write_side": "the working tree (a paired side's files written back)",
     "io/swapfiles.py:clear_temps": "the working tree (a killed swap write's temporary file)",
     "io/swapfiles.py:_write": "the working tree (one file of a paired side, through a rename)",
-    "io/keeper.py:_let_go": "/dev/null (a keeper lets go of a finished trial's files)",
     "io/harness.py:_remove": "the working tree (a protected path put back)",
     "io/harness.py:_prune": "the working tree (a protected path put back)",
     "io/harness.py:restore": "the working tree (a protected path put back)",

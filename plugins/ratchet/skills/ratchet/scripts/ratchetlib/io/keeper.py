@@ -9,12 +9,10 @@ small process between ratchet and the trial keeps it provable: the keeper is
 the subreaper of the trial's tree, so every process the trial starts
 (double-forked, setsid, env-cleared, re-forking) stays its descendant, and it
 outlives ratchet because it sits in its own session (no terminal signal, no
-process-group kill of ratchet reaches it). This is how CI runners contain a
-job; a PID namespace (unshare) or a cgroup would do it in the kernel, but an
-unprivileged user namespace is refused on many distributions (AppArmor,
-sysctl) and changes what the benchmark sees (uids, /proc, pids), and a cgroup
-is delegated to users only under a systemd user session, so neither is
-something every user's machine offers.
+process-group kill of ratchet reaches it), as CI runners contain a job. A
+PID namespace would do it in the kernel, but an unprivileged user namespace
+is refused on many distributions and changes what the benchmark sees; a
+cgroup is delegated to users only under a systemd user session.
 
 Protocol (runner.Child is the other side). `fork` starts the keeper as a
 fork of ratchet itself, never exec'd: no interpreter start and no imports, so
@@ -30,34 +28,23 @@ with RATCHET_TRIAL_ID=MARKER added to the environment (the keeper's own
 environment does not carry it, so a marker sweep never freezes the keeper),
 writes `pid PID START` then, when the shell exits, `exit CODE` (Popen's
 convention: -N for signal N) to the status pipe, and reaps every orphan
-re-parented to it; once the shell is reaped it holds none of the trial's
-files. The control pipe's write end only ratchet holds, and carries lines:
-`done` means ratchet swept the tree, and the keeper exits at once, sweeping
-nothing (ratchet alone decides what survived); `run JOB` (JSON: marker,
-command, env, cwd, stdio paths), sent once ratchet has swept the last tree
-and found nothing left, starts the next command the same way (`pid`, then
-`exit`), so the trials of one measurement share one keeper (kept.reuse: a
-fork and its setup, ~2 ms, once instead of once a trial; issue 18); a shell
-not yet gone makes it answer `error busy`. EOF without `done` means ratchet
-died: the keeper leaves the tree running for GRACE_SECONDS so the next
-ratchet command can end it and say what it ended (it finds the keeper
-through the trial's record, `.ratchet/procs/`, and the tree by its marker),
-then ends it itself; with no tree left (a keeper waiting for its next
-command) it exits at once.
+re-parented to it. Only ratchet holds the control pipe: `done` then EOF
+means ratchet swept the tree, and the keeper exits, sweeping nothing
+(ratchet alone judges what survived); EOF alone means ratchet died: the
+keeper leaves the tree for GRACE_SECONDS to the next command (which finds it
+by the trial's record, `.ratchet/procs/`, and its marker), then ends it.
 
-A keeper ratchet died on sweeps its own tree (proctree.freeze_kill).
-Standard library only, no import of the rest of ratchetlib but proctree;
-`_signal` (plain int constants), not `signal`.
+The sweep (`freeze_kill`, shared with runner) SIGSTOPs every process found,
+rescans until nothing new appears, then SIGKILLs them all: a stopped process
+cannot fork, so a re-forking daemon cannot outrun it. Standard library only,
+no import of the rest of ratchetlib; `_signal`, not `signal`.
 """
 
 import fcntl
-import json
 import os
 import select
 import sys
 import time
-
-from .proctree import freeze_kill, reap, start_of, walk
 
 try:
     import _signal as signal  # CPython: what `signal` wraps, without its enums
@@ -86,19 +73,209 @@ def become_subreaper() -> bool:
 
 
 def _libc_prctl():
-    """libc's prctl as a callable, through `_ctypes`, the C module ctypes
-    wraps: ctypes itself takes ~3 ms to import, its C core ~0.6 (issue 18).
-    A function pointer's result is a C int unless told otherwise, and its
-    arguments Python ints passed as C ints, what ctypes.CDLL gives too."""
+    """libc's prctl through `_ctypes`, the C core ctypes wraps (~0.6 ms to
+    import against ctypes' ~3; issue 18): a C int result, ints passed as C ints."""
     try:
         import _ctypes
-    except ImportError:  # an interpreter without it: ctypes' own error says why
+    except ImportError:  # an interpreter without it
         import ctypes
         return ctypes.CDLL(None, use_errno=True).prctl
+    function = type("_CFunction", (_ctypes.CFuncPtr,), {"_flags_": _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO})
+    return function(_ctypes.dlsym(_ctypes.dlopen(None, os.RTLD_NOW), "prctl"))
 
-    class _CFunction(_ctypes.CFuncPtr):
-        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
-    return _CFunction(_ctypes.dlsym(_ctypes.dlopen(None, os.RTLD_NOW), "prctl"))
+
+# --- /proc ------------------------------------------------------------------
+
+def stat_fields(pid) -> list:
+    """/proc/PID/stat after the command name: [state, ppid, pgrp, session, tty_nr, ...]; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def start_of(pid) -> int:
+    """The kernel start time (clock ticks after boot) of `pid`, None if gone."""
+    stat = stat_fields(pid)
+    try:
+        return int(stat[19]) if stat else None
+    except (IndexError, ValueError):
+        return None
+
+
+def pid_mark() -> tuple | None:
+    """(last pid handed out, tasks forked since boot, live tasks: threads too hold pids); None off Linux."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            fields = f.read().split()
+        with open("/proc/stat", "rb") as f:
+            forks = next(int(line.split()[1]) for line in f if line.startswith(b"processes "))
+        return int(fields[4]), forks, int(fields[3].split(b"/")[1])
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+
+
+_PID_MAX = []
+
+
+def table(since: tuple | None = None) -> dict:
+    """{pid: stat fields} of every process now (empty off Linux); with `since` (a `pid_mark()`), of
+    those made after it only: pids are handed out in order, wrapping at pid_max, so theirs come after
+    its pid, up to the last one (issue 18: a sweep reads its trial's few, not a desktop's hundreds).
+    Should the pids since (forks, and live tasks' pids skipped) reach half a lap, all are read."""
+    try:
+        names = [int(n) for n in os.listdir("/proc") if n.isdigit()]
+    except OSError:
+        return {}
+    now = pid_mark() if since else None
+    if now is not None:
+        (first, forks0, _), (last, forks, tasks) = since, now
+        if not _PID_MAX:
+            with open("/proc/sys/kernel/pid_max", "rb") as f:
+                _PID_MAX.append(int(f.read()))
+        if forks - forks0 + tasks < _PID_MAX[0] // 2:
+            names = [p for p in names if (first < p <= last if first <= last else p > first or p <= last)]
+    out = {}
+    for pid in names:
+        stat = stat_fields(pid)
+        if stat and len(stat) > 19:
+            out[pid] = stat
+    return out
+
+
+def descendants(root: int, procs: dict = None) -> list:
+    """Pids of every descendant of `root` (zombies included), via parent links."""
+    children = {}
+    for pid, stat in (table() if procs is None else procs).items():
+        children.setdefault(int(stat[1]), []).append(pid)
+    out, todo, seen = [], [root], {root}
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                out.append(child)
+                todo.append(child)
+    return out
+
+
+def walk(root: int):
+    """Yield the descendants of `root`, parents first, from the kernel's
+    per-task children lists (/proc/PID/task/TID/children): reading the tree
+    costs its own size, not a scan of every process, which is what lets a
+    sweep stop a re-forker's current generation before it forks again.
+    Falls back to `descendants` when those lists are missing."""
+    try:
+        os.listdir(f"/proc/{root}/task")
+        if not os.path.exists(f"/proc/{root}/task/{root}/children"):
+            raise OSError
+    except OSError:
+        yield from descendants(root)
+        return
+    todo, seen = [root], {root}
+    while todo:
+        pid = todo.pop()
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                    kids = [int(c) for c in f.read().split()]
+            except (OSError, ValueError):
+                continue
+            for child in kids:
+                if child not in seen:
+                    seen.add(child)
+                    yield child
+                    todo.append(child)
+
+
+# --- the sweep ----------------------------------------------------------------
+
+def _send(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _settled(pid: int, start: int) -> bool:
+    """Stopped, dead, a zombie, or no longer the same process."""
+    stat = stat_fields(pid)
+    return stat is None or stat[0] in (b"T", b"t", b"Z", b"X") or start_of(pid) != start
+
+
+def freeze_kill(find, send=_send, seconds: float = 5.0) -> dict:
+    """Stop, rescan, then kill everything `find()` (an iterable of pids) yields.
+
+    Each pid is SIGSTOPped as `find` yields it (a lazy `find`, such as
+    `walk`, stops a parent before its children are read), with its process
+    group (fork keeps the group, so a re-forker's next generation stops too;
+    never this process's group; a group never spans sessions); after the
+    SIGKILLs, a group none of whose found members survived is killed whole.
+    Each round waits until all found are stopped; only a scan after that
+    which finds nothing new ends the rounds, so nothing of the tree ran
+    during the last scan. Then each gets SIGKILL and this process's own
+    children are reaped. `seconds` bounds the rounds (a process stuck in the
+    kernel never stops). Returns {pid: start time} of every process found."""
+    me, mine, found, groups = os.getpid(), os.getpgrp(), {}, set()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        new = False
+        for pid in find():
+            if pid in found or pid == me:
+                continue
+            send(pid, signal.SIGSTOP)
+            stat = stat_fields(pid)
+            if not stat or len(stat) < 20:
+                continue
+            found[pid], new = int(stat[19]), True
+            group = int(stat[2])
+            if group not in groups and group not in (mine, 0, 1):
+                groups.add(group)
+                send(-group, signal.SIGSTOP)
+        if not new:
+            break
+        while time.monotonic() < end and not all(_settled(p, s) for p, s in found.items()):
+            time.sleep(0.001)
+    for pid, start in found.items():
+        if start_of(pid) == start:
+            send(pid, signal.SIGKILL)
+    _until(lambda: not living(found), 1.0)
+    left = {int(stat_fields(p)[2]) for p in living(found) if stat_fields(p)}
+    for group in groups - left:  # stopped members never seen (a re-forker's next pid) keep the group, and die with it
+        send(-group, signal.SIGKILL)
+    reap()
+    return found
+
+
+def living(found: dict) -> list:
+    """The processes of `found` ({pid: start}) still running: not zombies, same start time."""
+    out = []
+    for pid, start in found.items():
+        stat = stat_fields(pid)
+        if stat and len(stat) > 19 and stat[0] not in (b"Z", b"X") and int(stat[19]) == start:
+            out.append(pid)
+    return out
+
+
+def _until(pred, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while not pred() and time.monotonic() < end:
+        time.sleep(0.002)
+
+
+def reap() -> None:
+    """Collect every exited child of this process (orphans re-parented to it)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 # --- the keeper process ----------------------------------------------------------
@@ -110,12 +287,9 @@ def _write(fd: int, line: str) -> None:
         pass
 
 
-def fork(marker: str | None, command: str | None, env: dict, cwd: str, stdio: tuple, opener=None) -> tuple:
+def fork(marker: str, command: str, env: dict, cwd: str, stdio: tuple) -> tuple:
     """Start the keeper of `command` (see the module doc): (pid, status read
-    end, control write end); `stdio`: the trial's (stdin, stdout, stderr) fds;
-    `opener(path)`: a file object, how the keeper opens a later command's
-    stdout and stderr (`run`; store_files.capture, the one writer of the
-    files under .ratchet/); without one it answers `run` with an error."""
+    end, control write end); `stdio`: the trial's (stdin, stdout, stderr) fds."""
     status_r, status_w = os.pipe()
     control_r, control_w = os.pipe()
     handled = [s for s in signal.valid_signals() if callable(signal.getsignal(s))]
@@ -126,7 +300,7 @@ def fork(marker: str | None, command: str | None, env: dict, cwd: str, stdio: tu
         if pid == 0:
             code = 70
             try:
-                code = _child((marker, command, env, opener), cwd, stdio, status_w, control_r, handled, mask)
+                code = _child(marker, command, env, cwd, stdio, status_w, control_r, handled, mask)
             finally:
                 os._exit(code)
     finally:
@@ -139,7 +313,7 @@ def fork(marker: str | None, command: str | None, env: dict, cwd: str, stdio: tu
     return pid, status_r, control_w
 
 
-def _child(job, cwd, stdio, status_w, control_r, handled, mask) -> int:
+def _child(marker, command, env, cwd, stdio, status_w, control_r, handled, mask) -> int:
     """The forked keeper, up to `serve`: what an exec would have done for it."""
     for s in handled:  # ignored first: a signal pending since the fork is dropped, not delivered
         signal.signal(s, signal.SIG_IGN)
@@ -158,8 +332,7 @@ def _child(job, cwd, stdio, status_w, control_r, handled, mask) -> int:
     status, control = high[3:]
     _close_all_but((0, 1, 2, status, control))  # ratchet's descriptors, the repository lock among them
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    marker, command, env, opener = job
-    return serve(marker, status, control, command, env, opener)
+    return serve(marker, status, control, command, env)
 
 
 def _close_all_but(keep: tuple) -> None:
@@ -175,8 +348,8 @@ def _close_all_but(keep: tuple) -> None:
                 pass
 
 
-def serve(marker: str, status_fd: int, control_fd: int, command: str, env: dict, opener=None) -> int:
-    """The keeper's life, from the first shell's start to its own exit (module doc)."""
+def serve(marker: str, status_fd: int, control_fd: int, command: str, env: dict) -> int:
+    """The keeper's life, from the shell's start to its own exit (module doc)."""
     for fd in (status_fd, control_fd):
         os.set_inheritable(fd, False)  # the trial must not forge the status or hold the control pipe
     become_subreaper()
@@ -184,101 +357,44 @@ def serve(marker: str, status_fd: int, control_fd: int, command: str, env: dict,
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    shell = None if command is None else _spawn(status_fd, marker, command, env)  # None: forked idle, for a `run`
-    buf, done, parent_gone = b"", False, None
+    env = {**env, MARKER: marker}
+    shell = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", command], env, setsid=True,
+                           setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD))
+    _write(status_fd, f"pid {shell} {start_of(shell) or 0}")
+    done = parent_gone = None
     while True:
-        shell = _reap(status_fd, shell)
+        while True:  # reap: the shell (its status goes to ratchet) and any orphan
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if pid == shell:
+                _write(status_fd, f"exit {os.waitstatus_to_exitcode(status)}")
         if done:
             break
-        if parent_gone is not None and (time.monotonic() - parent_gone >= GRACE_SECONDS
-                                        or (shell is None and next(walk(os.getpid()), None) is None)):
-            break  # ratchet is gone: after the grace, or at once when nothing of a trial is left to keep
+        if parent_gone is not None and time.monotonic() - parent_gone >= GRACE_SECONDS:
+            break
         wait = None if parent_gone is None else max(0.0, GRACE_SECONDS - (time.monotonic() - parent_gone))
         ready, _, _ = select.select([wake_r] + ([] if parent_gone else [control_fd]), [], [], wait)
         if wake_r in ready:
             os.read(wake_r, 4096)
         if control_fd in ready:
-            data = os.read(control_fd, 1 << 16)
-            if not data:
+            data = os.read(control_fd, 64)
+            if b"done" in data:
+                done = True
+            elif not data:
                 parent_gone = time.monotonic()
-            buf += data
-            while b"\n" in buf and not done:
-                line, buf = buf.split(b"\n", 1)
-                if line == b"done":
-                    done = True
-                elif line.startswith(b"run "):
-                    shell = _run_next(status_fd, _reap(status_fd, shell), line[4:], opener)
     if not done:  # ratchet died and nobody came within the grace: end the tree here
         freeze_kill(lambda: walk(os.getpid()))
     # After `done` the keeper sweeps nothing: ratchet swept the tree and judged
     # what survived (UNCLEAN). A second sweep from here would hide a survivor
     # from that verdict; whatever is left is re-parented to ratchet, its subreaper.
-    if not os.path.isdir("/proc") and shell is not None:  # no parent links to follow (macOS): the trial's process group at least
+    if not os.path.isdir("/proc"):  # no parent links to follow (macOS): the trial's process group at least
         try:
             os.killpg(shell, signal.SIGKILL)
         except OSError:
             pass
         reap()
     return 0
-
-
-def _spawn(status_fd: int, marker: str, command: str, env: dict) -> int:
-    """Start `command` through /bin/sh in a new session, the marker added to
-    its environment only; tell ratchet `pid PID START`."""
-    shell = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", command], {**env, MARKER: marker}, setsid=True,
-                           setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD))
-    _write(status_fd, f"pid {shell} {start_of(shell) or 0}")
-    return shell
-
-
-def _reap(status_fd: int, shell: int | None) -> int | None:
-    """Collect every exited child (the shell, whose status goes to ratchet as
-    `exit CODE`, and any orphan); the shell's pid while it runs, None after.
-    A shell gone lets go of the trial's files: a keeper kept for the next
-    trial holds none of this one's outputs."""
-    ended = []
-    reap(lambda pid, status: ended.append(status) if pid == shell else None)
-    if ended:
-        _let_go()  # first: ratchet, told the exit, finds the trial's files let go
-        _write(status_fd, f"exit {os.waitstatus_to_exitcode(ended[0])}")
-        shell = None
-    return shell
-
-
-def _run_next(status_fd: int, shell: int | None, job: bytes, opener) -> int | None:
-    """`run JOB` (JSON: marker, command, env, cwd, stdio paths): the next
-    command, once the last one's shell is reaped; otherwise (it survived
-    ratchet's sweep) `error busy`, and ratchet forks another keeper."""
-    if shell is not None:
-        _write(status_fd, "error busy")
-        return shell
-    try:
-        job = json.loads(job)
-        os.chdir(job["cwd"])
-        _stdio(*job["stdio"], opener)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        _write(status_fd, f"error {e}")
-        return None
-    return _spawn(status_fd, job["marker"], job["command"], job["env"])
-
-
-def _stdio(stdin: str | None, out: str, err: str | None, opener) -> None:
-    """Make the keeper's 0-2 (what the shell inherits) these files: stdin
-    read, out and err opened by `opener` (err None: out)."""
-    files = [open(stdin or os.devnull, "rb"), opener(out)]
-    files.append(opener(err) if err else files[1])
-    try:
-        for target, f in enumerate(files):
-            os.dup2(f.fileno(), target)
-    finally:
-        for f in files:
-            f.close()
-
-
-def _let_go() -> None:
-    """The keeper's 0-2 on /dev/null: it holds none of a finished trial's files."""
-    fd = os.open(os.devnull, os.O_RDWR)
-    for target in (0, 1, 2):
-        os.dup2(fd, target)
-    if fd > 2:
-        os.close(fd)

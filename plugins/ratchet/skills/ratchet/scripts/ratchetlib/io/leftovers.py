@@ -2,7 +2,7 @@
 
 The next command, taking over the dead command's lock (pid, kernel start
 time), calls `sweep`. What is provably the dead command's, and killed
-(frozen first, proctree.freeze_kill, so nothing re-forks out of reach):
+(frozen first, keeper.freeze_kill, so nothing re-forks out of reach):
   - its keepers (each named, pid and start time, by its trial's record in
     `.ratchet/procs/`, FORMATS.md) and everything below them: each keeper is
     the subreaper of its trial, so
@@ -27,7 +27,7 @@ import json
 import os
 import signal
 
-from . import procs, proctree, runner, store_files
+from . import keeper, procs, runner, store_files
 
 
 def sweep(pid: int, start, record_dir=None) -> tuple:
@@ -41,14 +41,14 @@ def sweep(pid: int, start, record_dir=None) -> tuple:
 
     def find():  # lazily: each is stopped as it comes, the keepers' trees first (the fast walk)
         for k in keepers:
-            yield from proctree.walk(k)
+            yield from keeper.walk(k)
         yield from (p for p in procs.find_marked(prefix, prefix=True) if p not in keepers)
         for rec, _ in records:
             yield from (p for p in _provably(rec) if p not in keepers)
 
-    found = proctree.freeze_kill(find, send=lambda p, s: procs.signal_pid(p, s))
+    found = keeper.freeze_kill(find, send=lambda p, s: procs.signal_pid(p, s))
     for k, s in keepers.items():
-        if proctree.start_of(k) == s:
+        if keeper.start_of(k) == s:
             procs.signal_pid(k, signal.SIGKILL)
     everyone = {**found, **keepers}
     procs.wait_gone(list(everyone))
@@ -97,7 +97,7 @@ def keepers_of(records: list) -> dict:
         pid, start = rec_keeper(rec)
         if isinstance(pid, int) and isinstance(start, int):
             named[pid] = start
-    return {pid: named[pid] for pid in proctree.living(named)}
+    return {pid: named[pid] for pid in keeper.living(named)}
 
 
 QUIET_PASSES = 5  # record scans in a row that find nothing new before the record stage ends
@@ -124,11 +124,11 @@ def _provably(rec: dict):
     seen, quiet = set(), 0
     while quiet < QUIET_PASSES:
         new = False
-        leader_lives = proctree.start_of(leader) == first  # its session is then the trial's; once gone, pids wrap
+        leader_lives = keeper.start_of(leader) == first  # its session is then the trial's; once gone, pids wrap
         for pid in _newest_first():
             if pid in seen:
                 continue
-            stat = proctree.stat_fields(pid)
+            stat = keeper.stat_fields(pid)
             if not stat or len(stat) < 20 or stat[0] in (b"Z", b"X") or int(stat[19]) < first:
                 continue
             if (leader_lives and leader in (int(stat[2]), int(stat[3]))) or (outputs and _writes_to(pid, outputs)):
@@ -169,9 +169,9 @@ def _suspects(rec: dict, exclude: set) -> list:
     first, uid = rec["leader"].get("start"), rec.get("uid")
     if not isinstance(first, int):
         return []
-    table = proctree.table()
+    table = keeper.table()
     adopters = {1, *[p for p in rec.get("ancestors") or [] if isinstance(p, int)]}
-    me = set(procs.ancestors()) | set(proctree.descendants(os.getpid(), table))
+    me = set(procs.ancestors()) | set(keeper.descendants(os.getpid(), table))
     roots = []
     for pid, st in table.items():
         if (int(st[19]) >= first and st[0] not in (b"Z", b"X") and st[4] == b"0" and int(st[1]) in adopters
@@ -179,7 +179,7 @@ def _suspects(rec: dict, exclude: set) -> list:
             roots.append(pid)
     tree = set(roots)
     for pid in roots:
-        tree |= set(proctree.descendants(pid, table))
+        tree |= set(keeper.descendants(pid, table))
     return [i for i in map(procs.process_info, sorted(tree - me - exclude)) if i]
 
 

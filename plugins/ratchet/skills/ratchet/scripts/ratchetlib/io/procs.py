@@ -12,7 +12,7 @@ import select
 import signal
 import time
 
-from . import keeper, proctree
+from . import keeper
 
 MARKER = keeper.MARKER  # the keeper sets it, so it owns the name
 
@@ -37,7 +37,7 @@ def wait_gone(pids, seconds: float = 1.0) -> None:
 
 
 def alive(pid: int) -> bool:
-    stat = proctree.stat_fields(pid)
+    stat = keeper.stat_fields(pid)
     return stat is not None and stat[0] != b"Z"
 
 
@@ -52,7 +52,7 @@ def argv_of(pid: int) -> list:
 
 def process_info(pid: int) -> dict | None:
     """{pid, start, cmd} of a live (non-zombie) process, or None."""
-    stat = proctree.stat_fields(pid)
+    stat = keeper.stat_fields(pid)
     if stat is None or stat[0] == b"Z":
         return None
     try:
@@ -67,7 +67,7 @@ def kill_marked(markers) -> int:
     """Kill every process bearing one of `markers` (a tree whose session
     leader is gone, e.g. after the loop itself was SIGKILLed); how many."""
     markers = [m for m in markers if m]
-    found = proctree.freeze_kill(lambda: [pid for m in markers for pid in find_marked(m)],
+    found = keeper.freeze_kill(lambda: [pid for m in markers for pid in find_marked(m)],
                                send=lambda pid, sig: signal_pid(pid, sig)) if markers else {}
     return len(found)
 
@@ -103,7 +103,7 @@ def find_marked(marker: str, prefix: bool = False, among=None) -> list:
 
 
 def is_zombie(pid: str) -> bool:
-    stat = proctree.stat_fields(pid)
+    stat = keeper.stat_fields(pid)
     return stat is not None and stat[0] == b"Z"
 
 
@@ -112,7 +112,7 @@ def ancestors() -> list:
     out, pid = [], os.getpid()
     while pid > 1 and len(out) < 64:
         out.append(pid)
-        stat = proctree.stat_fields(pid)
+        stat = keeper.stat_fields(pid)
         pid = int(stat[1]) if stat else 0
     return out
 

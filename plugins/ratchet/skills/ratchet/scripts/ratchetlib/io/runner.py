@@ -9,7 +9,7 @@ subreaper, every process the trial starts stays below the keeper however it
 escapes: a launcher's workers in their own session (torchrun, accelerate),
 double-forked daemons, daemons that also cleared their environment. When the
 trial ends, for any reason, the whole tree is frozen then killed
-(proctree.freeze_kill: SIGSTOP everything found, rescan until nothing new
+(keeper.freeze_kill: SIGSTOP everything found, rescan until nothing new
 appears, then SIGKILL), so a daemon that re-forks continuously cannot outrun
 the sweep. Whatever is still alive after that is returned as `survivors`
 (pid, start time, command line). ratchet is a subreaper too, so a trial that
@@ -50,8 +50,7 @@ import subprocess
 import time
 
 from ..core import faults, record
-from ..core.errors import RatchetError
-from . import critical, keeper, kept, procs, proctree, store_files
+from . import critical, keeper, kept, procs, store_files
 from .store_lock import pid_start
 
 _GRACE_SECONDS = 2.0
@@ -107,7 +106,6 @@ def _end_live() -> None:
     to hold its tree for keeper.GRACE_SECONDS after a command that ended."""
     for child in list(_LIVE):
         child.kill()
-    kept.release_parked()
     kept.collect_released()
 
 
@@ -158,31 +156,15 @@ class Child:
         kept.collect_released()
         self.started = time.time()
         self._t0 = time.monotonic()
-        self._mark = proctree.pid_mark()  # before the fork: every process of the trial comes after it
+        self._mark = keeper.pid_mark()  # before the fork: every process of the trial comes after it
         with store_files.capture(self.out_path) as out, \
                 store_files.capture(self.err_path) if self.err_path else contextlib.nullcontext() as err, \
                 open(stdin_path or os.devnull, "rb") as stdin:
-            self.proc = self._on_parked(command, keeper_env, stdin_path)
-            if self.proc is None:
-                pid, status_r, control_w = keeper.fork(self.marker, command, keeper_env, self.cwd,
-                                                       (stdin.fileno(), out.fileno(), (err or out).fileno()),
-                                                       store_files.capture)
-                self.proc = kept.Kept(kept.KeeperProcess(pid), status_r, control_w)
+            pid, status_r, control_w = keeper.fork(self.marker, command, keeper_env, self.cwd,
+                                                   (stdin.fileno(), out.fileno(), (err or out).fileno()))
+        self.proc = kept.Kept(kept.KeeperProcess(pid), status_r, control_w)
         self.record = _write_record(record_dir, self) if record_dir else None
         _LIVE.append(self)
-
-    def _on_parked(self, command: str, keeper_env: dict, stdin_path: str | None) -> kept.Kept | None:
-        """The command started by a keeper this thread parked (kept.reuse),
-        or None: none parked, or it could not (the caller forks one; an
-        error that is the command's own, such as a cwd gone, comes from there)."""
-        parked = kept.take()
-        if parked is None:
-            return None
-        paths = tuple(p and os.path.abspath(p) for p in (stdin_path, self.out_path, self.err_path))
-        try:
-            return parked.run(self.marker, command, keeper_env, os.path.abspath(self.cwd), paths)
-        except RatchetError:
-            return None
 
     def finish(self, timeout: float | None = None, cancel_command: str | None = None,
                cancel_log: str | None = None, progress=None) -> TrialRun:
@@ -200,7 +182,7 @@ class Child:
         try:
             timed_out = not _wait(proc, self._t0, deadline, progress)
             if timed_out:
-                known = {i["pid"]: i["start"] for i in map(procs.process_info, proctree.descendants(proc.pid)) if i}
+                known = {i["pid"]: i["start"] for i in map(procs.process_info, keeper.descendants(proc.pid)) if i}
                 for pid in known:
                     procs.signal_pid(pid, signal.SIGTERM)
                 procs.signal_group(proc.pid, signal.SIGTERM)
@@ -216,9 +198,8 @@ class Child:
         finally:
             if progress is not None:
                 progress.done()
-        code = None if timed_out else proc.returncode  # before the kill: a parked keeper (kept.reuse) runs the next command
         survivors = self.kill(known)
-        return TrialRun(code, time.monotonic() - self._t0, timed_out,
+        return TrialRun(None if timed_out else proc.returncode, time.monotonic() - self._t0, timed_out,
                         self.started, tuple(survivors), self.marker, cancel)
 
     def kill(self, known: dict | None = None) -> list:
@@ -228,13 +209,11 @@ class Child:
         known, keeper_pid = dict(known or {}), self.proc.keeper.pid
         with critical.deferred():  # cut short, it would leave the tree stopped, not killed, and the keeper waiting
             try:
-                found = proctree.freeze_kill(lambda: self._tree(known), send=lambda pid, sig: procs.signal_pid(pid, sig))
+                found = keeper.freeze_kill(lambda: self._tree(known), send=lambda pid, sig: procs.signal_pid(pid, sig))
                 procs.wait_gone(list(found))
-                survivors = [i for i in map(procs.process_info, sorted(found)) if i and i["start"] == found[i["pid"]]
-                             and i["pid"] != keeper_pid]
-                if survivors or not self.proc.park():  # a keeper with a survivor below it never runs another trial
-                    self.proc.release(collect=False)
-                return survivors
+                self.proc.release(collect=False)
+                return [i for i in map(procs.process_info, sorted(found)) if i and i["start"] == found[i["pid"]]
+                        and i["pid"] != keeper_pid]
             finally:
                 if self in _LIVE:
                     _LIVE.remove(self)
@@ -242,22 +221,22 @@ class Child:
                     _remove(self.record)
 
     def _tree(self, known: dict):
-        """Every process of this child's now, lazily (proctree.freeze_kill stops
+        """Every process of this child's now, lazily (keeper.freeze_kill stops
         each as it comes): under its keeper first (the fast walk), then what
         bears its marker or was seen in its tree earlier."""
         k, lost = self.proc.keeper.pid, self.proc.keeper.poll() is not None
         if not lost:  # unreaped until the next poll, so its pid names no other process meanwhile
-            yield from proctree.walk(k)
-        table = proctree.table(since=self._mark)  # what was made since the keeper: all a trial can be
-        yield from proctree.descendants(self.proc.pid, table)
+            yield from keeper.walk(k)
+        table = keeper.table(since=self._mark)  # what was made since the keeper: all a trial can be
+        yield from keeper.descendants(self.proc.pid, table)
         yield from (p for p, s in known.items() if p in table and int(table[p][19]) == s)
         yield from procs.find_marked(self.marker, among=[p for p, s in table.items() if int(s[19]) >= self.proc.start])
-        if lost:  # the trial killed its keeper: its orphans came to ratchet (a parked keeper is none of them)
-            others = kept.parked_keepers()
+        if lost:  # the trial killed its keeper: its orphans came to ratchet
+            others = set()
             for c in _LIVE:
                 if c is not self and c.proc.keeper.poll() is None:
-                    others |= {c.proc.keeper.pid, *proctree.descendants(c.proc.keeper.pid, table)}
-            yield from (p for p in proctree.descendants(os.getpid(), table) if p not in others and p != k)
+                    others |= {c.proc.keeper.pid, *keeper.descendants(c.proc.keeper.pid, table)}
+            yield from (p for p in keeper.descendants(os.getpid(), table) if p not in others and p != k)
 
     def _cancel(self, command: str, log: str | None) -> dict:
         """Run the cancel command with the trial's id; it carries the same
@@ -271,7 +250,7 @@ class Child:
 def _write_record(folder: str, child: Child) -> str | None:
     """The trial's record: what identifies its processes if this command dies."""
     k = child.proc.keeper.pid
-    rec = {"format": RECORD_FORMAT, "marker": child.marker, "keeper": {"pid": k, "start": proctree.start_of(k)},
+    rec = {"format": RECORD_FORMAT, "marker": child.marker, "keeper": {"pid": k, "start": keeper.start_of(k)},
            "leader": {"pid": child.proc.pid, "start": child.proc.start}, "cwd": os.path.abspath(child.cwd),
            "outputs": [os.path.abspath(p) for p in (child.out_path, child.err_path) if p], "uid": os.getuid(),
            "ancestors": procs.ancestors()}

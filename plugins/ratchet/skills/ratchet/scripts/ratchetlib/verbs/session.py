@@ -10,7 +10,7 @@ from ..core import config as configmod
 from ..core import record
 from ..core import constraints, decision, faults, pareto, sourcespec, state
 from ..core.errors import UsageError
-from ..io import executor, kept, unclean, githistory, gitpatch, carry, fresh, gitguard, gitops, harness, seal, workspace
+from ..io import executor, unclean, githistory, gitpatch, carry, fresh, gitguard, gitops, harness, seal, workspace
 from ..io.store import Store, atomic_write, now_iso
 from ..io.store_lock import Lock
 from ..learn import learning
@@ -132,8 +132,7 @@ def baseline(cwd: str) -> tuple:
         calibrate = run.config.decision == "paired"
         count = max(run.config.trials, run.config.calibration_runs) if calibrate else run.config.trials
         win = harness.window(run.repo, run.store.root)
-        with kept.reuse():  # one keeper for all the trials (issue 18)
-            trials = strategy.batch(run, cur, count, paired.seed_env(run.config, 0, 1) if calibrate else None, own=None)
+        trials = strategy.batch(run, cur, count, paired.seed_env(run.config, 0, 1) if calibrate else None, own=None)
         bad = decision.failed_trial(trials)
         if bad is not None:
             run.store.clear_current()
@@ -243,7 +242,6 @@ def check(run: workspace.Run) -> tuple:
     return cand, v, extra
 
 
-@kept.reuse()  # all its trials, the tail's re-measure too, under one keeper (issue 18)
 def _decide(run: workspace.Run, cur: dict, run_trials: bool) -> dict:
     """Judge the candidate in the tree (measuring it first when `run_trials`),
     then the one tail."""
@@ -274,8 +272,7 @@ def verify(cwd: str, pairs: int | None = None) -> tuple:
         cur = run.store.read_current()
         if cur and cur.get("phase") == "measuring" and cur.get("trials"):
             raise UsageError("an iteration is being measured (run-trial); decide it first")
-        with kept.reuse():
-            verified = recheck.remeasure(run, pairs)
+        verified = recheck.remeasure(run, pairs)
         if verified:
             run.save(state.with_verified(run.state, verified, run.config))  # a --threshold it confirms stops
             finish.holdout_at_stop(run)
