@@ -90,10 +90,10 @@ class KeeperForkTest(unittest.TestCase):
         self.assertEqual(leftovers.keepers_of(leftovers._records(records, prefix)), {k: keeper.start_of(k)})
 
     def test_prctl_through_the_c_core_makes_a_subreaper_without_importing_ctypes(self):
-        """keeper._libc_prctl: an orphan of a child is re-parented to the
+        """subreaper._libc_prctl: an orphan of a child is re-parented to the
         process that called it (issue 18: ctypes costs ~3 ms to import)."""
-        code = ("import os, sys; from ratchetlib.io import keeper\n"
-                "assert keeper.become_subreaper()\n"
+        code = ("import os, sys; from ratchetlib.io import subreaper\n"
+                "assert subreaper.become_subreaper()\n"
                 "r, w = os.pipe()\n"
                 "if os.fork() == 0:\n"
                 "    if os.fork() == 0:\n"

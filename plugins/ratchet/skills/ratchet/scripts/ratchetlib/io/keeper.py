@@ -9,10 +9,12 @@ small process between ratchet and the trial keeps it provable: the keeper is
 the subreaper of the trial's tree, so every process the trial starts
 (double-forked, setsid, env-cleared, re-forking) stays its descendant, and it
 outlives ratchet because it sits in its own session (no terminal signal, no
-process-group kill of ratchet reaches it), as CI runners contain a job. A
-PID namespace would do it in the kernel, but an unprivileged user namespace
-is refused on many distributions and changes what the benchmark sees; a
-cgroup is delegated to users only under a systemd user session.
+process-group kill of ratchet reaches it). This is how CI runners contain a
+job; a PID namespace (unshare) or a cgroup would do it in the kernel, but an
+unprivileged user namespace is refused on many distributions (AppArmor,
+sysctl) and changes what the benchmark sees (uids, /proc, pids), and a cgroup
+is delegated to users only under a systemd user session, so neither is
+something every user's machine offers.
 
 Protocol (runner.Child is the other side). `fork` starts the keeper as a
 fork of ratchet itself, never exec'd: no interpreter start and no imports, so
@@ -28,23 +30,28 @@ with RATCHET_TRIAL_ID=MARKER added to the environment (the keeper's own
 environment does not carry it, so a marker sweep never freezes the keeper),
 writes `pid PID START` then, when the shell exits, `exit CODE` (Popen's
 convention: -N for signal N) to the status pipe, and reaps every orphan
-re-parented to it. Only ratchet holds the control pipe: `done` then EOF
-means ratchet swept the tree, and the keeper exits, sweeping nothing
-(ratchet alone judges what survived); EOF alone means ratchet died: the
-keeper leaves the tree for GRACE_SECONDS to the next command (which finds it
-by the trial's record, `.ratchet/procs/`, and its marker), then ends it.
+re-parented to it. The control pipe's write end only ratchet holds: `done`
+then EOF means ratchet swept the tree, and the keeper exits at once,
+sweeping nothing (ratchet alone decides what survived); EOF without `done`
+means ratchet died, and the keeper leaves the tree running for GRACE_SECONDS
+so the next ratchet command can end it and say what it ended (it finds the
+keeper through the trial's record, `.ratchet/procs/`, and the tree by its
+marker), then ends it itself.
 
-The sweep (`freeze_kill`, shared with runner) SIGSTOPs every process found,
-rescans until nothing new appears, then SIGKILLs them all: a stopped process
-cannot fork, so a re-forking daemon cannot outrun it. Standard library only,
-no import of the rest of ratchetlib; `_signal`, not `signal`.
+The sweep (`freeze_kill`) is shared with runner: SIGSTOP every process found,
+wait until each is stopped, scan again, repeat until a scan finds nothing new,
+then SIGKILL them all. A stopped process cannot fork, so a daemon that
+re-forks continuously cannot outrun it. Standard library only, no import of
+the rest of ratchetlib but subreaper.py (itself so); `_signal` (plain int
+constants), not `signal`.
 """
 
 import fcntl
 import os
 import select
-import sys
 import time
+
+from .subreaper import become_subreaper
 
 try:
     import _signal as signal  # CPython: what `signal` wraps, without its enums
@@ -53,35 +60,6 @@ except ImportError:  # another interpreter
 
 MARKER = "RATCHET_TRIAL_ID"
 GRACE_SECONDS = 30.0
-PR_SET_CHILD_SUBREAPER = 36
-
-
-_PRCTL = []  # libc's prctl, looked up once in ratchet: a forked keeper only calls it (no dlopen after a fork)
-
-
-def become_subreaper() -> bool:
-    """Make this process the child subreaper of its descendants (Linux only;
-    fork does not pass it on, so each keeper sets it for itself)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        if not _PRCTL:
-            _PRCTL.append(_libc_prctl())
-        return _PRCTL[0](PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def _libc_prctl():
-    """libc's prctl through `_ctypes`, the C core ctypes wraps (~0.6 ms to
-    import against ctypes' ~3; issue 18): a C int result, ints passed as C ints."""
-    try:
-        import _ctypes
-    except ImportError:  # an interpreter without it
-        import ctypes
-        return ctypes.CDLL(None, use_errno=True).prctl
-    function = type("_CFunction", (_ctypes.CFuncPtr,), {"_flags_": _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO})
-    return function(_ctypes.dlsym(_ctypes.dlopen(None, os.RTLD_NOW), "prctl"))
 
 
 # --- /proc ------------------------------------------------------------------
@@ -210,16 +188,21 @@ def _settled(pid: int, start: int) -> bool:
 def freeze_kill(find, send=_send, seconds: float = 5.0) -> dict:
     """Stop, rescan, then kill everything `find()` (an iterable of pids) yields.
 
-    Each pid is SIGSTOPped as `find` yields it (a lazy `find`, such as
-    `walk`, stops a parent before its children are read), with its process
-    group (fork keeps the group, so a re-forker's next generation stops too;
-    never this process's group; a group never spans sessions); after the
-    SIGKILLs, a group none of whose found members survived is killed whole.
-    Each round waits until all found are stopped; only a scan after that
-    which finds nothing new ends the rounds, so nothing of the tree ran
-    during the last scan. Then each gets SIGKILL and this process's own
-    children are reaped. `seconds` bounds the rounds (a process stuck in the
-    kernel never stops). Returns {pid: start time} of every process found."""
+    Each pid is SIGSTOPped the moment `find` yields it (so a lazy `find`,
+    such as `walk`, stops a parent before its children are read), together
+    with its whole process group (fork keeps the group, so a re-forker's
+    next generation is stopped with it even under a pid not seen yet; never
+    this process's own group; only groups of processes found, so only the
+    trial's: a group never spans sessions). After the SIGKILLs, a group none
+    of whose found members survived is killed whole, so a member stopped but
+    never seen dies too. Each round then waits until all found so far
+    are stopped; only a scan made after that which finds nothing new ends the
+    rounds, so no process of the tree was running when the last scan ran and
+    none can have forked since. Then every one gets SIGKILL (a stopped process
+    dies of it) and this process's own children among them are reaped.
+    `seconds` bounds the rounds (a process stuck in the kernel never stops).
+    Returns {pid: start time} of every process found.
+    """
     me, mine, found, groups = os.getpid(), os.getpgrp(), {}, set()
     end = time.monotonic() + seconds
     while time.monotonic() < end:

@@ -50,7 +50,7 @@ import subprocess
 import time
 
 from ..core import faults, record
-from . import critical, keeper, kept, procs, store_files
+from . import critical, keeper, kept, procs, store_files, subreaper
 from .store_lock import pid_start
 
 _GRACE_SECONDS = 2.0
@@ -291,5 +291,5 @@ _SUBREAPER = []
 def _become_subreaper() -> bool:
     """Make this process the child subreaper of its descendants (Linux; once)."""
     if not _SUBREAPER:
-        _SUBREAPER.append(keeper.become_subreaper())
+        _SUBREAPER.append(subreaper.become_subreaper())
     return _SUBREAPER[0]
