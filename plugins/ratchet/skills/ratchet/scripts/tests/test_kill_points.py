@@ -154,6 +154,23 @@ class KillPointTest(RepoTest):
         self.assertIn("iter 1: KEEP", self.run_ok("iterate", "--hypothesis", "bigger"))
         self.invariants()
 
+    def test_sweeping_a_command_killed_while_it_ends_an_earlier_ones_processes(self):
+        """The second kill lands after the first command's keeper is stopped: the lock
+        then names the second command, and the first one's tree is ended all the same."""
+        self.start(*MEAN)
+        self.set_value(12)
+        orphan = os.path.join(self.tmp, "orphan")
+        self.killed("trial", "iterate", "--hypothesis", "bigger", env={"BENCH_ORPHAN": orphan, "BENCH_SLEEP": "300"})
+        wait_for_file(orphan)
+        self.killed("sweeping", "status")
+        self.assertTrue(os.listdir(os.path.join(self.repo, ".ratchet", "procs")), "the first command's record")
+        out = self.next_command("status")
+        self.assertRegex(out, r"killed [23] process\(es\) the killed `ratchet` \(pid \d+\) left running")
+        self.assertFalse(os.path.exists(os.path.join(self.repo, ".ratchet", "procs")))
+        self.invariants(candidate="12\n")
+        self.assertIn("iter 1: KEEP", self.run_ok("iterate", "--hypothesis", "bigger"))
+        self.invariants()
+
     def test_a_leftover_that_survives_the_kill_blocks_trials_until_clean(self):
         from unittest import mock
         from ratchetlib.io import procs

@@ -142,6 +142,29 @@ class KeeperForkTest(unittest.TestCase):
         with self.assertRaises(ChildProcessError):
             os.waitpid(k.pid, os.WNOHANG)
 
+    def test_a_keeper_that_outlived_ratchet_ends_its_tree_then_removes_the_trials_record(self):
+        """A record whose keeper is gone must mean the keeper was killed: only
+        then does the next command look for processes nothing identifies
+        (leftovers: suspects, which block trials). A keeper that ended its tree
+        at the end of its grace removes the record, so a command that comes
+        later finds nothing to suspect."""
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder, True)
+        records = os.path.join(folder, "procs")
+        with mock.patch.object(keeper, "GRACE_SECONDS", 0.3):  # read by the forked keeper
+            child = runner.Child("sleep 30 & setsid sleep 30 & wait", folder, os.path.join(folder, "o"),
+                                 record_dir=records)
+        self.addCleanup(child.kill)
+        k = child.proc.keeper.pid
+        self.assertTrue(wait_for(lambda: len(list(keeper.walk(k))) >= 3, 10), "the tree never came up")
+        tree = list(keeper.walk(k))
+        self.assertEqual(len(os.listdir(records)), 1)
+        os.close(child.proc._control)  # as ratchet's death does: EOF without `done`
+        child.proc._control = -1
+        self.assertTrue(wait_for(lambda: not os.path.exists(records), 10), "the record outlived the keeper's sweep")
+        self.assertEqual([p for p in tree if alive(p)], [])
+        self.assertEqual(child.proc.keeper.wait(10), 0)
+
 class RunTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp()

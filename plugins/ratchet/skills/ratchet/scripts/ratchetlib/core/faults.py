@@ -24,6 +24,7 @@ POINTS = {
     "init-config": "init: the config and state are written, the experiment branch not yet checked out",
     "trial": "a trial's (or the guard's, the holdout's) command is running (runner.run; with --executor, its job "
              "is submitted: executor.py)",
+    "sweeping": "a command ending what a killed command left running has stopped its keepers, not yet killed them",
     "trial-done": "a trial finished and is buffered in current.json; the next one has not started",
     "swap-saved": "paired: the candidate is saved to .ratchet/swap/, the tree not yet swapped",
     "swap-restored": "paired: a swap restored the incumbent's files, the candidate patch not yet re-applied",

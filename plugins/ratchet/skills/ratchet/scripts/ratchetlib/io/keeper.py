@@ -36,7 +36,11 @@ sweeping nothing (ratchet alone decides what survived); EOF without `done`
 means ratchet died, and the keeper leaves the tree running for GRACE_SECONDS
 so the next ratchet command can end it and say what it ended (it finds the
 keeper through the trial's record, `.ratchet/procs/`, and the tree by its
-marker), then ends it itself.
+marker), then ends it itself and, once nothing of it is left, calls
+`forget` (runner: remove that record). A record whose keeper is gone then
+means the keeper was killed, the one case where the next command must look
+for what nothing identifies (io/leftovers: suspects); a keeper that ended
+its tree leaves nothing to suspect.
 
 The sweep (`freeze_kill`) is shared with runner: SIGSTOP every process found,
 wait until each is stopped, scan again, repeat until a scan finds nothing new,
@@ -270,9 +274,10 @@ def _write(fd: int, line: str) -> None:
         pass
 
 
-def fork(marker: str, command: str, env: dict, cwd: str, stdio: tuple) -> tuple:
+def fork(marker: str, command: str, env: dict, cwd: str, stdio: tuple, forget=None) -> tuple:
     """Start the keeper of `command` (see the module doc): (pid, status read
-    end, control write end); `stdio`: the trial's (stdin, stdout, stderr) fds."""
+    end, control write end); `stdio`: the trial's (stdin, stdout, stderr) fds;
+    `forget`: called once the keeper's own sweep left nothing (module doc)."""
     status_r, status_w = os.pipe()
     control_r, control_w = os.pipe()
     handled = [s for s in signal.valid_signals() if callable(signal.getsignal(s))]
@@ -283,7 +288,7 @@ def fork(marker: str, command: str, env: dict, cwd: str, stdio: tuple) -> tuple:
         if pid == 0:
             code = 70
             try:
-                code = _child(marker, command, env, cwd, stdio, status_w, control_r, handled, mask)
+                code = _child(marker, command, env, cwd, stdio, status_w, control_r, handled, mask, forget)
             finally:
                 os._exit(code)
     finally:
@@ -296,7 +301,7 @@ def fork(marker: str, command: str, env: dict, cwd: str, stdio: tuple) -> tuple:
     return pid, status_r, control_w
 
 
-def _child(marker, command, env, cwd, stdio, status_w, control_r, handled, mask) -> int:
+def _child(marker, command, env, cwd, stdio, status_w, control_r, handled, mask, forget) -> int:
     """The forked keeper, up to `serve`: what an exec would have done for it."""
     for s in handled:  # ignored first: a signal pending since the fork is dropped, not delivered
         signal.signal(s, signal.SIG_IGN)
@@ -315,7 +320,7 @@ def _child(marker, command, env, cwd, stdio, status_w, control_r, handled, mask)
     status, control = high[3:]
     _close_all_but((0, 1, 2, status, control))  # ratchet's descriptors, the repository lock among them
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    return serve(marker, status, control, command, env)
+    return serve(marker, status, control, command, env, forget)
 
 
 def _close_all_but(keep: tuple) -> None:
@@ -331,7 +336,7 @@ def _close_all_but(keep: tuple) -> None:
                 pass
 
 
-def serve(marker: str, status_fd: int, control_fd: int, command: str, env: dict) -> int:
+def serve(marker: str, status_fd: int, control_fd: int, command: str, env: dict, forget=None) -> int:
     """The keeper's life, from the shell's start to its own exit (module doc)."""
     for fd in (status_fd, control_fd):
         os.set_inheritable(fd, False)  # the trial must not forge the status or hold the control pipe
@@ -370,7 +375,10 @@ def serve(marker: str, status_fd: int, control_fd: int, command: str, env: dict)
             elif not data:
                 parent_gone = time.monotonic()
     if not done:  # ratchet died and nobody came within the grace: end the tree here
-        freeze_kill(lambda: walk(os.getpid()))
+        found = freeze_kill(lambda: walk(os.getpid()))
+        _until(lambda: reap() or not living(found), 5.0)
+        if forget and not living(found):
+            forget()  # the trial's record: nothing of the tree is left for the next command to look for
     # After `done` the keeper sweeps nothing: ratchet swept the tree and judged
     # what survived (UNCLEAN). A second sweep from here would hide a survivor
     # from that verdict; whatever is left is re-parented to ratchet, its subreaper.

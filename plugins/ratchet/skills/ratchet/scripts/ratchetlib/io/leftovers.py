@@ -1,7 +1,8 @@
 """What a SIGKILLed ratchet command left running: end what is provably its, list the rest.
 
-The next command, taking over the dead command's lock (pid, kernel start
-time), calls `sweep`. What is provably the dead command's, and killed
+The next command calls `sweep` for the command whose lock it took over
+(pid, kernel start time) and for every other whose trial records outlived
+it (`dead_owners`: one killed while it swept an earlier one). What is provably the dead command's, and killed
 (frozen first, keeper.freeze_kill, so nothing re-forks out of reach):
   - its keepers (each named, pid and start time, by its trial's record in
     `.ratchet/procs/`, FORMATS.md) and everything below them: each keeper is
@@ -27,6 +28,7 @@ import json
 import os
 import signal
 
+from ..core import faults
 from . import keeper, procs, runner, store_files
 
 
@@ -38,6 +40,7 @@ def sweep(pid: int, start, record_dir=None) -> tuple:
     keepers = keepers_of(records)
     for k in keepers:
         procs.signal_pid(k, signal.SIGSTOP)  # a keeper past its grace would sweep concurrently
+    faults.point("sweeping")  # a kill here leaves them stopped: the next command's dead_owners finds them
 
     def find():  # lazily: each is stopped as it comes, the keepers' trees first (the fast walk)
         for k in keepers:
@@ -61,6 +64,21 @@ def sweep(pid: int, start, record_dir=None) -> tuple:
             suspects.update((i["pid"], i) for i in _suspects(rec, set(everyone)))
         store_files.remove_record(path)
     return killed, left, [suspects[p] for p in sorted(suspects)]
+
+
+def dead_owners(folder: str) -> list:
+    """(pid, start) of every command with a trial record in `folder` that no
+    longer runs (the record's name begins with its marker prefix, pid.start.)."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    found = {}
+    for name in names:
+        pid, start, *rest = name.split(".") + ["", ""]
+        if pid.isdigit() and start.isdigit() and name.endswith(".json"):
+            found[(int(pid), int(start))] = None
+    return [(p, s) for p, s in found if keeper.start_of(p) != s or not s]
 
 
 def rec_keeper(rec: dict) -> tuple:

@@ -157,13 +157,15 @@ class Child:
         self.started = time.time()
         self._t0 = time.monotonic()
         self._mark = keeper.pid_mark()  # before the fork: every process of the trial comes after it
+        record = os.path.abspath(os.path.join(record_dir, self.marker + ".json")) if record_dir else None
         with store_files.capture(self.out_path) as out, \
                 store_files.capture(self.err_path) if self.err_path else contextlib.nullcontext() as err, \
                 open(stdin_path or os.devnull, "rb") as stdin:
             pid, status_r, control_w = keeper.fork(self.marker, command, keeper_env, self.cwd,
-                                                   (stdin.fileno(), out.fileno(), (err or out).fileno()))
+                                                   (stdin.fileno(), out.fileno(), (err or out).fileno()),
+                                                   record and (lambda: _remove(record)))
         self.proc = kept.Kept(kept.KeeperProcess(pid), status_r, control_w)
-        self.record = _write_record(record_dir, self) if record_dir else None
+        self.record = _write_record(record, self) if record else None
         _LIVE.append(self)
 
     def finish(self, timeout: float | None = None, cancel_command: str | None = None,
@@ -211,6 +213,9 @@ class Child:
             try:
                 found = keeper.freeze_kill(lambda: self._tree(known), send=lambda pid, sig: procs.signal_pid(pid, sig))
                 procs.wait_gone(list(found))
+                if self.record:  # before `done`: a keeper that exited is then never one a record names
+                    _remove(self.record)
+                    self.record = None
                 self.proc.release(collect=False)
                 return [i for i in map(procs.process_info, sorted(found)) if i and i["start"] == found[i["pid"]]
                         and i["pid"] != keeper_pid]
@@ -247,14 +252,13 @@ class Child:
         return {"exit_code": r.exit_code, "seconds": round(r.seconds, 4)}
 
 
-def _write_record(folder: str, child: Child) -> str | None:
-    """The trial's record: what identifies its processes if this command dies."""
+def _write_record(path: str, child: Child) -> str | None:
+    """The trial's record at `path`: what identifies its processes if this command dies."""
     k = child.proc.keeper.pid
     rec = {"format": RECORD_FORMAT, "marker": child.marker, "keeper": {"pid": k, "start": keeper.start_of(k)},
            "leader": {"pid": child.proc.pid, "start": child.proc.start}, "cwd": os.path.abspath(child.cwd),
            "outputs": [os.path.abspath(p) for p in (child.out_path, child.err_path) if p], "uid": os.getuid(),
            "ancestors": procs.ancestors()}
-    path = os.path.join(folder, child.marker + ".json")
     try:
         store_files.write_record(path, rec)
     except OSError:

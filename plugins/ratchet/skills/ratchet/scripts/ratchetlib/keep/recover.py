@@ -9,6 +9,8 @@ on the path that needs them: `status` recovers on every call and nearly
 always finds nothing to do, so it must not load the engine (issue 18)."""
 
 
+import os
+
 from ..core import state
 from ..core.errors import RatchetError, UsageError
 from ..io import seal, store_best, workspace
@@ -91,20 +93,33 @@ def _finish_current(run: workspace.Run, cur: dict, last: list) -> list:
 def _leftover_processes(run: workspace.Run) -> list:
     """A killed command's trial, guard or agent processes run on without it:
     kill them (its keepers, markers and trial records, io/leftovers.py); what
-    survives, or may be its but is not provably so, goes into UNCLEAN."""
+    survives, or may be its but is not provably so, goes into UNCLEAN.
+
+    Every record whose command is dead is swept, not only those of the
+    command whose lock was taken over: a command killed while it swept an
+    earlier one's leaves that one's records behind a lock that now names the
+    second, and its keepers stopped (a stopped keeper never ends its tree)."""
     holder, run.store.taken_over = run.store.taken_over, None
-    if not holder or not isinstance(holder.get("pid"), int):
-        return []
+    held = holder.get("pid") if holder and isinstance(holder.get("pid"), int) else None
+    folder = run.store.path("procs")
+    if held is None and not os.path.isdir(folder):
+        return []  # the common case, without importing the sweep (status: issue 18)
     from ..io import leftovers, unclean
-    killed, left, suspects = leftovers.sweep(holder["pid"], holder.get("pid_start"), run.store.path("procs"))
-    what = f"the killed `{holder.get('verb') or 'ratchet'}` (pid {holder['pid']})"
-    gone = [p for p in killed if p["pid"] not in {q["pid"] for q in left}]
-    notes = [f"killed {len(gone)} process(es) {what} left running"] if gone else []
+    owners = dict.fromkeys([(held, holder.get("pid_start"))] if held is not None else [])
+    owners.update(dict.fromkeys(leftovers.dead_owners(folder)))
+    notes, left, suspects, source = [], [], [], None
+    for pid, start in owners:
+        what = f"the killed `{(holder.get('verb') if pid == held else None) or 'ratchet'}` (pid {pid})"
+        killed, its_left, its_suspects = leftovers.sweep(pid, start, folder)
+        gone = [p for p in killed if p["pid"] not in {q["pid"] for q in its_left}]
+        notes += [f"killed {len(gone)} process(es) {what} left running"] if gone else []
+        if its_left:
+            notes.append(f"{len(its_left)} process(es) {what} left running survived a kill (pid "
+                         f"{', '.join(str(p['pid']) for p in its_left[:5])}); trials are blocked until `ratchet.py clean`")
+        left, suspects = left + its_left, suspects + its_suspects
+        source = source or (what if its_left or its_suspects else None)
     if left or suspects:
-        unclean.write(run.store, f"left by {what}", left, suspects)
-    if left:
-        notes.append(f"{len(left)} process(es) {what} left running survived a kill (pid "
-                     f"{', '.join(str(p['pid']) for p in left[:5])}); trials are blocked until `ratchet.py clean`")
+        unclean.write(run.store, f"left by {source}", left, suspects)
     if suspects:
         notes.append(unclean.suspects_line(suspects))
     return notes
