@@ -51,7 +51,6 @@ from ratchetlib.cli.main import main as ratchet_main  # noqa: E402
 from ratchetlib.learn import bandit, learning, program
 from ratchetlib.io import workspace
 from ratchetlib.core import state as runstate  # noqa: E402
-from ratchetlib.io.store import write_json  # noqa: E402
 
 MECHANISMS = ["hash map for the lookups", "binary search on the sorted keys", "cache the parsed header",
               "unroll the inner loop", "preallocate the output buffer", "batch the small writes",

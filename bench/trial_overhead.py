@@ -34,7 +34,6 @@ from ratchetlib.io import workspace
 from ratchetlib.measure import trial
 from ratchetlib.measure import reading
 from ratchetlib.verbs import session
-from ratchetlib.measure import sources  # noqa: E402
 
 WRITERS = {
     "stdout": "print('score: 1.5')",

@@ -92,9 +92,9 @@ class PairedTest(RepoTest):
         self.assertEqual(calls, ["reset", "ls-tree", "checkout"])
         self.assertEqual(self.records()[-1]["incumbent_scores"], [12.0, 12.0])
         self.assertEqual(read(self.repo, "value.txt").strip(), "13")
-        out, calls = self.git_calls_of_an_iterate(11)  # a revert of an unstaged change: checkouts alone too
-        self.assertIn("REVERT", out)
-        self.assertEqual(calls, ["checkout", "checkout"])
+        out, calls = self.git_calls_of_an_iterate(11)  # a revert of an unstaged change: the swap's checkout alone,
+        self.assertIn("REVERT", out)                   # the revert writes back the incumbent the swap captured
+        self.assertEqual(calls, ["checkout"])
         self.assertEqual(read(self.repo, "value.txt").strip(), "13")
         out, calls = self.git_calls_of_an_iterate(11, stage=True)
         self.assertIn("REVERT", out)
@@ -102,6 +102,30 @@ class PairedTest(RepoTest):
         self.assertEqual(read(self.repo, "value.txt").strip(), "13")
         self.assertEqual(subprocess.run(["git", "diff", "--cached", "--name-only"], cwd=self.repo, capture_output=True,
                                         text=True).stdout, "")  # nothing left staged
+
+    def test_a_revert_from_the_swaps_memory_leaves_what_gits_checkout_would(self):
+        """keep/finish._back_from_memory: the incumbent's bytes and modes back,
+        the candidate's new file and its new folder gone, nothing staged, git
+        sees a clean tree; the saved patch re-applies the candidate."""
+        os.chmod(os.path.join(self.repo, "value.txt"), 0o755)
+        subprocess.run(["git", "commit", "-qam", "exec bit"], cwd=self.repo, check=True)
+        self.start()
+        write(self.repo, "gen/deep/extra.txt", "the agent's new file\n")
+        with mock.patch.object(gitops, "git", wraps=gitops.git) as spy:
+            out = self.iterate(9)
+        self.assertIn("REVERT", out)
+        self.assertEqual([a for c in spy.call_args_list for a in c.args[1:] if a == "checkout"], ["checkout"])
+        self.assertEqual(read(self.repo, "value.txt").strip(), "10")
+        self.assertFalse(os.path.exists(os.path.join(self.repo, "gen")))
+        self.assertEqual(os.stat(os.path.join(self.repo, "value.txt")).st_mode & 0o777, 0o755)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=self.repo,
+                                capture_output=True, text=True).stdout
+        self.assertEqual(status, "")
+        rec = self.records()[-1]
+        self.assertEqual(sorted(rec["changed"]), ["gen/deep/extra.txt", "value.txt"])
+        subprocess.run(["git", "apply", "--binary", os.path.join(".ratchet", rec["patch"])], cwd=self.repo, check=True)
+        self.assertEqual(read(self.repo, "value.txt").strip(), "9")
+        self.assertEqual(read(self.repo, "gen/deep/extra.txt"), "the agent's new file\n")
 
     def test_the_tree_needs_no_git_status_of_its_own_when_the_runs_touch_no_tracked_file(self):
         """The first trial's tree comes from the candidate's own status, and

@@ -23,7 +23,7 @@ def cmd_init(a):
     run = session.init(a.cwd, flags)
     cfg = run.config
     human = (f"run {cfg.run_id} started on branch {cfg.branch} (from {cfg.original_branch or cfg.start_commit[:10]})\n"
-             + (f"report source: stdout (no --report-source given; the metric is read from the command's "
+             + ("report source: stdout (no --report-source given; the metric is read from the command's "
                 "output)\n" if assumed else "")
              + f"protected: {', '.join(cfg.protect)}\n"
              + (f"auto-protected because a command names them: {', '.join(cfg.auto_protected)} "

@@ -24,6 +24,8 @@ class Run(record.Record, frozen=False):
     holdout: dict | None = None  # set when this command ran the holdout
     verify_error: str | None = None  # set when an automatic verify could not run
     learned: dict | None = None  # the learning snapshot of this command's last decision (show.verdict)
+    incumbent_side: dict | None = None  # {"head", "side"}: the incumbent's bytes of the candidate's paths as
+    # keep/paired's swap captured them (io/swapfiles), for that iteration's revert to write back without git
 
     def save(self, state: RunState) -> None:
         """Write `state` (state.json) and make it this command's state: the one

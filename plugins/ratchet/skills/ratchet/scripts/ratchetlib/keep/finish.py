@@ -28,7 +28,7 @@ import time
 from ..core.record import replace as copy_with
 from ..core import decision, faults, headline, paths, sha256, state, term
 from ..core.errors import RatchetError, UsageError
-from ..io import artifacts, fresh, gitguard, githistory, gitops, gitpatch, harness, workspace
+from ..io import artifacts, fresh, gitguard, githistory, gitops, gitpatch, harness, swapfiles, workspace
 from ..io.store import atomic_write, now_iso
 from ..learn import learning
 from . import candidate, integrity, paired, recheck
@@ -60,6 +60,7 @@ def _apply_git(run: workspace.Run, rec: dict, cand: dict) -> dict:
     """
     repo, it = run.repo, rec["iter"]
     tracked, new = cand.get("tracked", []), cand.get("new", [])
+    measured, run.incumbent_side = run.incumbent_side, None  # this iteration's alone
     if rec["decision"] == decision.KEEP:
         head = gitops.head_sha(repo)
         if head != run.state.incumbent_sha and githistory.commit_trailer(repo, head) == it:
@@ -81,12 +82,34 @@ def _apply_git(run: workspace.Run, rec: dict, cand: dict) -> dict:
             patch = _measured_patch(run, cand, mine) or _diff(repo, [p for p in tracked if p in mine],
                                                                [p for p in new if p in mine], cand)
             atomic_write(patch_file, patch)
-        gitpatch.back_to_head(repo, tracked, new, bool(cand.get("index_is_head")))  # nothing staged: a checkout alone
+        if not _back_from_memory(run, rec, cand, measured):
+            swapfiles.clear_temps(repo, tracked + new)  # a write of _back_from_memory's a kill cut short
+            gitpatch.back_to_head(repo, tracked, new, bool(cand.get("index_is_head")))  # nothing staged: a checkout alone
         fresh.switched(repo, tracked + new)
         faults.point("reverted")
         if mine:
             rec = {**rec, "patch": os.path.relpath(patch_file, run.store.root)}
     return rec
+
+
+def _back_from_memory(run: workspace.Run, rec: dict, cand: dict, measured: dict | None) -> bool:
+    """Put the incumbent back by writing the side keep/paired's swap captured
+    of the same paths (issue 18: no `git checkout`, the same bytes and modes
+    it wrote): only when the tree holds exactly the candidate measured
+    (`patch_sha256`), nothing is staged, HEAD is still the incumbent it was
+    captured from, and the decision restored nothing of git's or the
+    harness's first (`tampered`). False: git does it (idempotent, as after
+    a kill part-way through these writes)."""
+    side = (measured or {}).get("side")
+    if (not side or rec["decision"] == decision.TAMPERED or not cand.get("patch_sha256")
+            or not cand.get("index_is_head") or measured.get("head") != run.state.incumbent_sha
+            or sorted(side) != sorted(cand.get("tracked", []) + cand.get("new", []))):
+        return False
+    try:
+        swapfiles.write_side(run.repo, side)
+    except OSError:
+        return False
+    return True
 
 
 def _diff(repo: str, tracked: list, new: list, cand: dict) -> bytes:

@@ -244,6 +244,8 @@ def measure(run, cur: dict, cand) -> tuple:
                 break
     finally:
         _end_pairs(run, cur, swap, sides, in_tree, last == "incumbent")
+    if sides.get("incumbent") and (cur.get("candidate") or {}).get("patch_sha256"):
+        run.incumbent_side = {"head": st.incumbent_sha, "side": sides["incumbent"]}
     return ctrials, itrials, verdict, log_scale
 
 

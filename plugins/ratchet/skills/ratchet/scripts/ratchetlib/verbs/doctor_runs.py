@@ -52,7 +52,7 @@ def run_checks(cfg, trials: list, tmp: str, timeout: float, checks: list) -> dic
         return {}
     if first["status"] == "crash":
         checks.append(Check("run command", FAIL, f"`{cfg.run_command}` failed: {first['detail']}{tail}",
-                            f"run it by hand from the repository root and fix the error"))
+                            "run it by hand from the repository root and fix the error"))
         return {}
     checks.append(Check("run command", OK, f"`{cfg.run_command}` exits 0 ({seconds_text(first['seconds'])})"))
     if first["status"] != "ok":
