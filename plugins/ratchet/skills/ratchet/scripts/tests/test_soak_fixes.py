@@ -13,7 +13,7 @@ import unittest
 from ratchetlib.io import workspace
 from ratchetlib.io import gitops, procs, runner
 from ratchetlib.verbs.loop import headless
-from tests.util import INIT, RepoTest, alive, git, read, wait_for_file, write
+from tests.util import BENCH, INIT, RepoTest, alive, git, read, wait_for_file, write
 
 
 class StagedUntrackedTest(RepoTest):
@@ -41,6 +41,39 @@ class StagedUntrackedTest(RepoTest):
         self.assertIn("iter 1: KEEP", self.iterate_after_add_all())  # not out-of-scope
         self.assertEqual(read(self.repo, "NOTES.txt"), "mine\n")
         self.assertEqual(git(self.repo, "status", "--porcelain"), "?? NOTES.txt\n")
+
+
+class BytecodeCacheTest(RepoTest):
+    """A bytecode cache written since the last decision (the benchmark
+    imported a module for the first time, the agent ran its tests) is not the
+    agent's change: a keep committed it, and every later import rewrote it,
+    every swap deleted it, so the tree no longer equalled HEAD (the soak,
+    seeds 8 and 9, with bytecode written as on a user's machine)."""
+    files = {"bench.py": BENCH, "value.txt": "10\n", "helper.py": "X = 1\n"}
+
+    def cache_then_change(self, stage=False):
+        self.start("--decision", "mean", "--trials", "1")
+        subprocess.run([sys.executable, "-c", "import helper"], cwd=self.repo, check=True,
+                       env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
+        cached = [f"__pycache__/{n}" for n in os.listdir(os.path.join(self.repo, "__pycache__"))]
+        self.assertEqual(len(cached), 1)
+        self.set_value(12)
+        write(self.repo, "extra.txt", "the agent's new file\n")
+        if stage:
+            git(self.repo, "add", "-A")
+        out = self.run_ok("iterate", "--hypothesis", "bigger")
+        self.assertIn("iter 1: KEEP", out)
+        self.assertEqual(sorted(self.records()[-1]["changed"]), ["extra.txt", "value.txt"])
+        self.assertEqual(git(self.repo, "show", "--name-only", "--format=", "HEAD").split(), ["extra.txt", "value.txt"])
+        self.assertEqual(git(self.repo, "status", "--porcelain"), "?? __pycache__/\n")  # untracked, as before
+        return out, cached[0]
+
+    def test_a_keep_does_not_commit_a_cache_made_since_the_last_decision(self):
+        self.cache_then_change()
+
+    def test_nor_one_the_agent_staged(self):
+        out, cached = self.cache_then_change(stage=True)
+        self.assertIn(f"unstaged {cached} (bytecode cache)", out)
 
 
 class GitFinishesOnASignalTest(unittest.TestCase):

@@ -64,6 +64,15 @@ def matches_any(path: str, specs) -> bool:
     return any(matches(path, s) for s in specs)
 
 
+def bytecode_cache(rel: str) -> bool:
+    """Whether `rel` lies in a `__pycache__` folder: Python's bytecode cache,
+    which any import of a module rewrites. It is never part of an agent's
+    change (keep/candidate: a keep would commit a file every later run
+    rewrites, and every swap deletes, io/fresh), nor of what a run wrote
+    (io/carry)."""
+    return "__pycache__" in rel.split("/")
+
+
 def classify(path: str, editable, protect) -> str:
     """PROTECTED beats EDITABLE; an empty editable list means 'all else'."""
     if matches_any(path, protect):

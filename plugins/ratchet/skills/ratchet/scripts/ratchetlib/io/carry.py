@@ -46,7 +46,7 @@ CREATED, CHANGED, DELETED = "created", "changed", "deleted"
 
 
 def _skip(rel: str) -> bool:
-    return "__pycache__" in rel.split("/") or rel == ".ratchet" or rel.startswith(".ratchet/")
+    return paths.bytecode_cache(rel) or rel == ".ratchet" or rel.startswith(".ratchet/")
 
 
 # --- the working tree -------------------------------------------------------------

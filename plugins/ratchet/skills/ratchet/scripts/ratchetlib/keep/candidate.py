@@ -49,11 +49,12 @@ def candidate(run: workspace.Run) -> Candidate:
     before = set(st.untracked_before or ())
     changes, ignored = gitops.status_and_ignored(repo)
     status = (*changes, *(gitops.Change("!!", p) for p in ignored))
-    theirs = [c.path for c in changes if c.xy[0] == "A" and c.path in before]
-    if theirs:  # untracked files that were there before, staged by the agent's `git add -A`: not its change
+    theirs = {c.path: "untracked before" if c.path in before else "bytecode cache" for c in changes
+              if c.xy[0] == "A" and (c.path in before or paths.bytecode_cache(c.path))}
+    if theirs:  # staged by the agent's `git add -A`, not its change: the user's untracked files, Python's caches
         gitops.git(repo, "reset", "-q", "--", *theirs)
         changes, status = gitops.status(repo), None
-        note = (note + "; " if note else "") + f"unstaged {listing(dict.fromkeys(theirs, 'untracked before'), 3)}"
+        note = (note + "; " if note else "") + f"unstaged {listing(theirs, 3)}"
     mode_only = [c.path for c in changes if c.xy == " M" and paths.classify(c.path, cfg.editable, cfg.protect)
                  == paths.PROTECTED and harness.content_unchanged(repo, run.store.root, c.path)]
     if mode_only:  # a chmod is not tampering; put the mode back so git sees no change
@@ -63,7 +64,7 @@ def candidate(run: workspace.Run) -> Candidate:
     index_is_head = all(c.xy == "??" or (c.xy[0] == " " and c.xy[1] in "MTD") for c in changes)
     changes = _refuse_nested(repo, changes, before)
     tracked = sorted(c.path for c in changes if not c.untracked)
-    new = sorted(c.path for c in changes if c.untracked and c.path not in before)
+    new = sorted(c.path for c in changes if c.untracked and c.path not in before and not paths.bytecode_cache(c.path))
     scope = {p: paths.classify(p, cfg.editable, cfg.protect) for p in tracked + new}
     xy = {c.path: c.xy for c in changes}
     protected = tuple(p for p, s in scope.items() if s == paths.PROTECTED)
