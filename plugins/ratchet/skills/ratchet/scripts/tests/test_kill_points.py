@@ -17,9 +17,11 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import tempfile
 import unittest
 import uuid
+from unittest import mock
 
 from ratchetlib.core import faults
 from tests.util import INIT, PY, RATCHET, RepoTest, cli, git, read, wait_for_file, write
@@ -27,9 +29,14 @@ from tests.util import INIT, PY, RATCHET, RepoTest, cli, git, read, wait_for_fil
 HERE = os.path.dirname(os.path.abspath(__file__))
 AGENT = os.path.join(HERE, "standin_agent.py")
 
-# The benchmark prints value.txt; when BENCH_ORPHAN names a file it first
+# The benchmark prints value.txt; when BENCH_PLANT names a file it first writes
+# it a second in (a startup hook, planted after the trial's start); when BENCH_ORPHAN names a file it first
 # starts a worker in its own session that outlives it, then sleeps BENCH_SLEEP.
 BENCH = ("import os, subprocess, sys, time\n"
+         "if os.environ.get('BENCH_PLANT'):\n"
+         "    time.sleep(1)\n"
+         "    os.makedirs(os.path.dirname(os.environ['BENCH_PLANT']), exist_ok=True)\n"
+         "    open(os.environ['BENCH_PLANT'], 'w').write('PLANTED = 1\\n')\n"
          "if os.environ.get('BENCH_ORPHAN'):\n"
          "    subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'], start_new_session=True)\n"
          "    open(os.environ['BENCH_ORPHAN'], 'w').write('started')\n"
@@ -170,6 +177,28 @@ class KillPointTest(RepoTest):
         self.invariants(candidate="12\n")
         self.assertIn("iter 1: KEEP", self.run_ok("iterate", "--hypothesis", "bigger"))
         self.invariants()
+
+    def test_a_startup_hook_the_trial_of_a_killed_command_plants_later_is_moved_aside(self):
+        """carry checks each run for planted startup hooks as it ends; a run
+        whose ratchet was killed ends later, under its keeper. The next
+        command moves what it wrote aside, so it runs in no later trial."""
+        base = tempfile.mkdtemp(prefix="ratchet-userbase-")
+        self.addCleanup(__import__("shutil").rmtree, base, True)
+        hook = os.path.join(base, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}", "site-packages",
+                            "usercustomize.py")
+        self.start(*MEAN)
+        self.set_value(12)
+        self.killed("trial", "iterate", "--hypothesis", "bigger", env={"PYTHONUSERBASE": base, "BENCH_PLANT": hook})
+        wait_for_file(hook)
+        with mock.patch.dict(os.environ, {"PYTHONUSERBASE": base}):
+            out = self.next_command("status")
+        self.assertIn("moved 1 Python startup hook(s) written after a killed command's trial began", out)
+        self.assertFalse(os.path.exists(hook))
+        moved = os.listdir(os.path.join(self.repo, ".ratchet", "quarantine"))
+        self.assertEqual(len(moved), 1)
+        self.assertTrue(moved[0].endswith("__site-packages__usercustomize.py"), moved)
+        self.assertEqual(read(self.repo, ".ratchet/quarantine/" + moved[0]), "PLANTED = 1\n")
+        self.invariants(candidate="12\n")
 
     def test_a_leftover_that_survives_the_kill_blocks_trials_until_clean(self):
         from unittest import mock

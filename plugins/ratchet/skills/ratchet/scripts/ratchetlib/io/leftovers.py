@@ -81,6 +81,24 @@ def dead_owners(folder: str) -> list:
     return [(p, s) for p, s in found if keeper.start_of(p) != s or not s]
 
 
+def began(folder: str, pid: int, start, skip_under: str) -> float | None:
+    """When the earliest process recorded for the dead command (pid, start)
+    in `folder` started, in seconds since the epoch (its leader's kernel start
+    time: clock ticks after boot), leaving out those whose outputs lie under
+    `skip_under` (an agent's: what it installs is its change, not a trial's
+    planting); None without such a record or off Linux."""
+    under = os.path.join(os.path.abspath(skip_under), "")
+    ticks = [rec["leader"].get("start") for rec, _ in _records(folder, runner.marker_prefix(pid, start))
+             if not all(str(o).startswith(under) for o in rec.get("outputs") or ["?"])]
+    ticks = [t for t in ticks if isinstance(t, int)]
+    try:
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+        return boot + min(ticks) / os.sysconf("SC_CLK_TCK") if ticks else None
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
 def rec_keeper(rec: dict) -> tuple:
     k = rec.get("keeper") or {}
     return k.get("pid"), k.get("start")

@@ -116,6 +116,26 @@ def snapshot(env=None) -> dict:
     return out
 
 
+def written_since(t0: float, env=None) -> list:
+    """The hooks created or changed at `t0` (seconds since the epoch) or
+    later, by their ctime (which no process can set back), with the
+    compiled copies Python made of them since (`__pycache__/STEM.*.pyc`):
+    what a trial left by a killed command may have planted after the last
+    check of its own run (keep/recover moves them aside). A second of slack
+    covers the coarse clock a start time is counted in."""
+    found = []
+    for path in snapshot(env):
+        cached = glob.glob(os.path.join(glob.escape(os.path.dirname(path)), "__pycache__",
+                                        glob.escape(os.path.splitext(os.path.basename(path))[0]) + ".*.pyc"))
+        for p in [path, *cached]:
+            try:
+                if os.lstat(p).st_ctime >= t0 - 1.0:
+                    found.append(p)
+            except OSError:
+                continue
+    return sorted(set(found))
+
+
 def changed(before: dict, after: dict | None = None) -> dict:
     """{path: created|changed|deleted} between two snapshots (default: now)."""
     after = snapshot() if after is None else after

@@ -43,6 +43,7 @@ FILES = {
     "report_html": "report.html", "parent": "parent.json", "best": "best/", "unclean": "UNCLEAN",
     "loop": "loop.json", "stop_hook": "stop-hook.json", "agents": "agents/", "worktrees": "worktrees/",
     "swap": "swap/", "verify": "verify.json", "procs": "procs/", "gitconfig": "gitconfig.json",
+    "quarantine": "quarantine/",
 }
 
 

@@ -118,6 +118,17 @@ def move_in(src: str, dest: str) -> None:
     os.replace(src, dest)
 
 
+def quarantine(root: str, path: str) -> str:
+    """Move file `path` (a startup hook outside the repository) into
+    `quarantine/` (FORMATS.md), never deleting it: its absolute path with
+    `/` written `__`, after the time; returns the new path."""
+    import shutil  # see keep_copy
+    import time
+    dest = os.path.join(folder(root, "quarantine"), time.strftime("%Y%m%dT%H%M%S-") + path.strip(os.sep).replace(os.sep, "__"))
+    shutil.move(path, dest)  # a rename, or a copy then a removal across file systems
+    return dest
+
+
 def copy_in(src: str, dest: str, keep_times: bool = False) -> None:
     """Copy file `src` (the repository's, a worktree's) to `dest`, a path the
     store named; `keep_times`: with its mode and times (a staged checkpoint,

@@ -108,6 +108,8 @@ def _leftover_processes(run: workspace.Run) -> list:
     owners = dict.fromkeys([(held, holder.get("pid_start"))] if held is not None else [])
     owners.update(dict.fromkeys(leftovers.dead_owners(folder)))
     notes, left, suspects, source = [], [], [], None
+    agents = run.store.path("agents")
+    began = [t for t in (leftovers.began(folder, pid, start, agents) for pid, start in owners) if t is not None]
     for pid, start in owners:
         what = f"the killed `{(holder.get('verb') if pid == held else None) or 'ratchet'}` (pid {pid})"
         killed, its_left, its_suspects = leftovers.sweep(pid, start, folder)
@@ -122,7 +124,28 @@ def _leftover_processes(run: workspace.Run) -> list:
         unclean.write(run.store, f"left by {source}", left, suspects)
     if suspects:
         notes.append(unclean.suspects_line(suspects))
-    return notes
+    return notes + (_planted_hooks(run, min(began)) if began else [])
+
+
+def _planted_hooks(run: workspace.Run, t0: float) -> list:
+    """Python startup hooks written since the killed command's first recorded
+    process began. Ratchet checks each run for hooks as it ends (io/carry);
+    a run it was killed during may plant one later (at its exit, under its
+    keeper), to run inside every later run. Moved aside, never deleted (one
+    the user installed meanwhile is there to put back)."""
+    from ..io import startup, store_files
+    moved = []
+    for path in startup.written_since(t0):
+        try:
+            moved.append((path, store_files.quarantine(run.store.root, path)))
+        except OSError:
+            continue
+    if not moved:
+        return []
+    shown = "; ".join(f"{p} -> .ratchet/quarantine/{os.path.basename(q)}" for p, q in moved[:3])
+    return [f"moved {len(moved)} Python startup hook(s) written after a killed command's trial began, which it may "
+            f"have planted to run inside later runs: {shown}{' and more' if len(moved) > 3 else ''}; "
+            f"put back any that is yours"]
 
 
 def _leftover_jobs(run: workspace.Run, holder: dict) -> list:
