@@ -77,8 +77,14 @@ def cancel(jobdir):
         time.sleep(0.05)
     with open(path) as f:
         pid = json.load(f)["pid"]
+    try:  # the worker's command line names its report: a pid reused since is left alone
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            mine = f"{job}.report".encode() in f.read()
+    except OSError:
+        mine = not os.path.isdir("/proc")
     try:
-        os.kill(pid, signal.SIGKILL)
+        if mine:
+            os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     with open(os.path.join(jobdir, job + ".cancelled"), "w") as f:

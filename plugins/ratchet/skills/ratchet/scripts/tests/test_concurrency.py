@@ -10,7 +10,7 @@ import tempfile
 import unittest
 from unittest import mock
 
-from tests.util import INIT, PY, RATCHET, RepoTest, alive, cli, git, read, slurp, wait_for, write
+from tests.util import INIT, PY, RATCHET, RepoTest, alive, belongs, cli, git, read, slurp, wait_for, write
 
 # bench.py sleeps BENCH_SLEEP seconds (after writing its pid to BENCH_PIDFILE) when they are set.
 SLOW_BENCH = ("import os, time\n"
@@ -39,7 +39,9 @@ class Background:
         self.proc.communicate()
         if os.path.exists(self.pidfile):
             try:
-                os.kill(int(slurp(self.pidfile)), signal.SIGKILL)
+                pid = int(slurp(self.pidfile))
+                if belongs(pid, self.pidfile):  # the trial's environment names its pid file
+                    os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, ValueError):
                 pass
 

@@ -10,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from tests.util import INIT, PY, RATCHET, RepoTest, alive, git, read, wait_for_file, write
+from tests.util import INIT, PY, RATCHET, RepoTest, alive, belongs, git, read, wait_for_file, write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 AGENT = os.path.join(HERE, "standin_agent.py")
@@ -301,7 +301,7 @@ class CancelCommandTest(LoopTest):
 
     def kill_jobs(self, jobs):
         for p in self.job_pids(jobs):
-            if alive(p):
+            if alive(p) and belongs(p, jobs):  # a worker's command line names its report in `jobs`
                 os.kill(p, signal.SIGKILL)
 
     def subprocess_fail(self, *argv):

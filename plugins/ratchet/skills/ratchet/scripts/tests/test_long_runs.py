@@ -14,7 +14,7 @@ from unittest import mock
 from ratchetlib.measure import heartbeat
 from ratchetlib.io import keeper, procs, runner
 from ratchetlib.verbs import tail
-from tests.util import INIT, RepoTest, TRIAL_PY, alive, cli, git, write
+from tests.util import INIT, RepoTest, TRIAL_PY, alive, belongs, cli, git, write
 
 HAS_PROC = os.path.isdir("/proc")
 
@@ -179,7 +179,8 @@ class LauncherTreeTest(RepoTest):
             return
         for p in live:
             try:
-                os.kill(p, signal.SIGKILL)
+                if belongs(p, self.repo):  # started in the repository, as the launcher's workers are
+                    os.kill(p, signal.SIGKILL)
             except OSError:
                 pass
 
@@ -233,7 +234,7 @@ class UncleanTest(RepoTest):
         with self.unkillable():
             err = self.run_fail("iterate", "--hypothesis", "h", code=1)
             pid = self.survivor()
-            self.addCleanup(lambda: alive(pid) and os.kill(pid, signal.SIGKILL))
+            self.addCleanup(lambda: alive(pid) and belongs(pid, self.repo) and os.kill(pid, signal.SIGKILL))
             self.assertIn("survived the kill", err)
             self.assertIn(str(pid), err)
             self.assertIn("ratchet.py clean", err)

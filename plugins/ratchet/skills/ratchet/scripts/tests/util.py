@@ -108,6 +108,24 @@ def wait_for(pred, seconds=20.0):
     return False
 
 
+def belongs(pid, needle: str) -> bool:
+    """Whether live process `pid` is this test's: `needle` (a path the test
+    made) in its command line or environment, or its working folder under it.
+    Check before killing a pid read earlier: once pids wrap (pid_max is 32768
+    on many machines) the number may name an unrelated process."""
+    for part in ("cmdline", "environ"):
+        try:
+            with open(f"/proc/{pid}/{part}", "rb") as f:
+                if needle.encode() in f.read():
+                    return True
+        except OSError:
+            pass
+    try:
+        return os.readlink(f"/proc/{pid}/cwd").startswith(needle)
+    except OSError:
+        return False
+
+
 def wait_for_file(path, seconds=20.0):
     """Wait until `path` holds something (written, not just created); AssertionError after `seconds`."""
     if not wait_for(lambda: os.path.exists(path) and os.path.getsize(path), seconds):
