@@ -174,7 +174,7 @@ class Cluster:
             f"SlurmctldPort={free_port()}",
             f"SlurmdPort={free_port()}",
             "SlurmUser=root", "SlurmdUser=root",
-            f"AuthType=auth/munge", f"AuthInfo=socket={self.socket}",
+            "AuthType=auth/munge", f"AuthInfo=socket={self.socket}",
             "CredType=cred/munge",
             "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none",
             "SelectType=select/cons_tres", "SelectTypeParameters=CR_CPU",

@@ -15,7 +15,7 @@ import tempfile
 import unittest
 from unittest import mock
 
-from tests.util import BENCH, INIT, PY, RATCHET, cli, git, make_repo, write
+from tests.util import INIT, PY, RATCHET, cli, git, make_repo, write
 
 
 def without(argv, flag):

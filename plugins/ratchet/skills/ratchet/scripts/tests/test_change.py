@@ -11,7 +11,6 @@ from ratchetlib.core.effects import pair_effect
 from ratchetlib.core.gain import gain_interval
 from ratchetlib.core.sprt import sprt_decide
 from ratchetlib.learn import hints, ideas, program
-from ratchetlib.keep import recheck
 from ratchetlib.present import figures
 from tests.util import BENCH, INIT, RepoTest
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import unittest
 
-from tests.util import INIT, RATCHET, RepoTest, cli
+from tests.util import INIT, RATCHET, RepoTest
 
 
 class CliTest(RepoTest):

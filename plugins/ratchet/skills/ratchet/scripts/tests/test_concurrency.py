@@ -5,12 +5,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import unittest
 from unittest import mock
 
-from tests.util import INIT, PY, RATCHET, RepoTest, alive, belongs, cli, git, read, slurp, wait_for, write
+from tests.util import PY, RATCHET, RepoTest, alive, belongs, cli, git, read, slurp, wait_for
 
 # bench.py sleeps BENCH_SLEEP seconds (after writing its pid to BENCH_PIDFILE) when they are set.
 SLOW_BENCH = ("import os, time\n"

@@ -7,14 +7,12 @@ import json
 import os
 import shutil
 import signal
-import sys
 import tempfile
-import time
 import unittest
 
 from ratchetlib.io import procs, runner
 from tests.test_concurrency import Background
-from tests.util import RepoTest, TRIAL_PY, alive, git, read, slurp, wait_for
+from tests.util import RepoTest, TRIAL_PY, alive, git, read, slurp
 
 SPAWNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spawner.py")
 

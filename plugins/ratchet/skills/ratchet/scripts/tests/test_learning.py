@@ -56,7 +56,6 @@ class HintsTest(Base):
         self.start()
         self.it(10.1, "tiny gain one")
         self.it(10.2, "tiny gain two")
-        path = os.path.join(self.repo, ".ratchet", "state.json")
         st = self.state()
         st["detectable_effect"] = 0.05  # what noise calibration would provide
         Store(self.repo).write_state(state_from_json(st))  # through the writer that seals it

@@ -1,6 +1,5 @@
 """Pure rules of issue 4: constraint/warn limits, several metrics (Pareto), their flags."""
 
-import os
 import tempfile
 import unittest
 

@@ -14,7 +14,7 @@ from unittest import mock
 from ratchetlib.measure import heartbeat
 from ratchetlib.io import keeper, procs, runner
 from ratchetlib.verbs import tail
-from tests.util import INIT, RepoTest, TRIAL_PY, alive, belongs, cli, git, write
+from tests.util import INIT, RepoTest, TRIAL_PY, alive, belongs, cli
 
 HAS_PROC = os.path.isdir("/proc")
 

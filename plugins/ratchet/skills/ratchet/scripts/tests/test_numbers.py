@@ -10,7 +10,7 @@ import unittest
 
 from ratchetlib.core import sourcespec
 from ratchetlib.measure import metrics, sources
-from tests.util import RepoTest, write
+from tests.util import RepoTest
 
 READ = [("1e5", 1e5), ("-0", 0.0), ("+3", 3.0), ("1_000", 1000.0), ("\u22123", -3.0), ("12.3ms", 12.3),
         ("45%", 45.0), ("0x10", 16.0), ("0o17", 15.0), ("0b101", 5.0), (".5", 0.5), ("5.", 5.0), ("12)", 12.0),

@@ -13,7 +13,7 @@ import unittest
 from ratchetlib.io import workspace
 from ratchetlib.io import gitops, procs, runner
 from ratchetlib.verbs.loop import headless
-from tests.util import BENCH, INIT, RepoTest, alive, git, read, wait_for_file, write
+from tests.util import BENCH, RepoTest, alive, git, read, wait_for_file, write
 
 
 class StagedUntrackedTest(RepoTest):

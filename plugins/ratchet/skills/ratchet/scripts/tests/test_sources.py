@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from ratchetlib.measure import sources, tfevents
+from ratchetlib.measure import tfevents
 
 from ratchetlib.measure import reading
 from ratchetlib.core.sourcespec import parse_source

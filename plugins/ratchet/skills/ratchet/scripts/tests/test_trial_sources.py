@@ -249,7 +249,7 @@ class SourceDetailsTest(RepoTest):
 
 class SettleTest(unittest.TestCase):
     def test_settle_waits_out_the_slack_only(self):
-        from ratchetlib.measure import capture, sources
+        from ratchetlib.measure import capture
         from ratchetlib.measure import reading
         ended = time.time()
         capture.wait_until_stale(ended, None)
