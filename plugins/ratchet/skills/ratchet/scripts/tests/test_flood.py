@@ -88,5 +88,33 @@ class FloodTrialTest(RepoTest):
             self.assertLess(size, clip.HEAD + clip.TAIL + clip._SLACK)
 
 
+    def test_outputs_of_iterations_long_decided_are_cut_again_not_the_baselines(self):
+        """io/clip.age: a night of chatty trials stays bounded; the baseline's
+        and the incumbent's outputs stay as they were clipped."""
+        from unittest import mock
+        self.start("--decision", "mean", "--trials", "1")
+        reports = os.path.join(self.repo, ".ratchet", "reports")
+        size = lambda it, ext: os.path.getsize(os.path.join(reports, f"iter-{it:04d}-trial-01.{ext}"))
+        with mock.patch.object(clip, "AGE_AFTER", 2):
+            for _ in range(3):
+                self.set_value(9)
+                self.assertIn("REVERT", self.run_ok("iterate", "--hypothesis", "smaller"))
+        old = clip.OLD_HEAD + clip.OLD_TAIL + clip._SLACK
+        self.assertLess(size(1, "txt"), old)  # decided 2 iterations before the last
+        self.assertLess(size(1, "err"), old)
+        with open(os.path.join(reports, "iter-0001-trial-01.txt"), "rb") as f:
+            self.assertTrue(f.read().endswith(b"done, no newline"))  # the tail is kept
+        for it in (0, 2, 3):
+            self.assertGreater(size(it, "err"), old, it)
+        with mock.patch.object(clip, "AGE_AFTER", 2):
+            self.set_value(12)
+            self.assertIn("KEEP", self.run_ok("iterate", "--hypothesis", "bigger"))  # iteration 4, the incumbent
+            for _ in range(2):
+                self.set_value(9)
+                self.run_ok("iterate", "--hypothesis", "smaller")
+        self.assertGreater(size(4, "err"), old)  # the incumbent's, due at iteration 6, spared
+        self.assertLess(size(3, "err"), old)
+
+
 if __name__ == "__main__":
     unittest.main()

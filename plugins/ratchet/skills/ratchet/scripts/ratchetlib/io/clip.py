@@ -9,6 +9,13 @@ with a one-line note where the middle was: the start (what ran, the config
 it printed) and the end (the summary, the traceback) are what a reader needs.
 So disk use is bounded per finished trial, and temporarily holds the full
 output of the trial that runs.
+
+`age` bounds it per run too: a night of iterations of a benchmark that
+logs megabytes would otherwise keep HEAD + TAIL of every output of every
+trial. Once AGE_AFTER more iterations have been decided, an iteration's
+outputs (its trials', verify runs', guard's and agent calls') are cut again,
+to OLD_HEAD + OLD_TAIL; the caller spares the baseline and the incumbent's
+and best's iterations. The records keep naming the same files.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from .store import atomic_write
 HEAD = 1 << 20
 TAIL = 4 << 20
 _SLACK = 1024
+AGE_AFTER = 20
+OLD_HEAD, OLD_TAIL = 16 << 10, 64 << 10
 
 
 def trim(path: str, head: int = HEAD, tail: int = TAIL) -> int | None:
@@ -45,3 +54,34 @@ def trim(path: str, head: int = HEAD, tail: int = TAIL) -> int | None:
             f"bytes, of which the first {len(first)} and the last {len(last)} are kept]\n")
     atomic_write(path, first + note.encode() + last)
     return cut
+
+
+def age(store, iteration: int) -> None:
+    """Cut every output iteration `iteration` left to OLD_HEAD + OLD_TAIL (see the module doc)."""
+    for path in _outputs(store, iteration):
+        trim(path, OLD_HEAD, OLD_TAIL)
+
+
+def _outputs(store, it: int) -> list:
+    """The output files of iteration `it` that exist, found by their names
+    (FORMATS.md: reports/, agents/), never by listing folders that hold a
+    whole run's: its trials' (numbered from 1, its verify runs' from 101, each
+    with at least its report), its guard's, its agent calls' (one, or one a slot)."""
+    found = []
+    for first in (1, 101):
+        k = first
+        while True:
+            have = [p for ext in ("txt", "out", "err", "cancel") for p in [store.report_path(it, k, ext)]
+                    if os.path.exists(p)]
+            if not have:
+                break
+            found += have
+            k += 1
+    found += [p for p in [store.file("reports", f"iter-{it:04d}-guard.txt")] if os.path.exists(p)]
+    for slot in ("", *(f"-slot-{k}" for k in range(1, 65))):
+        have = [p for ext in ("out", "err") for p in [store.file("agents", f"iter-{it:04d}{slot}.{ext}")]
+                if os.path.exists(p)]
+        if slot and not have:
+            break
+        found += have
+    return found

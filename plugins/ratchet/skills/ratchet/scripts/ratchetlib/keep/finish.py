@@ -28,7 +28,7 @@ import time
 from ..core.record import replace as copy_with
 from ..core import decision, faults, headline, paths, sha256, state, term
 from ..core.errors import RatchetError, UsageError
-from ..io import artifacts, fresh, gitguard, githistory, gitops, gitpatch, harness, swapfiles, workspace
+from ..io import artifacts, clip, fresh, gitguard, githistory, gitops, gitpatch, harness, swapfiles, workspace
 from ..io.store import atomic_write, now_iso
 from ..learn import learning
 from . import candidate, integrity, paired, recheck
@@ -165,6 +165,9 @@ def commit_state(run: workspace.Run, rec: dict) -> None:
     run.save(st)
     faults.point("state-renamed")
     run.store.clear_current()
+    old = rec["iter"] - clip.AGE_AFTER  # a night of chatty trials stays within a bounded size (io/clip)
+    if old > 0 and old not in (st.incumbent_iter, st.best_iter):
+        clip.age(run.store, old)
 
 
 def holdout_at_stop(run: workspace.Run) -> None:
