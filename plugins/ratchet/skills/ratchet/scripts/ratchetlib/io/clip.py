@@ -20,6 +20,7 @@ and best's iterations. The records keep naming the same files.
 
 from __future__ import annotations
 
+import itertools
 import os
 
 from .store import atomic_write
@@ -78,7 +79,7 @@ def _outputs(store, it: int) -> list:
             found += have
             k += 1
     found += [p for p in [store.file("reports", f"iter-{it:04d}-guard.txt")] if os.path.exists(p)]
-    for slot in ("", *(f"-slot-{k}" for k in range(1, 65))):
+    for slot in itertools.chain([""], (f"-slot-{k}" for k in itertools.count(1))):
         have = [p for ext in ("out", "err") for p in [store.file("agents", f"iter-{it:04d}{slot}.{ext}")]
                 if os.path.exists(p)]
         if slot and not have:

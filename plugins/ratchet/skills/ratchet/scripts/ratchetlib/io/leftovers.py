@@ -75,10 +75,10 @@ def dead_owners(folder: str) -> list:
         return []
     found = {}
     for name in names:
-        pid, start, *rest = name.split(".") + ["", ""]
+        pid, start = (name.split(".") + [""])[:2]
         if pid.isdigit() and start.isdigit() and name.endswith(".json"):
             found[(int(pid), int(start))] = None
-    return [(p, s) for p, s in found if keeper.start_of(p) != s or not s]
+    return [(p, s) for p, s in found if keeper.start_of(p) != s]  # start 0 (unknown) never matches a live one
 
 
 def began(folder: str, pid: int, start, skip_under: str) -> float | None:

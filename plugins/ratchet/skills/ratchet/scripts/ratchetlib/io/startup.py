@@ -123,17 +123,21 @@ def written_since(t0: float, env=None) -> list:
     what a trial left by a killed command may have planted after the last
     check of its own run (keep/recover moves them aside). A second of slack
     covers the coarse clock a start time is counted in."""
+    since = int((t0 - 1.0) * 1e9)
     found = []
-    for path in snapshot(env):
+    for path, entry in snapshot(env).items():
         cached = glob.glob(os.path.join(glob.escape(os.path.dirname(path)), "__pycache__",
                                         glob.escape(os.path.splitext(os.path.basename(path))[0]) + ".*.pyc"))
-        for p in [path, *cached]:
-            try:
-                if os.lstat(p).st_ctime >= t0 - 1.0:
-                    found.append(p)
-            except OSError:
-                continue
+        found += [path] if entry[2] >= since else []  # the snapshot's ctime_ns
+        found += [p for p in cached if _ctime_ns(p) >= since]
     return sorted(set(found))
+
+
+def _ctime_ns(path: str) -> int:
+    try:
+        return os.lstat(path).st_ctime_ns
+    except OSError:
+        return -1
 
 
 def changed(before: dict, after: dict | None = None) -> dict:

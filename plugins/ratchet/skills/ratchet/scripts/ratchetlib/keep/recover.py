@@ -105,7 +105,7 @@ def _leftover_processes(run: workspace.Run) -> list:
     if held is None and not os.path.isdir(folder):
         return []  # the common case, without importing the sweep (status: issue 18)
     from ..io import leftovers, unclean
-    owners = dict.fromkeys([(held, holder.get("pid_start"))] if held is not None else [])
+    owners = {(held, holder.get("pid_start")): None} if held is not None else {}
     owners.update(dict.fromkeys(leftovers.dead_owners(folder)))
     notes, left, suspects, source = [], [], [], None
     agents = run.store.path("agents")
