@@ -76,6 +76,25 @@ class BytecodeCacheTest(RepoTest):
         self.assertIn(f"unstaged {cached} (bytecode cache)", out)
 
 
+class QuarantineTest(unittest.TestCase):
+    """store_files.quarantine never deletes: the same hook moved aside twice
+    within one second (two recoveries) keeps both copies."""
+
+    def test_a_second_move_of_the_same_path_keeps_the_first(self):
+        from ratchetlib.io import store_files
+        root, outside = tempfile.mkdtemp(), tempfile.mkdtemp()
+        self.addCleanup(__import__("shutil").rmtree, root, True)
+        self.addCleanup(__import__("shutil").rmtree, outside, True)
+        hook = os.path.join(outside, "usercustomize.py")
+        moved = []
+        for text in ("first\n", "second\n"):
+            write(outside, "usercustomize.py", text)
+            moved.append(store_files.quarantine(root, hook))
+        self.assertNotEqual(moved[0], moved[1])
+        self.assertEqual([read(os.path.dirname(p), os.path.basename(p)) for p in moved], ["first\n", "second\n"])
+        self.assertFalse(os.path.exists(hook))
+
+
 class GitFinishesOnASignalTest(unittest.TestCase):
     """subprocess.run SIGKILLs its child when Ctrl-C or SIGTERM arrive; git would leave .git/index.lock."""
 

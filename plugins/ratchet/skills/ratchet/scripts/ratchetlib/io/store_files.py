@@ -124,7 +124,11 @@ def quarantine(root: str, path: str) -> str:
     `/` written `__`, after the time; returns the new path."""
     import shutil  # see keep_copy
     import time
-    dest = os.path.join(folder(root, "quarantine"), time.strftime("%Y%m%dT%H%M%S-") + path.strip(os.sep).replace(os.sep, "__"))
+    name = path.strip(os.sep).replace(os.sep, "__")
+    dest, n = os.path.join(folder(root, "quarantine"), time.strftime("%Y%m%dT%H%M%S-") + name), 1
+    while os.path.lexists(dest):  # the same hook moved twice within a second: keep both
+        n += 1
+        dest = os.path.join(folder(root, "quarantine"), time.strftime("%Y%m%dT%H%M%S-") + f"{n}-{name}")
     shutil.move(path, dest)  # a rename, or a copy then a removal across file systems
     return dest
 
